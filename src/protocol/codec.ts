@@ -1,0 +1,125 @@
+/**
+ * Decoding and validation of client frames, and encoding of server frames.
+ * Pure functions: no I/O, usable by the server and by tests alike.
+ */
+import { isValidChannel, isValidUserId } from './channel.js';
+import { ErrorCode, type ErrorBody } from './errors.js';
+import type { ClientFrame, Publication, ServerFrame, StreamPosition } from './frames.js';
+
+/** Deepest nesting of arrays and objects accepted in a frame. */
+export const MAX_JSON_DEPTH = 32;
+
+export type DecodeResult =
+  | { ok: true; frame: ClientFrame }
+  /** `id` is set when the frame had a usable id, so the error can be sent as a reply. */
+  | { ok: false; error: ErrorBody; id?: number };
+
+const fail = (code: ErrorBody['code'], message: string, id?: number): DecodeResult =>
+  id === undefined ? { ok: false, error: { code, message } } : { ok: false, error: { code, message }, id };
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function isId(v: unknown): v is number {
+  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+}
+
+function isOffset(v: unknown): v is number {
+  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+}
+
+/** Depth of nested arrays/objects, stopping as soon as `limit` is passed. */
+function depthExceeds(value: unknown, limit: number): boolean {
+  const stack: Array<[unknown, number]> = [[value, 1]];
+  while (stack.length > 0) {
+    const [v, d] = stack.pop() as [unknown, number];
+    if (typeof v !== 'object' || v === null) continue;
+    if (d > limit) return true;
+    const children = Array.isArray(v) ? v : Object.values(v);
+    for (const c of children) if (typeof c === 'object' && c !== null) stack.push([c, d + 1]);
+  }
+  return false;
+}
+
+function parseSince(v: unknown): StreamPosition | undefined | null {
+  if (v === undefined) return undefined;
+  if (!isRecord(v) || !isOffset(v.offset) || typeof v.epoch !== 'string' || v.epoch.length > 64) return null;
+  return { offset: v.offset, epoch: v.epoch };
+}
+
+/** Decode one text frame from a client. Never throws. */
+export function decodeClientFrame(text: string): DecodeResult {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch {
+    return fail(ErrorCode.BadRequest, 'frame is not valid JSON');
+  }
+  if (!isRecord(raw)) return fail(ErrorCode.BadRequest, 'frame must be a JSON object');
+  if (depthExceeds(raw, MAX_JSON_DEPTH)) return fail(ErrorCode.BadRequest, `frame nests deeper than ${MAX_JSON_DEPTH} levels`);
+
+  const type = raw.type;
+  // `ack` and `pong` carry no id; every other frame needs one.
+  const id = isId(raw.id) ? raw.id : undefined;
+  if (typeof type !== 'string') return fail(ErrorCode.BadRequest, 'frame has no string "type"', id);
+
+  switch (type) {
+    case 'pong':
+      return { ok: true, frame: { type: 'pong' } };
+    case 'ack': {
+      if (!isValidChannel(raw.channel)) return fail(ErrorCode.BadRequest, 'ack needs a valid "channel"');
+      if (!isOffset(raw.offset)) return fail(ErrorCode.BadRequest, 'ack needs a non-negative integer "offset"');
+      return { ok: true, frame: { type: 'ack', channel: raw.channel, offset: raw.offset } };
+    }
+    case 'subscribe':
+    case 'unsubscribe':
+    case 'publish':
+    case 'send':
+    case 'ping':
+      break;
+    default:
+      return fail(ErrorCode.BadRequest, `unknown frame type "${type.slice(0, 32)}"`, id);
+  }
+
+  if (id === undefined) {
+    return fail(ErrorCode.BadRequest, `"${type}" needs an "id": a non-negative integer`);
+  }
+
+  switch (type) {
+    case 'ping':
+      return { ok: true, frame: { type: 'ping', id } };
+    case 'send': {
+      if (!isValidUserId(raw.user)) return fail(ErrorCode.BadRequest, 'send needs a valid "user"', id);
+      if (!('data' in raw)) return fail(ErrorCode.BadRequest, 'send needs "data"', id);
+      return { ok: true, frame: { type: 'send', id, user: raw.user, data: raw.data } };
+    }
+    default: {
+      if (typeof raw.channel !== 'string') return fail(ErrorCode.BadRequest, `${type} needs a string "channel"`, id);
+      if (!isValidChannel(raw.channel)) {
+        return fail(ErrorCode.BadRequest, 'channel name must be 1-255 characters of A-Za-z0-9_-.:@=,', id);
+      }
+      const channel = raw.channel;
+      if (type === 'unsubscribe') return { ok: true, frame: { type, id, channel } };
+      if (type === 'publish') {
+        if (!('data' in raw)) return fail(ErrorCode.BadRequest, 'publish needs "data"', id);
+        return { ok: true, frame: { type, id, channel, data: raw.data } };
+      }
+      const since = parseSince(raw.since);
+      if (since === null) {
+        return fail(ErrorCode.BadRequest, '"since" must be {offset: non-negative integer, epoch: string}', id);
+      }
+      return { ok: true, frame: since ? { type: 'subscribe', id, channel, since } : { type: 'subscribe', id, channel } };
+    }
+  }
+}
+
+/** Encode a server frame. Publications are encoded once and the bytes shared by every subscriber. */
+export function encodeServerFrame(frame: ServerFrame): string {
+  return JSON.stringify(frame);
+}
+
+/** The `message` frame for a publication, as text. */
+export function encodeMessage(pub: Publication): string {
+  return JSON.stringify({ type: 'message', ...pub });
+}

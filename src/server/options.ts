@@ -1,0 +1,135 @@
+/**
+ * Everything a node can be configured with, and the defaults. The CLI
+ * (flags, `SWITCHBOARD_*` environment variables, `--config` JSON file) builds
+ * a `NodeOptions`; tests build one directly.
+ */
+
+/** Per-namespace channel options (the `namespaces` object of the config file). */
+export interface NamespaceOptions {
+  /** Messages kept per channel for recovery; 0 disables history (and offsets). */
+  historySize: number;
+  /** How long a message is kept, in seconds. */
+  historyTtl: number;
+  /** Whether the channel's subscribers are tracked for `/api/presence/:channel`. */
+  presence: boolean;
+  /** Whether clients may publish to channels of this namespace (the server API always may). */
+  publish: boolean;
+  /** Whether subscribing needs a matching pattern in the token's `channels` claim. */
+  private: boolean;
+}
+
+export type RoutingName = 'interest' | 'broadcast' | 'registry' | 'hashring';
+export const ROUTINGS: readonly RoutingName[] = ['interest', 'broadcast', 'registry', 'hashring'];
+
+export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+export const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+/** Caps on what one node, connection or IP may use. Each is hit by a test. */
+export interface Limits {
+  /** Largest accepted client frame, bytes; a larger one closes the connection with 1009. */
+  maxFrameBytes: number;
+  /** Open connections per node; past it, upgrades get HTTP 503. */
+  maxConnections: number;
+  /** New connections per client IP per second; past it, upgrades get HTTP 429. 0 disables. */
+  maxConnectionsPerIpPerSecond: number;
+  /** Frames per connection per second; past it, `rate_limited` errors, then close 4129. */
+  maxMessagesPerSecond: number;
+  /** Channels one connection may subscribe to (its personal channel not counted). */
+  maxSubscriptions: number;
+  /** Bytes queued for a connection that does not read; past it, close 4101. */
+  maxBufferedBytes: number;
+  /** Largest server API request body, bytes; past it, 413 `too_large`. */
+  maxBodyBytes: number;
+}
+
+export interface NodeOptions {
+  port: number;
+  host: string;
+  nodeId: string;
+  /** `memory`, or a broker URL (`redis://…`, `redis+cluster://…`, `nats://…`, `amqp://…`). */
+  broker: string;
+  routing: RoutingName;
+  /** HMAC key for HS256 tokens. */
+  secret?: string;
+  /** PEM text (not the path) of the RS256/ES256 public key. */
+  publicKey?: string;
+  apiKeys: string[];
+  /** Development only: accept `?user=<id>` without a token, and the server API without a key. */
+  insecure: boolean;
+  /** Seconds a draining node waits for its clients before it exits. */
+  drainTimeout: number;
+  /** Node processes on this machine sharing the port. */
+  workers: number;
+  /** Heartbeat: the server sends `ping` after this many quiet seconds. */
+  ping: number;
+  /** Heartbeat: seconds the server waits for an answer to its `ping` before closing with 4103. */
+  pongTimeout: number;
+  /** Use the first address of `X-Forwarded-For` as the client IP (behind a trusted proxy). */
+  trustProxy: boolean;
+  logLevel: LogLevel;
+  limits: Limits;
+  /** Options of the default namespace (channels without `:`) and of any namespace not listed. */
+  defaultNamespace: NamespaceOptions;
+  /** Options by namespace name; `user` configures personal channels. */
+  namespaces: Record<string, NamespaceOptions>;
+}
+
+export const DEFAULT_LIMITS: Readonly<Limits> = {
+  maxFrameBytes: 64 * 1024,
+  maxConnections: 200_000,
+  maxConnectionsPerIpPerSecond: 100,
+  maxMessagesPerSecond: 100,
+  maxSubscriptions: 1000,
+  maxBufferedBytes: 4 * 1024 * 1024,
+  maxBodyBytes: 1024 * 1024,
+};
+
+/** SPEC: every channel keeps its last 100 messages for 5 minutes. */
+export const DEFAULT_NAMESPACE: Readonly<NamespaceOptions> = {
+  historySize: 100,
+  historyTtl: 300,
+  presence: true,
+  publish: true,
+  private: false,
+};
+
+/** SPEC: personal channels keep 1000 messages for 24 hours. */
+export const DEFAULT_PERSONAL_NAMESPACE: Readonly<NamespaceOptions> = {
+  historySize: 1000,
+  historyTtl: 24 * 3600,
+  presence: true,
+  publish: true,
+  private: false,
+};
+
+export function defaultNodeId(): string {
+  const host = (process.env.HOSTNAME ?? 'node').replace(/[^A-Za-z0-9_.-]/g, '').slice(0, 40) || 'node';
+  return `${host}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+}
+
+/** Complete options from a partial set, filling every default. */
+export function withDefaults(partial: Partial<NodeOptions> = {}): NodeOptions {
+  const namespaces: Record<string, NamespaceOptions> = {
+    user: { ...DEFAULT_PERSONAL_NAMESPACE },
+    ...(partial.namespaces ?? {}),
+  };
+  return {
+    port: 8080,
+    host: '0.0.0.0',
+    broker: 'memory',
+    routing: 'interest',
+    apiKeys: [],
+    insecure: false,
+    drainTimeout: 30,
+    workers: 1,
+    ping: 25,
+    pongTimeout: 10,
+    trustProxy: false,
+    logLevel: 'info',
+    ...partial,
+    nodeId: partial.nodeId ?? defaultNodeId(),
+    limits: { ...DEFAULT_LIMITS, ...(partial.limits ?? {}) },
+    defaultNamespace: { ...DEFAULT_NAMESPACE, ...(partial.defaultNamespace ?? {}) },
+    namespaces,
+  };
+}
