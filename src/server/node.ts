@@ -1,22 +1,165 @@
 /**
- * A Switchboard node: HTTP server, WebSocket endpoint, server API, metrics,
- * and the core that ties sessions to the broker. (Being implemented.)
+ * A Switchboard node: HTTP server, WebSocket endpoint, server API, health,
+ * metrics and the demo page, around the core (`Gateway`) and its broker.
  */
-import type { NodeOptions } from './options.js';
+import { readFile } from 'node:fs/promises';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import type { Logger } from 'pino';
+import { CloseCode, ErrorCode } from '../protocol/index.js';
+import { createBroker } from '../brokers/index.js';
+import { TokenVerifier } from './auth/token.js';
+import { FrameHandler } from './core/frame-handler.js';
+import { Gateway } from './core/gateway.js';
+import { ServerApi, type NodeInfo } from './http/api.js';
+import { sendError, sendJson } from './http/respond.js';
+import { Upgrader } from './http/upgrade.js';
+import { createLogger } from './logger.js';
+import { Metrics } from './metrics.js';
+import { withDefaults, type NodeOptions } from './options.js';
 
 export interface SwitchboardNode {
   /** This node's id. */
   readonly id: string;
   /** The TCP port actually bound (useful with `port: 0`). */
   readonly port: number;
+  readonly options: NodeOptions;
+  readonly log: Logger;
   /** `http://host:port` + path, for tests and logs. */
   url(path?: string): string;
-  /** SIGTERM behaviour: stop accepting, close clients with 4100, leave the cluster, resolve when done or after drainTimeout. */
+  /** SIGTERM behaviour: stop accepting, close clients with 4100, leave the cluster; resolves when done or after `drainTimeout`. */
   drain(): Promise<void>;
-  /** Stop at once (tests). */
+  /** Stop at once, closing every connection. */
   close(): Promise<void>;
 }
 
-export async function startNode(_options: Partial<NodeOptions>): Promise<SwitchboardNode> {
-  throw new Error('not implemented yet');
+/** Files of the demo page, relative to the package root. */
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const STATIC: Record<string, { file: string; type: string }> = {
+  '/': { file: 'web/index.html', type: 'text/html; charset=utf-8' },
+  '/switchboard.js': { file: 'dist/web/switchboard.js', type: 'text/javascript; charset=utf-8' },
+  '/switchboard.js.map': { file: 'dist/web/switchboard.js.map', type: 'application/json' },
+};
+
+export async function startNode(partial: Partial<NodeOptions> = {}): Promise<SwitchboardNode> {
+  const options = withDefaults(partial);
+  const log = createLogger(options.nodeId, options.logLevel);
+  const metrics = new Metrics({ node: options.nodeId });
+  const broker = createBroker(options.broker);
+  const gateway = new Gateway(options.nodeId, options, broker, metrics, log);
+  const verifier = new TokenVerifier({ secret: options.secret, publicKey: options.publicKey });
+  const frames = new FrameHandler(gateway, metrics, options.limits.maxSubscriptions);
+  const startedAt = Date.now();
+  let draining = false;
+  let port = options.port;
+
+  const ready = () => broker.ready && !draining;
+  const info = (): NodeInfo => ({
+    id: options.nodeId,
+    address: `http://${options.host === '0.0.0.0' || options.host === '::' ? '127.0.0.1' : options.host}:${port}`,
+    connections: gateway.sessions.size,
+    subscriptions: gateway.subscriptionCount,
+    uptime: Math.round((Date.now() - startedAt) / 1000),
+    ready: ready(),
+    draining,
+  });
+  const api = new ServerApi({
+    gateway,
+    metrics,
+    apiKeys: options.apiKeys,
+    insecure: options.insecure,
+    maxBodyBytes: options.limits.maxBodyBytes,
+    nodes: () => [info()],
+    ready,
+  });
+  const upgrader = new Upgrader({ options, gateway, frames, verifier, metrics, log, draining: () => draining, ready });
+
+  const server = createServer((req, res) => {
+    route(req, res).catch((err: unknown) => {
+      log.error({ err }, 'request failed');
+      if (!res.headersSent) sendError(res, { code: ErrorCode.Internal, message: 'internal error' });
+      else res.destroy();
+    });
+  });
+  server.on('upgrade', (req: IncomingMessage, socket, head: Buffer) => upgrader.handle(req, socket, head));
+
+  async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    if (url.pathname.startsWith('/api/')) return api.handle(req, res, url);
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      return sendError(res, { code: ErrorCode.NotFound, message: `no such endpoint: ${req.method} ${url.pathname}` });
+    }
+    switch (url.pathname) {
+      case '/healthz':
+        return sendJson(res, 200, { status: 'ok' });
+      case '/readyz':
+        return ready()
+          ? sendJson(res, 200, { status: 'ready' })
+          : sendJson(res, 503, { status: draining ? 'draining' : 'broker unavailable' });
+      case '/metrics': {
+        const text = await metrics.registry.metrics();
+        res.writeHead(200, { 'content-type': metrics.registry.contentType });
+        res.end(text);
+        return;
+      }
+    }
+    const file = STATIC[url.pathname];
+    if (!file) return sendError(res, { code: ErrorCode.NotFound, message: `no such endpoint: ${url.pathname}` });
+    let body: Buffer;
+    try {
+      body = await readFile(ROOT + file.file);
+    } catch {
+      return sendError(res, { code: ErrorCode.NotFound, message: `${file.file} is missing: run npm run build` });
+    }
+    res.writeHead(200, { 'content-type': file.type, 'content-length': body.length, 'cache-control': 'no-cache' });
+    res.end(req.method === 'HEAD' ? undefined : body);
+  }
+
+  await gateway.start();
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(options.port, options.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+  } catch (err) {
+    await gateway.close();
+    throw err;
+  }
+  port = (server.address() as AddressInfo).port;
+  log.info({ port, host: options.host, broker: broker.kind }, 'switchboard node listening');
+
+  let stopping: Promise<void> | undefined;
+  const stop = async (graceMs: number): Promise<void> => {
+    draining = true;
+    server.close();
+    for (const s of [...gateway.sessions]) s.disconnect(CloseCode.Draining, 'node draining', true);
+    const deadline = Date.now() + graceMs;
+    while (upgrader.wss.clients.size > 0 && Date.now() < deadline) await sleep(20);
+    for (const ws of upgrader.wss.clients) ws.terminate();
+    server.closeAllConnections();
+    await gateway.close();
+    log.info('switchboard node stopped');
+  };
+
+  return {
+    id: options.nodeId,
+    get port() {
+      return port;
+    },
+    options,
+    log,
+    url: (path = '') => `http://127.0.0.1:${port}${path}`,
+    drain: () => (stopping ??= stop(options.drainTimeout * 1000)),
+    close: () => (stopping ??= stop(0)),
+  };
 }
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+

@@ -1,0 +1,74 @@
+/**
+ * The seam between a node's core and whatever carries messages between
+ * nodes. The core (sessions, channels, routing) talks only to this
+ * interface; each broker lives in its own folder and nothing outside that
+ * folder imports its client library.
+ */
+import type { Publication, PublishResult } from '../protocol/index.js';
+
+/** How much history a channel keeps. `size: 0` means none: no offsets, no recovery. */
+export interface HistoryPolicy {
+  size: number;
+  ttlMs: number;
+}
+
+/** A publication as it travels between nodes: the wire publication plus when it was accepted. */
+export interface BrokerPublication extends Publication {
+  /** Milliseconds since the Unix epoch at which the publish was accepted (for delivery latency). */
+  ts: number;
+}
+
+export interface HistoryQuery {
+  /** Return messages with offsets greater than this; omit for the newest ones. */
+  since?: number;
+  /** At most this many messages (the oldest first after `since`); 0 returns only the position. */
+  limit: number;
+}
+
+export interface HistoryPage {
+  /** The channel's top offset: the offset of its newest message (0 when none was ever published). */
+  offset: number;
+  epoch: string;
+  /** The smallest offset still stored, or `offset + 1` when nothing is stored. */
+  earliest: number;
+  messages: Publication[];
+}
+
+export interface PresenceEntry {
+  user: string;
+  session: string;
+  node: string;
+}
+
+export interface BrokerHandlers {
+  /** A publication on a channel this node subscribed to. Called in publish order per channel. */
+  onPublication(pub: BrokerPublication): void;
+  /** The broker became reachable or unreachable. */
+  onReadyChange(ready: boolean): void;
+}
+
+export interface Broker {
+  /** A short name for logs and metrics: `memory`, `redis`, … */
+  readonly kind: string;
+  /** Whether the broker is reachable now. */
+  readonly ready: boolean;
+  start(handlers: BrokerHandlers): Promise<void>;
+  close(): Promise<void>;
+
+  /** Start receiving publications of `channel` (this node has local subscribers). */
+  subscribe(channel: string): Promise<void>;
+  /** Stop receiving publications of `channel` (its last local subscriber left). */
+  unsubscribe(channel: string): Promise<void>;
+
+  /**
+   * Publish, assigning the offset and epoch atomically with storing it in
+   * history when `history` is given. Resolves once the broker has accepted it.
+   */
+  publish(pub: Omit<BrokerPublication, 'offset' | 'epoch'>, history: HistoryPolicy | null): Promise<PublishResult>;
+  history(channel: string, query: HistoryQuery, policy: HistoryPolicy): Promise<HistoryPage>;
+
+  /** Record a session as present on a channel. */
+  presenceAdd(channel: string, entry: PresenceEntry): Promise<void>;
+  presenceRemove(channel: string, session: string): Promise<void>;
+  presence(channel: string): Promise<PresenceEntry[]>;
+}

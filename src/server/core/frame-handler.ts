@@ -1,0 +1,133 @@
+/**
+ * Handles one frame from a client: limits, decoding, permissions, and the
+ * one reply each frame with an `id` gets. Errors from the client become
+ * error replies (or `error` frames) and the connection stays open; repeated
+ * abuse closes it (see `Session`).
+ */
+import {
+  decodeClientFrame,
+  ErrorCode,
+  matchesPattern,
+  personalChannel,
+  personalChannelUser,
+  SwitchboardError,
+  type ClientFrame,
+  type ErrorBody,
+} from '../../protocol/index.js';
+import type { Metrics } from '../metrics.js';
+import type { Gateway } from './gateway.js';
+import type { Session } from './session.js';
+
+export class FrameHandler {
+  constructor(
+    private readonly gateway: Gateway,
+    private readonly metrics: Metrics,
+    private readonly maxSubscriptions: number,
+  ) {}
+
+  /** Handle a received WebSocket message: checks now, the work in the session's queue. Never throws. */
+  receive(session: Session, data: Buffer | string, isBinary: boolean): void {
+    const now = Date.now();
+    const admitted = session.admit(now);
+    if (admitted === 'closed') return;
+    if (isBinary) {
+      this.fail(session, undefined, { code: ErrorCode.BadRequest, message: 'binary frames are not supported: send JSON text' });
+      session.noteMalformed(now);
+      return;
+    }
+    const decoded = decodeClientFrame(typeof data === 'string' ? data : data.toString('utf8'));
+    if (admitted === 'limited') {
+      const id = decoded.ok ? ('id' in decoded.frame ? decoded.frame.id : undefined) : decoded.id;
+      this.fail(session, id, { code: ErrorCode.RateLimited, message: 'too many messages: slow down' });
+      return;
+    }
+    if (!decoded.ok) {
+      this.fail(session, decoded.id, decoded.error);
+      session.noteMalformed(now);
+      return;
+    }
+    const frame = decoded.frame;
+    this.metrics.messagesIn.inc({ type: frame.type });
+    // Pongs and acks need no order and no broker.
+    if (frame.type === 'pong' || frame.type === 'ack') return;
+    const id = 'id' in frame ? frame.id : undefined;
+    const queued = session.enqueue(async () => {
+      if (session.closed) return;
+      try {
+        await this.dispatch(session, frame);
+      } catch (err) {
+        const body: ErrorBody =
+          err instanceof SwitchboardError ? err.toBody() : { code: ErrorCode.Internal, message: 'internal error' };
+        this.fail(session, id, body);
+      }
+    });
+    if (!queued) this.fail(session, id, { code: ErrorCode.RateLimited, message: 'too many requests in flight' });
+  }
+
+  private async dispatch(session: Session, frame: ClientFrame): Promise<void> {
+    switch (frame.type) {
+      case 'pong':
+      case 'ack':
+        // `admit` already cleared the heartbeat. Acknowledged offsets are not
+        // kept yet: offline delivery will use them.
+        return;
+      case 'ping':
+        session.send({ type: 'pong', id: frame.id });
+        return;
+      case 'subscribe': {
+        this.checkSubscribe(session, frame.channel);
+        const { id } = frame;
+        await this.gateway.subscribe(session, frame.channel, frame.since, (result) =>
+          session.send({ type: 'reply', id, result }),
+        );
+        return;
+      }
+      case 'unsubscribe':
+        if (frame.channel === personalChannel(session.user)) {
+          throw new SwitchboardError(ErrorCode.BadRequest, 'the personal channel cannot be unsubscribed');
+        }
+        await this.gateway.unsubscribe(session, frame.channel);
+        session.send({ type: 'reply', id: frame.id, result: {} });
+        return;
+      case 'publish':
+      case 'send': {
+        const channel = frame.type === 'send' ? personalChannel(frame.user) : frame.channel;
+        this.checkPublish(session, channel);
+        const result = await this.gateway.publish(channel, frame.data, session.user);
+        session.send({ type: 'reply', id: frame.id, result });
+        return;
+      }
+    }
+  }
+
+  private checkSubscribe(session: Session, channel: string): void {
+    if (session.channels.has(channel)) throw new SwitchboardError(ErrorCode.BadRequest, `already subscribed to ${channel}`);
+    if (personalChannelUser(channel) !== undefined) {
+      throw new SwitchboardError(ErrorCode.Forbidden, 'personal channels of other users cannot be subscribed');
+    }
+    if (session.subscriptionCount >= this.maxSubscriptions) {
+      throw new SwitchboardError(ErrorCode.TooLarge, `subscription limit reached (${this.maxSubscriptions} per connection)`);
+    }
+    this.checkPrivate(session, channel);
+  }
+
+  private checkPublish(session: Session, channel: string): void {
+    const policy = this.gateway.namespaces.of(channel);
+    if (!policy.publish) {
+      throw new SwitchboardError(ErrorCode.Forbidden, `clients may not publish to namespace "${policy.namespace}"`);
+    }
+    this.checkPrivate(session, channel);
+  }
+
+  private checkPrivate(session: Session, channel: string): void {
+    if (!this.gateway.namespaces.of(channel).private) return;
+    if (!session.grants.some((p) => matchesPattern(p, channel))) {
+      throw new SwitchboardError(ErrorCode.Forbidden, `channel ${channel} needs a token that grants it`);
+    }
+  }
+
+  private fail(session: Session, id: number | undefined, error: ErrorBody): void {
+    this.metrics.errors.inc({ code: error.code });
+    session.send(id === undefined ? { type: 'error', error } : { type: 'reply', id, error });
+  }
+}

@@ -1,0 +1,33 @@
+/** Resolves a channel's options from its namespace (the part before the first `:`). */
+import { namespaceOf } from '../../protocol/index.js';
+import type { HistoryPolicy } from '../../brokers/broker.js';
+import type { NamespaceOptions, NodeOptions } from '../options.js';
+
+export interface ChannelPolicy extends NamespaceOptions {
+  namespace: string;
+  /** The broker history policy, or null when the namespace keeps no history. */
+  history: HistoryPolicy | null;
+}
+
+export class Namespaces {
+  private readonly cache = new Map<string, ChannelPolicy>();
+
+  constructor(private readonly options: Pick<NodeOptions, 'namespaces' | 'defaultNamespace'>) {}
+
+  of(channel: string): ChannelPolicy {
+    const name = namespaceOf(channel);
+    let policy = this.cache.get(name);
+    if (!policy) {
+      // Namespaces come from configuration, so the cache is bounded by it plus
+      // one entry for every unknown namespace name seen — cap that too.
+      const ns = this.options.namespaces[name] ?? this.options.defaultNamespace;
+      policy = {
+        ...ns,
+        namespace: name,
+        history: ns.historySize > 0 ? { size: ns.historySize, ttlMs: ns.historyTtl * 1000 } : null,
+      };
+      if (this.options.namespaces[name] || this.cache.size < 1000) this.cache.set(name, policy);
+    }
+    return policy;
+  }
+}

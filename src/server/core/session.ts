@@ -1,0 +1,203 @@
+/**
+ * One client connection: its identity, its subscriptions with their
+ * positions, its limits and its heartbeat state. Delivery goes through
+ * `deliver`, which de-duplicates by offset and holds messages back while a
+ * subscription is still recovering; all teardown goes through `disconnect`.
+ */
+import { CloseCode, type Publication, type ServerFrame } from '../../protocol/index.js';
+import type { Limits } from '../options.js';
+import { TokenBucket, WindowCounter } from './rate.js';
+
+/** What a session writes to: a WebSocket in production, a recorder in unit tests. */
+export interface Transport {
+  send(data: Buffer | string): void;
+  close(code: number, reason: string): void;
+  /** Bytes queued but not yet written to the network. */
+  readonly bufferedAmount: number;
+}
+
+/** A subscription's delivery state. */
+interface ChannelState {
+  /** Set while the subscription is recovering: live messages wait here, in order. */
+  pending: Array<[Publication, Buffer]> | null;
+  /** The newest offset delivered (or covered by the subscribe reply), and its epoch. */
+  offset: number;
+  epoch: string | undefined;
+}
+
+/** Live messages held back per recovering subscription before the session is judged too slow. */
+const MAX_PENDING = 10_000;
+/** Frames waiting for earlier ones to finish (e.g. on a slow broker) before new ones are refused. */
+const MAX_QUEUED = 1000;
+/** Malformed frames tolerated per 10 seconds before closing with 4008. */
+const MAX_MALFORMED = 10;
+
+export interface SessionInit {
+  id: string;
+  user: string;
+  /** Channel patterns granted by the token. */
+  grants: string[];
+  ip: string;
+  transport: Transport;
+  limits: Limits;
+  now: number;
+  /** Called once, when the session is closed from either side. */
+  onClosed: (session: Session) => void;
+}
+
+export class Session {
+  readonly id: string;
+  readonly user: string;
+  readonly grants: string[];
+  readonly ip: string;
+  readonly connectedAt: number;
+  /** Every channel this session is subscribed to or subscribing to, its personal channel included. */
+  readonly channels = new Map<string, ChannelState>();
+  closed = false;
+  /** The close code the server closed with, if it did. */
+  closeCode: number | undefined;
+  lastSentAt: number;
+  /** When the server's unanswered `ping` was sent, if one is outstanding. */
+  pingSentAt: number | undefined;
+
+  /** Frames are handled one after another, in the order they arrived. */
+  private queue: Promise<void> = Promise.resolve();
+  private queued = 0;
+  private readonly transport: Transport;
+  private readonly limits: Limits;
+  private readonly onClosed: (session: Session) => void;
+  private readonly bucket: TokenBucket;
+  private readonly violations: WindowCounter;
+  private readonly malformed: WindowCounter;
+
+  constructor(init: SessionInit) {
+    this.id = init.id;
+    this.user = init.user;
+    this.grants = init.grants;
+    this.ip = init.ip;
+    this.transport = init.transport;
+    this.limits = init.limits;
+    this.onClosed = init.onClosed;
+    this.connectedAt = init.now;
+    this.lastSentAt = init.now;
+    const rate = init.limits.maxMessagesPerSecond;
+    this.bucket = new TokenBucket(rate, rate, init.now);
+    // A client that keeps sending while limited for about a second more is closed.
+    this.violations = new WindowCounter(Math.max(10, rate), 10_000, init.now);
+    this.malformed = new WindowCounter(MAX_MALFORMED, 10_000, init.now);
+  }
+
+  /** Count of subscriptions the client asked for (the personal channel is not one). */
+  get subscriptionCount(): number {
+    return this.channels.size - 1;
+  }
+
+  /** Record a received frame; 'ok', 'limited' (reply rate_limited), or 'closed' (4129 sent). */
+  admit(now: number): 'ok' | 'limited' | 'closed' {
+    this.pingSentAt = undefined;
+    if (this.bucket.take(now)) return 'ok';
+    if (this.violations.hit(now)) {
+      this.disconnect(CloseCode.RateLimited, 'rate limited', true);
+      return 'closed';
+    }
+    return 'limited';
+  }
+
+  /** Record a malformed frame; closes with 4008 on repeated abuse. Returns whether the session is still open. */
+  noteMalformed(now: number): boolean {
+    if (this.malformed.hit(now)) this.disconnect(CloseCode.PolicyViolation, 'too many malformed frames', false);
+    return !this.closed;
+  }
+
+  /**
+   * Run `task` after every task queued before it. False (and `task` not run)
+   * when too many are waiting: the broker is not keeping up with this client.
+   */
+  enqueue(task: () => Promise<void>): boolean {
+    if (this.queued >= MAX_QUEUED) return false;
+    this.queued++;
+    this.queue = this.queue
+      .then(task)
+      // Tasks report their own errors; one that throws anyway is a bug, and
+      // the session cannot be trusted to be consistent after it.
+      .catch(() => this.disconnect(1011, 'internal error', true))
+      .finally(() => this.queued--);
+    return true;
+  }
+
+  /** Begin a subscription: live messages are held until `ready` is called. */
+  begin(channel: string): void {
+    this.channels.set(channel, { pending: [], offset: 0, epoch: undefined });
+  }
+
+  /**
+   * Finish a subscription's recovery: `respond` sends the reply (or welcome)
+   * carrying the recovered messages up to `position`; then the held live
+   * messages that come after it are written.
+   */
+  ready(channel: string, position: { offset: number; epoch: string | undefined }, respond: () => void): void {
+    if (this.closed) return;
+    const state = this.channels.get(channel);
+    // Unsubscribed while recovering: the subscribe still gets its one reply.
+    if (!state) return respond();
+    const pending = state.pending ?? [];
+    state.pending = null;
+    state.offset = position.offset;
+    state.epoch = position.epoch;
+    respond();
+    for (const [pub, bytes] of pending) this.deliver(pub, bytes);
+  }
+
+  /** Deliver a publication already encoded as a `message` frame. Returns whether it was written. */
+  deliver(pub: Publication, bytes: Buffer): boolean {
+    const state = this.channels.get(pub.channel);
+    if (!state || this.closed) return false;
+    if (state.pending) {
+      if (state.pending.length >= MAX_PENDING) {
+        this.disconnect(CloseCode.SlowConsumer, 'too many messages while recovering', true);
+        return false;
+      }
+      state.pending.push([pub, bytes]);
+      return false;
+    }
+    if (pub.offset !== undefined) {
+      if (pub.epoch === state.epoch && pub.offset <= state.offset) return false;
+      state.offset = pub.offset;
+      state.epoch = pub.epoch;
+    }
+    return this.write(bytes);
+  }
+
+  send(frame: ServerFrame): boolean {
+    return this.write(JSON.stringify(frame));
+  }
+
+  /** Write bytes; a connection whose unsent bytes pass the limit is closed with 4101. */
+  write(data: Buffer | string): boolean {
+    if (this.closed) return false;
+    this.transport.send(data);
+    this.lastSentAt = Date.now();
+    if (this.transport.bufferedAmount > this.limits.maxBufferedBytes) {
+      this.disconnect(CloseCode.SlowConsumer, 'slow consumer', true);
+      return false;
+    }
+    return true;
+  }
+
+  /** The one way a session ends from the server side: a `disconnect` frame, then the close. */
+  disconnect(code: number, reason: string, reconnect: boolean): void {
+    if (this.closed) return;
+    this.transport.send(JSON.stringify({ type: 'disconnect', code, reason, reconnect }));
+    this.closed = true;
+    this.closeCode = code;
+    this.transport.close(code, reason);
+    this.onClosed(this);
+  }
+
+  /** The connection went away on its own (client close, network error). */
+  gone(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.onClosed(this);
+  }
+}

@@ -1,0 +1,219 @@
+/**
+ * The server API for business services (SPEC "Server API"): JSON over HTTP,
+ * `Authorization: Bearer <api-key>`, errors as `{"error": {code, message}}`.
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import {
+  CloseCode,
+  ErrorCode,
+  isValidChannel,
+  isValidUserId,
+  personalChannel,
+  SwitchboardError,
+  type PublishResult,
+} from '../../protocol/index.js';
+import type { Gateway } from '../core/gateway.js';
+import type { Metrics } from '../metrics.js';
+import { readJsonObject, sendError, sendJson } from './respond.js';
+
+/** What `/api/nodes` says about a node. */
+export interface NodeInfo {
+  id: string;
+  address: string;
+  connections: number;
+  subscriptions: number;
+  uptime: number;
+  ready: boolean;
+  draining: boolean;
+}
+
+export interface ApiContext {
+  gateway: Gateway;
+  metrics: Metrics;
+  apiKeys: string[];
+  /** With no API key configured, `--insecure` leaves the API open. */
+  insecure: boolean;
+  maxBodyBytes: number;
+  nodes: () => NodeInfo[];
+  /** Whether the node can accept publications now (broker reachable, not draining). */
+  ready: () => boolean;
+}
+
+/** Channels one `/api/broadcast` may name. */
+const MAX_BROADCAST_CHANNELS = 1000;
+const MAX_HISTORY_LIMIT = 10_000;
+
+type Handler = (req: IncomingMessage, params: string[], url: URL) => Promise<unknown>;
+
+export class ServerApi {
+  private readonly keyDigests: Buffer[];
+  private readonly routes: Array<{ method: string; path: RegExp; handler: Handler }>;
+
+  constructor(private readonly ctx: ApiContext) {
+    this.keyDigests = ctx.apiKeys.map(digest);
+    this.routes = [
+      { method: 'POST', path: /^\/api\/publish$/, handler: (req) => this.publish(req) },
+      { method: 'POST', path: /^\/api\/send$/, handler: (req) => this.send(req) },
+      { method: 'POST', path: /^\/api\/broadcast$/, handler: (req) => this.broadcast(req) },
+      { method: 'GET', path: /^\/api\/users\/([^/]+)$/, handler: (_r, p) => this.user(p[0] ?? '') },
+      { method: 'GET', path: /^\/api\/presence\/([^/]+)$/, handler: (_r, p) => this.presence(p[0] ?? '') },
+      { method: 'GET', path: /^\/api\/history\/([^/]+)$/, handler: (_r, p, url) => this.history(p[0] ?? '', url) },
+      { method: 'POST', path: /^\/api\/disconnect$/, handler: (req) => this.disconnect(req) },
+      { method: 'GET', path: /^\/api\/nodes$/, handler: async () => ({ nodes: this.ctx.nodes() }) },
+    ];
+  }
+
+  async handle(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+    try {
+      this.authorize(req);
+      const pathMatches = this.routes.filter((r) => r.path.test(url.pathname));
+      if (pathMatches.length === 0) throw new SwitchboardError(ErrorCode.NotFound, `no such endpoint: ${url.pathname}`);
+      const route = pathMatches.find((r) => r.method === req.method);
+      if (!route) {
+        res.setHeader('allow', pathMatches.map((r) => r.method).join(', '));
+        sendError(res, { code: ErrorCode.BadRequest, message: `method ${req.method ?? ''} not allowed` }, 405);
+        return;
+      }
+      const params = (route.path.exec(url.pathname) ?? []).slice(1).map((p) => decodeURIComponent(p));
+      sendJson(res, 200, await route.handler(req, params, url));
+    } catch (err) {
+      const error =
+        err instanceof SwitchboardError ? err.toBody() : { code: ErrorCode.Internal, message: 'internal error' };
+      this.ctx.metrics.errors.inc({ code: error.code });
+      sendError(res, error);
+    }
+  }
+
+  private authorize(req: IncomingMessage): void {
+    if (this.keyDigests.length === 0) {
+      if (this.ctx.insecure) return;
+      throw new SwitchboardError(ErrorCode.Unauthorized, 'the server API is disabled: start the node with --api-key');
+    }
+    const header = req.headers.authorization ?? '';
+    const match = /^Bearer (.+)$/i.exec(header);
+    if (!match?.[1]) throw new SwitchboardError(ErrorCode.Unauthorized, 'missing "Authorization: Bearer <api-key>"');
+    const given = digest(match[1]);
+    if (!this.keyDigests.some((k) => timingSafeEqual(k, given))) {
+      throw new SwitchboardError(ErrorCode.Unauthorized, 'invalid API key');
+    }
+  }
+
+  private checkReady(): void {
+    if (!this.ctx.ready()) throw new SwitchboardError(ErrorCode.Unavailable, 'node is not ready: try another node');
+  }
+
+  private async publish(req: IncomingMessage): Promise<PublishResult> {
+    const body = await readJsonObject(req, this.ctx.maxBodyBytes);
+    const channel = requireChannel(body.channel);
+    requireData(body);
+    this.checkReady();
+    return this.ctx.gateway.publish(channel, body.data);
+  }
+
+  private async send(req: IncomingMessage): Promise<PublishResult> {
+    const body = await readJsonObject(req, this.ctx.maxBodyBytes);
+    const user = requireUser(body.user);
+    requireData(body);
+    this.checkReady();
+    return this.ctx.gateway.publish(personalChannel(user), body.data);
+  }
+
+  private async broadcast(req: IncomingMessage): Promise<{ results: Array<PublishResult | { error: unknown }> }> {
+    const body = await readJsonObject(req, this.ctx.maxBodyBytes);
+    const channels = body.channels;
+    if (!Array.isArray(channels) || channels.length === 0 || channels.length > MAX_BROADCAST_CHANNELS) {
+      throw new SwitchboardError(
+        ErrorCode.BadRequest,
+        `"channels" must be an array of 1 to ${MAX_BROADCAST_CHANNELS} channel names`,
+      );
+    }
+    channels.forEach(requireChannel);
+    requireData(body);
+    this.checkReady();
+    const results = await Promise.all(
+      (channels as string[]).map((c) =>
+        this.ctx.gateway.publish(c, body.data).catch((err: unknown) => ({
+          error: err instanceof SwitchboardError ? err.toBody() : { code: ErrorCode.Internal, message: 'internal error' },
+        })),
+      ),
+    );
+    return { results };
+  }
+
+  private async user(user: string): Promise<unknown> {
+    requireUser(user);
+    const entries = await this.ctx.gateway.presence(personalChannel(user));
+    return { online: entries.length > 0, sessions: entries.map(({ session, node }) => ({ session, node })) };
+  }
+
+  private async presence(channel: string): Promise<unknown> {
+    requireChannel(channel);
+    const policy = this.ctx.gateway.namespaces.of(channel);
+    if (!policy.presence) {
+      throw new SwitchboardError(ErrorCode.NotFound, `presence is not kept for namespace "${policy.namespace}"`);
+    }
+    return { members: await this.ctx.gateway.presence(channel) };
+  }
+
+  private async history(channel: string, url: URL): Promise<unknown> {
+    requireChannel(channel);
+    const policy = this.ctx.gateway.namespaces.of(channel);
+    if (!policy.history) throw new SwitchboardError(ErrorCode.NotFound, `namespace "${policy.namespace}" keeps no history`);
+    const since = optionalInt(url.searchParams.get('since'), 'since');
+    const limit = Math.min(optionalInt(url.searchParams.get('limit'), 'limit') ?? policy.history.size, MAX_HISTORY_LIMIT);
+    try {
+      const page = await this.ctx.gateway.broker.history(
+        channel,
+        since === undefined ? { limit } : { since, limit },
+        policy.history,
+      );
+      return { offset: page.offset, epoch: page.epoch, messages: page.messages };
+    } catch {
+      throw new SwitchboardError(ErrorCode.Unavailable, 'broker unavailable');
+    }
+  }
+
+  private async disconnect(req: IncomingMessage): Promise<{ sessions: number }> {
+    const body = await readJsonObject(req, this.ctx.maxBodyBytes);
+    const user = requireUser(body.user);
+    const code = body.code ?? CloseCode.Disconnected;
+    if (typeof code !== 'number' || !Number.isInteger(code) || code < 4000 || code > 4199) {
+      throw new SwitchboardError(ErrorCode.BadRequest, '"code" must be an integer from 4000 to 4199');
+    }
+    const reason = body.reason ?? 'disconnected by the server';
+    if (typeof reason !== 'string' || Buffer.byteLength(reason) > 120) {
+      throw new SwitchboardError(ErrorCode.BadRequest, '"reason" must be a string of at most 120 bytes');
+    }
+    const sessions = this.ctx.gateway.sessionsOf(user);
+    for (const s of sessions) s.disconnect(code, reason, code >= 4100);
+    return { sessions: sessions.length };
+  }
+}
+
+function digest(key: string): Buffer {
+  return createHash('sha256').update(key).digest();
+}
+
+function requireChannel(v: unknown): string {
+  if (!isValidChannel(v)) {
+    throw new SwitchboardError(ErrorCode.BadRequest, 'channel name must be 1-255 characters of A-Za-z0-9_-.:@=,');
+  }
+  return v;
+}
+
+function requireUser(v: unknown): string {
+  if (!isValidUserId(v)) throw new SwitchboardError(ErrorCode.BadRequest, '"user" must be a valid user id');
+  return v;
+}
+
+function requireData(body: Record<string, unknown>): void {
+  if (!('data' in body)) throw new SwitchboardError(ErrorCode.BadRequest, 'body needs "data"');
+}
+
+function optionalInt(v: string | null, name: string): number | undefined {
+  if (v === null || v === '') return undefined;
+  const n = Number(v);
+  if (!Number.isSafeInteger(n) || n < 0) throw new SwitchboardError(ErrorCode.BadRequest, `"${name}" must be a non-negative integer`);
+  return n;
+}

@@ -1,0 +1,89 @@
+/**
+ * Prometheus metrics of one node (prom-client), in a registry of its own so
+ * that several nodes in one process do not share counters. Every name starts
+ * with `switchboard_`.
+ */
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+
+export class Metrics {
+  readonly registry = new Registry();
+  /** Open client connections. */
+  readonly connections: Gauge;
+  /** Channel subscriptions held by this node's sessions, personal channels included. */
+  readonly subscriptions: Gauge;
+  /** Client frames received, by frame type. */
+  readonly messagesIn: Counter<'type'>;
+  /** Publications accepted by this node, by source (`client` or `api`). */
+  readonly published: Counter<'source'>;
+  /** `message` frames written to client sockets. */
+  readonly delivered: Counter;
+  /** From publish accepted to the message written to the last local socket. */
+  readonly latency: Histogram;
+  /** Subscriptions with `since`: recovered in full, or not. */
+  readonly recoveries: Counter<'result'>;
+  /** Connections refused before the upgrade, by reason. */
+  readonly rejected: Counter<'reason'>;
+  /** Connections closed by the server, by close code. */
+  readonly disconnects: Counter<'code'>;
+  /** Error replies sent to clients and the server API, by error code. */
+  readonly errors: Counter<'code'>;
+
+  constructor(labels: { node: string }) {
+    const registers = [this.registry];
+    this.registry.setDefaultLabels(labels);
+    collectDefaultMetrics({ register: this.registry, prefix: 'switchboard_' });
+    this.connections = new Gauge({ name: 'switchboard_connections', help: 'Open client connections', registers });
+    this.subscriptions = new Gauge({
+      name: 'switchboard_subscriptions',
+      help: 'Channel subscriptions of connected sessions, personal channels included',
+      registers,
+    });
+    this.messagesIn = new Counter({
+      name: 'switchboard_messages_in_total',
+      help: 'Client frames received, by type',
+      labelNames: ['type'],
+      registers,
+    });
+    this.published = new Counter({
+      name: 'switchboard_publications_total',
+      help: 'Publications accepted by this node, by source',
+      labelNames: ['source'],
+      registers,
+    });
+    this.delivered = new Counter({
+      name: 'switchboard_messages_out_total',
+      help: 'Message frames written to client sockets',
+      registers,
+    });
+    this.latency = new Histogram({
+      name: 'switchboard_delivery_latency_seconds',
+      help: 'Time from publish accepted to the message written to the local sockets',
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers,
+    });
+    this.recoveries = new Counter({
+      name: 'switchboard_recoveries_total',
+      help: 'Subscriptions with a recovery position, by result (recovered or failed)',
+      labelNames: ['result'],
+      registers,
+    });
+    this.rejected = new Counter({
+      name: 'switchboard_connections_rejected_total',
+      help: 'Connections refused before the WebSocket upgrade, by reason',
+      labelNames: ['reason'],
+      registers,
+    });
+    this.disconnects = new Counter({
+      name: 'switchboard_disconnects_total',
+      help: 'Connections closed by the server, by close code',
+      labelNames: ['code'],
+      registers,
+    });
+    this.errors = new Counter({
+      name: 'switchboard_errors_total',
+      help: 'Error replies sent, by error code',
+      labelNames: ['code'],
+      registers,
+    });
+  }
+}
