@@ -17,7 +17,7 @@ import { sendError, sendJson } from './http/respond.js';
 import { Upgrader } from './http/upgrade.js';
 import { createLogger } from './logger.js';
 import { Metrics } from './metrics.js';
-import { withDefaults, type NodeOptions } from './options.js';
+import { withDefaults, type NodeOptions, type NodeOptionsInput } from './options.js';
 
 export interface SwitchboardNode {
   /** This node's id. */
@@ -42,7 +42,7 @@ const STATIC: Record<string, { file: string; type: string }> = {
   '/switchboard.js.map': { file: 'dist/web/switchboard.js.map', type: 'application/json' },
 };
 
-export async function startNode(partial: Partial<NodeOptions> = {}): Promise<SwitchboardNode> {
+export async function startNode(partial: NodeOptionsInput = {}): Promise<SwitchboardNode> {
   const options = withDefaults(partial);
   const log = createLogger(options.nodeId, options.logLevel);
   const metrics = new Metrics({ node: options.nodeId });
@@ -134,12 +134,14 @@ export async function startNode(partial: Partial<NodeOptions> = {}): Promise<Swi
 
   let stopping: Promise<void> | undefined;
   const stop = async (graceMs: number): Promise<void> => {
+    // While clients leave, the HTTP side stays up: /readyz says 503 and
+    // upgrades are refused, so load balancers steer new clients elsewhere.
     draining = true;
-    server.close();
     for (const s of [...gateway.sessions]) s.disconnect(CloseCode.Draining, 'node draining', true);
     const deadline = Date.now() + graceMs;
     while (upgrader.wss.clients.size > 0 && Date.now() < deadline) await sleep(20);
     for (const ws of upgrader.wss.clients) ws.terminate();
+    server.close();
     server.closeAllConnections();
     await gateway.close();
     log.info('switchboard node stopped');

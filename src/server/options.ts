@@ -107,8 +107,14 @@ export function defaultNodeId(): string {
   return `${host}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
 }
 
+/** Options as given by a caller: anything left out takes its default, limits and namespace options field by field. */
+export type NodeOptionsInput = Partial<Omit<NodeOptions, 'limits' | 'defaultNamespace'>> & {
+  limits?: Partial<Limits>;
+  defaultNamespace?: Partial<NamespaceOptions>;
+};
+
 /** Complete options from a partial set, filling every default. */
-export function withDefaults(partial: Partial<NodeOptions> = {}): NodeOptions {
+export function withDefaults(partial: NodeOptionsInput = {}): NodeOptions {
   const namespaces: Record<string, NamespaceOptions> = {
     user: { ...DEFAULT_PERSONAL_NAMESPACE },
     ...(partial.namespaces ?? {}),
