@@ -85,7 +85,7 @@ describe('RS256 and ES256 with --public-key', () => {
       const { publicKey, privateKey } = await generateKeyPair(alg, { extractable: true });
       const other = await generateKeyPair(alg);
       const n = await node({ publicKey: await exportSPKI(publicKey) });
-      const sign = (key: CryptoKey) =>
+      const sign = (key: Parameters<SignJWT['sign']>[0]) =>
         new SignJWT({ sub: 'carol' }).setProtectedHeader({ alg }).setExpirationTime('5m').sign(key);
       const c = await connect(n, `token=${await sign(privateKey)}`);
       expect(c.welcome.user).toBe('carol');

@@ -56,9 +56,10 @@ export class FrameHandler {
       try {
         await this.dispatch(session, frame);
       } catch (err) {
-        const body: ErrorBody =
+        const error: ErrorBody =
           err instanceof SwitchboardError ? err.toBody() : { code: ErrorCode.Internal, message: 'internal error' };
-        this.fail(session, id, body);
+        this.metrics.errors.inc({ code: error.code });
+        session.send(id === undefined ? { type: 'error', error } : { type: 'reply', id, error });
       }
     });
     if (!queued) this.fail(session, id, { code: ErrorCode.RateLimited, message: 'too many requests in flight' });
@@ -126,8 +127,11 @@ export class FrameHandler {
     }
   }
 
+  /** Send an error in its turn: after the replies to earlier frames (and after `welcome`). */
   private fail(session: Session, id: number | undefined, error: ErrorBody): void {
     this.metrics.errors.inc({ code: error.code });
-    session.send(id === undefined ? { type: 'error', error } : { type: 'reply', id, error });
+    const write = async () => void session.send(id === undefined ? { type: 'error', error } : { type: 'reply', id, error });
+    // A full queue is itself the error being reported: say it at once.
+    if (!session.enqueue(write)) void write();
   }
 }

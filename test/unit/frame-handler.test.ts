@@ -1,0 +1,179 @@
+/**
+ * Every error path of the frame handler, without sockets: a session writes
+ * to a recording transport; the core runs on the real in-process broker.
+ */
+import { pino } from 'pino';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { MemoryBroker } from '../../src/brokers/memory/memory-broker.js';
+import type { ServerFrame } from '../../src/protocol/index.js';
+import { FrameHandler } from '../../src/server/core/frame-handler.js';
+import { Gateway } from '../../src/server/core/gateway.js';
+import type { Session, Transport } from '../../src/server/core/session.js';
+import { Metrics } from '../../src/server/metrics.js';
+import { withDefaults, type NodeOptionsInput } from '../../src/server/options.js';
+
+class Recorder implements Transport {
+  readonly frames: ServerFrame[] = [];
+  closedWith: { code: number; reason: string } | undefined;
+  bufferedAmount = 0;
+  send(data: Buffer | string): void {
+    this.frames.push(JSON.parse(String(data)) as ServerFrame);
+  }
+  close(code: number, reason: string): void {
+    this.closedWith = { code, reason };
+  }
+  last(): ServerFrame | undefined {
+    return this.frames.at(-1);
+  }
+}
+
+let gateway: Gateway;
+let handler: FrameHandler;
+
+async function setup(opts: NodeOptionsInput = {}): Promise<void> {
+  const options = withDefaults({ nodeId: 'n1', logLevel: 'silent', ...opts });
+  const metrics = new Metrics({ node: 'n1' });
+  gateway = new Gateway('n1', options, new MemoryBroker(), metrics, pino({ level: 'silent' }));
+  await gateway.start();
+  handler = new FrameHandler(gateway, metrics, options.limits.maxSubscriptions);
+}
+
+/** A session that has received its welcome. */
+async function session(user = 'alice'): Promise<{ s: Session; t: Recorder }> {
+  const t = new Recorder();
+  const s = gateway.open({ user, grants: [], ip: '127.0.0.1', transport: t });
+  await settle();
+  expect(t.frames[0]).toMatchObject({ type: 'welcome', user });
+  return { s, t };
+}
+
+/** Let queued frame tasks finish. */
+const settle = () => new Promise((r) => setTimeout(r, 5));
+
+async function send(s: Session, frame: unknown): Promise<void> {
+  handler.receive(s, Buffer.from(typeof frame === 'string' ? frame : JSON.stringify(frame)), false);
+  await settle();
+}
+
+beforeEach(() => setup());
+afterEach(() => gateway.close());
+
+describe('malformed frames get bad_request and the connection survives', () => {
+  const cases: Array<[string, unknown, number | undefined]> = [
+    ['invalid JSON', '{"type": "ping", ', undefined],
+    ['a JSON array', '[1,2,3]', undefined],
+    ['a JSON string', '"ping"', undefined],
+    ['no type', { id: 1 }, 1],
+    ['type not a string', { type: 5, id: 2 }, 2],
+    ['unknown type', { type: 'teleport', id: 3 }, 3],
+    ['subscribe without id', { type: 'subscribe', channel: 'a' }, undefined],
+    ['id not an integer', { type: 'ping', id: 'x' }, undefined],
+    ['negative id', { type: 'ping', id: -1 }, undefined],
+    ['subscribe without channel', { type: 'subscribe', id: 4 }, 4],
+    ['channel not a string', { type: 'subscribe', id: 5, channel: 42 }, 5],
+    ['channel with a space', { type: 'subscribe', id: 6, channel: 'a b' }, 6],
+    ['channel with a slash', { type: 'publish', id: 7, channel: 'a/b', data: 1 }, 7],
+    ['channel too long', { type: 'subscribe', id: 8, channel: 'x'.repeat(256) }, 8],
+    ['empty channel', { type: 'unsubscribe', id: 9, channel: '' }, 9],
+    ['since without epoch', { type: 'subscribe', id: 10, channel: 'a', since: { offset: 1 } }, 10],
+    ['since with a float offset', { type: 'subscribe', id: 11, channel: 'a', since: { offset: 1.5, epoch: 'e' } }, 11],
+    ['publish without data', { type: 'publish', id: 12, channel: 'a' }, 12],
+    ['send without user', { type: 'send', id: 13, data: 1 }, 13],
+    ['send to an invalid user', { type: 'send', id: 14, user: 'a b', data: 1 }, 14],
+    ['ack without offset', { type: 'ack', channel: 'a' }, undefined],
+  ];
+  for (const [name, frame, id] of cases) {
+    it(name, async () => {
+      const { s, t } = await session();
+      await send(s, frame);
+      const reply = t.last();
+      if (id === undefined) expect(reply).toMatchObject({ type: 'error', error: { code: 'bad_request' } });
+      else expect(reply).toMatchObject({ type: 'reply', id, error: { code: 'bad_request' } });
+      expect(t.closedWith).toBeUndefined();
+      await send(s, { type: 'ping', id: 99 });
+      expect(t.last()).toEqual({ type: 'pong', id: 99 });
+    });
+  }
+
+  it('binary frames get an error frame', async () => {
+    const { s, t } = await session();
+    handler.receive(s, Buffer.from([0xff, 0x00]), true);
+    await settle();
+    expect(t.last()).toMatchObject({ type: 'error', error: { code: 'bad_request', message: expect.stringContaining('binary') } });
+    expect(t.closedWith).toBeUndefined();
+  });
+
+  it('ten malformed frames within ten seconds close the connection with 4008 (no reconnect)', async () => {
+    const { s, t } = await session();
+    for (let i = 0; i < 10; i++) await send(s, 'nope');
+    expect(t.closedWith).toBeUndefined();
+    await send(s, 'nope');
+    expect(t.closedWith?.code).toBe(4008);
+    expect(t.last()).toMatchObject({ type: 'disconnect', code: 4008, reconnect: false });
+    expect(gateway.sessions.has(s)).toBe(false);
+  });
+});
+
+describe('permissions and state errors', () => {
+  it('subscribing twice is bad_request; another user’s personal channel is forbidden; own personal channel cannot be left', async () => {
+    const { s, t } = await session();
+    await send(s, { type: 'subscribe', id: 1, channel: 'room' });
+    expect(t.last()).toMatchObject({ id: 1, result: { channel: 'room', recovered: true } });
+    await send(s, { type: 'subscribe', id: 2, channel: 'room' });
+    expect(t.last()).toMatchObject({ id: 2, error: { code: 'bad_request' } });
+    await send(s, { type: 'subscribe', id: 3, channel: 'user:bob' });
+    expect(t.last()).toMatchObject({ id: 3, error: { code: 'forbidden' } });
+    await send(s, { type: 'subscribe', id: 4, channel: 'user:alice' });
+    expect(t.last()).toMatchObject({ id: 4, error: { code: 'bad_request' } });
+    await send(s, { type: 'unsubscribe', id: 5, channel: 'user:alice' });
+    expect(t.last()).toMatchObject({ id: 5, error: { code: 'bad_request' } });
+  });
+
+  it('subscription limit gives too_large', async () => {
+    await gateway.close();
+    await setup({ limits: { maxSubscriptions: 2 } });
+    const { s, t } = await session();
+    await send(s, { type: 'subscribe', id: 1, channel: 'a' });
+    await send(s, { type: 'subscribe', id: 2, channel: 'b' });
+    await send(s, { type: 'subscribe', id: 3, channel: 'c' });
+    expect(t.last()).toMatchObject({ id: 3, error: { code: 'too_large' } });
+  });
+
+  it('rate limit gives rate_limited replies, then 4129', async () => {
+    await gateway.close();
+    await setup({ limits: { maxMessagesPerSecond: 5 } });
+    const { s, t } = await session();
+    for (let i = 1; i <= 6; i++) handler.receive(s, Buffer.from(JSON.stringify({ type: 'ping', id: i })), false);
+    await settle();
+    expect(t.frames.filter((f) => f.type === 'pong')).toHaveLength(5);
+    expect(t.last()).toMatchObject({ type: 'reply', id: 6, error: { code: 'rate_limited' } });
+    for (let i = 7; i <= 20; i++) handler.receive(s, Buffer.from(JSON.stringify({ type: 'ping', id: i })), false);
+    await settle();
+    expect(t.closedWith?.code).toBe(4129);
+  });
+});
+
+describe('delivery', () => {
+  it('writes a connection past its buffered-bytes limit off with 4101', async () => {
+    await gateway.close();
+    await setup({ limits: { maxBufferedBytes: 1000 } });
+    const { s, t } = await session();
+    await send(s, { type: 'subscribe', id: 1, channel: 'feed' });
+    t.bufferedAmount = 1001;
+    await gateway.publish('feed', 'x');
+    expect(t.closedWith?.code).toBe(4101);
+    expect(gateway.sessions.has(s)).toBe(false);
+  });
+
+  it('does not deliver a message twice when it is both recovered and live', async () => {
+    const { s, t } = await session();
+    const first = await gateway.publish('dup', 1);
+    // Subscribe recovering from before offset 1: the reply carries 1; a replayed live copy must be dropped.
+    await send(s, { type: 'subscribe', id: 1, channel: 'dup', since: { offset: 0, epoch: first.epoch } });
+    expect(t.last()).toMatchObject({ id: 1, result: { recovered: true, messages: [{ offset: 1, data: 1 }] } });
+    const stored = { channel: 'dup', data: 1, offset: 1, epoch: first.epoch };
+    expect(s.deliver(stored, Buffer.from(JSON.stringify({ type: 'message', ...stored })))).toBe(false);
+    await gateway.publish('dup', 2);
+    expect(t.last()).toMatchObject({ type: 'message', channel: 'dup', offset: 2 });
+  });
+});
