@@ -57,11 +57,14 @@ export function decodeClientFrame(text: string): DecodeResult {
     return fail(ErrorCode.BadRequest, 'frame is not valid JSON');
   }
   if (!isRecord(raw)) return fail(ErrorCode.BadRequest, 'frame must be a JSON object');
-  if (depthExceeds(raw, MAX_JSON_DEPTH)) return fail(ErrorCode.BadRequest, `frame nests deeper than ${MAX_JSON_DEPTH} levels`);
+  // `ack` and `pong` carry no id; every other frame needs one. Read it first
+  // so that every later error can still be a reply to it.
+  const id = isId(raw.id) ? raw.id : undefined;
+  if (depthExceeds(raw, MAX_JSON_DEPTH)) {
+    return fail(ErrorCode.BadRequest, `frame nests deeper than ${MAX_JSON_DEPTH} levels`, id);
+  }
 
   const type = raw.type;
-  // `ack` and `pong` carry no id; every other frame needs one.
-  const id = isId(raw.id) ? raw.id : undefined;
   if (typeof type !== 'string') return fail(ErrorCode.BadRequest, 'frame has no string "type"', id);
 
   switch (type) {

@@ -56,8 +56,8 @@ export class MemoryBus {
     let result: PublishResult = {};
     if (history && history.size > 0) {
       const stored = this.stream(pub.channel).append(strip(pub), history, this.now());
-      delivered = { ...pub, offset: stored.offset, epoch: stored.epoch } as BrokerPublication;
-      result = { offset: stored.offset, epoch: stored.epoch } as PublishResult;
+      delivered = { ...pub, offset: stored.offset, epoch: stored.epoch };
+      result = { offset: stored.offset, epoch: stored.epoch };
     }
     const set = this.subscribers.get(pub.channel);
     if (set) for (const b of set) b.deliver(delivered);
@@ -105,16 +105,21 @@ export class MemoryBroker implements Broker {
   readonly kind = 'memory';
   readonly ready = true;
   private handlers: BrokerHandlers | undefined;
+  private started = false;
   private readonly channels = new Set<string>();
 
   constructor(private readonly bus: MemoryBus = new MemoryBus()) {}
 
   async start(handlers: BrokerHandlers): Promise<void> {
     this.handlers = handlers;
-    this.bus.attach();
+    if (!this.started) this.bus.attach();
+    this.started = true;
   }
 
+  /** Idempotent: the bus counts attached brokers, so only a started broker detaches, once. */
   async close(): Promise<void> {
+    if (!this.started) return;
+    this.started = false;
     for (const c of this.channels) this.bus.unsubscribe(c, this);
     this.channels.clear();
     this.bus.detach();
