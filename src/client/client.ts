@@ -1,0 +1,404 @@
+/**
+ * `SwitchboardClient`: one logical connection to a Switchboard cluster that
+ * survives reconnects. Its lifecycle is a state machine —
+ * `disconnected` → `connecting` → `connected` (on `welcome`) → back to
+ * `connecting` on a drop — with one `setState` and one `teardown` through
+ * which every disconnection passes.
+ */
+import {
+  CloseCode,
+  ErrorCode,
+  isTerminalClose,
+  isValidChannel,
+  isValidUserId,
+  type ClientFrame,
+  type Publication,
+  type PublishResult,
+  type StreamPosition,
+  type SubscribeResult,
+  type WelcomeFrame,
+} from '../protocol/index.js';
+import { AckBatcher } from './ack.js';
+import { backoffDelay } from './backoff.js';
+import { applyRecovery, StreamCursor } from './cursor.js';
+import { decodeServerFrame } from './decode.js';
+import { Emitter } from './emitter.js';
+import { ClientError, LocalErrorCode } from './errors.js';
+import type { ClientEvents, ClientState, ConnectedEvent } from './events.js';
+import { resolveOptions, type ClientOptions, type ResolvedOptions } from './options.js';
+import { Requests, type RequestBody, type RequestFrame } from './requests.js';
+import { Subscription, type SubscriptionHost } from './subscription.js';
+import { buildConnectUrl, closableCode, WS_CLOSING, WS_OPEN, type WebSocketLike } from './transport.js';
+import { Watchdog } from './watchdog.js';
+
+/** Close code and reason of `client.disconnect()`. */
+const CLIENT_DISCONNECT = { code: 1000, reason: 'client disconnect' } as const;
+/** WebSocket close reasons are capped at 123 bytes. */
+const MAX_REASON_CHARS = 100;
+
+export class SwitchboardClient extends Emitter<ClientEvents> {
+  private readonly opts: ResolvedOptions;
+  private currentState: ClientState = 'disconnected';
+  private ws: WebSocketLike | null = null;
+  /** Bumped by every attempt and every teardown; an async step of an older attempt sees the change and gives up. */
+  private connId = 0;
+  /** Failed attempts since the last `welcome`: the backoff exponent. */
+  private attempt = 0;
+  private reconnectTimer: ReturnType<typeof setTimeout> | undefined;
+  private connectTimer: ReturnType<typeof setTimeout> | undefined;
+  private readonly watchdog = new Watchdog(() => this.teardown(CloseCode.HeartbeatTimeout, 'heartbeat timeout', true));
+  private readonly requests: Requests;
+  private readonly acks: AckBatcher;
+  private readonly subs = new Map<string, Subscription>();
+  private readonly host: SubscriptionHost;
+  private readonly personalCursor = new StreamCursor();
+  private personalChannel: string | undefined;
+  /** The personal channel's position sent with the current attempt. */
+  private personalSince: StreamPosition | undefined;
+  private info: ConnectedEvent | undefined;
+  /** Messages that arrived on the open socket before `welcome`. */
+  private preWelcome: Publication[] = [];
+
+  /** Throws `TypeError` for a missing `url`, no WebSocket implementation, or a bad number. */
+  constructor(options: ClientOptions) {
+    super();
+    this.opts = resolveOptions(options);
+    buildConnectUrl(this.opts.url, {}); // throws now for a malformed url
+    this.requests = new Requests({ timeout: this.opts.requestTimeout, maxQueued: this.opts.maxQueuedRequests });
+    this.acks = new AckBatcher(this.opts.ackInterval, (frame) => this.sendFrame(frame));
+    this.host = {
+      isConnected: () => this.currentState === 'connected',
+      register: (sub) => this.register(sub),
+      unregister: (sub) => {
+        if (this.subs.get(sub.channel) === sub) this.subs.delete(sub.channel);
+      },
+      requestSubscribe: (channel, since) =>
+        this.request<SubscribeResult>(since ? { type: 'subscribe', channel, since } : { type: 'subscribe', channel }, false),
+      requestUnsubscribe: (channel) => this.request({ type: 'unsubscribe', channel }, false),
+      publish: (channel, data) => this.publish(channel, data),
+      delivered: (pub) => this.delivered(pub),
+      reset: (event) => this.emit('reset', event),
+      retryDelay: (attempt) =>
+        backoffDelay(attempt, this.opts.minReconnectDelay, this.opts.maxReconnectDelay, this.opts.random),
+      maxBuffered: this.opts.maxBufferedMessages,
+    };
+  }
+
+  /** `disconnected`, `connecting` (including waiting to retry) or `connected`. */
+  get state(): ClientState {
+    return this.currentState;
+  }
+
+  /** The current session (from `welcome`) while connected, else undefined. */
+  get connection(): ConnectedEvent | undefined {
+    return this.info;
+  }
+
+  /** The last position delivered on the personal channel: what a reconnect recovers from. */
+  get personalPosition(): StreamPosition | undefined {
+    return this.personalCursor.position;
+  }
+
+  /** Start connecting (at once; retries back off). No-op unless `disconnected`. */
+  connect(): void {
+    if (this.currentState !== 'disconnected') return;
+    this.attempt = 0;
+    this.setState('connecting');
+    void this.open();
+  }
+
+  /** Close the connection and stop reconnecting. Subscriptions are kept for the next `connect()`. */
+  disconnect(): void {
+    this.teardown(CLIENT_DISCONNECT.code, CLIENT_DISCONNECT.reason, false);
+  }
+
+  /**
+   * Subscribe to `channel`, now or as soon as connected, and keep the
+   * subscription across reconnects. Returns the existing `Subscription` if
+   * there is one. Throws `ClientError('bad_request')` for an invalid name.
+   */
+  subscribe(channel: string): Subscription {
+    if (!isValidChannel(channel)) {
+      throw new ClientError(ErrorCode.BadRequest, `invalid channel name ${JSON.stringify(channel)}`);
+    }
+    const sub = this.subs.get(channel) ?? new Subscription(this.host, channel);
+    sub.subscribe();
+    return sub;
+  }
+
+  /** The subscription to `channel`, if any. */
+  getSubscription(channel: string): Subscription | undefined {
+    return this.subs.get(channel);
+  }
+
+  /** All current subscriptions. */
+  subscriptions(): Subscription[] {
+    return [...this.subs.values()];
+  }
+
+  /**
+   * Publish `data` (any JSON value) to `channel`. Resolves with the message's
+   * `{offset, epoch}` (absent on channels without history). While
+   * connecting, the request waits (up to `maxQueuedRequests` of them) and is
+   * sent once connected; `requestTimeout` counts from now. Rejects with a
+   * `ClientError`: the server's code, `timeout`, `disconnected` (the
+   * connection dropped after sending, or the client is `disconnected`) or
+   * `queue_full`. Throws `bad_request` at once for an invalid channel or
+   * `undefined` data.
+   */
+  publish(channel: string, data: unknown): Promise<PublishResult> {
+    if (!isValidChannel(channel)) {
+      throw new ClientError(ErrorCode.BadRequest, `invalid channel name ${JSON.stringify(channel)}`);
+    }
+    if (data === undefined) throw new ClientError(ErrorCode.BadRequest, 'data must not be undefined');
+    return this.request<PublishResult | undefined>({ type: 'publish', channel, data }).then((r) => r ?? {});
+  }
+
+  /** Send `data` to every session of `user` (publish to `user:<user>`); like `publish`. */
+  send(user: string, data: unknown): Promise<PublishResult> {
+    if (!isValidUserId(user)) throw new ClientError(ErrorCode.BadRequest, `invalid user id ${JSON.stringify(user)}`);
+    if (data === undefined) throw new ClientError(ErrorCode.BadRequest, 'data must not be undefined');
+    return this.request<PublishResult | undefined>({ type: 'send', user, data }).then((r) => r ?? {});
+  }
+
+  /** Round trip to the server; resolves with the time it took in ms. Queued and rejected like `publish`. */
+  async ping(): Promise<number> {
+    const started = Date.now();
+    await this.request({ type: 'ping' });
+    return Date.now() - started;
+  }
+
+  // ---- connection lifecycle ------------------------------------------------
+
+  private async open(): Promise<void> {
+    const id = ++this.connId;
+    let token = this.opts.token;
+    if (this.opts.getToken) {
+      try {
+        token = await this.opts.getToken();
+      } catch (err) {
+        if (id !== this.connId) return;
+        this.emitError(new ClientError(LocalErrorCode.Token, 'getToken failed', err));
+        this.scheduleReconnect();
+        return;
+      }
+      if (id !== this.connId) return;
+    }
+    const since = this.personalCursor.since;
+    const url = buildConnectUrl(this.opts.url, {
+      params: this.opts.params,
+      ...(token !== undefined ? { token } : {}),
+      ...(since ? { since } : {}),
+    });
+    let ws: WebSocketLike;
+    try {
+      const Ctor = this.opts.WebSocket;
+      ws = this.opts.subprotocol === null ? new Ctor(url) : new Ctor(url, this.opts.subprotocol);
+    } catch (err) {
+      this.emitError(new ClientError(LocalErrorCode.Transport, 'could not open a WebSocket', err));
+      this.scheduleReconnect();
+      return;
+    }
+    this.ws = ws;
+    this.personalSince = since;
+    // Each handler checks it still belongs to the current socket: events of a replaced one are late and ignored.
+    ws.onmessage = (ev) => {
+      if (this.ws === ws) this.onFrame(ev.data);
+    };
+    ws.onclose = (ev) => {
+      if (this.ws === ws) this.teardown(ev.code, ev.reason, !isTerminalClose(ev.code));
+    };
+    ws.onerror = (ev) => {
+      // Always keep a handler: the `ws` package throws on an 'error' nobody listens to.
+      if (this.ws === ws) {
+        const message = (ev as { message?: unknown } | null)?.message;
+        this.emitError(new ClientError(LocalErrorCode.Transport, typeof message === 'string' ? message : 'WebSocket error'));
+      }
+    };
+    this.connectTimer = setTimeout(() => {
+      if (this.ws === ws) this.teardown(CloseCode.HeartbeatTimeout, 'connect timeout', true);
+    }, this.opts.connectTimeout);
+  }
+
+  private scheduleReconnect(): void {
+    if (this.currentState === 'disconnected') return;
+    const { minReconnectDelay, maxReconnectDelay, random } = this.opts;
+    const delay = backoffDelay(this.attempt++, minReconnectDelay, maxReconnectDelay, random);
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = undefined;
+      void this.open();
+    }, delay);
+  }
+
+  /**
+   * The one way down. Closes the socket, stops timers, rejects what was sent
+   * on it, and either schedules a reconnect (`reconnect`) or settles in
+   * `disconnected`.
+   */
+  private teardown(code: number, reason: string, reconnect: boolean): void {
+    const ws = this.ws;
+    this.ws = null;
+    const id = ++this.connId;
+    if (ws && ws.readyState < WS_CLOSING) {
+      try {
+        ws.close(closableCode(code), reason.slice(0, MAX_REASON_CHARS));
+      } catch {
+        // Already failing; its close event is ignored since `this.ws` moved on.
+      }
+    }
+    clearTimeout(this.connectTimer);
+    clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = undefined;
+    this.watchdog.stop();
+    this.acks.clear();
+    this.info = undefined;
+    this.preWelcome = [];
+
+    const wasActive = this.currentState !== 'disconnected';
+    const willReconnect = reconnect && wasActive;
+    this.setState(willReconnect ? 'connecting' : 'disconnected');
+    for (const sub of [...this.subs.values()]) sub._disconnected();
+    this.requests.rejectAll(`connection closed (${code} ${reason})`, !willReconnect);
+    if (wasActive) this.emit('disconnected', { code, reason, reconnect: willReconnect });
+    // Unless a listener already called disconnect() or connect() (both move connId on).
+    if (willReconnect && id === this.connId) this.scheduleReconnect();
+  }
+
+  private setState(state: ClientState): void {
+    if (state === this.currentState) return;
+    const previous = this.currentState;
+    this.currentState = state;
+    this.emit('state', { previous, state });
+  }
+
+  // ---- incoming frames -----------------------------------------------------
+
+  private onFrame(data: unknown): void {
+    this.watchdog.touch();
+    const decoded = decodeServerFrame(data);
+    if (!decoded.ok) {
+      this.emitError(new ClientError(LocalErrorCode.BadFrame, decoded.reason));
+      return;
+    }
+    const frame = decoded.frame;
+    switch (frame.type) {
+      case 'welcome':
+        return this.onWelcome(frame);
+      case 'message': {
+        const { type: _type, ...pub } = frame;
+        return this.onPublication(pub);
+      }
+      case 'reply':
+        this.requests.settle(frame.id, 'error' in frame ? { error: frame.error } : { result: frame.result });
+        return;
+      case 'pong':
+        this.requests.settle(frame.id, { result: undefined });
+        return;
+      case 'ping':
+        this.sendFrame({ type: 'pong' });
+        return;
+      case 'disconnect':
+        this.teardown(frame.code, frame.reason, frame.reconnect && !isTerminalClose(frame.code));
+        return;
+      case 'error':
+        this.emitError(new ClientError(frame.error.code, frame.error.message));
+        return;
+    }
+  }
+
+  private onWelcome(w: WelcomeFrame): void {
+    if (this.currentState !== 'connecting' || this.info) return; // a repeated welcome changes nothing
+    clearTimeout(this.connectTimer);
+    this.attempt = 0;
+    // A different personal channel (another user's token): its old position means nothing.
+    const sameUser = this.personalChannel === undefined || this.personalChannel === w.channel;
+    if (!sameUser) this.personalCursor.reset();
+    const since = sameUser ? this.personalSince : undefined;
+    this.personalChannel = w.channel;
+    // Only personal messages can precede the welcome; subscriptions are made after it.
+    const buffered = this.preWelcome.filter((pub) => pub.channel === w.channel);
+    this.preWelcome = [];
+    if (w.ping > 0) this.watchdog.start(w.ping * 1000 + this.opts.heartbeatGrace);
+    const ws = this.ws;
+
+    applyRecovery(this.personalCursor, since, w, buffered, {
+      reset: () => this.emit('reset', { channel: w.channel, ...this.personalCursor.position }),
+      ready: ({ wasRecovering, recovered }) => {
+        this.info = { session: w.session, node: w.node, user: w.user, channel: w.channel, ping: w.ping, wasRecovering, recovered };
+        this.setState('connected');
+        this.emit('connected', this.info);
+      },
+      deliver: (pub) => {
+        if (this.ws === ws) this.emitPersonal(pub);
+      },
+    });
+    if (this.ws !== ws || !this.info) return; // a listener disconnected
+    for (const sub of [...this.subs.values()]) sub._connected();
+    this.requests.flush((frame) => this.sendFrame(frame));
+  }
+
+  private onPublication(pub: Publication): void {
+    if (this.currentState !== 'connected') {
+      if (this.preWelcome.length < this.opts.maxBufferedMessages) this.preWelcome.push(pub);
+      return;
+    }
+    if (pub.channel === this.personalChannel) this.deliverPersonal(pub);
+    else this.subs.get(pub.channel)?._message(pub);
+  }
+
+  /** A live personal message: de-duplicate, then emit. */
+  private deliverPersonal(pub: Publication): void {
+    if (this.personalCursor.accept(pub)) this.emitPersonal(pub);
+  }
+
+  private emitPersonal(pub: Publication): void {
+    this.emit('personal', pub);
+    this.delivered(pub);
+  }
+
+  /** Every message the app sees passes here once: the client-wide event and the ack. */
+  private delivered(pub: Publication): void {
+    this.emit('message', pub);
+    if (this.opts.autoAck && pub.offset !== undefined) this.acks.note(pub.channel, pub.offset);
+  }
+
+  // ---- outgoing ------------------------------------------------------------
+
+  private request<R>(body: RequestBody, queueable = true): Promise<R> {
+    if (this.currentState === 'disconnected') {
+      return Promise.reject(new ClientError(LocalErrorCode.Disconnected, 'not connected: call connect() first'));
+    }
+    const send = this.currentState === 'connected' ? (frame: RequestFrame) => this.sendFrame(frame) : undefined;
+    return this.requests.start<R>(body, send, queueable);
+  }
+
+  /** Write a frame if the socket is open; false otherwise. */
+  private sendFrame(frame: ClientFrame): boolean {
+    const ws = this.ws;
+    if (!ws || ws.readyState !== WS_OPEN) return false;
+    try {
+      ws.send(JSON.stringify(frame));
+      return true;
+    } catch {
+      // The socket is going down; its close event drives the reconnect.
+      return false;
+    }
+  }
+
+  private register(sub: Subscription): void {
+    const existing = this.subs.get(sub.channel);
+    if (existing && existing !== sub) {
+      throw new ClientError(ErrorCode.BadRequest, `another Subscription to ${sub.channel} exists; use client.getSubscription()`);
+    }
+    this.subs.set(sub.channel, sub);
+  }
+
+  private emitError(error: ClientError, channel?: string): void {
+    this.emit('error', channel === undefined ? { error } : { error, channel });
+  }
+
+  protected override listenerFailed(err: unknown, event: keyof ClientEvents): void {
+    if (event === 'error') return super.listenerFailed(err, event);
+    this.emitError(new ClientError(LocalErrorCode.Listener, `a "${String(event)}" listener threw`, err));
+  }
+}

@@ -1,0 +1,34 @@
+/**
+ * The Switchboard client SDK, for browsers and Node. Imports nothing from
+ * Node: in Node < 22 pass the `ws` package's class as the `WebSocket` option.
+ */
+export { SwitchboardClient } from './client.js';
+export { Subscription } from './subscription.js';
+export { ClientError, LocalErrorCode, type ClientErrorCode } from './errors.js';
+export type { ClientOptions } from './options.js';
+export type {
+  ClientErrorEvent,
+  ClientEvents,
+  ClientState,
+  ConnectedEvent,
+  DisconnectedEvent,
+  ResetEvent,
+  StateChange,
+  SubscribedEvent,
+  SubscriptionEvents,
+  SubscriptionState,
+  UnsubscribedEvent,
+} from './events.js';
+export type { Listener } from './emitter.js';
+export type { WebSocketConstructor, WebSocketLike } from './transport.js';
+export { backoffCeiling, backoffDelay, type RandomSource } from './backoff.js';
+export { StreamCursor } from './cursor.js';
+export {
+  CloseCode,
+  ErrorCode,
+  SUBPROTOCOL,
+  isTerminalClose,
+  type Publication,
+  type PublishResult,
+  type StreamPosition,
+} from '../protocol/index.js';

@@ -1,0 +1,85 @@
+/**
+ * The options of `SwitchboardClient`, their defaults, and their validation
+ * (bad arguments throw at once, in the constructor).
+ */
+import { SUBPROTOCOL } from '../protocol/index.js';
+import type { RandomSource } from './backoff.js';
+import { globalWebSocket, type WebSocketConstructor } from './transport.js';
+
+export interface ClientOptions {
+  /** The node's WebSocket endpoint, `ws://host:port/ws`; a relative `/ws` resolves against the page. Required. */
+  url: string;
+  /** A fixed JWT, sent as `?token=`. */
+  token?: string;
+  /** Called before every (re)connect for a fresh JWT; wins over `token`. A rejection is reported and retried with backoff. */
+  getToken?: () => Promise<string>;
+  /** Extra query parameters, e.g. `{ user: 'alice' }` for a node in `--insecure` mode. Default: none. */
+  params?: Record<string, string>;
+  /** The WebSocket class. Default: the global `WebSocket`; in Node < 22 pass the `ws` package's class. */
+  WebSocket?: WebSocketConstructor;
+  /** Subprotocol asked for; `null` asks for none. Default `'switchboard.v1'`. */
+  subprotocol?: string | null;
+  /** Backoff window after the first failure, ms. Default 500. */
+  minReconnectDelay?: number;
+  /** Largest backoff window, ms. Default 20000. */
+  maxReconnectDelay?: number;
+  /** How long a request waits for its reply, time queued included, ms. Default 10000. */
+  requestTimeout?: number;
+  /** How long a connection attempt may take until `welcome`, ms. Default 10000. */
+  connectTimeout?: number;
+  /** Silence tolerated beyond the server's heartbeat interval before reconnecting, ms. Default 5000. */
+  heartbeatGrace?: number;
+  /** Requests that may wait for a connection; more are rejected with `queue_full`. Default 1000. */
+  maxQueuedRequests?: number;
+  /** Live messages held per channel while its (re)subscription is in flight. Default 10000. */
+  maxBufferedMessages?: number;
+  /** Send `ack` frames for delivered messages. Default true. */
+  autoAck?: boolean;
+  /** At most one `ack` per channel per this many ms. Default 1000. */
+  ackInterval?: number;
+  /** Uniform source in [0, 1) for backoff jitter; tests inject one. Default `Math.random`. */
+  random?: RandomSource;
+}
+
+export type ResolvedOptions = Required<Omit<ClientOptions, 'token' | 'getToken'>> &
+  Pick<ClientOptions, 'token' | 'getToken'>;
+
+function nonNegative(name: string, value: number): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
+    throw new TypeError(`SwitchboardClient: "${name}" must be a non-negative number, got ${String(value)}`);
+  }
+  return value;
+}
+
+/** Fill defaults and validate; throws `TypeError` on a bad option. */
+export function resolveOptions(options: ClientOptions): ResolvedOptions {
+  if (typeof options?.url !== 'string' || options.url === '') {
+    throw new TypeError('SwitchboardClient: "url" is required, e.g. "ws://localhost:8080/ws"');
+  }
+  const WebSocket = options.WebSocket ?? globalWebSocket();
+  if (!WebSocket) {
+    throw new TypeError('SwitchboardClient: no global WebSocket; pass the "WebSocket" option (e.g. the ws package\'s class)');
+  }
+  const resolved: ResolvedOptions = {
+    url: options.url,
+    params: { ...(options.params ?? {}) },
+    WebSocket,
+    subprotocol: options.subprotocol === undefined ? SUBPROTOCOL : options.subprotocol,
+    minReconnectDelay: nonNegative('minReconnectDelay', options.minReconnectDelay ?? 500),
+    maxReconnectDelay: nonNegative('maxReconnectDelay', options.maxReconnectDelay ?? 20_000),
+    requestTimeout: nonNegative('requestTimeout', options.requestTimeout ?? 10_000),
+    connectTimeout: nonNegative('connectTimeout', options.connectTimeout ?? 10_000),
+    heartbeatGrace: nonNegative('heartbeatGrace', options.heartbeatGrace ?? 5_000),
+    maxQueuedRequests: nonNegative('maxQueuedRequests', options.maxQueuedRequests ?? 1000),
+    maxBufferedMessages: nonNegative('maxBufferedMessages', options.maxBufferedMessages ?? 10_000),
+    autoAck: options.autoAck ?? true,
+    ackInterval: nonNegative('ackInterval', options.ackInterval ?? 1000),
+    random: options.random ?? Math.random,
+  };
+  if (resolved.minReconnectDelay > resolved.maxReconnectDelay) {
+    throw new TypeError('SwitchboardClient: "minReconnectDelay" must not exceed "maxReconnectDelay"');
+  }
+  if (options.token !== undefined) resolved.token = options.token;
+  if (options.getToken !== undefined) resolved.getToken = options.getToken;
+  return resolved;
+}

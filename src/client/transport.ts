@@ -1,0 +1,67 @@
+/**
+ * The seam between the client and a WebSocket implementation. The browser's
+ * `WebSocket` and the `ws` package's class both fit `WebSocketLike`; nothing
+ * here names a DOM or Node type, so the SDK builds for either.
+ */
+
+/**
+ * A handler property type that accepts handlers of narrower event types, as
+ * the DOM and `ws` declare theirs (method parameters are bivariant).
+ */
+type Handler<E> = { bivarianceHack(event: E): void }['bivarianceHack'];
+
+/** The part of a WebSocket the client uses. */
+export interface WebSocketLike {
+  /** 0 CONNECTING, 1 OPEN, 2 CLOSING, 3 CLOSED. */
+  readonly readyState: number;
+  /** The subprotocol the server selected. */
+  readonly protocol: string;
+  send(data: string): void;
+  close(code?: number, reason?: string): void;
+  onopen: Handler<unknown> | null;
+  onmessage: Handler<{ data: unknown }> | null;
+  onclose: Handler<{ code: number; reason: string }> | null;
+  onerror: Handler<unknown> | null;
+}
+
+export type WebSocketConstructor = new (url: string, protocols?: string | string[]) => WebSocketLike;
+
+export const WS_OPEN = 1;
+export const WS_CLOSING = 2;
+
+/** The global `WebSocket` (browsers, Node ≥ 22, Deno, Bun), if there is one. */
+export function globalWebSocket(): WebSocketConstructor | undefined {
+  return (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
+}
+
+/** What goes into the connection URL's query. */
+export interface ConnectQuery {
+  token?: string;
+  params?: Readonly<Record<string, string>>;
+  /** Recovery position of the personal channel. */
+  since?: { offset: number; epoch: string };
+}
+
+/**
+ * The URL to open: `base` with `token`, extra `params` and the personal
+ * channel's `since`/`epoch` in the query. A relative `base` (`/ws`) resolves
+ * against the page's location, and `http(s):` becomes `ws(s):`.
+ */
+export function buildConnectUrl(base: string, query: ConnectQuery): string {
+  const location = (globalThis as { location?: { href: string } }).location;
+  const url = location ? new URL(base, location.href) : new URL(base);
+  if (url.protocol === 'http:') url.protocol = 'ws:';
+  else if (url.protocol === 'https:') url.protocol = 'wss:';
+  for (const [k, v] of Object.entries(query.params ?? {})) url.searchParams.set(k, v);
+  if (query.token !== undefined) url.searchParams.set('token', query.token);
+  if (query.since) {
+    url.searchParams.set('since', String(query.since.offset));
+    url.searchParams.set('epoch', query.since.epoch);
+  }
+  return url.toString();
+}
+
+/** Close codes a client may pass to `WebSocket.close` (others throw in browsers). */
+export function closableCode(code: number): number {
+  return code === 1000 || (code >= 3000 && code <= 4999) ? code : 1000;
+}
