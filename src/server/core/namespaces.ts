@@ -20,13 +20,15 @@ export class Namespaces {
     if (!policy) {
       // Namespaces come from configuration, so the cache is bounded by it plus
       // one entry for every unknown namespace name seen — cap that too.
-      const ns = this.options.namespaces[name] ?? this.options.defaultNamespace;
+      // Own properties only: a channel `constructor:x` must not find Object.prototype's.
+      const configured = Object.hasOwn(this.options.namespaces, name);
+      const ns = configured ? (this.options.namespaces[name] as NamespaceOptions) : this.options.defaultNamespace;
       policy = {
         ...ns,
         namespace: name,
         history: ns.historySize > 0 ? { size: ns.historySize, ttlMs: ns.historyTtl * 1000 } : null,
       };
-      if (this.options.namespaces[name] || this.cache.size < 1000) this.cache.set(name, policy);
+      if (configured || this.cache.size < 1000) this.cache.set(name, policy);
     }
     return policy;
   }

@@ -1,0 +1,147 @@
+/**
+ * The `switchboard` command: `start [flags]`, `--help`, `--version`.
+ *
+ * Exit codes: 0 after a drain or for help/version; 2 for a usage or
+ * configuration problem (one line `switchboard: …` on stderr, no stack
+ * trace); 1 when the node cannot start or its drain fails. SIGTERM and
+ * SIGINT drain the node; a second signal exits at once.
+ */
+import { readFileSync } from 'node:fs';
+import { constants } from 'node:os';
+import { ConfigError, errorCode, oneLine } from './config/errors.js';
+import { wantsHelp } from './config/flags.js';
+import { loadConfig } from './config/load.js';
+import { didYouMean } from './config/suggest.js';
+import { helpText } from './config/usage.js';
+import type { LogLevel, NodeOptions } from './options.js';
+import type { SwitchboardNode } from './node.js';
+
+/** Exit code for a usage or configuration problem. */
+export const EXIT_USAGE = 2;
+/** Exit code when the node cannot start, or its drain fails. */
+export const EXIT_FAILURE = 1;
+
+/** Seconds the CLI waits past `drainTimeout` before it stops waiting for `drain()`. */
+const DRAIN_GRACE = 5;
+const COMMANDS = ['start', 'help', 'version'];
+const CHATTY_LEVELS: readonly LogLevel[] = ['info', 'debug', 'trace'];
+
+/** Runs the command line (`argv` without `node` and the script). Exits the process when done, except while a node runs. */
+export async function main(argv: readonly string[] = process.argv.slice(2)): Promise<void> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case 'start':
+      return start(rest);
+    case '--help':
+    case '-h':
+    case 'help':
+      process.stdout.write(helpText());
+      return;
+    case '--version':
+    case '-v':
+    case 'version':
+      process.stdout.write(`${version()}\n`);
+      return;
+    case undefined:
+      fail('missing command: run switchboard start [flags] (see switchboard --help)', EXIT_USAGE);
+    default:
+      if (command.startsWith('-')) fail(`expected a command before ${command}: write switchboard start ${command} …`, EXIT_USAGE);
+      fail(`unknown command ${JSON.stringify(command)}${didYouMean(command, COMMANDS)}: the command is start (see switchboard --help)`, EXIT_USAGE);
+  }
+}
+
+async function start(argv: readonly string[]): Promise<void> {
+  if (wantsHelp(argv)) {
+    process.stdout.write(helpText());
+    return;
+  }
+  let options: NodeOptions;
+  try {
+    const loaded = loadConfig({ argv, env: process.env, cwd: process.cwd() });
+    for (const warning of loaded.warnings) say(`warning: ${warning}`);
+    options = loaded.options;
+  } catch (err) {
+    if (err instanceof ConfigError) fail(err.message, EXIT_USAGE);
+    throw err;
+  }
+  if (options.insecure) process.stderr.write(insecureBanner());
+  let node: SwitchboardNode;
+  try {
+    // Loaded here so that --help, --version and configuration errors do not load the whole server.
+    const { startNode } = await import('./node.js');
+    node = await startNode(options);
+  } catch (err) {
+    fail(describeStartError(err, options.host, options.port), EXIT_FAILURE);
+  }
+  drainOnSignals(node, options);
+}
+
+/** First SIGTERM/SIGINT: drain, then exit 0. Second: exit at once with 128 + signal number. */
+function drainOnSignals(node: SwitchboardNode, options: NodeOptions): void {
+  let draining = false;
+  const chatty = CHATTY_LEVELS.includes(options.logLevel);
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (draining) {
+      say(`${signal} again: exiting without waiting for the drain`);
+      process.exit(128 + (constants.signals[signal] ?? 0));
+    }
+    draining = true;
+    if (chatty) say(`${signal}: draining for up to ${options.drainTimeout} s (send it again to exit at once)`);
+    // drain() bounds itself by drainTimeout; this backstop only covers a drain that hangs anyway.
+    const backstop = options.drainTimeout + DRAIN_GRACE;
+    setTimeout(() => fail(`the drain did not finish within ${backstop} s: exiting`, EXIT_FAILURE), backstop * 1000).unref();
+    node.drain().then(
+      () => process.exit(0),
+      (err: unknown) => fail(`the drain failed: ${oneLine(err instanceof Error ? err.message : String(err))}`, EXIT_FAILURE),
+    );
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+}
+
+const LISTEN_ERRORS: Readonly<Record<string, string>> = {
+  EADDRINUSE: 'address in use (another process holds it: stop that process or pick another --port)',
+  EACCES: 'permission denied (ports below 1024 need privileges: pick a higher --port)',
+  EADDRNOTAVAIL: 'address not available on this machine (check --host)',
+  ENOTFOUND: 'unknown host name (check --host)',
+  EAI_AGAIN: 'host name lookup failed (check --host)',
+};
+
+/** One line for an error thrown by `startNode`: `cannot listen on 0.0.0.0:8080: address in use (…)`. */
+export function describeStartError(err: unknown, host: string, port: number): string {
+  const code = errorCode(err);
+  const reason = code === undefined ? undefined : LISTEN_ERRORS[code];
+  if (reason !== undefined) return `cannot listen on ${host.includes(':') ? `[${host}]` : host}:${port}: ${reason}`;
+  return `cannot start the node: ${oneLine(err instanceof Error ? err.message : String(err))}`;
+}
+
+/** The loud warning printed when `--insecure` is on. */
+export function insecureBanner(): string {
+  const bar = '!'.repeat(78);
+  return [
+    bar,
+    '!!  WARNING: --insecure is on. DEVELOPMENT ONLY.',
+    '!!  Anyone who can reach this node can connect as ANY user with ?user=<id>,',
+    '!!  without a token, and may call the server API without an API key.',
+    '!!  Never run a node that is reachable from a network like this.',
+    bar,
+    '',
+  ].join('\n');
+}
+
+/** The version in package.json. */
+export function version(): string {
+  // dist/server/cli.js and src/server/cli.ts both sit two folders below the package root.
+  const pkg: unknown = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8'));
+  const value = typeof pkg === 'object' && pkg !== null && 'version' in pkg ? pkg.version : undefined;
+  return typeof value === 'string' ? value : 'unknown';
+}
+
+function say(line: string): void {
+  process.stderr.write(`switchboard: ${line}\n`);
+}
+
+function fail(line: string, code: number): never {
+  say(line);
+  process.exit(code);
+}

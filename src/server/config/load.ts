@@ -1,0 +1,136 @@
+/**
+ * Builds `NodeOptions` from flags, `SWITCHBOARD_*` environment variables and
+ * the `--config` file. Precedence: flags > environment > file > defaults.
+ * Pure apart from `readFile`: tests pass argv, env and a reader and need no
+ * subprocess. Every problem is a `ConfigError` with a one-line message.
+ */
+import { readFileSync } from 'node:fs';
+import { withDefaults, type NodeOptions } from '../options.js';
+import { checkAvailability } from './availability.js';
+import { parseEnv, type Env } from './env.js';
+import { ConfigError, describeReadError } from './errors.js';
+import { parseConfigFile, type ParsedFile } from './file.js';
+import { parseFlags } from './flags.js';
+import { readPublicKey, type ReadFile } from './keys.js';
+import { emptyLayer, type Layer, type SettingValues } from './settings.js';
+
+/** What `loadConfig` reads. */
+export interface LoadInput {
+  /** The flags after `start`. */
+  argv: readonly string[];
+  /** The environment (default: none; the CLI passes `process.env`). */
+  env?: Env;
+  /** Reads a file as UTF-8 text (default: `fs.readFileSync`). Used for `--config` and `--public-key`. */
+  readFile?: ReadFile;
+  /** Resolves relative paths given by flags and env (default: `process.cwd()`). */
+  cwd?: string;
+}
+
+/** Complete options, and what is worth a warning. */
+export interface LoadedConfig {
+  options: NodeOptions;
+  /** One line each, for problems that do not stop the node. */
+  warnings: string[];
+  /** The config file that was read (absolute path), if any. */
+  configFile?: string;
+}
+
+/** HS256 keys shorter than this are guessable; they are accepted with a warning. */
+export const MIN_SECRET_LENGTH = 32;
+
+const defaultReadFile: ReadFile = (path) => readFileSync(path, 'utf8');
+
+/** Loads and checks the options; throws `ConfigError`. */
+export function loadOptions(input: LoadInput): NodeOptions {
+  return loadConfig(input).options;
+}
+
+/** Loads and checks the options, with warnings; throws `ConfigError`. */
+export function loadConfig(input: LoadInput): LoadedConfig {
+  const cwd = input.cwd ?? process.cwd();
+  const readFile = input.readFile ?? defaultReadFile;
+  const flags = parseFlags(input.argv, cwd);
+  const env = parseEnv(input.env ?? {}, cwd);
+  const configFile = flags.config ?? env.config;
+  const configOrigin = flags.config !== undefined ? '--config' : 'SWITCHBOARD_CONFIG';
+  const file = configFile === undefined ? undefined : readConfig(configFile, configOrigin, readFile);
+  const { values, origins } = merge([file?.layer ?? emptyLayer(), env.layer, flags.layer]);
+
+  checkAvailability(values, origins);
+  const publicKey =
+    values.publicKey === undefined ? undefined : readPublicKey(values.publicKey, origins.publicKey ?? '--public-key', readFile);
+  if (values.secret === undefined && publicKey === undefined && values.insecure !== true) {
+    throw new ConfigError(
+      'no authentication configured, so every connection would be refused: pass --secret, --public-key or --insecure (development only)',
+    );
+  }
+
+  const warnings = [...env.warnings];
+  if (values.secret !== undefined && values.secret.length < MIN_SECRET_LENGTH) {
+    const origin = origins.secret ?? '--secret';
+    warnings.push(`the secret (from ${origin}) is shorter than ${MIN_SECRET_LENGTH} characters and easy to guess: use a long random one`);
+  }
+  const options = toOptions(values, publicKey, file);
+  return configFile === undefined ? { options, warnings } : { options, warnings, configFile };
+}
+
+function readConfig(path: string, origin: string, readFile: ReadFile): ParsedFile {
+  let text: string;
+  try {
+    text = readFile(path);
+  } catch (err) {
+    throw new ConfigError(`cannot read the config file ${path} (from ${origin}): ${describeReadError(err)}`);
+  }
+  return parseConfigFile(text, path);
+}
+
+/** Later layers win. */
+function merge(layers: readonly Layer[]): Layer {
+  const merged = emptyLayer();
+  for (const layer of layers) {
+    Object.assign(merged.values, layer.values);
+    Object.assign(merged.origins, layer.origins);
+  }
+  return merged;
+}
+
+function toOptions(v: SettingValues, publicKey: string | undefined, file: ParsedFile | undefined): NodeOptions {
+  const limits = compact({
+    maxFrameBytes: v.maxFrameBytes,
+    maxConnections: v.maxConnections,
+    maxConnectionsPerIpPerSecond: v.maxConnectionsPerIpPerSecond,
+    maxMessagesPerSecond: v.maxMessagesPerSecond,
+    maxSubscriptions: v.maxSubscriptions,
+    maxBufferedBytes: v.maxBufferedBytes,
+    maxBodyBytes: v.maxBodyBytes,
+  });
+  return withDefaults(
+    compact({
+      port: v.port,
+      host: v.host,
+      nodeId: v.nodeId,
+      broker: v.broker,
+      routing: v.routing,
+      secret: v.secret,
+      publicKey,
+      apiKeys: v.apiKeys,
+      insecure: v.insecure,
+      drainTimeout: v.drainTimeout,
+      workers: v.workers,
+      ping: v.ping,
+      pongTimeout: v.pongTimeout,
+      trustProxy: v.trustProxy,
+      logLevel: v.logLevel,
+      limits,
+      defaultNamespace: file?.defaultNamespace,
+      namespaces: file?.namespaces,
+    }),
+  );
+}
+
+/** The object without its undefined fields, so that they do not hide the defaults `withDefaults` spreads under them. */
+function compact<T extends object>(object: T): { [K in keyof T]?: Exclude<T[K], undefined> } {
+  return Object.fromEntries(Object.entries(object).filter(([, value]) => value !== undefined)) as {
+    [K in keyof T]?: Exclude<T[K], undefined>;
+  };
+}

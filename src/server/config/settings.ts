@@ -1,0 +1,187 @@
+/**
+ * The table of every setting: flag, type, range and one-line meaning. The
+ * flag parser, the environment reader, the config file reader and `--help`
+ * all follow this table, so a setting is added in one place.
+ *
+ * Names: the table key is the config-file key (camelCase, inside `limits` for
+ * limits) and the `NodeOptions` field; the flag is `--<flag>`; the environment
+ * variable is `SWITCHBOARD_<FLAG>` (upper case, `-` → `_`).
+ */
+import { LOG_LEVELS, ROUTINGS } from '../options.js';
+import { BROKER_FORMS, checkBroker, redactBroker } from './broker.js';
+
+interface Common {
+  /** Flag name without `--`. */
+  readonly flag: string;
+  /** One line for `--help`. */
+  readonly help: string;
+  /** The value placeholder in `--help` (default by kind: `<n>`, `<file>`, `<value>`). */
+  readonly arg?: string;
+  /** Set inside `limits` (config file and `NodeOptions`). */
+  readonly section?: 'limits';
+  /** Never echo the value in messages. */
+  readonly sensitive?: boolean;
+  /** How to echo a value in messages (e.g. with the password hidden). */
+  readonly show?: (value: string) => string;
+}
+
+/** A non-empty string; `check` returns what is wrong with it, or undefined. */
+export interface StringSetting extends Common {
+  readonly kind: 'string';
+  readonly check?: (value: string) => string | undefined;
+}
+/** A file path; relative paths are resolved against the folder of the config file, or the working directory for flags and env. */
+export interface PathSetting extends Common {
+  readonly kind: 'path';
+}
+/** A whole number in `[min, max]`. */
+export interface IntegerSetting extends Common {
+  readonly kind: 'integer';
+  readonly min: number;
+  readonly max: number;
+}
+/** A switch: a flag without value, `1|true|0|false` in env, `true|false` in the file. */
+export interface BooleanSetting extends Common {
+  readonly kind: 'boolean';
+}
+/** Several strings: a repeatable flag, a comma-separated env value, an array in the file. */
+export interface ListSetting extends Common {
+  readonly kind: 'list';
+}
+/** One of a fixed set of words. */
+export interface ChoiceSetting extends Common {
+  readonly kind: 'choice';
+  readonly choices: readonly string[];
+}
+
+export type SettingSpec = StringSetting | PathSetting | IntegerSetting | BooleanSetting | ListSetting | ChoiceSetting;
+
+/** A parsed value of any setting. */
+export type SettingValue = string | number | boolean | string[];
+
+/** The type a setting's values have after parsing. */
+export type ValueOf<S extends SettingSpec> = S extends { readonly kind: 'integer' }
+  ? number
+  : S extends { readonly kind: 'boolean' }
+    ? boolean
+    : S extends { readonly kind: 'list' }
+      ? string[]
+      : S extends { readonly kind: 'choice'; readonly choices: readonly (infer C)[] }
+        ? C
+        : string;
+
+const NODE_ID_RE = /^[A-Za-z0-9_.-]{1,64}$/;
+const MAX = Number.MAX_SAFE_INTEGER;
+const DAY = 24 * 3600;
+
+function checkNodeId(value: string): string | undefined {
+  return NODE_ID_RE.test(value) ? undefined : 'must be 1–64 characters of A-Za-z0-9_-.';
+}
+
+function checkBrokerValue(value: string): string | undefined {
+  const result = checkBroker(value);
+  return result.ok ? undefined : `${result.problem}: ${BROKER_FORMS}`;
+}
+
+function checkHost(value: string): string | undefined {
+  return /\s/.test(value) ? 'must be a host name or IP address without spaces' : undefined;
+}
+
+export const SETTINGS = {
+  port: { flag: 'port', kind: 'integer', arg: '<port>', min: 0, max: 65535, help: 'TCP port to listen on (0 picks a free one)' },
+  host: { flag: 'host', kind: 'string', arg: '<address>', check: checkHost, help: 'address to listen on' },
+  nodeId: { flag: 'node-id', kind: 'string', arg: '<id>', check: checkNodeId, help: 'the node id in the cluster' },
+  broker: {
+    flag: 'broker',
+    kind: 'string',
+    arg: '<url>',
+    check: checkBrokerValue,
+    show: redactBroker,
+    help: 'memory, or a redis://, redis+cluster://, nats:// or amqp:// URL',
+  },
+  routing: { flag: 'routing', kind: 'choice', choices: ROUTINGS, arg: '<name>', help: 'how publications find nodes' },
+  secret: { flag: 'secret', kind: 'string', arg: '<key>', sensitive: true, help: 'HMAC key for HS256 tokens' },
+  publicKey: { flag: 'public-key', kind: 'path', help: 'PEM file of the RS256/ES256 public key for tokens' },
+  apiKeys: { flag: 'api-key', kind: 'list', arg: '<key>', sensitive: true, help: 'server API key (repeat the flag for several)' },
+  insecure: { flag: 'insecure', kind: 'boolean', help: 'DEVELOPMENT ONLY: accept ?user=<id> without a token' },
+  workers: { flag: 'workers', kind: 'integer', min: 1, max: 1024, help: 'node processes on this machine sharing the port' },
+  drainTimeout: { flag: 'drain-timeout', kind: 'integer', arg: '<seconds>', min: 0, max: DAY, help: 'on SIGTERM, how long to drain before exiting' },
+  ping: { flag: 'ping', kind: 'integer', arg: '<seconds>', min: 1, max: 3600, help: 'quiet time before the server pings a client' },
+  pongTimeout: { flag: 'pong-timeout', kind: 'integer', arg: '<seconds>', min: 1, max: 3600, help: 'time to wait for a pong before closing (4103)' },
+  trustProxy: { flag: 'trust-proxy', kind: 'boolean', help: 'take the client IP from X-Forwarded-For' },
+  logLevel: { flag: 'log-level', kind: 'choice', choices: LOG_LEVELS, arg: '<level>', help: 'log verbosity' },
+  maxFrameBytes: { flag: 'max-frame-bytes', section: 'limits', kind: 'integer', min: 1, max: MAX, help: 'largest client frame (bytes)' },
+  maxConnections: { flag: 'max-connections', section: 'limits', kind: 'integer', min: 1, max: MAX, help: 'open connections per node' },
+  maxConnectionsPerIpPerSecond: {
+    flag: 'max-connections-per-ip-per-second',
+    section: 'limits',
+    kind: 'integer',
+    min: 0,
+    max: MAX,
+    help: 'new connections per client IP per second (0: no limit)',
+  },
+  maxMessagesPerSecond: {
+    flag: 'max-messages-per-second',
+    section: 'limits',
+    kind: 'integer',
+    min: 1,
+    max: MAX,
+    help: 'frames per connection per second',
+  },
+  maxSubscriptions: { flag: 'max-subscriptions', section: 'limits', kind: 'integer', min: 1, max: MAX, help: 'channels per connection' },
+  maxBufferedBytes: {
+    flag: 'max-buffered-bytes',
+    section: 'limits',
+    kind: 'integer',
+    min: 1,
+    max: MAX,
+    help: 'bytes queued for a slow client before closing it (4101)',
+  },
+  maxBodyBytes: { flag: 'max-body-bytes', section: 'limits', kind: 'integer', min: 1, max: MAX, help: 'largest server API request body (bytes)' },
+} as const satisfies Record<string, SettingSpec>;
+
+export type SettingKey = keyof typeof SETTINGS;
+
+/** Parsed values of one source (flags, env or file), each optional. */
+export type SettingValues = { [K in SettingKey]?: ValueOf<(typeof SETTINGS)[K]> };
+
+/** Where each value of a `SettingValues` came from, for messages: `--port`, `SWITCHBOARD_PORT`, `"port" in config file …`. */
+export type Origins = { [K in SettingKey]?: string };
+
+/** One source's values and their origins. */
+export interface Layer {
+  values: SettingValues;
+  origins: Origins;
+}
+
+export const SETTING_KEYS = Object.keys(SETTINGS) as SettingKey[];
+
+/** The spec of a setting, widened to the union for generic code. */
+export function specOf(key: SettingKey): SettingSpec {
+  return SETTINGS[key];
+}
+
+/** `--max-frame-bytes` → `SWITCHBOARD_MAX_FRAME_BYTES`. */
+export function envName(flag: string): string {
+  return `SWITCHBOARD_${flag.toUpperCase().replace(/-/g, '_')}`;
+}
+
+/** The config-file path of a setting: `port`, `limits.maxFrameBytes`. */
+export function fileKey(key: SettingKey): string {
+  const spec = specOf(key);
+  return spec.section === undefined ? key : `${spec.section}.${key}`;
+}
+
+/** The flag that reads a config file; not a setting itself (a file cannot name another file). */
+export const CONFIG_FLAG = 'config';
+
+/** Sets one value in a layer. The one place where a key and a value of the union meet. */
+export function setValue(layer: Layer, key: SettingKey, value: SettingValue, origin: string): void {
+  (layer.values as Record<SettingKey, SettingValue>)[key] = value;
+  layer.origins[key] = origin;
+}
+
+/** An empty layer. */
+export function emptyLayer(): Layer {
+  return { values: {}, origins: {} };
+}
