@@ -73,6 +73,10 @@ async function start(argv: readonly string[]): Promise<void> {
   } catch (err) {
     fail(describeStartError(err, options.host, options.port), EXIT_FAILURE);
   }
+  if (CHATTY_LEVELS.includes(options.logLevel)) {
+    const shown = options.host === '0.0.0.0' || options.host === '::' ? 'localhost' : options.host;
+    say(`node ${node.id} listening: demo page http://${shown}:${node.port}/, WebSocket ws://${shown}:${node.port}/ws`);
+  }
   drainOnSignals(node, options);
 }
 
