@@ -2,34 +2,18 @@
  * Every limit of a node, hit over real sockets: each must answer with the
  * SPEC's code and leave the node serving others.
  */
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type WebSocket from 'ws';
-import { startNode, type SwitchboardNode } from '../../src/server/node.js';
+import type { SwitchboardNode } from '../../src/server/node.js';
 import type { NodeOptionsInput } from '../../src/server/options.js';
 import { api } from '../helpers/api.js';
+import { useNodes } from '../helpers/fixture.js';
 import { RawClient } from '../helpers/raw-client.js';
 
-const nodes: SwitchboardNode[] = [];
-const clients: RawClient[] = [];
+const { node: startTestNode, connect: open } = useNodes();
 
-async function node(limits: NodeOptionsInput['limits'], opts: NodeOptionsInput = {}): Promise<SwitchboardNode> {
-  const n = await startNode({ port: 0, host: '127.0.0.1', insecure: true, logLevel: 'silent', apiKeys: ['test-key'], limits, ...opts });
-  nodes.push(n);
-  return n;
-}
-
-async function connect(n: SwitchboardNode, user: string): Promise<RawClient> {
-  const c = await RawClient.connect(`ws://127.0.0.1:${n.port}/ws?user=${user}`);
-  clients.push(c);
-  return c;
-}
-
-afterEach(async () => {
-  await Promise.all(clients.splice(0).map((c) => c.close()));
-});
-afterAll(async () => {
-  await Promise.all(nodes.splice(0).map((n) => n.close()));
-});
+const node = (limits: NodeOptionsInput['limits'], opts: NodeOptionsInput = {}) => startTestNode({ limits, ...opts });
+const connect = (n: SwitchboardNode, user: string) => open(n, `user=${user}`);
 
 describe('limits', () => {
   it('closes with 1009 a frame over the size limit', async () => {
@@ -56,14 +40,14 @@ describe('limits', () => {
     const results = await Promise.allSettled(
       [1, 2, 3, 4, 5].map((i) => RawClient.open(`ws://127.0.0.1:${n.port}/ws?user=ip${i}`)),
     );
-    const opened = results.filter((r) => r.status === 'fulfilled');
+    const opened = results.filter((r): r is PromiseFulfilledResult<RawClient> => r.status === 'fulfilled');
     const refused = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
-    opened.forEach((r) => clients.push((r as PromiseFulfilledResult<RawClient>).value));
     expect(opened).toHaveLength(3);
     expect(refused.map((r) => (r.reason as { status: number }).status)).toEqual([429, 429]);
     expect((refused[0]?.reason as { body: string }).body).toContain('rate_limited');
     await new Promise((r) => setTimeout(r, 1100));
     await connect(n, 'ip6');
+    await Promise.all(opened.map((r) => r.value.close()));
   });
 
   it('answers rate_limited past the message rate, then closes with 4129 when the client keeps on', async () => {

@@ -2,33 +2,14 @@
  * The WebSocket endpoint over real sockets: messaging, order, recovery,
  * heartbeat and drain, against a node started in this process.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { startNode, type SwitchboardNode } from '../../src/server/node.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { SwitchboardNode } from '../../src/server/node.js';
 import type { NodeOptionsInput } from '../../src/server/options.js';
 import { api } from '../helpers/api.js';
+import { useNodes } from '../helpers/fixture.js';
 import { RawClient } from '../helpers/raw-client.js';
 
-const nodes: SwitchboardNode[] = [];
-const clients: RawClient[] = [];
-
-async function node(opts: NodeOptionsInput = {}): Promise<SwitchboardNode> {
-  const n = await startNode({ port: 0, host: '127.0.0.1', insecure: true, logLevel: 'silent', apiKeys: ['test-key'], ...opts });
-  nodes.push(n);
-  return n;
-}
-
-async function connect(n: SwitchboardNode, query: string): Promise<RawClient> {
-  const c = await RawClient.connect(`ws://127.0.0.1:${n.port}/ws?${query}`);
-  clients.push(c);
-  return c;
-}
-
-afterEach(async () => {
-  await Promise.all(clients.splice(0).map((c) => c.close()));
-});
-afterAll(async () => {
-  await Promise.all(nodes.splice(0).map((n) => n.close()));
-});
+const { node, connect } = useNodes();
 
 describe('messaging between two users', () => {
   let n: SwitchboardNode;
