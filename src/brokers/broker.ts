@@ -40,11 +40,23 @@ export interface PresenceEntry {
   node: string;
 }
 
+/** A presence entry and the channel it is on. */
+export interface PresenceItem {
+  channel: string;
+  entry: PresenceEntry;
+}
+
 export interface BrokerHandlers {
   /** A publication on a channel this node subscribed to. Called in publish order per channel. */
   onPublication(pub: BrokerPublication): void;
-  /** The broker became reachable or unreachable. */
+  /**
+   * The broker became reachable or unreachable. After a `false`, a `true`
+   * means every subscription has been restored; publications made while it
+   * was down may have been missed and must be caught up from history.
+   */
   onReadyChange(ready: boolean): void;
+  /** A node-to-node message sent to this node or to every node (see `sendControl`). */
+  onControl(payload: string): void;
 }
 
 export interface Broker {
@@ -52,7 +64,8 @@ export interface Broker {
   readonly kind: string;
   /** Whether the broker is reachable now. */
   readonly ready: boolean;
-  start(handlers: BrokerHandlers): Promise<void>;
+  /** Connect, and receive control messages for `nodeId` and for all nodes. */
+  start(nodeId: string, handlers: BrokerHandlers): Promise<void>;
   close(): Promise<void>;
 
   /** Start receiving publications of `channel` (this node has local subscribers). */
@@ -62,13 +75,22 @@ export interface Broker {
 
   /**
    * Publish, assigning the offset and epoch atomically with storing it in
-   * history when `history` is given. Resolves once the broker has accepted it.
+   * history when `history` is given. Resolves once the broker has accepted
+   * it; rejects (without retrying) when it cannot.
    */
   publish(pub: Omit<BrokerPublication, 'offset' | 'epoch'>, history: HistoryPolicy | null): Promise<PublishResult>;
   history(channel: string, query: HistoryQuery, policy: HistoryPolicy): Promise<HistoryPage>;
 
-  /** Record a session as present on a channel. */
-  presenceAdd(channel: string, entry: PresenceEntry): Promise<void>;
-  presenceRemove(channel: string, session: string): Promise<void>;
+  /**
+   * Record (or refresh) presence entries, each expiring after `ttlMs` unless
+   * refreshed again: the owning node refreshes its entries periodically, so a
+   * node that dies leaves no ghosts.
+   */
+  presenceAdd(items: PresenceItem[], ttlMs: number): Promise<void>;
+  presenceRemove(items: Array<{ channel: string; session: string }>): Promise<void>;
+  /** The unexpired entries of a channel. */
   presence(channel: string): Promise<PresenceEntry[]>;
+
+  /** Send a control message to one node, or to every node (`to: null`, the sender included). */
+  sendControl(to: string | null, payload: string): Promise<void>;
 }

@@ -65,6 +65,8 @@ export const CloseCode = {
   SlowConsumer: 4101,
   Moved: 4102,
   HeartbeatTimeout: 4103,
+  /** The node could not be sure the connection got every message (broker state lost): reconnect and recover. */
+  StateLost: 4104,
   RateLimited: 4129,
 } as const;
 

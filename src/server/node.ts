@@ -8,11 +8,13 @@ import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import { CloseCode, ErrorCode } from '../protocol/index.js';
-import { createBroker } from '../brokers/index.js';
+import { createBroker, type Broker } from '../brokers/index.js';
 import { TokenVerifier } from './auth/token.js';
 import { FrameHandler } from './core/frame-handler.js';
 import { Gateway } from './core/gateway.js';
-import { ServerApi, type NodeInfo } from './http/api.js';
+import { Cluster } from '../cluster/cluster.js';
+import type { ClusterRequest, NodeInfo } from '../cluster/messages.js';
+import { ServerApi } from './http/api.js';
 import { sendError, sendJson } from './http/respond.js';
 import { Upgrader } from './http/upgrade.js';
 import { createLogger } from './logger.js';
@@ -36,17 +38,26 @@ export interface SwitchboardNode {
 
 /** Files of the demo page, relative to the package root. */
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+/** How long a cluster-wide request (e.g. `/api/disconnect`) waits for the other nodes. */
+const CLUSTER_REQUEST_TIMEOUT_MS = 3000;
+
 const STATIC: Record<string, { file: string; type: string }> = {
   '/': { file: 'web/index.html', type: 'text/html; charset=utf-8' },
   '/switchboard.js': { file: 'dist/web/switchboard.js', type: 'text/javascript; charset=utf-8' },
   '/switchboard.js.map': { file: 'dist/web/switchboard.js.map', type: 'application/json' },
 };
 
-export async function startNode(partial: NodeOptionsInput = {}): Promise<SwitchboardNode> {
+/** What a node can be given instead of building it from its options. */
+export interface NodeDeps {
+  /** A broker to use instead of the one `options.broker` names (tests: several nodes on one `MemoryBus`). */
+  broker?: Broker;
+}
+
+export async function startNode(partial: NodeOptionsInput = {}, deps: NodeDeps = {}): Promise<SwitchboardNode> {
   const options = withDefaults(partial);
   const log = createLogger(options.nodeId, options.logLevel);
   const metrics = new Metrics({ node: options.nodeId });
-  const broker = createBroker(options.broker);
+  const broker = deps.broker ?? createBroker(options.broker);
   const gateway = new Gateway(options.nodeId, options, broker, metrics, log);
   const verifier = new TokenVerifier({ secret: options.secret, publicKey: options.publicKey });
   const frames = new FrameHandler(gateway, metrics, options.limits.maxSubscriptions);
@@ -64,13 +75,34 @@ export async function startNode(partial: NodeOptionsInput = {}): Promise<Switchb
     ready: ready(),
     draining,
   });
+  const serve = async (request: ClusterRequest): Promise<unknown> => {
+    switch (request.kind) {
+      case 'disconnect': {
+        const sessions = gateway.sessionsOf(request.user);
+        for (const s of sessions) s.disconnect(request.code, request.reason, request.code >= 4100);
+        return sessions.length;
+      }
+    }
+  };
+  const cluster = new Cluster(
+    options.nodeId,
+    broker,
+    { heartbeatMs: options.heartbeat * 1000, deadAfterBeats: options.deadAfterBeats },
+    info,
+    serve,
+    log,
+  );
   const api = new ServerApi({
     gateway,
     metrics,
     apiKeys: options.apiKeys,
     insecure: options.insecure,
     maxBodyBytes: options.limits.maxBodyBytes,
-    nodes: () => [info()],
+    nodes: () => cluster.nodes(),
+    disconnectUser: async (user, code, reason) => {
+      const outcomes = await cluster.requestAll({ kind: 'disconnect', user, code, reason }, CLUSTER_REQUEST_TIMEOUT_MS);
+      return outcomes.reduce((n, o) => n + (typeof o.result === 'number' ? o.result : 0), 0);
+    },
     ready,
   });
   const upgrader = new Upgrader({ options, gateway, frames, verifier, metrics, log, draining: () => draining, ready });
@@ -116,7 +148,7 @@ export async function startNode(partial: NodeOptionsInput = {}): Promise<Switchb
     res.end(req.method === 'HEAD' ? undefined : body);
   }
 
-  await gateway.start();
+  await gateway.start((payload) => cluster.receive(payload));
   try {
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -130,6 +162,7 @@ export async function startNode(partial: NodeOptionsInput = {}): Promise<Switchb
     throw err;
   }
   port = (server.address() as AddressInfo).port;
+  cluster.start();
   log.info({ port, host: options.host, broker: broker.kind }, 'switchboard node listening');
 
   let stopping: Promise<void> | undefined;
@@ -137,6 +170,7 @@ export async function startNode(partial: NodeOptionsInput = {}): Promise<Switchb
     // While clients leave, the HTTP side stays up: /readyz says 503 and
     // upgrades are refused, so load balancers steer new clients elsewhere.
     draining = true;
+    await cluster.leave();
     for (const s of [...gateway.sessions]) s.disconnect(CloseCode.Draining, 'node draining', true);
     const deadline = Date.now() + graceMs;
     while (upgrader.wss.clients.size > 0 && Date.now() < deadline) await sleep(20);

@@ -64,6 +64,12 @@ export interface NodeOptions {
   ping: number;
   /** Heartbeat: seconds the server waits for an answer to its `ping` before closing with 4103. */
   pongTimeout: number;
+  /** Seconds a presence entry lives unless its node refreshes it (every third of this). */
+  presenceTtl: number;
+  /** Seconds between a node's cluster heartbeats. */
+  heartbeat: number;
+  /** Missed heartbeats after which a node is declared dead. */
+  deadAfterBeats: number;
   /** Use the first address of `X-Forwarded-For` as the client IP (behind a trusted proxy). */
   trustProxy: boolean;
   logLevel: LogLevel;
@@ -130,6 +136,9 @@ export function withDefaults(partial: NodeOptionsInput = {}): NodeOptions {
     workers: 1,
     ping: 25,
     pongTimeout: 10,
+    presenceTtl: 30,
+    heartbeat: 2,
+    deadAfterBeats: 3,
     trustProxy: false,
     logLevel: 'info',
     ...partial,

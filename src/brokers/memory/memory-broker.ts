@@ -13,6 +13,7 @@ import type {
   HistoryPolicy,
   HistoryQuery,
   PresenceEntry,
+  PresenceItem,
 } from '../broker.js';
 import { MemoryStream } from './stream.js';
 
@@ -22,22 +23,31 @@ const SWEEP_INTERVAL_MS = 60 * 1000;
 
 export class MemoryBus {
   private readonly streams = new Map<string, MemoryStream>();
-  private readonly presenceByChannel = new Map<string, Map<string, PresenceEntry>>();
+  private readonly presenceByChannel = new Map<string, Map<string, { entry: PresenceEntry; expiresAt: number }>>();
   private readonly subscribers = new Map<string, Set<MemoryBroker>>();
+  /** Started brokers by node id, for control messages. */
+  private readonly nodes = new Map<string, MemoryBroker>();
   private sweeper: ReturnType<typeof setInterval> | undefined;
   private attached = 0;
 
   constructor(private readonly now: () => number = Date.now) {}
 
-  attach(): void {
+  attach(nodeId: string, broker: MemoryBroker): void {
+    this.nodes.set(nodeId, broker);
     if (this.attached++ === 0) {
       this.sweeper = setInterval(() => this.sweep(), SWEEP_INTERVAL_MS);
       this.sweeper.unref();
     }
   }
 
-  detach(): void {
+  detach(nodeId: string, broker: MemoryBroker): void {
+    if (this.nodes.get(nodeId) === broker) this.nodes.delete(nodeId);
     if (--this.attached === 0 && this.sweeper) clearInterval(this.sweeper);
+  }
+
+  sendControl(to: string | null, payload: string): void {
+    if (to === null) for (const b of this.nodes.values()) b.control(payload);
+    else this.nodes.get(to)?.control(payload);
   }
 
   subscribe(channel: string, broker: MemoryBroker): void {
@@ -68,19 +78,33 @@ export class MemoryBus {
     return this.stream(channel).read(query, this.now());
   }
 
-  presenceAdd(channel: string, entry: PresenceEntry): void {
-    let m = this.presenceByChannel.get(channel);
-    if (!m) this.presenceByChannel.set(channel, (m = new Map()));
-    m.set(entry.session, entry);
+  presenceAdd(items: PresenceItem[], ttlMs: number): void {
+    const expiresAt = this.now() + ttlMs;
+    for (const { channel, entry } of items) {
+      let m = this.presenceByChannel.get(channel);
+      if (!m) this.presenceByChannel.set(channel, (m = new Map()));
+      m.set(entry.session, { entry, expiresAt });
+    }
   }
 
-  presenceRemove(channel: string, session: string): void {
-    const m = this.presenceByChannel.get(channel);
-    if (m?.delete(session) && m.size === 0) this.presenceByChannel.delete(channel);
+  presenceRemove(items: Array<{ channel: string; session: string }>): void {
+    for (const { channel, session } of items) {
+      const m = this.presenceByChannel.get(channel);
+      if (m?.delete(session) && m.size === 0) this.presenceByChannel.delete(channel);
+    }
   }
 
   presence(channel: string): PresenceEntry[] {
-    return [...(this.presenceByChannel.get(channel)?.values() ?? [])];
+    const m = this.presenceByChannel.get(channel);
+    if (!m) return [];
+    const now = this.now();
+    const live: PresenceEntry[] = [];
+    for (const [session, { entry, expiresAt }] of m) {
+      if (expiresAt > now) live.push(entry);
+      else m.delete(session);
+    }
+    if (m.size === 0) this.presenceByChannel.delete(channel);
+    return live;
   }
 
   private stream(channel: string): MemoryStream {
@@ -92,6 +116,7 @@ export class MemoryBus {
   private sweep(): void {
     const now = this.now();
     for (const [channel, s] of this.streams) if (s.idle(now, STREAM_IDLE_MS)) this.streams.delete(channel);
+    for (const channel of this.presenceByChannel.keys()) this.presence(channel);
   }
 }
 
@@ -105,30 +130,36 @@ export class MemoryBroker implements Broker {
   readonly kind = 'memory';
   readonly ready = true;
   private handlers: BrokerHandlers | undefined;
-  private started = false;
+  private nodeId: string | undefined;
   private readonly channels = new Set<string>();
 
   constructor(private readonly bus: MemoryBus = new MemoryBus()) {}
 
-  async start(handlers: BrokerHandlers): Promise<void> {
+  async start(nodeId: string, handlers: BrokerHandlers): Promise<void> {
+    if (this.nodeId !== undefined) throw new Error('broker already started');
+    this.nodeId = nodeId;
     this.handlers = handlers;
-    if (!this.started) this.bus.attach();
-    this.started = true;
+    this.bus.attach(nodeId, this);
   }
 
   /** Idempotent: the bus counts attached brokers, so only a started broker detaches, once. */
   async close(): Promise<void> {
-    if (!this.started) return;
-    this.started = false;
+    if (this.nodeId === undefined) return;
     for (const c of this.channels) this.bus.unsubscribe(c, this);
     this.channels.clear();
-    this.bus.detach();
+    this.bus.detach(this.nodeId, this);
+    this.nodeId = undefined;
     this.handlers = undefined;
   }
 
   /** Called by the bus for channels this broker subscribed to. */
   deliver(pub: BrokerPublication): void {
     this.handlers?.onPublication(pub);
+  }
+
+  /** Called by the bus for control messages to this node or to all. */
+  control(payload: string): void {
+    this.handlers?.onControl(payload);
   }
 
   async subscribe(channel: string): Promise<void> {
@@ -149,15 +180,19 @@ export class MemoryBroker implements Broker {
     return this.bus.history(channel, query);
   }
 
-  async presenceAdd(channel: string, entry: PresenceEntry): Promise<void> {
-    this.bus.presenceAdd(channel, entry);
+  async presenceAdd(items: PresenceItem[], ttlMs: number): Promise<void> {
+    this.bus.presenceAdd(items, ttlMs);
   }
 
-  async presenceRemove(channel: string, session: string): Promise<void> {
-    this.bus.presenceRemove(channel, session);
+  async presenceRemove(items: Array<{ channel: string; session: string }>): Promise<void> {
+    this.bus.presenceRemove(items);
   }
 
   async presence(channel: string): Promise<PresenceEntry[]> {
     return this.bus.presence(channel);
+  }
+
+  async sendControl(to: string | null, payload: string): Promise<void> {
+    this.bus.sendControl(to, payload);
   }
 }

@@ -10,13 +10,14 @@ import {
   encodeMessage,
   ErrorCode,
   personalChannel,
+  personalChannelUser,
   SwitchboardError,
   type Publication,
   type PublishResult,
   type StreamPosition,
   type SubscribeResult,
 } from '../../protocol/index.js';
-import type { Broker, BrokerPublication, PresenceEntry } from '../../brokers/broker.js';
+import type { Broker, BrokerPublication, PresenceEntry, PresenceItem } from '../../brokers/broker.js';
 import type { Metrics } from '../metrics.js';
 import type { NodeOptions } from '../options.js';
 import { Namespaces } from './namespaces.js';
@@ -36,7 +37,12 @@ export class Gateway {
   readonly sessions = new Set<Session>();
   /** Local subscribers by channel: the node's interest. */
   private readonly local = new Map<string, Set<Session>>();
+  /** The newest offset this node has dispatched per local channel with history: where a catch-up starts. */
+  private readonly positions = new Map<string, { offset: number; epoch: string }>();
   private heartbeat: ReturnType<typeof setInterval> | undefined;
+  private presenceTimer: ReturnType<typeof setInterval> | undefined;
+  /** Whether the broker was unreachable since the last catch-up. */
+  private brokerWasDown = false;
 
   constructor(
     readonly nodeId: string,
@@ -48,18 +54,23 @@ export class Gateway {
     this.namespaces = new Namespaces(options);
   }
 
-  async start(): Promise<void> {
-    await this.broker.start({
+  /** Connect the broker; `onControl` receives node-to-node messages. */
+  async start(onControl: (payload: string) => void = () => undefined): Promise<void> {
+    await this.broker.start(this.nodeId, {
       onPublication: (pub) => this.dispatch(pub),
-      onReadyChange: (ready) => this.log.warn({ ready }, 'broker readiness changed'),
+      onReadyChange: (ready) => this.brokerReadiness(ready),
+      onControl,
     });
     const everyMs = Math.max(100, Math.min(1000, (this.options.ping * 1000) / 4));
     this.heartbeat = setInterval(() => this.beat(Date.now()), everyMs);
     this.heartbeat.unref();
+    this.presenceTimer = setInterval(() => void this.refreshPresence(), (this.options.presenceTtl * 1000) / 3);
+    this.presenceTimer.unref();
   }
 
   async close(): Promise<void> {
     if (this.heartbeat) clearInterval(this.heartbeat);
+    if (this.presenceTimer) clearInterval(this.presenceTimer);
     await this.broker.close();
   }
 
@@ -135,11 +146,11 @@ export class Gateway {
       } else {
         subscribers.add(session);
       }
-      if (policy.presence) {
-        await this.broker.presenceAdd(channel, { user: session.user, session: session.id, node: this.nodeId });
+      if (tracksPresence(policy.presence, channel)) {
+        await this.broker.presenceAdd([{ channel, entry: this.presenceEntry(session) }], this.presenceTtlMs);
         // Closed meanwhile: `forget` ran before the entry existed, so remove it here.
         if (!session.channels.has(channel)) {
-          await this.broker.presenceRemove(channel, session.id);
+          await this.broker.presenceRemove([{ channel, session: session.id }]);
           return;
         }
       }
@@ -161,6 +172,7 @@ export class Gateway {
           messages: since && recovered ? page.messages : [],
         };
         if (since) this.metrics.recoveries.inc({ result: recovered ? 'recovered' : 'failed' });
+        if (!this.positions.has(channel)) this.positions.set(channel, { offset: page.offset, epoch: page.epoch });
       } else if (since) {
         result.recovered = false;
       }
@@ -207,6 +219,12 @@ export class Gateway {
   private dispatch(pub: BrokerPublication): void {
     const subscribers = this.local.get(pub.channel);
     if (!subscribers || subscribers.size === 0) return;
+    if (pub.offset !== undefined && pub.epoch !== undefined) {
+      const pos = this.positions.get(pub.channel);
+      if (!pos || pos.epoch !== pub.epoch || pos.offset < pub.offset) {
+        this.positions.set(pub.channel, { offset: pub.offset, epoch: pub.epoch });
+      }
+    }
     const { ts, ...wire } = pub;
     const bytes = Buffer.from(encodeMessage(wire as Publication));
     let written = 0;
@@ -237,14 +255,90 @@ export class Gateway {
     const subscribers = this.local.get(channel);
     if (subscribers?.delete(session) && subscribers.size === 0) {
       this.local.delete(channel);
+      this.positions.delete(channel);
       this.broker.unsubscribe(channel).catch((err: unknown) => this.log.warn({ err, channel }, 'unsubscribe failed'));
     }
-    if (this.namespaces.of(channel).presence) {
+    if (tracksPresence(this.namespaces.of(channel).presence, channel)) {
+      // If this fails (broker down), the entry expires on its own: nobody refreshes it.
       this.broker
-        .presenceRemove(channel, session.id)
-        .catch((err: unknown) => this.log.warn({ err, channel }, 'presence remove failed'));
+        .presenceRemove([{ channel, session: session.id }])
+        .catch((err: unknown) => this.log.debug({ err, channel }, 'presence remove failed'));
     }
   }
+
+  private get presenceTtlMs(): number {
+    return this.options.presenceTtl * 1000;
+  }
+
+  private presenceEntry(session: Session): PresenceEntry {
+    return { user: session.user, session: session.id, node: this.nodeId };
+  }
+
+  /** Re-add every local presence entry before it expires, in batches. */
+  private async refreshPresence(): Promise<void> {
+    if (!this.broker.ready) return;
+    let batch: PresenceItem[] = [];
+    const flush = async () => {
+      const items = batch;
+      batch = [];
+      await this.broker.presenceAdd(items, this.presenceTtlMs);
+    };
+    try {
+      for (const [channel, sessions] of this.local) {
+        if (!tracksPresence(this.namespaces.of(channel).presence, channel)) continue;
+        for (const s of sessions) {
+          batch.push({ channel, entry: this.presenceEntry(s) });
+          if (batch.length >= 1000) await flush();
+        }
+      }
+      if (batch.length > 0) await flush();
+    } catch (err) {
+      this.log.warn({ err }, 'presence refresh failed');
+    }
+  }
+
+  private brokerReadiness(ready: boolean): void {
+    this.log.warn({ ready }, ready ? 'broker reachable again' : 'broker unreachable');
+    if (!ready) {
+      this.brokerWasDown = true;
+      return;
+    }
+    if (this.brokerWasDown) {
+      this.brokerWasDown = false;
+      void this.catchUp();
+      void this.refreshPresence();
+    }
+  }
+
+  /**
+   * After the broker was unreachable, publications may have been missed.
+   * Each local channel with history is read from the last dispatched offset
+   * and the gap is delivered (sessions drop what they already have). Where
+   * the gap cannot be filled (history lost or too short), the channel's
+   * sessions are told to reconnect: their recovery then says `recovered: false`.
+   */
+  private async catchUp(): Promise<void> {
+    for (const [channel, pos] of [...this.positions]) {
+      const policy = this.namespaces.of(channel).history;
+      if (!policy || !this.local.has(channel)) continue;
+      try {
+        const page = await this.broker.history(channel, { since: pos.offset, limit: policy.size }, policy);
+        const complete = page.epoch === pos.epoch && pos.offset <= page.offset && pos.offset + 1 >= page.earliest;
+        if (!complete) {
+          this.metrics.recoveries.inc({ result: 'failed' });
+          for (const s of [...(this.local.get(channel) ?? [])]) {
+            s.disconnect(CloseCode.StateLost, 'messages may have been lost: reconnect to recover', true);
+          }
+          continue;
+        }
+        const ts = Date.now();
+        for (const m of page.messages) this.dispatch({ ...m, ts });
+      } catch (err) {
+        this.log.warn({ err, channel }, 'catch-up failed');
+      }
+    }
+  }
+
 
   private forget(session: Session): void {
     if (!this.sessions.delete(session)) return;
@@ -252,4 +346,9 @@ export class Gateway {
     if (session.closeCode !== undefined) this.metrics.disconnects.inc({ code: String(session.closeCode) });
     for (const channel of [...session.channels.keys()]) this.drop(session, channel);
   }
+}
+
+/** Personal channels always keep presence: `/api/users/:user` reads it. */
+function tracksPresence(namespacePresence: boolean, channel: string): boolean {
+  return namespacePresence || personalChannelUser(channel) !== undefined;
 }

@@ -13,20 +13,10 @@ import {
   SwitchboardError,
   type PublishResult,
 } from '../../protocol/index.js';
+import type { NodeInfo } from '../../cluster/messages.js';
 import type { Gateway } from '../core/gateway.js';
 import type { Metrics } from '../metrics.js';
 import { readJsonObject, sendError, sendJson } from './respond.js';
-
-/** What `/api/nodes` says about a node. */
-export interface NodeInfo {
-  id: string;
-  address: string;
-  connections: number;
-  subscriptions: number;
-  uptime: number;
-  ready: boolean;
-  draining: boolean;
-}
 
 export interface ApiContext {
   gateway: Gateway;
@@ -35,7 +25,10 @@ export interface ApiContext {
   /** With no API key configured, `--insecure` leaves the API open. */
   insecure: boolean;
   maxBodyBytes: number;
+  /** Every live node of the cluster. */
   nodes: () => NodeInfo[];
+  /** Close every session of `user` on every node; resolves with how many were closed. */
+  disconnectUser: (user: string, code: number, reason: string) => Promise<number>;
   /** Whether the node can accept publications now (broker reachable, not draining). */
   ready: () => boolean;
 }
@@ -185,9 +178,7 @@ export class ServerApi {
     if (typeof reason !== 'string' || Buffer.byteLength(reason) > 120) {
       throw new SwitchboardError(ErrorCode.BadRequest, '"reason" must be a string of at most 120 bytes');
     }
-    const sessions = this.ctx.gateway.sessionsOf(user);
-    for (const s of sessions) s.disconnect(code, reason, code >= 4100);
-    return { sessions: sessions.length };
+    return { sessions: await this.ctx.disconnectUser(user, code, reason) };
   }
 }
 

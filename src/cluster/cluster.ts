@@ -1,0 +1,205 @@
+/**
+ * What nodes know of each other, kept once above the brokers: membership by
+ * heartbeats (a node missing `deadAfterBeats` beats is dead), and requests
+ * to every live node with a timeout that never waits for a node already
+ * known to be dead. Brokers only carry the bytes (`sendControl`/`onControl`).
+ */
+import type { Logger } from 'pino';
+import type { Broker } from '../brokers/broker.js';
+import { ErrorCode, SwitchboardError, type ErrorBody } from '../protocol/index.js';
+import { decodeControl, type ClusterRequest, type ControlBody, type NodeInfo } from './messages.js';
+
+export interface ClusterOptions {
+  /** Milliseconds between heartbeats. */
+  heartbeatMs: number;
+  /** Missed heartbeats after which a node is dead. */
+  deadAfterBeats: number;
+}
+
+export interface RequestOutcome {
+  node: string;
+  result?: unknown;
+  error?: ErrorBody;
+}
+
+interface Member {
+  info: NodeInfo;
+  lastSeen: number;
+}
+
+interface Pending {
+  waiting: Set<string>;
+  outcomes: RequestOutcome[];
+  done: () => void;
+}
+
+/** Requests waiting for answers at once; past it, new ones fail with `unavailable`. */
+const MAX_PENDING = 1000;
+
+export class Cluster {
+  private readonly members = new Map<string, Member>();
+  private readonly pending = new Map<number, Pending>();
+  private nextId = 1;
+  private timer: ReturnType<typeof setInterval> | undefined;
+
+  constructor(
+    readonly nodeId: string,
+    private readonly broker: Broker,
+    private readonly options: ClusterOptions,
+    private readonly self: () => NodeInfo,
+    private readonly serve: (request: ClusterRequest) => Promise<unknown>,
+    private readonly log: Logger,
+  ) {}
+
+  start(): void {
+    this.beat();
+    this.timer = setInterval(() => this.beat(), this.options.heartbeatMs);
+    this.timer.unref();
+  }
+
+  /** Tell the others this node is leaving, and stop beating. */
+  async leave(): Promise<void> {
+    this.stop();
+    await this.send(null, { type: 'leave' }).catch(() => undefined);
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    for (const p of this.pending.values()) p.done();
+  }
+
+  /** Every live node, this one first. */
+  nodes(): NodeInfo[] {
+    this.expire(Date.now());
+    return [this.self(), ...[...this.members.values()].map((m) => m.info)];
+  }
+
+  isAlive(node: string): boolean {
+    this.expire(Date.now());
+    return node === this.nodeId || this.members.has(node);
+  }
+
+  /** Handle a payload from `BrokerHandlers.onControl`. */
+  receive(payload: string): void {
+    const msg = decodeControl(payload);
+    if (!msg) {
+      this.log.warn('malformed control message dropped');
+      return;
+    }
+    if (msg.from === this.nodeId) return;
+    switch (msg.type) {
+      case 'heartbeat': {
+        const known = this.members.has(msg.from);
+        this.members.set(msg.from, { info: msg.info, lastSeen: Date.now() });
+        // A newcomer learns of this node now rather than at its next beat.
+        if (!known && this.timer) {
+          this.send(msg.from, { type: 'heartbeat', info: this.self() }).catch((err: unknown) =>
+            this.log.debug({ err }, 'heartbeat not sent'),
+          );
+        }
+        return;
+      }
+      case 'leave':
+        this.forget(msg.from);
+        return;
+      case 'request':
+        void this.answer(msg.from, msg.id, msg.request);
+        return;
+      case 'response': {
+        const p = this.pending.get(msg.id);
+        if (!p || !p.waiting.delete(msg.from)) return;
+        p.outcomes.push(msg.error ? { node: msg.from, error: msg.error } : { node: msg.from, result: msg.result });
+        if (p.waiting.size === 0) p.done();
+        return;
+      }
+    }
+  }
+
+  /**
+   * Run `request` on every live node (this one locally) and collect the
+   * answers; nodes that do not answer within `timeoutMs`, or die meanwhile,
+   * are reported with an `unavailable` error.
+   */
+  async requestAll(request: ClusterRequest, timeoutMs: number): Promise<RequestOutcome[]> {
+    if (this.pending.size >= MAX_PENDING) throw new SwitchboardError(ErrorCode.Unavailable, 'too many cluster requests in flight');
+    const id = this.nextId++;
+    const others = this.nodes().map((n) => n.id).filter((n) => n !== this.nodeId);
+    const local = this.run(request).then((r): RequestOutcome => ({ node: this.nodeId, ...r }));
+    const remote = new Promise<RequestOutcome[]>((resolve) => {
+      const outcomes: RequestOutcome[] = [];
+      const waiting = new Set(others);
+      const timer = setTimeout(() => entry.done(), timeoutMs);
+      const entry: Pending = {
+        waiting,
+        outcomes,
+        done: () => {
+          clearTimeout(timer);
+          this.pending.delete(id);
+          for (const node of waiting) outcomes.push({ node, error: { code: ErrorCode.Unavailable, message: 'no answer' } });
+          waiting.clear();
+          resolve(outcomes);
+        },
+      };
+      this.pending.set(id, entry);
+      if (waiting.size === 0) entry.done();
+    });
+    if (others.length > 0) {
+      await this.send(null, { type: 'request', id, request }).catch((err: unknown) => {
+        this.log.warn({ err }, 'cluster request could not be sent');
+        this.pending.get(id)?.done();
+      });
+    }
+    return [await local, ...(await remote)];
+  }
+
+  private async answer(from: string, id: number, request: ClusterRequest): Promise<void> {
+    const outcome = await this.run(request);
+    await this.send(from, { type: 'response', id, ...outcome }).catch((err: unknown) =>
+      this.log.warn({ err, to: from }, 'cluster response could not be sent'),
+    );
+  }
+
+  private async run(request: ClusterRequest): Promise<{ result?: unknown; error?: ErrorBody }> {
+    try {
+      return { result: await this.serve(request) };
+    } catch (err) {
+      return {
+        error: err instanceof SwitchboardError ? err.toBody() : { code: ErrorCode.Internal, message: 'internal error' },
+      };
+    }
+  }
+
+  private send(to: string | null, body: ControlBody): Promise<void> {
+    return this.broker.sendControl(to, JSON.stringify({ ...body, from: this.nodeId }));
+  }
+
+  private beat(): void {
+    this.expire(Date.now());
+    if (!this.broker.ready) return;
+    this.send(null, { type: 'heartbeat', info: this.self() }).catch((err: unknown) =>
+      this.log.debug({ err }, 'heartbeat not sent'),
+    );
+  }
+
+  private expire(now: number): void {
+    const limit = this.options.heartbeatMs * this.options.deadAfterBeats;
+    for (const [id, m] of this.members) {
+      if (now - m.lastSeen > limit) {
+        this.log.warn({ node: id }, 'node declared dead: no heartbeat');
+        this.forget(id);
+      }
+    }
+  }
+
+  /** A dead or departed node: stop waiting for its answers. */
+  private forget(node: string): void {
+    this.members.delete(node);
+    for (const p of [...this.pending.values()]) {
+      if (p.waiting.delete(node)) {
+        p.outcomes.push({ node, error: { code: ErrorCode.Unavailable, message: 'node left the cluster' } });
+        if (p.waiting.size === 0) p.done();
+      }
+    }
+  }
+}

@@ -1,0 +1,132 @@
+/**
+ * Membership and cluster requests, above the brokers, over real in-process
+ * brokers on one MemoryBus.
+ */
+import { pino } from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import { MemoryBroker, MemoryBus } from '../../src/brokers/memory/memory-broker.js';
+import { Cluster } from '../../src/cluster/cluster.js';
+import type { ClusterRequest, NodeInfo } from '../../src/cluster/messages.js';
+
+const log = pino({ level: 'silent' });
+const started: Array<{ cluster: Cluster; broker: MemoryBroker }> = [];
+
+function info(id: string): NodeInfo {
+  return { id, address: `http://${id}`, connections: 0, subscriptions: 0, uptime: 0, ready: true, draining: false };
+}
+
+async function member(
+  bus: MemoryBus,
+  id: string,
+  serve: (r: ClusterRequest) => Promise<unknown> = async () => id,
+): Promise<Cluster> {
+  const broker = new MemoryBroker(bus);
+  const cluster = new Cluster(id, broker, { heartbeatMs: 50, deadAfterBeats: 3 }, () => info(id), serve, log);
+  await broker.start(id, { onPublication: () => undefined, onReadyChange: () => undefined, onControl: (p) => cluster.receive(p) });
+  cluster.start();
+  started.push({ cluster, broker });
+  return cluster;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const ids = (c: Cluster) => c.nodes().map((n) => n.id).sort();
+const request: ClusterRequest = { kind: 'disconnect', user: 'u', code: 4000, reason: 'r' };
+
+afterEach(async () => {
+  for (const { cluster, broker } of started.splice(0)) {
+    cluster.stop();
+    await broker.close();
+  }
+});
+
+describe('membership', () => {
+  it('nodes learn of each other from heartbeats', async () => {
+    const bus = new MemoryBus();
+    const a = await member(bus, 'a');
+    const b = await member(bus, 'b');
+    const c = await member(bus, 'c');
+    await sleep(120);
+    for (const x of [a, b, c]) expect(ids(x)).toEqual(['a', 'b', 'c']);
+    expect(a.nodes()[0]?.id).toBe('a');
+  });
+
+  it('a newcomer knows every member at once, not only after their next beat', async () => {
+    const bus = new MemoryBus();
+    const broker = new MemoryBroker(bus);
+    const slow = new Cluster('old', broker, { heartbeatMs: 60_000, deadAfterBeats: 3 }, () => info('old'), async () => 0, log);
+    await broker.start('old', { onPublication: () => undefined, onReadyChange: () => undefined, onControl: (p) => slow.receive(p) });
+    slow.start();
+    started.push({ cluster: slow, broker });
+    const fresh = await member(bus, 'new');
+    await sleep(30);
+    expect(ids(fresh)).toEqual(['new', 'old']);
+  });
+
+  it('a node that leaves is gone at once; one that stops beating is declared dead after the missed beats', async () => {
+    const bus = new MemoryBus();
+    const a = await member(bus, 'a');
+    const b = await member(bus, 'b');
+    const c = await member(bus, 'c');
+    await sleep(120);
+    await b.leave();
+    expect(ids(a)).toEqual(['a', 'c']);
+    c.stop(); // a crash: no leave, no more beats
+    await sleep(60);
+    expect(a.isAlive('c')).toBe(true);
+    await sleep(200);
+    expect(a.isAlive('c')).toBe(false);
+    expect(ids(a)).toEqual(['a']);
+  });
+});
+
+describe('requests to every node', () => {
+  it('collects every live node’s answer, this node’s included', async () => {
+    const bus = new MemoryBus();
+    const a = await member(bus, 'a', async () => 1);
+    await member(bus, 'b', async () => 2);
+    await member(bus, 'c', async () => 3);
+    await sleep(120);
+    const outcomes = await a.requestAll(request, 2000);
+    expect(outcomes.map((o) => [o.node, o.result]).sort()).toEqual([
+      ['a', 1],
+      ['b', 2],
+      ['c', 3],
+    ]);
+  });
+
+  it('reports errors per node and does not wait for a node that never answers beyond the timeout', async () => {
+    const bus = new MemoryBus();
+    const a = await member(bus, 'a');
+    await member(bus, 'b', async () => {
+      throw new Error('boom');
+    });
+    await member(bus, 'slow', () => new Promise(() => undefined));
+    await sleep(120);
+    const t0 = Date.now();
+    const outcomes = await a.requestAll(request, 300);
+    expect(Date.now() - t0).toBeLessThan(1000);
+    const byNode = Object.fromEntries(outcomes.map((o) => [o.node, o]));
+    expect(byNode.a).toEqual({ node: 'a', result: 'a' });
+    expect(byNode.b?.error?.code).toBe('internal');
+    expect(byNode.slow?.error?.code).toBe('unavailable');
+  });
+
+  it('stops waiting for a node as soon as it is declared dead, well before the timeout', async () => {
+    const bus = new MemoryBus();
+    const a = await member(bus, 'a');
+    const b = await member(bus, 'b', () => new Promise(() => undefined));
+    await sleep(120);
+    b.stop();
+    const t0 = Date.now();
+    const outcomes = await a.requestAll(request, 10_000);
+    expect(Date.now() - t0).toBeLessThan(2000);
+    expect(outcomes.find((o) => o.node === 'b')?.error?.code).toBe('unavailable');
+  });
+
+  it('ignores malformed control messages', async () => {
+    const bus = new MemoryBus();
+    const a = await member(bus, 'a');
+    for (const p of ['not json', '{}', '{"type":"heartbeat"}', '{"type":"nope","from":"x"}']) a.receive(p);
+    expect(ids(a)).toEqual(['a']);
+  });
+});
