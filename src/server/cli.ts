@@ -1,5 +1,6 @@
 /**
- * The `switchboard` command: `start [flags]`, `--help`, `--version`.
+ * The `switchboard` command: `start [flags]`, `cluster --nodes N [flags]`,
+ * `--help`, `--version`.
  *
  * Exit codes: 0 after a drain or for help/version; 2 for a usage or
  * configuration problem (one line `switchboard: …` on stderr, no stack
@@ -23,7 +24,7 @@ export const EXIT_FAILURE = 1;
 
 /** Seconds the CLI waits past `drainTimeout` before it stops waiting for `drain()`. */
 const DRAIN_GRACE = 5;
-const COMMANDS = ['start', 'help', 'version'];
+const COMMANDS = ['start', 'cluster', 'help', 'version'];
 const CHATTY_LEVELS: readonly LogLevel[] = ['info', 'debug', 'trace'];
 
 /** Runs the command line (`argv` without `node` and the script). Exits the process when done, except while a node runs. */
@@ -32,6 +33,8 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
   switch (command) {
     case 'start':
       return start(rest);
+    case 'cluster':
+      return cluster(rest);
     case '--help':
     case '-h':
     case 'help':
@@ -46,8 +49,24 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
       fail('missing command: run switchboard start [flags] (see switchboard --help)', EXIT_USAGE);
     default:
       if (command.startsWith('-')) fail(`expected a command before ${command}: write switchboard start ${command} …`, EXIT_USAGE);
-      fail(`unknown command ${JSON.stringify(command)}${didYouMean(command, COMMANDS)}: the command is start (see switchboard --help)`, EXIT_USAGE);
+      fail(`unknown command ${JSON.stringify(command)}${didYouMean(command, COMMANDS)}: the commands are start and cluster (see switchboard --help)`, EXIT_USAGE);
   }
+}
+
+async function cluster(argv: readonly string[]): Promise<void> {
+  if (wantsHelp(argv)) {
+    process.stdout.write(helpText());
+    return;
+  }
+  const { planCluster, runCluster } = await import('./cluster-command.js');
+  let plan;
+  try {
+    plan = planCluster(argv, process.env, process.cwd());
+  } catch (err) {
+    if (err instanceof ConfigError) fail(err.message, EXIT_USAGE);
+    throw err;
+  }
+  process.exit(await runCluster(plan, say));
 }
 
 async function start(argv: readonly string[]): Promise<void> {

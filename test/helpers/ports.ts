@@ -1,0 +1,44 @@
+/**
+ * Free TCP ports on the loopback interface for test servers. A port found
+ * free can still be taken by someone else before the server binds it, so
+ * callers that spawn a server retry with a new port when the bind fails.
+ */
+import { createServer } from 'node:net';
+
+/** A port the OS just handed out on 127.0.0.1 (listen on port 0, read it, close). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.unref();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      const port = typeof addr === 'object' && addr ? addr.port : 0;
+      srv.close(() => (port ? resolve(port) : reject(new Error('no port assigned'))));
+    });
+  });
+}
+
+/** Whether `port` can be bound on 127.0.0.1 right now. */
+export function isPortFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const srv = createServer();
+    srv.unref();
+    srv.once('error', () => resolve(false));
+    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
+  });
+}
+
+/**
+ * A free port P in 20000–39999 whose P + 10000 is free too: a Redis Cluster
+ * node listens on both (the second is its cluster bus). `avoid` holds ports
+ * already picked for the same cluster.
+ */
+export async function freePortPair(avoid: ReadonlySet<number> = new Set()): Promise<number> {
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const port = 20000 + Math.floor(Math.random() * 20000);
+    if (avoid.has(port) || avoid.has(port + 10000) || avoid.has(port - 10000)) continue;
+    if ((await isPortFree(port)) && (await isPortFree(port + 10000))) return port;
+  }
+  throw new Error('no free port pair (P, P+10000) found in 20000–39999');
+}
