@@ -1,0 +1,58 @@
+/**
+ * Names of everything the Redis broker stores or publishes. Every key and
+ * the pub/sub channel of one Switchboard channel carry the hash tag
+ * `{<channel>}`, so in a Redis Cluster they all live in one slot: one Lua
+ * script can touch them all, and the sharded pub/sub channel is served by
+ * the node that holds the keys.
+ */
+
+export const DEFAULT_PREFIX = 'sb';
+
+export class RedisKeys {
+  /** Control channel every node subscribes to. */
+  readonly controlAll: string;
+  private readonly channelHead: string;
+
+  constructor(readonly prefix: string = DEFAULT_PREFIX) {
+    // A brace in the prefix would become the hash tag and break the one-slot rule.
+    if (!/^[^{}\s]{1,64}$/.test(prefix)) throw new Error(`Redis key prefix "${prefix}" must be 1–64 characters without braces or spaces`);
+    this.controlAll = `${prefix}:ctl`;
+    this.channelHead = `${prefix}:{`;
+  }
+
+  /** Hash: `o` (top offset) and `e` (epoch) of a channel's history. */
+  meta(channel: string): string {
+    return `${this.channelHead}${channel}}:m`;
+  }
+
+  /** Stream of the channel's history: entry ID `<offset>-0`, fields `d` (publication JSON), `t` (accept time ms). */
+  history(channel: string): string {
+    return `${this.channelHead}${channel}}:h`;
+  }
+
+  /** The pub/sub (or sharded pub/sub) channel that carries the channel's publications. */
+  pubsub(channel: string): string {
+    return `${this.channelHead}${channel}}:p`;
+  }
+
+  /** Sorted set: session → expiry time (ms). */
+  presenceExpiry(channel: string): string {
+    return `${this.channelHead}${channel}}:z`;
+  }
+
+  /** Hash: session → presence entry JSON. */
+  presenceData(channel: string): string {
+    return `${this.channelHead}${channel}}:d`;
+  }
+
+  /** Control channel of one node. */
+  controlOf(nodeId: string): string {
+    return `${this.controlAll}:${nodeId}`;
+  }
+
+  /** The Switchboard channel a pub/sub channel name carries, or undefined when it is not one of ours. */
+  channelOf(pubsubName: string): string | undefined {
+    if (!pubsubName.startsWith(this.channelHead) || !pubsubName.endsWith('}:p')) return undefined;
+    return pubsubName.slice(this.channelHead.length, -3);
+  }
+}

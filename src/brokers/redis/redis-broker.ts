@@ -1,0 +1,323 @@
+/**
+ * The Redis broker, for standalone Redis (`redis://`, `rediss://`) and
+ * Redis Cluster (`redis+cluster://`). Two kinds of connection: one for
+ * commands (scripts, PUBLISH) and subscriber connections (one standalone;
+ * one per master in a cluster, with sharded pub/sub). A publication with
+ * history is numbered, stored and published by one script, so its offset
+ * order is its delivery order on every node.
+ *
+ * Faults are survived: commands fail fast while Redis is unreachable, the
+ * connections come back on their own, and `onReadyChange(true)` is called
+ * only once every subscription is in place again.
+ */
+import type { Cluster, Redis } from 'ioredis';
+import type { PublishResult } from '../../protocol/index.js';
+import type {
+  Broker,
+  BrokerHandlers,
+  BrokerPublication,
+  HistoryPage,
+  HistoryPolicy,
+  HistoryQuery,
+  PresenceEntry,
+  PresenceItem,
+} from '../broker.js';
+import { decodeEnvelope, type PublishInput } from './codec.js';
+import {
+  DEFAULT_TUNING,
+  clusterClient,
+  commandConnection,
+  subscriberConnection,
+  type ConnectionTuning,
+} from './connections.js';
+import { DEFAULT_PREFIX, RedisKeys } from './keys.js';
+import { quit, type LinkHooks } from './link.js';
+import { RedisPresence } from './presence.js';
+import { ClassicPubSub, ShardedPubSub, type PubSub } from './pubsub.js';
+import type { CommandClient } from './scripts.js';
+import { RedisStreams } from './stream.js';
+import { UnavailableError } from './subscriptions.js';
+import { parseRedisUrl, type RedisTarget } from './url.js';
+
+export interface RedisBrokerOptions extends Partial<ConnectionTuning> {
+  /** Prefix of every key and channel (default: the URL's `?prefix=`, else `sb`). */
+  prefix?: string;
+  /** How long `start` waits for Redis before it rejects (default 5000 ms). */
+  startTimeoutMs?: number;
+  /** Every connection is PINGed this often; one that does not answer is cut and reconnects (default 5000 ms, 0: never). */
+  healthCheckMs?: number;
+  /** Channels per SUBSCRIBE command (default 1000). */
+  maxBatch?: number;
+  /** Told of every fault the broker survives: connection errors, undecodable messages, handler exceptions. */
+  onError?: (err: Error, where: string) => void;
+}
+
+type State = 'new' | 'starting' | 'started' | 'closed';
+
+const noop = (): void => undefined;
+
+export class RedisBroker implements Broker {
+  readonly kind: 'redis' | 'redis-cluster';
+  private readonly target: RedisTarget;
+  private readonly keys: RedisKeys;
+  private readonly tuning: ConnectionTuning;
+  private state: State = 'new';
+  private handlers: BrokerHandlers | undefined;
+  private controlSelf = '';
+  private command: Redis | Cluster | undefined;
+  private pubsub: PubSub | undefined;
+  private readonly streams: RedisStreams;
+  private readonly presences: RedisPresence;
+  /** The readiness last reported through `onReadyChange`. */
+  private reported = false;
+  /** Called on every connection state change (start waits through it). */
+  private onStateChange: (() => void) | undefined;
+  private healthTimer: ReturnType<typeof setInterval> | undefined;
+  private checking = false;
+  private closing: Promise<void> | undefined;
+  private faults = 0;
+  private lastFault: Error | undefined;
+
+  constructor(
+    target: RedisTarget | string,
+    private readonly options: RedisBrokerOptions = {},
+  ) {
+    this.target = typeof target === 'string' ? parseRedisUrl(target) : target;
+    this.kind = this.target.mode === 'cluster' ? 'redis-cluster' : 'redis';
+    this.keys = new RedisKeys(options.prefix ?? this.target.prefix ?? DEFAULT_PREFIX);
+    this.tuning = {
+      connectTimeoutMs: options.connectTimeoutMs ?? DEFAULT_TUNING.connectTimeoutMs,
+      commandTimeoutMs: options.commandTimeoutMs ?? DEFAULT_TUNING.commandTimeoutMs,
+      maxBackoffMs: Math.min(options.maxBackoffMs ?? DEFAULT_TUNING.maxBackoffMs, 1000),
+    };
+    const client = (): CommandClient => this.commands();
+    this.streams = new RedisStreams(client, this.keys, this.target.mode === 'cluster' ? 'spublish' : 'publish');
+    this.presences = new RedisPresence(client, this.keys);
+  }
+
+  /** Faults survived so far (connection errors, undecodable messages, handler exceptions). */
+  get errors(): number {
+    return this.faults;
+  }
+
+  get ready(): boolean {
+    return this.state === 'started' && this.commandReady && (this.pubsub?.inSync ?? false);
+  }
+
+  async start(nodeId: string, handlers: BrokerHandlers): Promise<void> {
+    if (this.state !== 'new') throw new Error(`broker already ${this.state === 'closed' ? 'closed' : 'started'}`);
+    this.state = 'starting';
+    this.handlers = handlers;
+    this.controlSelf = this.keys.controlOf(nodeId);
+    const timeoutMs = this.options.startTimeoutMs ?? 5000;
+    const deadline = Date.now() + timeoutMs;
+    try {
+      const command = this.openCommand(nodeId);
+      command.connect().catch(noop);
+      await this.waitUntil(() => this.commandReady, deadline);
+
+      this.pubsub = this.openPubSub(nodeId);
+      this.pubsub.connect();
+      // Wanted from now on; placed (and re-placed after every reconnection) by the subscriber.
+      this.pubsub.subscribe(this.keys.controlAll).catch(noop);
+      this.pubsub.subscribe(this.controlSelf).catch(noop);
+      await this.waitUntil(() => this.commandReady && (this.pubsub?.inSync ?? false), deadline);
+    } catch (err) {
+      if (this.closing) throw new UnavailableError('broker closed while starting');
+      await this.close();
+      const where = this.target.endpoints.map((e) => `${e.host}:${e.port}`).join(',');
+      const cause = this.lastFault ? `: ${this.lastFault.message}` : '';
+      throw new Error(`redis at ${where} was not reachable within ${timeoutMs} ms${cause}`, { cause: err });
+    }
+    this.state = 'started';
+    this.reported = true;
+    const every = this.options.healthCheckMs ?? 5000;
+    if (every > 0) {
+      this.healthTimer = setInterval(() => void this.healthCheck(), every);
+      this.healthTimer.unref();
+    }
+  }
+
+  /** Idempotent; pending subscribes are rejected and nothing is delivered afterwards. */
+  close(): Promise<void> {
+    this.closing ??= this.shutdown();
+    return this.closing;
+  }
+
+  async subscribe(channel: string): Promise<void> {
+    await this.subscriber().subscribe(this.keys.pubsub(channel));
+  }
+
+  unsubscribe(channel: string): Promise<void> {
+    if (!this.pubsub || this.state === 'closed') return Promise.resolve();
+    return this.pubsub.unsubscribe(this.keys.pubsub(channel));
+  }
+
+  publish(pub: PublishInput, history: HistoryPolicy | null): Promise<PublishResult> {
+    return this.streams.publish(pub, history);
+  }
+
+  history(channel: string, query: HistoryQuery, policy: HistoryPolicy): Promise<HistoryPage> {
+    return this.streams.read(channel, query, policy);
+  }
+
+  presenceAdd(items: PresenceItem[], ttlMs: number): Promise<void> {
+    return this.presences.add(items, ttlMs);
+  }
+
+  presenceRemove(items: Array<{ channel: string; session: string }>): Promise<void> {
+    return this.presences.remove(items);
+  }
+
+  presence(channel: string): Promise<PresenceEntry[]> {
+    return this.presences.list(channel);
+  }
+
+  async sendControl(to: string | null, payload: string): Promise<void> {
+    const channel = to === null ? this.keys.controlAll : this.keys.controlOf(to);
+    const client = this.commands();
+    await (this.target.mode === 'cluster' ? client.spublish(channel, payload) : client.publish(channel, payload));
+  }
+
+  // ---- connections ---------------------------------------------------------
+
+  private get commandReady(): boolean {
+    return this.command?.status === 'ready';
+  }
+
+  private commands(): CommandClient {
+    if (!this.command || this.state === 'closed') throw new UnavailableError('broker not started');
+    return this.command;
+  }
+
+  private subscriber(): PubSub {
+    if (!this.pubsub || this.state === 'closed') throw new UnavailableError('broker not started');
+    return this.pubsub;
+  }
+
+  private openCommand(nodeId: string): Redis | Cluster {
+    const name = `switchboard:${nodeId}:cmd`.replace(/\s/g, '_');
+    const command =
+      this.target.mode === 'cluster'
+        ? clusterClient(this.target, this.tuning, name)
+        : commandConnection(this.target, this.target.endpoints[0]!, this.tuning, name);
+    this.command = command;
+    command.on('error', (err: Error) => this.fault(err, 'command connection'));
+    if (this.target.mode === 'cluster') {
+      command.on('node error', (err: Error, key: string) => this.fault(err, `cluster node ${key}`));
+    }
+    for (const event of ['ready', 'close', 'end', 'reconnecting']) command.on(event, () => this.changed());
+    return command;
+  }
+
+  private openPubSub(nodeId: string): PubSub {
+    const name = `switchboard:${nodeId}:sub`.replace(/\s/g, '_');
+    const hooks: LinkHooks = {
+      onMessage: (channel, message) => this.deliver(channel, message),
+      onChange: () => this.changed(),
+      onError: (err, where) => this.fault(err, where),
+    };
+    if (this.target.mode === 'cluster') {
+      return new ShardedPubSub(
+        this.command as Cluster,
+        (endpoint) => subscriberConnection(this.target, endpoint, this.tuning, name),
+        hooks,
+        this.options.maxBatch,
+      );
+    }
+    return new ClassicPubSub(subscriberConnection(this.target, this.target.endpoints[0]!, this.tuning, name), hooks, this.options.maxBatch);
+  }
+
+  /** Resolves once `ok()` holds, re-checked on every connection event; rejects at `deadline`. */
+  private waitUntil(ok: () => boolean, deadline: number): Promise<void> {
+    if (ok()) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      const finish = (err?: Error): void => {
+        clearTimeout(timer);
+        this.onStateChange = undefined;
+        if (err) reject(err);
+        else resolve();
+      };
+      const timer = setTimeout(() => finish(new UnavailableError('timed out')), Math.max(0, deadline - Date.now()));
+      this.onStateChange = () => {
+        if (this.state === 'closed') finish(new UnavailableError('broker closed'));
+        else if (ok()) finish();
+      };
+    });
+  }
+
+  /** A connection changed state: report a readiness change once started. */
+  private changed(): void {
+    this.onStateChange?.();
+    if (this.state !== 'started') return;
+    const ready = this.ready;
+    if (ready === this.reported) return;
+    this.reported = ready;
+    try {
+      this.handlers?.onReadyChange(ready);
+    } catch (err) {
+      this.fault(err, 'onReadyChange handler');
+    }
+  }
+
+  private deliver(name: string, message: string): void {
+    const handlers = this.handlers;
+    if (!handlers) return;
+    try {
+      if (name === this.keys.controlAll || name === this.controlSelf) {
+        handlers.onControl(message);
+        return;
+      }
+      const pub: BrokerPublication | undefined = decodeEnvelope(message);
+      if (!pub || pub.channel !== this.keys.channelOf(name)) {
+        this.fault(new Error(`undecodable message on ${name}: ${message.slice(0, 100)}`), 'pub/sub');
+        return;
+      }
+      handlers.onPublication(pub);
+    } catch (err) {
+      this.fault(err, 'message handler');
+    }
+  }
+
+  private fault(err: unknown, where: string): void {
+    const error = err instanceof Error ? err : new Error(String(err));
+    this.faults++;
+    this.lastFault = error;
+    try {
+      this.options.onError?.(error, where);
+    } catch {
+      // A failing error reporter must not break the connection's event loop.
+    }
+  }
+
+  private async healthCheck(): Promise<void> {
+    if (this.checking || this.state !== 'started') return;
+    this.checking = true;
+    try {
+      const checks: Array<Promise<void>> = [this.pubsub?.ping() ?? Promise.resolve()];
+      const command = this.command;
+      if (this.target.mode === 'standalone' && command?.status === 'ready') {
+        checks.push(
+          (command as Redis).ping().then(noop, (err: unknown) => {
+            if (command.status !== 'ready' || this.state !== 'started') return;
+            this.fault(err, 'command connection ping');
+            (command as Redis).disconnect(true);
+          }),
+        );
+      }
+      await Promise.all(checks);
+    } finally {
+      this.checking = false;
+    }
+  }
+
+  private async shutdown(): Promise<void> {
+    this.state = 'closed';
+    this.handlers = undefined;
+    this.onStateChange?.();
+    if (this.healthTimer) clearInterval(this.healthTimer);
+    const pubsub = this.pubsub;
+    const command = this.command;
+    await Promise.all([pubsub?.close(), command ? quit(command) : undefined]);
+  }
+}

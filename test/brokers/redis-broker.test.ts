@@ -1,0 +1,347 @@
+/**
+ * The Redis broker against a real standalone `redis-server` on a free
+ * port, beyond the conformance suite (`redis.test.ts`): batched
+ * subscriptions, key layout and expiries, start and handler faults, and
+ * surviving a `kill -9` of the server (with and without persistence).
+ */
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { BrokerHandlers, BrokerPublication, HistoryPolicy } from '../../src/brokers/broker.js';
+import { createBroker } from '../../src/brokers/index.js';
+import { RedisBroker, type RedisBrokerOptions } from '../../src/brokers/redis/redis-broker.js';
+import { freePort } from '../helpers/ports.js';
+import { redisCommand, startRedis, type RedisProcess } from '../helpers/redis-server.js';
+import { eventually } from './suite.js';
+
+const LONG: HistoryPolicy = { size: 100, ttlMs: 60_000 };
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+const uid = (): string => randomBytes(4).toString('hex');
+
+/** `redis-cli` for replies the tiny RESP client of the helper does not read (arrays): one line per element. */
+function cli(port: number, ...args: string[]): Promise<string[]> {
+  return new Promise((resolve, reject) => {
+    execFile('redis-cli', ['-h', '127.0.0.1', '-p', String(port), ...args], { timeout: 5_000 }, (err, stdout) => {
+      if (err) reject(err);
+      else resolve(stdout.split('\n').filter((l) => l !== ''));
+    });
+  });
+}
+
+/** Calls of `command` since the last CONFIG RESETSTAT. */
+async function calls(port: number, command: string): Promise<number> {
+  const stats = await redisCommand(port, ['INFO', 'commandstats']);
+  const m = new RegExp(`^cmdstat_${command}:calls=(\\d+)`, 'm').exec(stats);
+  return m ? Number(m[1]) : 0;
+}
+
+interface Started {
+  broker: RedisBroker;
+  pubs: BrokerPublication[];
+  controls: string[];
+  readyChanges: boolean[];
+  errors: string[];
+  got(channel: string): unknown[];
+}
+
+describe('redis broker (standalone)', () => {
+  let redis: RedisProcess;
+  const brokers: RedisBroker[] = [];
+
+  beforeAll(async () => {
+    redis = await startRedis();
+  });
+  afterAll(async () => {
+    await redis?.stop();
+  });
+  afterEach(async () => {
+    await Promise.all(brokers.splice(0).map((b) => b.close()));
+  });
+
+  async function start(nodeId: string, options: RedisBrokerOptions = {}, url = redis.url): Promise<Started> {
+    const errors: string[] = [];
+    const broker = new RedisBroker(url, { onError: (err, where) => void errors.push(`${where}: ${err.message}`), ...options });
+    brokers.push(broker);
+    const rec = { pubs: [] as BrokerPublication[], controls: [] as string[], readyChanges: [] as boolean[] };
+    const handlers: BrokerHandlers = {
+      onPublication: (p) => void rec.pubs.push(p),
+      onControl: (c) => void rec.controls.push(c),
+      onReadyChange: (r) => void rec.readyChanges.push(r),
+    };
+    await broker.start(nodeId, handlers);
+    return { broker, ...rec, errors, got: (c) => rec.pubs.filter((p) => p.channel === c).map((p) => p.data) };
+  }
+
+  describe('interest', () => {
+    it('sends the subscribes and unsubscribes of one tick as one command each', async () => {
+      const prefix = `t${uid()}`;
+      const a = await start('a', { prefix });
+      const b = await start('b', { prefix });
+      const channels = Array.from({ length: 50 }, (_, i) => `room:${i}`);
+
+      await redisCommand(redis.port, ['CONFIG', 'RESETSTAT']);
+      await Promise.all(channels.map((c) => a.broker.subscribe(c)));
+      expect(await calls(redis.port, 'subscribe')).toBe(1);
+      expect(await cli(redis.port, 'PUBSUB', 'CHANNELS', `${prefix}:{*`)).toHaveLength(50);
+      expect(await cli(redis.port, 'PUBSUB', 'NUMSUB', `${prefix}:{room:7}:p`)).toEqual([`${prefix}:{room:7}:p`, '1']);
+
+      // every channel is live at once
+      await Promise.all(channels.map((c, i) => b.broker.publish({ channel: c, data: i, ts: Date.now() }, null)));
+      await eventually(() => expect(a.pubs).toHaveLength(50));
+
+      await redisCommand(redis.port, ['CONFIG', 'RESETSTAT']);
+      await Promise.all(channels.map((c) => a.broker.unsubscribe(c)));
+      expect(await calls(redis.port, 'unsubscribe')).toBe(1);
+      expect(await cli(redis.port, 'PUBSUB', 'CHANNELS', `${prefix}:{*`)).toEqual([]);
+    });
+
+    it('lets the last call win when one tick subscribes and unsubscribes a channel', async () => {
+      const prefix = `t${uid()}`;
+      const a = await start('a', { prefix });
+      await redisCommand(redis.port, ['CONFIG', 'RESETSTAT']);
+      await Promise.all([a.broker.subscribe('room:x'), a.broker.unsubscribe('room:x')]);
+      expect(await calls(redis.port, 'subscribe')).toBe(0);
+      expect(await cli(redis.port, 'PUBSUB', 'CHANNELS', `${prefix}:{*`)).toEqual([]);
+
+      await Promise.all([a.broker.unsubscribe('room:y'), a.broker.subscribe('room:y')]);
+      expect(await cli(redis.port, 'PUBSUB', 'CHANNELS', `${prefix}:{*`)).toEqual([`${prefix}:{room:y}:p`]);
+
+      // across ticks, with commands in flight: subscribe, unsubscribe, subscribe
+      const p1 = a.broker.subscribe('room:z');
+      await new Promise((r) => setImmediate(r));
+      const p2 = a.broker.unsubscribe('room:z');
+      await new Promise((r) => setImmediate(r));
+      const p3 = a.broker.subscribe('room:z');
+      await Promise.all([p1, p2, p3]);
+      expect((await cli(redis.port, 'PUBSUB', 'CHANNELS', `${prefix}:{*`)).sort()).toEqual([`${prefix}:{room:y}:p`, `${prefix}:{room:z}:p`]);
+      await a.broker.publish({ channel: 'room:z', data: 'z', ts: Date.now() }, null);
+      await eventually(() => expect(a.got('room:z')).toEqual(['z']));
+    });
+  });
+
+  describe('storage', () => {
+    it('keeps one channel under one hash tag, with expiries, and publishes with one script call', async () => {
+      const prefix = `t${uid()}`;
+      const [a, b, c] = await Promise.all(['a', 'b', 'c'].map((n) => start(n, { prefix })));
+      await Promise.all([a, b, c].map((n) => n!.broker.subscribe('news:1')));
+
+      // the first run loads the script (EVALSHA answers NOSCRIPT, then EVAL); later runs are one EVALSHA
+      await a!.broker.publish({ channel: 'warm:up', data: 0, ts: Date.now() }, { size: 1, ttlMs: 1 });
+      await redisCommand(redis.port, ['CONFIG', 'RESETSTAT']);
+      expect(await a!.broker.publish({ channel: 'news:1', data: 'x', ts: Date.now() }, { size: 10, ttlMs: 30_000 })).toMatchObject({ offset: 1 });
+      expect(await calls(redis.port, 'evalsha')).toBe(1);
+      expect(await calls(redis.port, 'eval')).toBe(0);
+      for (const n of [a, b, c]) await eventually(() => expect(n!.got('news:1')).toEqual(['x']));
+
+      expect((await cli(redis.port, 'KEYS', `${prefix}:{news:1}*`)).sort()).toEqual([`${prefix}:{news:1}:h`, `${prefix}:{news:1}:m`]);
+      const streamTtl = Number(await redisCommand(redis.port, ['PTTL', `${prefix}:{news:1}:h`]));
+      expect(streamTtl).toBeGreaterThan(25_000);
+      expect(streamTtl).toBeLessThanOrEqual(30_000);
+      const metaTtl = Number(await redisCommand(redis.port, ['PTTL', `${prefix}:{news:1}:m`]));
+      expect(metaTtl).toBeGreaterThan(23 * 3600_000);
+      expect(await cli(redis.port, 'XRANGE', `${prefix}:{news:1}:h`, '-', '+')).toContain('1-0');
+
+      // a read refreshes the numbering's expiry
+      await redisCommand(redis.port, ['PEXPIRE', `${prefix}:{news:1}:m`, '60000']);
+      await b!.broker.history('news:1', { limit: 0 }, { size: 10, ttlMs: 30_000 });
+      expect(Number(await redisCommand(redis.port, ['PTTL', `${prefix}:{news:1}:m`]))).toBeGreaterThan(23 * 3600_000);
+
+      // presence keys too
+      await a!.broker.presenceAdd([{ channel: 'news:1', entry: { user: 'u', session: 's', node: 'a' } }], 5_000);
+      const zTtl = Number(await redisCommand(redis.port, ['PTTL', `${prefix}:{news:1}:z`]));
+      expect(zTtl).toBeGreaterThan(3_000);
+      expect(zTtl).toBeLessThanOrEqual(5_000);
+    });
+
+    it('gives a channel a new epoch when its numbering was lost, and skips damaged entries', async () => {
+      const prefix = `t${uid()}`;
+      const a = await start('a', { prefix });
+      const first = await a.broker.publish({ channel: 'c:1', data: 1, ts: Date.now() }, LONG);
+      await redisCommand(redis.port, ['DEL', `${prefix}:{c:1}:m`]);
+      const page = await a.broker.history('c:1', { since: 0, limit: 10 }, LONG);
+      expect(page.epoch).not.toBe(first.epoch);
+      expect(page).toMatchObject({ offset: 0, earliest: 1, messages: [] });
+      // the old entries went with the old numbering
+      expect(await a.broker.publish({ channel: 'c:1', data: 2, ts: Date.now() }, LONG)).toEqual({ offset: 1, epoch: page.epoch });
+
+      await a.broker.publish({ channel: 'c:1', data: 3, ts: Date.now() }, LONG);
+      await redisCommand(redis.port, ['XADD', `${prefix}:{c:1}:h`, '3-0', 'd', 'not json', 't', String(Date.now())]);
+      await redisCommand(redis.port, ['HSET', `${prefix}:{c:1}:m`, 'o', '3']);
+      const damaged = await a.broker.history('c:1', { since: 0, limit: 10 }, LONG);
+      expect(damaged.offset).toBe(3);
+      expect(damaged.messages.map((m) => m.data)).toEqual([2, 3]);
+    });
+  });
+
+  describe('lifecycle', () => {
+    it('rejects start quickly when Redis cannot be reached, and leaves nothing running', async () => {
+      const port = await freePort();
+      const broker = new RedisBroker(`redis://127.0.0.1:${port}`, { startTimeoutMs: 500 });
+      const t0 = Date.now();
+      await expect(broker.start('x', { onPublication() {}, onControl() {}, onReadyChange() {} })).rejects.toThrow(
+        /not reachable within 500 ms/,
+      );
+      expect(Date.now() - t0).toBeLessThan(2_000);
+      expect(broker.ready).toBe(false);
+      await expect(broker.publish({ channel: 'a', data: 1, ts: 0 }, null)).rejects.toThrow();
+      await broker.close();
+    });
+
+    it('is picked by createBroker for redis:// URLs, with the prefix from the URL', async () => {
+      const prefix = `t${uid()}`;
+      const broker = createBroker(`${redis.url}?prefix=${prefix}`);
+      expect(broker.kind).toBe('redis');
+      await broker.start('a', { onPublication() {}, onControl() {}, onReadyChange() {} });
+      try {
+        await broker.publish({ channel: 'k:1', data: 1, ts: 0 }, LONG);
+        expect(await cli(redis.port, 'KEYS', `${prefix}:*`)).toHaveLength(2);
+      } finally {
+        await broker.close();
+      }
+    });
+
+    it('reports and repairs a cut connection: the subscriber restores every subscription itself', async () => {
+      const prefix = `t${uid()}`;
+      const a = await start('a', { prefix });
+      const b = await start('b', { prefix });
+      const channels = ['x:1', 'x:2', 'x:3'];
+      await Promise.all(channels.map((c) => a.broker.subscribe(c)));
+
+      // the server forgets a killed client's subscriptions: only the broker can put them back
+      await redisCommand(redis.port, ['CLIENT', 'KILL', 'TYPE', 'pubsub']);
+      await eventually(() => expect(a.readyChanges).toEqual([false, true]));
+      expect(a.broker.ready).toBe(true);
+      expect((await cli(redis.port, 'PUBSUB', 'CHANNELS', `${prefix}:*`)).sort()).toEqual(
+        [`${prefix}:ctl`, `${prefix}:ctl:a`, `${prefix}:ctl:b`, ...channels.map((c) => `${prefix}:{${c}}:p`)].sort(),
+      );
+      await b.broker.publish({ channel: 'x:3', data: 'after', ts: Date.now() }, null);
+      await b.broker.sendControl('a', 'ctl');
+      await eventually(() => expect(a.got('x:3')).toEqual(['after']));
+      await eventually(() => expect(a.controls).toEqual(['ctl']));
+
+      // the command connection alone
+      await redisCommand(redis.port, ['CLIENT', 'KILL', 'TYPE', 'normal']);
+      await eventually(() => expect(b.readyChanges).toEqual([false, true, false, true]));
+      expect(await b.broker.publish({ channel: 'x:1', data: 'again', ts: Date.now() }, LONG)).toMatchObject({ offset: 1 });
+      await eventually(() => expect(a.got('x:1')).toEqual(['again']));
+    });
+
+    it('survives a handler that throws', async () => {
+      const broker = new RedisBroker(redis.url, { onError: () => undefined });
+      brokers.push(broker);
+      let n = 0;
+      await broker.start(`n-${uid()}`, {
+        onPublication: () => {
+          n++;
+          throw new Error('boom');
+        },
+        onControl() {},
+        onReadyChange() {},
+      });
+      const c = `c:${uid()}`;
+      await broker.subscribe(c);
+      await broker.publish({ channel: c, data: 1, ts: 0 }, null);
+      await broker.publish({ channel: c, data: 2, ts: 0 }, null);
+      await eventually(() => expect(n).toBe(2));
+      expect(broker.errors).toBe(2);
+      expect(broker.ready).toBe(true);
+    });
+  });
+});
+
+describe('redis broker across a redis-server crash', () => {
+  const brokers: RedisBroker[] = [];
+  let redis: RedisProcess | undefined;
+
+  afterEach(async () => {
+    await Promise.all(brokers.splice(0).map((b) => b.close()));
+    await redis?.stop();
+    redis = undefined;
+  });
+
+  async function start(url: string, nodeId: string): Promise<Started> {
+    const errors: string[] = [];
+    const broker = new RedisBroker(url, { onError: (err, where) => void errors.push(`${where}: ${err.message}`), healthCheckMs: 500 });
+    brokers.push(broker);
+    const rec = { pubs: [] as BrokerPublication[], controls: [] as string[], readyChanges: [] as boolean[] };
+    await broker.start(nodeId, {
+      onPublication: (p) => void rec.pubs.push(p),
+      onControl: (c) => void rec.controls.push(c),
+      onReadyChange: (r) => void rec.readyChanges.push(r),
+    });
+    return { broker, ...rec, errors, got: (c) => rec.pubs.filter((p) => p.channel === c).map((p) => p.data) };
+  }
+
+  it('goes unready, fails fast while down, and comes back with every subscription (new epoch without persistence)', async () => {
+    redis = await startRedis();
+    const a = await start(redis.url, 'a');
+    const b = await start(redis.url, 'b');
+    const channels = Array.from({ length: 30 }, (_, i) => `room:${i}`);
+    await Promise.all(channels.map((c) => a.broker.subscribe(c)));
+    await a.broker.subscribe('room:gone');
+    const before = await b.broker.publish({ channel: 'room:0', data: 'before', ts: Date.now() }, LONG);
+    await eventually(() => expect(a.got('room:0')).toEqual(['before']));
+
+    await redis.kill();
+    await eventually(() => {
+      expect(a.broker.ready).toBe(false);
+      expect(b.broker.ready).toBe(false);
+      expect(a.readyChanges).toEqual([false]);
+      expect(b.readyChanges).toEqual([false]);
+    });
+
+    // fail fast: no queueing, no hanging
+    const t0 = Date.now();
+    await expect(b.broker.publish({ channel: 'room:0', data: 'lost', ts: Date.now() }, LONG)).rejects.toThrow();
+    await expect(b.broker.publish({ channel: 'room:0', data: 'lost', ts: Date.now() }, null)).rejects.toThrow();
+    await expect(b.broker.history('room:0', { limit: 1 }, LONG)).rejects.toThrow();
+    await expect(b.broker.presence('room:0')).rejects.toThrow();
+    await expect(b.broker.sendControl(null, 'x')).rejects.toThrow();
+    await expect(a.broker.subscribe('room:new')).rejects.toThrow();
+    // unsubscribing while down is fine: it is not restored
+    await a.broker.unsubscribe('room:gone');
+    expect(Date.now() - t0).toBeLessThan(500);
+    await sleep(1_500);
+    expect(a.readyChanges).toEqual([false]);
+
+    await redis.restart();
+    await eventually(() => {
+      expect(a.broker.ready).toBe(true);
+      expect(b.broker.ready).toBe(true);
+      expect(a.readyChanges).toEqual([false, true]);
+      expect(b.readyChanges).toEqual([false, true]);
+    }, 10_000);
+
+    // every subscription is back (the failed one too: it stays wanted until unsubscribed), and only those
+    const held = await cli(redis.port, 'PUBSUB', 'CHANNELS', 'sb:{*');
+    expect(held.sort()).toEqual([...channels, 'room:new'].map((c) => `sb:{${c}}:p`).sort());
+    await Promise.all(channels.map((c) => b.broker.publish({ channel: c, data: `after ${c}`, ts: Date.now() }, null)));
+    await eventually(() => expect(a.pubs.length).toBe(1 + channels.length));
+    expect(a.got('room:29')).toEqual(['after room:29']);
+
+    // control channels are back too
+    await b.broker.sendControl('a', 'hello a');
+    await b.broker.sendControl(null, 'hello all');
+    await eventually(() => expect(a.controls).toEqual(['hello a', 'hello all']));
+    await eventually(() => expect(b.controls).toEqual(['hello all']));
+
+    // the history was lost with the server: a new epoch says so
+    const after = await b.broker.publish({ channel: 'room:0', data: 'after', ts: Date.now() }, LONG);
+    expect(after.offset).toBe(1);
+    expect(after.epoch).not.toBe(before.epoch);
+    expect(a.errors.length).toBeGreaterThan(0);
+  });
+
+  it('keeps the epoch and numbering when the server restarts with its data (AOF)', async () => {
+    redis = await startRedis({ persistence: true });
+    const a = await start(redis.url, 'a');
+    const first = await a.broker.publish({ channel: 'p:1', data: 1, ts: Date.now() }, LONG);
+    await redis.kill();
+    await eventually(() => expect(a.broker.ready).toBe(false));
+    await redis.restart();
+    await eventually(() => expect(a.broker.ready).toBe(true), 10_000);
+    expect(await a.broker.publish({ channel: 'p:1', data: 2, ts: Date.now() }, LONG)).toEqual({ offset: 2, epoch: first.epoch });
+    const page = await a.broker.history('p:1', { since: 0, limit: 10 }, LONG);
+    expect(page.messages.map((m) => m.data)).toEqual([1, 2]);
+  });
+});

@@ -1,0 +1,181 @@
+/**
+ * The Redis broker on a real 3-master Redis Cluster (no replicas), beyond
+ * the conformance suite (`redis-cluster.test.ts`): sharded subscriptions
+ * held on the master of each channel's slot, keys in that slot, and a
+ * master crash and restart.
+ */
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { BrokerPublication } from '../../src/brokers/broker.js';
+import { createBroker } from '../../src/brokers/index.js';
+import { RedisBroker } from '../../src/brokers/redis/redis-broker.js';
+import { keySlot } from '../../src/brokers/redis/slot.js';
+import { redisCommand, startRedisCluster, type RedisCluster } from '../helpers/redis-server.js';
+import { eventually } from './suite.js';
+
+const uid = (): string => randomBytes(4).toString('hex');
+
+function cli(port: number, ...args: string[]): Promise<string[]> {
+  return new Promise((resolve, reject) => {
+    execFile('redis-cli', ['-h', '127.0.0.1', '-p', String(port), ...args], { timeout: 5_000 }, (err, stdout) => {
+      if (err) reject(err);
+      else resolve(stdout.split('\n').filter((l) => l !== ''));
+    });
+  });
+}
+
+let cluster: RedisCluster;
+
+/** The port of the master serving `key`: the others answer MOVED. */
+async function ownerOf(key: string): Promise<number> {
+  const owners: number[] = [];
+  for (const port of cluster.ports) {
+    try {
+      await redisCommand(port, ['EXISTS', key]);
+      owners.push(port);
+    } catch (err) {
+      expect(String(err)).toMatch(/MOVED/);
+    }
+  }
+  expect(owners).toHaveLength(1);
+  return owners[0]!;
+}
+
+interface Started {
+  broker: RedisBroker;
+  pubs: BrokerPublication[];
+  controls: string[];
+  readyChanges: boolean[];
+  faults: string[];
+}
+
+describe('redis broker (cluster): sharding', () => {
+  const brokers: RedisBroker[] = [];
+
+  beforeAll(async () => {
+    cluster = await startRedisCluster(3);
+  }, 60_000);
+  afterAll(async () => {
+    await cluster?.stop();
+  });
+  afterEach(async () => {
+    await Promise.all(brokers.splice(0).map((b) => b.close()));
+  });
+
+  async function start(nodeId: string, prefix: string): Promise<Started> {
+    const faults: string[] = [];
+    const broker = new RedisBroker(cluster.url, { prefix, healthCheckMs: 500, onError: (err, where) => void faults.push(`${where}: ${err.message}`) });
+    brokers.push(broker);
+    const rec = { pubs: [] as BrokerPublication[], controls: [] as string[], readyChanges: [] as boolean[] };
+    await broker.start(nodeId, {
+      onPublication: (p) => void rec.pubs.push(p),
+      onControl: (c) => void rec.controls.push(c),
+      onReadyChange: (r) => void rec.readyChanges.push(r),
+    });
+    return { broker, ...rec, faults };
+  }
+
+  it('computes the same slots as Redis', async () => {
+    for (const key of ['foo', 'sb:{chat:room-1}:p', 'sb:{user:42}:m', '{}x', 'a{b}c', 'ünï{cøde}', 'sb:ctl']) {
+      expect(String(keySlot(key)), key).toBe(await redisCommand(cluster.ports[0]!, ['CLUSTER', 'KEYSLOT', key]));
+    }
+  });
+
+  it('holds each channel on the master of its slot with sharded subscriptions, next to its keys', async () => {
+    const prefix = `t${uid()}`;
+    const a = await start('a', prefix);
+    const b = await start('b', prefix);
+    const channels = Array.from({ length: 40 }, (_, i) => `room:${i}`);
+    await Promise.all(channels.map((c) => a.broker.subscribe(c)));
+
+    const held = await Promise.all(cluster.ports.map((p) => cli(p, 'PUBSUB', 'SHARDCHANNELS', `${prefix}:{*`)));
+    expect(held.flat().sort()).toEqual(channels.map((c) => `${prefix}:{${c}}:p`).sort());
+    // spread over the masters, each on the master that serves the channel's keys
+    expect(held.filter((h) => h.length > 0).length).toBeGreaterThan(1);
+    for (const [i, port] of cluster.ports.entries()) {
+      for (const name of held[i]!) expect(await ownerOf(name.replace(/:p$/, ':m'))).toBe(port);
+    }
+    // nothing on classic pub/sub, which a cluster broadcasts to every node
+    for (const p of cluster.ports) expect(await cli(p, 'PUBSUB', 'CHANNELS', `${prefix}*`)).toEqual([]);
+
+    await Promise.all(channels.map((c, i) => b.broker.publish({ channel: c, data: i, ts: Date.now() }, { size: 10, ttlMs: 60_000 })));
+    await eventually(() => expect(a.pubs).toHaveLength(40));
+    for (const p of a.pubs) expect(p).toMatchObject({ offset: 1 });
+    for (const c of channels.slice(0, 5)) {
+      const port = await ownerOf(`${prefix}:{${c}}:m`);
+      expect(await redisCommand(port, ['EXISTS', `${prefix}:{${c}}:h`])).toBe('1');
+    }
+
+    await Promise.all(channels.map((c) => a.broker.unsubscribe(c)));
+    const after = await Promise.all(cluster.ports.map((p) => cli(p, 'PUBSUB', 'SHARDCHANNELS', `${prefix}:{*`)));
+    expect(after.flat()).toEqual([]);
+    expect([...a.faults, ...b.faults]).toEqual([]);
+  });
+
+  it('after a master crashes and restarts, is ready again only with its shard subscriptions restored', async () => {
+    const prefix = `t${uid()}`;
+    const a = await start('a', prefix);
+    const b = await start('b', prefix);
+    const channels = Array.from({ length: 12 }, (_, i) => `room:${i}`);
+    await Promise.all(channels.map((c) => a.broker.subscribe(c)));
+    const victim = await ownerOf(`${prefix}:{room:0}:m`);
+    const node = cluster.nodes[cluster.ports.indexOf(victim)]!;
+
+    await node.kill();
+    await eventually(() => expect(a.readyChanges).toEqual([false]));
+    await expect(b.broker.publish({ channel: 'room:0', data: 'lost', ts: Date.now() }, null)).rejects.toThrow();
+
+    await node.restart();
+    await eventually(() => expect(a.readyChanges).toEqual([false, true]), 15_000);
+    expect(a.broker.ready).toBe(true);
+    const held = await cli(victim, 'PUBSUB', 'SHARDCHANNELS', `${prefix}:{*`);
+    expect(held).toContain(`${prefix}:{room:0}:p`);
+    // the cluster may need a moment to agree the node is back before it takes writes
+    await eventually(() => b.broker.publish({ channel: 'room:0', data: 'back', ts: Date.now() }, { size: 10, ttlMs: 60_000 }), 10_000, 200);
+    await eventually(() => expect(a.pubs.map((p) => p.data)).toContain('back'));
+    await a.broker.sendControl(null, 'still there');
+    await eventually(() => expect(b.controls).toEqual(['still there']));
+    expect(a.faults.length).toBeGreaterThan(0);
+  }, 40_000);
+
+  it('follows a slot that migrates to another master: the subscription moves with it', async () => {
+    const prefix = `t${uid()}`;
+    const a = await start('a', prefix);
+    const b = await start('b', prefix);
+    const channel = 'room:moving';
+    await a.broker.subscribe(channel);
+    await b.broker.publish({ channel, data: 'before', ts: Date.now() }, { size: 10, ttlMs: 60_000 });
+    await eventually(() => expect(a.pubs.map((p) => p.data)).toEqual(['before']));
+
+    const slot = String(keySlot(`${prefix}:{${channel}}:p`));
+    const source = await ownerOf(`${prefix}:{${channel}}:m`);
+    const target = cluster.ports.find((p) => p !== source)!;
+    const [sourceId, targetId] = await Promise.all([source, target].map((p) => redisCommand(p, ['CLUSTER', 'MYID'])));
+    await redisCommand(target, ['CLUSTER', 'SETSLOT', slot, 'IMPORTING', sourceId!]);
+    await redisCommand(source, ['CLUSTER', 'SETSLOT', slot, 'MIGRATING', targetId!]);
+    const keys = await cli(source, 'CLUSTER', 'GETKEYSINSLOT', slot, '100');
+    expect(keys.length).toBeGreaterThan(0);
+    await cli(source, 'MIGRATE', '127.0.0.1', String(target), '', '0', '5000', 'KEYS', ...keys);
+    for (const p of cluster.ports) await redisCommand(p, ['CLUSTER', 'SETSLOT', slot, 'NODE', targetId!]);
+
+    await eventually(async () => {
+      expect(await cli(target, 'PUBSUB', 'SHARDCHANNELS', `${prefix}:{*`)).toEqual([`${prefix}:{${channel}}:p`]);
+      expect(await cli(source, 'PUBSUB', 'SHARDCHANNELS', `${prefix}:{*`)).toEqual([]);
+    }, 15_000, 100);
+    await eventually(() => expect(a.broker.ready).toBe(true), 10_000);
+    await eventually(() => b.broker.publish({ channel, data: 'after', ts: Date.now() }, { size: 10, ttlMs: 60_000 }), 10_000, 200);
+    await eventually(() => expect(a.pubs.map((p) => p.data)).toEqual(['before', 'after']));
+    expect(a.pubs.map((p) => p.offset)).toEqual([1, 2]);
+    // the move is reported as a readiness dip, so that the node catches up on what it may have missed meanwhile
+    await eventually(() => {
+      expect(a.readyChanges).toContain(false);
+      expect(a.readyChanges.at(-1)).toBe(true);
+      expect(a.broker.ready).toBe(true);
+    }, 10_000);
+  }, 40_000);
+
+  it('is picked by createBroker for redis+cluster:// URLs', () => {
+    expect(createBroker(cluster.url).kind).toBe('redis-cluster');
+  });
+});
