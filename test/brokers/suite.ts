@@ -1,0 +1,493 @@
+/**
+ * The broker conformance suite: what every `Broker` must do, checked
+ * through the interface only, with two or three brokers (nodes) on one
+ * backend. Each broker implementation's test file runs it against a real
+ * backend: `brokerSuite('redis', async () => …)`.
+ *
+ * Each test uses channel names and node ids of its own, so a backend that
+ * is not wiped between tests still gives every test a clean slate.
+ */
+import { randomBytes } from 'node:crypto';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type {
+  Broker,
+  BrokerHandlers,
+  BrokerPublication,
+  HistoryPage,
+  HistoryPolicy,
+  PresenceEntry,
+} from '../../src/brokers/broker.js';
+import type { PublishResult } from '../../src/protocol/index.js';
+
+export interface BrokerBackend {
+  /** A new, not yet started broker on the shared backend. */
+  make(nodeId: string): Broker;
+  /** Called after each test, once the suite has closed every broker it made. */
+  cleanup(): Promise<void>;
+}
+
+/** How long a "nothing else arrives" check listens after a barrier has arrived. */
+const QUIET_MS = 200;
+const WAIT_MS = 5_000;
+
+const LONG: HistoryPolicy = { size: 1000, ttlMs: 60_000 };
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Retry `check` until it stops throwing; after `timeoutMs`, throw its last error. */
+export async function eventually<T>(check: () => T | Promise<T>, timeoutMs = WAIT_MS, everyMs = 20): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await check();
+    } catch (err) {
+      if (Date.now() >= deadline) throw err;
+    }
+    await sleep(everyMs);
+  }
+}
+
+/** What a started broker has handed to its node. */
+interface Recorded {
+  pubs: BrokerPublication[];
+  controls: string[];
+  readyChanges: boolean[];
+}
+
+interface Node extends Recorded {
+  id: string;
+  broker: Broker;
+  /** The data of the publications received on `channel`, in arrival order. */
+  got(channel: string): unknown[];
+}
+
+function recorder(): { rec: Recorded; handlers: BrokerHandlers } {
+  const rec: Recorded = { pubs: [], controls: [], readyChanges: [] };
+  return {
+    rec,
+    handlers: {
+      onPublication: (pub) => void rec.pubs.push(pub),
+      onControl: (payload) => void rec.controls.push(payload),
+      onReadyChange: (ready) => void rec.readyChanges.push(ready),
+    },
+  };
+}
+
+const uid = (): string => randomBytes(4).toString('hex');
+const bySession = (a: PresenceEntry, b: PresenceEntry): number => a.session.localeCompare(b.session);
+const offsets = (page: HistoryPage): Array<number | undefined> => page.messages.map((m) => m.offset);
+
+export function brokerSuite(name: string, factory: () => Promise<BrokerBackend>): void {
+  describe(`broker conformance: ${name}`, () => {
+    let backend: BrokerBackend;
+    let made: Broker[] = [];
+    /** Unique per test: channels `<ns>:<tag>-<name>` and node ids `n-<tag>-<name>`. */
+    let tag = '';
+
+    beforeEach(async () => {
+      backend = await factory();
+      made = [];
+      tag = uid();
+    });
+
+    afterEach(async () => {
+      await Promise.all(made.map((b) => b.close()));
+      await backend.cleanup();
+    });
+
+    const ch = (label: string, ns = 'chat'): string => `${ns}:${tag}-${label}`;
+
+    function make(label: string): { id: string; broker: Broker } {
+      const id = `n-${tag}-${label}`;
+      const broker = backend.make(id);
+      made.push(broker);
+      return { id, broker };
+    }
+
+    async function node(label: string): Promise<Node> {
+      const { id, broker } = make(label);
+      const { rec, handlers } = recorder();
+      await broker.start(id, handlers);
+      return {
+        id,
+        broker,
+        ...rec,
+        got: (channel) => rec.pubs.filter((p) => p.channel === channel).map((p) => p.data),
+      };
+    }
+
+    async function nodes(n: number): Promise<Node[]> {
+      return Promise.all(['a', 'b', 'c'].slice(0, n).map((l) => node(l)));
+    }
+
+    const publish = (n: Node, channel: string, data: unknown, history: HistoryPolicy | null = null, from?: string): Promise<PublishResult> =>
+      n.broker.publish({ channel, data, ts: Date.now(), ...(from === undefined ? {} : { from }) }, history);
+
+    describe('lifecycle', () => {
+      it('is ready once started, and close() is idempotent', async () => {
+        const [a] = await nodes(1);
+        expect(a!.broker.ready).toBe(true);
+        expect(a!.readyChanges).not.toContain(false);
+        await a!.broker.close();
+        await a!.broker.close();
+        await Promise.all([a!.broker.close(), a!.broker.close()]);
+      });
+
+      it('a closed broker receives no more publications or control messages', async () => {
+        const [a, b] = await nodes(2);
+        const c = ch('closed');
+        await a!.broker.subscribe(c);
+        await b!.broker.subscribe(c);
+        await publish(a!, c, 'before');
+        await eventually(() => expect(b!.got(c)).toEqual(['before']));
+
+        await b!.broker.close();
+        await publish(a!, c, 'after');
+        await a!.broker.sendControl(null, 'ctl-after');
+        await a!.broker.sendControl(b!.id, 'ctl-to-closed');
+        await eventually(() => expect(a!.got(c)).toEqual(['before', 'after']));
+        await eventually(() => expect(a!.controls).toEqual(['ctl-after']));
+        await sleep(QUIET_MS);
+        expect(b!.got(c)).toEqual(['before']);
+        expect(b!.controls).toEqual([]);
+      });
+    });
+
+    describe('interest', () => {
+      it('delivers a channel only to nodes subscribed to it, from any node', async () => {
+        const [a, b, c] = await nodes(3);
+        const room = ch('room');
+        const other = ch('other');
+
+        await publish(a!, room, 'nobody listens');
+        await b!.broker.subscribe(room);
+        await c!.broker.subscribe(other);
+        const data = { text: 'héllo ✓', n: 1.5, nested: { list: [1, null, true] } };
+        await publish(a!, room, data, null, 'u1');
+        await eventually(() => expect(b!.got(room)).toEqual([data]));
+        const [pub] = b!.pubs;
+        expect(pub).toMatchObject({ channel: room, data, from: 'u1' });
+        expect(typeof pub!.ts).toBe('number');
+
+        // a subscribed publisher receives its own publications too
+        await a!.broker.subscribe(room);
+        await publish(a!, room, 'two');
+        await eventually(() => expect(a!.got(room)).toEqual(['two']));
+        await eventually(() => expect(b!.got(room)).toEqual([data, 'two']));
+
+        await sleep(QUIET_MS);
+        expect(c!.pubs).toEqual([]);
+      });
+
+      it('stops delivering after unsubscribe', async () => {
+        const [a, b, c] = await nodes(3);
+        const room = ch('room');
+        await a!.broker.subscribe(room);
+        await b!.broker.subscribe(room);
+        await publish(c!, room, 1);
+        await eventually(() => expect(b!.got(room)).toEqual([1]));
+
+        await b!.broker.unsubscribe(room);
+        await publish(c!, room, 2);
+        await publish(b!, room, 3);
+        await eventually(() => expect(a!.got(room)).toEqual([1, 2, 3]));
+        await sleep(QUIET_MS);
+        expect(b!.got(room)).toEqual([1]);
+
+        // subscribing again resumes delivery (without what was missed)
+        await b!.broker.subscribe(room);
+        await publish(c!, room, 4);
+        await eventually(() => expect(b!.got(room)).toEqual([1, 4]));
+      });
+
+      it('subscribing twice still delivers each publication once', async () => {
+        const [a, b] = await nodes(2);
+        const room = ch('room');
+        await b!.broker.subscribe(room);
+        await b!.broker.subscribe(room);
+        await publish(a!, room, 'x');
+        await publish(a!, room, 'y');
+        await eventually(() => expect(b!.got(room)).toEqual(['x', 'y']));
+        await sleep(QUIET_MS);
+        expect(b!.got(room)).toEqual(['x', 'y']);
+      });
+
+      it('unsubscribing a channel never subscribed is harmless', async () => {
+        const [a] = await nodes(1);
+        await a!.broker.unsubscribe(ch('never'));
+        const room = ch('room');
+        await a!.broker.subscribe(room);
+        await publish(a!, room, 'ok');
+        await eventually(() => expect(a!.got(room)).toEqual(['ok']));
+      });
+    });
+
+    describe('order and offsets', () => {
+      it('numbers concurrent publishes from two nodes 1..N without gaps, delivered in offset order', async () => {
+        const [a, b, c] = await nodes(3);
+        const room = ch('busy');
+        await Promise.all([a, b, c].map((n) => n!.broker.subscribe(room)));
+
+        const N = 200;
+        const fire = (n: Node): Array<Promise<PublishResult>> =>
+          Array.from({ length: N }, (_, i) => publish(n, room, `${n.id}#${i}`, LONG));
+        const [fromA, fromB] = await Promise.all([Promise.all(fire(a!)), Promise.all(fire(b!))]);
+        const results = [...fromA, ...fromB];
+
+        const sorted = results.map((r) => r.offset).sort((x, y) => x! - y!);
+        expect(sorted).toEqual(Array.from({ length: 2 * N }, (_, i) => i + 1));
+        const epoch = results[0]!.epoch;
+        expect(typeof epoch).toBe('string');
+        expect(new Set(results.map((r) => r.epoch))).toEqual(new Set([epoch]));
+
+        // one node's publishes, fired in a row, keep their order
+        for (const own of [fromA, fromB]) {
+          const offs = own.map((r) => r.offset!);
+          expect(offs).toEqual([...offs].sort((x, y) => x - y));
+        }
+
+        // what each publisher was told is what every subscriber receives
+        const offsetOf = new Map<unknown, number>();
+        fromA.forEach((r, i) => offsetOf.set(`${a!.id}#${i}`, r.offset!));
+        fromB.forEach((r, i) => offsetOf.set(`${b!.id}#${i}`, r.offset!));
+        for (const n of [a, b, c]) {
+          await eventually(() => expect(n!.pubs.length).toBe(2 * N));
+          expect(n!.pubs.map((p) => p.offset)).toEqual(sorted);
+          for (const p of n!.pubs) {
+            expect(p.epoch).toBe(epoch);
+            expect(p.offset).toBe(offsetOf.get(p.data));
+          }
+        }
+
+        const page = await c!.broker.history(room, { since: 0, limit: 1000 }, LONG);
+        expect(page).toMatchObject({ offset: 2 * N, epoch, earliest: 1 });
+        expect(offsets(page)).toEqual(sorted);
+        for (const m of page.messages) expect(m.offset).toBe(offsetOf.get(m.data));
+      });
+
+      it('without history delivers no offset or epoch and returns {}', async () => {
+        const [a, b] = await nodes(2);
+        const room = ch('live');
+        await b!.broker.subscribe(room);
+        expect(await publish(a!, room, 'p1', null)).toEqual({});
+        expect(await publish(a!, room, 'p2', { size: 0, ttlMs: 60_000 })).toEqual({});
+        await eventually(() => expect(b!.got(room)).toEqual(['p1', 'p2']));
+        for (const p of b!.pubs) {
+          expect(p.offset).toBeUndefined();
+          expect(p.epoch).toBeUndefined();
+        }
+        const page = await a!.broker.history(room, { limit: 10 }, LONG);
+        expect(page).toMatchObject({ offset: 0, earliest: 1, messages: [] });
+      });
+    });
+
+    describe('history', () => {
+      it('returns what follows `since`, oldest first, bounded by `limit` and the ring size', async () => {
+        const [a, b, c] = await nodes(3);
+        const room = ch('hist');
+        const policy: HistoryPolicy = { size: 5, ttlMs: 60_000 };
+        const published: PublishResult[] = [];
+        for (let i = 1; i <= 8; i++) published.push(await publish(a!, room, { i }, policy, i % 2 ? 'u1' : undefined));
+        expect(published.map((r) => r.offset)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+        const epoch = published[0]!.epoch!;
+
+        const expected = (i: number): object => ({
+          channel: room,
+          data: { i },
+          offset: i,
+          epoch,
+          ...(i % 2 ? { from: 'u1' } : {}),
+        });
+
+        const all = await b!.broker.history(room, { limit: 100 }, policy);
+        expect(all).toEqual({ offset: 8, epoch, earliest: 4, messages: [4, 5, 6, 7, 8].map(expected) });
+
+        const after5 = await b!.broker.history(room, { since: 5, limit: 100 }, policy);
+        expect(after5).toEqual({ offset: 8, epoch, earliest: 4, messages: [6, 7, 8].map(expected) });
+
+        // `since` older than what is kept: from the earliest kept, limited, oldest first
+        expect(offsets(await c!.broker.history(room, { since: 1, limit: 2 }, policy))).toEqual([4, 5]);
+        expect(offsets(await c!.broker.history(room, { since: 0, limit: 3 }, policy))).toEqual([4, 5, 6]);
+        // no `since`: the newest ones
+        expect(offsets(await c!.broker.history(room, { limit: 2 }, policy))).toEqual([7, 8]);
+        // up to date
+        expect(await c!.broker.history(room, { since: 8, limit: 10 }, policy)).toEqual({ offset: 8, epoch, earliest: 4, messages: [] });
+        // limit 0: the position only
+        expect(await a!.broker.history(room, { limit: 0 }, policy)).toEqual({ offset: 8, epoch, earliest: 4, messages: [] });
+        expect(await a!.broker.history(room, { since: 2, limit: 0 }, policy)).toEqual({ offset: 8, epoch, earliest: 4, messages: [] });
+
+        // the ring moves on
+        for (let i = 9; i <= 11; i++) await publish(b!, room, { i }, policy, i % 2 ? 'u1' : undefined);
+        const later = await c!.broker.history(room, { since: 0, limit: 100 }, policy);
+        expect(later).toEqual({ offset: 11, epoch, earliest: 7, messages: [7, 8, 9, 10, 11].map(expected) });
+      });
+
+      it('keeps one epoch per channel across calls, nodes and the first publish', async () => {
+        const [a, b] = await nodes(2);
+        const fresh = ch('fresh');
+        const first = await a!.broker.history(fresh, { limit: 10 }, LONG);
+        expect(first).toEqual({ offset: 0, epoch: first.epoch, earliest: 1, messages: [] });
+        expect(typeof first.epoch).toBe('string');
+        expect(first.epoch.length).toBeGreaterThan(0);
+
+        expect((await a!.broker.history(fresh, { limit: 10 }, LONG)).epoch).toBe(first.epoch);
+        expect((await b!.broker.history(fresh, { since: 0, limit: 0 }, LONG)).epoch).toBe(first.epoch);
+
+        expect(await publish(b!, fresh, 'one', LONG)).toEqual({ offset: 1, epoch: first.epoch });
+        expect(await publish(a!, fresh, 'two', LONG)).toEqual({ offset: 2, epoch: first.epoch });
+        const page = await b!.broker.history(fresh, { since: 0, limit: 10 }, LONG);
+        expect(page.epoch).toBe(first.epoch);
+        expect(page.messages.map((m) => m.data)).toEqual(['one', 'two']);
+
+        // channels are independent
+        const otherPage = await a!.broker.history(ch('other'), { limit: 10 }, LONG);
+        expect(otherPage.offset).toBe(0);
+        expect(await publish(a!, ch('other'), 'x', LONG)).toMatchObject({ offset: 1 });
+      });
+
+      it('drops messages older than the TTL but keeps the top offset and epoch', async () => {
+        const [a, b] = await nodes(2);
+        const room = ch('ttl');
+        const policy: HistoryPolicy = { size: 10, ttlMs: 800 };
+        const r1 = await publish(a!, room, 'm1', policy);
+        await publish(a!, room, 'm2', policy);
+        const epoch = r1.epoch!;
+        expect(offsets(await b!.broker.history(room, { limit: 10 }, policy))).toEqual([1, 2]);
+
+        await sleep(400);
+        await publish(b!, room, 'm3', policy);
+        // m1 and m2 expire about 400 ms before m3: watch for the step in between
+        const partial = await eventually(async () => {
+          const page = await b!.broker.history(room, { since: 0, limit: 10 }, policy);
+          expect(page.messages.every((m) => m.offset! > 2)).toBe(true);
+          return page;
+        });
+        expect(partial).toEqual({ offset: 3, epoch, earliest: 3, messages: [{ channel: room, data: 'm3', offset: 3, epoch }] });
+
+        const empty = await eventually(async () => {
+          const page = await a!.broker.history(room, { since: 0, limit: 10 }, policy);
+          expect(page.messages).toEqual([]);
+          return page;
+        });
+        expect(empty).toEqual({ offset: 3, epoch, earliest: 4, messages: [] });
+
+        // numbering continues under the same epoch
+        expect(await publish(a!, room, 'm4', policy)).toEqual({ offset: 4, epoch });
+        expect(await b!.broker.history(room, { since: 3, limit: 10 }, policy)).toEqual({
+          offset: 4,
+          epoch,
+          earliest: 4,
+          messages: [{ channel: room, data: 'm4', offset: 4, epoch }],
+        });
+      });
+    });
+
+    describe('presence', () => {
+      it('shows entries added on any node and forgets removed ones', async () => {
+        const [a, b, c] = await nodes(3);
+        const room = ch('room');
+        const lobby = ch('lobby');
+        const e = (user: string, session: string, n: Node): PresenceEntry => ({ user, session, node: n.id });
+
+        expect(await c!.broker.presence(room)).toEqual([]);
+        await a!.broker.presenceAdd(
+          [
+            { channel: room, entry: e('u1', 's1', a!) },
+            { channel: room, entry: e('u2', 's2', a!) },
+            { channel: lobby, entry: e('u1', 's1', a!) },
+          ],
+          30_000,
+        );
+        await b!.broker.presenceAdd([{ channel: room, entry: e('u3', 's3', b!) }], 30_000);
+
+        expect((await c!.broker.presence(room)).sort(bySession)).toEqual([e('u1', 's1', a!), e('u2', 's2', a!), e('u3', 's3', b!)]);
+        expect(await b!.broker.presence(lobby)).toEqual([e('u1', 's1', a!)]);
+
+        // re-adding a session replaces its entry rather than duplicating it
+        await a!.broker.presenceAdd([{ channel: room, entry: e('u2', 's2', a!) }], 30_000);
+        expect(await c!.broker.presence(room)).toHaveLength(3);
+
+        await a!.broker.presenceRemove([
+          { channel: room, session: 's1' },
+          { channel: room, session: 'never-there' },
+          { channel: ch('nowhere'), session: 's1' },
+        ]);
+        expect((await b!.broker.presence(room)).sort(bySession)).toEqual([e('u2', 's2', a!), e('u3', 's3', b!)]);
+        // only that channel's entry went
+        expect(await c!.broker.presence(lobby)).toEqual([e('u1', 's1', a!)]);
+
+        await c!.broker.presenceRemove([{ channel: lobby, session: 's1' }]);
+        expect(await a!.broker.presence(lobby)).toEqual([]);
+      });
+
+      it('expires entries after their TTL unless refreshed', async () => {
+        const [a, b] = await nodes(2);
+        const room = ch('room');
+        const gone: PresenceEntry = { user: 'u1', session: 'gone', node: a!.id };
+        const kept: PresenceEntry = { user: 'u2', session: 'kept', node: a!.id };
+        const stays: PresenceEntry = { user: 'u3', session: 'stays', node: b!.id };
+        const TTL = 400;
+        await a!.broker.presenceAdd([{ channel: room, entry: gone }, { channel: room, entry: kept }], TTL);
+        await b!.broker.presenceAdd([{ channel: room, entry: stays }], 30_000);
+        expect(await b!.broker.presence(room)).toHaveLength(3);
+
+        let refreshing = true;
+        const refresher = (async () => {
+          while (refreshing) {
+            await a!.broker.presenceAdd([{ channel: room, entry: kept }], TTL);
+            await sleep(TTL / 4);
+          }
+        })();
+        try {
+          await eventually(async () => expect((await b!.broker.presence(room)).sort(bySession)).toEqual([kept, stays]));
+          // still there well after its first TTL has passed
+          await sleep(2 * TTL);
+          expect((await b!.broker.presence(room)).sort(bySession)).toEqual([kept, stays]);
+        } finally {
+          refreshing = false;
+          await refresher;
+        }
+        await eventually(async () => expect(await a!.broker.presence(room)).toEqual([stays]));
+      });
+    });
+
+    describe('control', () => {
+      it('sends to every started node, the sender included, or to one node', async () => {
+        const [a, b, c] = await nodes(3);
+        await a!.broker.sendControl(null, 'to-all');
+        for (const n of [a, b, c]) await eventually(() => expect(n!.controls).toEqual(['to-all']));
+
+        await a!.broker.sendControl(b!.id, 'to-b');
+        await c!.broker.sendControl(a!.id, 'c-to-a');
+        await b!.broker.sendControl(b!.id, 'b-to-self');
+        await a!.broker.sendControl(`n-${tag}-nobody`, 'to-nobody');
+        await eventually(() => expect(b!.controls).toEqual(['to-all', 'to-b', 'b-to-self']));
+        await eventually(() => expect(a!.controls).toEqual(['to-all', 'c-to-a']));
+        await sleep(QUIET_MS);
+        expect(a!.controls).toEqual(['to-all', 'c-to-a']);
+        expect(b!.controls).toEqual(['to-all', 'to-b', 'b-to-self']);
+        expect(c!.controls).toEqual(['to-all']);
+      });
+
+      it('keeps the order of one sender and carries any text', async () => {
+        const [a, b] = await nodes(2);
+        const payloads = Array.from({ length: 50 }, (_, i) => JSON.stringify({ i, s: 'ünïcode\n"quoted"' }));
+        await Promise.all(payloads.map((p) => a!.broker.sendControl(b!.id, p)));
+        await eventually(() => expect(b!.controls).toEqual(payloads));
+      });
+
+      it('does not mix up control messages and publications', async () => {
+        const [a, b] = await nodes(2);
+        const room = ch('room');
+        await b!.broker.subscribe(room);
+        await a!.broker.sendControl(b!.id, 'ctl');
+        await publish(a!, room, 'pub');
+        await eventually(() => expect(b!.got(room)).toEqual(['pub']));
+        await eventually(() => expect(b!.controls).toEqual(['ctl']));
+        await sleep(QUIET_MS);
+        expect(b!.pubs).toHaveLength(1);
+        expect(b!.controls).toEqual(['ctl']);
+      });
+    });
+  });
+}
