@@ -57,7 +57,8 @@ export async function startNode(partial: NodeOptionsInput = {}, deps: NodeDeps =
   const options = withDefaults(partial);
   const log = createLogger(options.nodeId, options.logLevel);
   const metrics = new Metrics({ node: options.nodeId });
-  const broker = deps.broker ?? createBroker(options.broker);
+  const broker =
+    deps.broker ?? createBroker(options.broker, { onError: (err, where) => log.warn({ err, where }, 'broker fault') });
   const gateway = new Gateway(options.nodeId, options, broker, metrics, log);
   const verifier = new TokenVerifier({ secret: options.secret, publicKey: options.publicKey });
   const frames = new FrameHandler(gateway, metrics, options.limits.maxSubscriptions);

@@ -146,8 +146,8 @@ describe('usage and configuration errors: exit 2, one line on stderr', () => {
   });
 
   it('a well-formed broker this version cannot run', async () => {
-    expect(await usageError(['start', '--insecure', '--broker', 'redis://localhost:6379'])).toMatch(
-      /^switchboard: --broker: the Redis broker .* is not available in this version yet: use memory/,
+    expect(await usageError(['start', '--insecure', '--broker', 'nats://localhost:4222'])).toMatch(
+      /^switchboard: --broker: the NATS broker .* is not available in this version yet: use memory/,
     );
   });
 

@@ -342,21 +342,28 @@ describe('broker', () => {
     expect(checkBroker('amqps://rabbit')).toEqual({ ok: true, kind: 'amqp' });
   });
 
-  it('a well-formed broker URL is not available in this version yet: use memory', () => {
-    for (const url of ['redis://localhost:6379', 'rediss://h', 'redis+cluster://h1:1,h2:2', 'nats://h:4222', 'amqp://h', 'amqps://h']) {
+  it('a well-formed broker URL this version cannot run yet says what it can run', () => {
+    for (const url of ['nats://h:4222', 'amqp://h', 'amqps://h']) {
       const message = problem(['--insecure', '--broker', url]);
-      expect(message).toMatch(/^--broker: the .+ broker \(".+"\) is not available in this version yet: use memory/);
+      expect(message).toMatch(/^--broker: the .+ broker \(".+"\) is not available in this version yet: use memory \(one node\) or Redis/);
     }
     expect(problem(['--insecure'], { env: { SWITCHBOARD_BROKER: 'nats://h:4222' } })).toMatch(
       /^SWITCHBOARD_BROKER: the NATS broker \("nats:\/\/h:4222"\) is not available in this version yet: use memory/,
     );
   });
 
+  it('Redis and Redis Cluster brokers are accepted', () => {
+    expect(loadOptions({ argv: ['--insecure', '--broker', 'redis://localhost:6379'] }).broker).toBe('redis://localhost:6379');
+    expect(loadOptions({ argv: ['--insecure', '--broker', 'rediss://h:6380'] }).broker).toBe('rediss://h:6380');
+    expect(loadOptions({ argv: ['--insecure', '--broker', 'redis+cluster://h1:1,h2:2'] }).broker).toBe('redis+cluster://h1:1,h2:2');
+    expect(loadOptions({ argv: ['--insecure', '--broker', 'rediss+cluster://h1:1,h2:2'] }).broker).toBe('rediss+cluster://h1:1,h2:2');
+  });
+
   it('passwords in broker URLs are never echoed', () => {
     expect(redactBroker('redis://user:hunter2@h:6379')).toBe('redis://user:***@h:6379');
     expect(redactBroker('redis+cluster://:hunter2@h1:1,h2:2')).toBe('redis+cluster://:***@h1:1,h2:2');
     expect(redactBroker('nats://token@h')).toBe('nats://token@h');
-    expect(problem(['--insecure', '--broker', 'redis://u:hunter2@h'])).not.toContain('hunter2');
+    expect(problem(['--insecure', '--broker', 'amqp://u:hunter2@h'])).not.toContain('hunter2');
     expect(problem(['--insecure', '--broker', 'http://u:hunter2@h'])).not.toContain('hunter2');
   });
 
@@ -372,7 +379,7 @@ describe('broker', () => {
     ];
     for (const [value, what] of cases) {
       expect(problem(['--insecure', '--broker', value])).toBe(
-        `--broker: ${JSON.stringify(value)} ${what}: use memory, redis://host:6379, rediss://…, redis+cluster://h1:p1,h2:p2, nats://host:4222, amqp://host:5672 or amqps://…`,
+        `--broker: ${JSON.stringify(value)} ${what}: use memory, redis://host:6379, rediss://…, redis+cluster://h1:p1,h2:p2, rediss+cluster://…, nats://host:4222, amqp://host:5672 or amqps://…`,
       );
     }
   });
@@ -573,12 +580,12 @@ describe('config file', () => {
 
   it('checks values like flags do (broker form, node id, availability)', () => {
     expect(fileProblem({ broker: 'http://x' })).toMatch(/^"broker" in config file \/app\/sb.json: "http:\/\/x" has an unknown scheme http: use memory/);
-    expect(fileProblem({ broker: 'redis://h' })).toMatch(/^"broker" in config file \/app\/sb.json: the Redis broker .* is not available in this version yet: use memory/);
+    expect(fileProblem({ broker: 'nats://h' })).toMatch(/^"broker" in config file \/app\/sb.json: the NATS broker .* is not available in this version yet: use memory/);
     expect(fileProblem({ workers: 4 })).toMatch(/^"workers" in config file \/app\/sb.json is 4, but the memory broker lives in one process/);
   });
 
   it('a broker in the file that a flag overrides is not checked for availability', () => {
-    expect(withFile({ broker: 'redis://h' }, ['--insecure', '--broker', 'memory']).broker).toBe('memory');
+    expect(withFile({ broker: 'nats://h' }, ['--insecure', '--broker', 'memory']).broker).toBe('memory');
   });
 
   it('an empty file object gives the defaults; apiKeys may be empty', () => {

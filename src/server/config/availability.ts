@@ -10,7 +10,7 @@ import { SETTINGS, type Origins, type SettingValues } from './settings.js';
 import { shown } from './values.js';
 
 /** Brokers this build can start. */
-export const AVAILABLE_BROKERS: readonly BrokerKind[] = ['memory'];
+export const AVAILABLE_BROKERS: readonly BrokerKind[] = ['memory', 'redis', 'redis-cluster'];
 /** Routing strategies this build can start. */
 export const AVAILABLE_ROUTINGS: readonly RoutingName[] = ['interest'];
 
@@ -30,7 +30,7 @@ export function checkAvailability(values: SettingValues, origins: Origins): void
   if (!AVAILABLE_BROKERS.includes(kind)) {
     const what = `the ${BROKER_NAMES[kind]} broker (${shown(SETTINGS.broker, broker)})`;
     throw new ConfigError(
-      `${origins.broker ?? '--broker'}: ${what} is not available in this version yet: use memory (the default, a complete single-node server)`,
+      `${origins.broker ?? '--broker'}: ${what} is not available in this version yet: use memory (one node) or Redis (redis://, redis+cluster://)`,
     );
   }
   const routing = values.routing ?? 'interest';

@@ -17,17 +17,18 @@ const SCHEMES: Readonly<Record<string, BrokerKind>> = {
   'amqps:': 'amqp',
 };
 
-const CLUSTER_SCHEME = 'redis+cluster://';
+const CLUSTER_SCHEMES = ['redis+cluster://', 'rediss+cluster://'];
 const HOST_PORT_RE = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(\d{1,5})$/;
 
 /** How to write a broker value, appended to every broker problem. */
 export const BROKER_FORMS =
-  'use memory, redis://host:6379, rediss://…, redis+cluster://h1:p1,h2:p2, nats://host:4222, amqp://host:5672 or amqps://…';
+  'use memory, redis://host:6379, rediss://…, redis+cluster://h1:p1,h2:p2, rediss+cluster://…, nats://host:4222, amqp://host:5672 or amqps://…';
 
 /** Reads a broker value; never throws. */
 export function checkBroker(value: string): BrokerCheck {
   if (value === 'memory') return { ok: true, kind: 'memory' };
-  if (value.toLowerCase().startsWith(CLUSTER_SCHEME)) return checkCluster(value.slice(CLUSTER_SCHEME.length));
+  const cluster = CLUSTER_SCHEMES.find((scheme) => value.toLowerCase().startsWith(scheme));
+  if (cluster) return checkCluster(value.slice(cluster.length));
   let url: URL;
   try {
     url = new URL(value);
@@ -40,7 +41,7 @@ export function checkBroker(value: string): BrokerCheck {
   return { ok: true, kind };
 }
 
-/** `redis+cluster://[user:pass@]h1:p1,h2:p2[/…][?…]`: a list the URL parser cannot read, so it is checked here. */
+/** `redis+cluster://[user:pass@]h1:p1,h2:p2[/…][?…]` (or `rediss+cluster://` for TLS): a list the URL parser cannot read, so it is checked here. */
 function checkCluster(rest: string): BrokerCheck {
   const at = rest.lastIndexOf('@');
   const hosts = (at >= 0 ? rest.slice(at + 1) : rest).split(/[/?#]/, 1)[0] ?? '';
