@@ -87,6 +87,7 @@ beforeAll(async () => {
       insecure: true,
       apiKeys: [KEY],
       heartbeat: 1,
+      presenceTtl: 3,
       limits: { maxConnectionsPerIpPerSecond: 0 },
       defaultNamespace: { history: { size: 2000, ttl: 600 } },
     }),
@@ -202,6 +203,30 @@ describe('3 nodes, Redis, nginx round-robin, 200 clients', () => {
       // The killed node's clients are on the others now.
       expect(clients.every((c) => c.state === 'connected')).toBe(true);
       expect(clients.every((c) => c.connection?.node !== victim.id)).toBe(true);
+
+      // The dead node leaves /api/nodes, and its sessions leave presence on their own.
+      const live = nodes.filter((n) => n !== victim);
+      const get = async (path: string) =>
+        (await (await fetch(`http://127.0.0.1:${live[0]!.port}${path}`, { headers: { authorization: `Bearer ${KEY}` } })).json()) as {
+          nodes?: Array<{ id: string }>;
+          members?: Array<{ node: string }>;
+        };
+      // Declared dead after 3 missed heartbeats of 1 s.
+      const listed = async () => (await get('/api/nodes')).nodes?.map((n) => n.id).sort();
+      const deadDeadline = Date.now() + 10_000;
+      while ((await listed())?.includes(victim.id) && Date.now() < deadDeadline) await new Promise((res) => setTimeout(res, 250));
+      expect(await listed()).toEqual(live.map((n) => n.id).sort());
+      const ghostDeadline = Date.now() + 10_000;
+      let ghosts = Infinity;
+      while (Date.now() < ghostDeadline) {
+        ghosts = 0;
+        for (let r = 0; r < ROOMS; r++) ghosts += ((await get(`/api/presence/room.${r}`)).members ?? []).filter((m) => m.node === victim.id).length;
+        if (ghosts === 0) break;
+        await new Promise((res) => setTimeout(res, 250));
+      }
+      expect(ghosts).toBe(0);
+      const members = (await get('/api/presence/room.0')).members ?? [];
+      expect(members.length).toBe(CLIENTS / ROOMS);
     },
     180_000,
   );

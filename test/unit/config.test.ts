@@ -212,6 +212,19 @@ describe('every setting, from each source', () => {
     expect(withFile(expected, [])).toMatchObject(expected);
   });
 
+  it('every whole-number setting given as a flag reaches NodeOptions (none is parsed and then dropped)', () => {
+    for (const key of SETTING_KEYS) {
+      const spec = specOf(key);
+      // --workers > 1 is refused in this version (tested with the availability errors).
+      if (spec.kind !== 'integer' || key === 'workers') continue;
+      // A value inside the range that is not the default.
+      const value = spec.max > spec.min + 1 ? spec.min + 1 : spec.max;
+      const o = options(['--insecure', `--${spec.flag}`, String(value)]);
+      const got = (key in o.limits ? o.limits[key as keyof typeof o.limits] : o[key as keyof typeof o]) as unknown;
+      expect(got, `--${spec.flag}`).toBe(value);
+    }
+  });
+
   it('the settings table covers every NodeOptions field and limit', () => {
     const o = options(['--insecure']);
     const fields = [...Object.keys(o).filter((k) => !['limits', 'defaultNamespace', 'namespaces'].includes(k)), ...Object.keys(o.limits)];
@@ -349,6 +362,12 @@ describe('broker', () => {
     }
     expect(problem(['--insecure'], { env: { SWITCHBOARD_BROKER: 'nats://h:4222' } })).toMatch(
       /^SWITCHBOARD_BROKER: the NATS broker \("nats:\/\/h:4222"\) is not available in this version yet: use memory/,
+    );
+  });
+
+  it('--workers > 1 is refused with any broker until workers are implemented, never silently ignored', () => {
+    expect(problem(['--insecure', '--broker', 'redis://h:6379', '--workers', '4'])).toMatch(
+      /^--workers is 4: several workers per machine are not available in this version yet/,
     );
   });
 

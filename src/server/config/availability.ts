@@ -45,4 +45,10 @@ export function checkAvailability(values: SettingValues, origins: Origins): void
         '(each would be a cluster of its own): use 1 worker with the memory broker',
     );
   }
+  if (workers > 1) {
+    throw new ConfigError(
+      `${origins.workers ?? '--workers'} is ${workers}: several workers per machine are not available in this version yet: ` +
+        'use 1, and switchboard cluster --nodes N (or one process per core behind a load balancer) meanwhile',
+    );
+  }
 }
