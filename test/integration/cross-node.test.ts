@@ -1,27 +1,39 @@
 /**
- * Several nodes in this process over one in-process bus: a message produced
- * on one node reaches sockets held by the others, and every node answers the
- * server API for the whole cluster.
+ * Several nodes in this process over one broker — the in-process bus, a real
+ * redis-server, and a real 3-master Redis Cluster: a message produced on one
+ * node reaches sockets held by the others, and every node answers the server
+ * API for the whole cluster.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Broker } from '../../src/brokers/broker.js';
 import { MemoryBroker, MemoryBus } from '../../src/brokers/memory/memory-broker.js';
+import type { NodeOptionsInput } from '../../src/server/options.js';
 import { startNode, type SwitchboardNode } from '../../src/server/node.js';
 import { api } from '../helpers/api.js';
 import { TEST_NODE } from '../helpers/fixture.js';
 import { RawClient } from '../helpers/raw-client.js';
+import { startRedis, startRedisCluster } from '../helpers/redis-server.js';
 
-const bus = new MemoryBus();
-const nodes: SwitchboardNode[] = [];
-const clients: RawClient[] = [];
-let a: SwitchboardNode;
-let b: SwitchboardNode;
-let c: SwitchboardNode;
-
-async function connect(n: SwitchboardNode, query: string): Promise<RawClient> {
-  const client = await RawClient.connect(`ws://127.0.0.1:${n.port}/ws?${query}`);
-  clients.push(client);
-  return client;
+interface Backend {
+  /** Options and deps for one node on this backend. */
+  node(): { options: NodeOptionsInput; broker?: Broker };
+  stop(): Promise<void>;
 }
+
+const backends: Record<string, () => Promise<Backend>> = {
+  memory: async () => {
+    const bus = new MemoryBus();
+    return { node: () => ({ options: {}, broker: new MemoryBroker(bus) }), stop: async () => undefined };
+  },
+  redis: async () => {
+    const redis = await startRedis();
+    return { node: () => ({ options: { broker: redis.url } }), stop: () => redis.stop() };
+  },
+  'redis-cluster': async () => {
+    const cluster = await startRedisCluster(3);
+    return { node: () => ({ options: { broker: cluster.url } }), stop: () => cluster.stop() };
+  },
+};
 
 async function eventually(check: () => Promise<boolean>, ms = 5000): Promise<void> {
   const deadline = Date.now() + ms;
@@ -31,20 +43,38 @@ async function eventually(check: () => Promise<boolean>, ms = 5000): Promise<voi
   }
 }
 
-beforeAll(async () => {
-  for (const id of ['node-a', 'node-b', 'node-c']) {
-    nodes.push(await startNode({ ...TEST_NODE, nodeId: id, heartbeat: 1 }, { broker: new MemoryBroker(bus) }));
+describe.each(Object.keys(backends))('a cluster over the %s broker', (backendName) => {
+  let backend: Backend;
+  const nodes: SwitchboardNode[] = [];
+  const clients: RawClient[] = [];
+  let a: SwitchboardNode;
+  let b: SwitchboardNode;
+  let c: SwitchboardNode;
+
+  async function connect(n: SwitchboardNode, query: string): Promise<RawClient> {
+    const client = await RawClient.connect(`ws://127.0.0.1:${n.port}/ws?${query}`);
+    clients.push(client);
+    return client;
   }
-  [a, b, c] = nodes as [SwitchboardNode, SwitchboardNode, SwitchboardNode];
-  await eventually(async () => ((await api(a.url(), 'GET', '/api/nodes')).body.nodes as unknown[]).length === 3);
-});
 
-afterAll(async () => {
-  await Promise.all(clients.map((x) => x.close()));
-  await Promise.all(nodes.map((n) => n.close()));
-});
+  async function startOne(id: string, extra: NodeOptionsInput = {}): Promise<SwitchboardNode> {
+    const { options, broker } = backend.node();
+    return startNode({ ...TEST_NODE, nodeId: id, heartbeat: 1, ...options, ...extra }, broker ? { broker } : {});
+  }
 
-describe('a cluster over one bus', () => {
+  beforeAll(async () => {
+    backend = await backends[backendName]!();
+    for (const id of ['node-a', 'node-b', 'node-c']) nodes.push(await startOne(id));
+    [a, b, c] = nodes as [SwitchboardNode, SwitchboardNode, SwitchboardNode];
+    await eventually(async () => ((await api(a.url(), 'GET', '/api/nodes')).body.nodes as unknown[]).length === 3);
+  }, 60_000);
+
+  afterAll(async () => {
+    await Promise.all(clients.map((x) => x.close()));
+    await Promise.all(nodes.map((n) => n.close()));
+    await backend?.stop();
+  }, 30_000);
+
   it('every node lists every node', async () => {
     for (const n of nodes) {
       const listed = (await api(n.url(), 'GET', '/api/nodes')).body.nodes as Array<{ id: string }>;
@@ -101,7 +131,7 @@ describe('a cluster over one bus', () => {
   });
 
   it('a drained node leaves /api/nodes at once', async () => {
-    const extra = await startNode({ ...TEST_NODE, nodeId: 'node-x', heartbeat: 1, drainTimeout: 1 }, { broker: new MemoryBroker(bus) });
+    const extra = await startOne('node-x', { drainTimeout: 1 });
     await eventually(async () => ((await api(a.url(), 'GET', '/api/nodes')).body.nodes as unknown[]).length === 4);
     await extra.drain();
     const listed = (await api(a.url(), 'GET', '/api/nodes')).body.nodes as Array<{ id: string }>;
