@@ -42,7 +42,7 @@ async function setup(opts: NodeOptionsInput = {}): Promise<void> {
 async function session(user = 'alice'): Promise<{ s: Session; t: Recorder }> {
   const t = new Recorder();
   const s = gateway.open({ user, grants: [], ip: '127.0.0.1', transport: t });
-  await settle();
+  for (let waited = 0; t.frames.length === 0 && waited < 1000; waited += 5) await settle();
   expect(t.frames[0]).toMatchObject({ type: 'welcome', user });
   return { s, t };
 }
@@ -175,5 +175,38 @@ describe('delivery', () => {
     expect(s.deliver(stored, Buffer.from(JSON.stringify({ type: 'message', ...stored })))).toBe(false);
     await gateway.publish('dup', 2);
     expect(t.last()).toMatchObject({ type: 'message', channel: 'dup', offset: 2 });
+  });
+});
+
+describe('subscribing while the broker subscription is still pending', () => {
+  /** The in-process broker with a slow `subscribe`, as a remote broker has. */
+  class SlowSubscribeBroker extends MemoryBroker {
+    override async subscribe(channel: string): Promise<void> {
+      await new Promise((r) => setTimeout(r, 50));
+      return super.subscribe(channel);
+    }
+  }
+
+  it('a second subscriber waits too, so a publication in between is not lost', async () => {
+    await gateway.close();
+    const options = withDefaults({ nodeId: 'n1', logLevel: 'silent' });
+    const metrics = new Metrics({ node: 'n1' });
+    gateway = new Gateway('n1', options, new SlowSubscribeBroker(), metrics, pino({ level: 'silent' }));
+    await gateway.start();
+    handler = new FrameHandler(gateway, metrics, options.limits.maxSubscriptions);
+    const a = await session('a');
+    const b = await session('b');
+    handler.receive(a.s, Buffer.from(JSON.stringify({ type: 'subscribe', id: 1, channel: 'race' })), false);
+    handler.receive(b.s, Buffer.from(JSON.stringify({ type: 'subscribe', id: 1, channel: 'race' })), false);
+    await new Promise((r) => setTimeout(r, 10));
+    // Published after both asked, before the node receives the channel.
+    const sent = await gateway.publish('race', 'in between');
+    await new Promise((r) => setTimeout(r, 120));
+    for (const { t } of [a, b]) {
+      const reply = t.frames.find((f) => f.type === 'reply' && f.id === 1) as { result: { offset: number } };
+      const live = t.frames.filter((f) => f.type === 'message');
+      // Either the reply's position already covers it, or it is delivered live: never neither.
+      expect(reply.result.offset >= (sent.offset ?? 0) || live.length === 1).toBe(true);
+    }
   });
 });

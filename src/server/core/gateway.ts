@@ -37,6 +37,8 @@ export class Gateway {
   readonly sessions = new Set<Session>();
   /** Local subscribers by channel: the node's interest. */
   private readonly local = new Map<string, Set<Session>>();
+  /** The broker subscription of each local channel, confirmed or still pending: every subscriber waits for it. */
+  private readonly interest = new Map<string, Promise<void>>();
   /** The newest offset this node has dispatched per local channel with history: where a catch-up starts. */
   private readonly positions = new Map<string, { offset: number; epoch: string }>();
   private heartbeat: ReturnType<typeof setInterval> | undefined;
@@ -138,14 +140,12 @@ export class Gateway {
     session.begin(channel);
     this.metrics.subscriptions.inc();
     let subscribers = this.local.get(channel);
+    if (!subscribers) this.local.set(channel, (subscribers = new Set()));
+    subscribers.add(session);
     try {
-      if (!subscribers) {
-        this.local.set(channel, (subscribers = new Set()));
-        subscribers.add(session);
-        await this.broker.subscribe(channel);
-      } else {
-        subscribers.add(session);
-      }
+      // Not only the first subscriber waits: history must be read after the
+      // node receives the channel, or a publication in between is lost.
+      await this.ensureInterest(channel);
       if (tracksPresence(policy.presence, channel)) {
         await this.broker.presenceAdd([{ channel, entry: this.presenceEntry(session) }], this.presenceTtlMs);
         // Closed meanwhile: `forget` ran before the entry existed, so remove it here.
@@ -181,6 +181,20 @@ export class Gateway {
       if (session.channels.has(channel)) this.drop(session, channel);
       throw err instanceof SwitchboardError ? err : new SwitchboardError(ErrorCode.Unavailable, 'broker unavailable');
     }
+  }
+
+  private ensureInterest(channel: string): Promise<void> {
+    let pending = this.interest.get(channel);
+    if (!pending) {
+      const p = this.broker.subscribe(channel);
+      this.interest.set(channel, p);
+      // A failed subscription is tried afresh by the next subscriber.
+      p.catch(() => {
+        if (this.interest.get(channel) === p) this.interest.delete(channel);
+      });
+      pending = p;
+    }
+    return pending;
   }
 
   async unsubscribe(session: Session, channel: string): Promise<void> {
@@ -255,6 +269,7 @@ export class Gateway {
     const subscribers = this.local.get(channel);
     if (subscribers?.delete(session) && subscribers.size === 0) {
       this.local.delete(channel);
+      this.interest.delete(channel);
       this.positions.delete(channel);
       this.broker.unsubscribe(channel).catch((err: unknown) => this.log.warn({ err, channel }, 'unsubscribe failed'));
     }
