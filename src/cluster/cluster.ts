@@ -6,7 +6,7 @@
  */
 import type { Logger } from 'pino';
 import type { Broker } from '../brokers/broker.js';
-import { ErrorCode, SwitchboardError, type ErrorBody } from '../protocol/index.js';
+import { ErrorCode, SwitchboardError, toErrorBody, type ErrorBody } from '../protocol/index.js';
 import { decodeControl, type ClusterRequest, type ControlBody, type NodeInfo } from './messages.js';
 
 export interface ClusterOptions {
@@ -164,9 +164,7 @@ export class Cluster {
     try {
       return { result: await this.serve(request) };
     } catch (err) {
-      return {
-        error: err instanceof SwitchboardError ? err.toBody() : { code: ErrorCode.Internal, message: 'internal error' },
-      };
+      return { error: toErrorBody(err) };
     }
   }
 

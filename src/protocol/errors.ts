@@ -48,6 +48,11 @@ export class SwitchboardError extends Error {
   }
 }
 
+/** The error body for anything thrown: its own for a `SwitchboardError`, `internal` for the rest (never leaking details). */
+export function toErrorBody(err: unknown): ErrorBody {
+  return err instanceof SwitchboardError ? err.toBody() : { code: ErrorCode.Internal, message: 'internal error' };
+}
+
 /**
  * WebSocket close codes. 4000–4099: do not reconnect. 4100–4199: reconnect
  * with backoff. 1009: a frame over the size limit (set by the WebSocket layer).

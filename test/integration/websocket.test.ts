@@ -4,7 +4,6 @@
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { SwitchboardNode } from '../../src/server/node.js';
-import type { NodeOptionsInput } from '../../src/server/options.js';
 import { api } from '../helpers/api.js';
 import { useNodes } from '../helpers/fixture.js';
 import { RawClient } from '../helpers/raw-client.js';

@@ -41,7 +41,7 @@ async function setup(opts: NodeOptionsInput = {}): Promise<void> {
 /** A session that has received its welcome. */
 async function session(user = 'alice'): Promise<{ s: Session; t: Recorder }> {
   const t = new Recorder();
-  const s = gateway.open({ user, grants: [], ip: '127.0.0.1', transport: t });
+  const s = gateway.open({ user, grants: [], transport: t });
   for (let waited = 0; t.frames.length === 0 && waited < 1000; waited += 5) await settle();
   expect(t.frames[0]).toMatchObject({ type: 'welcome', user });
   return { s, t };

@@ -11,6 +11,7 @@ import {
   personalChannel,
   personalChannelUser,
   SwitchboardError,
+  toErrorBody,
   type ClientFrame,
   type ErrorBody,
 } from '../../protocol/index.js';
@@ -56,10 +57,7 @@ export class FrameHandler {
       try {
         await this.dispatch(session, frame);
       } catch (err) {
-        const error: ErrorBody =
-          err instanceof SwitchboardError ? err.toBody() : { code: ErrorCode.Internal, message: 'internal error' };
-        this.metrics.errors.inc({ code: error.code });
-        session.send(id === undefined ? { type: 'error', error } : { type: 'reply', id, error });
+        this.sendError(session, id, toErrorBody(err));
       }
     });
     if (!queued) this.fail(session, id, { code: ErrorCode.RateLimited, message: 'too many requests in flight' });
@@ -129,9 +127,14 @@ export class FrameHandler {
 
   /** Send an error in its turn: after the replies to earlier frames (and after `welcome`). */
   private fail(session: Session, id: number | undefined, error: ErrorBody): void {
-    this.metrics.errors.inc({ code: error.code });
-    const write = async () => void session.send(id === undefined ? { type: 'error', error } : { type: 'reply', id, error });
+    const write = async () => this.sendError(session, id, error);
     // A full queue is itself the error being reported: say it at once.
     if (!session.enqueue(write)) void write();
+  }
+
+  /** Send an error now: a reply to `id`, or an `error` frame when the frame had no usable id. */
+  private sendError(session: Session, id: number | undefined, error: ErrorBody): void {
+    this.metrics.errors.inc({ code: error.code });
+    session.send(id === undefined ? { type: 'error', error } : { type: 'reply', id, error });
   }
 }

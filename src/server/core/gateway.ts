@@ -26,7 +26,6 @@ import { Session, type Transport } from './session.js';
 export interface OpenSession {
   user: string;
   grants: string[];
-  ip: string;
   transport: Transport;
   /** `?since=&epoch=` of the personal channel. */
   since?: StreamPosition;
@@ -92,7 +91,6 @@ export class Gateway {
       id: randomUUID(),
       user: init.user,
       grants: init.grants,
-      ip: init.ip,
       transport: init.transport,
       limits: this.options.limits,
       now: Date.now(),
@@ -242,7 +240,8 @@ export class Gateway {
     const { ts, ...wire } = pub;
     const bytes = Buffer.from(encodeMessage(wire as Publication));
     let written = 0;
-    for (const s of subscribers) if (s.deliver(wire, bytes)) written++;
+    const now = Date.now();
+    for (const s of subscribers) if (s.deliver(wire, bytes, now)) written++;
     if (written > 0) {
       this.metrics.delivered.inc(written);
       this.metrics.latency.observe((Date.now() - ts) / 1000);

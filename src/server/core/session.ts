@@ -37,7 +37,6 @@ export interface SessionInit {
   user: string;
   /** Channel patterns granted by the token. */
   grants: string[];
-  ip: string;
   transport: Transport;
   limits: Limits;
   now: number;
@@ -49,8 +48,6 @@ export class Session {
   readonly id: string;
   readonly user: string;
   readonly grants: string[];
-  readonly ip: string;
-  readonly connectedAt: number;
   /** Every channel this session is subscribed to or subscribing to, its personal channel included. */
   readonly channels = new Map<string, ChannelState>();
   closed = false;
@@ -74,11 +71,9 @@ export class Session {
     this.id = init.id;
     this.user = init.user;
     this.grants = init.grants;
-    this.ip = init.ip;
     this.transport = init.transport;
     this.limits = init.limits;
     this.onClosed = init.onClosed;
-    this.connectedAt = init.now;
     this.lastSentAt = init.now;
     const rate = init.limits.maxMessagesPerSecond;
     this.bucket = new TokenBucket(rate, rate, init.now);
@@ -149,7 +144,7 @@ export class Session {
   }
 
   /** Deliver a publication already encoded as a `message` frame. Returns whether it was written. */
-  deliver(pub: Publication, bytes: Buffer): boolean {
+  deliver(pub: Publication, bytes: Buffer, now = Date.now()): boolean {
     const state = this.channels.get(pub.channel);
     if (!state || this.closed) return false;
     if (state.pending) {
@@ -165,7 +160,7 @@ export class Session {
       state.offset = pub.offset;
       state.epoch = pub.epoch;
     }
-    return this.write(bytes);
+    return this.write(bytes, now);
   }
 
   send(frame: ServerFrame): boolean {
@@ -173,10 +168,10 @@ export class Session {
   }
 
   /** Write bytes; a connection whose unsent bytes pass the limit is closed with 4101. */
-  write(data: Buffer | string): boolean {
+  write(data: Buffer | string, now = Date.now()): boolean {
     if (this.closed) return false;
     this.transport.send(data);
-    this.lastSentAt = Date.now();
+    this.lastSentAt = now;
     if (this.transport.bufferedAmount > this.limits.maxBufferedBytes) {
       this.disconnect(CloseCode.SlowConsumer, 'slow consumer', true);
       return false;

@@ -11,6 +11,7 @@ import {
   isValidUserId,
   personalChannel,
   SwitchboardError,
+  toErrorBody,
   type PublishResult,
 } from '../../protocol/index.js';
 import type { NodeInfo } from '../../cluster/messages.js';
@@ -71,8 +72,7 @@ export class ServerApi {
       const params = (route.path.exec(url.pathname) ?? []).slice(1).map((p) => decodeURIComponent(p));
       sendJson(res, 200, await route.handler(req, params, url));
     } catch (err) {
-      const error =
-        err instanceof SwitchboardError ? err.toBody() : { code: ErrorCode.Internal, message: 'internal error' };
+      const error = toErrorBody(err);
       this.ctx.metrics.errors.inc({ code: error.code });
       sendError(res, error);
     }
@@ -126,9 +126,7 @@ export class ServerApi {
     this.checkReady();
     const results = await Promise.all(
       (channels as string[]).map((c) =>
-        this.ctx.gateway.publish(c, body.data).catch((err: unknown) => ({
-          error: err instanceof SwitchboardError ? err.toBody() : { code: ErrorCode.Internal, message: 'internal error' },
-        })),
+        this.ctx.gateway.publish(c, body.data).catch((err: unknown) => ({ error: toErrorBody(err) })),
       ),
     );
     return { results };

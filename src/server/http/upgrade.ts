@@ -88,7 +88,7 @@ export class Upgrader {
       this.pending--;
     }
     if (socket.destroyed) return;
-    this.wss.handleUpgrade(req, socket, head, (ws) => this.attach(ws, identity, ip, since));
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.attach(ws, identity, since));
   }
 
   private async identify(req: IncomingMessage, url: URL): Promise<Identity> {
@@ -111,11 +111,10 @@ export class Upgrader {
     throw new Refusal(401, ErrorCode.Unauthorized, 'missing token: pass ?token=<JWT> or "Authorization: Bearer <JWT>"');
   }
 
-  private attach(ws: WebSocket, identity: Identity, ip: string, since: StreamPosition | undefined): void {
+  private attach(ws: WebSocket, identity: Identity, since: StreamPosition | undefined): void {
     const session = this.ctx.gateway.open({
       user: identity.user,
       grants: identity.channels,
-      ip,
       since,
       transport: {
         send: (data) => ws.send(data, TEXT),
