@@ -46,8 +46,37 @@ export interface PresenceItem {
   entry: PresenceEntry;
 }
 
+/**
+ * Where a publication goes; the node's routing strategy picks it.
+ *
+ * - `subscribers`: to every node that subscribed to the channel (`subscribe`): interest routing.
+ * - `all`: to every started node, subscribed or not: broadcast routing.
+ * - `nodes`: to the inbox of each node in `nodes` and, when `registered`, of
+ *   each node registered for the channel (`register`), each node once. The
+ *   registry is read atomically with storing the publication: a node that
+ *   registered before it was stored receives it, and a node that registers
+ *   later finds it in history. Registry and hash-ring routing.
+ *
+ * Whatever the route, the publications of one channel reach each node in
+ * offset order. Publications without history have no offset: they keep the
+ * order of each publishing node, not an order across nodes.
+ */
+export type Route =
+  | { readonly to: 'subscribers' }
+  | { readonly to: 'all' }
+  | { readonly to: 'nodes'; readonly nodes: readonly string[]; readonly registered: boolean };
+
+/** Interest routing, the default route of `publish`. */
+export const TO_SUBSCRIBERS: Route = { to: 'subscribers' };
+
+/** Every route: what a broker that can carry them all declares. */
+export const ALL_ROUTES: ReadonlyArray<Route['to']> = ['subscribers', 'all', 'nodes'];
+
 export interface BrokerHandlers {
-  /** A publication on a channel this node subscribed to. Called in publish order per channel. */
+  /**
+   * A publication on a channel this node subscribed to, or sent to every
+   * node or to this node's inbox (see `Route`). Called in offset order per channel.
+   */
   onPublication(pub: BrokerPublication): void;
   /**
    * The broker became reachable or unreachable. After a `false`, a `true`
@@ -62,9 +91,17 @@ export interface BrokerHandlers {
 export interface Broker {
   /** A short name for logs and metrics: `memory`, `redis`, … */
   readonly kind: string;
+  /**
+   * The routes this broker can carry with the guarantees above. A node
+   * refuses to start with a routing strategy whose route is missing here.
+   */
+  readonly routes: ReadonlyArray<Route['to']>;
   /** Whether the broker is reachable now. */
   readonly ready: boolean;
-  /** Connect, and receive control messages for `nodeId` and for all nodes. */
+  /**
+   * Connect, and receive control messages for `nodeId` and for all nodes,
+   * and publications routed to all nodes or to this node's inbox.
+   */
   start(nodeId: string, handlers: BrokerHandlers): Promise<void>;
   close(): Promise<void>;
 
@@ -74,11 +111,16 @@ export interface Broker {
   unsubscribe(channel: string): Promise<void>;
 
   /**
-   * Publish, assigning the offset and epoch atomically with storing it in
-   * history when `history` is given. Resolves once the broker has accepted
-   * it; rejects (without retrying) when it cannot.
+   * Publish along `route` (default: to the channel's subscribers), assigning
+   * the offset and epoch atomically with storing it in history when
+   * `history` is given. Resolves once the broker has accepted it; rejects
+   * (without retrying) when it cannot.
    */
-  publish(pub: Omit<BrokerPublication, 'offset' | 'epoch'>, history: HistoryPolicy | null): Promise<PublishResult>;
+  publish(
+    pub: Omit<BrokerPublication, 'offset' | 'epoch'>,
+    history: HistoryPolicy | null,
+    route?: Route,
+  ): Promise<PublishResult>;
   history(channel: string, query: HistoryQuery, policy: HistoryPolicy): Promise<HistoryPage>;
 
   /**
@@ -91,6 +133,22 @@ export interface Broker {
   /** The unexpired entries of a channel. */
   presence(channel: string): Promise<PresenceEntry[]>;
 
-  /** Send a control message to one node, or to every node (`to: null`, the sender included). */
+  /**
+   * Register this node for `channels` (registry routing: a `nodes` route with
+   * `registered` reaches it). Each entry expires after `ttlMs` unless
+   * registered again: the node re-registers periodically, so a node that
+   * dies leaves no entries behind.
+   */
+  register(channels: string[], ttlMs: number): Promise<void>;
+  /** Remove this node's entries for `channels`. */
+  unregister(channels: string[]): Promise<void>;
+  /** The nodes with an unexpired entry for `channel`, each once. */
+  registered(channel: string): Promise<string[]>;
+
+  /**
+   * Send a control message to one node, or to every node (`to: null`, the
+   * sender included). One sender's messages arrive in the order sent; there
+   * is no order across senders.
+   */
   sendControl(to: string | null, payload: string): Promise<void>;
 }

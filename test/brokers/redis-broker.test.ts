@@ -1,13 +1,14 @@
 /**
  * The Redis broker against a real standalone `redis-server` on a free
  * port, beyond the conformance suite (`redis.test.ts`): batched
- * subscriptions, key layout and expiries, start and handler faults, and
- * surviving a `kill -9` of the server (with and without persistence).
+ * subscriptions, key layout and expiries, routing (registry keys, the
+ * broadcast and inbox channels), start and handler faults, and surviving a
+ * `kill -9` of the server (with and without persistence).
  */
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { BrokerHandlers, BrokerPublication, HistoryPolicy } from '../../src/brokers/broker.js';
+import type { BrokerHandlers, BrokerPublication, HistoryPolicy, Route } from '../../src/brokers/broker.js';
 import { createBroker } from '../../src/brokers/index.js';
 import { RedisBroker, type RedisBrokerOptions } from '../../src/brokers/redis/redis-broker.js';
 import { freePort } from '../helpers/ports.js';
@@ -17,6 +18,8 @@ import { eventually } from './suite.js';
 const LONG: HistoryPolicy = { size: 100, ttlMs: 60_000 };
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const uid = (): string => randomBytes(4).toString('hex');
+const ALL: Route = { to: 'all' };
+const toNodes = (nodes: string[], registered = false): Route => ({ to: 'nodes', nodes, registered });
 
 /** `redis-cli` for replies the tiny RESP client of the helper does not read (arrays): one line per element. */
 function cli(port: number, ...args: string[]): Promise<string[]> {
@@ -153,6 +156,50 @@ describe('redis broker (standalone)', () => {
       expect(zTtl).toBeLessThanOrEqual(5_000);
     });
 
+    it('keeps the registry under the channel hash tag with expiries, and routes with one script call', async () => {
+      const prefix = `t${uid()}`;
+      const [a, b, c] = await Promise.all(['a', 'b', 'c'].map((n) => start(n, { prefix })));
+      const key = `${prefix}:{news:2}:r`;
+      await b!.broker.register(['news:2', 'news:3'], 5_000);
+      await c!.broker.register(['news:2'], 20_000);
+      expect(await cli(redis.port, 'ZRANGE', key, '0', '-1')).toEqual(['b', 'c']);
+      const [, scoreB, , scoreC] = await cli(redis.port, 'ZRANGE', key, '0', '-1', 'WITHSCORES');
+      const serverNow = Number((await cli(redis.port, 'TIME'))[0]) * 1000;
+      expect(Number(scoreB) - serverNow).toBeGreaterThan(3_000);
+      expect(Number(scoreB) - serverNow).toBeLessThanOrEqual(6_000);
+      expect(Number(scoreC) - Number(scoreB)).toBeGreaterThan(14_000);
+      // the key lives as long as its newest entry, and no longer
+      const keyTtl = Number(await redisCommand(redis.port, ['PTTL', key]));
+      expect(keyTtl).toBeGreaterThan(18_000);
+      expect(keyTtl).toBeLessThanOrEqual(20_000);
+      await b!.broker.register(['news:2'], 1_000);
+      expect(Number(await redisCommand(redis.port, ['PTTL', key]))).toBeGreaterThan(18_000);
+
+      // an expired entry is dropped when read
+      await redisCommand(redis.port, ['ZADD', key, '1', 'ghost']);
+      expect((await a!.broker.registered('news:2')).sort()).toEqual(['b', 'c']);
+      expect(await cli(redis.port, 'ZRANGE', key, '0', '-1')).toEqual(['b', 'c']);
+
+      await b!.broker.unregister(['news:2']);
+      expect(await cli(redis.port, 'ZRANGE', key, '0', '-1')).toEqual(['c']);
+      expect(await cli(redis.port, 'ZRANGE', `${prefix}:{news:3}:r`, '0', '-1')).toEqual(['b']);
+
+      // a routed publish is one script call, history or not; a subscriber publish without history is a plain PUBLISH
+      await a!.broker.publish({ channel: 'warm:up', data: 0, ts: Date.now() }, null, ALL);
+      await redisCommand(redis.port, ['CONFIG', 'RESETSTAT']);
+      expect(await a!.broker.publish({ channel: 'news:2', data: 'r', ts: Date.now() }, LONG, toNodes(['a', 'b'], true))).toMatchObject({ offset: 1 });
+      expect(await a!.broker.publish({ channel: 'news:2', data: 'q', ts: Date.now() }, null, ALL)).toEqual({});
+      expect(await calls(redis.port, 'evalsha')).toBe(2);
+      expect(await calls(redis.port, 'eval')).toBe(0);
+      for (const n of [a, b, c]) await eventually(() => expect(n!.got('news:2').at(-1)).toBe('q'));
+      expect(a!.got('news:2')).toEqual(['r', 'q']);
+      expect(b!.got('news:2')).toEqual(['r', 'q']);
+      expect(c!.got('news:2')).toEqual(['r', 'q']);
+      // no history kept without a policy: the stored offset stays where it was
+      expect((await a!.broker.history('news:2', { limit: 0 }, LONG)).offset).toBe(1);
+      expect([...a!.errors, ...b!.errors, ...c!.errors]).toEqual([]);
+    });
+
     it('gives a channel a new epoch when its numbering was lost, and skips damaged entries', async () => {
       const prefix = `t${uid()}`;
       const a = await start('a', { prefix });
@@ -212,12 +259,23 @@ describe('redis broker (standalone)', () => {
       await eventually(() => expect(a.readyChanges).toEqual([false, true]));
       expect(a.broker.ready).toBe(true);
       expect((await cli(redis.port, 'PUBSUB', 'CHANNELS', `${prefix}:*`)).sort()).toEqual(
-        [`${prefix}:ctl`, `${prefix}:ctl:a`, `${prefix}:ctl:b`, ...channels.map((c) => `${prefix}:{${c}}:p`)].sort(),
+        [
+          `${prefix}:ctl`,
+          `${prefix}:ctl:a`,
+          `${prefix}:ctl:b`,
+          `${prefix}:all`,
+          `${prefix}:in:a`,
+          `${prefix}:in:b`,
+          ...channels.map((c) => `${prefix}:{${c}}:p`),
+        ].sort(),
       );
       await b.broker.publish({ channel: 'x:3', data: 'after', ts: Date.now() }, null);
       await b.broker.sendControl('a', 'ctl');
+      await b.broker.publish({ channel: 'y:1', data: 'to all', ts: Date.now() }, null, ALL);
+      await b.broker.publish({ channel: 'y:2', data: 'to a', ts: Date.now() }, null, toNodes(['a']));
       await eventually(() => expect(a.got('x:3')).toEqual(['after']));
       await eventually(() => expect(a.controls).toEqual(['ctl']));
+      await eventually(() => expect([...a.got('y:1'), ...a.got('y:2')]).toEqual(['to all', 'to a']));
 
       // the command connection alone
       await redisCommand(redis.port, ['CLIENT', 'KILL', 'TYPE', 'normal']);
@@ -330,6 +388,44 @@ describe('redis broker across a redis-server crash', () => {
     expect(after.offset).toBe(1);
     expect(after.epoch).not.toBe(before.epoch);
     expect(a.errors.length).toBeGreaterThan(0);
+  });
+
+  it('delivers to all nodes and to inboxes again after a crash, without restarting the broker', async () => {
+    redis = await startRedis();
+    const a = await start(redis.url, 'a');
+    const b = await start(redis.url, 'b');
+    await a.broker.register(['reg:1'], 60_000);
+    await b.broker.publish({ channel: 'all:1', data: 'before', ts: Date.now() }, LONG, ALL);
+    await b.broker.publish({ channel: 'in:1', data: 'before', ts: Date.now() }, null, toNodes(['a']));
+    await eventually(() => expect(a.pubs.map((p) => p.data)).toEqual(['before', 'before']));
+
+    await redis.kill();
+    await eventually(() => expect(a.readyChanges).toEqual([false]));
+    await expect(b.broker.publish({ channel: 'all:1', data: 'lost', ts: Date.now() }, null, ALL)).rejects.toThrow();
+    await expect(a.broker.register(['reg:1'], 60_000)).rejects.toThrow();
+    await redis.restart();
+    await eventually(() => {
+      expect(a.readyChanges).toEqual([false, true]);
+      expect(b.readyChanges).toEqual([false, true]);
+    }, 10_000);
+
+    // the broadcast and inbox channels are held again; the registry went with the data and is registered anew
+    expect((await cli(redis.port, 'PUBSUB', 'CHANNELS', 'sb:*')).sort()).toEqual(
+      ['sb:ctl', 'sb:ctl:a', 'sb:ctl:b', 'sb:all', 'sb:in:a', 'sb:in:b'].sort(),
+    );
+    expect(await b.broker.registered('reg:1')).toEqual([]);
+    await a.broker.register(['reg:1'], 60_000);
+    await b.broker.publish({ channel: 'all:1', data: 'after', ts: Date.now() }, LONG, ALL);
+    await b.broker.publish({ channel: 'in:1', data: 'after', ts: Date.now() }, null, toNodes(['a']));
+    await b.broker.publish({ channel: 'reg:1', data: 'after', ts: Date.now() }, LONG, toNodes([], true));
+    await eventually(() => expect(a.pubs.slice(2).map((p) => [p.channel, p.data])).toEqual([
+      ['all:1', 'after'],
+      ['in:1', 'after'],
+      ['reg:1', 'after'],
+    ]));
+    await eventually(() => expect(b.got('all:1')).toEqual(['before', 'after']));
+    expect(b.got('in:1')).toEqual([]);
+    expect(b.got('reg:1')).toEqual([]);
   });
 
   it('keeps the epoch and numbering when the server restarts with its data (AOF)', async () => {

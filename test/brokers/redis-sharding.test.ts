@@ -1,13 +1,14 @@
 /**
  * The Redis broker on a real 3-master Redis Cluster (no replicas), beyond
  * the conformance suite (`redis-cluster.test.ts`): sharded subscriptions
- * held on the master of each channel's slot, keys in that slot, and a
- * master crash and restart.
+ * held on the master of each channel's slot, keys in that slot, a master
+ * crash and restart, and publications routed to every node or to inboxes
+ * (classic pub/sub, carried by the cluster to every cluster node).
  */
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { BrokerPublication } from '../../src/brokers/broker.js';
+import type { BrokerPublication, HistoryPolicy, Route } from '../../src/brokers/broker.js';
 import { createBroker } from '../../src/brokers/index.js';
 import { RedisBroker } from '../../src/brokers/redis/redis-broker.js';
 import { keySlot } from '../../src/brokers/redis/slot.js';
@@ -15,6 +16,9 @@ import { redisCommand, startRedisCluster, type RedisCluster } from '../helpers/r
 import { eventually } from './suite.js';
 
 const uid = (): string => randomBytes(4).toString('hex');
+const LONG: HistoryPolicy = { size: 10, ttlMs: 60_000 };
+const ALL: Route = { to: 'all' };
+const toNodes = (nodes: string[], registered = false): Route => ({ to: 'nodes', nodes, registered });
 
 function cli(port: number, ...args: string[]): Promise<string[]> {
   return new Promise((resolve, reject) => {
@@ -96,8 +100,11 @@ describe('redis broker (cluster): sharding', () => {
     for (const [i, port] of cluster.ports.entries()) {
       for (const name of held[i]!) expect(await ownerOf(name.replace(/:p$/, ':m'))).toBe(port);
     }
-    // nothing on classic pub/sub, which a cluster broadcasts to every node
-    for (const p of cluster.ports) expect(await cli(p, 'PUBSUB', 'CHANNELS', `${prefix}*`)).toEqual([]);
+    // on classic pub/sub, which a cluster broadcasts to every node, only the broadcast and inbox channels, on the seed node
+    expect((await cli(cluster.ports[0]!, 'PUBSUB', 'CHANNELS', `${prefix}*`)).sort()).toEqual(
+      [`${prefix}:all`, `${prefix}:in:a`, `${prefix}:in:b`, `${prefix}:probe:a`, `${prefix}:probe:b`].sort(),
+    );
+    for (const p of cluster.ports.slice(1)) expect(await cli(p, 'PUBSUB', 'CHANNELS', `${prefix}*`)).toEqual([]);
 
     await Promise.all(channels.map((c, i) => b.broker.publish({ channel: c, data: i, ts: Date.now() }, { size: 10, ttlMs: 60_000 })));
     await eventually(() => expect(a.pubs).toHaveLength(40));
@@ -134,6 +141,9 @@ describe('redis broker (cluster): sharding', () => {
     // the cluster may need a moment to agree the node is back before it takes writes
     await eventually(() => b.broker.publish({ channel: 'room:0', data: 'back', ts: Date.now() }, { size: 10, ttlMs: 60_000 }), 10_000, 200);
     await eventually(() => expect(a.pubs.map((p) => p.data)).toContain('back'));
+    // routed publications from the restarted master reach every node again
+    await b.broker.publish({ channel: 'room:0', data: 'routed back', ts: Date.now() }, null, { to: 'all' });
+    await eventually(() => expect(a.pubs.map((p) => p.data)).toContain('routed back'));
     await a.broker.sendControl(null, 'still there');
     await eventually(() => expect(b.controls).toEqual(['still there']));
     expect(a.faults.length).toBeGreaterThan(0);
@@ -173,6 +183,97 @@ describe('redis broker (cluster): sharding', () => {
       expect(a.readyChanges.at(-1)).toBe(true);
       expect(a.broker.ready).toBe(true);
     }, 10_000);
+  }, 40_000);
+
+  /** One channel whose slot is on each master. */
+  async function channelPerMaster(prefix: string): Promise<string[]> {
+    const byMaster = new Map<number, string>();
+    for (let i = 0; byMaster.size < cluster.ports.length && i < 200; i++) {
+      const port = await ownerOf(`${prefix}:{room:${i}}:m`);
+      if (!byMaster.has(port)) byMaster.set(port, `room:${i}`);
+    }
+    expect(byMaster.size).toBe(cluster.ports.length);
+    return [...byMaster.values()];
+  }
+
+  it('routes to every node and to inboxes from channels on every master, in offset order', async () => {
+    const prefix = `t${uid()}`;
+    const a = await start('a', prefix);
+    const b = await start('b', prefix);
+    const channels = await channelPerMaster(prefix);
+    await b.broker.register(channels, 60_000);
+    expect(await a.broker.registered(channels[2]!)).toEqual(['b']);
+
+    await Promise.all(
+      channels.map(async (channel) => {
+        const pub = (data: string, history: HistoryPolicy | null, route: Route, from = a): Promise<unknown> =>
+          from.broker.publish({ channel, data, ts: Date.now() }, history, route);
+        await pub('all-1', LONG, ALL);
+        await pub('reg-2', LONG, toNodes([], true));
+        await pub('a-3', null, toNodes(['a']), b);
+        await pub('all-4', LONG, ALL, b);
+      }),
+    );
+    for (const channel of channels) {
+      const mine = (n: Started): unknown[] => n.pubs.filter((p) => p.channel === channel).map((p) => [p.data, p.offset]);
+      await eventually(() => expect(mine(a)).toEqual([['all-1', 1], ['a-3', undefined], ['all-4', 3]]));
+      await eventually(() => expect(mine(b)).toEqual([['all-1', 1], ['reg-2', 2], ['all-4', 3]]));
+    }
+    expect([...a.faults, ...b.faults]).toEqual([]);
+  });
+
+  it('reports the inbox subscriber down and up, and routes to it again once it is back', async () => {
+    const prefix = `t${uid()}`;
+    const a = await start('a', prefix);
+    const b = await start('b', prefix);
+    const seed = cluster.ports[0]!;
+    const clients = await redisCommand(seed, ['CLIENT', 'LIST', 'TYPE', 'pubsub']);
+    const ids = clients
+      .split('\n')
+      .filter((line) => / name=switchboard:a:in /.test(line))
+      .map((line) => /^id=(\d+) /.exec(line)?.[1]);
+    expect(ids).toHaveLength(1);
+
+    await redisCommand(seed, ['CLIENT', 'KILL', 'ID', ids[0]!]);
+    await eventually(() => expect(a.readyChanges).toEqual([false, true]));
+    expect(a.broker.ready).toBe(true);
+    expect(b.readyChanges).toEqual([]);
+    expect(await cli(seed, 'PUBSUB', 'NUMSUB', `${prefix}:in:a`, `${prefix}:all`)).toEqual([`${prefix}:in:a`, '1', `${prefix}:all`, '2']);
+
+    const [channel] = await channelPerMaster(prefix);
+    await b.broker.publish({ channel: channel!, data: 'all', ts: Date.now() }, null, ALL);
+    await b.broker.publish({ channel: channel!, data: 'to-a', ts: Date.now() }, null, toNodes(['a']));
+    await eventually(() => expect(a.pubs.map((p) => p.data)).toEqual(['all', 'to-a']));
+  });
+
+  it('after the seed master crashes and restarts, routes to every node and to inboxes again', async () => {
+    const prefix = `t${uid()}`;
+    const a = await start('a', prefix);
+    const b = await start('b', prefix);
+    const channels = await channelPerMaster(prefix);
+    await b.broker.publish({ channel: channels[1]!, data: 'before', ts: Date.now() }, null, ALL);
+    await eventually(() => expect(a.pubs.map((p) => p.data)).toEqual(['before']));
+
+    const seed = cluster.nodes[0]!;
+    await seed.kill();
+    await eventually(() => expect(a.readyChanges).toEqual([false]));
+    await seed.restart();
+    await eventually(() => {
+      expect(a.readyChanges).toEqual([false, true]);
+      expect(b.readyChanges).toEqual([false, true]);
+    }, 15_000);
+    // Ready again means every master reaches the restarted node's subscribers again (cluster bus links
+    // are back), so what is accepted from now on arrives, whichever master publishes it. The cluster
+    // itself may need a moment more before it takes writes.
+    for (const channel of channels) {
+      await eventually(() => b.broker.publish({ channel, data: 'all', ts: Date.now() }, LONG, ALL), 10_000, 100);
+      await b.broker.publish({ channel, data: 'to-a', ts: Date.now() }, null, toNodes(['a']));
+    }
+    for (const channel of channels) {
+      const mine = (n: Started): unknown[] => n.pubs.filter((p) => p.channel === channel).map((p) => p.data);
+      await eventually(() => expect(mine(a)).toEqual(channel === channels[1] ? ['before', 'all', 'to-a'] : ['all', 'to-a']));
+      await eventually(() => expect(mine(b)).toEqual(channel === channels[1] ? ['before', 'all'] : ['all']));
+    }
   }, 40_000);
 
   it('is picked by createBroker for redis+cluster:// URLs', () => {

@@ -53,13 +53,16 @@ describe('redis url', () => {
 describe('redis names', () => {
   it('puts every key of a channel under its hash tag and maps pub/sub names back', () => {
     const k = new RedisKeys('sb');
-    const names = [k.meta('chat:a'), k.history('chat:a'), k.pubsub('chat:a'), k.presenceExpiry('chat:a'), k.presenceData('chat:a')];
-    expect(names).toEqual(['sb:{chat:a}:m', 'sb:{chat:a}:h', 'sb:{chat:a}:p', 'sb:{chat:a}:z', 'sb:{chat:a}:d']);
+    const names = [k.meta('chat:a'), k.history('chat:a'), k.pubsub('chat:a'), k.presenceExpiry('chat:a'), k.presenceData('chat:a'), k.registry('chat:a')];
+    expect(names).toEqual(['sb:{chat:a}:m', 'sb:{chat:a}:h', 'sb:{chat:a}:p', 'sb:{chat:a}:z', 'sb:{chat:a}:d', 'sb:{chat:a}:r']);
     expect(new Set(names.map(keySlot)).size).toBe(1);
     expect(k.channelOf('sb:{chat:a}:p')).toBe('chat:a');
     expect(k.channelOf('sb:ctl')).toBeUndefined();
     expect(k.channelOf('other:{chat:a}:p')).toBeUndefined();
     expect(k.controlOf('n1')).toBe('sb:ctl:n1');
+    // routed publications travel outside any hash tag, on classic pub/sub
+    expect([k.broadcast, k.inbox('n1'), k.probe('n1')]).toEqual(['sb:all', 'sb:in:n1', 'sb:probe:n1']);
+    expect(k.channelOf(k.inbox('n1'))).toBeUndefined();
     expect(() => new RedisKeys('a{b}')).toThrow(/braces/);
   });
 

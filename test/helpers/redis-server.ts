@@ -5,10 +5,10 @@
  * the test process exits, so a failing test leaves no servers behind.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { connect } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { running, tempDir, track, waitExit } from './children.js';
 import { freePort, freePortPair } from './ports.js';
 
 const READY_TIMEOUT_MS = 5_000;
@@ -44,45 +44,6 @@ export interface StartRedisOptions {
   persistence?: boolean;
 }
 
-// ---- cleanup on exit -------------------------------------------------------
-
-const children = new Set<ChildProcess>();
-const dirs = new Set<string>();
-let hooked = false;
-
-function killAllSync(): void {
-  for (const c of children) {
-    try {
-      c.kill('SIGKILL');
-    } catch {
-      // already gone
-    }
-  }
-  children.clear();
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-  dirs.clear();
-}
-
-function onSignal(signal: NodeJS.Signals): void {
-  killAllSync();
-  // Only we listened: re-raise so the process still dies of the signal.
-  if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
-}
-
-function hookExit(): void {
-  if (hooked) return;
-  hooked = true;
-  process.once('exit', killAllSync);
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
-}
-
-function tempDir(prefix: string): string {
-  hookExit();
-  const dir = mkdtempSync(join(tmpdir(), prefix));
-  dirs.add(dir);
-  return dir;
-}
 
 // ---- a tiny RESP client ----------------------------------------------------
 
@@ -141,21 +102,6 @@ export async function flushAll(ports: number[]): Promise<void> {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-function running(child: ChildProcess): boolean {
-  return child.exitCode === null && child.signalCode === null;
-}
-
-function waitExit(child: ChildProcess, timeoutMs: number): Promise<boolean> {
-  if (!running(child)) return Promise.resolve(true);
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => resolve(false), timeoutMs);
-    child.once('exit', () => {
-      clearTimeout(timer);
-      resolve(true);
-    });
-  });
-}
-
 function logTail(file: string): string {
   try {
     return readFileSync(file, 'utf8').slice(-1500);
@@ -195,8 +141,7 @@ class RedisServer implements RedisProcess {
     ];
     const child = spawn('redis-server', args, { stdio: 'ignore' });
     this.child = child;
-    children.add(child);
-    child.once('exit', () => children.delete(child));
+    track(child);
     let spawnError: Error | undefined;
     child.once('error', (err) => (spawnError = err));
 

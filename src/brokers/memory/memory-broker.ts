@@ -3,6 +3,9 @@
  * memory. A `MemoryBus` is the shared "server"; each node attaches its own
  * `MemoryBroker` to it, so several nodes in one process (tests) behave like
  * a cluster. `switchboard start` with no `--broker` uses one bus per node.
+ *
+ * Everything happens synchronously inside one call, so numbering, storing,
+ * the registry read and the deliveries of a publish are one atomic step.
  */
 import type { PublishResult } from '../../protocol/index.js';
 import type {
@@ -14,7 +17,10 @@ import type {
   HistoryQuery,
   PresenceEntry,
   PresenceItem,
+  Route,
 } from '../broker.js';
+import { ALL_ROUTES, TO_SUBSCRIBERS } from '../broker.js';
+import { ExpiringIndex } from './expiring.js';
 import { MemoryStream } from './stream.js';
 
 /** Streams that hold nothing are forgotten (and get a new epoch) after this long without use. */
@@ -23,9 +29,12 @@ const SWEEP_INTERVAL_MS = 60 * 1000;
 
 export class MemoryBus {
   private readonly streams = new Map<string, MemoryStream>();
-  private readonly presenceByChannel = new Map<string, Map<string, { entry: PresenceEntry; expiresAt: number }>>();
+  /** Presence entries by channel and session. */
+  private readonly presences = new ExpiringIndex<PresenceEntry>();
+  /** The routing registry: node ids by channel and node id. */
+  private readonly registry = new ExpiringIndex<string>();
   private readonly subscribers = new Map<string, Set<MemoryBroker>>();
-  /** Started brokers by node id, for control messages. */
+  /** Started brokers by node id, for control messages and routed publications. */
   private readonly nodes = new Map<string, MemoryBroker>();
   private sweeper: ReturnType<typeof setInterval> | undefined;
   private attached = 0;
@@ -61,7 +70,7 @@ export class MemoryBus {
     if (set?.delete(broker) && set.size === 0) this.subscribers.delete(channel);
   }
 
-  publish(pub: Omit<BrokerPublication, 'offset' | 'epoch'>, history: HistoryPolicy | null): PublishResult {
+  publish(pub: Omit<BrokerPublication, 'offset' | 'epoch'>, history: HistoryPolicy | null, route: Route = TO_SUBSCRIBERS): PublishResult {
     let delivered: BrokerPublication = pub;
     let result: PublishResult = {};
     if (history && history.size > 0) {
@@ -69,9 +78,30 @@ export class MemoryBus {
       delivered = { ...pub, offset: stored.offset, epoch: stored.epoch };
       result = { offset: stored.offset, epoch: stored.epoch };
     }
-    const set = this.subscribers.get(pub.channel);
-    if (set) for (const b of set) b.deliver(delivered);
+    for (const b of this.receivers(pub.channel, route)) b.deliver(delivered);
     return result;
+  }
+
+  /** The brokers `route` reaches, each once; ids of nodes not attached are skipped. */
+  private receivers(channel: string, route: Route): Iterable<MemoryBroker> {
+    switch (route.to) {
+      case 'subscribers':
+        return this.subscribers.get(channel) ?? [];
+      case 'all':
+        return [...this.nodes.values()];
+      case 'nodes': {
+        const ids = new Set(route.nodes);
+        if (route.registered) for (const id of this.registry.live(channel, this.now())) ids.add(id);
+        const out: MemoryBroker[] = [];
+        for (const id of ids) {
+          const b = this.nodes.get(id);
+          if (b) out.push(b);
+        }
+        return out;
+      }
+      default:
+        throw new Error(`unknown route ${JSON.stringify(route satisfies never)}`);
+    }
   }
 
   history(channel: string, query: HistoryQuery): HistoryPage {
@@ -80,31 +110,28 @@ export class MemoryBus {
 
   presenceAdd(items: PresenceItem[], ttlMs: number): void {
     const expiresAt = this.now() + ttlMs;
-    for (const { channel, entry } of items) {
-      let m = this.presenceByChannel.get(channel);
-      if (!m) this.presenceByChannel.set(channel, (m = new Map()));
-      m.set(entry.session, { entry, expiresAt });
-    }
+    for (const { channel, entry } of items) this.presences.set(channel, entry.session, entry, expiresAt);
   }
 
   presenceRemove(items: Array<{ channel: string; session: string }>): void {
-    for (const { channel, session } of items) {
-      const m = this.presenceByChannel.get(channel);
-      if (m?.delete(session) && m.size === 0) this.presenceByChannel.delete(channel);
-    }
+    for (const { channel, session } of items) this.presences.delete(channel, session);
   }
 
   presence(channel: string): PresenceEntry[] {
-    const m = this.presenceByChannel.get(channel);
-    if (!m) return [];
-    const now = this.now();
-    const live: PresenceEntry[] = [];
-    for (const [session, { entry, expiresAt }] of m) {
-      if (expiresAt > now) live.push(entry);
-      else m.delete(session);
-    }
-    if (m.size === 0) this.presenceByChannel.delete(channel);
-    return live;
+    return this.presences.live(channel, this.now());
+  }
+
+  register(nodeId: string, channels: string[], ttlMs: number): void {
+    const expiresAt = this.now() + ttlMs;
+    for (const channel of channels) this.registry.set(channel, nodeId, nodeId, expiresAt);
+  }
+
+  unregister(nodeId: string, channels: string[]): void {
+    for (const channel of channels) this.registry.delete(channel, nodeId);
+  }
+
+  registered(channel: string): string[] {
+    return this.registry.live(channel, this.now());
   }
 
   private stream(channel: string): MemoryStream {
@@ -116,7 +143,8 @@ export class MemoryBus {
   private sweep(): void {
     const now = this.now();
     for (const [channel, s] of this.streams) if (s.idle(now, STREAM_IDLE_MS)) this.streams.delete(channel);
-    for (const channel of this.presenceByChannel.keys()) this.presence(channel);
+    this.presences.sweep(now);
+    this.registry.sweep(now);
   }
 }
 
@@ -128,6 +156,7 @@ function strip(pub: Omit<BrokerPublication, 'offset' | 'epoch'>): Omit<BrokerPub
 
 export class MemoryBroker implements Broker {
   readonly kind = 'memory';
+  readonly routes = ALL_ROUTES;
   readonly ready = true;
   private handlers: BrokerHandlers | undefined;
   private nodeId: string | undefined;
@@ -152,7 +181,7 @@ export class MemoryBroker implements Broker {
     this.handlers = undefined;
   }
 
-  /** Called by the bus for channels this broker subscribed to. */
+  /** Called by the bus for channels this broker subscribed to, and for publications routed to it. */
   deliver(pub: BrokerPublication): void {
     this.handlers?.onPublication(pub);
   }
@@ -172,8 +201,12 @@ export class MemoryBroker implements Broker {
     this.bus.unsubscribe(channel, this);
   }
 
-  async publish(pub: Omit<BrokerPublication, 'offset' | 'epoch'>, history: HistoryPolicy | null): Promise<PublishResult> {
-    return this.bus.publish(pub, history);
+  async publish(
+    pub: Omit<BrokerPublication, 'offset' | 'epoch'>,
+    history: HistoryPolicy | null,
+    route: Route = TO_SUBSCRIBERS,
+  ): Promise<PublishResult> {
+    return this.bus.publish(pub, history, route);
   }
 
   async history(channel: string, query: HistoryQuery, _policy: HistoryPolicy): Promise<HistoryPage> {
@@ -192,7 +225,25 @@ export class MemoryBroker implements Broker {
     return this.bus.presence(channel);
   }
 
+  async register(channels: string[], ttlMs: number): Promise<void> {
+    this.bus.register(this.started(), channels, ttlMs);
+  }
+
+  async unregister(channels: string[]): Promise<void> {
+    this.bus.unregister(this.started(), channels);
+  }
+
+  async registered(channel: string): Promise<string[]> {
+    return this.bus.registered(channel);
+  }
+
   async sendControl(to: string | null, payload: string): Promise<void> {
     this.bus.sendControl(to, payload);
+  }
+
+  /** The node id; registry entries are per node, so they need a started broker. */
+  private started(): string {
+    if (this.nodeId === undefined) throw new Error('broker not started');
+    return this.nodeId;
   }
 }

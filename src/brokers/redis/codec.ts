@@ -4,8 +4,9 @@
  * - The stored publication (`StoredJson`): `{"channel","data","from"?}` as
  *   JSON, written once by the publisher and kept as is in the history stream.
  * - The envelope, one pub/sub message: `{"o":offset,"e":"epoch","t":ts,"p":<stored>}`
- *   with history, `{"t":ts,"p":<stored>}` without. With history the publish
- *   script builds it (it alone knows the offset), by the same rule as
+ *   with history, `{"t":ts,"p":<stored>}` without. With history, and for
+ *   every publication routed to all nodes or to inboxes, a publish script
+ *   builds it (it alone knows the offset), by the same rule as
  *   `encodeEnvelope` here: the stored JSON is embedded, never re-encoded.
  */
 import type { Publication } from '../../protocol/index.js';
@@ -23,7 +24,8 @@ export function encodeEnvelope(stored: string, ts: number): string {
   return `{"t":${ts},"p":${stored}}`;
 }
 
-function isStored(v: unknown): v is Publication {
+/** Whether a parsed value is a stored publication (`{channel, data?, from?}`). */
+export function isStored(v: unknown): v is Publication {
   if (typeof v !== 'object' || v === null) return false;
   const p = v as Record<string, unknown>;
   // `data` may be absent: JSON drops an undefined value, which is still a publication.

@@ -4,6 +4,11 @@
  * `{<channel>}`, so in a Redis Cluster they all live in one slot: one Lua
  * script can touch them all, and the sharded pub/sub channel is served by
  * the node that holds the keys.
+ *
+ * Publications routed to every node or to node inboxes travel on classic
+ * pub/sub channels outside any hash tag (`<prefix>:all`, `<prefix>:in:<node>`):
+ * a script may PUBLISH to any classic channel, and Redis Cluster carries
+ * those to every cluster node.
  */
 
 export const DEFAULT_PREFIX = 'sb';
@@ -11,12 +16,18 @@ export const DEFAULT_PREFIX = 'sb';
 export class RedisKeys {
   /** Control channel every node subscribes to. */
   readonly controlAll: string;
+  /** Classic pub/sub channel of publications routed to every node. */
+  readonly broadcast: string;
+  /** Head of every node inbox channel: `inbox(node)` is this plus the node id. */
+  readonly inboxHead: string;
   private readonly channelHead: string;
 
   constructor(readonly prefix: string = DEFAULT_PREFIX) {
     // A brace in the prefix would become the hash tag and break the one-slot rule.
     if (!/^[^{}\s]{1,64}$/.test(prefix)) throw new Error(`Redis key prefix "${prefix}" must be 1–64 characters without braces or spaces`);
     this.controlAll = `${prefix}:ctl`;
+    this.broadcast = `${prefix}:all`;
+    this.inboxHead = `${prefix}:in:`;
     this.channelHead = `${prefix}:{`;
   }
 
@@ -43,6 +54,29 @@ export class RedisKeys {
   /** Hash: session → presence entry JSON. */
   presenceData(channel: string): string {
     return `${this.channelHead}${channel}}:d`;
+  }
+
+  /** Sorted set: node id → expiry time (ms): the nodes registered for the channel (registry routing). */
+  registry(channel: string): string {
+    return `${this.channelHead}${channel}}:r`;
+  }
+
+  /**
+   * Hash: node id → `<offset>:<store time>` of the last publication routed to
+   * that node's inbox (for brokers that order deliveries themselves, see `STORE_ROUTED`).
+   */
+  prevs(channel: string): string {
+    return `${this.channelHead}${channel}}:q`;
+  }
+
+  /** Classic pub/sub channel of the publications routed to one node. */
+  inbox(nodeId: string): string {
+    return `${this.inboxHead}${nodeId}`;
+  }
+
+  /** Classic pub/sub channel on which a node in a cluster checks that every master reaches its inbox subscriber. */
+  probe(nodeId: string): string {
+    return `${this.prefix}:probe:${nodeId}`;
   }
 
   /** Control channel of one node. */

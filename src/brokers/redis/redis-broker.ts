@@ -1,10 +1,14 @@
 /**
  * The Redis broker, for standalone Redis (`redis://`, `rediss://`) and
  * Redis Cluster (`redis+cluster://`). Two kinds of connection: one for
- * commands (scripts, PUBLISH) and subscriber connections (one standalone;
- * one per master in a cluster, with sharded pub/sub). A publication with
- * history is numbered, stored and published by one script, so its offset
- * order is its delivery order on every node.
+ * commands (scripts, PUBLISH) and subscriber connections. Standalone: one,
+ * with classic pub/sub, for everything. Cluster: one per master with
+ * sharded pub/sub for channels and control messages, plus one classic
+ * subscriber (on the first seed node, see `inbox.ts`) for the publications
+ * routed to every node or to this node's inbox, which a cluster carries to
+ * every cluster node. A publication with history, or routed to all nodes or
+ * to inboxes, is numbered, stored and published by one script, so its
+ * offset order is its delivery order on every node.
  *
  * Faults are survived: commands fail fast while Redis is unreachable, the
  * connections come back on their own, and `onReadyChange(true)` is called
@@ -21,7 +25,11 @@ import type {
   HistoryQuery,
   PresenceEntry,
   PresenceItem,
+  Route,
 } from '../broker.js';
+import { Faults } from '../faults.js';
+import { Readiness } from '../readiness.js';
+import { ALL_ROUTES, TO_SUBSCRIBERS } from '../broker.js';
 import { decodeEnvelope, type PublishInput } from './codec.js';
 import {
   DEFAULT_TUNING,
@@ -30,10 +38,12 @@ import {
   subscriberConnection,
   type ConnectionTuning,
 } from './connections.js';
+import { ClusterInbox } from './inbox.js';
 import { DEFAULT_PREFIX, RedisKeys } from './keys.js';
 import { quit, type LinkHooks } from './link.js';
 import { RedisPresence } from './presence.js';
 import { ClassicPubSub, ShardedPubSub, type PubSub } from './pubsub.js';
+import { RedisRegistry } from './registry.js';
 import type { CommandClient } from './scripts.js';
 import { RedisStreams } from './stream.js';
 import { UnavailableError } from './subscriptions.js';
@@ -58,30 +68,34 @@ const noop = (): void => undefined;
 
 export class RedisBroker implements Broker {
   readonly kind: 'redis' | 'redis-cluster';
+  readonly routes = ALL_ROUTES;
   private readonly target: RedisTarget;
   private readonly keys: RedisKeys;
   private readonly tuning: ConnectionTuning;
   private state: State = 'new';
   private handlers: BrokerHandlers | undefined;
+  private nodeId: string | undefined;
   private controlSelf = '';
+  private inboxSelf = '';
   private command: Redis | Cluster | undefined;
+  /** Channels and control messages. */
   private pubsub: PubSub | undefined;
+  /** The broadcast and inbox channels: `pubsub` itself standalone, a classic subscriber of its own in a cluster. */
+  private routed: PubSub | undefined;
   private readonly streams: RedisStreams;
   private readonly presences: RedisPresence;
-  /** The readiness last reported through `onReadyChange`. */
-  private reported = false;
-  /** Called on every connection state change (start waits through it). */
-  private onStateChange: (() => void) | undefined;
+  private readonly registry: RedisRegistry;
+  private readonly readiness = new Readiness();
   private healthTimer: ReturnType<typeof setInterval> | undefined;
   private checking = false;
   private closing: Promise<void> | undefined;
-  private faults = 0;
-  private lastFault: Error | undefined;
+  private readonly faultLog: Faults;
 
   constructor(
     target: RedisTarget | string,
     private readonly options: RedisBrokerOptions = {},
   ) {
+    this.faultLog = new Faults(options.onError);
     this.target = typeof target === 'string' ? parseRedisUrl(target) : target;
     this.kind = this.target.mode === 'cluster' ? 'redis-cluster' : 'redis';
     this.keys = new RedisKeys(options.prefix ?? this.target.prefix ?? DEFAULT_PREFIX);
@@ -93,22 +107,25 @@ export class RedisBroker implements Broker {
     const client = (): CommandClient => this.commands();
     this.streams = new RedisStreams(client, this.keys, this.target.mode === 'cluster' ? 'spublish' : 'publish');
     this.presences = new RedisPresence(client, this.keys);
+    this.registry = new RedisRegistry(client, this.keys);
   }
 
   /** Faults survived so far (connection errors, undecodable messages, handler exceptions). */
   get errors(): number {
-    return this.faults;
+    return this.faultLog.count;
   }
 
   get ready(): boolean {
-    return this.state === 'started' && this.commandReady && (this.pubsub?.inSync ?? false);
+    return this.state === 'started' && this.subscribersReady;
   }
 
   async start(nodeId: string, handlers: BrokerHandlers): Promise<void> {
     if (this.state !== 'new') throw new Error(`broker already ${this.state === 'closed' ? 'closed' : 'started'}`);
     this.state = 'starting';
     this.handlers = handlers;
+    this.nodeId = nodeId;
     this.controlSelf = this.keys.controlOf(nodeId);
+    this.inboxSelf = this.keys.inbox(nodeId);
     const timeoutMs = this.options.startTimeoutMs ?? 5000;
     const deadline = Date.now() + timeoutMs;
     try {
@@ -117,20 +134,24 @@ export class RedisBroker implements Broker {
       await this.waitUntil(() => this.commandReady, deadline);
 
       this.pubsub = this.openPubSub(nodeId);
+      this.routed = this.target.mode === 'cluster' ? this.openRouted(nodeId) : this.pubsub;
       this.pubsub.connect();
+      if (this.routed !== this.pubsub) this.routed.connect();
       // Wanted from now on; placed (and re-placed after every reconnection) by the subscriber.
       this.pubsub.subscribe(this.keys.controlAll).catch(noop);
       this.pubsub.subscribe(this.controlSelf).catch(noop);
-      await this.waitUntil(() => this.commandReady && (this.pubsub?.inSync ?? false), deadline);
+      this.routed.subscribe(this.keys.broadcast).catch(noop);
+      this.routed.subscribe(this.inboxSelf).catch(noop);
+      await this.waitUntil(() => this.subscribersReady, deadline);
     } catch (err) {
       if (this.closing) throw new UnavailableError('broker closed while starting');
       await this.close();
       const where = this.target.endpoints.map((e) => `${e.host}:${e.port}`).join(',');
-      const cause = this.lastFault ? `: ${this.lastFault.message}` : '';
+      const cause = this.faultLog.last ? `: ${this.faultLog.last.message}` : '';
       throw new Error(`redis at ${where} was not reachable within ${timeoutMs} ms${cause}`, { cause: err });
     }
     this.state = 'started';
-    this.reported = true;
+    this.readiness.arm(true);
     const every = this.options.healthCheckMs ?? 5000;
     if (every > 0) {
       this.healthTimer = setInterval(() => void this.healthCheck(), every);
@@ -153,8 +174,8 @@ export class RedisBroker implements Broker {
     return this.pubsub.unsubscribe(this.keys.pubsub(channel));
   }
 
-  publish(pub: PublishInput, history: HistoryPolicy | null): Promise<PublishResult> {
-    return this.streams.publish(pub, history);
+  publish(pub: PublishInput, history: HistoryPolicy | null, route: Route = TO_SUBSCRIBERS): Promise<PublishResult> {
+    return this.streams.publish(pub, history, route);
   }
 
   history(channel: string, query: HistoryQuery, policy: HistoryPolicy): Promise<HistoryPage> {
@@ -173,6 +194,18 @@ export class RedisBroker implements Broker {
     return this.presences.list(channel);
   }
 
+  async register(channels: string[], ttlMs: number): Promise<void> {
+    await this.registry.add(this.self(), channels, ttlMs);
+  }
+
+  async unregister(channels: string[]): Promise<void> {
+    await this.registry.remove(this.self(), channels);
+  }
+
+  registered(channel: string): Promise<string[]> {
+    return this.registry.list(channel);
+  }
+
   async sendControl(to: string | null, payload: string): Promise<void> {
     const channel = to === null ? this.keys.controlAll : this.keys.controlOf(to);
     const client = this.commands();
@@ -183,6 +216,17 @@ export class RedisBroker implements Broker {
 
   private get commandReady(): boolean {
     return this.command?.status === 'ready';
+  }
+
+  /** The command connection is up and every subscriber holds everything wanted. */
+  private get subscribersReady(): boolean {
+    return this.commandReady && (this.pubsub?.inSync ?? false) && (this.routed?.inSync ?? false);
+  }
+
+  /** This node's id, for its registry entries. */
+  private self(): string {
+    if (this.nodeId === undefined || this.state === 'closed') throw new UnavailableError('broker not started');
+    return this.nodeId;
   }
 
   private commands(): CommandClient {
@@ -212,11 +256,7 @@ export class RedisBroker implements Broker {
 
   private openPubSub(nodeId: string): PubSub {
     const name = `switchboard:${nodeId}:sub`.replace(/\s/g, '_');
-    const hooks: LinkHooks = {
-      onMessage: (channel, message) => this.deliver(channel, message),
-      onChange: () => this.changed(),
-      onError: (err, where) => this.fault(err, where),
-    };
+    const hooks = this.linkHooks();
     if (this.target.mode === 'cluster') {
       return new ShardedPubSub(
         this.command as Cluster,
@@ -228,36 +268,40 @@ export class RedisBroker implements Broker {
     return new ClassicPubSub(subscriberConnection(this.target, this.target.endpoints[0]!, this.tuning, name), hooks, this.options.maxBatch);
   }
 
+  /** The classic subscriber of a cluster node, for the broadcast and inbox channels (any cluster node serves them). */
+  private openRouted(nodeId: string): PubSub {
+    const name = `switchboard:${nodeId}:in`.replace(/\s/g, '_');
+    return new ClusterInbox(
+      this.command as Cluster,
+      subscriberConnection(this.target, this.target.endpoints[0]!, this.tuning, name),
+      this.keys.probe(nodeId),
+      this.linkHooks(),
+      this.options.maxBatch,
+    );
+  }
+
+  private linkHooks(): LinkHooks {
+    return {
+      onMessage: (channel, message) => this.deliver(channel, message),
+      onChange: () => this.changed(),
+      onError: (err, where) => this.fault(err, where),
+    };
+  }
+
   /** Resolves once `ok()` holds, re-checked on every connection event; rejects at `deadline`. */
   private waitUntil(ok: () => boolean, deadline: number): Promise<void> {
-    if (ok()) return Promise.resolve();
-    return new Promise<void>((resolve, reject) => {
-      const finish = (err?: Error): void => {
-        clearTimeout(timer);
-        this.onStateChange = undefined;
-        if (err) reject(err);
-        else resolve();
-      };
-      const timer = setTimeout(() => finish(new UnavailableError('timed out')), Math.max(0, deadline - Date.now()));
-      this.onStateChange = () => {
-        if (this.state === 'closed') finish(new UnavailableError('broker closed'));
-        else if (ok()) finish();
-      };
-    });
+    return this.readiness.waitUntil(ok, () => this.state === 'closed', deadline, (why) => new UnavailableError(why));
   }
 
   /** A connection changed state: report a readiness change once started. */
   private changed(): void {
-    this.onStateChange?.();
-    if (this.state !== 'started') return;
-    const ready = this.ready;
-    if (ready === this.reported) return;
-    this.reported = ready;
-    try {
-      this.handlers?.onReadyChange(ready);
-    } catch (err) {
-      this.fault(err, 'onReadyChange handler');
-    }
+    this.readiness.changed(this.state === 'started', this.ready, (ready) => {
+      try {
+        this.handlers?.onReadyChange(ready);
+      } catch (err) {
+        this.fault(err, 'onReadyChange handler');
+      }
+    });
   }
 
   private deliver(name: string, message: string): void {
@@ -269,7 +313,9 @@ export class RedisBroker implements Broker {
         return;
       }
       const pub: BrokerPublication | undefined = decodeEnvelope(message);
-      if (!pub || pub.channel !== this.keys.channelOf(name)) {
+      // Routed publications name their channel only inside the envelope.
+      const routed = name === this.keys.broadcast || name === this.inboxSelf;
+      if (!pub || (!routed && pub.channel !== this.keys.channelOf(name))) {
         this.fault(new Error(`undecodable message on ${name}: ${message.slice(0, 100)}`), 'pub/sub');
         return;
       }
@@ -280,14 +326,7 @@ export class RedisBroker implements Broker {
   }
 
   private fault(err: unknown, where: string): void {
-    const error = err instanceof Error ? err : new Error(String(err));
-    this.faults++;
-    this.lastFault = error;
-    try {
-      this.options.onError?.(error, where);
-    } catch {
-      // A failing error reporter must not break the connection's event loop.
-    }
+    this.faultLog.report(err, where);
   }
 
   private async healthCheck(): Promise<void> {
@@ -295,6 +334,7 @@ export class RedisBroker implements Broker {
     this.checking = true;
     try {
       const checks: Array<Promise<void>> = [this.pubsub?.ping() ?? Promise.resolve()];
+      if (this.routed && this.routed !== this.pubsub) checks.push(this.routed.ping());
       const command = this.command;
       if (this.target.mode === 'standalone' && command?.status === 'ready') {
         checks.push(
@@ -314,10 +354,11 @@ export class RedisBroker implements Broker {
   private async shutdown(): Promise<void> {
     this.state = 'closed';
     this.handlers = undefined;
-    this.onStateChange?.();
+    this.readiness.wake();
     if (this.healthTimer) clearInterval(this.healthTimer);
     const pubsub = this.pubsub;
+    const routed = this.routed !== pubsub ? this.routed : undefined;
     const command = this.command;
-    await Promise.all([pubsub?.close(), command ? quit(command) : undefined]);
+    await Promise.all([pubsub?.close(), routed?.close(), command ? quit(command) : undefined]);
   }
 }

@@ -14,6 +14,7 @@ export interface CommandClient {
   eval(...args: [script: string, numkeys: number, ...args: Array<string | number>]): Promise<unknown>;
   publish(channel: string, message: string): Promise<unknown>;
   spublish(channel: string, message: string): Promise<unknown>;
+  zrem(...args: [key: string, ...members: string[]]): Promise<unknown>;
 }
 
 /** A script sent by SHA, and in full when the server does not have it yet (after a restart or failover). */
@@ -59,20 +60,201 @@ end
 `;
 
 /**
- * KEYS: meta, stream. ARGV: epoch if new, size, history ttl ms, meta ttl ms,
- * stored publication JSON, publisher ts, pub/sub channel, PUBLISH or SPUBLISH.
- * Returns {offset, epoch}. Keep the envelope in step with `codec.ts`.
+ * Number and store a publication (after EPOCH and NOW). KEYS: meta, stream.
+ * ARGV: epoch if new, size, history ttl ms, meta ttl ms, stored publication
+ * JSON, publisher ts. Sets `offset`.
  */
-export const PUBLISH = new LuaScript(
-  'publish',
-  `${EPOCH}${NOW}
+const STORE = `
 local offset = redis.call('HINCRBY', KEYS[1], 'o', 1)
 local id = string.format('%d-0', offset)
 redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[2], id, 'd', ARGV[5], 't', string.format('%d', now))
 redis.call('PEXPIRE', KEYS[2], ARGV[3])
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
-redis.call(ARGV[8], ARGV[7], string.format('{"o":%d,"e":"%s","t":%s,"p":', offset, epoch, ARGV[6]) .. ARGV[5] .. '}')
+`;
+
+/** The envelope of a stored publication (after STORE). Keep it in step with `codec.ts`. */
+const NUMBERED_ENVELOPE = `string.format('{"o":%d,"e":"%s","t":%s,"p":', offset, epoch, ARGV[6]) .. ARGV[5] .. '}'`;
+
+/**
+ * Append the stream entries `entries` to `out` as offset, stored JSON pairs
+ * (`null` for an entry without its `d` field).
+ */
+const APPEND_ENTRIES = `for i = 1, #entries do
+  local fields = entries[i][2]
+  local data = nil
+  for f = 1, #fields, 2 do
+    if fields[f] == 'd' then data = fields[f + 1] end
+  end
+  out[#out + 1] = tonumber(string.match(entries[i][1], '^(%d+)'))
+  out[#out + 1] = data or 'null'
+end`;
+
+/**
+ * KEYS: meta, stream. ARGV: epoch if new, size, history ttl ms, meta ttl ms,
+ * stored publication JSON, publisher ts, pub/sub channel, PUBLISH or SPUBLISH.
+ * Returns {offset, epoch}.
+ */
+export const PUBLISH = new LuaScript(
+  'publish',
+  `${EPOCH}${NOW}${STORE}
+redis.call(ARGV[8], ARGV[7], ${NUMBERED_ENVELOPE})
 return {offset, epoch}
+`,
+);
+
+/**
+ * A publication routed to every node or to node inboxes, in one step with
+ * numbering and storing it (when the channel keeps history) and with reading
+ * the registry, so a node that registered before it was stored receives it.
+ * Always classic PUBLISH: a script may not SPUBLISH outside its slot, and a
+ * cluster carries classic messages to every cluster node.
+ *
+ * KEYS: meta, stream, registry. ARGV 1–6 as PUBLISH; then '1' to store (else
+ * 2–4 are ignored), 'all' or 'nodes', the broadcast channel ('all') or the
+ * inbox head ('nodes'), '1' to add the registered nodes, then node ids.
+ * Returns {offset, epoch} when stored, else {}.
+ */
+export const ROUTED_PUBLISH = new LuaScript(
+  'routed-publish',
+  `${NOW}
+local envelope, result
+if ARGV[7] == '1' then
+${EPOCH}${STORE}
+  envelope = ${NUMBERED_ENVELOPE}
+  result = {offset, epoch}
+else
+  envelope = '{"t":' .. ARGV[6] .. ',"p":' .. ARGV[5] .. '}'
+  result = {}
+end
+if ARGV[8] == 'all' then
+  redis.call('PUBLISH', ARGV[9], envelope)
+  return result
+end
+local seen = {}
+local function send(node)
+  if not seen[node] then
+    seen[node] = true
+    redis.call('PUBLISH', ARGV[9] .. node, envelope)
+  end
+end
+for i = 11, #ARGV do send(ARGV[i]) end
+if ARGV[10] == '1' then
+  local live = redis.call('ZRANGEBYSCORE', KEYS[3], string.format('(%d', now), '+inf')
+  for i = 1, #live do send(live[i]) end
+end
+return result
+`,
+);
+
+/**
+ * For a broker that carries publications itself (RabbitMQ): number and store
+ * a publication like PUBLISH, without publishing it, and tell the caller,
+ * per receiver, which publication of the channel was routed to it before
+ * this one (its offset and server store time; 0 and 0 for none), so that a
+ * receiver can put what arrives from several publishers back in offset
+ * order (see `amqp/sequencer.ts`). The registry is read in the same step.
+ *
+ * Per channel, the meta hash keeps `b`/`bt`: the offset and store time of
+ * the last publication routed to every receiver (route `subscribers` or
+ * `all`), and the hash `prevs` keeps, per node, `<offset>:<time>` of the last
+ * one routed to that node's inbox since then (route `nodes`). A receiver's
+ * predecessor is the later of the two.
+ *
+ * KEYS: meta, stream, registry, prevs. ARGV: 1–5 as PUBLISH (epoch if new,
+ * size, history ttl ms, meta ttl ms, stored publication JSON); 6 '1' to store
+ * (else 2–4 are ignored and nothing is numbered); 7 's' (subscribers), 'a'
+ * (all) or 'n' (nodes); 8 '1' to add the registered nodes; 9… node ids.
+ *
+ * Returns {offset, epoch, store time} ({0, '', 0} when not stored), then
+ * triples {node, previous offset, previous store time}: for 'n' one per
+ * target node, each once; for 's' and 'a' first '' (every receiver), then
+ * each node whose inbox got a later one.
+ */
+export const STORE_ROUTED = new LuaScript(
+  'store-routed',
+  `${NOW}
+local targets = {}
+if ARGV[7] == 'n' then
+  local seen = {}
+  local function add(node)
+    if not seen[node] then
+      seen[node] = true
+      targets[#targets + 1] = node
+    end
+  end
+  for i = 9, #ARGV do add(ARGV[i]) end
+  if ARGV[8] == '1' then
+    local live = redis.call('ZRANGEBYSCORE', KEYS[3], string.format('(%d', now), '+inf')
+    for i = 1, #live do add(live[i]) end
+  end
+end
+if ARGV[6] ~= '1' then
+  local out = {0, '', 0}
+  for i = 1, #targets do
+    out[#out + 1] = targets[i]
+    out[#out + 1] = 0
+    out[#out + 1] = 0
+  end
+  return out
+end
+${EPOCH}
+if epoch == ARGV[1] then redis.call('DEL', KEYS[4]) end
+${STORE}
+local b = tonumber(redis.call('HGET', KEYS[1], 'b')) or 0
+local bt = tonumber(redis.call('HGET', KEYS[1], 'bt')) or 0
+local out = {offset, epoch, now}
+local function parse(v)
+  if not v then return nil, nil end
+  local o, t = string.match(v, '^(%d+):(%d+)$')
+  return tonumber(o), tonumber(t)
+end
+if ARGV[7] == 'n' then
+  local mark = string.format('%d:%d', offset, now)
+  for i = 1, #targets do
+    local o, t = parse(redis.call('HGET', KEYS[4], targets[i]))
+    if not o or o < b then o, t = b, bt end
+    out[#out + 1] = targets[i]
+    out[#out + 1] = o
+    out[#out + 1] = t
+    redis.call('HSET', KEYS[4], targets[i], mark)
+  end
+  if #targets > 0 then redis.call('PEXPIRE', KEYS[4], ARGV[4]) end
+else
+  out[#out + 1] = ''
+  out[#out + 1] = b
+  out[#out + 1] = bt
+  local later = redis.call('HGETALL', KEYS[4])
+  for i = 1, #later, 2 do
+    local o, t = parse(later[i + 1])
+    if o and o > b then
+      out[#out + 1] = later[i]
+      out[#out + 1] = o
+      out[#out + 1] = t
+    end
+  end
+  redis.call('DEL', KEYS[4])
+  redis.call('HSET', KEYS[1], 'b', offset, 'bt', string.format('%d', now))
+end
+return out
+`,
+);
+
+/**
+ * Read-only: the stored publications with offsets from ARGV[1] to ARGV[2]
+ * (inclusive), at most ARGV[3]. KEYS: meta, stream. Returns {epoch ('' when
+ * the channel has none), top, offset1, json1, …}. Unlike HISTORY it trims
+ * nothing and extends no TTL: a receiver filling a gap knows no policy.
+ */
+export const HISTORY_RANGE = new LuaScript(
+  'history-range',
+  `
+local state = redis.call('HMGET', KEYS[1], 'e', 'o')
+if not state[1] then return {'', 0} end
+local out = {state[1], tonumber(state[2]) or 0}
+if tonumber(ARGV[1]) > tonumber(ARGV[2]) then return out end
+local entries = redis.call('XRANGE', KEYS[2], ARGV[1], ARGV[2], 'COUNT', ARGV[3])
+${APPEND_ENTRIES}
+return out
 `,
 );
 
@@ -136,15 +318,7 @@ if limit > 0 and earliest <= top then
       entries[i], entries[n - i + 1] = entries[n - i + 1], entries[i]
     end
   end
-  for i = 1, #entries do
-    local fields = entries[i][2]
-    local data = nil
-    for f = 1, #fields, 2 do
-      if fields[f] == 'd' then data = fields[f + 1] end
-    end
-    out[#out + 1] = tonumber(string.match(entries[i][1], '^(%d+)'))
-    out[#out + 1] = data or 'null'
-  end
+  ${APPEND_ENTRIES}
 end
 return out
 `,
@@ -205,5 +379,30 @@ for i = 1, #live, 500 do
   end
 end
 return out
+`,
+);
+
+/**
+ * KEYS: registry zset. ARGV: ttl ms, node id. The entry expires at now + ttl
+ * (its score); expired entries go; the key lives at least as long as the newest.
+ */
+export const REGISTER = new LuaScript(
+  'register',
+  `${NOW}
+local ttl = tonumber(ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', string.format('%d', now))
+redis.call('ZADD', KEYS[1], string.format('%d', now + ttl), ARGV[2])
+if redis.call('PTTL', KEYS[1]) < ttl then redis.call('PEXPIRE', KEYS[1], ttl) end
+return 0
+`,
+);
+
+/** KEYS: registry zset. Removes expired entries; returns the live node ids. */
+export const REGISTRY_LIST = new LuaScript(
+  'registry-list',
+  `${NOW}
+local nowText = string.format('%d', now)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', nowText)
+return redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. nowText, '+inf')
 `,
 );

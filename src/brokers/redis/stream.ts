@@ -3,13 +3,17 @@
  * stream with one entry per offset (ID `<offset>-0`, capped at the policy
  * size), written by the publish script together with the publication
  * itself, and read back consistently by the history script.
+ *
+ * A publication routed to every node or to node inboxes always goes through
+ * one script, history or not: the slot's master then sends the publications
+ * of one channel out in offset order, whichever node published them.
  */
 import { randomBytes } from 'node:crypto';
-import type { PublishResult } from '../../protocol/index.js';
-import type { HistoryPage, HistoryPolicy, HistoryQuery } from '../broker.js';
+import type { Publication, PublishResult } from '../../protocol/index.js';
+import { TO_SUBSCRIBERS, type HistoryPage, type HistoryPolicy, type HistoryQuery, type Route } from '../broker.js';
 import { decodeStored, encodeEnvelope, encodeStored, type PublishInput } from './codec.js';
 import type { RedisKeys } from './keys.js';
-import { HISTORY, PUBLISH, type CommandClient } from './scripts.js';
+import { HISTORY, HISTORY_RANGE, PUBLISH, ROUTED_PUBLISH, STORE_ROUTED, type CommandClient } from './scripts.js';
 
 /**
  * The numbering of a channel outlives quiet periods: its meta hash expires
@@ -23,6 +27,37 @@ export function newEpoch(): string {
   return randomBytes(6).toString('base64url');
 }
 
+/** The publication routed to one receiver before a new one (offset 0: none). */
+export interface Predecessor {
+  /** The receiving node; '' stands for every receiver not listed otherwise. */
+  node: string;
+  offset: number;
+  /** Server time (ms) at which it was stored; 0 for none. */
+  at: number;
+}
+
+/** What `storeRouted` did: the numbering (when stored), and who receives it after what. */
+export interface StoredRoute {
+  offset?: number;
+  epoch?: string;
+  /** Server time (ms) at which it was stored; 0 when it was not. */
+  at: number;
+  /**
+   * Route `nodes`: one per target node (explicit and registered, each once).
+   * Other routes: '' first, then the nodes whose predecessor is a later one.
+   * Offsets are 0 when nothing was stored.
+   */
+  prevs: Predecessor[];
+}
+
+/** Stored publications of a channel in an offset range, and its current numbering. */
+export interface HistoryRange {
+  /** '' when the channel has no numbering (never published, or history lost). */
+  epoch: string;
+  top: number;
+  messages: Publication[];
+}
+
 export class RedisStreams {
   constructor(
     private readonly client: () => CommandClient,
@@ -31,9 +66,10 @@ export class RedisStreams {
     private readonly publishCommand: 'publish' | 'spublish',
   ) {}
 
-  async publish(pub: PublishInput, history: HistoryPolicy | null): Promise<PublishResult> {
+  async publish(pub: PublishInput, history: HistoryPolicy | null, route: Route = TO_SUBSCRIBERS): Promise<PublishResult> {
     const stored = encodeStored(pub);
     const ts = Number.isFinite(pub.ts) ? Math.trunc(pub.ts) : Date.now();
+    if (route.to !== 'subscribers') return this.publishRouted(pub.channel, stored, ts, history, route);
     const channel = this.keys.pubsub(pub.channel);
     if (!history || history.size <= 0) {
       const envelope = encodeEnvelope(stored, ts);
@@ -54,10 +90,89 @@ export class RedisStreams {
         this.publishCommand,
       ],
     );
-    if (!Array.isArray(reply) || typeof reply[0] !== 'number' || typeof reply[1] !== 'string') {
-      throw new Error(`unexpected reply from the publish script: ${JSON.stringify(reply)}`);
+    return numbered(reply);
+  }
+
+  private async publishRouted(
+    channel: string,
+    stored: string,
+    ts: number,
+    history: HistoryPolicy | null,
+    route: Exclude<Route, { to: 'subscribers' }>,
+  ): Promise<PublishResult> {
+    const keeps = history !== null && history.size > 0;
+    const args: Array<string | number> = [
+      newEpoch(),
+      keeps ? Math.floor(history.size) : 0,
+      keeps ? ttl(history.ttlMs) : 0,
+      keeps ? metaTtl(history) : 0,
+      stored,
+      ts,
+      keeps ? '1' : '0',
+    ];
+    if (route.to === 'all') args.push('all', this.keys.broadcast, '0');
+    else args.push('nodes', this.keys.inboxHead, route.registered ? '1' : '0', ...route.nodes);
+    const reply = await ROUTED_PUBLISH.run(
+      this.client(),
+      [this.keys.meta(channel), this.keys.history(channel), this.keys.registry(channel)],
+      args,
+    );
+    return keeps ? numbered(reply) : {};
+  }
+
+  /**
+   * For a broker that carries publications itself: number and store (with
+   * history) without publishing, resolve a `nodes` route (the registry read
+   * in the same step), and return each receiver's predecessor. Without
+   * history nothing is stored, and only a `nodes` route with `registered`
+   * needs Redis at all (the caller may skip the call otherwise).
+   */
+  async storeRouted(pub: PublishInput, history: HistoryPolicy | null, route: Route): Promise<StoredRoute> {
+    const keeps = history !== null && history.size > 0;
+    const args: Array<string | number> = [
+      newEpoch(),
+      keeps ? Math.floor(history.size) : 0,
+      keeps ? ttl(history.ttlMs) : 0,
+      keeps ? metaTtl(history) : 0,
+      encodeStored(pub),
+      keeps ? '1' : '0',
+    ];
+    if (route.to === 'nodes') args.push('n', route.registered ? '1' : '0', ...route.nodes);
+    else args.push(route.to === 'all' ? 'a' : 's', '0');
+    const c = pub.channel;
+    const reply = await STORE_ROUTED.run(this.client(), [this.keys.meta(c), this.keys.history(c), this.keys.registry(c), this.keys.prevs(c)], args);
+    if (!Array.isArray(reply) || reply.length < 3 || reply.length % 3 !== 0) {
+      throw new Error(`unexpected reply from the store script: ${JSON.stringify(reply)}`);
     }
-    return { offset: reply[0], epoch: reply[1] };
+    const out: StoredRoute = { at: Number(reply[2]), prevs: [] };
+    if (keeps) Object.assign(out, numbered(reply));
+    for (let i = 3; i < reply.length; i += 3) {
+      out.prevs.push({ node: String(reply[i]), offset: Number(reply[i + 1]), at: Number(reply[i + 2]) });
+    }
+    return out;
+  }
+
+  /**
+   * The stored publications with offsets in `from..to` (inclusive, at most
+   * `limit`), read-only: no TTL trimming or extension, no new epoch. With
+   * `from > to`, only the numbering.
+   */
+  async range(channel: string, from: number, to: number, limit: number): Promise<HistoryRange> {
+    const reply = await HISTORY_RANGE.run(
+      this.client(),
+      [this.keys.meta(channel), this.keys.history(channel)],
+      [Math.max(0, Math.floor(from)), Math.max(0, Math.floor(to)), Math.max(1, Math.floor(limit))],
+    );
+    if (!Array.isArray(reply) || reply.length < 2 || reply.length % 2 !== 0) {
+      throw new Error(`unexpected reply from the range script: ${JSON.stringify(reply)}`);
+    }
+    const epoch = String(reply[0]);
+    const out: HistoryRange = { epoch, top: Number(reply[1]), messages: [] };
+    for (let i = 2; i < reply.length; i += 2) {
+      const pub = decodeStored(String(reply[i + 1]), Number(reply[i]), epoch);
+      if (pub) out.messages.push(pub);
+    }
+    return out;
   }
 
   async read(channel: string, query: HistoryQuery, policy: HistoryPolicy): Promise<HistoryPage> {
@@ -78,6 +193,13 @@ export class RedisStreams {
     }
     return page;
   }
+}
+
+function numbered(reply: unknown): PublishResult {
+  if (!Array.isArray(reply) || typeof reply[0] !== 'number' || typeof reply[1] !== 'string') {
+    throw new Error(`unexpected reply from the publish script: ${JSON.stringify(reply)}`);
+  }
+  return { offset: reply[0], epoch: reply[1] };
 }
 
 function ttl(ms: number): number {
