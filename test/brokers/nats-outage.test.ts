@@ -1,0 +1,141 @@
+/**
+ * The NATS broker through real outages: a nats-server killed with SIGKILL
+ * and started again on the same port and store, and, in a 3-server
+ * cluster, the server a broker is connected to killed for good. Readiness
+ * follows, operations fail fast while down, subscriptions come back without
+ * a new broker, and history kept by JetStream survives.
+ */
+import { randomBytes } from 'node:crypto';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { BrokerHandlers, BrokerPublication, HistoryPolicy, Route } from '../../src/brokers/broker.js';
+import { NatsBroker } from '../../src/brokers/nats/nats-broker.js';
+import { startNats, startNatsCluster, type NatsCluster, type NatsProcess } from '../helpers/nats-server.js';
+import { eventually } from './suite.js';
+
+const POLICY: HistoryPolicy = { size: 100, ttlMs: 600_000 };
+
+interface Node {
+  broker: NatsBroker;
+  pubs: BrokerPublication[];
+  controls: string[];
+  readyChanges: boolean[];
+  got(channel: string): unknown[];
+}
+
+let cleanups: Array<() => Promise<void>> = [];
+afterEach(async () => {
+  for (const c of cleanups.reverse()) await c().catch(() => undefined);
+  cleanups = [];
+});
+
+async function node(url: string, id: string, prefix: string, extra: { routes?: ReadonlyArray<Route['to']>; replicas?: number } = {}): Promise<Node> {
+  const pubs: BrokerPublication[] = [];
+  const controls: string[] = [];
+  const readyChanges: boolean[] = [];
+  const handlers: BrokerHandlers = {
+    onPublication: (p) => void pubs.push(p),
+    onControl: (c) => void controls.push(c),
+    onReadyChange: (r) => void readyChanges.push(r),
+  };
+  const broker = new NatsBroker(url, { prefix, requestTimeoutMs: 2000, pingIntervalMs: 1000, ...extra });
+  cleanups.push(() => broker.close());
+  await broker.start(id, handlers);
+  return { broker, pubs, controls, readyChanges, got: (channel) => pubs.filter((p) => p.channel === channel).map((p) => p.data) };
+}
+
+const pub = (n: Node, channel: string, data: unknown, history: HistoryPolicy | null = POLICY, route?: Route) =>
+  n.broker.publish({ channel, data, ts: Date.now() }, history, route);
+
+/** Rejects, and within `ms`. */
+async function rejectsFast(p: Promise<unknown>, ms = 1000): Promise<void> {
+  const t0 = Date.now();
+  await expect(p).rejects.toThrow();
+  expect(Date.now() - t0).toBeLessThan(ms);
+}
+
+describe('nats broker outage: one server killed and restarted', () => {
+  for (const mode of ['interest', 'all'] as const) {
+    it(`${mode} mode: readiness goes false then true, subscriptions come back, history survives`, async () => {
+      const server: NatsProcess = await startNats();
+      cleanups.push(() => server.stop());
+      const prefix = `o${randomBytes(3).toString('hex')}`;
+      const routes: ReadonlyArray<Route['to']> = mode === 'all' ? ['all'] : ['subscribers'];
+      const [a, b] = await Promise.all([node(server.url, 'a', prefix, { routes }), node(server.url, 'b', prefix, { routes })]);
+      const room = 'chat:outage';
+      await a.broker.subscribe(room);
+      await b.broker.subscribe(room);
+      const first = await pub(b, room, 'before');
+      expect(first.offset).toBe(1);
+      await eventually(() => expect(a.got(room)).toEqual(['before']));
+
+      await server.kill();
+      await eventually(() => expect([a.broker.ready, b.broker.ready]).toEqual([false, false]));
+      expect(a.readyChanges).toEqual([false]);
+      // Everything fails at once while down, nothing hangs.
+      await rejectsFast(pub(a, room, 'while down'));
+      await rejectsFast(pub(a, room, 'while down, no history', null));
+      await rejectsFast(a.broker.history(room, { limit: 10 }, POLICY));
+      await rejectsFast(a.broker.presence(room));
+      await rejectsFast(a.broker.presenceAdd([{ channel: room, entry: { user: 'u', session: 's', node: 'a' } }], 10_000));
+      await rejectsFast(a.broker.sendControl(null, 'ctl'));
+      await rejectsFast(a.broker.subscribe('chat:other'));
+
+      await server.restart();
+      await eventually(() => expect([a.readyChanges, b.readyChanges]).toEqual([[false, true], [false, true]]), 15_000);
+      expect(a.broker.ready).toBe(true);
+
+      // The same brokers receive again: the subscriptions came back by themselves.
+      expect(await pub(b, room, 'after')).toEqual({ offset: 2, epoch: first.epoch });
+      await pub(a, room, 'live', null);
+      await eventually(() => expect(a.got(room)).toEqual(['before', 'after', 'live']));
+      await eventually(() => expect(b.got(room)).toEqual(['before', 'after', 'live']));
+      // What JetStream stored before the crash is still there.
+      const page = await a.broker.history(room, { since: 0, limit: 10 }, POLICY);
+      expect(page).toMatchObject({ offset: 2, epoch: first.epoch, earliest: 1 });
+      expect(page.messages.map((m) => m.data)).toEqual(['before', 'after']);
+      // A subscription made while down was kept: it works now.
+      await eventually(() => expect(a.broker.ready).toBe(true));
+      await pub(b, 'chat:other', 'x', null);
+      await eventually(() => expect(a.got('chat:other')).toEqual(['x']));
+      await a.broker.sendControl(null, 'back');
+      await eventually(() => expect(b.controls).toEqual(['back']));
+    });
+  }
+});
+
+describe('nats broker outage: a cluster server dies', () => {
+  let cluster: NatsCluster | undefined;
+
+  it('a broker whose server died reconnects to another and keeps working', async () => {
+    cluster = await startNatsCluster(3);
+    cleanups.push(() => cluster!.stop());
+    const prefix = `o${randomBytes(3).toString('hex')}`;
+    const [s0, s1] = cluster.nodes as [NatsProcess, NatsProcess, NatsProcess];
+    // `a` knows only s0; it learns the others from it. `b` has the whole seed list.
+    const a = await node(s0.url, 'a', prefix, { replicas: 3 });
+    const b = await node(`${s1.url},${cluster.url.slice('nats://'.length)}`, 'b', prefix, { replicas: 3 });
+    const room = 'chat:failover';
+    await a.broker.subscribe(room);
+    await b.broker.subscribe(room);
+    const first = await pub(b, room, 'before');
+    await eventually(() => expect(a.got(room)).toEqual(['before']));
+    await a.broker.presenceAdd([{ channel: room, entry: { user: 'u1', session: 's1', node: 'a' } }], 60_000);
+
+    await s0.kill();
+    await eventually(() => expect(a.readyChanges).toEqual([false, true]), 20_000);
+    expect(a.broker.ready).toBe(true);
+
+    // Streams replicated 3 times elect a new leader if theirs died: publish as soon as they do.
+    const after = await eventually(() => pub(a, room, 'after'), 20_000, 250);
+    expect(after).toEqual({ offset: 2, epoch: first.epoch });
+    await eventually(() => expect(b.got(room)).toEqual(['before', 'after']));
+    await eventually(() => expect(a.got(room)).toEqual(['before', 'after']));
+    await pub(b, room, 'live', null);
+    await eventually(() => expect(a.got(room)).toEqual(['before', 'after', 'live']));
+    const page = await a.broker.history(room, { since: 0, limit: 10 }, POLICY);
+    expect(page.messages.map((m) => m.data)).toEqual(['before', 'after']);
+    expect(await b.broker.presence(room)).toEqual([{ user: 'u1', session: 's1', node: 'a' }]);
+    await b.broker.sendControl(null, 'still here');
+    await eventually(() => expect(a.controls).toEqual(['still here']));
+  });
+});

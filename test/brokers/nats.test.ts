@@ -1,0 +1,123 @@
+/**
+ * The broker conformance suite against a real `nats-server -js` on a free
+ * port, in both modes of the NATS broker: interest mode (a subscription per
+ * channel) and all mode (every node receives every channel). Each test gets
+ * its own prefix, whose streams and bucket are deleted afterwards; any fault
+ * the brokers report surviving fails the test.
+ */
+import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Route } from '../../src/brokers/broker.js';
+import { createBroker } from '../../src/brokers/index.js';
+import { dropNatsPrefix } from '../../src/brokers/nats/admin.js';
+import { NatsBroker } from '../../src/brokers/nats/nats-broker.js';
+import { parseNatsUrl } from '../../src/brokers/nats/url.js';
+import { startNats, type NatsProcess } from '../helpers/nats-server.js';
+import { brokerSuite, type BrokerBackend } from './suite.js';
+
+let server: NatsProcess | undefined;
+beforeAll(async () => {
+  server = await startNats();
+});
+afterAll(async () => {
+  await server?.stop();
+});
+
+function backend(routes: ReadonlyArray<Route['to']>): () => Promise<BrokerBackend> {
+  return async () => {
+    const prefix = `t${randomBytes(3).toString('hex')}`;
+    const faults: string[] = [];
+    return {
+      make: () => new NatsBroker(server!.url, { prefix, routes, onError: (err, where) => void faults.push(`${where}: ${err.message}`) }),
+      cleanup: async () => {
+        await dropNatsPrefix(server!.url, prefix);
+        if (faults.length > 0) throw new Error(`the brokers reported faults:\n${faults.join('\n')}`);
+      },
+    };
+  };
+}
+
+brokerSuite('nats', backend(['subscribers']), { routes: ['subscribers'] });
+brokerSuite('nats (all mode)', backend(['all']), { routes: ['subscribers', 'all'] });
+
+describe('nats broker specifics', () => {
+  it('reads seed lists, credentials, prefix and replicas from the URL', () => {
+    expect(parseNatsUrl('nats://h1:4223,h2,[::1]:4224?prefix=app&replicas=3')).toEqual({
+      servers: ['h1:4223', 'h2:4222', '[::1]:4224'],
+      prefix: 'app',
+      replicas: 3,
+    });
+    expect(parseNatsUrl('nats://me:p%40ss@h1')).toMatchObject({ user: 'me', pass: 'p@ss', servers: ['h1:4222'] });
+    expect(parseNatsUrl('nats://s3cret@h1:4222/')).toMatchObject({ token: 's3cret' });
+    expect(() => parseNatsUrl('nats://')).toThrow(/no host/);
+    expect(() => parseNatsUrl('nats://h1:99999')).toThrow(/host:port/);
+    expect(() => parseNatsUrl('nats://h1?replicas=9')).toThrow(/replicas/);
+  });
+
+  it('createBroker picks the mode from the routes the node will use', () => {
+    expect(createBroker('nats://127.0.0.1:1', { routes: ['subscribers'] }).routes).toEqual(['subscribers']);
+    expect(createBroker('nats://127.0.0.1:1', { routes: ['all'] }).routes).toEqual(['subscribers', 'all']);
+    expect(createBroker('nats://127.0.0.1:1').kind).toBe('nats');
+  });
+
+  it('start() rejects with a clear message when no server answers', async () => {
+    const broker = new NatsBroker('nats://127.0.0.1:1', { connectTimeoutMs: 1000 });
+    const handlers = { onPublication: () => undefined, onControl: () => undefined, onReadyChange: () => undefined };
+    await expect(broker.start('n1', handlers)).rejects.toThrow(/nats at 127\.0\.0\.1:1 was not reachable/);
+    await broker.close();
+  });
+
+  it('refuses the routes it does not carry and the registry, with a reason', async () => {
+    const prefix = `t${randomBytes(3).toString('hex')}`;
+    const broker = new NatsBroker(server!.url, { prefix });
+    await broker.start('n1', { onPublication: () => undefined, onControl: () => undefined, onReadyChange: () => undefined });
+    try {
+      const pub = { channel: 'chat:x', data: 1, ts: Date.now() };
+      await expect(broker.publish(pub, null, { to: 'all' })).rejects.toThrow(/interest mode/);
+      await expect(broker.publish(pub, null, { to: 'nodes', nodes: ['a'], registered: false })).rejects.toThrow(/not supported by the NATS broker/);
+      await expect(broker.register(['chat:x'], 1000)).rejects.toThrow(/not supported by the NATS broker/);
+      await expect(broker.registered('chat:x')).rejects.toThrow(/not supported by the NATS broker/);
+    } finally {
+      await broker.close();
+      await dropNatsPrefix(server!.url, prefix);
+    }
+  });
+
+  it('carries channel names with dots and every allowed character, and many presence entries', async () => {
+    const prefix = `t${randomBytes(3).toString('hex')}`;
+    const got: unknown[] = [];
+    const broker = new NatsBroker(server!.url, { prefix });
+    await broker.start('host.example.com-1-x', {
+      onPublication: (p) => void got.push(p.channel),
+      onControl: (c) => void got.push(`ctl:${c}`),
+      onReadyChange: () => undefined,
+    });
+    try {
+      const channels = ['a.b.c:d', 'room:x.>', 'room:*', 'user:me@ex.com=1,2', 'ns:-_.'];
+      for (const c of channels) await broker.subscribe(c);
+      for (const c of channels) await broker.publish({ channel: c, data: c, ts: Date.now() }, { size: 10, ttlMs: 60_000 });
+      await broker.sendControl('host.example.com-1-x', 'self');
+      const deadline = Date.now() + 5000;
+      while (got.length < channels.length + 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      expect([...got].sort()).toEqual([...channels, 'ctl:self'].sort());
+      for (const c of channels) {
+        expect((await broker.history(c, { since: 0, limit: 10 }, { size: 10, ttlMs: 60_000 })).messages.map((m) => m.data)).toEqual([c]);
+      }
+
+      const N = 3000;
+      const entries = Array.from({ length: N }, (_, i) => ({
+        channel: 'room:big.one',
+        entry: { user: `u${i}`, session: `s.${i}/x`, node: 'n1' },
+      }));
+      const t0 = Date.now();
+      await broker.presenceAdd(entries, 60_000);
+      expect(await broker.presence('room:big.one')).toHaveLength(N);
+      await broker.presenceRemove(entries.slice(0, N / 2).map((e) => ({ channel: e.channel, session: e.entry.session })));
+      expect(await broker.presence('room:big.one')).toHaveLength(N / 2);
+      expect(Date.now() - t0).toBeLessThan(15_000);
+    } finally {
+      await broker.close();
+      await dropNatsPrefix(server!.url, prefix);
+    }
+  });
+});

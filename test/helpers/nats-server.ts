@@ -1,0 +1,281 @@
+/**
+ * Real `nats-server` processes with JetStream for tests: one server, or a
+ * cluster of three, each on free loopback ports with its own temporary
+ * store directory. A server is ready once its monitoring endpoint says so
+ * (`/healthz`, and for a cluster a JetStream meta leader known to every
+ * server). Every wait is bounded, and every process is SIGKILLed when the
+ * test process exits, so a failing test leaves no servers behind.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, existsSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { get } from 'node:http';
+import { join } from 'node:path';
+import { running, tempDir, track, waitExit } from './children.js';
+import { freePort } from './ports.js';
+
+const READY_TIMEOUT_MS = 10_000;
+const EXIT_TIMEOUT_MS = 5_000;
+const CLUSTER_TIMEOUT_MS = 30_000;
+/** Attempts with fresh ports when another process took one between picking and binding it. */
+const BIND_ATTEMPTS = 5;
+/** `$NATS_SERVER`, else Debian's /usr/sbin/nats-server (not always on a non-root PATH), else whatever PATH finds. */
+const BINARY = process.env.NATS_SERVER ?? (existsSync('/usr/sbin/nats-server') ? '/usr/sbin/nats-server' : 'nats-server');
+
+export interface NatsProcess {
+  /** Client port. */
+  port: number;
+  /** `nats://127.0.0.1:<port>` */
+  url: string;
+  /** The server's directory: config, log, JetStream store. */
+  dir: string;
+  /** HTTP monitoring port (`/varz`, `/healthz`, …), on 127.0.0.1. */
+  readonly monitorPort: number;
+  /** The running process's id; `undefined` while stopped. */
+  readonly pid: number | undefined;
+  /** SIGKILL, as a crash. Waits for the exit. */
+  kill(): Promise<void>;
+  /** A clean shutdown (SIGTERM). Waits for the exit. */
+  stop(): Promise<void>;
+  /** Start again on the same ports and store (stopping first if running); waits until healthy. */
+  restart(): Promise<void>;
+}
+
+export interface NatsCluster {
+  /** `nats://127.0.0.1:p1,127.0.0.1:p2,127.0.0.1:p3` */
+  url: string;
+  nodes: NatsProcess[];
+  /** Resolves once every running server knows a JetStream meta leader. */
+  settled(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+
+// ---- monitoring ------------------------------------------------------------
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** GET a monitoring endpoint: status and body, or rejects (connection refused, timeout). */
+function monitor(port: number, path: string, timeoutMs = 1_000): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = get({ host: '127.0.0.1', port, path, timeout: timeoutMs }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (body += chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error(`GET :${port}${path} timed out`)));
+    req.on('error', reject);
+  });
+}
+
+// ---- one server process ----------------------------------------------------
+
+class BindError extends Error {}
+
+interface Ports {
+  client: number;
+  http: number;
+  cluster?: number;
+}
+
+class NatsServer implements NatsProcess {
+  private child: ChildProcess | undefined;
+
+  constructor(
+    readonly name: string,
+    readonly ports: Ports,
+    readonly dir: string,
+    /** Cluster routes (other servers' cluster ports), when clustered. */
+    private readonly routes: number[] = [],
+  ) {}
+
+  get port(): number {
+    return this.ports.client;
+  }
+
+  get url(): string {
+    return `nats://127.0.0.1:${this.port}`;
+  }
+
+  get monitorPort(): number {
+    return this.ports.http;
+  }
+
+  get pid(): number | undefined {
+    return this.child !== undefined && running(this.child) ? this.child.pid : undefined;
+  }
+
+  private get logFile(): string {
+    return join(this.dir, `${this.name}.log`);
+  }
+
+  private logTail(): string {
+    try {
+      return readFileSync(this.logFile, 'utf8').slice(-2000);
+    } catch {
+      return '(no log)';
+    }
+  }
+
+  private writeConfig(): string {
+    const file = join(this.dir, `${this.name}.conf`);
+    const lines = [
+      `server_name: ${this.name}`,
+      `listen: 127.0.0.1:${this.ports.client}`,
+      `http: 127.0.0.1:${this.ports.http}`,
+      `jetstream { store_dir: "${join(this.dir, `${this.name}-store`)}" }`,
+    ];
+    if (this.ports.cluster !== undefined) {
+      lines.push(
+        'cluster {',
+        '  name: switchboard-test',
+        `  listen: 127.0.0.1:${this.ports.cluster}`,
+        `  routes: [${this.routes.map((p) => `nats-route://127.0.0.1:${p}`).join(', ')}]`,
+        '}',
+      );
+    }
+    writeFileSync(file, `${lines.join('\n')}\n`);
+    return file;
+  }
+
+  /** Spawn and wait until healthy; a bind failure rejects with `BindError`. */
+  async launch(): Promise<void> {
+    const config = this.writeConfig();
+    const log = openSync(this.logFile, 'a');
+    const child = spawn(BINARY, ['-c', config], { stdio: ['ignore', log, log] });
+    closeSync(log);
+    this.child = child;
+    track(child);
+    let spawnError: Error | undefined;
+    child.once('error', (err) => (spawnError = err));
+
+    const deadline = Date.now() + READY_TIMEOUT_MS;
+    while (Date.now() < deadline) {
+      if (spawnError) throw new Error(`cannot run ${BINARY} (${spawnError.message}): install nats-server (.ci/run does)`);
+      if (!running(child)) {
+        const tail = this.logTail();
+        const msg = `nats-server ${this.name} exited during startup:\n${tail}`;
+        throw /address already in use/i.test(tail) ? new BindError(msg) : new Error(msg);
+      }
+      try {
+        // In a cluster /healthz waits for JetStream to be current; a lone server of one is checked by `settled`.
+        const { status } = await monitor(this.ports.http, this.ports.cluster === undefined ? '/healthz' : '/varz', 500);
+        if (status === 200) return;
+      } catch {
+        // not listening yet
+      }
+      await sleep(50);
+    }
+    await this.kill();
+    throw new Error(`nats-server ${this.name} was not healthy within ${READY_TIMEOUT_MS} ms:\n${this.logTail()}`);
+  }
+
+  get alive(): boolean {
+    return this.child !== undefined && running(this.child);
+  }
+
+  async kill(): Promise<void> {
+    const child = this.child;
+    if (!child || !running(child)) return;
+    child.kill('SIGKILL');
+    if (!(await waitExit(child, EXIT_TIMEOUT_MS))) throw new Error(`nats-server ${this.name} survived SIGKILL`);
+  }
+
+  async stop(): Promise<void> {
+    const child = this.child;
+    if (!child || !running(child)) return;
+    child.kill('SIGTERM');
+    if (!(await waitExit(child, EXIT_TIMEOUT_MS))) await this.kill();
+  }
+
+  async restart(): Promise<void> {
+    await this.stop();
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.launch();
+      } catch (err) {
+        if (!(err instanceof BindError) || attempt >= BIND_ATTEMPTS) throw err;
+        await sleep(200);
+      }
+    }
+  }
+}
+
+/** Ports not yet taken by this process's other servers. */
+async function pickPorts(taken: Set<number>, cluster: boolean): Promise<Ports> {
+  const pick = async (): Promise<number> => {
+    for (let i = 0; i < 50; i++) {
+      const p = await freePort();
+      if (!taken.has(p)) {
+        taken.add(p);
+        return p;
+      }
+    }
+    throw new Error('no free port');
+  };
+  return cluster ? { client: await pick(), http: await pick(), cluster: await pick() } : { client: await pick(), http: await pick() };
+}
+
+/** Start one `nats-server -js` on free loopback ports; resolves once `/healthz` says ok. */
+export async function startNats(): Promise<NatsProcess> {
+  const dir = tempDir('switchboard-nats-');
+  for (let attempt = 1; ; attempt++) {
+    const server = new NatsServer(`n${attempt}`, await pickPorts(new Set(), false), dir);
+    try {
+      await server.launch();
+      return server;
+    } catch (err) {
+      if (!(err instanceof BindError) || attempt >= BIND_ATTEMPTS) throw err;
+    }
+  }
+}
+
+interface JszMeta {
+  meta_cluster?: { leader?: string; cluster_size?: number };
+}
+
+/**
+ * Start a cluster of `size` servers with JetStream, routed to each other,
+ * and wait until every server knows the JetStream meta leader.
+ */
+export async function startNatsCluster(size = 3): Promise<NatsCluster> {
+  const dir = tempDir('switchboard-nats-cluster-');
+  for (let attempt = 1; ; attempt++) {
+    const taken = new Set<number>();
+    const ports: Ports[] = [];
+    for (let i = 0; i < size; i++) ports.push(await pickPorts(taken, true));
+    const nodes = ports.map(
+      (p, i) => new NatsServer(`c${attempt}-${i + 1}`, p, dir, ports.filter((_, j) => j !== i).map((q) => q.cluster!)),
+    );
+    const stop = async (): Promise<void> => {
+      await Promise.all(nodes.map((n) => n.stop()));
+    };
+    const settled = async (): Promise<void> => {
+      const deadline = Date.now() + CLUSTER_TIMEOUT_MS;
+      let last = '';
+      while (Date.now() < deadline) {
+        try {
+          const alive = nodes.filter((n) => n.alive);
+          const answers = await Promise.all(alive.map((n) => monitor(n.ports.http, '/jsz')));
+          const leaders = answers.map((a) => (JSON.parse(a.body) as JszMeta).meta_cluster?.leader ?? '');
+          const healthy = await Promise.all(alive.map((n) => monitor(n.ports.http, '/healthz')));
+          if (leaders.every((l) => l !== '' && l === leaders[0]) && healthy.every((h) => h.status === 200)) return;
+          last = `leaders: ${JSON.stringify(leaders)}; health: ${healthy.map((h) => h.body).join(' ')}`;
+        } catch (err) {
+          last = String(err);
+        }
+        await sleep(100);
+      }
+      throw new Error(`nats cluster not settled within ${CLUSTER_TIMEOUT_MS} ms: ${last}`);
+    };
+    try {
+      await Promise.all(nodes.map((n) => n.launch()));
+      await settled();
+      return { url: `nats://${nodes.map((n) => `127.0.0.1:${n.port}`).join(',')}`, nodes, settled, stop };
+    } catch (err) {
+      await stop();
+      if (!(err instanceof BindError) || attempt >= BIND_ATTEMPTS) throw err;
+    }
+  }
+}
