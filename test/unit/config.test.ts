@@ -228,7 +228,7 @@ describe('every setting, from each source', () => {
   it('the settings table covers every NodeOptions field and limit', () => {
     const o = options(['--insecure']);
     const fields = [...Object.keys(o).filter((k) => !['limits', 'defaultNamespace', 'namespaces'].includes(k)), ...Object.keys(o.limits)];
-    expect([...SETTING_KEYS].sort()).toEqual([...fields, 'secret', 'publicKey'].sort());
+    expect([...SETTING_KEYS].sort()).toEqual([...fields, 'secret', 'publicKey', 'advertiseUrl'].sort());
   });
 });
 
@@ -351,18 +351,38 @@ describe('broker', () => {
     expect(checkBroker('redis+cluster://h1:7000,h2:7001,[::1]:7002')).toEqual({ ok: true, kind: 'redis-cluster' });
     expect(checkBroker('redis+cluster://:pw@h1:7000,h2:7001')).toEqual({ ok: true, kind: 'redis-cluster' });
     expect(checkBroker('nats://nats:4222')).toEqual({ ok: true, kind: 'nats' });
+    expect(checkBroker('nats://n1:4222,n2,[::1]:4223/?prefix=app')).toEqual({ ok: true, kind: 'nats' });
+    expect(checkBroker('nats://user:pw@n1:4222,n2:4223')).toEqual({ ok: true, kind: 'nats' });
+    expect(checkBroker('nats://n1:4222,n2:99999')).toEqual({ ok: false, problem: 'has "n2:99999" where a host or host:port was expected' });
+    expect(checkBroker('nats://n1:4222,')).toEqual({ ok: false, problem: 'has "" where a host or host:port was expected' });
     expect(checkBroker('amqp://guest:guest@rabbit:5672/vhost')).toEqual({ ok: true, kind: 'amqp' });
     expect(checkBroker('amqps://rabbit')).toEqual({ ok: true, kind: 'amqp' });
   });
 
-  it('a well-formed broker URL this version cannot run yet says what it can run', () => {
-    for (const url of ['nats://h:4222', 'amqp://h', 'amqps://h']) {
-      const message = problem(['--insecure', '--broker', url]);
-      expect(message).toMatch(/^--broker: the .+ broker \(".+"\) is not available in this version yet: use memory \(one node\) or Redis/);
+  it('NATS runs interest and broadcast routing, and refuses the routings that need a registry read with the store', () => {
+    expect(options(['--insecure', '--broker', 'nats://h:4222']).broker).toBe('nats://h:4222');
+    expect(options(['--insecure', '--broker', 'nats://h:4222', '--routing', 'broadcast']).routing).toBe('broadcast');
+    for (const routing of ['registry', 'hashring']) {
+      expect(problem(['--insecure', '--broker', 'nats://h:4222', '--routing', routing])).toMatch(
+        new RegExp(`^--routing: routing ${routing} does not work over the NATS broker: NATS cannot read a registry in the same step as storing a message`),
+      );
     }
-    expect(problem(['--insecure'], { env: { SWITCHBOARD_BROKER: 'nats://h:4222' } })).toMatch(
-      /^SWITCHBOARD_BROKER: the NATS broker \("nats:\/\/h:4222"\) is not available in this version yet: use memory/,
+  });
+
+  it('RabbitMQ needs a Redis store for history and presence, named in its URL', () => {
+    const url = 'amqp://guest:guest@rabbit:5672/?store=redis://cache:6379';
+    expect(options(['--insecure', '--broker', url, '--routing', 'registry']).broker).toBe(url);
+    expect(problem(['--insecure', '--broker', 'amqp://rabbit'])).toBe(
+      '--broker: the RabbitMQ broker keeps history, presence and its registry in Redis: add ?store=redis://host:6379 (or redis+cluster://…) to the amqp:// URL',
     );
+    expect(problem(['--insecure', '--broker', 'amqp://rabbit/?store=nats://x:4222'])).toMatch(
+      /^--broker: the store of the RabbitMQ broker must be a redis:\/\/ or redis\+cluster:\/\/ URL/,
+    );
+    expect(problem(['--insecure'], { env: { SWITCHBOARD_BROKER: 'amqps://rabbit' } })).toMatch(/^SWITCHBOARD_BROKER: the RabbitMQ broker keeps history/);
+    // An unencoded redis+cluster:// store keeps its `+`.
+    const cluster = 'amqp://rabbit/?store=redis+cluster://h1:7000,h2:7001';
+    expect(options(['--insecure', '--broker', cluster]).broker).toBe(cluster);
+    expect(redactBroker('amqp://u:hunter2@rabbit/?store=redis://:sekret@cache:6379&prefix=x')).toBe('amqp://u:***@rabbit/?store=redis://:***@cache:6379&prefix=x');
   });
 
   it('--workers > 1 is refused with any broker until workers are implemented, never silently ignored', () => {
@@ -409,12 +429,28 @@ describe('routing, workers, log level, node id', () => {
     expect(problem(['--insecure', '--routing', 'random'])).toBe('--routing must be one of interest, broadcast, registry, hashring, got "random"');
   });
 
-  it('a known routing other than interest is not available in this version yet', () => {
-    for (const routing of ['broadcast', 'registry', 'hashring']) {
-      expect(problem(['--insecure', '--routing', routing])).toBe(
-        `--routing: routing "${routing}" is not available in this version yet: use interest (the default)`,
-      );
+  it('every routing strategy is accepted and reaches the options', () => {
+    for (const routing of ['interest', 'broadcast', 'registry', 'hashring'] as const) {
+      expect(options(['--insecure', '--routing', routing]).routing).toBe(routing);
     }
+    expect(options(['--insecure']).routing).toBe('interest');
+  });
+
+  it('--hashring-redirect needs hashring routing', () => {
+    expect(problem(['--insecure', '--hashring-redirect'])).toBe(
+      '--hashring-redirect only applies to --routing hashring (the routing is interest)',
+    );
+    const o = options(['--insecure', '--routing', 'hashring', '--hashring-redirect']);
+    expect(o.hashringRedirect).toBe(true);
+    expect(options(['--insecure', '--routing', 'hashring']).hashringRedirect).toBe(false);
+  });
+
+  it('--advertise-url must be a ws:// or wss:// URL', () => {
+    expect(options(['--insecure', '--advertise-url', 'wss://gw-3.example.com/ws']).advertiseUrl).toBe('wss://gw-3.example.com/ws');
+    expect(problem(['--insecure', '--advertise-url', 'http://x:8080/ws'])).toBe(
+      '--advertise-url: "http://x:8080/ws" must be a ws:// or wss:// URL, e.g. ws://10.0.0.5:8080/ws',
+    );
+    expect(problem(['--insecure', '--advertise-url', 'not a url'])).toMatch(/^--advertise-url: "not a url" must be a ws:\/\/ or wss:\/\/ URL/);
   });
 
   it('more than one worker needs a shared broker', () => {
@@ -599,12 +635,12 @@ describe('config file', () => {
 
   it('checks values like flags do (broker form, node id, availability)', () => {
     expect(fileProblem({ broker: 'http://x' })).toMatch(/^"broker" in config file \/app\/sb.json: "http:\/\/x" has an unknown scheme http: use memory/);
-    expect(fileProblem({ broker: 'nats://h' })).toMatch(/^"broker" in config file \/app\/sb.json: the NATS broker .* is not available in this version yet: use memory/);
+    expect(fileProblem({ broker: 'amqp://h' })).toMatch(/^"broker" in config file \/app\/sb.json: the RabbitMQ broker keeps history/);
     expect(fileProblem({ workers: 4 })).toMatch(/^"workers" in config file \/app\/sb.json is 4, but the memory broker lives in one process/);
   });
 
   it('a broker in the file that a flag overrides is not checked for availability', () => {
-    expect(withFile({ broker: 'nats://h' }, ['--insecure', '--broker', 'memory']).broker).toBe('memory');
+    expect(withFile({ broker: 'amqp://h' }, ['--insecure', '--broker', 'memory']).broker).toBe('memory');
   });
 
   it('an empty file object gives the defaults; apiKeys may be empty', () => {

@@ -10,9 +10,21 @@ import { SETTINGS, type Origins, type SettingValues } from './settings.js';
 import { shown } from './values.js';
 
 /** Brokers this build can start. */
-export const AVAILABLE_BROKERS: readonly BrokerKind[] = ['memory', 'redis', 'redis-cluster'];
+export const AVAILABLE_BROKERS: readonly BrokerKind[] = ['memory', 'redis', 'redis-cluster', 'nats', 'amqp'];
+
+/**
+ * Routings a broker cannot carry with the guarantees (see `Broker.routes`):
+ * NATS cannot read a registry atomically with storing a message, so the
+ * registry and hash-ring routings (which send to node inboxes) are refused.
+ */
+const REFUSED_ROUTINGS: Partial<Record<BrokerKind, { routings: readonly RoutingName[]; why: string }>> = {
+  nats: {
+    routings: ['registry', 'hashring'],
+    why: 'NATS cannot read a registry in the same step as storing a message, so a message could miss a node that just subscribed: use interest or broadcast with NATS (NATS routes by subject interest itself)',
+  },
+};
 /** Routing strategies this build can start. */
-export const AVAILABLE_ROUTINGS: readonly RoutingName[] = ['interest'];
+export const AVAILABLE_ROUTINGS: readonly RoutingName[] = ['interest', 'broadcast', 'registry', 'hashring'];
 
 const BROKER_NAMES: Readonly<Record<BrokerKind, string>> = {
   memory: 'memory',
@@ -34,9 +46,19 @@ export function checkAvailability(values: SettingValues, origins: Origins): void
     );
   }
   const routing = values.routing ?? 'interest';
+  const refused = REFUSED_ROUTINGS[kind];
+  if (refused?.routings.includes(routing)) {
+    throw new ConfigError(`${origins.routing ?? '--routing'}: routing ${routing} does not work over the ${BROKER_NAMES[kind]} broker: ${refused.why}`);
+  }
+  if (kind === 'amqp' && check.ok) checkAmqpStore(broker, origins.broker ?? '--broker');
   if (!AVAILABLE_ROUTINGS.includes(routing)) {
     const use = AVAILABLE_ROUTINGS.join(' or ');
     throw new ConfigError(`${origins.routing ?? '--routing'}: routing "${routing}" is not available in this version yet: use ${use} (the default)`);
+  }
+  if (values.hashringRedirect === true && routing !== 'hashring') {
+    throw new ConfigError(
+      `${origins.hashringRedirect ?? '--hashring-redirect'} only applies to --routing hashring (the routing is ${routing})`,
+    );
   }
   const workers = values.workers ?? 1;
   if (workers > 1 && kind === 'memory') {
@@ -50,5 +72,25 @@ export function checkAvailability(values: SettingValues, origins: Origins): void
       `${origins.workers ?? '--workers'} is ${workers}: several workers per machine are not available in this version yet: ` +
         'use 1, and switchboard cluster --nodes N (or one process per core behind a load balancer) meanwhile',
     );
+  }
+}
+
+/** The RabbitMQ broker keeps history, presence and the registry in Redis: its URL must name one (`?store=redis://…`). */
+function checkAmqpStore(value: string, origin: string): void {
+  // Not URLSearchParams: it would read the `+` of an unencoded redis+cluster:// as a space.
+  const raw = /[?&]store=([^&#]*)/.exec(value)?.[1];
+  let store: string | null = null;
+  try {
+    store = raw === undefined ? null : decodeURIComponent(raw);
+  } catch {
+    store = raw ?? null;
+  }
+  const hint = 'add ?store=redis://host:6379 (or redis+cluster://…) to the amqp:// URL';
+  if (store === null || store === '') {
+    throw new ConfigError(`${origin}: the RabbitMQ broker keeps history, presence and its registry in Redis: ${hint}`);
+  }
+  const kind = checkBroker(store);
+  if (!kind.ok || (kind.kind !== 'redis' && kind.kind !== 'redis-cluster')) {
+    throw new ConfigError(`${origin}: the store of the RabbitMQ broker must be a redis:// or redis+cluster:// URL: ${hint}`);
   }
 }

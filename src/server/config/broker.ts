@@ -19,6 +19,7 @@ const SCHEMES: Readonly<Record<string, BrokerKind>> = {
 
 const CLUSTER_SCHEMES = ['redis+cluster://', 'rediss+cluster://'];
 const HOST_PORT_RE = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(\d{1,5})$/;
+const HOST_RE = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+)$/;
 
 /** How to write a broker value, appended to every broker problem. */
 export const BROKER_FORMS =
@@ -29,6 +30,8 @@ export function checkBroker(value: string): BrokerCheck {
   if (value === 'memory') return { ok: true, kind: 'memory' };
   const cluster = CLUSTER_SCHEMES.find((scheme) => value.toLowerCase().startsWith(scheme));
   if (cluster) return checkCluster(value.slice(cluster.length));
+  // A NATS seed list: the URL parser cannot read it either.
+  if (/^nats:\/\/[^/?#]*,/i.test(value)) return checkNatsSeeds(value.slice('nats://'.length));
   let url: URL;
   try {
     url = new URL(value);
@@ -56,10 +59,34 @@ function checkCluster(rest: string): BrokerCheck {
   return { ok: true, kind: 'redis-cluster' };
 }
 
+/** `nats://[user:pass@]h1[:p1],h2[:p2][/][?…]`: seed servers of one NATS cluster, the port optional (4222). */
+function checkNatsSeeds(rest: string): BrokerCheck {
+  const at = rest.lastIndexOf('@', rest.search(/[/?#]|$/));
+  const hosts = (at >= 0 ? rest.slice(at + 1) : rest).split(/[/?#]/, 1)[0] ?? '';
+  for (const entry of hosts.split(',')) {
+    const match = HOST_PORT_RE.exec(entry) ?? HOST_RE.exec(entry);
+    const port = match?.[2] === undefined ? 4222 : Number(match[2]);
+    if (match === null || port < 1 || port > 65535) {
+      return { ok: false, problem: `has "${entry}" where a host or host:port was expected` };
+    }
+  }
+  return { ok: true, kind: 'nats' };
+}
+
 /** The broker value with any password hidden, for messages and logs. */
 export function redactBroker(value: string): string {
-  return value.replace(/^([A-Za-z][A-Za-z0-9+.-]*:\/\/)([^@/]*)@/, (_all, scheme: string, userinfo: string) => {
+  const redacted = value.replace(/^([A-Za-z][A-Za-z0-9+.-]*:\/\/)([^@/]*)@/, (_all, scheme: string, userinfo: string) => {
     const colon = userinfo.indexOf(':');
     return colon < 0 ? `${scheme}${userinfo}@` : `${scheme}${userinfo.slice(0, colon)}:***@`;
+  });
+  // A store URL inside the query (`amqp://…?store=redis://:pw@h`) has a password of its own.
+  return redacted.replace(/([?&]store=)([^&#]*)/, (_all, key: string, store: string) => {
+    let decoded = store;
+    try {
+      decoded = decodeURIComponent(store);
+    } catch {
+      // shown as given, password hidden all the same
+    }
+    return key + redactBroker(decoded);
   });
 }

@@ -83,6 +83,16 @@ function checkBrokerValue(value: string): string | undefined {
   return result.ok ? undefined : `${result.problem}: ${BROKER_FORMS}`;
 }
 
+function checkAdvertiseUrl(value: string): string | undefined {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return 'must be a ws:// or wss:// URL, e.g. ws://10.0.0.5:8080/ws';
+  }
+  return url.protocol === 'ws:' || url.protocol === 'wss:' ? undefined : 'must be a ws:// or wss:// URL, e.g. ws://10.0.0.5:8080/ws';
+}
+
 function checkHost(value: string): string | undefined {
   return /\s/.test(value) ? 'must be a host name or IP address without spaces' : undefined;
 }
@@ -100,6 +110,26 @@ export const SETTINGS = {
     help: 'memory, or a redis://, redis+cluster://, nats:// or amqp:// URL',
   },
   routing: { flag: 'routing', kind: 'choice', choices: ROUTINGS, arg: '<name>', help: 'how publications find nodes' },
+  advertiseUrl: {
+    flag: 'advertise-url',
+    kind: 'string',
+    arg: '<ws-url>',
+    check: checkAdvertiseUrl,
+    help: "this node's public WebSocket URL, given to clients by /api/route and 4102 redirects",
+  },
+  hashringRedirect: {
+    flag: 'hashring-redirect',
+    kind: 'boolean',
+    help: 'hashring routing: close sessions of users this node does not own with 4102 and the owner URL',
+  },
+  hashringVnodes: {
+    flag: 'hashring-vnodes',
+    kind: 'integer',
+    arg: '<n>',
+    min: 1,
+    max: 4096,
+    help: 'hashring routing: points per node on the ring (more: more even spread)',
+  },
   secret: { flag: 'secret', kind: 'string', arg: '<key>', sensitive: true, help: 'HMAC key for HS256 tokens' },
   publicKey: { flag: 'public-key', kind: 'path', help: 'PEM file of the RS256/ES256 public key for tokens' },
   apiKeys: { flag: 'api-key', kind: 'list', arg: '<key>', sensitive: true, help: 'server API key (repeat the flag for several)' },
