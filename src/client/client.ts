@@ -12,6 +12,7 @@ import {
   isValidChannel,
   isValidUserId,
   type ClientFrame,
+  type DisconnectFrame,
   type Publication,
   type PublishResult,
   type StreamPosition,
@@ -24,17 +25,23 @@ import { applyRecovery, StreamCursor } from './cursor.js';
 import { decodeServerFrame } from './decode.js';
 import { Emitter } from './emitter.js';
 import { ClientError, LocalErrorCode } from './errors.js';
-import type { ClientEvents, ClientState, ConnectedEvent } from './events.js';
+import type { ClientEvents, ClientState, ConnectedEvent, DisconnectedEvent } from './events.js';
 import { resolveOptions, type ClientOptions, type ResolvedOptions } from './options.js';
 import { Requests, type RequestBody, type RequestFrame } from './requests.js';
 import { Subscription, type SubscriptionHost } from './subscription.js';
-import { buildConnectUrl, closableCode, WS_CLOSING, WS_OPEN, type WebSocketLike } from './transport.js';
+import { buildConnectUrl, closableCode, isWebSocketUrl, WS_CLOSING, WS_OPEN, type WebSocketLike } from './transport.js';
 import { Watchdog } from './watchdog.js';
 
 /** Close code and reason of `client.disconnect()`. */
 const CLIENT_DISCONNECT = { code: 1000, reason: 'client disconnect' } as const;
 /** WebSocket close reasons are capped at 123 bytes. */
 const MAX_REASON_CHARS = 100;
+/**
+ * Redirects (4102 with a URL) followed at once in a row without a `welcome`;
+ * the next one is not followed but retried with backoff on the normal URL,
+ * so two nodes that disagree about the owner cannot make a tight loop.
+ */
+export const MAX_REDIRECTS = 3;
 
 export class SwitchboardClient extends Emitter<ClientEvents> {
   private readonly opts: ResolvedOptions;
@@ -44,6 +51,10 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
   private connId = 0;
   /** Failed attempts since the last `welcome`: the backoff exponent. */
   private attempt = 0;
+  /** Where the next attempt goes instead of `url`/`resolveUrl`: set by a followed redirect, used once. */
+  private redirectUrl: string | undefined;
+  /** Redirects followed since the last `welcome` or the last one not followed. */
+  private redirects = 0;
   private reconnectTimer: ReturnType<typeof setTimeout> | undefined;
   private connectTimer: ReturnType<typeof setTimeout> | undefined;
   private readonly watchdog = new Watchdog(() => this.teardown(CloseCode.HeartbeatTimeout, 'heartbeat timeout', true));
@@ -103,6 +114,7 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
   connect(): void {
     if (this.currentState !== 'disconnected') return;
     this.attempt = 0;
+    this.redirects = 0;
     this.setState('connecting');
     void this.open();
   }
@@ -172,6 +184,10 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
 
   private async open(): Promise<void> {
     const id = ++this.connId;
+    const redirect = this.redirectUrl;
+    this.redirectUrl = undefined;
+    // Started before getToken: both may be network round trips.
+    const base = redirect ?? this.resolveBase(id);
     let token = this.opts.token;
     if (this.opts.getToken) {
       try {
@@ -184,8 +200,10 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
       }
       if (id !== this.connId) return;
     }
+    const baseUrl = await base;
+    if (id !== this.connId) return;
     const since = this.personalCursor.since;
-    const url = buildConnectUrl(this.opts.url, {
+    const url = buildConnectUrl(baseUrl, {
       params: this.opts.params,
       ...(token !== undefined ? { token } : {}),
       ...(since ? { since } : {}),
@@ -220,10 +238,43 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
     }, this.opts.connectTimeout);
   }
 
+  /**
+   * The base URL of attempt `id`: `resolveUrl`'s answer, or `url` when there
+   * is no resolver or it fails (reported unless the attempt was abandoned).
+   * Never rejects.
+   */
+  private async resolveBase(id: number): Promise<string> {
+    const { resolveUrl, url, connectTimeout } = this.opts;
+    if (!resolveUrl) return url;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let problem: unknown;
+    try {
+      const answer = await Promise.race([
+        resolveUrl(),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`no answer within ${connectTimeout} ms`)), connectTimeout);
+        }),
+      ]);
+      if (typeof answer !== 'string') throw new TypeError(`resolveUrl gave ${typeof answer}, not a string`);
+      buildConnectUrl(answer, {}); // throws for anything but a (ws|http)(s) URL
+      return answer;
+    } catch (err) {
+      problem = err;
+    } finally {
+      clearTimeout(timer);
+    }
+    if (id === this.connId) {
+      this.emitError(new ClientError(LocalErrorCode.ResolveUrl, `resolveUrl failed; connecting to ${url}`, problem));
+    }
+    return url;
+  }
+
   private scheduleReconnect(): void {
     if (this.currentState === 'disconnected') return;
     const { minReconnectDelay, maxReconnectDelay, random } = this.opts;
-    const delay = backoffDelay(this.attempt++, minReconnectDelay, maxReconnectDelay, random);
+    // A followed redirect is not a failure: go at once and leave the backoff as it is.
+    const delay =
+      this.redirectUrl !== undefined ? 0 : backoffDelay(this.attempt++, minReconnectDelay, maxReconnectDelay, random);
     this.reconnectTimer = setTimeout(() => {
       this.reconnectTimer = undefined;
       void this.open();
@@ -232,10 +283,10 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
 
   /**
    * The one way down. Closes the socket, stops timers, rejects what was sent
-   * on it, and either schedules a reconnect (`reconnect`) or settles in
-   * `disconnected`.
+   * on it, and either schedules a reconnect (`reconnect`; at once to
+   * `redirect` when given) or settles in `disconnected`.
    */
-  private teardown(code: number, reason: string, reconnect: boolean): void {
+  private teardown(code: number, reason: string, reconnect: boolean, redirect?: string): void {
     const ws = this.ws;
     this.ws = null;
     const id = ++this.connId;
@@ -256,10 +307,16 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
 
     const wasActive = this.currentState !== 'disconnected';
     const willReconnect = reconnect && wasActive;
+    // Any other way down forgets a redirect still waiting for its attempt.
+    this.redirectUrl = willReconnect ? redirect : undefined;
     this.setState(willReconnect ? 'connecting' : 'disconnected');
     for (const sub of [...this.subs.values()]) sub._disconnected();
     this.requests.rejectAll(`connection closed (${code} ${reason})`, !willReconnect);
-    if (wasActive) this.emit('disconnected', { code, reason, reconnect: willReconnect });
+    if (wasActive) {
+      const event: DisconnectedEvent = { code, reason, reconnect: willReconnect };
+      if (this.redirectUrl !== undefined) event.url = this.redirectUrl;
+      this.emit('disconnected', event);
+    }
     // Unless a listener already called disconnect() or connect() (both move connId on).
     if (willReconnect && id === this.connId) this.scheduleReconnect();
   }
@@ -298,18 +355,41 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
         this.sendFrame({ type: 'pong' });
         return;
       case 'disconnect':
-        this.teardown(frame.code, frame.reason, frame.reconnect && !isTerminalClose(frame.code));
-        return;
+        return this.onDisconnect(frame);
       case 'error':
         this.emitError(new ClientError(frame.error.code, frame.error.message));
         return;
     }
   }
 
+  /**
+   * The server closes the session. With 4102 and a `ws:`/`wss:` `url` the
+   * user's owner node is elsewhere: reconnect there at once, up to
+   * `MAX_REDIRECTS` times in a row; everything else about the reconnect
+   * (token, params, recovery positions) is as usual.
+   */
+  private onDisconnect(frame: DisconnectFrame): void {
+    const reconnect = frame.reconnect && !isTerminalClose(frame.code);
+    let redirect: string | undefined;
+    if (reconnect && frame.code === CloseCode.Moved && frame.url !== undefined) {
+      if (!isWebSocketUrl(frame.url)) {
+        const shown = JSON.stringify(frame.url.slice(0, 100));
+        this.emitError(new ClientError(LocalErrorCode.BadFrame, `ignored a redirect to ${shown}: not a ws:/wss: URL`));
+      } else if (this.redirects >= MAX_REDIRECTS) {
+        this.redirects = 0; // this drop backs off; after it, redirects are followed again
+      } else {
+        this.redirects++;
+        redirect = frame.url;
+      }
+    }
+    this.teardown(frame.code, frame.reason, reconnect, redirect);
+  }
+
   private onWelcome(w: WelcomeFrame): void {
     if (this.currentState !== 'connecting' || this.info) return; // a repeated welcome changes nothing
     clearTimeout(this.connectTimer);
     this.attempt = 0;
+    this.redirects = 0;
     // A different personal channel (another user's token): its old position means nothing.
     const sameUser = this.personalChannel === undefined || this.personalChannel === w.channel;
     if (!sameUser) this.personalCursor.reset();

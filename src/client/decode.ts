@@ -3,7 +3,7 @@
  * that does not have the shape the protocol promises is reported and
  * dropped, never trusted and never thrown.
  */
-import type { ErrorBody, ErrorCode, Publication, ServerFrame, WelcomeFrame } from '../protocol/index.js';
+import type { DisconnectFrame, ErrorBody, ErrorCode, Publication, ServerFrame, WelcomeFrame } from '../protocol/index.js';
 
 export type ServerDecodeResult = { ok: true; frame: ServerFrame } | { ok: false; reason: string };
 
@@ -100,7 +100,10 @@ export function decodeServerFrame(data: unknown): ServerDecodeResult {
     case 'disconnect': {
       if (!isInt(r.code)) return bad('disconnect');
       const reason = isString(r.reason) ? r.reason : '';
-      return { ok: true, frame: { type: 'disconnect', code: r.code, reason, reconnect: r.reconnect !== false } };
+      const frame: DisconnectFrame = { type: 'disconnect', code: r.code, reason, reconnect: r.reconnect !== false };
+      // Only passed through; the client decides whether it is a URL it will follow.
+      if (isString(r.url)) frame.url = r.url;
+      return { ok: true, frame };
     }
     default:
       return { ok: false, reason: `unknown frame type "${r.type.slice(0, 32)}"` };

@@ -19,6 +19,8 @@ export const LocalErrorCode = {
   Transport: 'transport',
   /** `getToken` rejected; the client retries with backoff. */
   Token: 'token',
+  /** `resolveUrl` rejected, timed out or gave a bad URL; the client used `url` instead. */
+  ResolveUrl: 'resolve_url',
   /** An application event listener threw; the error is in `cause`. */
   Listener: 'listener',
 } as const;

@@ -32,6 +32,11 @@ export interface DisconnectedEvent {
   reason: string;
   /** Whether the client will reconnect by itself. */
   reconnect: boolean;
+  /**
+   * Set when the client follows a redirect (close 4102 with the owner node's
+   * URL): the WebSocket URL it reconnects to, at once.
+   */
+  url?: string;
 }
 
 /** Recovery of a channel failed: messages were lost, reload the state this channel feeds. */

@@ -13,6 +13,14 @@ export interface ClientOptions {
   token?: string;
   /** Called before every (re)connect for a fresh JWT; wins over `token`. A rejection is reported and retried with backoff. */
   getToken?: () => Promise<string>;
+  /**
+   * Called before every (re)connect, except one that follows a 4102
+   * redirect, for the WebSocket URL to use instead of `url` — e.g. the user's
+   * owner node from `routeResolver()`. A rejection, a bad URL, or no answer
+   * within `connectTimeout` is reported as an `error` (`resolve_url`) and
+   * that attempt uses `url`. Default: none (always `url`).
+   */
+  resolveUrl?: () => Promise<string>;
   /** Extra query parameters, e.g. `{ user: 'alice' }` for a node in `--insecure` mode. Default: none. */
   params?: Record<string, string>;
   /** The WebSocket class. Default: the global `WebSocket`; in Node < 22 pass the `ws` package's class. */
@@ -41,8 +49,8 @@ export interface ClientOptions {
   random?: RandomSource;
 }
 
-export type ResolvedOptions = Required<Omit<ClientOptions, 'token' | 'getToken'>> &
-  Pick<ClientOptions, 'token' | 'getToken'>;
+export type ResolvedOptions = Required<Omit<ClientOptions, 'token' | 'getToken' | 'resolveUrl'>> &
+  Pick<ClientOptions, 'token' | 'getToken' | 'resolveUrl'>;
 
 function nonNegative(name: string, value: number): number {
   if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
@@ -81,5 +89,9 @@ export function resolveOptions(options: ClientOptions): ResolvedOptions {
   }
   if (options.token !== undefined) resolved.token = options.token;
   if (options.getToken !== undefined) resolved.getToken = options.getToken;
+  if (options.resolveUrl !== undefined) {
+    if (typeof options.resolveUrl !== 'function') throw new TypeError('SwitchboardClient: "resolveUrl" must be a function');
+    resolved.resolveUrl = options.resolveUrl;
+  }
   return resolved;
 }

@@ -45,13 +45,15 @@ export interface ConnectQuery {
 /**
  * The URL to open: `base` with `token`, extra `params` and the personal
  * channel's `since`/`epoch` in the query. A relative `base` (`/ws`) resolves
- * against the page's location, and `http(s):` becomes `ws(s):`.
+ * against the page's location, and `http(s):` becomes `ws(s):`. Throws for a
+ * malformed `base` or one of another scheme.
  */
 export function buildConnectUrl(base: string, query: ConnectQuery): string {
   const location = (globalThis as { location?: { href: string } }).location;
   const url = location ? new URL(base, location.href) : new URL(base);
   if (url.protocol === 'http:') url.protocol = 'ws:';
   else if (url.protocol === 'https:') url.protocol = 'wss:';
+  if (url.protocol !== 'ws:' && url.protocol !== 'wss:') throw new TypeError(`not a WebSocket URL: ${base.slice(0, 100)}`);
   for (const [k, v] of Object.entries(query.params ?? {})) url.searchParams.set(k, v);
   if (query.token !== undefined) url.searchParams.set('token', query.token);
   if (query.since) {
@@ -59,6 +61,19 @@ export function buildConnectUrl(base: string, query: ConnectQuery): string {
     url.searchParams.set('epoch', query.since.epoch);
   }
   return url.toString();
+}
+
+/**
+ * True for an absolute `ws:` or `wss:` URL: the only kind the client follows
+ * when a server redirects it (another scheme could point a page anywhere).
+ */
+export function isWebSocketUrl(value: string): boolean {
+  try {
+    const { protocol } = new URL(value);
+    return protocol === 'ws:' || protocol === 'wss:';
+  } catch {
+    return false;
+  }
 }
 
 /** Close codes a client may pass to `WebSocket.close` (others throw in browsers). */

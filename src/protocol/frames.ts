@@ -138,6 +138,11 @@ export interface DisconnectFrame {
   code: number;
   reason: string;
   reconnect: boolean;
+  /**
+   * With code 4102 (moved, hash-ring routing): the WebSocket URL of the node
+   * that owns this user, where the client should reconnect at once.
+   */
+  url?: string;
 }
 
 export type ServerFrame =

@@ -100,6 +100,8 @@ export class FakeConnection {
 export interface FakeServerOptions {
   /** HTTP status to refuse upgrades with (e.g. 401), or 0 to accept. */
   reject?: () => number;
+  /** Called with every accepted connection, e.g. to script an answer. */
+  onConnection?: (conn: FakeConnection) => void;
 }
 
 export class FakeServer {
@@ -128,7 +130,11 @@ export class FakeServer {
     const address = wss.address();
     const port = typeof address === 'object' && address ? address.port : 0;
     const server = new FakeServer(wss, port, attempts);
-    wss.on('connection', (ws, req) => server.connections.push(new FakeConnection(ws, req)));
+    wss.on('connection', (ws, req) => {
+      const conn = new FakeConnection(ws, req);
+      server.connections.push(conn);
+      options.onConnection?.(conn);
+    });
     return server;
   }
 
