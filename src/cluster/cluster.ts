@@ -49,6 +49,8 @@ export class Cluster {
     private readonly self: () => NodeInfo,
     private readonly serve: (request: ClusterRequest) => Promise<unknown>,
     private readonly log: Logger,
+    /** Called with the ids of the other live nodes whenever a node joins, leaves or is declared dead. */
+    private readonly onMembers: (others: string[]) => void = () => undefined,
   ) {}
 
   start(): void {
@@ -92,6 +94,7 @@ export class Cluster {
       case 'heartbeat': {
         const known = this.members.has(msg.from);
         this.members.set(msg.from, { info: msg.info, lastSeen: Date.now() });
+        if (!known) this.changed();
         // A newcomer learns of this node now rather than at its next beat.
         if (!known && this.timer) {
           this.send(msg.from, { type: 'heartbeat', info: this.self() }).catch((err: unknown) =>
@@ -180,6 +183,14 @@ export class Cluster {
     );
   }
 
+  private changed(): void {
+    try {
+      this.onMembers([...this.members.keys()]);
+    } catch (err) {
+      this.log.error({ err }, 'membership change handler failed');
+    }
+  }
+
   private expire(now: number): void {
     const limit = this.options.heartbeatMs * this.options.deadAfterBeats;
     for (const [id, m] of this.members) {
@@ -192,7 +203,7 @@ export class Cluster {
 
   /** A dead or departed node: stop waiting for its answers. */
   private forget(node: string): void {
-    this.members.delete(node);
+    if (this.members.delete(node)) this.changed();
     for (const p of [...this.pending.values()]) {
       if (p.waiting.delete(node)) {
         p.outcomes.push({ node, error: { code: ErrorCode.Unavailable, message: 'node left the cluster' } });

@@ -9,6 +9,10 @@ export interface NodeInfo {
   id: string;
   /** Public address of the node's HTTP/WebSocket port. */
   address: string;
+  /** Public WebSocket URL of the node (`--advertise-url`), where clients connect to it directly. */
+  url: string;
+  /** The node's routing strategy (every node of a cluster must use the same). */
+  routing: string;
   connections: number;
   subscriptions: number;
   /** Seconds since the node started. */

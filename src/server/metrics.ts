@@ -17,6 +17,8 @@ export class Metrics {
   readonly published: Counter<'source'>;
   /** `message` frames written to client sockets. */
   readonly delivered: Counter;
+  /** Publications this node received from the broker: `used` when it had local subscribers, `unused` when it did not (wasted by the routing). */
+  readonly brokerReceived: Counter<'use'>;
   /** From publish accepted to the message written to the last local socket. */
   readonly latency: Histogram;
   /** Subscriptions with `since`: recovered in full, or not. */
@@ -25,6 +27,10 @@ export class Metrics {
   readonly rejected: Counter<'reason'>;
   /** Connections closed by the server, by close code. */
   readonly disconnects: Counter<'code'>;
+  /** Gaps in a channel's offsets seen on arrival from the broker, each filled from history. */
+  readonly gaps: Counter;
+  /** Sessions moved to their owner node (hash-ring routing with redirects, close 4102). */
+  readonly moved: Counter;
   /** Error replies sent to clients and the server API, by error code. */
   readonly errors: Counter<'code'>;
 
@@ -55,6 +61,12 @@ export class Metrics {
       help: 'Message frames written to client sockets',
       registers,
     });
+    this.brokerReceived = new Counter({
+      name: 'switchboard_broker_publications_received_total',
+      help: 'Publications received from the broker, by whether the node had local subscribers for them (used) or not (unused)',
+      labelNames: ['use'],
+      registers,
+    });
     this.latency = new Histogram({
       name: 'switchboard_delivery_latency_seconds',
       help: 'Time from publish accepted to the message written to the local sockets',
@@ -77,6 +89,16 @@ export class Metrics {
       name: 'switchboard_disconnects_total',
       help: 'Connections closed by the server, by close code',
       labelNames: ['code'],
+      registers,
+    });
+    this.gaps = new Counter({
+      name: 'switchboard_gaps_filled_total',
+      help: 'Publications that arrived from the broker after a gap in their channel, which was then filled from history',
+      registers,
+    });
+    this.moved = new Counter({
+      name: 'switchboard_sessions_moved_total',
+      help: 'Sessions closed with 4102 and sent to the node that owns their user (hash-ring routing)',
       registers,
     });
     this.errors = new Counter({

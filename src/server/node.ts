@@ -19,7 +19,8 @@ import { sendError, sendJson } from './http/respond.js';
 import { Upgrader } from './http/upgrade.js';
 import { createLogger } from './logger.js';
 import { Metrics } from './metrics.js';
-import { withDefaults, type NodeOptions, type NodeOptionsInput } from './options.js';
+import { ROUTINGS, withDefaults, type NodeOptions, type NodeOptionsInput } from './options.js';
+import { createRouting, HashRingRouting } from './routing/strategies.js';
 
 export interface SwitchboardNode {
   /** This node's id. */
@@ -57,9 +58,25 @@ export async function startNode(partial: NodeOptionsInput = {}, deps: NodeDeps =
   const options = withDefaults(partial);
   const log = createLogger(options.nodeId, options.logLevel);
   const metrics = new Metrics({ node: options.nodeId });
+  const routing = createRouting(options.routing, options.nodeId, {
+    vnodes: options.hashringVnodes,
+    // Longer than the cluster takes to agree on a join or a death.
+    settleMs: options.heartbeat * options.deadAfterBeats * 1000,
+  });
   const broker =
-    deps.broker ?? createBroker(options.broker, { onError: (err, where) => log.warn({ err, where }, 'broker fault') });
-  const gateway = new Gateway(options.nodeId, options, broker, metrics, log);
+    deps.broker ??
+    createBroker(options.broker, { onError: (err, where) => log.warn({ err, where }, 'broker fault'), routes: routing.needs });
+  const missing = routing.needs.filter((r) => !broker.routes.includes(r));
+  if (missing.length > 0) {
+    await broker.close();
+    throw new Error(
+      `routing ${options.routing} needs ${missing.join(' and ')} routes, which the ${broker.kind} broker cannot carry: ` +
+        `use routing ${ROUTINGS.filter((r) => createRouting(r, options.nodeId, { vnodes: 1, settleMs: 0 }).needs.every((n) => broker.routes.includes(n))).join(' or ')}`,
+    );
+  }
+  const urlOf = (node: string): string | undefined =>
+    node === options.nodeId ? publicUrl() : cluster.nodes().find((n) => n.id === node)?.url;
+  const gateway = new Gateway(options.nodeId, options, broker, routing, metrics, log, urlOf);
   const verifier = new TokenVerifier({ secret: options.secret, publicKey: options.publicKey });
   const frames = new FrameHandler(gateway, metrics, options.limits.maxSubscriptions);
   const startedAt = Date.now();
@@ -67,9 +84,13 @@ export async function startNode(partial: NodeOptionsInput = {}, deps: NodeDeps =
   let port = options.port;
 
   const ready = () => broker.ready && !draining;
+  const host = options.host === '0.0.0.0' || options.host === '::' ? '127.0.0.1' : options.host.includes(':') ? `[${options.host}]` : options.host;
+  const publicUrl = (): string => options.advertiseUrl ?? `ws://${host}:${port}/ws`;
   const info = (): NodeInfo => ({
     id: options.nodeId,
-    address: `http://${options.host === '0.0.0.0' || options.host === '::' ? '127.0.0.1' : options.host}:${port}`,
+    address: `http://${host}:${port}`,
+    url: publicUrl(),
+    routing: options.routing,
     connections: gateway.sessions.size,
     subscriptions: gateway.subscriptionCount,
     uptime: Math.round((Date.now() - startedAt) / 1000),
@@ -92,6 +113,11 @@ export async function startNode(partial: NodeOptionsInput = {}, deps: NodeDeps =
     info,
     serve,
     log,
+    (others) => {
+      const mixed = cluster.nodes().filter((n) => n.routing !== options.routing && n.routing !== undefined);
+      for (const n of mixed) log.error({ node: n.id, routing: n.routing }, `node ${n.id} uses routing ${n.routing}, this one ${options.routing}: messages will be lost; use one routing per cluster`);
+      gateway.membersChanged(others);
+    },
   );
   const api = new ServerApi({
     gateway,
@@ -100,6 +126,10 @@ export async function startNode(partial: NodeOptionsInput = {}, deps: NodeDeps =
     insecure: options.insecure,
     maxBodyBytes: options.limits.maxBodyBytes,
     nodes: () => cluster.nodes(),
+    route: (user) => {
+      const node = routing instanceof HashRingRouting ? routing.owner(user) : options.nodeId;
+      return { user, node, url: urlOf(node) ?? publicUrl() };
+    },
     disconnectUser: async (user, code, reason) => {
       const outcomes = await cluster.requestAll({ kind: 'disconnect', user, code, reason }, CLUSTER_REQUEST_TIMEOUT_MS);
       return outcomes.reduce((n, o) => n + (typeof o.result === 'number' ? o.result : 0), 0);

@@ -49,6 +49,16 @@ export interface NodeOptions {
   /** `memory`, or a broker URL (`redis://…`, `redis+cluster://…`, `nats://…`, `amqp://…`). */
   broker: string;
   routing: RoutingName;
+  /**
+   * This node's public WebSocket URL (`ws://10.0.0.5:8080/ws`), handed to
+   * clients by `/api/route` and by 4102 redirects. Default: built from the
+   * listening host and port (`127.0.0.1` for a wildcard host).
+   */
+  advertiseUrl?: string;
+  /** Hash-ring routing: close sessions of users another node owns with 4102 and that node's URL (default: accept any user). */
+  hashringRedirect: boolean;
+  /** Hash-ring routing: points per node on the ring. */
+  hashringVnodes: number;
   /** HMAC key for HS256 tokens. */
   secret?: string;
   /** PEM text (not the path) of the RS256/ES256 public key. */
@@ -130,6 +140,8 @@ export function withDefaults(partial: NodeOptionsInput = {}): NodeOptions {
     host: '0.0.0.0',
     broker: 'memory',
     routing: 'interest',
+    hashringRedirect: false,
+    hashringVnodes: 160,
     apiKeys: [],
     insecure: false,
     drainTimeout: 30,

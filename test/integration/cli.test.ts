@@ -145,9 +145,9 @@ describe('usage and configuration errors: exit 2, one line on stderr', () => {
     );
   });
 
-  it('a well-formed broker this version cannot run', async () => {
-    expect(await usageError(['start', '--insecure', '--broker', 'nats://localhost:4222'])).toMatch(
-      /^switchboard: --broker: the NATS broker .* is not available in this version yet: use memory/,
+  it('a broker and routing that do not go together', async () => {
+    expect(await usageError(['start', '--insecure', '--broker', 'nats://localhost:4222', '--routing', 'hashring'])).toMatch(
+      /^switchboard: --routing: routing hashring does not work over the NATS broker/,
     );
   });
 

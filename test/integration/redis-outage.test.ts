@@ -8,6 +8,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { startNode, type SwitchboardNode } from '../../src/server/node.js';
+import { ROUTINGS, type RoutingName } from '../../src/server/options.js';
 import { api } from '../helpers/api.js';
 import { TEST_NODE } from '../helpers/fixture.js';
 import { RawClient } from '../helpers/raw-client.js';
@@ -36,9 +37,15 @@ async function until(check: () => Promise<boolean>, ms: number, what: string): P
 
 const readyz = async (n: SwitchboardNode) => (await fetch(n.url('/readyz'))).status;
 
-async function cluster(persistence: boolean): Promise<{ a: SwitchboardNode; b: SwitchboardNode; x: RawClient; y: RawClient }> {
+async function cluster(
+  persistence: boolean,
+  routing: RoutingName,
+): Promise<{ a: SwitchboardNode; b: SwitchboardNode; x: RawClient; y: RawClient }> {
   redis = await startRedis({ persistence });
-  for (const id of ['ro-a', 'ro-b']) nodes.push(await startNode({ ...TEST_NODE, nodeId: id, broker: redis.url, heartbeat: 1 }));
+  // Registry entries live 3 s: an outage longer than that outlives them.
+  for (const id of ['ro-a', 'ro-b']) {
+    nodes.push(await startNode({ ...TEST_NODE, nodeId: id, broker: redis.url, heartbeat: 1, presenceTtl: 3, routing }));
+  }
   const [a, b] = nodes as [SwitchboardNode, SwitchboardNode];
   const x = await RawClient.connect(`ws://127.0.0.1:${a.port}/ws?user=x`);
   const y = await RawClient.connect(`ws://127.0.0.1:${b.port}/ws?user=y`);
@@ -52,7 +59,7 @@ async function cluster(persistence: boolean): Promise<{ a: SwitchboardNode; b: S
  * attempts and restart it after `restartAt`. Returns the offsets answered 200
  * and what readiness and the API said while Redis was down.
  */
-async function run(a: SwitchboardNode, b: SwitchboardNode, killAt: number, restartAt: number, total: number) {
+async function run(a: SwitchboardNode, b: SwitchboardNode, killAt: number, restartAt: number, total: number, downMs = 0) {
   const acked: number[] = [];
   let refused = 0;
   let notReadySeen = false;
@@ -61,6 +68,7 @@ async function run(a: SwitchboardNode, b: SwitchboardNode, killAt: number, resta
       await redis!.kill();
       await until(async () => (await readyz(a)) === 503 && (await readyz(b)) === 503, 10_000, 'readiness to flip to 503');
       notReadySeen = true;
+      await sleep(downMs);
     }
     if (i === restartAt) {
       await redis!.restart();
@@ -77,10 +85,12 @@ async function run(a: SwitchboardNode, b: SwitchboardNode, killAt: number, resta
   return { acked, refused, notReadySeen };
 }
 
-describe('Redis killed and restarted under a running cluster', () => {
+// Every routing strategy: subscriptions, registry entries and inboxes all come back.
+describe.each(ROUTINGS)('Redis killed and restarted under a running cluster, %s routing', (routing) => {
   it('with persistence: nothing answered 200 is lost, clients stay connected, subscriptions come back', async () => {
-    const { a, b, x, y } = await cluster(true);
-    const { acked, refused, notReadySeen } = await run(a, b, 60, 90, 180);
+    const { a, b, x, y } = await cluster(true, routing);
+    // Down for longer than the registry entries live: the nodes register again before catching up.
+    const { acked, refused, notReadySeen } = await run(a, b, 60, 90, 180, 3500);
     expect(notReadySeen).toBe(true);
     expect(refused).toBeGreaterThan(0);
     expect(acked.length).toBeGreaterThan(100);
@@ -96,7 +106,7 @@ describe('Redis killed and restarted under a running cluster', () => {
   }, 60_000);
 
   it('without persistence: the epoch changes and clients are told to recover, which says recovered: false', async () => {
-    const { a, b, x, y } = await cluster(false);
+    const { a, b, x, y } = await cluster(false, routing);
     const firstEpoch = ((await api(a.url(), 'GET', '/api/history/feed')).body as { epoch: string }).epoch;
     const { acked } = await run(a, b, 30, 50, 80);
     // Messages acknowledged before the kill were delivered live; the history that held them is gone.

@@ -12,7 +12,7 @@ const log = pino({ level: 'silent' });
 const started: Array<{ cluster: Cluster; broker: MemoryBroker }> = [];
 
 function info(id: string): NodeInfo {
-  return { id, address: `http://${id}`, connections: 0, subscriptions: 0, uptime: 0, ready: true, draining: false };
+  return { id, address: `http://${id}`, url: `ws://${id}/ws`, routing: 'interest', connections: 0, subscriptions: 0, uptime: 0, ready: true, draining: false };
 }
 
 async function member(

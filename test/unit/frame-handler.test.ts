@@ -11,6 +11,7 @@ import { Gateway } from '../../src/server/core/gateway.js';
 import type { Session, Transport } from '../../src/server/core/session.js';
 import { Metrics } from '../../src/server/metrics.js';
 import { withDefaults, type NodeOptionsInput } from '../../src/server/options.js';
+import { InterestRouting } from '../../src/server/routing/strategies.js';
 
 class Recorder implements Transport {
   readonly frames: ServerFrame[] = [];
@@ -33,7 +34,7 @@ let handler: FrameHandler;
 async function setup(opts: NodeOptionsInput = {}): Promise<void> {
   const options = withDefaults({ nodeId: 'n1', logLevel: 'silent', ...opts });
   const metrics = new Metrics({ node: 'n1' });
-  gateway = new Gateway('n1', options, new MemoryBroker(), metrics, pino({ level: 'silent' }));
+  gateway = new Gateway('n1', options, new MemoryBroker(), new InterestRouting(), metrics, pino({ level: 'silent' }));
   await gateway.start();
   handler = new FrameHandler(gateway, metrics, options.limits.maxSubscriptions);
 }
@@ -191,7 +192,7 @@ describe('subscribing while the broker subscription is still pending', () => {
     await gateway.close();
     const options = withDefaults({ nodeId: 'n1', logLevel: 'silent' });
     const metrics = new Metrics({ node: 'n1' });
-    gateway = new Gateway('n1', options, new SlowSubscribeBroker(), metrics, pino({ level: 'silent' }));
+    gateway = new Gateway('n1', options, new SlowSubscribeBroker(), new InterestRouting(), metrics, pino({ level: 'silent' }));
     await gateway.start();
     handler = new FrameHandler(gateway, metrics, options.limits.maxSubscriptions);
     const a = await session('a');

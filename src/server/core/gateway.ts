@@ -20,6 +20,7 @@ import {
 import type { Broker, BrokerPublication, PresenceEntry, PresenceItem } from '../../brokers/broker.js';
 import type { Metrics } from '../metrics.js';
 import type { NodeOptions } from '../options.js';
+import { HashRingRouting, type RoutingStrategy } from '../routing/strategies.js';
 import { Namespaces } from './namespaces.js';
 import { Session, type Transport } from './session.js';
 
@@ -31,26 +32,42 @@ export interface OpenSession {
   since?: StreamPosition;
 }
 
+/** Live publications held per channel while it is caught up after a broker outage. */
+const MAX_HELD = 10_000;
+
 export class Gateway {
   readonly namespaces: Namespaces;
   readonly sessions = new Set<Session>();
   /** Local subscribers by channel: the node's interest. */
   private readonly local = new Map<string, Set<Session>>();
-  /** The broker subscription of each local channel, confirmed or still pending: every subscriber waits for it. */
-  private readonly interest = new Map<string, Promise<void>>();
+  /** The broker subscription of each local channel (interest routing), confirmed or still pending: every subscriber waits for it. */
+  private readonly subscribing = new Map<string, Promise<void>>();
+  /** The registry entry of each local channel that has one (registry, hash-ring routing), confirmed or pending. */
+  private readonly registering = new Map<string, Promise<void>>();
   /** The newest offset this node has dispatched per local channel with history: where a catch-up starts. */
   private readonly positions = new Map<string, { offset: number; epoch: string }>();
   private heartbeat: ReturnType<typeof setInterval> | undefined;
   private presenceTimer: ReturnType<typeof setInterval> | undefined;
   /** Whether the broker was unreachable since the last catch-up. */
   private brokerWasDown = false;
+  /**
+   * While the broker is down and until each channel's catch-up is done: the
+   * live publications of the channels being caught up, held back so that
+   * none overtakes the older ones the catch-up reads from history.
+   */
+  private readonly held = new Map<string, BrokerPublication[]>();
+  /** The catch-up of each channel under way: one at a time per channel. */
+  private readonly catching = new Map<string, Promise<void>>();
 
   constructor(
     readonly nodeId: string,
     private readonly options: NodeOptions,
     readonly broker: Broker,
+    readonly routing: RoutingStrategy,
     private readonly metrics: Metrics,
     private readonly log: Logger,
+    /** The public WebSocket URL of a live node (hash-ring redirects). */
+    private readonly urlOf: (node: string) => string | undefined = () => undefined,
   ) {
     this.namespaces = new Namespaces(options);
   }
@@ -65,7 +82,7 @@ export class Gateway {
     const everyMs = Math.max(100, Math.min(1000, (this.options.ping * 1000) / 4));
     this.heartbeat = setInterval(() => this.beat(Date.now()), everyMs);
     this.heartbeat.unref();
-    this.presenceTimer = setInterval(() => void this.refreshPresence(), (this.options.presenceTtl * 1000) / 3);
+    this.presenceTimer = setInterval(() => void this.refresh(), (this.options.presenceTtl * 1000) / 3);
     this.presenceTimer.unref();
   }
 
@@ -99,6 +116,7 @@ export class Gateway {
     this.sessions.add(session);
     this.metrics.connections.inc();
     const channel = personalChannel(init.user);
+    if (this.redirect(session)) return session;
     session.enqueue(async () => {
       try {
         await this.subscribe(session, channel, init.since, (result) =>
@@ -181,18 +199,49 @@ export class Gateway {
     }
   }
 
+  /**
+   * What the routing needs before this node can count on receiving
+   * `channel`: a broker subscription, a registry entry, or nothing.
+   */
   private ensureInterest(channel: string): Promise<void> {
-    let pending = this.interest.get(channel);
+    const subscribe = this.routing.subscribes(channel);
+    const register = this.routing.registers(channel);
+    if (subscribe && register) {
+      return Promise.all([this.subscribeOnce(channel), this.registerOnce([channel])]).then(() => undefined);
+    }
+    if (subscribe) return this.subscribeOnce(channel);
+    if (register) return this.registerOnce([channel]);
+    return Promise.resolve();
+  }
+
+  private subscribeOnce(channel: string): Promise<void> {
+    let pending = this.subscribing.get(channel);
     if (!pending) {
       const p = this.broker.subscribe(channel);
-      this.interest.set(channel, p);
+      this.subscribing.set(channel, p);
       // A failed subscription is tried afresh by the next subscriber.
       p.catch(() => {
-        if (this.interest.get(channel) === p) this.interest.delete(channel);
+        if (this.subscribing.get(channel) === p) this.subscribing.delete(channel);
       });
       pending = p;
     }
     return pending;
+  }
+
+  /** Register the channels not registered (or being registered) yet, in one broker call. */
+  private registerOnce(channels: string[]): Promise<void> {
+    const fresh = channels.filter((c) => !this.registering.has(c));
+    const waits = channels.filter((c) => this.registering.has(c)).map((c) => this.registering.get(c)!);
+    if (fresh.length > 0) {
+      const p = this.broker.register(fresh, this.registryTtlMs);
+      for (const c of fresh) this.registering.set(c, p);
+      // A failed registration is tried afresh by the next subscriber or refresh.
+      p.catch(() => {
+        for (const c of fresh) if (this.registering.get(c) === p) this.registering.delete(c);
+      });
+      waits.push(p);
+    }
+    return Promise.all(waits).then(() => undefined);
   }
 
   async unsubscribe(session: Session, channel: string): Promise<void> {
@@ -204,7 +253,7 @@ export class Gateway {
     const pub: Omit<BrokerPublication, 'offset' | 'epoch'> =
       from === undefined ? { channel, data, ts: Date.now() } : { channel, data, from, ts: Date.now() };
     try {
-      const result = await this.broker.publish(pub, policy.history);
+      const result = await this.broker.publish(pub, policy.history, this.routing.route(channel));
       this.metrics.published.inc({ source: from === undefined ? 'api' : 'client' });
       return result;
     } catch (err) {
@@ -229,8 +278,43 @@ export class Gateway {
 
   /** Fan a publication out to local subscribers: encoded once, the same bytes written to each. */
   private dispatch(pub: BrokerPublication): void {
+    const held = this.held.get(pub.channel);
+    if (held && pub.offset !== undefined) {
+      if (held.length < MAX_HELD) {
+        held.push(pub);
+        return;
+      }
+      // Too much to hold: these sessions reconnect and recover instead.
+      this.held.delete(pub.channel);
+      this.metrics.recoveries.inc({ result: 'failed' });
+      for (const s of [...(this.local.get(pub.channel) ?? [])]) {
+        s.disconnect(CloseCode.StateLost, 'messages may have been lost: reconnect to recover', true);
+      }
+      return;
+    }
+    if (pub.offset !== undefined && pub.epoch !== undefined && this.local.has(pub.channel)) {
+      const pos = this.positions.get(pub.channel);
+      if (pos && pos.epoch === pub.epoch && pub.offset > pos.offset + 1) {
+        // A node with subscribers of a channel receives every one of its
+        // publications, so a gap means one was lost on the way (a broker
+        // hiccup): fill it from history before going on.
+        this.metrics.gaps.inc();
+        this.log.warn({ channel: pub.channel, after: pos.offset, got: pub.offset }, 'gap in a channel: filling it from history');
+        this.held.set(pub.channel, [pub]);
+        void this.catchUpChannel(pub.channel);
+        return;
+      }
+    }
+    this.deliverLocal(pub);
+  }
+
+  private deliverLocal(pub: BrokerPublication): void {
     const subscribers = this.local.get(pub.channel);
-    if (!subscribers || subscribers.size === 0) return;
+    if (!subscribers || subscribers.size === 0) {
+      this.metrics.brokerReceived.inc({ use: 'unused' });
+      return;
+    }
+    this.metrics.brokerReceived.inc({ use: 'used' });
     if (pub.offset !== undefined && pub.epoch !== undefined) {
       const pos = this.positions.get(pub.channel);
       if (!pos || pos.epoch !== pub.epoch || pos.offset < pub.offset) {
@@ -268,9 +352,14 @@ export class Gateway {
     const subscribers = this.local.get(channel);
     if (subscribers?.delete(session) && subscribers.size === 0) {
       this.local.delete(channel);
-      this.interest.delete(channel);
       this.positions.delete(channel);
-      this.broker.unsubscribe(channel).catch((err: unknown) => this.log.warn({ err, channel }, 'unsubscribe failed'));
+      if (this.subscribing.delete(channel)) {
+        this.broker.unsubscribe(channel).catch((err: unknown) => this.log.warn({ err, channel }, 'unsubscribe failed'));
+      }
+      if (this.registering.delete(channel)) {
+        // If this fails (broker down), the entry expires on its own: nobody refreshes it.
+        this.broker.unregister([channel]).catch((err: unknown) => this.log.debug({ err, channel }, 'unregister failed'));
+      }
     }
     if (tracksPresence(this.namespaces.of(channel).presence, channel)) {
       // If this fails (broker down), the entry expires on its own: nobody refreshes it.
@@ -282,6 +371,77 @@ export class Gateway {
 
   private get presenceTtlMs(): number {
     return this.options.presenceTtl * 1000;
+  }
+
+  /** Registry entries live as long as presence entries, and are refreshed with them. */
+  private get registryTtlMs(): number {
+    return this.options.presenceTtl * 1000;
+  }
+
+  /** The periodic refresh: presence entries, then registry entries, before they expire. */
+  private async refresh(): Promise<void> {
+    await Promise.all([this.refreshPresence(), this.refreshRegistry()]);
+  }
+
+  /**
+   * Re-register every channel that needs an entry, and drop the entries the
+   * routing no longer needs (a hash ring that settled with this node as owner).
+   */
+  private async refreshRegistry(): Promise<void> {
+    if (!this.broker.ready) return;
+    const keep: string[] = [];
+    const drop: string[] = [];
+    for (const channel of this.local.keys()) {
+      if (this.routing.registers(channel)) keep.push(channel);
+      else if (this.registering.has(channel)) drop.push(channel);
+    }
+    for (const c of drop) this.registering.delete(c);
+    try {
+      for (let i = 0; i < keep.length; i += 1000) {
+        // A channel whose last subscriber left meanwhile is not registered again.
+        const part = keep.slice(i, i + 1000).filter((c) => this.local.has(c));
+        if (part.length === 0) continue;
+        const p = this.broker.register(part, this.registryTtlMs);
+        for (const c of part) this.registering.set(c, p);
+        await p;
+      }
+      if (drop.length > 0) await this.broker.unregister(drop);
+    } catch (err) {
+      this.log.warn({ err }, 'registry refresh failed');
+    }
+  }
+
+  /**
+   * The cluster's membership changed (hash-ring routing follows it). While
+   * the ring settles every personal channel held here is registered; with
+   * `--hashring-redirect`, sessions of users another node now owns are
+   * moved there (4102).
+   */
+  membersChanged(members: string[]): void {
+    const routing = this.routing;
+    if (!(routing instanceof HashRingRouting) || !routing.update(members)) return;
+    this.log.info({ nodes: routing.current.nodes }, 'hash ring changed');
+    const needed = [...this.local.keys()].filter((c) => routing.registers(c));
+    if (needed.length > 0) {
+      this.registerOnce(needed).catch((err: unknown) => this.log.warn({ err }, 'registering after a ring change failed'));
+    }
+    if (this.options.hashringRedirect) for (const s of [...this.sessions]) this.redirect(s);
+  }
+
+  /**
+   * With `--hashring-redirect`: close a session whose user another node
+   * owns, with 4102 and the owner's URL. True when it was closed.
+   */
+  private redirect(session: Session): boolean {
+    const routing = this.routing;
+    if (!this.options.hashringRedirect || !(routing instanceof HashRingRouting)) return false;
+    const owner = routing.owner(session.user);
+    if (owner === this.nodeId) return false;
+    const url = this.urlOf(owner);
+    if (url === undefined) return false;
+    this.metrics.moved.inc();
+    session.disconnect(CloseCode.Moved, `moved: user ${session.user} belongs to node ${owner}`, true, url);
+    return true;
   }
 
   private presenceEntry(session: Session): PresenceEntry {
@@ -315,11 +475,15 @@ export class Gateway {
     this.log.warn({ ready }, ready ? 'broker reachable again' : 'broker unreachable');
     if (!ready) {
       this.brokerWasDown = true;
+      // From now until its catch-up, a channel's live publications wait (see `catchUp`).
+      for (const channel of this.positions.keys()) if (!this.held.has(channel)) this.held.set(channel, []);
       return;
     }
     if (this.brokerWasDown) {
       this.brokerWasDown = false;
-      void this.catchUp();
+      // Registry entries may have expired (or Redis lost them): they are
+      // back before the catch-up reads history, so nothing falls in between.
+      void this.refreshRegistry().then(() => this.catchUp());
       void this.refreshPresence();
     }
   }
@@ -332,27 +496,54 @@ export class Gateway {
    * sessions are told to reconnect: their recovery then says `recovered: false`.
    */
   private async catchUp(): Promise<void> {
-    for (const [channel, pos] of [...this.positions]) {
-      const policy = this.namespaces.of(channel).history;
-      if (!policy || !this.local.has(channel)) continue;
-      try {
-        const page = await this.broker.history(channel, { since: pos.offset, limit: policy.size }, policy);
-        const complete = page.epoch === pos.epoch && pos.offset <= page.offset && pos.offset + 1 >= page.earliest;
-        if (!complete) {
-          this.metrics.recoveries.inc({ result: 'failed' });
-          for (const s of [...(this.local.get(channel) ?? [])]) {
-            s.disconnect(CloseCode.StateLost, 'messages may have been lost: reconnect to recover', true);
-          }
-          continue;
-        }
-        const ts = Date.now();
-        for (const m of page.messages) this.dispatch({ ...m, ts });
-      } catch (err) {
-        this.log.warn({ err, channel }, 'catch-up failed');
-      }
-    }
+    for (const channel of [...this.positions.keys()]) await this.catchUpChannel(channel);
+    // Channels that left meanwhile, or joined the list after the loop started.
+    for (const channel of [...this.held.keys()]) if (!this.catching.has(channel)) this.release(channel);
   }
 
+  /** Catch `channel` up from history; joins the catch-up already under way for it, if any. */
+  private catchUpChannel(channel: string): Promise<void> {
+    let running = this.catching.get(channel);
+    if (!running) {
+      running = this.fill(channel).finally(() => this.catching.delete(channel));
+      this.catching.set(channel, running);
+    }
+    return running;
+  }
+
+  /** Deliver what `channel` missed since the last dispatched offset, then what was held meanwhile. */
+  private async fill(channel: string): Promise<void> {
+    const pos = this.positions.get(channel);
+    const policy = this.namespaces.of(channel).history;
+    if (!pos || !policy || !this.local.has(channel)) {
+      this.release(channel);
+      return;
+    }
+    try {
+      const page = await this.broker.history(channel, { since: pos.offset, limit: policy.size }, policy);
+      const complete = page.epoch === pos.epoch && pos.offset <= page.offset && pos.offset + 1 >= page.earliest;
+      if (!complete) {
+        this.metrics.recoveries.inc({ result: 'failed' });
+        this.held.delete(channel);
+        for (const s of [...(this.local.get(channel) ?? [])]) {
+          s.disconnect(CloseCode.StateLost, 'messages may have been lost: reconnect to recover', true);
+        }
+        return;
+      }
+      const ts = Date.now();
+      for (const m of page.messages) this.deliverLocal({ ...m, ts });
+    } catch (err) {
+      this.log.warn({ err, channel }, 'catch-up failed');
+    }
+    this.release(channel);
+  }
+
+  /** Deliver what was held back for `channel` (sessions drop what the catch-up already gave them), and stop holding. */
+  private release(channel: string): void {
+    const held = this.held.get(channel);
+    this.held.delete(channel);
+    for (const pub of held ?? []) this.deliverLocal(pub);
+  }
 
   private forget(session: Session): void {
     if (!this.sessions.delete(session)) return;

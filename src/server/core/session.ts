@@ -4,7 +4,7 @@
  * `deliver`, which de-duplicates by offset and holds messages back while a
  * subscription is still recovering; all teardown goes through `disconnect`.
  */
-import { CloseCode, type Publication, type ServerFrame } from '../../protocol/index.js';
+import { CloseCode, type DisconnectFrame, type Publication, type ServerFrame } from '../../protocol/index.js';
 import type { Limits } from '../options.js';
 import { TokenBucket, WindowCounter } from './rate.js';
 
@@ -179,10 +179,14 @@ export class Session {
     return true;
   }
 
-  /** The one way a session ends from the server side: a `disconnect` frame, then the close. */
-  disconnect(code: number, reason: string, reconnect: boolean): void {
+  /**
+   * The one way a session ends from the server side: a `disconnect` frame,
+   * then the close. `url` tells a moved client (4102) where to reconnect.
+   */
+  disconnect(code: number, reason: string, reconnect: boolean, url?: string): void {
     if (this.closed) return;
-    this.transport.send(JSON.stringify({ type: 'disconnect', code, reason, reconnect }));
+    const frame: DisconnectFrame = url === undefined ? { type: 'disconnect', code, reason, reconnect } : { type: 'disconnect', code, reason, reconnect, url };
+    this.transport.send(JSON.stringify(frame));
     this.closed = true;
     this.closeCode = code;
     this.transport.close(code, reason);

@@ -28,6 +28,8 @@ export interface ApiContext {
   maxBodyBytes: number;
   /** Every live node of the cluster. */
   nodes: () => NodeInfo[];
+  /** The node a user should connect to (its owner under hash-ring routing, else this node) and its WebSocket URL. */
+  route: (user: string) => { user: string; node: string; url: string };
   /** Close every session of `user` on every node; resolves with how many were closed. */
   disconnectUser: (user: string, code: number, reason: string) => Promise<number>;
   /** Whether the node can accept publications now (broker reachable, not draining). */
@@ -40,9 +42,17 @@ const MAX_HISTORY_LIMIT = 10_000;
 
 type Handler = (req: IncomingMessage, params: string[], url: URL) => Promise<unknown>;
 
+interface Route {
+  method: string;
+  path: RegExp;
+  handler: Handler;
+  /** Open without an API key (it reveals only what clients are told anyway). */
+  open?: boolean;
+}
+
 export class ServerApi {
   private readonly keyDigests: Buffer[];
-  private readonly routes: Array<{ method: string; path: RegExp; handler: Handler }>;
+  private readonly routes: Route[];
 
   constructor(private readonly ctx: ApiContext) {
     this.keyDigests = ctx.apiKeys.map(digest);
@@ -55,13 +65,19 @@ export class ServerApi {
       { method: 'GET', path: /^\/api\/history\/([^/]+)$/, handler: (_r, p, url) => this.history(p[0] ?? '', url) },
       { method: 'POST', path: /^\/api\/disconnect$/, handler: (req) => this.disconnect(req) },
       { method: 'GET', path: /^\/api\/nodes$/, handler: async () => ({ nodes: this.ctx.nodes() }) },
+      { method: 'GET', path: /^\/api\/route$/, handler: async (_r, _p, url) => this.route(url), open: true },
     ];
   }
 
   async handle(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
     try {
-      this.authorize(req);
       const pathMatches = this.routes.filter((r) => r.path.test(url.pathname));
+      if (pathMatches.length > 0 && pathMatches.every((r) => r.open)) {
+        // A browser on another origin may ask where to connect.
+        res.setHeader('access-control-allow-origin', '*');
+      } else {
+        this.authorize(req);
+      }
       if (pathMatches.length === 0) throw new SwitchboardError(ErrorCode.NotFound, `no such endpoint: ${url.pathname}`);
       const route = pathMatches.find((r) => r.method === req.method);
       if (!route) {
@@ -90,6 +106,11 @@ export class ServerApi {
     if (!this.keyDigests.some((k) => timingSafeEqual(k, given))) {
       throw new SwitchboardError(ErrorCode.Unauthorized, 'invalid API key');
     }
+  }
+
+  /** `GET /api/route?user=`: where `user` should connect. */
+  private async route(url: URL): Promise<{ user: string; node: string; url: string }> {
+    return this.ctx.route(requireUser(url.searchParams.get('user') ?? undefined));
   }
 
   private checkReady(): void {

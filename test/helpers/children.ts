@@ -1,0 +1,71 @@
+/**
+ * Server processes the tests spawn (redis-server, nats-server) and the
+ * temporary folders they use: all killed and removed when the test process
+ * exits or is interrupted, so a failing test leaves nothing behind.
+ */
+import type { ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const children = new Set<ChildProcess>();
+const dirs = new Set<string>();
+let hooked = false;
+
+function killAllSync(): void {
+  for (const c of children) {
+    try {
+      c.kill('SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+  children.clear();
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  dirs.clear();
+}
+
+function onSignal(signal: NodeJS.Signals): void {
+  killAllSync();
+  // Only we listened: re-raise so the process still dies of the signal.
+  if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
+}
+
+function hookExit(): void {
+  if (hooked) return;
+  hooked = true;
+  process.once('exit', killAllSync);
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+}
+
+/** Kill `child` when the test process ends, if it is still running then. */
+export function track(child: ChildProcess): void {
+  hookExit();
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+}
+
+/** A fresh temporary folder, removed when the test process ends. */
+export function tempDir(prefix: string): string {
+  hookExit();
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  dirs.add(dir);
+  return dir;
+}
+
+export function running(child: ChildProcess): boolean {
+  return child.exitCode === null && child.signalCode === null;
+}
+
+/** Resolves true once `child` has exited, false after `timeoutMs`. */
+export function waitExit(child: ChildProcess, timeoutMs: number): Promise<boolean> {
+  if (!running(child)) return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(false), timeoutMs);
+    child.once('exit', () => {
+      clearTimeout(timer);
+      resolve(true);
+    });
+  });
+}
