@@ -4,7 +4,7 @@
  * interface; each broker lives in its own folder and nothing outside that
  * folder imports its client library.
  */
-import type { Publication, PublishResult } from '../protocol/index.js';
+import type { Publication, PublishResult, StreamPosition } from '../protocol/index.js';
 
 /** How much history a channel keeps. `size: 0` means none: no offsets, no recovery. */
 export interface HistoryPolicy {
@@ -16,6 +16,22 @@ export interface HistoryPolicy {
 export interface BrokerPublication extends Publication {
   /** Milliseconds since the Unix epoch at which the publish was accepted (for delivery latency). */
   ts: number;
+}
+
+/**
+ * Publish at most once per key: a publish that names a `key` already used on
+ * the same channel within `windowMs` publishes nothing and returns the first
+ * publish's result. The check and the publish are one atomic step where the
+ * broker allows it (memory, Redis, RabbitMQ's Redis store).
+ */
+export interface Idempotency {
+  key: string;
+  windowMs: number;
+}
+
+/** What `publish` returns: the position, and whether an earlier publish with the same idempotency key made it. */
+export interface PublishReceipt extends PublishResult {
+  duplicate?: boolean;
 }
 
 export interface HistoryQuery {
@@ -114,14 +130,25 @@ export interface Broker {
    * Publish along `route` (default: to the channel's subscribers), assigning
    * the offset and epoch atomically with storing it in history when
    * `history` is given. Resolves once the broker has accepted it; rejects
-   * (without retrying) when it cannot.
+   * (without retrying) when it cannot. With `once`, see `Idempotency`.
    */
   publish(
     pub: Omit<BrokerPublication, 'offset' | 'epoch'>,
     history: HistoryPolicy | null,
     route?: Route,
-  ): Promise<PublishResult>;
+    once?: Idempotency,
+  ): Promise<PublishReceipt>;
   history(channel: string, query: HistoryQuery, policy: HistoryPolicy): Promise<HistoryPage>;
+
+  /**
+   * Keep `position` as what `reader` (a user's device, or '' for the user as
+   * a whole) has acknowledged on `channel`, for `ttlMs` after the last save:
+   * offline delivery replays from it. Within one epoch the position only
+   * moves forward; a position in another epoch replaces it.
+   */
+  saveAck(channel: string, reader: string, position: StreamPosition, ttlMs: number): Promise<void>;
+  /** The position `reader` acknowledged on `channel`, or null when none is kept. */
+  loadAck(channel: string, reader: string): Promise<StreamPosition | null>;
 
   /**
    * Record (or refresh) presence entries, each expiring after `ttlMs` unless

@@ -525,6 +525,123 @@ export function brokerSuite(name: string, factory: () => Promise<BrokerBackend>,
       });
     });
 
+    describe('idempotency', () => {
+      const WINDOW = 60_000;
+      const once = (key: string, windowMs = WINDOW) => ({ key, windowMs });
+      const publishOnce = (n: Node, channel: string, data: unknown, key: string, history: HistoryPolicy | null = LONG, route?: Route, windowMs = WINDOW) =>
+        n.broker.publish({ channel, data, ts: Date.now() }, history, route, once(key, windowMs));
+
+      it('publishes once per key and channel, and returns the first result to every repeat', async () => {
+        const [a, b] = await nodes(2);
+        const room = ch('once');
+        const other = ch('once-other');
+        await b!.broker.subscribe(room);
+        await b!.broker.subscribe(other);
+        const first = await publishOnce(a!, room, 'x', 'k1');
+        expect(first).toEqual({ offset: 1, epoch: expect.any(String) });
+        expect(first.duplicate).toBeUndefined();
+        // repeated from another node too
+        expect(await publishOnce(b!, room, 'x-again', 'k1')).toEqual({ ...first, duplicate: true });
+        expect(await publishOnce(a!, room, 'x-again', 'k1')).toEqual({ ...first, duplicate: true });
+        // another key, or the same key on another channel, publishes
+        expect(await publishOnce(a!, room, 'y', 'k2')).toEqual({ offset: 2, epoch: first.epoch });
+        expect((await publishOnce(a!, other, 'z', 'k1')).offset).toBe(1);
+        await publish(a!, room, 'barrier', LONG);
+        await eventually(() => expect(b!.got(room)).toEqual(['x', 'y', 'barrier']));
+        await eventually(() => expect(b!.got(other)).toEqual(['z']));
+        const page = await a!.broker.history(room, { since: 0, limit: 10 }, LONG);
+        expect(page.messages.map((m) => m.data)).toEqual(['x', 'y', 'barrier']);
+      });
+
+      it('without history: publishes once per key', async () => {
+        const [a, b] = await nodes(2);
+        const room = ch('once-plain');
+        await b!.broker.subscribe(room);
+        expect(await publishOnce(a!, room, 'p', 'k', null)).toEqual({});
+        expect(await publishOnce(b!, room, 'p-again', 'k', null)).toEqual({ duplicate: true });
+        await publishOnce(a!, room, 'q', 'k2', null);
+        await eventually(() => expect(b!.got(room)).toEqual(['p', 'q']));
+        await sleep(QUIET_MS);
+        expect(b!.got(room)).toEqual(['p', 'q']);
+      });
+
+      it('concurrent publishes with one key from several nodes: one publication, one result', async () => {
+        const [a, b, c] = await nodes(3);
+        const room = ch('once-race');
+        await c!.broker.subscribe(room);
+        const results = await Promise.all([a!, b!, c!, a!, b!, c!].map((n, i) => publishOnce(n, room, `try-${i}`, 'race')));
+        expect(results.filter((r) => !r.duplicate)).toHaveLength(1);
+        for (const r of results) expect({ offset: r.offset, epoch: r.epoch }).toEqual({ offset: 1, epoch: results[0]!.epoch });
+        await publish(a!, room, 'barrier', LONG);
+        await eventually(() => expect(c!.got(room)).toHaveLength(2));
+        expect(c!.got(room)[1]).toBe('barrier');
+      });
+
+      it('a key may publish again once its window has passed', async () => {
+        const [a] = await nodes(1);
+        const room = ch('once-window');
+        expect((await publishOnce(a!, room, 1, 'w', LONG, undefined, 300)).offset).toBe(1);
+        expect((await publishOnce(a!, room, 1, 'w', LONG, undefined, 300)).duplicate).toBe(true);
+        await sleep(1_500);
+        const again = await publishOnce(a!, room, 2, 'w', LONG, undefined, 300);
+        expect(again).toEqual({ offset: 2, epoch: expect.any(String) });
+      });
+
+      withAll?.('along `all`: once per key', async () => {
+        const [a, b] = await nodes(2);
+        const room = ch('once-all');
+        expect((await publishOnce(a!, room, 'u', 'k', LONG, ALL)).offset).toBe(1);
+        expect(await publishOnce(b!, room, 'u', 'k', LONG, ALL)).toMatchObject({ offset: 1, duplicate: true });
+        await send(a!, room, 'barrier', ALL);
+        await eventually(() => expect(b!.got(room)).toEqual(['u', 'barrier']));
+      });
+
+      withNodes?.('along `nodes`: once per key', async () => {
+        const [a, b] = await nodes(2);
+        const room = ch('once-nodes');
+        expect((await publishOnce(a!, room, 'v', 'k', LONG, toNodes([b!.id]))).offset).toBe(1);
+        expect(await publishOnce(a!, room, 'v', 'k', LONG, toNodes([b!.id]))).toMatchObject({ offset: 1, duplicate: true });
+        expect(await publishOnce(a!, room, 'v', 'k', null, toNodes([b!.id]))).toMatchObject({ duplicate: true });
+        await send(a!, room, 'barrier', toNodes([b!.id]));
+        await eventually(() => expect(b!.got(room)).toEqual(['v', 'barrier']));
+      });
+    });
+
+    describe('acknowledged positions', () => {
+      it('are kept per channel and reader, seen from every node, and only move forward within an epoch', async () => {
+        const [a, b] = await nodes(2);
+        const inbox = ch('acks', 'user');
+        expect(await a!.broker.loadAck(inbox, '')).toBeNull();
+        await a!.broker.saveAck(inbox, '', { offset: 5, epoch: 'e1' }, 60_000);
+        expect(await b!.broker.loadAck(inbox, '')).toEqual({ offset: 5, epoch: 'e1' });
+        expect(await b!.broker.loadAck(inbox, 'phone')).toBeNull();
+        expect(await b!.broker.loadAck(ch('acks-other', 'user'), '')).toBeNull();
+        await b!.broker.saveAck(inbox, '', { offset: 3, epoch: 'e1' }, 60_000);
+        expect(await a!.broker.loadAck(inbox, '')).toEqual({ offset: 5, epoch: 'e1' });
+        await b!.broker.saveAck(inbox, '', { offset: 9, epoch: 'e1' }, 60_000);
+        expect(await a!.broker.loadAck(inbox, '')).toEqual({ offset: 9, epoch: 'e1' });
+        // history restarted: the new epoch's position replaces the old one
+        await a!.broker.saveAck(inbox, '', { offset: 2, epoch: 'e2' }, 60_000);
+        expect(await b!.broker.loadAck(inbox, '')).toEqual({ offset: 2, epoch: 'e2' });
+        await a!.broker.saveAck(inbox, 'phone', { offset: 1, epoch: 'e2' }, 60_000);
+        expect(await b!.broker.loadAck(inbox, 'phone')).toEqual({ offset: 1, epoch: 'e2' });
+        expect(await b!.broker.loadAck(inbox, '')).toEqual({ offset: 2, epoch: 'e2' });
+      });
+
+      it('expire after their TTL unless saved again', async () => {
+        const [a] = await nodes(1);
+        const inbox = ch('acks-ttl', 'user');
+        await a!.broker.saveAck(inbox, 'gone', { offset: 1, epoch: 'e' }, 400);
+        await a!.broker.saveAck(inbox, 'kept', { offset: 1, epoch: 'e' }, 400);
+        await sleep(250);
+        // a save that does not move the position still refreshes it
+        await a!.broker.saveAck(inbox, 'kept', { offset: 1, epoch: 'e' }, 400);
+        await sleep(250);
+        expect(await a!.broker.loadAck(inbox, 'gone')).toBeNull();
+        expect(await a!.broker.loadAck(inbox, 'kept')).toEqual({ offset: 1, epoch: 'e' });
+      });
+    });
+
     // A broker that carries only `subscribers` has no routing test (vitest refuses an empty describe).
     if (withAll || withNodes) describe('routing', () => {
       withAll?.('`all` reaches every started node, subscribed or not, once each, in offset order', async () => {

@@ -23,15 +23,17 @@
  * link reconnects by itself with a capped backoff and reports itself up
  * only once the queue, every binding and the consumer are back.
  */
-import type { PublishResult } from '../../protocol/index.js';
+import type { PublishResult, StreamPosition } from '../../protocol/index.js';
 import type {
   Broker,
   BrokerHandlers,
   HistoryPage,
   HistoryPolicy,
   HistoryQuery,
+  Idempotency,
   PresenceEntry,
   PresenceItem,
+  PublishReceipt,
   Route,
 } from '../broker.js';
 import { Faults } from '../faults.js';
@@ -208,18 +210,24 @@ export class AmqpBroker implements Broker {
     if (!this.subscriptions.has(channel) && !this.registeredHere.has(channel)) this.sequencer?.forget(channel);
   }
 
-  async publish(pub: PublishInput, history: HistoryPolicy | null, route: Route = TO_SUBSCRIBERS): Promise<PublishResult> {
+  async publish(pub: PublishInput, history: HistoryPolicy | null, route: Route = TO_SUBSCRIBERS, once?: Idempotency): Promise<PublishReceipt> {
     const link = this.live();
     if (!this.ready) throw new UnavailableError(this.store.ready ? 'rabbitmq is unreachable' : 'the redis store is unreachable');
     const stored = encodeStored(pub);
     const ts = Number.isFinite(pub.ts) ? Math.trunc(pub.ts) : Date.now();
     const keeps = history !== null && history.size > 0;
-    // Redis only numbers (with history) and resolves the registry: without either, straight to RabbitMQ.
+    // Redis only numbers (with history), resolves the registry and keeps
+    // idempotency keys: without any of them, straight to RabbitMQ.
     const placed: StoredRoute | undefined =
-      keeps || (route.to === 'nodes' && route.registered) ? await this.store.streams.storeRouted(pub, history, route) : undefined;
+      keeps || (route.to === 'nodes' && route.registered) || once
+        ? await this.store.streams.storeRouted(pub, history, route, once)
+        : undefined;
     const numbered =
       keeps && placed?.offset !== undefined && placed.epoch !== undefined ? { ...placed, offset: placed.offset, epoch: placed.epoch } : undefined;
     const result: PublishResult = numbered ? { offset: numbered.offset, epoch: numbered.epoch } : {};
+    // The first publish with this key sent it (or, if it failed after
+    // storing, receivers fill the gap from history with the next one).
+    if (placed?.duplicate) return { ...result, duplicate: true };
 
     if (route.to === 'nodes') {
       const targets = placed ? placed.prevs : [...new Set(route.nodes)].map((node) => ({ node, offset: 0, at: 0 }));
@@ -245,6 +253,16 @@ export class AmqpBroker implements Broker {
   async history(channel: string, query: HistoryQuery, policy: HistoryPolicy): Promise<HistoryPage> {
     this.live();
     return this.store.streams.read(channel, query, policy);
+  }
+
+  async saveAck(channel: string, reader: string, position: StreamPosition, ttlMs: number): Promise<void> {
+    this.live();
+    await this.store.acks.save(channel, reader, position, ttlMs);
+  }
+
+  async loadAck(channel: string, reader: string): Promise<StreamPosition | null> {
+    this.live();
+    return this.store.acks.load(channel, reader);
   }
 
   async presenceAdd(items: PresenceItem[], ttlMs: number): Promise<void> {

@@ -1,6 +1,7 @@
 /**
  * Per-channel entries that expire unless set again: presence (session →
- * entry) and the routing registry (node id → node id). Reads drop what has
+ * entry), the routing registry (node id → node id), idempotency keys and
+ * acknowledged positions. Reads drop what has
  * expired; `sweep` drops it for channels nobody reads.
  */
 
@@ -12,6 +13,15 @@ export class ExpiringIndex<T> {
     let m = this.byChannel.get(channel);
     if (!m) this.byChannel.set(channel, (m = new Map()));
     m.set(id, { value, expiresAt });
+  }
+
+  /** The unexpired entry `id` of `channel`, if any. */
+  get(channel: string, id: string, now: number): T | undefined {
+    const e = this.byChannel.get(channel)?.get(id);
+    if (!e) return undefined;
+    if (e.expiresAt > now) return e.value;
+    this.delete(channel, id);
+    return undefined;
   }
 
   delete(channel: string, id: string): void {

@@ -7,7 +7,7 @@
  * Everything happens synchronously inside one call, so numbering, storing,
  * the registry read and the deliveries of a publish are one atomic step.
  */
-import type { PublishResult } from '../../protocol/index.js';
+import type { PublishResult, StreamPosition } from '../../protocol/index.js';
 import type {
   Broker,
   BrokerHandlers,
@@ -15,8 +15,10 @@ import type {
   HistoryPage,
   HistoryPolicy,
   HistoryQuery,
+  Idempotency,
   PresenceEntry,
   PresenceItem,
+  PublishReceipt,
   Route,
 } from '../broker.js';
 import { ALL_ROUTES, TO_SUBSCRIBERS } from '../broker.js';
@@ -33,6 +35,10 @@ export class MemoryBus {
   private readonly presences = new ExpiringIndex<PresenceEntry>();
   /** The routing registry: node ids by channel and node id. */
   private readonly registry = new ExpiringIndex<string>();
+  /** The result of each idempotent publish, by channel and key. */
+  private readonly onces = new ExpiringIndex<PublishResult>();
+  /** Acknowledged positions by channel and reader. */
+  private readonly acks = new ExpiringIndex<StreamPosition>();
   private readonly subscribers = new Map<string, Set<MemoryBroker>>();
   /** Started brokers by node id, for control messages and routed publications. */
   private readonly nodes = new Map<string, MemoryBroker>();
@@ -70,7 +76,23 @@ export class MemoryBus {
     if (set?.delete(broker) && set.size === 0) this.subscribers.delete(channel);
   }
 
-  publish(pub: Omit<BrokerPublication, 'offset' | 'epoch'>, history: HistoryPolicy | null, route: Route = TO_SUBSCRIBERS): PublishResult {
+  publish(
+    pub: Omit<BrokerPublication, 'offset' | 'epoch'>,
+    history: HistoryPolicy | null,
+    route: Route = TO_SUBSCRIBERS,
+    once?: Idempotency,
+  ): PublishReceipt {
+    if (once) {
+      const first = this.onces.get(pub.channel, once.key, this.now());
+      if (first) return { ...first, duplicate: true };
+      const result = this.publishNow(pub, history, route);
+      this.onces.set(pub.channel, once.key, result, this.now() + once.windowMs);
+      return result;
+    }
+    return this.publishNow(pub, history, route);
+  }
+
+  private publishNow(pub: Omit<BrokerPublication, 'offset' | 'epoch'>, history: HistoryPolicy | null, route: Route): PublishResult {
     let delivered: BrokerPublication = pub;
     let result: PublishResult = {};
     if (history && history.size > 0) {
@@ -106,6 +128,18 @@ export class MemoryBus {
 
   history(channel: string, query: HistoryQuery): HistoryPage {
     return this.stream(channel).read(query, this.now());
+  }
+
+  saveAck(channel: string, reader: string, position: StreamPosition, ttlMs: number): void {
+    const now = this.now();
+    const kept = this.acks.get(channel, reader, now);
+    const next = kept && kept.epoch === position.epoch && kept.offset > position.offset ? kept : { ...position };
+    this.acks.set(channel, reader, next, now + ttlMs);
+  }
+
+  loadAck(channel: string, reader: string): StreamPosition | null {
+    const kept = this.acks.get(channel, reader, this.now());
+    return kept ? { ...kept } : null;
   }
 
   presenceAdd(items: PresenceItem[], ttlMs: number): void {
@@ -145,6 +179,8 @@ export class MemoryBus {
     for (const [channel, s] of this.streams) if (s.idle(now, STREAM_IDLE_MS)) this.streams.delete(channel);
     this.presences.sweep(now);
     this.registry.sweep(now);
+    this.onces.sweep(now);
+    this.acks.sweep(now);
   }
 }
 
@@ -205,8 +241,17 @@ export class MemoryBroker implements Broker {
     pub: Omit<BrokerPublication, 'offset' | 'epoch'>,
     history: HistoryPolicy | null,
     route: Route = TO_SUBSCRIBERS,
-  ): Promise<PublishResult> {
-    return this.bus.publish(pub, history, route);
+    once?: Idempotency,
+  ): Promise<PublishReceipt> {
+    return this.bus.publish(pub, history, route, once);
+  }
+
+  async saveAck(channel: string, reader: string, position: StreamPosition, ttlMs: number): Promise<void> {
+    this.bus.saveAck(channel, reader, position, ttlMs);
+  }
+
+  async loadAck(channel: string, reader: string): Promise<StreamPosition | null> {
+    return this.bus.loadAck(channel, reader);
   }
 
   async history(channel: string, query: HistoryQuery, _policy: HistoryPolicy): Promise<HistoryPage> {

@@ -1,6 +1,6 @@
 /**
  * Removing what one deployment (one prefix) stored in NATS: its history
- * streams, position mirrors and presence bucket. For tests, and for an
+ * streams, position mirrors, presence and ledger buckets. For tests, and for an
  * operator retiring a deployment that shared a NATS with others.
  */
 import { jetstreamManager } from '@nats-io/jetstream';
@@ -23,7 +23,7 @@ export async function dropNatsPrefix(url: string, prefix?: string): Promise<stri
   try {
     const jsm = await jetstreamManager(nc, { timeout: 5000 });
     const ours = (name: string): boolean =>
-      name.startsWith(`${names.prefix}_h_`) || name.startsWith(`${names.prefix}_p_`) || name === `KV_${names.presenceBucket}`;
+      name.startsWith(`${names.prefix}_h_`) || name.startsWith(`${names.prefix}_p_`) || name === `KV_${names.presenceBucket}` || name === `KV_${names.ledgerBucket}`;
     const found: string[] = [];
     for await (const name of jsm.streams.names()) if (ours(name)) found.push(name);
     // Mirrors first: a mirror whose source vanished only logs, but there is no need for that.

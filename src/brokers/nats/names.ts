@@ -9,7 +9,9 @@
  *   of its policy, `<p>_h_<size>_<ttlMs>`, whose position mirror is
  *   `<p>_p_<size>_<ttlMs>` (see `streams.ts`);
  * - `<p>.ctl` and `<p>.ctl.<tok(node)>`: control messages;
- * - the KV bucket `<p>_presence`, key `<tok(channel)>.<tok(session)>`.
+ * - the KV bucket `<p>_presence`, key `<tok(channel)>.<tok(session)>`;
+ * - the KV bucket `<p>_ledger`: `a.<tok(channel)>.r<tok(reader)>` (acknowledged
+ *   positions) and `i.<tok(channel)>.<tok(key)>` (idempotency records).
  *
  * A channel name may hold `.` (the NATS token separator) and other
  * characters a subject or a KV key must not: each name becomes one token,
@@ -35,6 +37,8 @@ export class NatsNames {
   /** Every channel's publications: what a node in all mode subscribes to. */
   readonly everything: string;
   readonly presenceBucket: string;
+  /** The KV bucket of acknowledged positions and idempotency records. */
+  readonly ledgerBucket: string;
   private readonly channelHead: string;
 
   constructor(readonly prefix: string = DEFAULT_PREFIX) {
@@ -46,6 +50,7 @@ export class NatsNames {
     this.channelHead = `${prefix}.r.`;
     this.everything = `${prefix}.r.>`;
     this.presenceBucket = `${prefix}_presence`;
+    this.ledgerBucket = `${prefix}_ledger`;
   }
 
   /** The core subject of a channel's publications. */
@@ -78,6 +83,16 @@ export class NatsNames {
   historySubject(policy: HistoryPolicy, channel?: string): string {
     const { size, ttlMs } = policyKey(policy);
     return `${this.prefix}.h.${size}.${ttlMs}.${channel === undefined ? '>' : tok(channel)}`;
+  }
+
+  /** The ledger key of a reader's acknowledged position on a channel. */
+  ackKey(channel: string, reader: string): string {
+    return `a.${tok(channel)}.r${tok(reader)}`;
+  }
+
+  /** The ledger key of an idempotency record on a channel. */
+  onceKey(channel: string, key: string): string {
+    return `i.${tok(channel)}.${tok(key)}`;
   }
 
   /** The KV key of a presence entry. */

@@ -26,15 +26,17 @@
  * and JetStream answers.
  */
 import type { Msg, Subscription } from '@nats-io/transport-node';
-import type { PublishResult } from '../../protocol/index.js';
+import type { PublishResult, StreamPosition } from '../../protocol/index.js';
 import type {
   Broker,
   BrokerHandlers,
   HistoryPage,
   HistoryPolicy,
   HistoryQuery,
+  Idempotency,
   PresenceEntry,
   PresenceItem,
+  PublishReceipt,
   Route,
 } from '../broker.js';
 import { Faults } from '../faults.js';
@@ -42,6 +44,7 @@ import { TO_SUBSCRIBERS } from '../broker.js';
 import { H_ROUTE, H_SEQUENCE, H_STREAM, decodeDelivered, encodeStored, isMarker, publicationHeaders, type PublishInput } from './codec.js';
 import { NatsHistory } from './history.js';
 import { DEFAULT_TUNING, NatsLink, UnavailableError, type LinkTuning } from './link.js';
+import { NatsLedger } from './ledger.js';
 import { DEFAULT_PREFIX, NatsNames } from './names.js';
 import { NatsPresence } from './presence.js';
 import { NatsStreams } from './streams.js';
@@ -75,6 +78,7 @@ export class NatsBroker implements Broker {
   /** History: numbering, storing, reading. */
   private readonly histories: NatsHistory;
   private readonly presences: NatsPresence;
+  private readonly ledger: NatsLedger;
   private state: State = 'new';
   private link: NatsLink | undefined;
   private handlers: BrokerHandlers | undefined;
@@ -108,6 +112,7 @@ export class NatsBroker implements Broker {
     const policyStreams = new NatsStreams(link, this.names, replicas);
     this.histories = new NatsHistory(link, this.names, policyStreams, (err, where) => this.fault(err, where));
     this.presences = new NatsPresence(link, this.names, policyStreams, replicas);
+    this.ledger = new NatsLedger(link, this.names, policyStreams, replicas);
   }
 
   /** Faults survived so far. */
@@ -185,7 +190,20 @@ export class NatsBroker implements Broker {
     if (this.state !== 'closed') sub.unsubscribe();
   }
 
-  async publish(pub: PublishInput, history: HistoryPolicy | null, route: Route = TO_SUBSCRIBERS): Promise<PublishResult> {
+  async publish(pub: PublishInput, history: HistoryPolicy | null, route: Route = TO_SUBSCRIBERS, once?: Idempotency): Promise<PublishReceipt> {
+    if (once) return this.ledger.once(pub.channel, once, () => this.publishNow(pub, history, route));
+    return this.publishNow(pub, history, route);
+  }
+
+  saveAck(channel: string, reader: string, position: StreamPosition, ttlMs: number): Promise<void> {
+    return this.ledger.saveAck(channel, reader, position, ttlMs);
+  }
+
+  loadAck(channel: string, reader: string): Promise<StreamPosition | null> {
+    return this.ledger.loadAck(channel, reader);
+  }
+
+  private async publishNow(pub: PublishInput, history: HistoryPolicy | null, route: Route): Promise<PublishResult> {
     if (route.to === 'nodes') throw new Error(`publish to ${route.to}: ${NOT_SUPPORTED}`);
     if (route.to === 'all' && !this.allMode) {
       throw new Error('publish to all nodes: this NATS broker runs in interest mode (create it with the routes of broadcast routing)');

@@ -69,6 +69,16 @@ export class RedisKeys {
     return `${this.channelHead}${channel}}:q`;
   }
 
+  /** String: the result of the publish that used idempotency key `key` on the channel (JSON), until the window ends. */
+  once(channel: string, key: string): string {
+    return `${this.channelHead}${channel}}:i:${key}`;
+  }
+
+  /** String: `<offset>:<epoch>` acknowledged by `reader` on the channel (offline delivery). */
+  ack(channel: string, reader: string): string {
+    return `${this.channelHead}${channel}}:a:${reader}`;
+  }
+
   /** Classic pub/sub channel of the publications routed to one node. */
   inbox(nodeId: string): string {
     return `${this.inboxHead}${nodeId}`;

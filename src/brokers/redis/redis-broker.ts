@@ -15,7 +15,7 @@
  * only once every subscription is in place again.
  */
 import type { Cluster, Redis } from 'ioredis';
-import type { PublishResult } from '../../protocol/index.js';
+import type { PublishResult, StreamPosition } from '../../protocol/index.js';
 import type {
   Broker,
   BrokerHandlers,
@@ -23,8 +23,10 @@ import type {
   HistoryPage,
   HistoryPolicy,
   HistoryQuery,
+  Idempotency,
   PresenceEntry,
   PresenceItem,
+  PublishReceipt,
   Route,
 } from '../broker.js';
 import { Faults } from '../faults.js';
@@ -43,6 +45,7 @@ import { DEFAULT_PREFIX, RedisKeys } from './keys.js';
 import { quit, type LinkHooks } from './link.js';
 import { RedisPresence } from './presence.js';
 import { ClassicPubSub, ShardedPubSub, type PubSub } from './pubsub.js';
+import { RedisAcks } from './acks.js';
 import { RedisRegistry } from './registry.js';
 import type { CommandClient } from './scripts.js';
 import { RedisStreams } from './stream.js';
@@ -85,6 +88,7 @@ export class RedisBroker implements Broker {
   private readonly streams: RedisStreams;
   private readonly presences: RedisPresence;
   private readonly registry: RedisRegistry;
+  private readonly acks: RedisAcks;
   private readonly readiness = new Readiness();
   private healthTimer: ReturnType<typeof setInterval> | undefined;
   private checking = false;
@@ -108,6 +112,7 @@ export class RedisBroker implements Broker {
     this.streams = new RedisStreams(client, this.keys, this.target.mode === 'cluster' ? 'spublish' : 'publish');
     this.presences = new RedisPresence(client, this.keys);
     this.registry = new RedisRegistry(client, this.keys);
+    this.acks = new RedisAcks(client, this.keys);
   }
 
   /** Faults survived so far (connection errors, undecodable messages, handler exceptions). */
@@ -174,8 +179,16 @@ export class RedisBroker implements Broker {
     return this.pubsub.unsubscribe(this.keys.pubsub(channel));
   }
 
-  publish(pub: PublishInput, history: HistoryPolicy | null, route: Route = TO_SUBSCRIBERS): Promise<PublishResult> {
-    return this.streams.publish(pub, history, route);
+  publish(pub: PublishInput, history: HistoryPolicy | null, route: Route = TO_SUBSCRIBERS, once?: Idempotency): Promise<PublishReceipt> {
+    return this.streams.publish(pub, history, route, once);
+  }
+
+  saveAck(channel: string, reader: string, position: StreamPosition, ttlMs: number): Promise<void> {
+    return this.acks.save(channel, reader, position, ttlMs);
+  }
+
+  loadAck(channel: string, reader: string): Promise<StreamPosition | null> {
+    return this.acks.load(channel, reader);
   }
 
   history(channel: string, query: HistoryQuery, policy: HistoryPolicy): Promise<HistoryPage> {

@@ -15,6 +15,7 @@ export interface CommandClient {
   publish(channel: string, message: string): Promise<unknown>;
   spublish(channel: string, message: string): Promise<unknown>;
   zrem(...args: [key: string, ...members: string[]]): Promise<unknown>;
+  get(key: string): Promise<string | null>;
 }
 
 /** A script sent by SHA, and in full when the server does not have it yet (after a restart or failover). */
@@ -404,5 +405,61 @@ export const REGISTRY_LIST = new LuaScript(
 local nowText = string.format('%d', now)
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', nowText)
 return redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. nowText, '+inf')
+`,
+);
+
+/**
+ * The same script, run at most once per idempotency key. Its KEYS gain the
+ * key's own Redis key last (same hash tag as the channel), its ARGV the
+ * window in ms first; both are taken off before the script runs, so it sees
+ * its usual layout. Returns {'0', reply} after running it, or {'1', first
+ * reply} when the key was used within the window, without running it: the
+ * check, the publish and the record are one atomic step.
+ */
+export function once(script: LuaScript): LuaScript {
+  return new LuaScript(
+    `${script.name}-once`,
+    `local window = table.remove(ARGV, 1)
+local key = table.remove(KEYS)
+local first = redis.call('GET', key)
+if first then return {'1', cjson.decode(first)} end
+local function run()
+${script.source}
+end
+local reply = run()
+redis.call('SET', key, cjson.encode(reply), 'PX', window)
+return {'0', reply}
+`,
+  );
+}
+
+/**
+ * A publication without history, through a script so that it can be run
+ * `once`. ARGV: PUBLISH or SPUBLISH, pub/sub channel, envelope. Returns {}.
+ */
+export const PLAIN_PUBLISH = new LuaScript(
+  'plain-publish',
+  `redis.call(ARGV[1], ARGV[2], ARGV[3])
+return {}
+`,
+);
+
+/**
+ * A reader's acknowledged position, `<offset>:<epoch>`: moves only forward
+ * within an epoch; another epoch replaces it. KEYS: the ack key. ARGV:
+ * epoch, offset, ttl ms. Returns 1 when it moved, 0 when only refreshed.
+ */
+export const SAVE_ACK = new LuaScript(
+  'save-ack',
+  `local kept = redis.call('GET', KEYS[1])
+if kept then
+  local sep = string.find(kept, ':', 1, true)
+  if sep and string.sub(kept, sep + 1) == ARGV[1] and tonumber(string.sub(kept, 1, sep - 1)) >= tonumber(ARGV[2]) then
+    redis.call('PEXPIRE', KEYS[1], ARGV[3])
+    return 0
+  end
+end
+redis.call('SET', KEYS[1], ARGV[2] .. ':' .. ARGV[1], 'PX', ARGV[3])
+return 1
 `,
 );

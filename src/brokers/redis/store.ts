@@ -7,6 +7,7 @@
  * connection comes back on its own (see `connections.ts`).
  */
 import type { Cluster, Redis } from 'ioredis';
+import { RedisAcks } from './acks.js';
 import { DEFAULT_TUNING, clusterClient, commandConnection, type ConnectionTuning } from './connections.js';
 import { DEFAULT_PREFIX, RedisKeys } from './keys.js';
 import { quit } from './link.js';
@@ -39,6 +40,7 @@ export class RedisStore {
   readonly streams: RedisStreams;
   readonly presence: RedisPresence;
   readonly registry: RedisRegistry;
+  readonly acks: RedisAcks;
   private client: Redis | Cluster | undefined;
   private healthTimer: ReturnType<typeof setInterval> | undefined;
   private checking = false;
@@ -56,6 +58,7 @@ export class RedisStore {
     this.streams = new RedisStreams(client, this.keys, target.mode === 'cluster' ? 'spublish' : 'publish');
     this.presence = new RedisPresence(client, this.keys);
     this.registry = new RedisRegistry(client, this.keys);
+    this.acks = new RedisAcks(client, this.keys);
   }
 
   get ready(): boolean {

@@ -10,10 +10,28 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Publication, PublishResult } from '../../protocol/index.js';
-import { TO_SUBSCRIBERS, type HistoryPage, type HistoryPolicy, type HistoryQuery, type Route } from '../broker.js';
+import {
+  TO_SUBSCRIBERS,
+  type HistoryPage,
+  type HistoryPolicy,
+  type HistoryQuery,
+  type Idempotency,
+  type PublishReceipt,
+  type Route,
+} from '../broker.js';
 import { decodeStored, encodeEnvelope, encodeStored, type PublishInput } from './codec.js';
 import type { RedisKeys } from './keys.js';
-import { HISTORY, HISTORY_RANGE, PUBLISH, ROUTED_PUBLISH, STORE_ROUTED, type CommandClient } from './scripts.js';
+import {
+  HISTORY,
+  HISTORY_RANGE,
+  once as onceOf,
+  PLAIN_PUBLISH,
+  PUBLISH,
+  ROUTED_PUBLISH,
+  STORE_ROUTED,
+  type CommandClient,
+  type LuaScript,
+} from './scripts.js';
 
 /**
  * The numbering of a channel outlives quiet periods: its meta hash expires
@@ -42,6 +60,8 @@ export interface StoredRoute {
   epoch?: string;
   /** Server time (ms) at which it was stored; 0 when it was not. */
   at: number;
+  /** An earlier store with the same idempotency key did it: publish nothing. */
+  duplicate?: boolean;
   /**
    * Route `nodes`: one per target node (explicit and registered, each once).
    * Other routes: '' first, then the nodes whose predecessor is a later one.
@@ -66,18 +86,23 @@ export class RedisStreams {
     private readonly publishCommand: 'publish' | 'spublish',
   ) {}
 
-  async publish(pub: PublishInput, history: HistoryPolicy | null, route: Route = TO_SUBSCRIBERS): Promise<PublishResult> {
+  async publish(pub: PublishInput, history: HistoryPolicy | null, route: Route = TO_SUBSCRIBERS, once?: Idempotency): Promise<PublishReceipt> {
     const stored = encodeStored(pub);
     const ts = Number.isFinite(pub.ts) ? Math.trunc(pub.ts) : Date.now();
-    if (route.to !== 'subscribers') return this.publishRouted(pub.channel, stored, ts, history, route);
+    if (route.to !== 'subscribers') return this.publishRouted(pub.channel, stored, ts, history, route, once);
     const channel = this.keys.pubsub(pub.channel);
     if (!history || history.size <= 0) {
       const envelope = encodeEnvelope(stored, ts);
+      if (once) {
+        const { duplicate } = await this.run(PLAIN_PUBLISH, pub.channel, [], [this.publishCommand, channel, envelope], once);
+        return duplicate ? { duplicate } : {};
+      }
       await (this.publishCommand === 'publish' ? this.client().publish(channel, envelope) : this.client().spublish(channel, envelope));
       return {};
     }
-    const reply = await PUBLISH.run(
-      this.client(),
+    const { reply, duplicate } = await this.run(
+      PUBLISH,
+      pub.channel,
       [this.keys.meta(pub.channel), this.keys.history(pub.channel)],
       [
         newEpoch(),
@@ -89,8 +114,9 @@ export class RedisStreams {
         channel,
         this.publishCommand,
       ],
+      once,
     );
-    return numbered(reply);
+    return receipt(numbered(reply), duplicate);
   }
 
   private async publishRouted(
@@ -99,7 +125,8 @@ export class RedisStreams {
     ts: number,
     history: HistoryPolicy | null,
     route: Exclude<Route, { to: 'subscribers' }>,
-  ): Promise<PublishResult> {
+    once: Idempotency | undefined,
+  ): Promise<PublishReceipt> {
     const keeps = history !== null && history.size > 0;
     const args: Array<string | number> = [
       newEpoch(),
@@ -112,12 +139,37 @@ export class RedisStreams {
     ];
     if (route.to === 'all') args.push('all', this.keys.broadcast, '0');
     else args.push('nodes', this.keys.inboxHead, route.registered ? '1' : '0', ...route.nodes);
-    const reply = await ROUTED_PUBLISH.run(
-      this.client(),
+    const { reply, duplicate } = await this.run(
+      ROUTED_PUBLISH,
+      channel,
       [this.keys.meta(channel), this.keys.history(channel), this.keys.registry(channel)],
       args,
+      once,
     );
-    return keeps ? numbered(reply) : {};
+    return receipt(keeps ? numbered(reply) : {}, duplicate);
+  }
+
+  /**
+   * Run `script`, or, with `once`, its at-most-once form (see `once` in
+   * scripts.ts): then `duplicate` says that an earlier run made `reply`.
+   */
+  private async run(
+    script: LuaScript,
+    channel: string,
+    keys: string[],
+    args: Array<string | number>,
+    once: Idempotency | undefined,
+  ): Promise<{ reply: unknown; duplicate: boolean }> {
+    if (!once) return { reply: await script.run(this.client(), keys, args), duplicate: false };
+    const out = await onceScript(script).run(
+      this.client(),
+      [...keys, this.keys.once(channel, once.key)],
+      [Math.max(1, Math.ceil(once.windowMs)), ...args],
+    );
+    if (!Array.isArray(out) || out.length !== 2 || (out[0] !== '0' && out[0] !== '1')) {
+      throw new Error(`unexpected reply from the ${script.name} script run once: ${JSON.stringify(out)}`);
+    }
+    return { reply: out[1], duplicate: out[0] === '1' };
   }
 
   /**
@@ -127,7 +179,7 @@ export class RedisStreams {
    * history nothing is stored, and only a `nodes` route with `registered`
    * needs Redis at all (the caller may skip the call otherwise).
    */
-  async storeRouted(pub: PublishInput, history: HistoryPolicy | null, route: Route): Promise<StoredRoute> {
+  async storeRouted(pub: PublishInput, history: HistoryPolicy | null, route: Route, once?: Idempotency): Promise<StoredRoute> {
     const keeps = history !== null && history.size > 0;
     const args: Array<string | number> = [
       newEpoch(),
@@ -140,12 +192,22 @@ export class RedisStreams {
     if (route.to === 'nodes') args.push('n', route.registered ? '1' : '0', ...route.nodes);
     else args.push(route.to === 'all' ? 'a' : 's', '0');
     const c = pub.channel;
-    const reply = await STORE_ROUTED.run(this.client(), [this.keys.meta(c), this.keys.history(c), this.keys.registry(c), this.keys.prevs(c)], args);
+    const { reply, duplicate } = await this.run(
+      STORE_ROUTED,
+      c,
+      [this.keys.meta(c), this.keys.history(c), this.keys.registry(c), this.keys.prevs(c)],
+      args,
+      once,
+    );
     if (!Array.isArray(reply) || reply.length < 3 || reply.length % 3 !== 0) {
       throw new Error(`unexpected reply from the store script: ${JSON.stringify(reply)}`);
     }
     const out: StoredRoute = { at: Number(reply[2]), prevs: [] };
     if (keeps) Object.assign(out, numbered(reply));
+    if (duplicate) {
+      out.duplicate = true;
+      return out;
+    }
     for (let i = 3; i < reply.length; i += 3) {
       out.prevs.push({ node: String(reply[i]), offset: Number(reply[i + 1]), at: Number(reply[i + 2]) });
     }
@@ -193,6 +255,18 @@ export class RedisStreams {
     }
     return page;
   }
+}
+
+/** The at-most-once form of each script, made once. */
+const onceForms = new Map<LuaScript, LuaScript>();
+function onceScript(script: LuaScript): LuaScript {
+  let form = onceForms.get(script);
+  if (!form) onceForms.set(script, (form = onceOf(script)));
+  return form;
+}
+
+function receipt(result: PublishResult, duplicate: boolean): PublishReceipt {
+  return duplicate ? { ...result, duplicate } : result;
 }
 
 function numbered(reply: unknown): PublishResult {

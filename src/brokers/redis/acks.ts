@@ -1,0 +1,29 @@
+/**
+ * Acknowledged positions in Redis (offline delivery): one string per channel
+ * and reader, `<offset>:<epoch>`, under the channel's hash tag, expiring
+ * after the TTL given at the last save. The save script keeps the position
+ * monotonic within an epoch, whichever node saves.
+ */
+import type { StreamPosition } from '../../protocol/index.js';
+import type { RedisKeys } from './keys.js';
+import { SAVE_ACK, type CommandClient } from './scripts.js';
+
+export class RedisAcks {
+  constructor(
+    private readonly client: () => CommandClient,
+    private readonly keys: RedisKeys,
+  ) {}
+
+  async save(channel: string, reader: string, position: StreamPosition, ttlMs: number): Promise<void> {
+    await SAVE_ACK.run(this.client(), [this.keys.ack(channel, reader)], [position.epoch, Math.max(0, Math.floor(position.offset)), Math.max(1, Math.ceil(ttlMs))]);
+  }
+
+  async load(channel: string, reader: string): Promise<StreamPosition | null> {
+    const kept = await this.client().get(this.keys.ack(channel, reader));
+    if (kept === null) return null;
+    const sep = kept.indexOf(':');
+    const offset = Number(kept.slice(0, sep));
+    if (sep < 1 || !Number.isSafeInteger(offset)) throw new Error(`unreadable acknowledged position ${JSON.stringify(kept)} for ${channel}`);
+    return { offset, epoch: kept.slice(sep + 1) };
+  }
+}
