@@ -121,6 +121,9 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
 
   /** Close the connection and stop reconnecting. Subscriptions are kept for the next `connect()`. */
   disconnect(): void {
+    // The socket is still open: acknowledge what the app already got, or the
+    // server replays it to this device's next fresh client.
+    this.acks.flush();
     this.teardown(CLIENT_DISCONNECT.code, CLIENT_DISCONNECT.reason, false);
   }
 

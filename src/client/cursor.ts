@@ -80,7 +80,8 @@ export interface RecoveryHandlers {
 
 /**
  * Apply a (re)subscription's result to `cursor`, in the order the app must
- * see things: when recovery failed, the position restarts at the server's top
+ * see things: when recovery failed (asked for, or done by the server from
+ * an acknowledged position), the position restarts at the server's top
  * and `reset` fires; then `ready`; then the recovered `messages` and the live
  * messages `buffered` while waiting for the result, de-duplicated; finally
  * the position moves up to the server's top so a later recovery starts there.
@@ -94,7 +95,9 @@ export function applyRecovery(
 ): RecoveryOutcome {
   const wasRecovering = since !== undefined;
   const outcome = { wasRecovering, recovered: wasRecovering && result.recovered };
-  if (wasRecovering && !result.recovered) {
+  // Also without `since`: a fresh client that the server resumed from its
+  // device's acknowledged position may be told that history was lost.
+  if (!result.recovered) {
     cursor.reset(result.offset, result.epoch);
     handlers.reset();
   }

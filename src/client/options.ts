@@ -23,6 +23,14 @@ export interface ClientOptions {
   resolveUrl?: () => Promise<string>;
   /** Extra query parameters, e.g. `{ user: 'alice' }` for a node in `--insecure` mode. Default: none. */
   params?: Record<string, string>;
+  /**
+   * A stable name for this device or installation (1–64 of
+   * `A-Za-z0-9_-.:@=,`, e.g. an id kept in localStorage). The server keeps
+   * what each device acknowledged, so a fresh client of each device gets
+   * every personal message it has not acknowledged, even ones another
+   * device already read. Default: none (the user's one shared position).
+   */
+  device?: string;
   /** The WebSocket class. Default: the global `WebSocket`; in Node < 22 pass the `ws` package's class. */
   WebSocket?: WebSocketConstructor;
   /** Subprotocol asked for; `null` asks for none. Default `'switchboard.v1'`. */
@@ -49,7 +57,8 @@ export interface ClientOptions {
   random?: RandomSource;
 }
 
-export type ResolvedOptions = Required<Omit<ClientOptions, 'token' | 'getToken' | 'resolveUrl'>> &
+/** `device` travels in `params`. */
+export type ResolvedOptions = Required<Omit<ClientOptions, 'token' | 'getToken' | 'resolveUrl' | 'device'>> &
   Pick<ClientOptions, 'token' | 'getToken' | 'resolveUrl'>;
 
 function nonNegative(name: string, value: number): number {
@@ -70,7 +79,7 @@ export function resolveOptions(options: ClientOptions): ResolvedOptions {
   }
   const resolved: ResolvedOptions = {
     url: options.url,
-    params: { ...(options.params ?? {}) },
+    params: { ...(options.params ?? {}), ...deviceParam(options.device) },
     WebSocket,
     subprotocol: options.subprotocol === undefined ? SUBPROTOCOL : options.subprotocol,
     minReconnectDelay: nonNegative('minReconnectDelay', options.minReconnectDelay ?? 500),
@@ -94,4 +103,12 @@ export function resolveOptions(options: ClientOptions): ResolvedOptions {
     resolved.resolveUrl = options.resolveUrl;
   }
   return resolved;
+}
+
+function deviceParam(device: string | undefined): Record<string, string> {
+  if (device === undefined) return {};
+  if (typeof device !== 'string' || !/^[A-Za-z0-9_\-.:@=,]{1,64}$/.test(device)) {
+    throw new TypeError('SwitchboardClient: "device" must be 1-64 of A-Za-z0-9_-.:@=,');
+  }
+  return { device };
 }

@@ -29,8 +29,14 @@ function isOffset(v: unknown): v is number {
   return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 }
 
-/** Depth of nested arrays/objects, stopping as soon as `limit` is passed. */
-function depthExceeds(value: unknown, limit: number): boolean {
+/**
+ * Whether `value` nests arrays/objects deeper than `limit` levels (the value
+ * itself is level 1). Iterative, and stops as soon as `limit` is passed, so
+ * a hostile 10^5-level document costs no more than a shallow one. Frames and
+ * server API bodies share it: a document nested too deep for the recursive
+ * `JSON.stringify` must never be accepted, stored, and fail later on every read.
+ */
+export function depthExceeds(value: unknown, limit: number): boolean {
   const stack: Array<[unknown, number]> = [[value, 1]];
   while (stack.length > 0) {
     const [v, d] = stack.pop() as [unknown, number];
@@ -57,9 +63,10 @@ export function decodeClientFrame(text: string): DecodeResult {
     return fail(ErrorCode.BadRequest, 'frame is not valid JSON');
   }
   if (!isRecord(raw)) return fail(ErrorCode.BadRequest, 'frame must be a JSON object');
-  // `ack` and `pong` carry no id; every other frame needs one. Read it first
-  // so that every later error can still be a reply to it.
-  const id = isId(raw.id) ? raw.id : undefined;
+  // `ack` and `pong` carry no id and never get a reply (an `id` on them is
+  // ignored); every other frame needs one. Read it first so that every later
+  // error can still be a reply to it.
+  const id = isId(raw.id) && raw.type !== 'ack' && raw.type !== 'pong' ? raw.id : undefined;
   if (depthExceeds(raw, MAX_JSON_DEPTH)) {
     return fail(ErrorCode.BadRequest, `frame nests deeper than ${MAX_JSON_DEPTH} levels`, id);
   }

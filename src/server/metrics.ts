@@ -23,7 +23,12 @@ export class Metrics {
   readonly latency: Histogram;
   /** Subscriptions with `since`: recovered in full, or not. */
   readonly recoveries: Counter<'result'>;
-  /** Connections refused before the upgrade, by reason. */
+  /**
+   * Connections refused before the upgrade, by reason: `draining`,
+   * `not_ready`, `max_connections`, `ip_rate`, `handshake_rate`,
+   * `handshakes_in_flight` (admission), `unauthorized`, `bad_request`,
+   * `not_found`, `internal`.
+   */
   readonly rejected: Counter<'reason'>;
   /** Connections closed by the server, by close code. */
   readonly disconnects: Counter<'code'>;
@@ -31,6 +36,11 @@ export class Metrics {
   readonly gaps: Counter;
   /** Sessions moved to their owner node (hash-ring routing with redirects, close 4102). */
   readonly moved: Counter;
+  /** Publish attempts the node retried after a broker failure, and publishes answered from an idempotency key. */
+  readonly publishRetries: Counter;
+  readonly idempotentReplays: Counter;
+  /** Acknowledged positions written to the broker, by result. */
+  readonly acksSaved: Counter<'result'>;
   /** Error replies sent to clients and the server API, by error code. */
   readonly errors: Counter<'code'>;
 
@@ -81,7 +91,7 @@ export class Metrics {
     });
     this.rejected = new Counter({
       name: 'switchboard_connections_rejected_total',
-      help: 'Connections refused before the WebSocket upgrade, by reason',
+      help: 'Connections refused before the WebSocket upgrade, by reason (draining, not_ready, max_connections, ip_rate, handshake_rate, handshakes_in_flight, unauthorized, bad_request, not_found, internal)',
       labelNames: ['reason'],
       registers,
     });
@@ -99,6 +109,22 @@ export class Metrics {
     this.moved = new Counter({
       name: 'switchboard_sessions_moved_total',
       help: 'Sessions closed with 4102 and sent to the node that owns their user (hash-ring routing)',
+      registers,
+    });
+    this.publishRetries = new Counter({
+      name: 'switchboard_publish_retries_total',
+      help: 'Publish attempts retried after the broker failed or was unreachable',
+      registers,
+    });
+    this.idempotentReplays = new Counter({
+      name: 'switchboard_idempotent_replays_total',
+      help: 'Publishes answered with the result of an earlier publish with the same idempotency key',
+      registers,
+    });
+    this.acksSaved = new Counter({
+      name: 'switchboard_acks_saved_total',
+      help: 'Acknowledged personal-channel positions written to the broker (ok) or not (failed, kept for the next write)',
+      labelNames: ['result'],
       registers,
     });
     this.errors = new Counter({

@@ -16,7 +16,7 @@ import { Cluster } from '../cluster/cluster.js';
 import type { ClusterRequest, NodeInfo } from '../cluster/messages.js';
 import { ServerApi } from './http/api.js';
 import { sendError, sendJson } from './http/respond.js';
-import { Upgrader } from './http/upgrade.js';
+import { requestUrl, Upgrader } from './http/upgrade.js';
 import { createLogger } from './logger.js';
 import { Metrics } from './metrics.js';
 import { ROUTINGS, withDefaults, type NodeOptions, type NodeOptionsInput } from './options.js';
@@ -134,11 +134,14 @@ export async function startNode(partial: NodeOptionsInput = {}, deps: NodeDeps =
       const outcomes = await cluster.requestAll({ kind: 'disconnect', user, code, reason }, CLUSTER_REQUEST_TIMEOUT_MS);
       return outcomes.reduce((n, o) => n + (typeof o.result === 'number' ? o.result : 0), 0);
     },
-    ready,
   });
   const upgrader = new Upgrader({ options, gateway, frames, verifier, metrics, log, draining: () => draining, ready });
 
+  /** HTTP requests being answered: a drain lets them finish (a publish under way gets its answer). */
+  let inflight = 0;
   const server = createServer((req, res) => {
+    inflight++;
+    res.once('close', () => inflight--);
     route(req, res).catch((err: unknown) => {
       log.error({ err }, 'request failed');
       if (!res.headersSent) sendError(res, { code: ErrorCode.Internal, message: 'internal error' });
@@ -148,7 +151,8 @@ export async function startNode(partial: NodeOptionsInput = {}, deps: NodeDeps =
   server.on('upgrade', (req: IncomingMessage, socket, head: Buffer) => upgrader.handle(req, socket, head));
 
   async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? '/', 'http://localhost');
+    const url = requestUrl(req.url);
+    if (!url) return sendError(res, { code: ErrorCode.BadRequest, message: 'malformed request target' });
     if (url.pathname.startsWith('/api/')) return api.handle(req, res, url);
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       return sendError(res, { code: ErrorCode.NotFound, message: `no such endpoint: ${req.method} ${url.pathname}` });
@@ -207,6 +211,10 @@ export async function startNode(partial: NodeOptionsInput = {}, deps: NodeDeps =
     while (upgrader.wss.clients.size > 0 && Date.now() < deadline) await sleep(20);
     for (const ws of upgrader.wss.clients) ws.terminate();
     server.close();
+    server.closeIdleConnections();
+    // Answer the requests under way (a publish may be waiting out its
+    // deadline) within the grace period; then cut what is left.
+    while (inflight > 0 && Date.now() < deadline) await sleep(20);
     server.closeAllConnections();
     await gateway.close();
     log.info('switchboard node stopped');

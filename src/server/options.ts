@@ -32,6 +32,10 @@ export interface Limits {
   maxConnections: number;
   /** New connections per client IP per second; past it, upgrades get HTTP 429. 0 disables. */
   maxConnectionsPerIpPerSecond: number;
+  /** New sessions admitted per second by this node (a token bucket); past it, upgrades get HTTP 503 with `Retry-After`. 0 disables. */
+  maxHandshakesPerSecond: number;
+  /** Handshakes under way at once (token check and recovery reads until `welcome`); past it, HTTP 503 with `Retry-After`. 0 disables. */
+  maxHandshakesInFlight: number;
   /** Frames per connection per second; past it, `rate_limited` errors, then close 4129. */
   maxMessagesPerSecond: number;
   /** Channels one connection may subscribe to (its personal channel not counted). */
@@ -68,6 +72,10 @@ export interface NodeOptions {
   insecure: boolean;
   /** Seconds a draining node waits for its clients before it exits. */
   drainTimeout: number;
+  /** Seconds an API publish's `idempotencyKey` is remembered per channel. */
+  idempotencyWindow: number;
+  /** Milliseconds a publish may spend retrying a failing or unreachable broker before it answers `unavailable`. */
+  publishDeadline: number;
   /** Node processes on this machine sharing the port. */
   workers: number;
   /** Heartbeat: the server sends `ping` after this many quiet seconds. */
@@ -80,7 +88,7 @@ export interface NodeOptions {
   heartbeat: number;
   /** Missed heartbeats after which a node is declared dead. */
   deadAfterBeats: number;
-  /** Use the first address of `X-Forwarded-For` as the client IP (behind a trusted proxy). */
+  /** Use the last address of `X-Forwarded-For` (the one the proxy appended) as the client IP (behind a trusted proxy). */
   trustProxy: boolean;
   logLevel: LogLevel;
   limits: Limits;
@@ -94,6 +102,8 @@ export const DEFAULT_LIMITS: Readonly<Limits> = {
   maxFrameBytes: 64 * 1024,
   maxConnections: 200_000,
   maxConnectionsPerIpPerSecond: 100,
+  maxHandshakesPerSecond: 500,
+  maxHandshakesInFlight: 500,
   maxMessagesPerSecond: 100,
   maxSubscriptions: 1000,
   maxBufferedBytes: 4 * 1024 * 1024,
@@ -145,6 +155,8 @@ export function withDefaults(partial: NodeOptionsInput = {}): NodeOptions {
     apiKeys: [],
     insecure: false,
     drainTimeout: 30,
+    idempotencyWindow: 600,
+    publishDeadline: 5000,
     workers: 1,
     ping: 25,
     pongTimeout: 10,

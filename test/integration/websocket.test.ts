@@ -100,6 +100,15 @@ describe('recovery', () => {
     await c.request({ type: 'unsubscribe', channel: 'short' });
     const otherEpoch = await c.request({ type: 'subscribe', channel: 'short', since: { offset: 9, epoch: 'not-it' } });
     expect(otherEpoch).toMatchObject({ result: { recovered: false, messages: [] } });
+    await c.request({ type: 'unsubscribe', channel: 'short' });
+    // Having seen nothing (offset 0) under a forgotten epoch loses nothing while history starts at 1 …
+    for (let i = 1; i <= 2; i++) await api(n.url(), 'POST', '/api/publish', { channel: 'fresh', data: i });
+    const sawNothing = await c.request({ type: 'subscribe', channel: 'fresh', since: { offset: 0, epoch: 'forgotten' } });
+    expect(sawNothing).toMatchObject({ result: { recovered: true, offset: 2 } });
+    expect((sawNothing as { result: { messages: Array<{ data: number }> } }).result.messages.map((m) => m.data)).toEqual([1, 2]);
+    // … but not once history has dropped its start.
+    const dropped = await c.request({ type: 'subscribe', channel: 'short', since: { offset: 0, epoch: 'forgotten' } });
+    expect(dropped).toMatchObject({ result: { recovered: false, messages: [] } });
   });
 
   it('recovers the personal channel through ?since=&epoch= in the welcome', async () => {

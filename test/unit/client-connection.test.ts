@@ -70,6 +70,22 @@ describe('client connection', () => {
     expect(states).toEqual(['connecting', 'connected']);
   });
 
+  it('sends the device, and on disconnect() the acks not sent yet, before it closes', async () => {
+    const { s, client, messages } = await setup({ device: 'tablet-1', ackInterval: 60_000 });
+    client.connect();
+    const conn = await s.connection(0);
+    expect(conn.url.searchParams.get('device')).toBe('tablet-1');
+    conn.welcome({ offset: 0, epoch: 'e1' });
+    await until(() => client.state === 'connected');
+    for (const offset of [1, 2, 3]) conn.message({ channel: 'user:alice', data: offset, offset, epoch: 'e1' });
+    await until(() => messages.length === 3);
+    // The batch would wait a minute; disconnect() sends it now, then closes.
+    client.disconnect();
+    expect(await conn.nextOfType('ack')).toEqual({ type: 'ack', channel: 'user:alice', offset: 3 });
+    await until(() => conn.closed !== undefined);
+    expect(() => new SwitchboardClient({ url: s.url, WebSocket, device: 'no spaces allowed' })).toThrow(TypeError);
+  });
+
   it('calls getToken before every connect and prefers it to token', async () => {
     let n = 0;
     const { s, client } = await setup({ token: 'fixed', getToken: async () => `fresh-${++n}` });

@@ -100,9 +100,23 @@ describe('applying a (re)subscription result', () => {
 
   it('a first subscription is not a recovery and moves the position up to the top', () => {
     const c = new StreamCursor();
-    const { events, outcome } = run(c, undefined, { offset: 20, epoch: 'e1', recovered: false, messages: [] }, []);
+    const { events, outcome } = run(c, undefined, { offset: 20, epoch: 'e1', recovered: true, messages: [] }, []);
     expect(outcome).toEqual({ wasRecovering: false, recovered: false });
     expect(events).toEqual(['ready:false:false']);
     expect(c.position).toEqual({ offset: 20, epoch: 'e1' });
+  });
+
+  it('a first connection that the server resumed from an acknowledged position delivers what it replays', () => {
+    const c = new StreamCursor();
+    const { events } = run(c, undefined, { offset: 6, epoch: 'e1', recovered: true, messages: [pub(5), pub(6)] }, [pub(6), pub(7)]);
+    expect(events).toEqual(['ready:false:false', 'msg:5', 'msg:6', 'msg:7']);
+    expect(c.position).toEqual({ offset: 7, epoch: 'e1' });
+  });
+
+  it('a first connection told that the server could not resume it resets (history was lost)', () => {
+    const c = new StreamCursor();
+    const { events } = run(c, undefined, { offset: 20, epoch: 'e2', recovered: false, messages: [] }, []);
+    expect(events).toEqual(['reset', 'ready:false:false']);
+    expect(c.position).toEqual({ offset: 20, epoch: 'e2' });
   });
 });

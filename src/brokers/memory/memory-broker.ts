@@ -27,6 +27,13 @@ import { MemoryStream } from './stream.js';
 
 /** Streams that hold nothing are forgotten (and get a new epoch) after this long without use. */
 const STREAM_IDLE_MS = 24 * 3600 * 1000;
+/**
+ * Streams only ever read (subscribed, never published to) go sooner: a
+ * client subscribing to many names must not pin memory for a day. A reader
+ * that saw nothing recovers under any epoch (see the gateway), so nothing
+ * is lost when one is forgotten.
+ */
+const UNPUBLISHED_IDLE_MS = 10 * 60 * 1000;
 const SWEEP_INTERVAL_MS = 60 * 1000;
 
 export class MemoryBus {
@@ -176,7 +183,9 @@ export class MemoryBus {
 
   private sweep(): void {
     const now = this.now();
-    for (const [channel, s] of this.streams) if (s.idle(now, STREAM_IDLE_MS)) this.streams.delete(channel);
+    for (const [channel, s] of this.streams) {
+      if (s.idle(now, s.top === 0 ? UNPUBLISHED_IDLE_MS : STREAM_IDLE_MS)) this.streams.delete(channel);
+    }
     this.presences.sweep(now);
     this.registry.sweep(now);
     this.onces.sweep(now);

@@ -11,11 +11,12 @@
  * taken over after `CLAIM_MS`: only then can a retry publish a second time.
  */
 import type { StreamConfig } from '@nats-io/jetstream';
-import { Kvm, type KV, type KvEntry } from '@nats-io/kv';
+import { Kvm, type KV } from '@nats-io/kv';
 import type { PublishResult, StreamPosition } from '../../protocol/index.js';
 import type { Idempotency, PublishReceipt } from '../broker.js';
 import type { NatsLink } from './link.js';
 import type { NatsNames } from './names.js';
+import { getMessage, type Stored } from './reader.js';
 import type { NatsStreams } from './streams.js';
 
 /** What the bucket keeps at most, whatever a value's TTL (ms). */
@@ -32,16 +33,16 @@ type Record_ =
   | { kind: 'pending' }
   | { kind: 'done'; result: PublishResult; ttl: number };
 
-function parse(entry: KvEntry | null): { record: Record_; revision: number; storedAt: number } | null {
-  if (!entry || entry.operation !== 'PUT') return null;
+function parse(m: Stored | null): { record: Record_; revision: number; storedAt: number } | null {
+  if (!m || m.headers?.get('KV-Operation')) return null; // none, DEL or PURGE
   let v: unknown;
   try {
-    v = entry.json();
+    v = JSON.parse(m.body);
   } catch {
     return null;
   }
   if (typeof v !== 'object' || v === null || typeof (v as { kind?: unknown }).kind !== 'string') return null;
-  return { record: v as Record_, revision: entry.revision, storedAt: entry.created.getTime() };
+  return { record: v as Record_, revision: m.seq, storedAt: m.storedAt };
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -61,7 +62,7 @@ export class NatsLedger {
     const key = this.names.ackKey(channel, reader);
     const value = JSON.stringify({ kind: 'ack', offset: position.offset, epoch: position.epoch, ttl: Math.max(1, Math.ceil(ttlMs)) });
     for (let attempt = 0; attempt < MAX_CAS; attempt++) {
-      const kept = parse(await kv.get(key));
+      const kept = parse(await this.read(key));
       const ack = kept?.record.kind === 'ack' && kept.storedAt + kept.record.ttl > Date.now() ? kept.record : undefined;
       // Never backwards within an epoch; a rewrite with the newer value still refreshes the TTL.
       const next = ack && ack.epoch === position.epoch && ack.offset > position.offset ? JSON.stringify({ ...ack, ttl: Math.max(1, Math.ceil(ttlMs)) }) : value;
@@ -77,7 +78,7 @@ export class NatsLedger {
 
   async loadAck(channel: string, reader: string): Promise<StreamPosition | null> {
     const kv = await this.kv();
-    const kept = parse(await kv.get(this.names.ackKey(channel, reader)));
+    const kept = parse(await this.read(this.names.ackKey(channel, reader)));
     if (!kept || kept.record.kind !== 'ack' || kept.storedAt + kept.record.ttl <= Date.now()) return null;
     return { offset: kept.record.offset, epoch: kept.record.epoch };
   }
@@ -91,7 +92,7 @@ export class NatsLedger {
     const key = this.names.onceKey(channel, once.key);
     const deadline = Date.now() + CLAIM_MS + 5_000;
     for (;;) {
-      const kept = parse(await kv.get(key));
+      const kept = parse(await this.read(key));
       const now = Date.now();
       if (kept?.record.kind === 'done' && kept.storedAt + kept.record.ttl > now) return { ...kept.record.result, duplicate: true };
       if (kept?.record.kind === 'pending' && kept.storedAt + CLAIM_MS > now) {
@@ -118,6 +119,16 @@ export class NatsLedger {
       await kv.update(key, JSON.stringify({ kind: 'done', result, ttl: Math.max(1, Math.ceil(once.windowMs)) }), claimed);
       return result;
     }
+  }
+
+  /**
+   * The newest value of `key`, read from the stream leader (not a KV "direct
+   * get", which a just-created replicated bucket on 2.9 may leave unanswered).
+   */
+  private async read(key: string): Promise<Stored | null> {
+    await this.kv();
+    const bucket = this.names.ledgerBucket;
+    return getMessage(this.link(), `KV_${bucket}`, { last: `$KV.${bucket}.${key}` });
   }
 
   private kv(): Promise<KV> {

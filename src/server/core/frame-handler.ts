@@ -31,15 +31,16 @@ export class FrameHandler {
     const now = Date.now();
     const admitted = session.admit(now);
     if (admitted === 'closed') return;
-    if (isBinary) {
-      this.fail(session, undefined, { code: ErrorCode.BadRequest, message: 'binary frames are not supported: send JSON text' });
-      session.noteMalformed(now);
+    // A binary frame is limited like any other (and, past the limit, not counted as malformed too).
+    const decoded = isBinary ? undefined : decodeClientFrame(typeof data === 'string' ? data : data.toString('utf8'));
+    if (admitted === 'limited') {
+      const id = !decoded ? undefined : decoded.ok ? ('id' in decoded.frame ? decoded.frame.id : undefined) : decoded.id;
+      this.fail(session, id, { code: ErrorCode.RateLimited, message: 'too many messages: slow down' });
       return;
     }
-    const decoded = decodeClientFrame(typeof data === 'string' ? data : data.toString('utf8'));
-    if (admitted === 'limited') {
-      const id = decoded.ok ? ('id' in decoded.frame ? decoded.frame.id : undefined) : decoded.id;
-      this.fail(session, id, { code: ErrorCode.RateLimited, message: 'too many messages: slow down' });
+    if (!decoded) {
+      this.fail(session, undefined, { code: ErrorCode.BadRequest, message: 'binary frames are not supported: send JSON text' });
+      session.noteMalformed(now);
       return;
     }
     if (!decoded.ok) {
@@ -49,8 +50,9 @@ export class FrameHandler {
     }
     const frame = decoded.frame;
     this.metrics.messagesIn.inc({ type: frame.type });
-    // Pongs and acks need no order and no broker.
-    if (frame.type === 'pong' || frame.type === 'ack') return;
+    // Pongs and acks need no order and no broker (acks are written in batches).
+    if (frame.type === 'pong') return;
+    if (frame.type === 'ack') return this.gateway.ack(session, frame.channel, frame.offset);
     const id = 'id' in frame ? frame.id : undefined;
     const queued = session.enqueue(async () => {
       if (session.closed) return;
@@ -67,8 +69,7 @@ export class FrameHandler {
     switch (frame.type) {
       case 'pong':
       case 'ack':
-        // `admit` already cleared the heartbeat. Acknowledged offsets are not
-        // kept yet: offline delivery will use them.
+        // Handled on arrival (see `receive`).
         return;
       case 'ping':
         session.send({ type: 'pong', id: frame.id });

@@ -17,10 +17,11 @@ import {
   type StreamPosition,
   type SubscribeResult,
 } from '../../protocol/index.js';
-import type { Broker, BrokerPublication, PresenceEntry, PresenceItem } from '../../brokers/broker.js';
+import type { Broker, BrokerPublication, Idempotency, PresenceEntry, PresenceItem, PublishReceipt } from '../../brokers/broker.js';
 import type { Metrics } from '../metrics.js';
 import type { NodeOptions } from '../options.js';
 import { HashRingRouting, type RoutingStrategy } from '../routing/strategies.js';
+import { AckWriter } from './acks.js';
 import { Namespaces } from './namespaces.js';
 import { Session, type Transport } from './session.js';
 
@@ -30,7 +31,16 @@ export interface OpenSession {
   transport: Transport;
   /** `?since=&epoch=` of the personal channel. */
   since?: StreamPosition;
+  /** `?device=`: whose acknowledged position a connection without `since` resumes from ('' for the user's). */
+  device?: string;
 }
+
+/** A personal channel read from the start of its retained history: a reader that never acknowledged anything. */
+type Since = StreamPosition | 'start' | undefined;
+
+/** Backoff between publish attempts on a failing broker: full jitter in [0, min(MAX, MIN·2^n)). */
+const RETRY_MIN_MS = 25;
+const RETRY_MAX_MS = 1000;
 
 /** Live publications held per channel while it is caught up after a broker outage. */
 const MAX_HELD = 10_000;
@@ -58,6 +68,9 @@ export class Gateway {
   private readonly held = new Map<string, BrokerPublication[]>();
   /** The catch-up of each channel under way: one at a time per channel. */
   private readonly catching = new Map<string, Promise<void>>();
+  /** Acknowledged personal-channel positions on their way to the broker. */
+  private readonly acks: AckWriter;
+  private closing = false;
 
   constructor(
     readonly nodeId: string,
@@ -70,6 +83,7 @@ export class Gateway {
     private readonly urlOf: (node: string) => string | undefined = () => undefined,
   ) {
     this.namespaces = new Namespaces(options);
+    this.acks = new AckWriter(broker, metrics, log);
   }
 
   /** Connect the broker; `onControl` receives node-to-node messages. */
@@ -87,8 +101,12 @@ export class Gateway {
   }
 
   async close(): Promise<void> {
+    this.closing = true;
     if (this.heartbeat) clearInterval(this.heartbeat);
     if (this.presenceTimer) clearInterval(this.presenceTimer);
+    // The positions acknowledged last, before the broker goes (best effort: a write that fails is re-delivered later).
+    if (this.broker.ready) await this.acks.flush();
+    this.acks.stop();
     await this.broker.close();
   }
 
@@ -107,6 +125,7 @@ export class Gateway {
     const session = new Session({
       id: randomUUID(),
       user: init.user,
+      ...(init.device ? { device: init.device } : {}),
       grants: init.grants,
       transport: init.transport,
       limits: this.options.limits,
@@ -119,7 +138,8 @@ export class Gateway {
     if (this.redirect(session)) return session;
     session.enqueue(async () => {
       try {
-        await this.subscribe(session, channel, init.since, (result) =>
+        const since = init.since ?? (await this.resumePoint(channel, session.device));
+        await this.subscribe(session, channel, since, (result) =>
           session.send({
             type: 'welcome',
             session: session.id,
@@ -142,14 +162,39 @@ export class Gateway {
   }
 
   /**
+   * Where a connection without `?since` starts its personal channel
+   * (offline delivery): after the position its device (or user)
+   * acknowledged, else at the start of what history retains.
+   */
+  private async resumePoint(channel: string, device: string): Promise<Since> {
+    if (!this.namespaces.of(channel).history) return undefined;
+    return (await this.broker.loadAck(channel, device)) ?? 'start';
+  }
+
+  /**
+   * An `ack` frame: keep the position of the personal channel for the
+   * session's device. Acks of other channels keep nothing (their clients
+   * resubscribe with `since`), nor do acks past what this session was sent
+   * (left from an earlier epoch, or bogus).
+   */
+  ack(session: Session, channel: string, offset: number): void {
+    if (channel !== personalChannel(session.user)) return;
+    const history = this.namespaces.of(channel).history;
+    const delivered = session.delivered(channel);
+    if (!history || !delivered || offset > delivered.offset) return;
+    this.acks.note(channel, session.device, { offset, epoch: delivered.epoch }, history.ttlMs);
+  }
+
+  /**
    * Subscribe `session` to `channel`, recovering what it missed since
-   * `since`. `respond` is called with the result at the moment it must be
-   * sent: before any live message that follows it.
+   * `since` ('start': everything retained). `respond` is called with the
+   * result at the moment it must be sent: before any live message that
+   * follows it.
    */
   async subscribe(
     session: Session,
     channel: string,
-    since: StreamPosition | undefined,
+    since: Since,
     respond: (result: SubscribeResult) => void,
   ): Promise<void> {
     const policy = this.namespaces.of(channel);
@@ -171,15 +216,20 @@ export class Gateway {
         }
       }
       let result: SubscribeResult = { channel, recovered: true, messages: [] };
+      /** Recovered messages past what one reply may carry: sent after it, paced by the socket. */
+      let rest: Publication[] = [];
       if (policy.history) {
         const page = await this.broker.history(
           channel,
-          since ? { since: since.offset, limit: policy.history.size } : { limit: 0 },
+          since === 'start' ? { since: 0, limit: policy.history.size } : since ? { since: since.offset, limit: policy.history.size } : { limit: 0 },
           policy.history,
         );
         const recovered =
           !since ||
-          (since.epoch === page.epoch && since.offset <= page.offset && since.offset + 1 >= page.earliest);
+          since === 'start' ||
+          (since.epoch === page.epoch && since.offset <= page.offset && since.offset + 1 >= page.earliest) ||
+          // A reader that has seen nothing misses nothing while history still starts at 1, whatever the epoch.
+          (since.offset === 0 && page.earliest <= 1);
         result = {
           channel,
           offset: page.offset,
@@ -187,12 +237,19 @@ export class Gateway {
           recovered,
           messages: since && recovered ? page.messages : [],
         };
-        if (since) this.metrics.recoveries.inc({ result: recovered ? 'recovered' : 'failed' });
+        if (since && since !== 'start') this.metrics.recoveries.inc({ result: recovered ? 'recovered' : 'failed' });
         if (!this.positions.has(channel)) this.positions.set(channel, { offset: page.offset, epoch: page.epoch });
-      } else if (since) {
+        const split = splitReplay(result.messages, this.options.limits.maxBufferedBytes / 2);
+        if (split.rest.length > 0) {
+          // The reply's position is where what it carries ends; the rest follows as `message` frames.
+          result = { ...result, messages: split.inline, offset: split.inline.at(-1)?.offset ?? split.rest[0]!.offset! - 1 };
+          rest = split.rest;
+        }
+      } else if (since && since !== 'start') {
         result.recovered = false;
       }
-      session.ready(channel, { offset: result.offset ?? 0, epoch: result.epoch }, () => respond(result));
+      const top = rest.at(-1)?.offset ?? result.offset ?? 0;
+      await session.ready(channel, { offset: top, epoch: result.epoch }, () => respond(result), rest);
     } catch (err) {
       if (session.channels.has(channel)) this.drop(session, channel);
       throw err instanceof SwitchboardError ? err : new SwitchboardError(ErrorCode.Unavailable, 'broker unavailable');
@@ -248,17 +305,44 @@ export class Gateway {
     if (session.channels.has(channel)) this.drop(session, channel);
   }
 
-  async publish(channel: string, data: unknown, from?: string): Promise<PublishResult> {
+  /**
+   * Publish through the broker. With `key`, at most once per key and
+   * channel within the idempotency window, and every failure is retried
+   * until the publish deadline (a retry cannot publish twice). Without a
+   * key only an unreachable broker is waited for: a failed attempt may have
+   * been stored, so it is not repeated. A result means the broker stored it.
+   */
+  async publish(channel: string, data: unknown, from?: string, key?: string): Promise<PublishReceipt> {
     const policy = this.namespaces.of(channel);
     const pub: Omit<BrokerPublication, 'offset' | 'epoch'> =
       from === undefined ? { channel, data, ts: Date.now() } : { channel, data, from, ts: Date.now() };
-    try {
-      const result = await this.broker.publish(pub, policy.history, this.routing.route(channel));
-      this.metrics.published.inc({ source: from === undefined ? 'api' : 'client' });
-      return result;
-    } catch (err) {
-      this.log.warn({ err, channel }, 'publish failed');
-      throw new SwitchboardError(ErrorCode.Unavailable, 'broker unavailable: the message was not accepted');
+    const once: Idempotency | undefined = key === undefined ? undefined : { key, windowMs: this.options.idempotencyWindow * 1000 };
+    const deadline = Date.now() + this.options.publishDeadline;
+    for (let attempt = 0; ; attempt++) {
+      let failure: unknown;
+      if (this.broker.ready) {
+        try {
+          const result = await this.broker.publish(pub, policy.history, this.routing.route(channel), once);
+          if (result.duplicate) this.metrics.idempotentReplays.inc();
+          else this.metrics.published.inc({ source: from === undefined ? 'api' : 'client' });
+          return result;
+        } catch (err) {
+          if (!once) {
+            this.log.warn({ err, channel }, 'publish failed');
+            throw new SwitchboardError(ErrorCode.Unavailable, 'broker unavailable: the message was not accepted (send it with an idempotency key to have it retried safely)');
+          }
+          failure = err;
+        }
+      }
+      const left = deadline - Date.now();
+      if (this.closing || left <= 0) {
+        this.log.warn({ err: failure, channel, attempts: attempt + 1 }, 'publish failed until its deadline');
+        throw new SwitchboardError(ErrorCode.Unavailable, 'broker unavailable: the message was not accepted');
+      }
+      this.metrics.publishRetries.inc();
+      const wait = Math.floor(Math.random() * Math.min(RETRY_MAX_MS, RETRY_MIN_MS * 2 ** Math.min(attempt, 16)));
+      // The last attempt comes at the deadline.
+      await new Promise((r) => setTimeout(r, Math.min(wait, left)));
     }
   }
 
@@ -556,4 +640,19 @@ export class Gateway {
 /** Personal channels always keep presence: `/api/users/:user` reads it. */
 function tracksPresence(namespacePresence: boolean, channel: string): boolean {
   return namespacePresence || personalChannelUser(channel) !== undefined;
+}
+
+/**
+ * Recovered messages split into what one reply (or welcome) carries, at
+ * most `budget` bytes encoded, and the rest. A backlog larger than a
+ * connection may buffer (an offline user's personal channel, say) then
+ * reaches a slow client without closing it as a slow consumer.
+ */
+export function splitReplay(messages: Publication[], budget: number): { inline: Publication[]; rest: Publication[] } {
+  let bytes = 0;
+  for (let i = 0; i < messages.length; i++) {
+    bytes += Buffer.byteLength(encodeMessage(messages[i]!));
+    if (bytes > budget) return { inline: messages.slice(0, i), rest: messages.slice(i) };
+  }
+  return { inline: messages, rest: [] };
 }

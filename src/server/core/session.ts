@@ -4,7 +4,7 @@
  * `deliver`, which de-duplicates by offset and holds messages back while a
  * subscription is still recovering; all teardown goes through `disconnect`.
  */
-import { CloseCode, type DisconnectFrame, type Publication, type ServerFrame } from '../../protocol/index.js';
+import { CloseCode, encodeMessage, type DisconnectFrame, type Publication, type ServerFrame } from '../../protocol/index.js';
 import type { Limits } from '../options.js';
 import { TokenBucket, WindowCounter } from './rate.js';
 
@@ -27,6 +27,8 @@ interface ChannelState {
 
 /** Live messages held back per recovering subscription before the session is judged too slow. */
 const MAX_PENDING = 10_000;
+/** How long a recovery that does not fit one reply waits for the socket to drain before the client counts as too slow. */
+const DRAIN_TIMEOUT_MS = 30_000;
 /** Frames waiting for earlier ones to finish (e.g. on a slow broker) before new ones are refused. */
 const MAX_QUEUED = 1000;
 /** Malformed frames tolerated per 10 seconds before closing with 4008. */
@@ -35,6 +37,8 @@ const MAX_MALFORMED = 10;
 export interface SessionInit {
   id: string;
   user: string;
+  /** Which of the user's devices this is (`?device=`), '' when not told: whose acknowledged position the session moves. */
+  device?: string;
   /** Channel patterns granted by the token. */
   grants: string[];
   transport: Transport;
@@ -47,6 +51,7 @@ export interface SessionInit {
 export class Session {
   readonly id: string;
   readonly user: string;
+  readonly device: string;
   readonly grants: string[];
   /** Every channel this session is subscribed to or subscribing to, its personal channel included. */
   readonly channels = new Map<string, ChannelState>();
@@ -70,6 +75,7 @@ export class Session {
   constructor(init: SessionInit) {
     this.id = init.id;
     this.user = init.user;
+    this.device = init.device ?? '';
     this.grants = init.grants;
     this.transport = init.transport;
     this.limits = init.limits;
@@ -127,20 +133,51 @@ export class Session {
 
   /**
    * Finish a subscription's recovery: `respond` sends the reply (or welcome)
-   * carrying the recovered messages up to `position`; then the held live
-   * messages that come after it are written.
+   * carrying the first recovered messages; `rest`, the recovered messages it
+   * could not carry, follow as `message` frames, each written once the
+   * socket has drained below a quarter of the buffer limit; then the held
+   * live messages that come after `position` are written.
    */
-  ready(channel: string, position: { offset: number; epoch: string | undefined }, respond: () => void): void {
+  async ready(
+    channel: string,
+    position: { offset: number; epoch: string | undefined },
+    respond: () => void,
+    rest: readonly Publication[] = [],
+  ): Promise<void> {
     if (this.closed) return;
     const state = this.channels.get(channel);
     // Unsubscribed while recovering: the subscribe still gets its one reply.
     if (!state) return respond();
+    respond();
+    for (const pub of rest) {
+      if (!(await this.drained())) return;
+      if (this.channels.get(channel) !== state) return; // unsubscribed meanwhile
+      this.write(Buffer.from(encodeMessage(pub)));
+    }
+    if (this.closed) return;
     const pending = state.pending ?? [];
     state.pending = null;
     state.offset = position.offset;
     state.epoch = position.epoch;
-    respond();
     for (const [pub, bytes] of pending) this.deliver(pub, bytes);
+  }
+
+  /**
+   * Resolves true once the unsent bytes are under a quarter of the buffer
+   * limit; false if the session closed, or after `DRAIN_TIMEOUT_MS`, when it
+   * is closed as a slow consumer.
+   */
+  private async drained(): Promise<boolean> {
+    const low = this.limits.maxBufferedBytes / 4;
+    const deadline = Date.now() + DRAIN_TIMEOUT_MS;
+    while (!this.closed && this.transport.bufferedAmount > low) {
+      if (Date.now() > deadline) {
+        this.disconnect(CloseCode.SlowConsumer, 'slow consumer', true);
+        break;
+      }
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    return !this.closed;
   }
 
   /** Deliver a publication already encoded as a `message` frame. Returns whether it was written. */
@@ -161,6 +198,13 @@ export class Session {
       state.epoch = pub.epoch;
     }
     return this.write(bytes, now);
+  }
+
+  /** The newest position delivered on `channel` (or covered by its subscribe reply), once recovered. */
+  delivered(channel: string): { offset: number; epoch: string } | undefined {
+    const state = this.channels.get(channel);
+    if (!state || state.pending || state.epoch === undefined) return undefined;
+    return { offset: state.offset, epoch: state.epoch };
   }
 
   send(frame: ServerFrame): boolean {

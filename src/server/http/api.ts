@@ -14,6 +14,7 @@ import {
   toErrorBody,
   type PublishResult,
 } from '../../protocol/index.js';
+import type { PublishReceipt } from '../../brokers/broker.js';
 import type { NodeInfo } from '../../cluster/messages.js';
 import type { Gateway } from '../core/gateway.js';
 import type { Metrics } from '../metrics.js';
@@ -32,15 +33,13 @@ export interface ApiContext {
   route: (user: string) => { user: string; node: string; url: string };
   /** Close every session of `user` on every node; resolves with how many were closed. */
   disconnectUser: (user: string, code: number, reason: string) => Promise<number>;
-  /** Whether the node can accept publications now (broker reachable, not draining). */
-  ready: () => boolean;
 }
 
 /** Channels one `/api/broadcast` may name. */
 const MAX_BROADCAST_CHANNELS = 1000;
 const MAX_HISTORY_LIMIT = 10_000;
 
-type Handler = (req: IncomingMessage, params: string[], url: URL) => Promise<unknown>;
+type Handler = (req: IncomingMessage, params: string[], url: URL, res: ServerResponse) => Promise<unknown>;
 
 interface Route {
   method: string;
@@ -57,8 +56,8 @@ export class ServerApi {
   constructor(private readonly ctx: ApiContext) {
     this.keyDigests = ctx.apiKeys.map(digest);
     this.routes = [
-      { method: 'POST', path: /^\/api\/publish$/, handler: (req) => this.publish(req) },
-      { method: 'POST', path: /^\/api\/send$/, handler: (req) => this.send(req) },
+      { method: 'POST', path: /^\/api\/publish$/, handler: (req, _p, _u, res) => this.publish(req, res) },
+      { method: 'POST', path: /^\/api\/send$/, handler: (req, _p, _u, res) => this.send(req, res) },
       { method: 'POST', path: /^\/api\/broadcast$/, handler: (req) => this.broadcast(req) },
       { method: 'GET', path: /^\/api\/users\/([^/]+)$/, handler: (_r, p) => this.user(p[0] ?? '') },
       { method: 'GET', path: /^\/api\/presence\/([^/]+)$/, handler: (_r, p) => this.presence(p[0] ?? '') },
@@ -85,8 +84,8 @@ export class ServerApi {
         sendError(res, { code: ErrorCode.BadRequest, message: `method ${req.method ?? ''} not allowed` }, 405);
         return;
       }
-      const params = (route.path.exec(url.pathname) ?? []).slice(1).map((p) => decodeURIComponent(p));
-      sendJson(res, 200, await route.handler(req, params, url));
+      const params = (route.path.exec(url.pathname) ?? []).slice(1).map(decodeParam);
+      sendJson(res, 200, await route.handler(req, params, url, res));
     } catch (err) {
       const error = toErrorBody(err);
       this.ctx.metrics.errors.inc({ code: error.code });
@@ -113,24 +112,20 @@ export class ServerApi {
     return this.ctx.route(requireUser(url.searchParams.get('user') ?? undefined));
   }
 
-  private checkReady(): void {
-    if (!this.ctx.ready()) throw new SwitchboardError(ErrorCode.Unavailable, 'node is not ready: try another node');
-  }
-
-  private async publish(req: IncomingMessage): Promise<PublishResult> {
+  // Publishing checks no readiness: the gateway waits for an unreachable
+  // broker up to the publish deadline, and a draining node still publishes.
+  private async publish(req: IncomingMessage, res: ServerResponse): Promise<PublishResult> {
     const body = await readJsonObject(req, this.ctx.maxBodyBytes);
     const channel = requireChannel(body.channel);
     requireData(body);
-    this.checkReady();
-    return this.ctx.gateway.publish(channel, body.data);
+    return answered(res, await this.ctx.gateway.publish(channel, body.data, undefined, idempotencyKey(req, body)));
   }
 
-  private async send(req: IncomingMessage): Promise<PublishResult> {
+  private async send(req: IncomingMessage, res: ServerResponse): Promise<PublishResult> {
     const body = await readJsonObject(req, this.ctx.maxBodyBytes);
     const user = requireUser(body.user);
     requireData(body);
-    this.checkReady();
-    return this.ctx.gateway.publish(personalChannel(user), body.data);
+    return answered(res, await this.ctx.gateway.publish(personalChannel(user), body.data, undefined, idempotencyKey(req, body)));
   }
 
   private async broadcast(req: IncomingMessage): Promise<{ results: Array<PublishResult | { error: unknown }> }> {
@@ -144,10 +139,13 @@ export class ServerApi {
     }
     channels.forEach(requireChannel);
     requireData(body);
-    this.checkReady();
+    const key = idempotencyKey(req, body);
     const results = await Promise.all(
       (channels as string[]).map((c) =>
-        this.ctx.gateway.publish(c, body.data).catch((err: unknown) => ({ error: toErrorBody(err) })),
+        this.ctx.gateway.publish(c, body.data, undefined, key).then(
+          ({ duplicate: _d, ...result }) => result,
+          (err: unknown) => ({ error: toErrorBody(err) }),
+        ),
       ),
     );
     return { results };
@@ -217,13 +215,49 @@ function requireUser(v: unknown): string {
   return v;
 }
 
+/** A percent-decoded path parameter; malformed escapes (`%ZZ`, `%C0%80`) are the caller's error, not a 500. */
+function decodeParam(p: string): string {
+  try {
+    return decodeURIComponent(p);
+  } catch {
+    throw new SwitchboardError(ErrorCode.BadRequest, 'path parameter has a malformed percent-encoding');
+  }
+}
+
 function requireData(body: Record<string, unknown>): void {
   if (!('data' in body)) throw new SwitchboardError(ErrorCode.BadRequest, 'body needs "data"');
 }
 
 function optionalInt(v: string | null, name: string): number | undefined {
   if (v === null || v === '') return undefined;
-  const n = Number(v);
+  const n = /^\d{1,16}$/.test(v) ? Number(v) : NaN;
   if (!Number.isSafeInteger(n) || n < 0) throw new SwitchboardError(ErrorCode.BadRequest, `"${name}" must be a non-negative integer`);
   return n;
+}
+
+/** An idempotency key: printable ASCII without spaces, like the `Idempotency-Key` header drafts allow. */
+const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,128}$/;
+
+/** The body's `idempotencyKey` or the `Idempotency-Key` header (both: they must agree). */
+function idempotencyKey(req: IncomingMessage, body: Record<string, unknown>): string | undefined {
+  const header = req.headers['idempotency-key'];
+  const fromHeader = Array.isArray(header) ? header[0] : header;
+  const fromBody = body.idempotencyKey;
+  if (fromBody !== undefined && (typeof fromBody !== 'string' || !IDEMPOTENCY_KEY.test(fromBody))) {
+    throw new SwitchboardError(ErrorCode.BadRequest, '"idempotencyKey" must be 1-128 printable ASCII characters without spaces');
+  }
+  if (fromHeader !== undefined && !IDEMPOTENCY_KEY.test(fromHeader)) {
+    throw new SwitchboardError(ErrorCode.BadRequest, 'the Idempotency-Key header must be 1-128 printable ASCII characters without spaces');
+  }
+  if (fromBody !== undefined && fromHeader !== undefined && fromBody !== fromHeader) {
+    throw new SwitchboardError(ErrorCode.BadRequest, '"idempotencyKey" and the Idempotency-Key header differ');
+  }
+  return fromBody ?? fromHeader;
+}
+
+/** The answer to a publish: `{offset, epoch}`, the same for a repeat, which the `Idempotent-Replayed` header marks. */
+function answered(res: ServerResponse, receipt: PublishReceipt): PublishResult {
+  const { duplicate, ...result } = receipt;
+  if (duplicate) res.setHeader('idempotent-replayed', 'true');
+  return result;
 }

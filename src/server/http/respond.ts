@@ -1,6 +1,12 @@
 /** Small helpers for JSON over node:http: answers, errors, and bounded bodies. */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { ErrorCode, httpStatusOf, SwitchboardError, type ErrorBody } from '../../protocol/index.js';
+import { depthExceeds, ErrorCode, httpStatusOf, MAX_JSON_DEPTH, SwitchboardError, type ErrorBody } from '../../protocol/index.js';
+
+/**
+ * Refuses malformed UTF-8 instead of replacing it with U+FFFD: a body that
+ * is not what its sender meant is refused, like a WebSocket text frame is.
+ */
+const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 export function sendJson(res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);
@@ -12,7 +18,11 @@ export function sendError(res: ServerResponse, error: ErrorBody, status = httpSt
   sendJson(res, status, { error });
 }
 
-/** Read a JSON object body of at most `maxBytes`; throws `too_large` / `bad_request`. */
+/**
+ * Read a JSON object body of at most `maxBytes`; throws `too_large` /
+ * `bad_request` (not UTF-8, not JSON, not an object, nested deeper than
+ * `MAX_JSON_DEPTH` levels like a client frame).
+ */
 export async function readJsonObject(req: IncomingMessage, maxBytes: number): Promise<Record<string, unknown>> {
   const declared = Number(req.headers['content-length']);
   if (Number.isFinite(declared) && declared > maxBytes) {
@@ -25,23 +35,39 @@ export async function readJsonObject(req: IncomingMessage, maxBytes: number): Pr
     if (size > maxBytes) throw new SwitchboardError(ErrorCode.TooLarge, `request body over ${maxBytes} bytes`);
     chunks.push(chunk);
   }
+  let text: string;
+  try {
+    text = UTF8.decode(Buffer.concat(chunks));
+  } catch {
+    throw new SwitchboardError(ErrorCode.BadRequest, 'request body is not valid UTF-8');
+  }
   let body: unknown;
   try {
-    body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+    body = JSON.parse(text);
   } catch {
     throw new SwitchboardError(ErrorCode.BadRequest, 'request body is not valid JSON');
   }
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
     throw new SwitchboardError(ErrorCode.BadRequest, 'request body must be a JSON object');
   }
+  // Deeper data would be stored, then fail `JSON.stringify` on every delivery and history read.
+  if (depthExceeds(body, MAX_JSON_DEPTH)) {
+    throw new SwitchboardError(ErrorCode.BadRequest, `request body nests deeper than ${MAX_JSON_DEPTH} levels`);
+  }
   return body as Record<string, unknown>;
 }
 
-/** A raw HTTP response on a socket that asked for an upgrade and is refused. */
-export function refuseUpgrade(socket: NodeJS.WritableStream & { destroy(): void }, status: number, error: ErrorBody): void {
+/** A raw HTTP response on a socket that asked for an upgrade and is refused; `headers` are added as given (e.g. `Retry-After`). */
+export function refuseUpgrade(
+  socket: NodeJS.WritableStream & { destroy(): void },
+  status: number,
+  error: ErrorBody,
+  headers: Readonly<Record<string, string>> = {},
+): void {
   const text = JSON.stringify({ error });
   const reason = { 400: 'Bad Request', 401: 'Unauthorized', 404: 'Not Found', 429: 'Too Many Requests', 500: 'Internal Server Error', 503: 'Service Unavailable' }[status] ?? 'Error';
+  const extra = Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`).join('');
   socket.end(
-    `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(text)}\r\nConnection: close\r\n\r\n${text}`,
+    `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(text)}\r\n${extra}Connection: close\r\n\r\n${text}`,
   );
 }

@@ -1,6 +1,13 @@
 /**
  * The WebSocket endpoint `GET /ws`: limits and the token are checked before
  * the upgrade (HTTP 401/429/503), then the socket becomes a `Session`.
+ *
+ * Order of the checks: the cheap refusals that do not depend on this client
+ * (draining, not ready, full) first; then the per-IP limit, so that one
+ * address hammering the node is refused before it spends the node-wide
+ * admission budget; then admission (handshakes per second and in flight),
+ * which covers the expensive part: token check, and the session's broker
+ * reads until its `welcome`.
  */
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -10,9 +17,11 @@ import { ErrorCode, isValidUserId, SUBPROTOCOL, type StreamPosition } from '../.
 import { TokenError, type Identity, type TokenVerifier } from '../auth/token.js';
 import type { FrameHandler } from '../core/frame-handler.js';
 import type { Gateway } from '../core/gateway.js';
+import { Admission } from '../core/admission.js';
 import { IpConnectionLimiter } from '../core/rate.js';
 import type { Metrics } from '../metrics.js';
 import type { NodeOptions } from '../options.js';
+import { clientIp } from './client-ip.js';
 import { refuseUpgrade } from './respond.js';
 
 const TEXT = { binary: false } as const;
@@ -29,11 +38,38 @@ export interface UpgradeContext {
   ready: () => boolean;
 }
 
+/**
+ * Seconds a refused client is told to wait (`Retry-After`) for a refusal
+ * that passes: an admission or per-IP budget refills within a second; a node
+ * that is full or not ready needs longer. (Browsers cannot read it; the SDK
+ * backs off with jitter anyway. It is for load balancers and other clients.)
+ */
+const RETRY_AFTER = { budget: 1, unavailable: 5 } as const;
+
+/**
+ * Why an upgrade was refused, the `reason` label of
+ * `switchboard_connections_rejected_total`.
+ */
+type RefusalReason =
+  | 'not_found'
+  | 'draining'
+  | 'not_ready'
+  | 'max_connections'
+  | 'ip_rate'
+  | 'handshake_rate'
+  | 'handshakes_in_flight'
+  | 'bad_request'
+  | 'unauthorized'
+  | 'internal';
+
 class Refusal extends Error {
   constructor(
     readonly status: number,
     readonly code: (typeof ErrorCode)[keyof typeof ErrorCode],
+    readonly reason: RefusalReason,
     message: string,
+    /** Seconds for a `Retry-After` header, if the client may retry here. */
+    readonly retryAfter?: number,
   ) {
     super(message);
   }
@@ -42,8 +78,11 @@ class Refusal extends Error {
 export class Upgrader {
   readonly wss: WebSocketServer;
   private readonly ipLimiter: IpConnectionLimiter;
+  private readonly admission: Admission;
   /** Upgrades accepted but not yet sessions (token being checked). */
   private pending = 0;
+  /** Whether the log already said that a proxy's address is being counted as the client's. */
+  private warnedProxy = false;
 
   constructor(private readonly ctx: UpgradeContext) {
     this.wss = new WebSocketServer({
@@ -54,41 +93,81 @@ export class Upgrader {
       handleProtocols: (protocols) => (protocols.has(SUBPROTOCOL) ? SUBPROTOCOL : false),
     });
     this.ipLimiter = new IpConnectionLimiter(ctx.options.limits.maxConnectionsPerIpPerSecond);
+    const { maxHandshakesPerSecond, maxHandshakesInFlight } = ctx.options.limits;
+    this.admission = new Admission({ perSecond: maxHandshakesPerSecond, inFlight: maxHandshakesInFlight }, Date.now());
+  }
+
+  /** Handshakes admitted whose `welcome` is not sent yet. */
+  get handshakesInFlight(): number {
+    return this.admission.inFlight;
   }
 
   handle(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     socket.on('error', () => socket.destroy());
     this.accept(req, socket, head).catch((err: unknown) => {
       const refusal =
-        err instanceof Refusal ? err : new Refusal(500, ErrorCode.Internal, 'internal error');
+        err instanceof Refusal ? err : new Refusal(500, ErrorCode.Internal, 'internal', 'internal error');
       if (refusal.status === 500) this.ctx.log.error({ err }, 'upgrade failed');
-      this.ctx.metrics.rejected.inc({ reason: refusal.code });
-      if (!socket.destroyed) refuseUpgrade(socket, refusal.status, { code: refusal.code, message: refusal.message });
+      this.ctx.metrics.rejected.inc({ reason: refusal.reason });
+      if (socket.destroyed) return;
+      const headers: Record<string, string> = refusal.retryAfter === undefined ? {} : { 'Retry-After': String(refusal.retryAfter) };
+      refuseUpgrade(socket, refusal.status, { code: refusal.code, message: refusal.message }, headers);
     });
   }
 
   private async accept(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
-    const url = new URL(req.url ?? '/', 'http://localhost');
-    if (url.pathname !== '/ws') throw new Refusal(404, ErrorCode.NotFound, 'WebSocket endpoint is /ws');
-    if (this.ctx.draining()) throw new Refusal(503, ErrorCode.Unavailable, 'node is draining: connect to another node');
-    if (!this.ctx.ready()) throw new Refusal(503, ErrorCode.Unavailable, 'node is not ready: broker unreachable');
-    if (this.ctx.gateway.sessions.size + this.pending >= this.ctx.options.limits.maxConnections) {
-      throw new Refusal(503, ErrorCode.Unavailable, 'node is at its connection limit: connect to another node');
+    const url = requestUrl(req.url);
+    if (!url) throw new Refusal(400, ErrorCode.BadRequest, 'bad_request', 'malformed request target');
+    if (url.pathname !== '/ws') throw new Refusal(404, ErrorCode.NotFound, 'not_found', 'WebSocket endpoint is /ws');
+    if (this.ctx.draining()) {
+      // No Retry-After: this node is going away, the client should go elsewhere.
+      throw new Refusal(503, ErrorCode.Unavailable, 'draining', 'node is draining: connect to another node');
     }
-    const ip = this.clientIp(req);
-    if (!this.ipLimiter.allow(ip, Date.now())) {
-      throw new Refusal(429, ErrorCode.RateLimited, 'too many new connections from this address: retry later');
+    if (!this.ctx.ready()) {
+      throw new Refusal(503, ErrorCode.Unavailable, 'not_ready', 'node is not ready: broker unreachable', RETRY_AFTER.unavailable);
+    }
+    if (this.ctx.gateway.sessions.size + this.pending >= this.ctx.options.limits.maxConnections) {
+      throw new Refusal(
+        503,
+        ErrorCode.Unavailable,
+        'max_connections',
+        'node is at its connection limit: connect to another node',
+        RETRY_AFTER.unavailable,
+      );
+    }
+    const now = Date.now();
+    if (!this.ipLimiter.allow(this.clientIp(req), now)) {
+      throw new Refusal(
+        429,
+        ErrorCode.RateLimited,
+        'ip_rate',
+        'too many new connections from this address: retry later',
+        RETRY_AFTER.budget,
+      );
     }
     const since = parseSince(url);
+    const device = parseDevice(url);
+    const admitted = this.admission.enter(now);
+    if (!admitted.ok) {
+      const what = admitted.reason === 'handshake_rate' ? 'too many new connections' : 'too many connections being opened';
+      throw new Refusal(503, ErrorCode.Unavailable, admitted.reason, `node busy (${what}): retry later`, RETRY_AFTER.budget);
+    }
+    // The handshake ends with the session's first frame (welcome, or the
+    // disconnect that replaces it) or with the socket, whichever comes first;
+    // the socket's close also covers an upgrade that `ws` aborts on its own.
+    socket.once('close', admitted.done);
     this.pending++;
     let identity: Identity;
     try {
       identity = await this.identify(req, url);
+    } catch (err) {
+      admitted.done();
+      throw err;
     } finally {
       this.pending--;
     }
-    if (socket.destroyed) return;
-    this.wss.handleUpgrade(req, socket, head, (ws) => this.attach(ws, identity, since));
+    if (socket.destroyed) return admitted.done();
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.attach(ws, identity, { since, device }, admitted.done));
   }
 
   private async identify(req: IncomingMessage, url: URL): Promise<Identity> {
@@ -98,27 +177,44 @@ export class Upgrader {
       try {
         return await this.ctx.verifier.verify(token);
       } catch (err) {
-        throw new Refusal(401, ErrorCode.Unauthorized, err instanceof TokenError ? err.message : 'invalid token');
+        throw new Refusal(401, ErrorCode.Unauthorized, 'unauthorized', err instanceof TokenError ? err.message : 'invalid token');
       }
     }
     if (this.ctx.options.insecure) {
       const user = url.searchParams.get('user');
       if (!isValidUserId(user)) {
-        throw new Refusal(401, ErrorCode.Unauthorized, 'insecure mode: pass ?user=<id> (1-250 of A-Za-z0-9_-.:@=,)');
+        throw new Refusal(401, ErrorCode.Unauthorized, 'unauthorized', 'insecure mode: pass ?user=<id> (1-250 of A-Za-z0-9_-.:@=,)');
       }
       return { user, channels: [] };
     }
-    throw new Refusal(401, ErrorCode.Unauthorized, 'missing token: pass ?token=<JWT> or "Authorization: Bearer <JWT>"');
+    throw new Refusal(401, ErrorCode.Unauthorized, 'unauthorized', 'missing token: pass ?token=<JWT> or "Authorization: Bearer <JWT>"');
   }
 
-  private attach(ws: WebSocket, identity: Identity, since: StreamPosition | undefined): void {
+  /** `handshakeDone` is called at the session's first frame or close: its welcome, or the disconnect in its place. */
+  private attach(
+    ws: WebSocket,
+    identity: Identity,
+    resume: { since: StreamPosition | undefined; device: string },
+    handshakeDone: () => void,
+  ): void {
+    let handshaking = true;
     const session = this.ctx.gateway.open({
       user: identity.user,
       grants: identity.channels,
-      since,
+      since: resume.since,
+      device: resume.device,
       transport: {
-        send: (data) => ws.send(data, TEXT),
-        close: (code, reason) => ws.close(code, reason),
+        send: (data) => {
+          ws.send(data, TEXT);
+          if (handshaking) {
+            handshaking = false;
+            handshakeDone();
+          }
+        },
+        close: (code, reason) => {
+          ws.close(code, reason);
+          handshakeDone();
+        },
         get bufferedAmount() {
           return ws.bufferedAmount;
         },
@@ -132,13 +228,37 @@ export class Upgrader {
   }
 
   private clientIp(req: IncomingMessage): string {
-    if (this.ctx.options.trustProxy) {
-      const forwarded = req.headers['x-forwarded-for'];
-      const first = (Array.isArray(forwarded) ? forwarded[0] : forwarded)?.split(',')[0]?.trim();
-      if (first) return first;
+    const forwarded = req.headers['x-forwarded-for'];
+    const { trustProxy, limits } = this.ctx.options;
+    if (!trustProxy && forwarded !== undefined && limits.maxConnectionsPerIpPerSecond > 0 && !this.warnedProxy) {
+      this.warnedProxy = true;
+      this.ctx.log.warn(
+        { peer: req.socket.remoteAddress },
+        'upgrades arrive through a proxy (X-Forwarded-For) but --trust-proxy is off: the per-IP limit counts the proxy, ' +
+          'so all its clients share one budget of --max-connections-per-ip-per-second; set --trust-proxy behind a proxy you control',
+      );
     }
-    return req.socket.remoteAddress ?? 'unknown';
+    return clientIp(req.socket.remoteAddress, forwarded, trustProxy);
   }
+}
+
+/** The request target as a URL, or null when it is not one (`//[/x`, `http://a:99999/ws`). */
+export function requestUrl(target: string | undefined): URL | null {
+  try {
+    return new URL(target ?? '/', 'http://localhost');
+  } catch {
+    return null;
+  }
+}
+
+/** `?device=`: which of the user's devices connects, for its own acknowledged position ('' when absent: the user's). */
+function parseDevice(url: URL): string {
+  const device = url.searchParams.get('device');
+  if (device === null) return '';
+  if (!/^[A-Za-z0-9_\-.:@=,]{1,64}$/.test(device)) {
+    throw new Refusal(400, ErrorCode.BadRequest, 'bad_request', '?device= must be 1-64 of A-Za-z0-9_-.:@=,');
+  }
+  return device;
 }
 
 function parseSince(url: URL): StreamPosition | undefined {
@@ -147,7 +267,7 @@ function parseSince(url: URL): StreamPosition | undefined {
   if (offset === null && epoch === null) return undefined;
   const n = Number(offset);
   if (offset === null || epoch === null || !Number.isSafeInteger(n) || n < 0 || epoch.length > 64) {
-    throw new Refusal(400, ErrorCode.BadRequest, 'recovery needs both ?since=<offset>&epoch=<epoch>');
+    throw new Refusal(400, ErrorCode.BadRequest, 'bad_request', 'recovery needs both ?since=<offset>&epoch=<epoch>');
   }
   return { offset: n, epoch };
 }
