@@ -56,9 +56,17 @@ function exited(proc: ChildProcess): Promise<void> {
   return new Promise((resolve) => proc.once('exit', () => resolve()));
 }
 
-/** Start `switchboard start <args> --port <free> --host 127.0.0.1 --node-id <id>` and wait until it is ready. */
-export async function startNodeProcess(id: string, args: string[], env: Record<string, string> = {}): Promise<NodeProcess> {
-  const port = await freePort();
+/**
+ * Start `switchboard start <args> --port <port> --host 127.0.0.1 --node-id <id>` and wait until it is ready.
+ * The port is `fixedPort`, or a free one: pass the old port to restart a node where a load balancer expects it.
+ */
+export async function startNodeProcess(
+  id: string,
+  args: string[],
+  env: Record<string, string> = {},
+  fixedPort?: number,
+): Promise<NodeProcess> {
+  const port = fixedPort ?? (await freePort());
   const proc = spawn(process.execPath, [BIN, 'start', ...args, '--port', String(port), '--host', '127.0.0.1', '--node-id', id], {
     stdio: ['ignore', 'ignore', 'pipe'],
     env: { ...process.env, SWITCHBOARD_LOG_LEVEL: 'warn', ...env },

@@ -1,0 +1,67 @@
+/**
+ * Chaos 2: the cluster's Redis killed with SIGKILL under load and started
+ * again. While it is down every node's /readyz says 503, so HAProxy takes
+ * them all out of rotation and the publisher's sends get 503 and are
+ * retried; connected clients stay connected.
+ *
+ * (a) With persistence (AOF fsynced on every write) nothing acknowledged is
+ *     lost: the nodes catch their clients up from history.
+ * (b) Without persistence history and offsets are gone (new epochs): the
+ *     nodes close their clients with 4104, and each client is told
+ *     `recovered: false` (the SDK's `reset`). Loss is allowed only where the
+ *     app was told.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { ChaosRun, sleep, until } from '../helpers/chaos/scenario.js';
+import { expectNothingLost } from '../helpers/chaos/verdict.js';
+
+let run: ChaosRun | undefined;
+afterEach(async () => {
+  await run?.close();
+  run = undefined;
+}, 30_000);
+
+/** Kill Redis, keep it down `downMs`, start it again, and wait until HAProxy has every node back. */
+async function outage(r: ChaosRun, downMs: number): Promise<void> {
+  const { cluster } = r;
+  r.fault('redis SIGKILL');
+  await cluster.redis.kill();
+  // Every node says it is not ready, and HAProxy takes every one out.
+  await until(async () => (await cluster.lb.servers()).every((s) => s.status === 'DOWN'), 10_000, 'HAProxy to mark every node DOWN');
+  await sleep(downMs);
+  await cluster.redis.restart();
+  for (let i = 0; i < cluster.nodes.length; i++) await cluster.lb.waitServer(cluster.serverName(i), 'UP', 15_000);
+}
+
+describe('chaos: Redis killed and restarted under load', () => {
+  it('with persistence: nothing acknowledged is lost, clients stay connected', async () => {
+    run = await ChaosRun.start({ name: 'redis-aof', persistence: true });
+    await sleep(2000);
+    await outage(run, 1000);
+    await sleep(3000);
+    const fig = await run.finish();
+
+    expectNothingLost(run, fig);
+    // Sends during the outage were refused (503) and retried.
+    expect(fig.publisher.retries).toBeGreaterThan(0);
+    // Nobody was disconnected: the outage was invisible to clients but for a pause.
+    expect(run.clients.map((c) => c.drops.length)).toEqual(run.clients.map(() => 0));
+  }, 60_000);
+
+  it('without persistence: every client is told recovered: false, and nothing is lost untold', async () => {
+    run = await ChaosRun.start({ name: 'redis-mem', persistence: false });
+    await sleep(2000);
+    await outage(run, 1000);
+    // Each client is closed with 4104 and comes back told that recovery failed.
+    await until(() => run!.clients.every((c) => c.toldNotRecovered > 0 && c.connected), 15_000, 'every client to be told recovered: false');
+    await sleep(3000);
+    const told = run.clients.filter((c) => c.toldNotRecovered > 0).length;
+    const fig = await run.finish({ told });
+
+    // Loss is allowed only where a reset told the app; the rest is checked as everywhere.
+    expectNothingLost(run, fig, { resetsAllowed: true });
+    expect(told).toBe(run.clients.length);
+    expect(run.clients.every((c) => c.drops.some((d) => d.code === 4104))).toBe(true);
+    expect(fig.resets).toBeGreaterThanOrEqual(run.clients.length);
+  }, 60_000);
+});
