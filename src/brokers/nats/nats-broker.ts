@@ -30,6 +30,7 @@ import type { PublishResult, StreamPosition } from '../../protocol/index.js';
 import type {
   Broker,
   BrokerHandlers,
+  BrokerPublication,
   HistoryPage,
   HistoryPolicy,
   HistoryQuery,
@@ -47,6 +48,7 @@ import { DEFAULT_TUNING, NatsLink, UnavailableError, type LinkTuning } from './l
 import { NatsLedger } from './ledger.js';
 import { DEFAULT_PREFIX, NatsNames } from './names.js';
 import { NatsPresence } from './presence.js';
+import { Reorder } from './reorder.js';
 import { NatsStreams } from './streams.js';
 import { parseNatsUrl, type NatsTarget } from './url.js';
 
@@ -79,6 +81,8 @@ export class NatsBroker implements Broker {
   private readonly histories: NatsHistory;
   private readonly presences: NatsPresence;
   private readonly ledger: NatsLedger;
+  /** Publications pass through here to reach the node in offset order per channel. */
+  private readonly order = new Reorder((pub) => this.emit(pub));
   private state: State = 'new';
   private link: NatsLink | undefined;
   private handlers: BrokerHandlers | undefined;
@@ -183,6 +187,7 @@ export class NatsBroker implements Broker {
   async unsubscribe(channel: string): Promise<void> {
     this.wanted.delete(channel);
     this.local.delete(channel);
+    this.order.forget(channel);
     const sub = this.subscriptions.get(channel);
     if (!sub) return;
     this.subscriptions.delete(channel);
@@ -283,6 +288,14 @@ export class NatsBroker implements Broker {
     }
   }
 
+  private emit(pub: BrokerPublication): void {
+    try {
+      this.handlers?.onPublication(pub);
+    } catch (err) {
+      this.fault(err, 'message handler');
+    }
+  }
+
   private deliver(m: Msg): void {
     const handlers = this.handlers;
     if (!handlers) return;
@@ -304,7 +317,7 @@ export class NatsBroker implements Broker {
       if (stream && Number.isSafeInteger(seq) && pub.offset !== undefined && pub.epoch !== undefined) {
         this.histories.observe(stream, pub.channel, seq, { offset: pub.offset, epoch: pub.epoch });
       }
-      handlers.onPublication(pub);
+      this.order.push(pub);
     } catch (err) {
       this.fault(err, 'message handler');
     }
@@ -317,6 +330,7 @@ export class NatsBroker implements Broker {
   private async shutdown(): Promise<void> {
     this.state = 'closed';
     this.handlers = undefined;
+    this.order.clear();
     this.subscriptions.clear();
     this.local.clear();
     this.wanted.clear();
