@@ -230,7 +230,7 @@ function requireData(body: Record<string, unknown>): void {
 
 function optionalInt(v: string | null, name: string): number | undefined {
   if (v === null || v === '') return undefined;
-  const n = /^\d{1,16}$/.test(v) ? Number(v) : NaN;
+  const n = /^\d+$/.test(v) ? Number(v) : NaN;
   if (!Number.isSafeInteger(n) || n < 0) throw new SwitchboardError(ErrorCode.BadRequest, `"${name}" must be a non-negative integer`);
   return n;
 }
