@@ -28,9 +28,12 @@ export interface ClientOptions {
    * `A-Za-z0-9_-.:@=,`, e.g. an id kept in localStorage). The server keeps
    * what each device acknowledged, so a fresh client of each device gets
    * every personal message it has not acknowledged, even ones another
-   * device already read. Default: none (the user's one shared position).
+   * device already read. Default: in a browser, an id kept in
+   * `localStorage` (`switchboard:device`), made on first use; elsewhere
+   * (Node), or when storage is unavailable, none: the user's one shared
+   * position. `null` asks for none in a browser too.
    */
-  device?: string;
+  device?: string | null;
   /** The WebSocket class. Default: the global `WebSocket`; in Node < 22 pass the `ws` package's class. */
   WebSocket?: WebSocketConstructor;
   /** Subprotocol asked for; `null` asks for none. Default `'switchboard.v1'`. */
@@ -105,9 +108,37 @@ export function resolveOptions(options: ClientOptions): ResolvedOptions {
   return resolved;
 }
 
-function deviceParam(device: string | undefined): Record<string, string> {
+/** Where a browser keeps its device id. */
+export const DEVICE_KEY = 'switchboard:device';
+const DEVICE = /^[A-Za-z0-9_\-.:@=,]{1,64}$/;
+
+interface KeyValueStore {
+  getItem(key: string): string | null;
+  setItem(key: string, value: string): void;
+}
+
+/** This browser's device id from `localStorage`, made on first use; undefined without storage (Node, private modes that throw). */
+function storedDevice(): string | undefined {
+  try {
+    const store = (globalThis as { localStorage?: KeyValueStore }).localStorage;
+    if (!store) return undefined;
+    const kept = store.getItem(DEVICE_KEY);
+    if (kept !== null && DEVICE.test(kept)) return kept;
+    const made =
+      (globalThis as { crypto?: { randomUUID?: () => string } }).crypto?.randomUUID?.() ??
+      `d-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 12)}`;
+    store.setItem(DEVICE_KEY, made);
+    return made;
+  } catch {
+    return undefined;
+  }
+}
+
+function deviceParam(option: string | null | undefined): Record<string, string> {
+  if (option === null) return {};
+  const device = option === undefined ? storedDevice() : option;
   if (device === undefined) return {};
-  if (typeof device !== 'string' || !/^[A-Za-z0-9_\-.:@=,]{1,64}$/.test(device)) {
+  if (typeof device !== 'string' || !DEVICE.test(device)) {
     throw new TypeError('SwitchboardClient: "device" must be 1-64 of A-Za-z0-9_-.:@=,');
   }
   return { device };

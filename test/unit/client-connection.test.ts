@@ -5,6 +5,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { SwitchboardClient, type ClientOptions, type ClientState, type DisconnectedEvent, type Publication } from '../../src/client/index.js';
+import { DEVICE_KEY } from '../../src/client/options.js';
 import { FakeServer, sleep, until } from './client-fake-server.js';
 
 const servers: FakeServer[] = [];
@@ -84,6 +85,30 @@ describe('client connection', () => {
     expect(await conn.nextOfType('ack')).toEqual({ type: 'ack', channel: 'user:alice', offset: 3 });
     await until(() => conn.closed !== undefined);
     expect(() => new SwitchboardClient({ url: s.url, WebSocket, device: 'no spaces allowed' })).toThrow(TypeError);
+  });
+
+  it('in a browser, names the device with an id it keeps in localStorage; in Node, or with device: null, sends none', async () => {
+    const kept = new Map<string, string>();
+    const g = globalThis as { localStorage?: unknown };
+    const s = await FakeServer.start();
+    servers.push(s);
+    const open = async (index: number, device?: null): Promise<string | null> => {
+      const client = new SwitchboardClient({ url: s.url, WebSocket, params: { user: 'alice' }, ...(device === null ? { device } : {}) });
+      clients.push(client);
+      client.connect();
+      return (await s.connection(index)).url.searchParams.get('device');
+    };
+    expect(await open(0)).toBeNull();
+    g.localStorage = { getItem: (k: string) => kept.get(k) ?? null, setItem: (k: string, v: string) => void kept.set(k, v) };
+    try {
+      const first = await open(1);
+      expect(first).toMatch(/^[A-Za-z0-9_\-.:@=,]{1,64}$/);
+      expect(kept.get(DEVICE_KEY)).toBe(first);
+      expect(await open(2)).toBe(first);
+      expect(await open(3, null)).toBeNull();
+    } finally {
+      delete g.localStorage;
+    }
   });
 
   it('calls getToken before every connect and prefers it to token', async () => {
