@@ -4,6 +4,39 @@
  * with `switchboard_`.
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { CloseCode, type ClientFrameType } from '../protocol/index.js';
+
+/** The broker calls whose round trip is timed. */
+export type BrokerOperation = 'publish' | 'history';
+const BROKER_OPERATIONS: readonly BrokerOperation[] = ['publish', 'history'];
+
+/** Every client frame type (a `Record` so that a new type in the protocol fails to compile here until it is listed). */
+const CLIENT_FRAME_TYPES = Object.keys({
+  subscribe: true,
+  unsubscribe: true,
+  publish: true,
+  send: true,
+  ack: true,
+  ping: true,
+  pong: true,
+} satisfies Record<ClientFrameType, true>);
+
+/** Reasons a connection is refused before the upgrade (see `rejected`). */
+const REJECT_REASONS = [
+  'draining',
+  'not_ready',
+  'max_connections',
+  'ip_rate',
+  'handshake_rate',
+  'handshakes_in_flight',
+  'unauthorized',
+  'bad_request',
+  'not_found',
+  'internal',
+];
+
+/** Close codes the server itself closes with (4xxx; 1000/1001/1009 are not counted as server decisions). */
+const SERVER_CLOSE_CODES = Object.values(CloseCode).filter((code) => code >= 4000);
 
 export class Metrics {
   readonly registry = new Registry();
@@ -43,6 +76,10 @@ export class Metrics {
   readonly acksSaved: Counter<'result'>;
   /** Error replies sent to clients and the server API, by error code. */
   readonly errors: Counter<'code'>;
+  /** Time of one broker call (publish, history read), by operation, failed calls included. */
+  readonly brokerRoundTrip: Histogram<'operation'>;
+  /** Broker calls that failed (threw or rejected), by operation. */
+  readonly brokerErrors: Counter<'operation'>;
 
   constructor(labels: { node: string }) {
     const registers = [this.registry];
@@ -133,5 +170,56 @@ export class Metrics {
       labelNames: ['code'],
       registers,
     });
+    this.brokerRoundTrip = new Histogram({
+      name: 'switchboard_broker_round_trip_seconds',
+      help: 'Time of one broker call, by operation (publish, history), failed calls included',
+      labelNames: ['operation'],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers,
+    });
+    this.brokerErrors = new Counter({
+      name: 'switchboard_broker_errors_total',
+      help: 'Broker calls that failed, by operation (publish, history)',
+      labelNames: ['operation'],
+      registers,
+    });
+    this.initLabels();
+  }
+
+  /**
+   * Time `call` as one broker round trip of `operation`, counting it as a
+   * broker error when it throws. The error is rethrown unchanged: callers
+   * keep their own retry and reply logic.
+   */
+  async brokerCall<T>(operation: BrokerOperation, call: () => Promise<T>): Promise<T> {
+    const end = this.brokerRoundTrip.startTimer({ operation });
+    try {
+      return await call();
+    } catch (err) {
+      this.brokerErrors.inc({ operation });
+      throw err;
+    } finally {
+      end();
+    }
+  }
+
+  /**
+   * Export every known label value at 0 from the start: a series that only
+   * appears after its first event breaks `rate()` and `increase()` over that
+   * event, and an alert on a series that does not exist yet never fires.
+   * Not `errors`: tests read any `code="internal"` series as an internal error answered.
+   */
+  private initLabels(): void {
+    for (const type of CLIENT_FRAME_TYPES) this.messagesIn.inc({ type }, 0);
+    for (const source of ['client', 'api']) this.published.inc({ source }, 0);
+    for (const use of ['used', 'unused']) this.brokerReceived.inc({ use }, 0);
+    for (const result of ['recovered', 'failed']) this.recoveries.inc({ result }, 0);
+    for (const result of ['ok', 'failed']) this.acksSaved.inc({ result }, 0);
+    for (const reason of REJECT_REASONS) this.rejected.inc({ reason }, 0);
+    for (const code of SERVER_CLOSE_CODES) this.disconnects.inc({ code: String(code) }, 0);
+    for (const operation of BROKER_OPERATIONS) {
+      this.brokerRoundTrip.zero({ operation });
+      this.brokerErrors.inc({ operation }, 0);
+    }
   }
 }

@@ -219,10 +219,13 @@ export class Gateway {
       /** Recovered messages past what one reply may carry: sent after it, paced by the socket. */
       let rest: Publication[] = [];
       if (policy.history) {
-        const page = await this.broker.history(
-          channel,
-          since === 'start' ? { since: 0, limit: policy.history.size } : since ? { since: since.offset, limit: policy.history.size } : { limit: 0 },
-          policy.history,
+        const history = policy.history;
+        const page = await this.metrics.brokerCall('history', () =>
+          this.broker.history(
+            channel,
+            since === 'start' ? { since: 0, limit: history.size } : since ? { since: since.offset, limit: history.size } : { limit: 0 },
+            history,
+          ),
         );
         const recovered =
           !since ||
@@ -322,7 +325,7 @@ export class Gateway {
       let failure: unknown;
       if (this.broker.ready) {
         try {
-          const result = await this.broker.publish(pub, policy.history, this.routing.route(channel), once);
+          const result = await this.metrics.brokerCall('publish', () => this.broker.publish(pub, policy.history, this.routing.route(channel), once));
           if (result.duplicate) this.metrics.idempotentReplays.inc();
           else this.metrics.published.inc({ source: from === undefined ? 'api' : 'client' });
           return result;
@@ -604,7 +607,7 @@ export class Gateway {
       return;
     }
     try {
-      const page = await this.broker.history(channel, { since: pos.offset, limit: policy.size }, policy);
+      const page = await this.metrics.brokerCall('history', () => this.broker.history(channel, { since: pos.offset, limit: policy.size }, policy));
       const complete = page.epoch === pos.epoch && pos.offset <= page.offset && pos.offset + 1 >= page.earliest;
       if (!complete) {
         this.metrics.recoveries.inc({ result: 'failed' });
