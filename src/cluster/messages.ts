@@ -19,6 +19,16 @@ export interface NodeInfo {
   uptime: number;
   ready: boolean;
   draining: boolean;
+  // Added for the admin dashboard; optional so that heartbeats of older nodes still parse.
+  /** Broker kind (`memory`, `redis`, `nats`, `amqp`); its health is `ready`. */
+  broker?: string;
+  /** Client frames received per second (last second). */
+  messagesInPerSec?: number;
+  /** Message frames written to client sockets per second (last second). */
+  messagesOutPerSec?: number;
+  /** Delivery latency quantiles over the last seconds, in ms (histogram bucket bounds); absent with no deliveries. */
+  latencyP50Ms?: number;
+  latencyP99Ms?: number;
 }
 
 /** Requests one node sends to others (`/api/disconnect` of a user cluster-wide). */

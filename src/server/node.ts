@@ -19,6 +19,8 @@ import { sendError, sendJson } from './http/respond.js';
 import { requestUrl, Upgrader } from './http/upgrade.js';
 import { createLogger } from './logger.js';
 import { Metrics } from './metrics.js';
+import { clusterView } from './admin/cluster-view.js';
+import { LoadMeter } from './admin/load-meter.js';
 import { ROUTINGS, withDefaults, type NodeOptions, type NodeOptionsInput } from './options.js';
 import { createRouting, HashRingRouting } from './routing/strategies.js';
 
@@ -46,6 +48,9 @@ const STATIC: Record<string, { file: string; type: string }> = {
   '/': { file: 'web/index.html', type: 'text/html; charset=utf-8' },
   '/switchboard.js': { file: 'dist/web/switchboard.js', type: 'text/javascript; charset=utf-8' },
   '/switchboard.js.map': { file: 'dist/web/switchboard.js.map', type: 'application/json' },
+  '/admin': { file: 'web/admin/index.html', type: 'text/html; charset=utf-8' },
+  '/admin/admin.js': { file: 'web/admin/admin.js', type: 'text/javascript; charset=utf-8' },
+  '/admin/admin.css': { file: 'web/admin/admin.css', type: 'text/css; charset=utf-8' },
 };
 
 /** What a node can be given instead of building it from its options. */
@@ -80,6 +85,7 @@ export async function startNode(partial: NodeOptionsInput = {}, deps: NodeDeps =
   const verifier = new TokenVerifier({ secret: options.secret, publicKey: options.publicKey });
   const frames = new FrameHandler(gateway, metrics, options.limits.maxSubscriptions);
   const startedAt = Date.now();
+  const load = new LoadMeter(metrics);
   let draining = false;
   let port = options.port;
 
@@ -96,6 +102,8 @@ export async function startNode(partial: NodeOptionsInput = {}, deps: NodeDeps =
     uptime: Math.round((Date.now() - startedAt) / 1000),
     ready: ready(),
     draining,
+    broker: broker.kind,
+    ...load.figures(),
   });
   const serve = async (request: ClusterRequest): Promise<unknown> => {
     switch (request.kind) {
@@ -126,6 +134,8 @@ export async function startNode(partial: NodeOptionsInput = {}, deps: NodeDeps =
     insecure: options.insecure,
     maxBodyBytes: options.limits.maxBodyBytes,
     nodes: () => cluster.nodes(),
+    adminCluster: () =>
+      clusterView(options.nodeId, options.routing, cluster.nodes(), routing instanceof HashRingRouting ? routing.current : undefined),
     route: (user) => {
       const node = routing instanceof HashRingRouting ? routing.owner(user) : options.nodeId;
       return { user, node, url: urlOf(node) ?? publicUrl() };
@@ -198,6 +208,7 @@ export async function startNode(partial: NodeOptionsInput = {}, deps: NodeDeps =
   }
   port = (server.address() as AddressInfo).port;
   cluster.start();
+  load.start();
   log.info({ port, host: options.host, broker: broker.kind }, 'switchboard node listening');
 
   let stopping: Promise<void> | undefined;
@@ -205,6 +216,7 @@ export async function startNode(partial: NodeOptionsInput = {}, deps: NodeDeps =
     // While clients leave, the HTTP side stays up: /readyz says 503 and
     // upgrades are refused, so load balancers steer new clients elsewhere.
     draining = true;
+    load.stop();
     await cluster.leave();
     for (const s of [...gateway.sessions]) s.disconnect(CloseCode.Draining, 'node draining', true);
     const deadline = Date.now() + graceMs;

@@ -16,6 +16,7 @@ import {
 } from '../../protocol/index.js';
 import type { PublishReceipt } from '../../brokers/broker.js';
 import type { NodeInfo } from '../../cluster/messages.js';
+import type { ClusterView } from '../admin/cluster-view.js';
 import type { Gateway } from '../core/gateway.js';
 import type { Metrics } from '../metrics.js';
 import { readJsonObject, sendError, sendJson } from './respond.js';
@@ -33,6 +34,8 @@ export interface ApiContext {
   route: (user: string) => { user: string; node: string; url: string };
   /** Close every session of `user` on every node; resolves with how many were closed. */
   disconnectUser: (user: string, code: number, reason: string) => Promise<number>;
+  /** `GET /api/admin/cluster`: every live node with its load, for the dashboard at `/admin`. */
+  adminCluster?: () => ClusterView;
 }
 
 /** Channels one `/api/broadcast` may name. */
@@ -64,6 +67,7 @@ export class ServerApi {
       { method: 'GET', path: /^\/api\/history\/([^/]+)$/, handler: (_r, p, url) => this.history(p[0] ?? '', url) },
       { method: 'POST', path: /^\/api\/disconnect$/, handler: (req) => this.disconnect(req) },
       { method: 'GET', path: /^\/api\/nodes$/, handler: async () => ({ nodes: this.ctx.nodes() }) },
+      { method: 'GET', path: /^\/api\/admin\/cluster$/, handler: async () => this.adminCluster() },
       { method: 'GET', path: /^\/api\/route$/, handler: async (_r, _p, url) => this.route(url), open: true },
     ];
   }
@@ -105,6 +109,11 @@ export class ServerApi {
     if (!this.keyDigests.some((k) => timingSafeEqual(k, given))) {
       throw new SwitchboardError(ErrorCode.Unauthorized, 'invalid API key');
     }
+  }
+
+  private adminCluster(): ClusterView {
+    if (!this.ctx.adminCluster) throw new SwitchboardError(ErrorCode.NotFound, 'no cluster view on this node');
+    return this.ctx.adminCluster();
   }
 
   /** `GET /api/route?user=`: where `user` should connect. */
