@@ -1,0 +1,24 @@
+/**
+ * The server SDK for business services: `import { SwitchboardApi } from 'switchboard/server-sdk'`.
+ * Node 18+ (global fetch); see docs/server-sdk.md.
+ */
+export { SwitchboardApi } from './api.js';
+export { SwitchboardApiError } from './errors.js';
+export type { SwitchboardApiOptions } from './options.js';
+export type {
+  BroadcastReceipt,
+  CallOptions,
+  ClusterNode,
+  DisconnectOptions,
+  ErrorBody,
+  HistoryPage,
+  HistoryQuery,
+  PresenceMember,
+  Publication,
+  PublishOptions,
+  PublishReceipt,
+  PublishResult,
+  UserRoute,
+  UserStatus,
+} from './types.js';
+export { ErrorCode } from '../protocol/index.js';

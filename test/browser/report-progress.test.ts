@@ -1,0 +1,93 @@
+/**
+ * The report-progress example in a real browser (Debian's chromium via
+ * playwright-core) over a real cluster: two node processes share a private
+ * redis-server; the page connects to node A, the app's worker reports
+ * progress through node B's server API, and the bar reaches 100 % with every
+ * step shown once, in order.
+ */
+import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { chromium, type Browser } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startReportProgress, type ReportProgressApp } from '../../examples/report-progress/server.js';
+import { SwitchboardApi } from '../../src/server-sdk/index.js';
+import { startNodeProcess, type NodeProcess } from '../helpers/node-process.js';
+import { startRedis, type RedisProcess } from '../helpers/redis-server.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const TIMEOUT = 30_000;
+const STEPS = 10;
+
+let redis: RedisProcess | undefined;
+const nodes: NodeProcess[] = [];
+let app: ReportProgressApp | undefined;
+let browser: Browser | undefined;
+
+describe('report-progress example in chromium', () => {
+  beforeAll(async () => {
+    // The page loads the client SDK bundle built from the current sources.
+    execFileSync(process.execPath, ['scripts/build-browser.js'], { cwd: ROOT, stdio: 'pipe' });
+    redis = await startRedis();
+    const args = ['--broker', redis.url, '--insecure', '--api-key', 'test-key'];
+    nodes.push(await startNodeProcess('progress-a', args));
+    nodes.push(await startNodeProcess('progress-b', args));
+    const [a, b] = nodes;
+    if (!a || !b) throw new Error('nodes did not start');
+    app = await startReportProgress({
+      port: 0,
+      apiUrls: [b.url()],
+      apiKey: 'test-key',
+      wsUrl: a.ws(),
+      root: ROOT,
+      steps: STEPS,
+      stepMs: 60,
+    });
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ['--no-sandbox', '--disable-background-networking', '--disable-gpu', '--disable-component-update', '--disable-sync', '--no-first-run'],
+      timeout: TIMEOUT,
+    });
+  }, 60_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    await app?.close();
+    await Promise.all(nodes.map((n) => n.kill()));
+    await redis?.kill();
+  }, 60_000);
+
+  it(
+    'shows every step of a job, in order, up to 100 %',
+    async () => {
+      if (!browser || !app) throw new Error('not set up');
+      const page = await browser.newPage();
+      page.setDefaultTimeout(TIMEOUT);
+      const errors: string[] = [];
+      page.on('pageerror', (err) => errors.push(err.message));
+      page.on('console', (msg) => {
+        if (msg.type() === 'error') errors.push(msg.text());
+      });
+      await page.goto(`${app.url}/?user=carol`);
+      await expect.poll(() => page.getByTestId('state').textContent(), { timeout: TIMEOUT }).toBe('connected');
+      expect(await page.getByTestId('node').textContent()).toBe('progress-a');
+
+      await page.getByTestId('start').click();
+      await expect.poll(() => page.getByTestId('percent').textContent(), { timeout: TIMEOUT }).toBe('100');
+      // `progress.value` reflects into the attribute.
+      expect(await page.getByTestId('bar').getAttribute('value')).toBe('100');
+
+      const steps: number[][] = [];
+      for (const li of await page.locator('[data-testid="steps"] li').all()) {
+        steps.push([Number(await li.getAttribute('data-step')), Number(await li.getAttribute('data-percent'))]);
+      }
+      expect(steps).toEqual(Array.from({ length: STEPS + 1 }, (_, i) => [i, Math.round((i * 100) / STEPS)]));
+
+      // Stored once each, through node B, on carol's personal channel.
+      const history = await new SwitchboardApi({ baseUrl: nodes[1]?.url() ?? '', apiKey: 'test-key' }).history('user:carol', { since: 0 });
+      expect(history.messages.map((m) => (m.data as { step: number }).step)).toEqual(steps.map(([s]) => s));
+      expect(errors).toEqual([]);
+    },
+    TIMEOUT * 2,
+  );
+});
