@@ -4,7 +4,7 @@
  * with `switchboard_`.
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { CloseCode, type ClientFrameType } from '../protocol/index.js';
+import { CloseCode, type ClientFrameType, type ServerFrame } from '../protocol/index.js';
 
 /** The broker calls whose round trip is timed. */
 export type BrokerOperation = 'publish' | 'history';
@@ -20,6 +20,17 @@ const CLIENT_FRAME_TYPES = Object.keys({
   ping: true,
   pong: true,
 } satisfies Record<ClientFrameType, true>);
+
+/** Every server frame type, likewise. */
+const SERVER_FRAME_TYPES = Object.keys({
+  welcome: true,
+  message: true,
+  reply: true,
+  error: true,
+  ping: true,
+  pong: true,
+  disconnect: true,
+} satisfies Record<ServerFrame['type'], true>);
 
 /** Reasons a connection is refused before the upgrade (see `rejected`). */
 const REJECT_REASONS = [
@@ -50,6 +61,8 @@ export class Metrics {
   readonly published: Counter<'source'>;
   /** `message` frames written to client sockets. */
   readonly delivered: Counter;
+  /** Frames written to client sockets, by type (`message` included). */
+  readonly framesOut: Counter<'type'>;
   /** Publications this node received from the broker: `used` when it had local subscribers, `unused` when it did not (wasted by the routing). */
   readonly brokerReceived: Counter<'use'>;
   /** From publish accepted to the message written to the last local socket. */
@@ -94,6 +107,12 @@ export class Metrics {
     this.messagesIn = new Counter({
       name: 'switchboard_messages_in_total',
       help: 'Client frames received, by type',
+      labelNames: ['type'],
+      registers,
+    });
+    this.framesOut = new Counter({
+      name: 'switchboard_frames_out_total',
+      help: 'Frames written to client sockets, by type (message frames are also switchboard_messages_out_total)',
       labelNames: ['type'],
       registers,
     });
@@ -211,6 +230,7 @@ export class Metrics {
    */
   private initLabels(): void {
     for (const type of CLIENT_FRAME_TYPES) this.messagesIn.inc({ type }, 0);
+    for (const type of SERVER_FRAME_TYPES) this.framesOut.inc({ type }, 0);
     for (const source of ['client', 'api']) this.published.inc({ source }, 0);
     for (const use of ['used', 'unused']) this.brokerReceived.inc({ use }, 0);
     for (const result of ['recovered', 'failed']) this.recoveries.inc({ result }, 0);

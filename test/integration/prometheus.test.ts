@@ -214,6 +214,10 @@ describe('metrics in a real Prometheus', () => {
         ['4129 disconnects', `sum(switchboard_disconnects_total{code="4129", instance="127.0.0.1:${n1.port}"})`, (v) => v === 1],
         ['error replies', 'sum(switchboard_errors_total)', (v) => v >= 2],
         ['connections', 'sum(switchboard_connections)', (v) => v === 3],
+        // 3 clients and the flooder were welcomed; the flooder got a disconnect frame; message frames as counted above.
+        ['welcome frames out', 'sum(switchboard_frames_out_total{type="welcome"})', (v) => v === 4],
+        ['disconnect frames out', `sum(switchboard_frames_out_total{type="disconnect", instance="127.0.0.1:${n1.port}"})`, (v) => v === 1],
+        ['message frames out', 'sum(switchboard_frames_out_total{type="message"}) - sum(switchboard_messages_out_total)', (v) => v >= 0],
       ];
       for (const [what, expr, ok] of checks) {
         const v = await total(p, expr);

@@ -131,6 +131,7 @@ export class Gateway {
       limits: this.options.limits,
       now: Date.now(),
       onClosed: (s) => this.forget(s),
+      onFrameOut: (type) => this.metrics.framesOut.inc({ type }),
     });
     this.sessions.add(session);
     this.metrics.connections.inc();
@@ -415,6 +416,7 @@ export class Gateway {
     for (const s of subscribers) if (s.deliver(wire, bytes, now)) written++;
     if (written > 0) {
       this.metrics.delivered.inc(written);
+      this.metrics.framesOut.inc({ type: 'message' }, written);
       this.metrics.latency.observe((Date.now() - ts) / 1000);
     }
   }

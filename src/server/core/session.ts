@@ -46,6 +46,8 @@ export interface SessionInit {
   now: number;
   /** Called once, when the session is closed from either side. */
   onClosed: (session: Session) => void;
+  /** Called for each frame written, with its type (metrics); `message` frames of a fan-out are counted by the caller. */
+  onFrameOut?: (type: ServerFrame['type']) => void;
 }
 
 export class Session {
@@ -68,6 +70,7 @@ export class Session {
   private readonly transport: Transport;
   private readonly limits: Limits;
   private readonly onClosed: (session: Session) => void;
+  private readonly onFrameOut: (type: ServerFrame['type']) => void;
   private readonly bucket: TokenBucket;
   private readonly violations: WindowCounter;
   private readonly malformed: WindowCounter;
@@ -80,6 +83,7 @@ export class Session {
     this.transport = init.transport;
     this.limits = init.limits;
     this.onClosed = init.onClosed;
+    this.onFrameOut = init.onFrameOut ?? (() => undefined);
     this.lastSentAt = init.now;
     const rate = init.limits.maxMessagesPerSecond;
     this.bucket = new TokenBucket(rate, rate, init.now);
@@ -152,14 +156,14 @@ export class Session {
     for (const pub of rest) {
       if (!(await this.drained())) return;
       if (this.channels.get(channel) !== state) return; // unsubscribed meanwhile
-      this.write(Buffer.from(encodeMessage(pub)));
+      if (this.write(Buffer.from(encodeMessage(pub)))) this.onFrameOut('message');
     }
     if (this.closed) return;
     const pending = state.pending ?? [];
     state.pending = null;
     state.offset = position.offset;
     state.epoch = position.epoch;
-    for (const [pub, bytes] of pending) this.deliver(pub, bytes);
+    for (const [pub, bytes] of pending) if (this.deliver(pub, bytes)) this.onFrameOut('message');
   }
 
   /**
@@ -208,7 +212,9 @@ export class Session {
   }
 
   send(frame: ServerFrame): boolean {
-    return this.write(JSON.stringify(frame));
+    const written = this.write(JSON.stringify(frame));
+    if (written) this.onFrameOut(frame.type);
+    return written;
   }
 
   /** Write bytes; a connection whose unsent bytes pass the limit is closed with 4101. */
@@ -231,6 +237,7 @@ export class Session {
     if (this.closed) return;
     const frame: DisconnectFrame = url === undefined ? { type: 'disconnect', code, reason, reconnect } : { type: 'disconnect', code, reason, reconnect, url };
     this.transport.send(JSON.stringify(frame));
+    this.onFrameOut('disconnect');
     this.closed = true;
     this.closeCode = code;
     this.transport.close(code, reason);
