@@ -1,0 +1,59 @@
+// The floor: bare `ws`, one process, no broker. Users connect to
+// `/ws?user=<id>[&room=<name>]`; `POST /send {user, data}` and
+// `POST /publish {room, data}` write `{"type":"message","data":…}` to every
+// socket of that user or room, straight from in-process maps.
+//   node --expose-gc --import probe.mjs ws-server.mjs <port>
+import { createServer } from 'node:http';
+import { WebSocket, WebSocketServer } from 'ws';
+import { readBody } from './http-body.js';
+
+const port = Number(process.argv[2]);
+const groups = new Map<string, Set<WebSocket>>();
+
+function join(key: string, ws: WebSocket): void {
+  let set = groups.get(key);
+  if (!set) groups.set(key, (set = new Set()));
+  set.add(ws);
+  ws.once('close', () => {
+    set.delete(ws);
+    if (set.size === 0) groups.delete(key);
+  });
+}
+
+function deliver(key: string, data: unknown): number {
+  const set = groups.get(key);
+  if (!set) return 0;
+  const text = JSON.stringify({ type: 'message', data });
+  for (const ws of set) ws.send(text);
+  return set.size;
+}
+
+const server = createServer((req, res) => {
+  if (req.method === 'GET' && req.url === '/readyz') return void res.end('ok');
+  if (req.method !== 'POST' || (req.url !== '/send' && req.url !== '/publish')) {
+    res.statusCode = 404;
+    return void res.end();
+  }
+  readBody(req).then(
+    (body) => {
+      const msg = JSON.parse(body) as { user?: string; room?: string; data: unknown };
+      const n = deliver(req.url === '/send' ? `user:${msg.user}` : `room:${msg.room}`, msg.data);
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify({ delivered: n }));
+    },
+    () => {
+      res.statusCode = 400;
+      res.end();
+    },
+  );
+});
+const wss = new WebSocketServer({ server, path: '/ws', perMessageDeflate: false });
+wss.on('connection', (ws, req) => {
+  const q = new URL(req.url ?? '/', 'http://x').searchParams;
+  join(`user:${q.get('user') ?? ''}`, ws);
+  const room = q.get('room');
+  if (room) join(`room:${room}`, ws);
+  ws.on('error', () => ws.terminate());
+});
+server.listen(port, '127.0.0.1');
+process.on('SIGTERM', () => process.exit(0));
