@@ -10,8 +10,8 @@
  * dies between publishing and writing the result leaves a claim that is
  * taken over after `CLAIM_MS`: only then can a retry publish a second time.
  */
-import type { StreamConfig } from '@nats-io/jetstream';
-import { Kvm, type KV } from '@nats-io/kv';
+import type { KV } from '@nats-io/kv';
+import { KvBucket } from './bucket.js';
 import type { PublishResult, StreamPosition } from '../../protocol/index.js';
 import type { Idempotency, PublishReceipt } from '../broker.js';
 import type { NatsLink } from './link.js';
@@ -48,14 +48,16 @@ function parse(m: Stored | null): { record: Record_; revision: number; storedAt:
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 export class NatsLedger {
-  private bucket: Promise<KV> | undefined;
+  private readonly bucket: KvBucket;
 
   constructor(
     private readonly link: () => NatsLink,
     private readonly names: NatsNames,
-    private readonly streams: NatsStreams,
-    private readonly replicas: number,
-  ) {}
+    streams: NatsStreams,
+    replicas: number,
+  ) {
+    this.bucket = new KvBucket(names.ledgerBucket, link, streams, replicas, BUCKET_MAX_AGE_MS);
+  }
 
   async saveAck(channel: string, reader: string, position: StreamPosition, ttlMs: number): Promise<void> {
     const kv = await this.kv();
@@ -132,33 +134,7 @@ export class NatsLedger {
   }
 
   private kv(): Promise<KV> {
-    const link = this.link();
-    link.check();
-    if (!this.bucket) {
-      const made = this.open(link);
-      this.bucket = made;
-      made.catch(() => {
-        if (this.bucket === made) this.bucket = undefined;
-      });
-    }
-    return this.bucket;
-  }
-
-  /** Creates the bucket's stream as the KV library would (surviving nodes that create it at once), then binds to it. */
-  private async open(link: NatsLink): Promise<KV> {
-    const bucket = this.names.ledgerBucket;
-    await this.streams.add({
-      name: `KV_${bucket}`,
-      subjects: [`$KV.${bucket}.>`],
-      max_msgs_per_subject: 1,
-      max_age: BUCKET_MAX_AGE_MS * 1_000_000,
-      discard: 'new' as StreamConfig['discard'],
-      storage: 'file' as StreamConfig['storage'],
-      num_replicas: this.replicas,
-      allow_rollup_hdrs: true,
-      allow_direct: true,
-    });
-    return new Kvm(link.js).open(bucket, { timeout: link.tuning.requestTimeoutMs });
+    return this.bucket.kv();
   }
 }
 

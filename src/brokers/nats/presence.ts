@@ -9,8 +9,8 @@
  * (only if not refreshed meanwhile). The bucket drops anything not written
  * for a day, so entries never read again do not pile up.
  */
-import type { StreamConfig } from '@nats-io/jetstream';
-import { Kvm, type KV } from '@nats-io/kv';
+import type { KV } from '@nats-io/kv';
+import { KvBucket } from './bucket.js';
 import type { PresenceEntry, PresenceItem } from '../broker.js';
 import type { NatsLink } from './link.js';
 import type { NatsNames } from './names.js';
@@ -53,14 +53,16 @@ async function pooled<T>(items: T[], work: (item: T) => Promise<unknown>): Promi
 }
 
 export class NatsPresence {
-  private bucket: Promise<KV> | undefined;
+  private readonly bucket: KvBucket;
 
   constructor(
     private readonly link: () => NatsLink,
     private readonly names: NatsNames,
-    private readonly streams: NatsStreams,
-    private readonly replicas: number,
-  ) {}
+    streams: NatsStreams,
+    replicas: number,
+  ) {
+    this.bucket = new KvBucket(names.presenceBucket, link, streams, replicas, BUCKET_MAX_AGE_MS);
+  }
 
   async add(items: PresenceItem[], ttlMs: number): Promise<void> {
     const kv = await this.kv();
@@ -118,32 +120,6 @@ export class NatsPresence {
   }
 
   private kv(): Promise<KV> {
-    const link = this.link();
-    link.check();
-    if (!this.bucket) {
-      const made = this.open(link);
-      this.bucket = made;
-      made.catch(() => {
-        if (this.bucket === made) this.bucket = undefined;
-      });
-    }
-    return this.bucket;
-  }
-
-  /** Creates the bucket's stream as the KV library would (but surviving nodes that create it at once), then binds to it. */
-  private async open(link: NatsLink): Promise<KV> {
-    const bucket = this.names.presenceBucket;
-    await this.streams.add({
-      name: `KV_${bucket}`,
-      subjects: [`$KV.${bucket}.>`],
-      max_msgs_per_subject: 1,
-      max_age: BUCKET_MAX_AGE_MS * 1_000_000,
-      discard: 'new' as StreamConfig['discard'],
-      storage: 'file' as StreamConfig['storage'],
-      num_replicas: this.replicas,
-      allow_rollup_hdrs: true,
-      allow_direct: true,
-    });
-    return new Kvm(link.js).open(bucket, { timeout: link.tuning.requestTimeoutMs });
+    return this.bucket.kv();
   }
 }
