@@ -9,13 +9,13 @@
  * With `ADMIN_SCREENSHOTS=1` the test also writes docs/img/admin-*.png.
  */
 import { fileURLToPath } from 'node:url';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
+import { launchChromium } from '../helpers/browser.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startNodeProcess, type NodeProcess } from '../helpers/node-process.js';
 import { RawClient } from '../helpers/raw-client.js';
 import { startRedis, type RedisProcess } from '../helpers/redis-server.js';
 
-const CHROMIUM = '/usr/bin/chromium';
 const DOCS_IMG = fileURLToPath(new URL('../../docs/img/', import.meta.url));
 const SCREENSHOTS = process.env.ADMIN_SCREENSHOTS === '1';
 const TIMEOUT = 30_000;
@@ -60,11 +60,7 @@ describe('cluster dashboard in chromium', () => {
       '--max-connections-per-ip-per-second', '0', '--max-handshakes-per-second', '0', '--max-handshakes-in-flight', '0',
     ];
     nodes.push(...(await Promise.all(['dash-a', 'dash-b'].map((id) => startNodeProcess(id, args)))));
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--no-sandbox', '--disable-background-networking', '--disable-gpu', '--disable-component-update', '--disable-sync', '--no-first-run'],
-      timeout: TIMEOUT,
-    });
+    browser = await launchChromium(TIMEOUT);
     page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
     page.setDefaultTimeout(TIMEOUT);
     page.on('pageerror', (err) => errors.push(err.message));

@@ -6,11 +6,11 @@
  */
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
+import { launchChromium } from '../helpers/browser.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startNode, type SwitchboardNode } from '../../src/server/node.js';
 
-const CHROMIUM = '/usr/bin/chromium';
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const TIMEOUT = 30_000;
 
@@ -44,11 +44,7 @@ describe('demo page in chromium', () => {
     // Serve the bundle built from the current sources.
     execFileSync(process.execPath, ['scripts/build-browser.js'], { cwd: ROOT, stdio: 'pipe' });
     node = await startNode({ port: 0, host: '127.0.0.1', insecure: true, logLevel: 'silent' });
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--no-sandbox', '--disable-background-networking', '--disable-gpu', '--disable-component-update', '--disable-sync', '--no-first-run'],
-      timeout: TIMEOUT,
-    });
+    browser = await launchChromium(TIMEOUT);
   }, 60_000);
 
   afterAll(async () => {

@@ -7,14 +7,14 @@
  */
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
+import { launchChromium } from '../helpers/browser.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startReportProgress, type ReportProgressApp } from '../../examples/report-progress/server.js';
 import { SwitchboardApi } from '../../src/server-sdk/index.js';
 import { startNodeProcess, type NodeProcess } from '../helpers/node-process.js';
 import { startRedis, type RedisProcess } from '../helpers/redis-server.js';
 
-const CHROMIUM = '/usr/bin/chromium';
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const TIMEOUT = 30_000;
 const STEPS = 10;
@@ -43,11 +43,7 @@ describe('report-progress example in chromium', () => {
       steps: STEPS,
       stepMs: 60,
     });
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--no-sandbox', '--disable-background-networking', '--disable-gpu', '--disable-component-update', '--disable-sync', '--no-first-run'],
-      timeout: TIMEOUT,
-    });
+    browser = await launchChromium(TIMEOUT);
   }, 60_000);
 
   afterAll(async () => {

@@ -20,6 +20,7 @@ import {
 import type { Broker, BrokerPublication, Idempotency, PresenceEntry, PresenceItem, PublishReceipt } from '../../brokers/broker.js';
 import type { Metrics } from '../metrics.js';
 import type { NodeOptions } from '../options.js';
+import { backoffDelay } from '../../client/backoff.js';
 import { HashRingRouting, type RoutingStrategy } from '../routing/strategies.js';
 import { AckWriter } from './acks.js';
 import { Namespaces } from './namespaces.js';
@@ -38,7 +39,7 @@ export interface OpenSession {
 /** A personal channel read from the start of its retained history: a reader that never acknowledged anything. */
 type Since = StreamPosition | 'start' | undefined;
 
-/** Backoff between publish attempts on a failing broker: full jitter in [0, min(MAX, MIN·2^n)). */
+/** Backoff between publish attempts on a failing broker: full jitter (`backoffDelay`) in [0, min(MAX, MIN·2^n)). */
 const RETRY_MIN_MS = 25;
 const RETRY_MAX_MS = 1000;
 
@@ -344,7 +345,7 @@ export class Gateway {
         throw new SwitchboardError(ErrorCode.Unavailable, 'broker unavailable: the message was not accepted');
       }
       this.metrics.publishRetries.inc();
-      const wait = Math.floor(Math.random() * Math.min(RETRY_MAX_MS, RETRY_MIN_MS * 2 ** Math.min(attempt, 16)));
+      const wait = backoffDelay(attempt, RETRY_MIN_MS, RETRY_MAX_MS);
       // The last attempt comes at the deadline.
       await new Promise((r) => setTimeout(r, Math.min(wait, left)));
     }
