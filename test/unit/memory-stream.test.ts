@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { BrokerHandlers, HistoryPolicy } from '../../src/brokers/broker.js';
 import { MemoryBroker, MemoryBus } from '../../src/brokers/memory/memory-broker.js';
-import { MemoryStream, newEpoch } from '../../src/brokers/memory/stream.js';
+import { MemoryStream } from '../../src/brokers/memory/stream.js';
 
 const T0 = 1_000_000;
 const policy = (size: number, ttlMs = 60_000): HistoryPolicy => ({ size, ttlMs });
@@ -10,15 +10,6 @@ function fill(s: MemoryStream, n: number, p: HistoryPolicy, now = T0, channel = 
   for (let i = 0; i < n; i++) s.append({ channel, data: `m${s.top + 1}` }, p, now);
 }
 const offsets = (msgs: Array<{ offset?: number }>): Array<number | undefined> => msgs.map((m) => m.offset);
-
-describe('newEpoch', () => {
-  it('is an 8-character string that differs between calls', () => {
-    const a = newEpoch();
-    expect(a).toMatch(/^[a-z0-9]{8}$/);
-    const seen = new Set(Array.from({ length: 50 }, () => newEpoch()));
-    expect(seen.size).toBeGreaterThan(45);
-  });
-});
 
 describe('MemoryStream', () => {
   it('starts empty at offset 0 with earliest 1', () => {

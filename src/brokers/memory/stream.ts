@@ -5,15 +5,13 @@
  */
 import type { Publication } from '../../protocol/index.js';
 import type { HistoryPage, HistoryPolicy, HistoryQuery } from '../broker.js';
+import { newEpoch } from '../epoch.js';
 
 interface Entry {
   pub: Publication;
   expiresAt: number;
 }
 
-export function newEpoch(): string {
-  return Math.random().toString(36).slice(2, 10).padEnd(8, '0');
-}
 
 export class MemoryStream {
   readonly epoch = newEpoch();

@@ -26,7 +26,7 @@
  * same compare-and-set way, so every node, and then the first publication,
  * use the epoch the first reader was told.
  */
-import { randomBytes } from 'node:crypto';
+import { newEpoch } from '../epoch.js';
 import type { PublishResult, Publication } from '../../protocol/index.js';
 import type { HistoryPage, HistoryPolicy, HistoryQuery } from '../broker.js';
 import { decodeStored, numberingOf, publicationHeaders, type Numbering } from './codec.js';
@@ -49,10 +49,6 @@ interface Head extends Numbering {
   seq: number;
 }
 
-/** A new epoch: 8 characters of `[A-Za-z0-9_-]`. */
-export function newEpoch(): string {
-  return randomBytes(6).toString('base64url');
-}
 
 /**
  * The conditions of storing a message right after the one at `seq` on

@@ -8,7 +8,7 @@
  * one script, history or not: the slot's master then sends the publications
  * of one channel out in offset order, whichever node published them.
  */
-import { randomBytes } from 'node:crypto';
+import { newEpoch } from '../epoch.js';
 import type { Publication, PublishResult } from '../../protocol/index.js';
 import {
   TO_SUBSCRIBERS,
@@ -40,10 +40,6 @@ import {
  */
 export const META_IDLE_MS = 24 * 3600 * 1000;
 
-/** A new epoch: 8 characters of `[A-Za-z0-9_-]` (safe inside the JSON the publish script writes). */
-export function newEpoch(): string {
-  return randomBytes(6).toString('base64url');
-}
 
 /** The publication routed to one receiver before a new one (offset 0: none). */
 export interface Predecessor {
