@@ -5,8 +5,10 @@
  * Exit codes: 0 after a drain or for help/version; 2 for a usage or
  * configuration problem (one line `switchboard: …` on stderr, no stack
  * trace); 1 when the node cannot start or its drain fails. SIGTERM and
- * SIGINT drain the node; a second signal exits at once.
+ * SIGINT drain the node; a second signal exits at once. With `--workers N`
+ * the process is a primary that forks N such nodes (see workers/primary.ts).
  */
+import nodeCluster from 'node:cluster';
 import { readFileSync } from 'node:fs';
 import { constants } from 'node:os';
 import { ConfigError, errorCode, oneLine } from './config/errors.js';
@@ -77,30 +79,42 @@ async function start(argv: readonly string[]): Promise<void> {
   let options: NodeOptions;
   try {
     const loaded = loadConfig({ argv, env: process.env, cwd: process.cwd() });
-    for (const warning of loaded.warnings) say(`warning: ${warning}`);
+    // Workers of --workers N read the same settings: the primary has said it once.
+    if (nodeCluster.isPrimary) for (const warning of loaded.warnings) say(`warning: ${warning}`);
     options = loaded.options;
   } catch (err) {
     if (err instanceof ConfigError) fail(err.message, EXIT_USAGE);
     throw err;
   }
-  if (options.insecure) process.stderr.write(insecureBanner());
+  // --workers N: this process is the primary that forks and watches them, or one of them (see workers/).
+  if (options.workers > 1 && nodeCluster.isPrimary) {
+    if (options.insecure) process.stderr.write(insecureBanner());
+    const { runPrimary } = await import('./workers/primary.js');
+    process.exit(await runPrimary({ argv, env: process.env, cwd: process.cwd(), options, say, chatty: CHATTY_LEVELS.includes(options.logLevel) }));
+  }
+  const worker = options.workers > 1 ? await import('./workers/worker.js') : undefined;
+  if (options.insecure && !worker) process.stderr.write(insecureBanner());
   let node: SwitchboardNode;
   try {
     // Loaded here so that --help, --version and configuration errors do not load the whole server.
     const { startNode } = await import('./node.js');
-    node = await startNode(options);
+    node = worker ? await worker.startWorkerNode(options, startNode) : await startNode(options);
   } catch (err) {
     fail(describeStartError(err, options.host, options.port), EXIT_FAILURE);
   }
-  if (CHATTY_LEVELS.includes(options.logLevel)) {
+  if (CHATTY_LEVELS.includes(options.logLevel) && !worker) {
     const shown = options.host === '0.0.0.0' || options.host === '::' ? 'localhost' : options.host;
     say(`node ${node.id} listening: demo page http://${shown}:${node.port}/, WebSocket ws://${shown}:${node.port}/ws`);
   }
-  drainOnSignals(node, options);
+  const drain = drainOnSignals(node, options);
+  worker?.serveWorker(drain);
 }
 
-/** First SIGTERM/SIGINT: drain, then exit 0. Second: exit at once with 128 + signal number. */
-function drainOnSignals(node: SwitchboardNode, options: NodeOptions): void {
+/**
+ * First SIGTERM/SIGINT: drain, then exit 0. Second: exit at once with 128 + signal number.
+ * Returns what starts the same drain for another reason (a worker told by its primary); it does nothing once draining.
+ */
+function drainOnSignals(node: SwitchboardNode, options: NodeOptions): (why: string) => void {
   let draining = false;
   const chatty = CHATTY_LEVELS.includes(options.logLevel);
   const onSignal = (signal: NodeJS.Signals): void => {
@@ -108,8 +122,12 @@ function drainOnSignals(node: SwitchboardNode, options: NodeOptions): void {
       say(`${signal} again: exiting without waiting for the drain`);
       process.exit(128 + (constants.signals[signal] ?? 0));
     }
+    begin(signal);
+  };
+  const begin = (why: string): void => {
+    if (draining) return;
     draining = true;
-    if (chatty) say(`${signal}: draining for up to ${options.drainTimeout} s (send it again to exit at once)`);
+    if (chatty) say(`${why}: draining for up to ${options.drainTimeout} s (send it again to exit at once)`);
     // drain() bounds itself by drainTimeout; this backstop only covers a drain that hangs anyway.
     const backstop = options.drainTimeout + DRAIN_GRACE;
     setTimeout(() => fail(`the drain did not finish within ${backstop} s: exiting`, EXIT_FAILURE), backstop * 1000).unref();
@@ -120,6 +138,7 @@ function drainOnSignals(node: SwitchboardNode, options: NodeOptions): void {
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
+  return begin;
 }
 
 const LISTEN_ERRORS: Readonly<Record<string, string>> = {

@@ -215,8 +215,7 @@ describe('every setting, from each source', () => {
   it('every whole-number setting given as a flag reaches NodeOptions (none is parsed and then dropped)', () => {
     for (const key of SETTING_KEYS) {
       const spec = specOf(key);
-      // --workers > 1 is refused in this version (tested with the availability errors).
-      if (spec.kind !== 'integer' || key === 'workers') continue;
+      if (spec.kind !== 'integer') continue;
       // A value inside the range that is not the default.
       const value = spec.max > spec.min + 1 ? spec.min + 1 : spec.max;
       const o = options(['--insecure', `--${spec.flag}`, String(value)]);
@@ -385,10 +384,12 @@ describe('broker', () => {
     expect(redactBroker('amqp://u:hunter2@rabbit/?store=redis://:sekret@cache:6379&prefix=x')).toBe('amqp://u:***@rabbit/?store=redis://:***@cache:6379&prefix=x');
   });
 
-  it('--workers > 1 is refused with any broker until workers are implemented, never silently ignored', () => {
-    expect(problem(['--insecure', '--broker', 'redis://h:6379', '--workers', '4'])).toMatch(
-      /^--workers is 4: several workers per machine are not available in this version yet/,
+  it('--workers > 1 runs with any broker, but not with hash-ring redirects (the workers share one URL)', () => {
+    expect(options(['--insecure', '--broker', 'redis://h:6379', '--workers', '4']).workers).toBe(4);
+    expect(problem(['--insecure', '--broker', 'redis://h:6379', '--routing', 'hashring', '--hashring-redirect', '--workers', '2'])).toMatch(
+      /^--hashring-redirect needs every node at a URL of its own, but the 2 workers \(--workers\) share one port/,
     );
+    expect(options(['--insecure', '--broker', 'redis://h:6379', '--routing', 'hashring', '--workers', '2']).workers).toBe(2);
   });
 
   it('Redis and Redis Cluster brokers are accepted', () => {
@@ -453,10 +454,8 @@ describe('routing, workers, log level, node id', () => {
     expect(problem(['--insecure', '--advertise-url', 'not a url'])).toMatch(/^--advertise-url: "not a url" must be a ws:\/\/ or wss:\/\/ URL/);
   });
 
-  it('more than one worker needs a shared broker', () => {
-    expect(problem(['--insecure', '--workers', '2'])).toBe(
-      '--workers is 2, but the memory broker lives in one process, so workers need a shared broker (each would be a cluster of its own): use 1 worker with the memory broker',
-    );
+  it('workers share the memory broker through the primary: memory with several workers is accepted', () => {
+    expect(options(['--insecure', '--workers', '2']).workers).toBe(2);
     expect(options(['--insecure', '--workers', '1']).workers).toBe(1);
   });
 
@@ -636,7 +635,10 @@ describe('config file', () => {
   it('checks values like flags do (broker form, node id, availability)', () => {
     expect(fileProblem({ broker: 'http://x' })).toMatch(/^"broker" in config file \/app\/sb.json: "http:\/\/x" has an unknown scheme http: use memory/);
     expect(fileProblem({ broker: 'amqp://h' })).toMatch(/^"broker" in config file \/app\/sb.json: the RabbitMQ broker keeps history/);
-    expect(fileProblem({ workers: 4 })).toMatch(/^"workers" in config file \/app\/sb.json is 4, but the memory broker lives in one process/);
+    expect(fileProblem({ workers: 0 })).toMatch(/^"workers" in config file \/app\/sb.json must be a whole number from 1 to 1024, got 0/);
+    expect(fileProblem({ workers: 4, routing: 'hashring', hashringRedirect: true, broker: 'redis://h' })).toMatch(
+      /^"hashringRedirect" in config file \/app\/sb.json needs every node at a URL of its own/,
+    );
   });
 
   it('a broker in the file that a flag overrides is not checked for availability', () => {

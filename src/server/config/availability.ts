@@ -61,16 +61,11 @@ export function checkAvailability(values: SettingValues, origins: Origins): void
     );
   }
   const workers = values.workers ?? 1;
-  if (workers > 1 && kind === 'memory') {
+  if (workers > 1 && values.hashringRedirect === true) {
     throw new ConfigError(
-      `${origins.workers ?? '--workers'} is ${workers}, but the memory broker lives in one process, so workers need a shared broker ` +
-        '(each would be a cluster of its own): use 1 worker with the memory broker',
-    );
-  }
-  if (workers > 1) {
-    throw new ConfigError(
-      `${origins.workers ?? '--workers'} is ${workers}: several workers per machine are not available in this version yet: ` +
-        'use 1, and switchboard cluster --nodes N (or one process per core behind a load balancer) meanwhile',
+      `${origins.hashringRedirect ?? '--hashring-redirect'} needs every node at a URL of its own, but the ${workers} workers ` +
+        `(${origins.workers ?? '--workers'}) share one port: a client sent to its owner could land on any worker again. ` +
+        'Use hash-ring routing without redirects, or one process per port (switchboard cluster --nodes N)',
     );
   }
 }
