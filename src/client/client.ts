@@ -19,6 +19,7 @@ import {
   type SubscribeResult,
   type WelcomeFrame,
 } from '../protocol/index.js';
+import { codecOfSubprotocol, encodeClientFrameBinary, MSGPACK_SUBPROTOCOL } from '../protocol/msgpack.js';
 import { AckBatcher } from './ack.js';
 import { backoffDelay } from './backoff.js';
 import { applyRecovery, StreamCursor } from './cursor.js';
@@ -214,7 +215,10 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
     let ws: WebSocketLike;
     try {
       const Ctor = this.opts.WebSocket;
-      ws = this.opts.subprotocol === null ? new Ctor(url) : new Ctor(url, this.opts.subprotocol);
+      const protocols = this.offeredProtocols();
+      ws = protocols.length === 0 ? new Ctor(url) : new Ctor(url, protocols);
+      // Binary frames must arrive as something decodable at once (a browser's default is a Blob).
+      if (this.opts.codec === 'msgpack') ws.binaryType = 'arraybuffer';
     } catch (err) {
       this.emitError(new ClientError(LocalErrorCode.Transport, 'could not open a WebSocket', err));
       this.scheduleReconnect();
@@ -224,7 +228,7 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
     this.personalSince = since;
     // Each handler checks it still belongs to the current socket: events of a replaced one are late and ignored.
     ws.onmessage = (ev) => {
-      if (this.ws === ws) this.onFrame(ev.data);
+      if (this.ws === ws) this.onFrame(ev.data, ws);
     };
     ws.onclose = (ev) => {
       if (this.ws === ws) this.teardown(ev.code, ev.reason, !isTerminalClose(ev.code));
@@ -239,6 +243,18 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
     this.connectTimer = setTimeout(() => {
       if (this.ws === ws) this.teardown(CloseCode.HeartbeatTimeout, 'connect timeout', true);
     }, this.opts.connectTimeout);
+  }
+
+  /**
+   * The subprotocols to offer, in the order of preference: the MessagePack
+   * one first when asked for, then `subprotocol` so that a server without
+   * MessagePack still agrees on JSON.
+   */
+  private offeredProtocols(): string[] {
+    const { codec, subprotocol } = this.opts;
+    const offered = codec === 'msgpack' ? [MSGPACK_SUBPROTOCOL] : [];
+    if (subprotocol !== null && !offered.includes(subprotocol)) offered.push(subprotocol);
+    return offered;
   }
 
   /**
@@ -333,9 +349,10 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
 
   // ---- incoming frames -----------------------------------------------------
 
-  private onFrame(data: unknown): void {
+  /** `ws` is the socket it came on: its negotiated subprotocol says how the frame is encoded. */
+  private onFrame(data: unknown, ws: WebSocketLike): void {
     this.watchdog.touch();
-    const decoded = decodeServerFrame(data);
+    const decoded = decodeServerFrame(data, codecOfSubprotocol(ws.protocol));
     if (!decoded.ok) {
       this.emitError(new ClientError(LocalErrorCode.BadFrame, decoded.reason));
       return;
@@ -407,7 +424,8 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
     applyRecovery(this.personalCursor, since, w, buffered, {
       reset: () => this.emit('reset', { channel: w.channel, ...this.personalCursor.position }),
       ready: ({ wasRecovering, recovered }) => {
-        this.info = { session: w.session, node: w.node, user: w.user, channel: w.channel, ping: w.ping, wasRecovering, recovered };
+        const codec = codecOfSubprotocol(ws?.protocol ?? '');
+        this.info = { session: w.session, node: w.node, user: w.user, channel: w.channel, ping: w.ping, wasRecovering, recovered, codec };
         this.setState('connected');
         this.emit('connected', this.info);
       },
@@ -460,7 +478,7 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
     const ws = this.ws;
     if (!ws || ws.readyState !== WS_OPEN) return false;
     try {
-      ws.send(JSON.stringify(frame));
+      ws.send(codecOfSubprotocol(ws.protocol) === 'msgpack' ? encodeClientFrameBinary(frame) : JSON.stringify(frame));
       return true;
     } catch {
       // The socket is going down; its close event drives the reconnect.

@@ -4,6 +4,7 @@
  * dropped, never trusted and never thrown.
  */
 import type { DisconnectFrame, ErrorBody, ErrorCode, Publication, ServerFrame, WelcomeFrame } from '../protocol/index.js';
+import { parseMsgpack, type WireCodec } from '../protocol/msgpack.js';
 
 export type ServerDecodeResult = { ok: true; frame: ServerFrame } | { ok: false; reason: string };
 
@@ -61,8 +62,20 @@ function toWelcome(r: Rec): WelcomeFrame | undefined {
   };
 }
 
-/** Decode one text frame from the server. Never throws. */
-export function decodeServerFrame(data: unknown): ServerDecodeResult {
+/**
+ * Decode one frame from the server in the connection's codec: a text frame
+ * on `json`, a binary one (`ArrayBuffer` or `Uint8Array`) on `msgpack`; a
+ * frame of the other kind is malformed. Never throws.
+ */
+export function decodeServerFrame(data: unknown, codec: WireCodec = 'json'): ServerDecodeResult {
+  if (codec === 'msgpack') {
+    if (typeof data === 'string') return { ok: false, reason: 'text frame on a MessagePack connection' };
+    if (!(data instanceof ArrayBuffer) && !(data instanceof Uint8Array)) {
+      return { ok: false, reason: 'binary frame that is neither an ArrayBuffer nor a Uint8Array' };
+    }
+    const parsed = parseMsgpack(data);
+    return parsed.ok ? validateServerFrame(parsed.value) : { ok: false, reason: parsed.reason };
+  }
   if (typeof data !== 'string') return { ok: false, reason: 'binary frame' };
   let r: unknown;
   try {
@@ -70,6 +83,11 @@ export function decodeServerFrame(data: unknown): ServerDecodeResult {
   } catch {
     return { ok: false, reason: 'frame is not valid JSON' };
   }
+  return validateServerFrame(r);
+}
+
+/** Check a server frame already parsed from its wire form; the same checks for both codecs. */
+function validateServerFrame(r: unknown): ServerDecodeResult {
   if (!isRecord(r) || !isString(r.type)) return { ok: false, reason: 'frame has no string "type"' };
   const bad = (what: string): ServerDecodeResult => ({ ok: false, reason: `malformed "${what}" frame` });
   switch (r.type) {

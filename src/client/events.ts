@@ -1,5 +1,6 @@
 /** The typed events of `SwitchboardClient` and `Subscription`. */
 import type { Publication } from '../protocol/index.js';
+import type { WireCodec } from '../protocol/msgpack.js';
 import type { ClientError } from './errors.js';
 
 export type ClientState = 'disconnected' | 'connecting' | 'connected';
@@ -23,6 +24,11 @@ export interface ConnectedEvent {
   wasRecovering: boolean;
   /** …and everything missed was returned (delivered right after this event). */
   recovered: boolean;
+  /**
+   * The codec this connection uses: `msgpack` when the client asked for it
+   * (`codec: 'msgpack'`) and the server agreed, else `json`.
+   */
+  codec: WireCodec;
 }
 
 /** Emitted whenever a connection or connection attempt ends. */

@@ -33,3 +33,4 @@ export {
   type PublishResult,
   type StreamPosition,
 } from '../protocol/index.js';
+export { MSGPACK_SUBPROTOCOL, type WireCodec } from '../protocol/msgpack.js';

@@ -3,6 +3,7 @@
  * (bad arguments throw at once, in the constructor).
  */
 import { SUBPROTOCOL } from '../protocol/index.js';
+import type { WireCodec } from '../protocol/msgpack.js';
 import type { RandomSource } from './backoff.js';
 import { globalWebSocket, type WebSocketConstructor } from './transport.js';
 
@@ -38,6 +39,15 @@ export interface ClientOptions {
   WebSocket?: WebSocketConstructor;
   /** Subprotocol asked for; `null` asks for none. Default `'switchboard.v1'`. */
   subprotocol?: string | null;
+  /**
+   * How frames are encoded. `'msgpack'` offers the `switchboard.v1.msgpack`
+   * subprotocol first (then `subprotocol`, for a server without it) and,
+   * when the server selects it, sends and receives every frame as a binary
+   * MessagePack message; when it selects plain `switchboard.v1` (MessagePack
+   * is off there) that connection uses JSON. The codec in use is in the
+   * `connected` event. Default `'json'`.
+   */
+  codec?: WireCodec;
   /** Backoff window after the first failure, ms. Default 500. */
   minReconnectDelay?: number;
   /** Largest backoff window, ms. Default 20000. */
@@ -71,6 +81,14 @@ function nonNegative(name: string, value: number): number {
   return value;
 }
 
+function codecOption(value: unknown): WireCodec {
+  if (value === undefined) return 'json';
+  if (value !== 'json' && value !== 'msgpack') {
+    throw new TypeError(`SwitchboardClient: "codec" must be 'json' or 'msgpack', got ${String(value).slice(0, 40)}`);
+  }
+  return value;
+}
+
 /** Fill defaults and validate; throws `TypeError` on a bad option. */
 export function resolveOptions(options: ClientOptions): ResolvedOptions {
   if (typeof options?.url !== 'string' || options.url === '') {
@@ -85,6 +103,7 @@ export function resolveOptions(options: ClientOptions): ResolvedOptions {
     params: { ...(options.params ?? {}), ...deviceParam(options.device) },
     WebSocket,
     subprotocol: options.subprotocol === undefined ? SUBPROTOCOL : options.subprotocol,
+    codec: codecOption(options.codec),
     minReconnectDelay: nonNegative('minReconnectDelay', options.minReconnectDelay ?? 500),
     maxReconnectDelay: nonNegative('maxReconnectDelay', options.maxReconnectDelay ?? 20_000),
     requestTimeout: nonNegative('requestTimeout', options.requestTimeout ?? 10_000),

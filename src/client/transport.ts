@@ -16,7 +16,14 @@ export interface WebSocketLike {
   readonly readyState: number;
   /** The subprotocol the server selected. */
   readonly protocol: string;
-  send(data: string): void;
+  /**
+   * How binary messages are delivered. Set to `'arraybuffer'` when the
+   * client asks for the MessagePack codec (browsers default to `'blob'`,
+   * which cannot be decoded synchronously; `ws` to `'nodebuffer'`).
+   */
+  binaryType?: string;
+  /** A string is sent as a text message, bytes (MessagePack) as a binary one. */
+  send(data: string | Uint8Array): void;
   close(code?: number, reason?: string): void;
   onopen: Handler<unknown> | null;
   onmessage: Handler<{ data: unknown }> | null;

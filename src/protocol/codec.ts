@@ -62,6 +62,15 @@ export function decodeClientFrame(text: string): DecodeResult {
   } catch {
     return fail(ErrorCode.BadRequest, 'frame is not valid JSON');
   }
+  return validateClientFrame(raw);
+}
+
+/**
+ * Validate a client frame already parsed from its wire form (JSON text, or
+ * MessagePack in `msgpack.ts`), so that both codecs accept exactly the same
+ * frames and answer a bad one with the same error. Never throws.
+ */
+export function validateClientFrame(raw: unknown): DecodeResult {
   if (!isRecord(raw)) return fail(ErrorCode.BadRequest, 'frame must be a JSON object');
   // `ack` and `pong` carry no id and never get a reply (an `id` on them is
   // ignored); every other frame needs one. Read it first so that every later

@@ -90,6 +90,15 @@ export interface NodeOptions {
   deadAfterBeats: number;
   /** Use the last address of `X-Forwarded-For` (the one the proxy appended) as the client IP (behind a trusted proxy). */
   trustProxy: boolean;
+  /** Offer permessage-deflate (messages of 1 KiB and more compressed, no context takeover). Off: CPU matters more than bytes by default. */
+  permessageDeflate: boolean;
+  /**
+   * Select the `switchboard.v1.msgpack` subprotocol for clients that offer
+   * it: their frames are MessagePack binary messages. Off: it is never
+   * selected, and such clients get `switchboard.v1` (JSON) when they offer
+   * it too.
+   */
+  msgpack: boolean;
   logLevel: LogLevel;
   limits: Limits;
   /** Options of the default namespace (channels without `:`) and of any namespace not listed. */
@@ -164,6 +173,8 @@ export function withDefaults(partial: NodeOptionsInput = {}): NodeOptions {
     heartbeat: 2,
     deadAfterBeats: 3,
     trustProxy: false,
+    permessageDeflate: false,
+    msgpack: false,
     logLevel: 'info',
     ...partial,
     nodeId: partial.nodeId ?? defaultNodeId(),

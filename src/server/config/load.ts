@@ -130,6 +130,8 @@ function toOptions(v: SettingValues, publicKey: string | undefined, file: Parsed
       heartbeat: v.heartbeat,
       deadAfterBeats: v.deadAfterBeats,
       trustProxy: v.trustProxy,
+      permessageDeflate: v.permessageDeflate,
+      msgpack: v.msgpack,
       logLevel: v.logLevel,
       limits,
       defaultNamespace: file?.defaultNamespace,

@@ -172,6 +172,16 @@ export const SETTINGS = {
     help: 'missed heartbeats after which a node is declared dead',
   },
   trustProxy: { flag: 'trust-proxy', kind: 'boolean', help: 'take the client IP from X-Forwarded-For (its last address)' },
+  permessageDeflate: {
+    flag: 'permessage-deflate',
+    kind: 'boolean',
+    help: 'compress messages of 1 KiB and more when the client offers permessage-deflate',
+  },
+  msgpack: {
+    flag: 'msgpack',
+    kind: 'boolean',
+    help: 'speak MessagePack (binary frames) to clients that offer the switchboard.v1.msgpack subprotocol',
+  },
   logLevel: { flag: 'log-level', kind: 'choice', choices: LOG_LEVELS, arg: '<level>', help: 'log verbosity' },
   maxFrameBytes: { flag: 'max-frame-bytes', section: 'limits', kind: 'integer', min: 1, max: MAX, help: 'largest client frame (bytes)' },
   maxConnections: { flag: 'max-connections', section: 'limits', kind: 'integer', min: 1, max: MAX, help: 'open connections per node' },

@@ -13,11 +13,26 @@ import {
   SwitchboardError,
   toErrorBody,
   type ClientFrame,
+  type DecodeResult,
   type ErrorBody,
 } from '../../protocol/index.js';
+import { decodeClientFrameBinary, type WireCodec } from '../../protocol/msgpack.js';
 import type { Metrics } from '../metrics.js';
 import type { Gateway } from './gateway.js';
 import type { Session } from './session.js';
+
+/** The refusal of a frame of the other kind: binary on a JSON connection, text on a MessagePack one. */
+const WRONG_KIND: Readonly<Record<WireCodec, string>> = {
+  json: 'binary frames are not supported: send JSON text',
+  msgpack: 'text frames are not supported on a MessagePack connection: send MessagePack binary',
+};
+
+/** Decode a frame in the connection's codec; undefined for a frame of the other kind. */
+function decodeIn(codec: WireCodec, data: Buffer | string, isBinary: boolean): DecodeResult | undefined {
+  if (isBinary !== (codec === 'msgpack')) return undefined;
+  if (codec === 'msgpack') return decodeClientFrameBinary(typeof data === 'string' ? Buffer.from(data, 'utf8') : data);
+  return decodeClientFrame(typeof data === 'string' ? data : data.toString('utf8'));
+}
 
 export class FrameHandler {
   constructor(
@@ -31,15 +46,15 @@ export class FrameHandler {
     const now = Date.now();
     const admitted = session.admit(now);
     if (admitted === 'closed') return;
-    // A binary frame is limited like any other (and, past the limit, not counted as malformed too).
-    const decoded = isBinary ? undefined : decodeClientFrame(typeof data === 'string' ? data : data.toString('utf8'));
+    // A frame of the other kind is limited like any other (and, past the limit, not counted as malformed too).
+    const decoded = decodeIn(session.codec, data, isBinary);
     if (admitted === 'limited') {
       const id = !decoded ? undefined : decoded.ok ? ('id' in decoded.frame ? decoded.frame.id : undefined) : decoded.id;
       this.fail(session, id, { code: ErrorCode.RateLimited, message: 'too many messages: slow down' });
       return;
     }
     if (!decoded) {
-      this.fail(session, undefined, { code: ErrorCode.BadRequest, message: 'binary frames are not supported: send JSON text' });
+      this.fail(session, undefined, { code: ErrorCode.BadRequest, message: WRONG_KIND[session.codec] });
       session.noteMalformed(now);
       return;
     }
@@ -93,8 +108,14 @@ export class FrameHandler {
       case 'send': {
         const channel = frame.type === 'send' ? personalChannel(frame.user) : frame.channel;
         this.checkPublish(session, channel);
-        const result = await this.gateway.publish(channel, frame.data, session.user);
-        session.send({ type: 'reply', id: frame.id, result });
+        const { id, data } = frame;
+        // Not awaited: the frames after it need not wait for the broker (see `publishInOrder`).
+        const publishing = session.publishInOrder(channel, () => this.gateway.publish(channel, data, session.user));
+        if (!publishing) throw new SwitchboardError(ErrorCode.RateLimited, 'too many requests in flight');
+        publishing.then(
+          (result) => session.send({ type: 'reply', id, result }),
+          (err: unknown) => this.sendError(session, id, toErrorBody(err)),
+        );
         return;
       }
     }

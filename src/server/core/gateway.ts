@@ -14,6 +14,7 @@ import {
   SwitchboardError,
   type Publication,
   type PublishResult,
+  type ServerFrame,
   type StreamPosition,
   type SubscribeResult,
 } from '../../protocol/index.js';
@@ -24,12 +25,15 @@ import { backoffDelay } from '../../client/backoff.js';
 import { HashRingRouting, type RoutingStrategy } from '../routing/strategies.js';
 import { AckWriter } from './acks.js';
 import { Namespaces } from './namespaces.js';
-import { Session, type Transport } from './session.js';
+import type { WireCodec } from '../../protocol/msgpack.js';
+import { Session, type Outgoing, type Transport } from './session.js';
 
 export interface OpenSession {
   user: string;
   grants: string[];
   transport: Transport;
+  /** The connection's codec, from its subprotocol. Default `json`. */
+  codec?: WireCodec;
   /** `?since=&epoch=` of the personal channel. */
   since?: StreamPosition;
   /** `?device=`: whose acknowledged position a connection without `since` resumes from ('' for the user's). */
@@ -72,6 +76,9 @@ export class Gateway {
   /** Acknowledged personal-channel positions on their way to the broker. */
   private readonly acks: AckWriter;
   private closing = false;
+  /** Shared by every session (closures per session would cost memory on each of 100k connections). */
+  private readonly onSessionClosed = (s: Session): void => this.forget(s);
+  private readonly onFrameOut = (type: ServerFrame['type']): void => this.metrics.framesOut.inc({ type });
 
   constructor(
     readonly nodeId: string,
@@ -128,11 +135,12 @@ export class Gateway {
       user: init.user,
       ...(init.device ? { device: init.device } : {}),
       grants: init.grants,
+      ...(init.codec ? { codec: init.codec } : {}),
       transport: init.transport,
       limits: this.options.limits,
       now: Date.now(),
-      onClosed: (s) => this.forget(s),
-      onFrameOut: (type) => this.metrics.framesOut.inc({ type }),
+      onClosed: this.onSessionClosed,
+      onFrameOut: this.onFrameOut,
     });
     this.sessions.add(session);
     this.metrics.connections.inc();
@@ -140,7 +148,8 @@ export class Gateway {
     if (this.redirect(session)) return session;
     session.enqueue(async () => {
       try {
-        const since = init.since ?? (await this.resumePoint(channel, session.device));
+        // Read while the channel's subscription is set up: one broker round trip less per connection.
+        const since = init.since ?? this.resumePoint(channel, session.device);
         await this.subscribe(session, channel, since, (result) =>
           session.send({
             type: 'welcome',
@@ -196,7 +205,7 @@ export class Gateway {
   async subscribe(
     session: Session,
     channel: string,
-    since: Since,
+    from: Since | Promise<Since>,
     respond: (result: SubscribeResult) => void,
   ): Promise<void> {
     const policy = this.namespaces.of(channel);
@@ -208,27 +217,32 @@ export class Gateway {
     try {
       // Not only the first subscriber waits: history must be read after the
       // node receives the channel, or a publication in between is lost.
-      await this.ensureInterest(channel);
-      if (tracksPresence(policy.presence, channel)) {
-        await this.broker.presenceAdd([{ channel, entry: this.presenceEntry(session) }], this.presenceTtlMs);
-        // Closed meanwhile: `forget` ran before the entry existed, so remove it here.
-        if (!session.channels.has(channel)) {
-          await this.broker.presenceRemove([{ channel, session: session.id }]);
-          return;
-        }
+      const [, since] = await Promise.all([this.ensureInterest(channel), from]);
+      // The presence entry and the history read go to the broker together (one round trip).
+      const history = policy.history;
+      const [, page] = await Promise.all([
+        tracksPresence(policy.presence, channel)
+          ? this.broker.presenceAdd([{ channel, entry: this.presenceEntry(session) }], this.presenceTtlMs)
+          : undefined,
+        history
+          ? this.metrics.brokerCall('history', () =>
+              this.broker.history(
+                channel,
+                since === 'start' ? { since: 0, limit: history.size } : since ? { since: since.offset, limit: history.size } : { limit: 0 },
+                history,
+              ),
+            )
+          : undefined,
+      ]);
+      // Closed meanwhile: `forget` may have run before the presence entry existed, so remove it here.
+      if (!session.channels.has(channel) && tracksPresence(policy.presence, channel)) {
+        await this.broker.presenceRemove([{ channel, session: session.id }]);
+        return;
       }
       let result: SubscribeResult = { channel, recovered: true, messages: [] };
       /** Recovered messages past what one reply may carry: sent after it, paced by the socket. */
       let rest: Publication[] = [];
-      if (policy.history) {
-        const history = policy.history;
-        const page = await this.metrics.brokerCall('history', () =>
-          this.broker.history(
-            channel,
-            since === 'start' ? { since: 0, limit: history.size } : since ? { since: since.offset, limit: history.size } : { limit: 0 },
-            history,
-          ),
-        );
+      if (history && page) {
         const recovered =
           !since ||
           since === 'start' ||
@@ -406,15 +420,21 @@ export class Gateway {
     this.metrics.brokerReceived.inc({ use: 'used' });
     if (pub.offset !== undefined && pub.epoch !== undefined) {
       const pos = this.positions.get(pub.channel);
-      if (!pos || pos.epoch !== pub.epoch || pos.offset < pub.offset) {
+      // Moved in place: an object per message, kept until the channel's next
+      // one, would outlive young-generation GCs and be collected by the
+      // slow old-generation ones.
+      if (pos && pos.epoch === pub.epoch) {
+        if (pos.offset < pub.offset) pos.offset = pub.offset;
+      } else {
         this.positions.set(pub.channel, { offset: pub.offset, epoch: pub.epoch });
       }
     }
     const { ts, ...wire } = pub;
-    const bytes = Buffer.from(encodeMessage(wire as Publication));
+    // Encoded once for every subscriber; transports add their framing to it once, too.
+    const message: Outgoing = { pub: wire as Publication, text: Buffer.from(encodeMessage(wire as Publication)) };
     let written = 0;
     const now = Date.now();
-    for (const s of subscribers) if (s.deliver(wire, bytes, now)) written++;
+    for (const s of subscribers) if (s.deliverMessage(message, now)) written++;
     if (written > 0) {
       this.metrics.delivered.inc(written);
       this.metrics.framesOut.inc({ type: 'message' }, written);
@@ -603,12 +623,14 @@ export class Gateway {
 
   /** Deliver what `channel` missed since the last dispatched offset, then what was held meanwhile. */
   private async fill(channel: string): Promise<void> {
-    const pos = this.positions.get(channel);
+    const kept = this.positions.get(channel);
     const policy = this.namespaces.of(channel).history;
-    if (!pos || !policy || !this.local.has(channel)) {
+    if (!kept || !policy || !this.local.has(channel)) {
       this.release(channel);
       return;
     }
+    // The position as it was when the catch-up began (deliveries move the kept one in place).
+    const pos = { ...kept };
     try {
       const page = await this.metrics.brokerCall('history', () => this.broker.history(channel, { since: pos.offset, limit: policy.size }, policy));
       const complete = page.epoch === pos.epoch && pos.offset <= page.offset && pos.offset + 1 >= page.earliest;

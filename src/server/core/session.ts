@@ -5,12 +5,49 @@
  * subscription is still recovering; all teardown goes through `disconnect`.
  */
 import { CloseCode, encodeMessage, type DisconnectFrame, type Publication, type ServerFrame } from '../../protocol/index.js';
+import { encodeMessageBinary, encodeServerFrameBinary, type WireCodec } from '../../protocol/msgpack.js';
 import type { Limits } from '../options.js';
 import { TokenBucket, WindowCounter } from './rate.js';
+
+/**
+ * A publication encoded for delivery, built once per publication and shared
+ * by all its subscribers. Transports may fill the lazily built slots (the
+ * complete WebSocket frame) on first use so that the rest reuse them; a
+ * second encoding (a binary subprotocol) would add its own pair of slots.
+ */
+export interface Outgoing {
+  readonly pub: Publication;
+  /** The `message` frame as JSON text. */
+  readonly text: Buffer;
+  /** `text` framed as a complete WebSocket text frame, built by the first transport that writes raw frames. */
+  textFrame?: Buffer;
+  /** The `message` frame as MessagePack, built by the first subscriber on that codec (`binaryMessage`); never built without one. */
+  binary?: Buffer;
+  /** `binary` framed as a complete WebSocket binary frame, like `textFrame`. */
+  binaryFrame?: Buffer;
+}
+
+/** A view of encoded bytes as a Buffer, without a copy. */
+const asBuffer = (bytes: Uint8Array): Buffer => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+
+/**
+ * The publication's `message` frame as MessagePack: encoded by the first
+ * subscriber on the binary codec and shared by the others, so a publication
+ * is encoded at most once per codec, and never for MessagePack when no
+ * subscriber speaks it.
+ */
+export function binaryMessage(message: Outgoing): Buffer {
+  return (message.binary ??= asBuffer(encodeMessageBinary(message.pub)));
+}
 
 /** What a session writes to: a WebSocket in production, a recorder in unit tests. */
 export interface Transport {
   send(data: Buffer | string): void;
+  /**
+   * Write a fan-out `message` frame. Optional: without it `send(message.text)`
+   * is used. The WebSocket transport writes the shared pre-built frame.
+   */
+  sendMessage?(message: Outgoing): void;
   close(code: number, reason: string): void;
   /** Bytes queued but not yet written to the network. */
   readonly bufferedAmount: number;
@@ -19,7 +56,7 @@ export interface Transport {
 /** A subscription's delivery state. */
 interface ChannelState {
   /** Set while the subscription is recovering: live messages wait here, in order. */
-  pending: Array<[Publication, Buffer]> | null;
+  pending: Outgoing[] | null;
   /** The newest offset delivered (or covered by the subscribe reply), and its epoch. */
   offset: number;
   epoch: string | undefined;
@@ -41,6 +78,8 @@ export interface SessionInit {
   device?: string;
   /** Channel patterns granted by the token. */
   grants: string[];
+  /** How frames are encoded on this connection (the negotiated subprotocol). Default `json`. */
+  codec?: WireCodec;
   transport: Transport;
   limits: Limits;
   now: number;
@@ -55,6 +94,8 @@ export class Session {
   readonly user: string;
   readonly device: string;
   readonly grants: string[];
+  /** `json` (text frames) or `msgpack` (binary frames), fixed at the upgrade. */
+  readonly codec: WireCodec;
   /** Every channel this session is subscribed to or subscribing to, its personal channel included. */
   readonly channels = new Map<string, ChannelState>();
   closed = false;
@@ -65,21 +106,28 @@ export class Session {
   pingSentAt: number | undefined;
 
   /** Frames are handled one after another, in the order they arrived. */
-  private queue: Promise<void> = Promise.resolve();
+  /** The last frame task queued, while any is queued (an idle session keeps no promise). */
+  private queue: Promise<void> | undefined;
   private queued = 0;
+  /** Publishes of this connection at the broker, and the last one per channel (see `publishInOrder`); no map while none ever ran. */
+  private publishing = 0;
+  private publishTails: Map<string, Promise<void>> | undefined;
   private readonly transport: Transport;
   private readonly limits: Limits;
   private readonly onClosed: (session: Session) => void;
   private readonly onFrameOut: (type: ServerFrame['type']) => void;
   private readonly bucket: TokenBucket;
-  private readonly violations: WindowCounter;
-  private readonly malformed: WindowCounter;
+  /** Made at the first limited frame: most sessions never need one (a node holds 100k sessions). */
+  private violations: WindowCounter | undefined;
+  /** Made at the first malformed frame. */
+  private malformed: WindowCounter | undefined;
 
   constructor(init: SessionInit) {
     this.id = init.id;
     this.user = init.user;
     this.device = init.device ?? '';
     this.grants = init.grants;
+    this.codec = init.codec ?? 'json';
     this.transport = init.transport;
     this.limits = init.limits;
     this.onClosed = init.onClosed;
@@ -87,9 +135,6 @@ export class Session {
     this.lastSentAt = init.now;
     const rate = init.limits.maxMessagesPerSecond;
     this.bucket = new TokenBucket(rate, rate, init.now);
-    // A client that keeps sending while limited for about a second more is closed.
-    this.violations = new WindowCounter(Math.max(10, rate), 10_000, init.now);
-    this.malformed = new WindowCounter(MAX_MALFORMED, 10_000, init.now);
   }
 
   /** Count of subscriptions the client asked for (the personal channel is not one). */
@@ -101,6 +146,8 @@ export class Session {
   admit(now: number): 'ok' | 'limited' | 'closed' {
     this.pingSentAt = undefined;
     if (this.bucket.take(now)) return 'ok';
+    // A client that keeps sending while limited for about a second more is closed.
+    this.violations ??= new WindowCounter(Math.max(10, this.limits.maxMessagesPerSecond), 10_000, now);
     if (this.violations.hit(now)) {
       this.disconnect(CloseCode.RateLimited, 'rate limited', true);
       return 'closed';
@@ -110,6 +157,7 @@ export class Session {
 
   /** Record a malformed frame; closes with 4008 on repeated abuse. Returns whether the session is still open. */
   noteMalformed(now: number): boolean {
+    this.malformed ??= new WindowCounter(MAX_MALFORMED, 10_000, now);
     if (this.malformed.hit(now)) this.disconnect(CloseCode.PolicyViolation, 'too many malformed frames', false);
     return !this.closed;
   }
@@ -121,13 +169,44 @@ export class Session {
   enqueue(task: () => Promise<void>): boolean {
     if (this.queued >= MAX_QUEUED) return false;
     this.queued++;
-    this.queue = this.queue
+    const tail: Promise<void> = (this.queue ?? Promise.resolve())
       .then(task)
       // Tasks report their own errors; one that throws anyway is a bug, and
       // the session cannot be trusted to be consistent after it.
       .catch(() => this.disconnect(1011, 'internal error', true))
-      .finally(() => this.queued--);
+      .finally(() => {
+        if (--this.queued === 0 && this.queue === tail) this.queue = undefined;
+      });
+    this.queue = tail;
     return true;
+  }
+
+  /**
+   * Run a publish of this connection on `channel`: after the ones it made
+   * earlier on the same channel (their order is kept), but without waiting
+   * for those on other channels, so one connection can have many publishes
+   * at the broker at once instead of one round trip per message. Undefined
+   * (and `publish` not run) when `MAX_QUEUED` are in flight already.
+   */
+  publishInOrder<T>(channel: string, publish: () => Promise<T>): Promise<T> | undefined {
+    if (this.publishing >= MAX_QUEUED) return undefined;
+    this.publishing++;
+    this.publishTails ??= new Map();
+    const tails = this.publishTails;
+    const before = tails.get(channel);
+    // The next publish on the channel waits for this one to settle, whatever its outcome.
+    const result = before ? before.then(publish) : publish();
+    const tail: Promise<void> = result.then(
+      () => this.published(channel, tail),
+      () => this.published(channel, tail),
+    );
+    tails.set(channel, tail);
+    return result;
+  }
+
+  private published(channel: string, tail: Promise<void>): void {
+    this.publishing--;
+    if (this.publishTails?.get(channel) === tail) this.publishTails.delete(channel);
   }
 
   /** Begin a subscription: live messages are held until `ready` is called. */
@@ -156,14 +235,15 @@ export class Session {
     for (const pub of rest) {
       if (!(await this.drained())) return;
       if (this.channels.get(channel) !== state) return; // unsubscribed meanwhile
-      if (this.write(Buffer.from(encodeMessage(pub)))) this.onFrameOut('message');
+      const bytes = this.codec === 'msgpack' ? asBuffer(encodeMessageBinary(pub)) : Buffer.from(encodeMessage(pub));
+      if (this.write(bytes)) this.onFrameOut('message');
     }
     if (this.closed) return;
     const pending = state.pending ?? [];
     state.pending = null;
     state.offset = position.offset;
     state.epoch = position.epoch;
-    for (const [pub, bytes] of pending) if (this.deliver(pub, bytes)) this.onFrameOut('message');
+    for (const message of pending) if (this.deliverMessage(message)) this.onFrameOut('message');
   }
 
   /**
@@ -184,8 +264,18 @@ export class Session {
     return !this.closed;
   }
 
-  /** Deliver a publication already encoded as a `message` frame. Returns whether it was written. */
+  /** Deliver a publication already encoded as a `message` frame (one-off deliveries; fan-out uses `deliverMessage`). */
   deliver(pub: Publication, bytes: Buffer, now = Date.now()): boolean {
+    return this.deliverMessage({ pub, text: bytes }, now);
+  }
+
+  /**
+   * The fan-out hot path: deliver a publication encoded once for all its
+   * subscribers. Returns whether it was written. Allocates nothing per call
+   * unless the subscription is recovering (then `message` is held).
+   */
+  deliverMessage(message: Outgoing, now = Date.now()): boolean {
+    const pub = message.pub;
     const state = this.channels.get(pub.channel);
     if (!state || this.closed) return false;
     if (state.pending) {
@@ -193,7 +283,7 @@ export class Session {
         this.disconnect(CloseCode.SlowConsumer, 'too many messages while recovering', true);
         return false;
       }
-      state.pending.push([pub, bytes]);
+      state.pending.push(message);
       return false;
     }
     if (pub.offset !== undefined) {
@@ -201,7 +291,9 @@ export class Session {
       state.offset = pub.offset;
       state.epoch = pub.epoch;
     }
-    return this.write(bytes, now);
+    if (this.transport.sendMessage) this.transport.sendMessage(message);
+    else this.transport.send(this.codec === 'msgpack' ? binaryMessage(message) : message.text);
+    return this.written(now);
   }
 
   /** The newest position delivered on `channel` (or covered by its subscribe reply), once recovered. */
@@ -212,15 +304,25 @@ export class Session {
   }
 
   send(frame: ServerFrame): boolean {
-    const written = this.write(JSON.stringify(frame));
+    const written = this.write(this.encode(frame));
     if (written) this.onFrameOut(frame.type);
     return written;
+  }
+
+  /** A frame in this connection's codec: JSON text, or MessagePack bytes (the transport sends those as a binary message). */
+  private encode(frame: ServerFrame): string | Buffer {
+    return this.codec === 'msgpack' ? asBuffer(encodeServerFrameBinary(frame)) : JSON.stringify(frame);
   }
 
   /** Write bytes; a connection whose unsent bytes pass the limit is closed with 4101. */
   write(data: Buffer | string, now = Date.now()): boolean {
     if (this.closed) return false;
     this.transport.send(data);
+    return this.written(now);
+  }
+
+  /** After a write: note the time, and close with 4101 a connection whose unsent bytes passed the limit. */
+  private written(now: number): boolean {
     this.lastSentAt = now;
     if (this.transport.bufferedAmount > this.limits.maxBufferedBytes) {
       this.disconnect(CloseCode.SlowConsumer, 'slow consumer', true);
@@ -236,7 +338,7 @@ export class Session {
   disconnect(code: number, reason: string, reconnect: boolean, url?: string): void {
     if (this.closed) return;
     const frame: DisconnectFrame = url === undefined ? { type: 'disconnect', code, reason, reconnect } : { type: 'disconnect', code, reason, reconnect, url };
-    this.transport.send(JSON.stringify(frame));
+    this.transport.send(this.encode(frame));
     this.onFrameOut('disconnect');
     this.closed = true;
     this.closeCode = code;

@@ -12,19 +12,38 @@
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
-import { WebSocketServer, type WebSocket } from 'ws';
-import { ErrorCode, isValidUserId, SUBPROTOCOL, type StreamPosition } from '../../protocol/index.js';
+import { WebSocketServer, type PerMessageDeflateOptions } from 'ws';
+import { ErrorCode, isValidUserId, type StreamPosition } from '../../protocol/index.js';
+import { selectSubprotocol } from '../../protocol/msgpack.js';
 import { TokenError, type Identity, type TokenVerifier } from '../auth/token.js';
 import type { FrameHandler } from '../core/frame-handler.js';
 import type { Gateway } from '../core/gateway.js';
+import type { Session } from '../core/session.js';
 import { Admission } from '../core/admission.js';
 import { IpConnectionLimiter } from '../core/rate.js';
 import type { Metrics } from '../metrics.js';
 import type { NodeOptions } from '../options.js';
 import { clientIp } from './client-ip.js';
 import { refuseUpgrade } from './respond.js';
+import { CorkBatch } from './ws-out.js';
+import { SessionSocket, type SocketOwner, WsTransport } from './ws-transport.js';
 
-const TEXT = { binary: false } as const;
+/**
+ * permessage-deflate when `--permessage-deflate` is on. Messages under 1 KiB
+ * are sent as they are: compressing them costs more CPU than it saves bytes.
+ * Memory per connection is bounded: no context takeover either way (zlib is
+ * reset after every message), a 1 KiB server window and a small hash table,
+ * so a connection's deflate state is about 36 KiB instead of some 256 KiB
+ * (zlib needs 2^(window+2) + 2^(memLevel+9) bytes). A client that offers
+ * only a server window below 2^10 (browsers do not) is refused by ws with 400.
+ */
+export const DEFLATE: PerMessageDeflateOptions = {
+  threshold: 1024,
+  serverNoContextTakeover: true,
+  clientNoContextTakeover: true,
+  serverMaxWindowBits: 10,
+  zlibDeflateOptions: { memLevel: 6 },
+};
 
 export interface UpgradeContext {
   options: NodeOptions;
@@ -75,7 +94,7 @@ class Refusal extends Error {
   }
 }
 
-export class Upgrader {
+export class Upgrader implements SocketOwner {
   readonly wss: WebSocketServer;
   private readonly ipLimiter: IpConnectionLimiter;
   private readonly admission: Admission;
@@ -83,14 +102,17 @@ export class Upgrader {
   private pending = 0;
   /** Whether the log already said that a proxy's address is being counted as the client's. */
   private warnedProxy = false;
+  /** Corks the sockets written by fan-out in one tick and flushes them together. */
+  private readonly batch = new CorkBatch();
 
   constructor(private readonly ctx: UpgradeContext) {
     this.wss = new WebSocketServer({
       noServer: true,
       maxPayload: ctx.options.limits.maxFrameBytes,
-      perMessageDeflate: false,
+      perMessageDeflate: ctx.options.permessageDeflate ? DEFLATE : false,
       clientTracking: true,
-      handleProtocols: (protocols) => (protocols.has(SUBPROTOCOL) ? SUBPROTOCOL : false),
+      WebSocket: SessionSocket,
+      handleProtocols: (protocols) => selectSubprotocol(protocols, ctx.options.msgpack),
     });
     this.ipLimiter = new IpConnectionLimiter(ctx.options.limits.maxConnectionsPerIpPerSecond);
     const { maxHandshakesPerSecond, maxHandshakesInFlight } = ctx.options.limits;
@@ -103,7 +125,7 @@ export class Upgrader {
   }
 
   handle(req: IncomingMessage, socket: Duplex, head: Buffer): void {
-    socket.on('error', () => socket.destroy());
+    socket.on('error', destroyOnError);
     this.accept(req, socket, head).catch((err: unknown) => {
       const refusal =
         err instanceof Refusal ? err : new Refusal(500, ErrorCode.Internal, 'internal', 'internal error');
@@ -167,7 +189,14 @@ export class Upgrader {
       this.pending--;
     }
     if (socket.destroyed) return admitted.done();
-    this.wss.handleUpgrade(req, socket, head, (ws) => this.attach(ws, identity, { since, device }, admitted.done));
+    this.wss.handleUpgrade(req, socket, head, (ws) => {
+      // ws watches the socket from here on, and the transport ends the
+      // handshake: listeners left on the socket would only hold memory for
+      // the whole life of the connection.
+      socket.off('error', destroyOnError);
+      socket.off('close', admitted.done);
+      this.attach(ws as SessionSocket, socket, identity, { since, device }, admitted.done);
+    });
   }
 
   private async identify(req: IncomingMessage, url: URL): Promise<Identity> {
@@ -190,41 +219,39 @@ export class Upgrader {
     throw new Refusal(401, ErrorCode.Unauthorized, 'unauthorized', 'missing token: pass ?token=<JWT> or "Authorization: Bearer <JWT>"');
   }
 
-  /** `handshakeDone` is called at the session's first frame or close: its welcome, or the disconnect in its place. */
+  /**
+   * `socket` is the one `ws` took over: the transport writes fan-out
+   * messages to it directly (see ws-transport.ts). `handshakeDone` is called
+   * at the session's first frame or close: its welcome, or the disconnect
+   * in its place.
+   */
   private attach(
-    ws: WebSocket,
+    ws: SessionSocket,
+    socket: Duplex,
     identity: Identity,
     resume: { since: StreamPosition | undefined; device: string },
     handshakeDone: () => void,
   ): void {
-    let handshaking = true;
+    const transport = new WsTransport(ws, socket, this.batch, this, handshakeDone);
     const session = this.ctx.gateway.open({
       user: identity.user,
       grants: identity.channels,
       since: resume.since,
       device: resume.device,
-      transport: {
-        send: (data) => {
-          ws.send(data, TEXT);
-          if (handshaking) {
-            handshaking = false;
-            handshakeDone();
-          }
-        },
-        close: (code, reason) => {
-          ws.close(code, reason);
-          handshakeDone();
-        },
-        get bufferedAmount() {
-          return ws.bufferedAmount;
-        },
-      },
+      codec: transport.codec,
+      transport,
     });
-    ws.on('message', (data, isBinary) => this.ctx.frames.receive(session, data as Buffer, isBinary));
-    ws.on('close', () => session.gone());
-    // ws closes the socket itself after an error (e.g. 1009 for an oversized
-    // frame); the 'close' event above does the bookkeeping.
-    ws.on('error', (err) => this.ctx.log.debug({ err, session: session.id }, 'websocket error'));
+    ws.bind(session, transport);
+  }
+
+  /** A frame from a client (`SocketOwner`). */
+  receive(session: Session, data: Buffer, isBinary: boolean): void {
+    this.ctx.frames.receive(session, data, isBinary);
+  }
+
+  /** A socket error (`SocketOwner`): ws closes the socket, and its close ends the session. */
+  socketError(session: Session, err: Error): void {
+    this.ctx.log.debug({ err, session: session.id }, 'websocket error');
   }
 
   private clientIp(req: IncomingMessage): string {
@@ -270,4 +297,9 @@ function parseSince(url: URL): StreamPosition | undefined {
     throw new Refusal(400, ErrorCode.BadRequest, 'bad_request', 'recovery needs both ?since=<offset>&epoch=<epoch>');
   }
   return { offset: n, epoch };
+}
+
+/** Until ws takes the socket over: an error (a reset during the token check) just ends it. */
+function destroyOnError(this: Duplex): void {
+  this.destroy();
 }
