@@ -38,6 +38,7 @@ import { cpus, loadavg, totalmem } from 'node:os';
 import { execFileSync } from 'node:child_process';
 import { ROOT } from './routing/settings.js';
 import { agent } from './routing/util.js';
+import { intFlag, serversFlag } from './peers/flags.js';
 import { broadcast, idle, latency } from './peers/measure.js';
 import { broadcastTable, idleTable, type KindResult, latencyTable, svgPlot } from './peers/report.js';
 import { buildPeers, type Kind, KINDS, killAll, LABEL, startCluster } from './peers/servers.js';
@@ -55,11 +56,7 @@ interface Args {
   out: string | undefined;
 }
 
-function positiveInt(flag: string, v: string, max: number): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1 || n > max) throw new Error(`${flag}: expected a whole number from 1 to ${max}, got "${v}"`);
-  return n;
-}
+const positiveInt = (flag: string, v: string, max: number): number => intFlag(flag, v, 1, max);
 
 function parseArgs(argv: string[]): Args {
   const a: Args = { servers: [...KINDS], idle: 5000, clients: 1000, messages: 200, broadcastRate: 50, users: 500, rates: [100, 500, 2000], seconds: 5, warmup: 200, out: undefined };
@@ -68,10 +65,7 @@ function parseArgs(argv: string[]): Args {
     const v = inline ?? argv[++i] ?? '';
     switch (flag) {
       case '--servers':
-        a.servers = v.split(',').map((s) => {
-          if (!KINDS.includes(s as Kind)) throw new Error(`--servers: unknown "${s}" (known: ${KINDS.join(', ')})`);
-          return s as Kind;
-        });
+        a.servers = serversFlag(v);
         break;
       case '--idle': a.idle = positiveInt(flag, v, 50_000); break;
       case '--clients': a.clients = positiveInt(flag, v, 20_000); break;

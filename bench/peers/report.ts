@@ -12,7 +12,7 @@ export interface KindResult {
 
 export const fmt = (v: number, digits = 1): string => (Number.isFinite(v) ? v.toFixed(digits) : 'n/a');
 
-function table(head: string[], rows: string[][]): string {
+export function table(head: string[], rows: string[][]): string {
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (cells: string[]): string => `| ${cells.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`;
   return [line(head), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...rows.map(line)].join('\n');
@@ -62,7 +62,7 @@ export function latencyTable(results: KindResult[]): string {
   );
 }
 
-const COLOURS: Record<Kind, string> = { switchboard: '#d62728', socketio: '#1f77b4', ws: '#2ca02c' };
+export const COLOURS: Record<Kind, string> = { switchboard: '#d62728', socketio: '#1f77b4', ws: '#2ca02c' };
 
 /** p99 latency (ms) against publication rate, one polyline per server. */
 export function svgPlot(results: KindResult[], title: string): string {
@@ -99,11 +99,11 @@ export function svgPlot(results: KindResult[], title: string): string {
   return `${out.join('\n')}\n`;
 }
 
-function niceCeil(v: number): number {
+export function niceCeil(v: number): number {
   const p = 10 ** Math.floor(Math.log10(v));
   for (const m of [1, 2, 2.5, 5, 10]) if (m * p >= v) return m * p;
   return 10 * p;
 }
 
-const fmtTick = (v: number): string => (v >= 10 ? v.toFixed(0) : v.toFixed(1));
-const escape = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+export const fmtTick = (v: number): string => (v >= 10 ? v.toFixed(0) : v.toFixed(1));
+export const escape = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');

@@ -63,8 +63,10 @@ export function killAll(): void {
   rmSync(PROBE_DIR, { recursive: true, force: true });
 }
 
-async function spawnServer(label: string, args: string[], ready: (port: number, proc: ChildProcess) => Promise<void>, port: number): Promise<Server> {
-  const proc = spawn(process.execPath, ['--expose-gc', '--import', PROBE, ...args], {
+export async function spawnServer(label: string, args: string[], ready: (port: number, proc: ChildProcess) => Promise<void>, port: number): Promise<Server> {
+  // PEERS_SERVER_NODE_ARGS: extra Node flags for every server (e.g. `--cpu-prof --cpu-prof-dir=/tmp/p` to profile one).
+  const extra = (process.env.PEERS_SERVER_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
+  const proc = spawn(process.execPath, ['--expose-gc', ...extra, '--import', PROBE, ...args], {
     stdio: ['ignore', 'ignore', 'pipe'],
     env: { ...process.env, PEERS_PROBE_DIR: PROBE_DIR, SWITCHBOARD_LOG_LEVEL: 'warn' },
   });
@@ -81,7 +83,7 @@ async function spawnServer(label: string, args: string[], ready: (port: number, 
   return { port, proc, stderr: () => tail };
 }
 
-async function stopServer(s: Server): Promise<void> {
+export async function stopServer(s: Server): Promise<void> {
   if (s.proc.exitCode !== null || s.proc.signalCode !== null) return;
   const gone = new Promise<boolean>((resolve) => {
     const timer = setTimeout(() => resolve(false), STOP_TIMEOUT_MS);
@@ -95,11 +97,15 @@ async function stopServer(s: Server): Promise<void> {
 }
 
 /** `process.memoryUsage()` of a server, read inside it after forced GCs (see probe.ts). */
-export async function memory(s: Server): Promise<Memory> {
-  const pid = s.proc.pid ?? 0;
+export function memory(s: Server): Promise<Memory> {
+  return memoryOf(s.proc.pid ?? 0);
+}
+
+/** `process.memoryUsage()` of any process started with the probe preloaded (cluster workers inherit it), after forced GCs. */
+export async function memoryOf(pid: number): Promise<Memory> {
   const file = join(PROBE_DIR, `${pid}.json`);
   rmSync(file, { force: true });
-  s.proc.kill('SIGUSR2');
+  process.kill(pid, 'SIGUSR2');
   const deadline = Date.now() + PROBE_TIMEOUT_MS;
   while (!existsSync(file)) {
     if (Date.now() > deadline) throw new Error(`pid ${pid}: no memory probe answer in ${PROBE_TIMEOUT_MS} ms`);
@@ -110,12 +116,31 @@ export async function memory(s: Server): Promise<Memory> {
   return { heapUsed: m.heapUsed, rss: m.rss, external: m.external };
 }
 
+/** GC pauses and event-loop delay of a probed process since the last call (see probe.ts). */
+export interface Pauses {
+  gc: { count: number; totalMs: number; maxMs: number };
+  loopDelayP99Ms: number;
+  loopDelayMaxMs: number;
+}
+
+export async function pausesOf(pid: number): Promise<Pauses> {
+  const file = join(PROBE_DIR, `${pid}.pauses.json`);
+  rmSync(file, { force: true });
+  process.kill(pid, 'SIGWINCH');
+  const deadline = Date.now() + PROBE_TIMEOUT_MS;
+  while (!existsSync(file)) {
+    if (Date.now() > deadline) throw new Error(`pid ${pid}: no pause probe answer in ${PROBE_TIMEOUT_MS} ms`);
+    await sleep(10);
+  }
+  return JSON.parse(readFileSync(file, 'utf8')) as Pauses;
+}
+
 async function post(port: number, path: string, body: unknown): Promise<void> {
   const res = await http('POST', port, path, JSON.stringify(body));
   if (res.status !== 200) throw new Error(`POST :${port}${path} → ${res.status} ${res.text}`);
 }
 
-const switchboardArgs = (redis: string, config: string, port: number, id: string): string[] => [
+export const switchboardArgs = (redis: string, config: string, port: number, id: string): string[] => [
   BIN, 'start', '--config', config, '--broker', redis, '--port', String(port), '--host', '127.0.0.1', '--node-id', id,
   '--max-connections-per-ip-per-second', '0', '--max-handshakes-per-second', '0', '--insecure',
 ];
@@ -157,4 +182,4 @@ export async function startCluster(kind: Kind): Promise<Cluster> {
   }
 }
 
-const PEER = (name: string): string => join(OUT, `peers-${name}.mjs`);
+export const PEER = (name: string): string => join(OUT, `peers-${name}.mjs`);

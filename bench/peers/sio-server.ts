@@ -3,54 +3,84 @@
 // after its user (`socket.join(userId)`), and `io.to(room).emit` reaches it
 // on whichever server it is, through Redis pub/sub. Users connect with
 // `auth: {user, room?}`; `POST /send {user, data}` and `POST /publish
-// {room, data}` (the same endpoints as the ws floor) emit `message`.
-//   node --expose-gc --import probe.mjs sio-server.mjs <port> <redis-url>
+// {room, data}` (the same endpoints as the ws floor), or the events
+// `send {user, data}` and `publish {room, data}` from any socket, emit
+// `message`.
+//
+// `memory` instead of a Redis URL: the in-memory adapter (one server) with
+// `connectionStateRecovery` on, the only set-up where Socket.IO replays
+// missed messages (the Redis adapter does not support it). With `workers` > 1,
+// node:cluster workers share the port, each with its own Redis adapter (no
+// sticky sessions needed: websocket transport only).
+//   node --expose-gc --import probe.mjs sio-server.mjs <port> <redis-url|memory> [workers]
 import { createServer } from 'node:http';
 import { Redis } from 'ioredis';
-import { Server } from 'socket.io';
+import { Server, type ServerOptions } from 'socket.io';
 import { createAdapter } from '@socket.io/redis-adapter';
+import { clustered } from './cluster-workers.js';
 import { readBody } from './http-body.js';
 
 const port = Number(process.argv[2]);
 const redisUrl = process.argv[3] ?? '';
-const pub = new Redis(redisUrl);
-const sub = pub.duplicate();
+const workers = Number(process.argv[4] ?? 1);
+/** How long a disconnected socket's session and missed packets are kept (memory mode). */
+const RECOVERY_WINDOW_MS = 120_000;
 
-const server = createServer();
-const io = new Server(server, { transports: ['websocket'], perMessageDeflate: false, serveClient: false, adapter: createAdapter(pub, sub) });
-io.on('connection', (socket) => {
-  const auth = socket.handshake.auth as { user?: string; room?: string };
-  void socket.join(`user:${auth.user ?? ''}`);
-  if (auth.room) void socket.join(`room:${auth.room}`);
-});
+interface Command {
+  user?: string;
+  room?: string;
+  data: unknown;
+}
 
-server.on('request', (req, res) => {
-  if (req.url?.startsWith('/socket.io/')) return; // Socket.IO's own handler answers these.
-  if (req.method === 'GET' && req.url === '/readyz') {
-    res.statusCode = pub.status === 'ready' && sub.status === 'ready' ? 200 : 503;
-    return void res.end();
-  }
-  if (req.method !== 'POST' || (req.url !== '/send' && req.url !== '/publish')) {
-    res.statusCode = 404;
-    return void res.end();
-  }
-  readBody(req).then(
-    (body) => {
-      const msg = JSON.parse(body) as { user?: string; room?: string; data: unknown };
-      io.to(req.url === '/send' ? `user:${msg.user}` : `room:${msg.room}`).emit('message', msg.data);
-      res.setHeader('content-type', 'application/json');
-      res.end('{}');
-    },
-    () => {
-      res.statusCode = 400;
-      res.end();
-    },
-  );
-});
-server.listen(port, '127.0.0.1');
-process.on('SIGTERM', () => {
-  void io.close();
-  pub.disconnect();
-  sub.disconnect();
-  process.exit(0);
+clustered(workers, (ready, allReady) => {
+  const memory = redisUrl === 'memory';
+  const pub = memory ? undefined : new Redis(redisUrl);
+  const sub = pub?.duplicate();
+  const options: Partial<ServerOptions> = { transports: ['websocket'], perMessageDeflate: false, serveClient: false };
+  if (pub && sub) options.adapter = createAdapter(pub, sub);
+  else options.connectionStateRecovery = { maxDisconnectionDuration: RECOVERY_WINDOW_MS, skipMiddlewares: true };
+  const server = createServer();
+  const io = new Server(server, options);
+  const emit = (kind: 'send' | 'publish', msg: Command): void => {
+    io.to(kind === 'send' ? `user:${msg.user}` : `room:${msg.room}`).emit('message', msg.data);
+  };
+  io.on('connection', (socket) => {
+    const auth = socket.handshake.auth as { user?: string; room?: string };
+    if (!socket.recovered) {
+      void socket.join(`user:${auth.user ?? ''}`);
+      if (auth.room) void socket.join(`room:${auth.room}`);
+    }
+    socket.on('send', (msg: Command) => emit('send', msg));
+    socket.on('publish', (msg: Command) => emit('publish', msg));
+  });
+  const redisReady = (): boolean => !pub || (pub.status === 'ready' && sub?.status === 'ready');
+  server.on('request', (req, res) => {
+    if (req.url?.startsWith('/socket.io/')) return; // Socket.IO's own handler answers these.
+    if (req.method === 'GET' && req.url === '/readyz') {
+      res.statusCode = redisReady() && allReady() ? 200 : 503;
+      return void res.end();
+    }
+    if (req.method !== 'POST' || (req.url !== '/send' && req.url !== '/publish')) {
+      res.statusCode = 404;
+      return void res.end();
+    }
+    readBody(req).then(
+      (body) => {
+        emit(req.url === '/send' ? 'send' : 'publish', JSON.parse(body) as Command);
+        res.setHeader('content-type', 'application/json');
+        res.end('{}');
+      },
+      () => {
+        res.statusCode = 400;
+        res.end();
+      },
+    );
+  });
+  server.listen(port, '127.0.0.1', ready);
+  process.on('SIGTERM', () => {
+    void io.close();
+    pub?.disconnect();
+    sub?.disconnect();
+    process.exit(0);
+  });
 });

@@ -1,13 +1,18 @@
-// The floor: bare `ws`, one process, no broker. Users connect to
+// The floor: bare `ws`, no broker. Users connect to
 // `/ws?user=<id>[&room=<name>]`; `POST /send {user, data}` and
-// `POST /publish {room, data}` write `{"type":"message","data":…}` to every
-// socket of that user or room, straight from in-process maps.
-//   node --expose-gc --import probe.mjs ws-server.mjs <port>
+// `POST /publish {room, data}`, or the text frames `{"type":"send","user","data"}`
+// and `{"type":"publish","room","data"}` from any connection, write
+// `{"type":"message","data":…}` to every socket of that user or room, straight
+// from in-process maps. With `workers` > 1 (node:cluster, for holding many idle
+// connections) each worker has its own maps: sends reach only its sockets.
+//   node --expose-gc --import probe.mjs ws-server.mjs <port> [workers]
 import { createServer } from 'node:http';
 import { WebSocket, WebSocketServer } from 'ws';
+import { clustered } from './cluster-workers.js';
 import { readBody } from './http-body.js';
 
 const port = Number(process.argv[2]);
+const workers = Number(process.argv[3] ?? 1);
 const groups = new Map<string, Set<WebSocket>>();
 
 function join(key: string, ws: WebSocket): void {
@@ -28,32 +33,54 @@ function deliver(key: string, data: unknown): number {
   return set.size;
 }
 
-const server = createServer((req, res) => {
-  if (req.method === 'GET' && req.url === '/readyz') return void res.end('ok');
-  if (req.method !== 'POST' || (req.url !== '/send' && req.url !== '/publish')) {
-    res.statusCode = 404;
-    return void res.end();
-  }
-  readBody(req).then(
-    (body) => {
-      const msg = JSON.parse(body) as { user?: string; room?: string; data: unknown };
-      const n = deliver(req.url === '/send' ? `user:${msg.user}` : `room:${msg.room}`, msg.data);
-      res.setHeader('content-type', 'application/json');
-      res.end(JSON.stringify({ delivered: n }));
-    },
-    () => {
-      res.statusCode = 400;
-      res.end();
-    },
-  );
+interface Command {
+  type?: string;
+  user?: string;
+  room?: string;
+  data: unknown;
+}
+
+const target = (kind: 'send' | 'publish', msg: Command): string => (kind === 'send' ? `user:${msg.user}` : `room:${msg.room}`);
+
+clustered(workers, (ready, allReady) => {
+  const server = createServer((req, res) => {
+    if (req.method === 'GET' && req.url === '/readyz') {
+      res.statusCode = allReady() ? 200 : 503;
+      return void res.end();
+    }
+    if (req.method !== 'POST' || (req.url !== '/send' && req.url !== '/publish')) {
+      res.statusCode = 404;
+      return void res.end();
+    }
+    readBody(req).then(
+      (body) => {
+        const msg = JSON.parse(body) as Command;
+        const n = deliver(target(req.url === '/send' ? 'send' : 'publish', msg), msg.data);
+        res.setHeader('content-type', 'application/json');
+        res.end(JSON.stringify({ delivered: n }));
+      },
+      () => {
+        res.statusCode = 400;
+        res.end();
+      },
+    );
+  });
+  const wss = new WebSocketServer({ server, path: '/ws', perMessageDeflate: false });
+  wss.on('connection', (ws, req) => {
+    const q = new URL(req.url ?? '/', 'http://x').searchParams;
+    join(`user:${q.get('user') ?? ''}`, ws);
+    const room = q.get('room');
+    if (room) join(`room:${room}`, ws);
+    ws.on('message', (raw) => {
+      try {
+        const msg = JSON.parse(String(raw)) as Command;
+        if (msg.type === 'send' || msg.type === 'publish') deliver(target(msg.type, msg), msg.data);
+      } catch {
+        ws.terminate();
+      }
+    });
+    ws.on('error', () => ws.terminate());
+  });
+  server.listen(port, '127.0.0.1', ready);
+  process.on('SIGTERM', () => process.exit(0));
 });
-const wss = new WebSocketServer({ server, path: '/ws', perMessageDeflate: false });
-wss.on('connection', (ws, req) => {
-  const q = new URL(req.url ?? '/', 'http://x').searchParams;
-  join(`user:${q.get('user') ?? ''}`, ws);
-  const room = q.get('room');
-  if (room) join(`room:${room}`, ws);
-  ws.on('error', () => ws.terminate());
-});
-server.listen(port, '127.0.0.1');
-process.on('SIGTERM', () => process.exit(0));
