@@ -143,3 +143,17 @@ describe('nats broker outage: a cluster server dies', () => {
     await eventually(() => expect(a.controls).toEqual(['still here']));
   });
 });
+
+describe('the nats-server test helper', () => {
+  it('tells a server that died on its own from one it was asked to stop, with the signal and the log', async () => {
+    const server = await startNats();
+    cleanups.push(() => server.stop());
+    server.assertAlive();
+    process.kill(server.pid!, 'SIGKILL');
+    await eventually(() => expect(() => server.assertAlive()).toThrow(/exited on its own \(code null, signal SIGKILL\); its log ends:\n[\s\S]*Server is ready/));
+    await server.restart();
+    server.assertAlive();
+    await server.kill();
+    server.assertAlive();
+  });
+});

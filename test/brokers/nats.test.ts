@@ -6,7 +6,7 @@
  * the brokers report surviving fails the test.
  */
 import { randomBytes } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Route } from '../../src/brokers/broker.js';
 import { createBroker } from '../../src/brokers/index.js';
 import { dropNatsPrefix } from '../../src/brokers/nats/admin.js';
@@ -22,9 +22,12 @@ beforeAll(async () => {
 afterAll(async () => {
   await server?.stop();
 });
+// If the server goes away under the tests, every later test says why, not only "connection refused".
+afterEach(() => server?.assertAlive());
 
 function backend(routes: ReadonlyArray<Route['to']>): () => Promise<BrokerBackend> {
   return async () => {
+    server!.assertAlive();
     const prefix = `t${randomBytes(3).toString('hex')}`;
     const faults: string[] = [];
     return {

@@ -38,6 +38,12 @@ export interface NatsProcess {
   stop(): Promise<void>;
   /** Start again on the same ports and store (stopping first if running); waits until healthy. */
   restart(): Promise<void>;
+  /**
+   * Throws, with the exit code or signal and the end of the server's log,
+   * if the server exited without `kill()` or `stop()` being asked for, so a
+   * test that finds it gone says why instead of only "connection refused".
+   */
+  assertAlive(): void;
 }
 
 export interface NatsCluster {
@@ -81,6 +87,9 @@ interface Ports {
 
 class NatsServer implements NatsProcess {
   private child: ChildProcess | undefined;
+  /** Set when the process exits on its own (not through kill/stop). */
+  private died: string | undefined;
+  private stopping = false;
 
   constructor(
     readonly name: string,
@@ -146,7 +155,13 @@ class NatsServer implements NatsProcess {
     const child = spawn(BINARY, ['-c', config], { stdio: ['ignore', log, log] });
     closeSync(log);
     this.child = child;
+    this.died = undefined;
+    this.stopping = false;
     track(child);
+    child.once('exit', (code, signal) => {
+      if (this.stopping || this.child !== child) return;
+      this.died = `nats-server ${this.name} (pid ${child.pid}) exited on its own (code ${code}, signal ${signal}); its log ends:\n${this.logTail()}`;
+    });
     let spawnError: Error | undefined;
     child.once('error', (err) => (spawnError = err));
 
@@ -161,7 +176,8 @@ class NatsServer implements NatsProcess {
       try {
         // In a cluster /healthz waits for JetStream to be current; a lone server of one is checked by `settled`.
         const { status } = await monitor(this.ports.http, this.ports.cluster === undefined ? '/healthz' : '/varz', 500);
-        if (status === 200) return;
+        // Another process (a test's node serves /healthz too) may hold the monitoring port we picked: only ours names itself.
+        if (status === 200 && (await this.answersAsItself())) return;
       } catch {
         // not listening yet
       }
@@ -171,6 +187,21 @@ class NatsServer implements NatsProcess {
     throw new Error(`nats-server ${this.name} was not healthy within ${READY_TIMEOUT_MS} ms:\n${this.logTail()}`);
   }
 
+  private async answersAsItself(): Promise<boolean> {
+    const { status, body } = await monitor(this.ports.http, '/varz', 500);
+    if (status !== 200) return false;
+    try {
+      const varz = JSON.parse(body) as { server_name?: unknown; port?: unknown };
+      return varz.server_name === this.name && varz.port === this.ports.client;
+    } catch {
+      return false;
+    }
+  }
+
+  assertAlive(): void {
+    if (this.died !== undefined) throw new Error(this.died);
+  }
+
   get alive(): boolean {
     return this.child !== undefined && running(this.child);
   }
@@ -178,6 +209,7 @@ class NatsServer implements NatsProcess {
   async kill(): Promise<void> {
     const child = this.child;
     if (!child || !running(child)) return;
+    this.stopping = true;
     child.kill('SIGKILL');
     if (!(await waitExit(child, EXIT_TIMEOUT_MS))) throw new Error(`nats-server ${this.name} survived SIGKILL`);
   }
@@ -185,6 +217,7 @@ class NatsServer implements NatsProcess {
   async stop(): Promise<void> {
     const child = this.child;
     if (!child || !running(child)) return;
+    this.stopping = true;
     child.kill('SIGTERM');
     if (!(await waitExit(child, EXIT_TIMEOUT_MS))) await this.kill();
   }
