@@ -86,6 +86,24 @@ describe('nats broker specifics', () => {
     }
   });
 
+  it('nodes creating the same history streams at the same moment all publish, each offset once', async () => {
+    const prefix = `t${randomBytes(3).toString('hex')}`;
+    const handlers = { onPublication: () => undefined, onControl: () => undefined, onReadyChange: () => undefined };
+    const brokers = Array.from({ length: 6 }, () => new NatsBroker(server!.url, { prefix }));
+    try {
+      await Promise.all(brokers.map((b, i) => b.start(`race-${i}`, handlers)));
+      // Each round is a policy no node has used: its streams are created by whichever publish comes first.
+      for (let round = 0; round < 15; round++) {
+        const policy = { size: 100 + round, ttlMs: 60_000 };
+        const results = await Promise.all(brokers.map((b, i) => b.publish({ channel: `race:r${round}`, data: i, ts: Date.now() }, policy)));
+        expect(results.map((r) => r.offset).sort((a, b) => a! - b!)).toEqual([1, 2, 3, 4, 5, 6]);
+      }
+    } finally {
+      await Promise.all(brokers.map((b) => b.close()));
+      await dropNatsPrefix(server!.url, prefix);
+    }
+  });
+
   it('carries channel names with dots and every allowed character, and many presence entries', async () => {
     const prefix = `t${randomBytes(3).toString('hex')}`;
     const got: unknown[] = [];
