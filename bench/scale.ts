@@ -40,7 +40,7 @@ import { type Args, parseArgs } from './scale/args.js';
 import { Fleet, killGens } from './scale/fleet.js';
 import { broadcastTable, idleTable, P99_BOUND_MS, recoveryTable, type ScaleKindResult, svgPlot, targetedTable } from './scale/report.js';
 import { broadcast, idle, recovery, targeted } from './scale/scenarios.js';
-import { buildAll, type ScaleCluster, startScale, switchboardHasWorkers } from './scale/servers.js';
+import { buildAll, type ScaleCluster, startScale } from './scale/servers.js';
 
 function read(cmd: string, args: string[]): string {
   try {
@@ -89,15 +89,15 @@ async function withCluster<T>(start: () => Promise<ScaleCluster>, run: (c: Scale
   }
 }
 
-async function runKind(kind: Kind, a: Args, fleet: Fleet, sbWorkers: boolean): Promise<ScaleKindResult> {
+async function runKind(kind: Kind, a: Args, fleet: Fleet): Promise<ScaleKindResult> {
   const r: ScaleKindResult = { kind, errors: [] };
   const skip = (s: string): boolean => a.skip.includes(s);
   if (!skip('idle')) {
     r.idle = await scenario(r, `idle ${a.idle} at ${a.connectRate}/s, ${a.idleWorkers} server process(es)`, () =>
-      withCluster(() => startScale(kind, 1, a.idleWorkers, { sbWorkers }), (c) => idle(fleet, c, a.idle, a.connectRate)));
+      withCluster(() => startScale(kind, 1, a.idleWorkers), (c) => idle(fleet, c, a.idle, a.connectRate)));
   }
   if (!skip('broadcast') || !skip('targeted') || (!skip('recovery') && kind === 'switchboard')) {
-    await withCluster(() => startScale(kind, kind === 'ws' ? 1 : a.nodes, 1, { sbWorkers }), async (c) => {
+    await withCluster(() => startScale(kind, kind === 'ws' ? 1 : a.nodes, 1), async (c) => {
       if (!skip('broadcast')) r.broadcast = await scenario(r, `broadcast ${a.subscribers} subscribers, ${a.bursts} × ${a.burst}`, () => broadcast(fleet, c, a.subscribers, a.bursts, a.burst, a.burstPauseMs));
       if (!skip('targeted')) {
         r.targeted = await scenario(r, `targeted ${a.users} users over ${c.ports.length} server(s), rates ${a.rates.join(',')}`, () =>
@@ -109,7 +109,7 @@ async function runKind(kind: Kind, a: Args, fleet: Fleet, sbWorkers: boolean): P
   }
   if (!skip('recovery') && kind === 'socketio') {
     r.recovery = await scenario(r, `recovery ${a.replayClients} × ${a.missed}`, () =>
-      withCluster(() => startScale(kind, 1, 1, { memory: true, sbWorkers }), (c) => recovery(fleet, c, a.replayClients, a.missed, '1 server, in-memory adapter, connectionStateRecovery (the Redis adapter does not support it)')));
+      withCluster(() => startScale(kind, 1, 1, { memory: true }), (c) => recovery(fleet, c, a.replayClients, a.missed, '1 server, in-memory adapter, connectionStateRecovery (the Redis adapter does not support it)')));
   }
   if (!skip('recovery') && kind === 'ws') r.recovery = { supported: false, reason: 'bare ws keeps no history' };
   return r;
@@ -118,20 +118,19 @@ async function runKind(kind: Kind, a: Args, fleet: Fleet, sbWorkers: boolean): P
 async function main(): Promise<void> {
   const a = parseArgs(process.argv.slice(2));
   const command = `npm run bench -- bench/scale.ts ${process.argv.slice(2).join(' ')}`.trim();
-  const sbWorkers = switchboardHasWorkers();
   const m = { ...machine(), loadStart: loadavg().map((x) => +x.toFixed(2)), loadEnd: [] as number[] };
   const commit = read('git', ['rev-parse', 'HEAD']);
   const dirty = read('git', ['status', '--porcelain', '--untracked-files=no']) !== '';
   console.log(`# ${command}`);
   console.log(`# commit ${commit}${dirty ? ' (with uncommitted changes)' : ''}; ${JSON.stringify(m)}`);
-  console.log(`# switchboard --workers: ${sbWorkers ? 'available' : 'not in this build (one process per node)'}; ${a.gens} load generators + 1 publisher`);
+  console.log(`# ${a.gens} load generators + 1 publisher`);
   await buildAll();
   const began = Date.now();
   const fleet = new Fleet(a.gens);
   const results: ScaleKindResult[] = [];
   try {
     for (const kind of a.servers) {
-      results.push(await runKind(kind, a, fleet, sbWorkers));
+      results.push(await runKind(kind, a, fleet));
       console.log(`  (${((Date.now() - began) / 1000).toFixed(0)} s so far)`);
     }
   } finally {
@@ -158,7 +157,7 @@ async function main(): Promise<void> {
   const name = a.out ?? `scale-${new Date().toISOString().slice(0, 10)}`;
   const dir = `${ROOT}bench/results`;
   mkdirSync(dir, { recursive: true });
-  writeFileSync(`${dir}/${name}.json`, `${JSON.stringify({ command, date: new Date().toISOString(), commit, dirty, seconds, switchboardWorkers: sbWorkers, machine: m, args: a, p99BoundMs: P99_BOUND_MS, results, tables: text }, null, 2)}\n`);
+  writeFileSync(`${dir}/${name}.json`, `${JSON.stringify({ command, date: new Date().toISOString(), commit, dirty, seconds, machine: m, args: a, p99BoundMs: P99_BOUND_MS, results, tables: text }, null, 2)}\n`);
   writeFileSync(`${dir}/${name}.svg`, svgPlot(results, `targeted sends across ${a.nodes} nodes (${a.seconds} s per rate)`));
   console.log(`wrote bench/results/${name}.json and .svg`);
 }

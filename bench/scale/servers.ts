@@ -6,15 +6,14 @@
 // processes (20000 open files each), so each server may run `workers`
 // processes sharing its port (Socket.IO and ws: node:cluster). Memory and
 // CPU are summed over every process of a kind, workers included.
-import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { build } from 'esbuild';
 import { join } from 'node:path';
 import { waitReady, writeConfig } from '../../test/helpers/node-process.js';
 import { freePort } from '../../test/helpers/ports.js';
 import { type RedisProcess, startRedis } from '../../test/helpers/redis-server.js';
 import { cpuMs } from '../routing/nodes.js';
-import { API_KEY, BIN, ROOT } from '../routing/settings.js';
+import { API_KEY, ROOT } from '../routing/settings.js';
 import { http } from '../routing/util.js';
 import { buildPeers, type Kind, type Memory, memoryOf, PEER, pausesOf, type Server, spawnServer, stopServer, switchboardArgs } from '../peers/servers.js';
 import { REPLAY_CHANNEL } from './protocol.js';
@@ -40,20 +39,6 @@ export interface ScaleCluster {
 export async function buildAll(): Promise<void> {
   await buildPeers();
   await build({ entryPoints: [join(ROOT, 'bench', 'scale', 'loadgen.ts')], outfile: join(ROOT, '.bench-out', 'scale-loadgen.mjs'), bundle: true, platform: 'node', format: 'esm', target: 'node20', packages: 'external', logLevel: 'warning' });
-}
-
-/**
- * Whether this build of Switchboard runs `--workers` (another change adds
- * it; until then one process per node): the flag is parsed before the
- * workers exist, so the test is the built module, not the help text.
- */
-export function switchboardHasWorkers(): boolean {
-  try {
-    const built = existsSync(join(ROOT, 'dist', 'server', 'workers')) || existsSync(join(ROOT, 'dist', 'server', 'workers.js'));
-    return built && /--workers/.test(execFileSync(process.execPath, [BIN, 'start', '--help'], { encoding: 'utf8' }));
-  } catch {
-    return false;
-  }
 }
 
 /** `pid` and all its descendants (workers, and their children), from /proc. */
@@ -174,7 +159,7 @@ const ready = (p: number, proc: Parameters<typeof waitReady>[1]): Promise<void> 
  * `workers` processes; Socket.IO with `memory` true runs one server with the
  * in-memory adapter and `connectionStateRecovery` (the recovery scenario).
  */
-export async function startScale(kind: Kind, nodes: number, workers: number, opts: { memory?: boolean; sbWorkers: boolean }): Promise<ScaleCluster> {
+export async function startScale(kind: Kind, nodes: number, workers: number, opts: { memory?: boolean } = {}): Promise<ScaleCluster> {
   let redis: RedisProcess | undefined;
   const servers: Server[] = [];
   const stop = async (): Promise<void> => {
@@ -204,12 +189,12 @@ export async function startScale(kind: Kind, nodes: number, workers: number, opt
         namespaces: { [REPLAY_CHANNEL.split(':')[0]!]: { history: { size: REPLAY_HISTORY, ttl: 600 } } },
       });
       // Admission limits off, as for the peers, which have none (switchboardArgs turns off the per-second ones).
-      const extra = ['--max-handshakes-in-flight', '0', ...(opts.sbWorkers && workers > 1 ? ['--workers', String(workers)] : [])];
+      const extra = ['--max-handshakes-in-flight', '0', ...(workers > 1 ? ['--workers', String(workers)] : [])];
       for (let i = 0; i < nodes; i++) {
         const port = await freePort();
         servers.push(await spawnServer(`switchboard n${i}`, [...switchboardArgs(url, config, port, `n${i}`), ...extra], ready, port));
       }
-      return { kind, servers, ports: servers.map((s) => s.port), workers: extra.includes('--workers') ? workers : 1, redisPid, publish: (i, room, data) => post(servers[i]!.port, '/api/publish', { channel: room, data }), stop };
+      return { kind, servers, ports: servers.map((s) => s.port), workers, redisPid, publish: (i, room, data) => post(servers[i]!.port, '/api/publish', { channel: room, data }), stop };
     }
     for (let i = 0; i < nodes; i++) {
       const port = await freePort();
