@@ -6,7 +6,7 @@
  * the brokers report surviving fails the test.
  */
 import { randomBytes } from 'node:crypto';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { Route } from '../../src/brokers/broker.js';
 import { createBroker } from '../../src/brokers/index.js';
 import { dropNatsPrefix } from '../../src/brokers/nats/admin.js';
@@ -22,12 +22,27 @@ beforeAll(async () => {
 afterAll(async () => {
   await server?.stop();
 });
-// If the server goes away under the tests, every later test says why, not only "connection refused".
+
+/**
+ * nats-server 2.9.10, Debian 12's and so the one CI installs, now and then
+ * panics with a nil pointer in its message-get handler (`jsMsgGetRequest`)
+ * while nodes publish to one subject and read its last message at once:
+ * about once in 15 runs of this file here. A test during which the server
+ * process died on its own fails with the panic (the `afterEach` below),
+ * the server is restarted, and that test alone runs once more; a failure
+ * with the server still up is never run again.
+ */
+const serverCrashed = { retry: { count: 1, condition: () => server?.crash !== undefined } };
+beforeEach(async () => {
+  const crash = server?.crash;
+  if (crash === undefined) return;
+  console.warn(`nats-server crashed under the previous test, which is run once more; restarting it. ${crash}`);
+  await server!.restart();
+});
 afterEach(() => server?.assertAlive());
 
 function backend(routes: ReadonlyArray<Route['to']>): () => Promise<BrokerBackend> {
   return async () => {
-    server!.assertAlive();
     const prefix = `t${randomBytes(3).toString('hex')}`;
     const faults: string[] = [];
     return {
@@ -40,105 +55,107 @@ function backend(routes: ReadonlyArray<Route['to']>): () => Promise<BrokerBacken
   };
 }
 
-brokerSuite('nats', backend(['subscribers']), { routes: ['subscribers'] });
-brokerSuite('nats (all mode)', backend(['all']), { routes: ['subscribers', 'all'] });
+describe('nats broker', serverCrashed, () => {
+  brokerSuite('nats', backend(['subscribers']), { routes: ['subscribers'] });
+  brokerSuite('nats (all mode)', backend(['all']), { routes: ['subscribers', 'all'] });
 
-describe('nats broker specifics', () => {
-  it('reads seed lists, credentials, prefix and replicas from the URL', () => {
-    expect(parseNatsUrl('nats://h1:4223,h2,[::1]:4224?prefix=app&replicas=3')).toEqual({
-      servers: ['h1:4223', 'h2:4222', '[::1]:4224'],
-      prefix: 'app',
-      replicas: 3,
+  describe('nats broker specifics', () => {
+    it('reads seed lists, credentials, prefix and replicas from the URL', () => {
+      expect(parseNatsUrl('nats://h1:4223,h2,[::1]:4224?prefix=app&replicas=3')).toEqual({
+        servers: ['h1:4223', 'h2:4222', '[::1]:4224'],
+        prefix: 'app',
+        replicas: 3,
+      });
+      expect(parseNatsUrl('nats://me:p%40ss@h1')).toMatchObject({ user: 'me', pass: 'p@ss', servers: ['h1:4222'] });
+      expect(parseNatsUrl('nats://s3cret@h1:4222/')).toMatchObject({ token: 's3cret' });
+      expect(() => parseNatsUrl('nats://')).toThrow(/no host/);
+      expect(() => parseNatsUrl('nats://h1:99999')).toThrow(/host:port/);
+      expect(() => parseNatsUrl('nats://h1?replicas=9')).toThrow(/replicas/);
     });
-    expect(parseNatsUrl('nats://me:p%40ss@h1')).toMatchObject({ user: 'me', pass: 'p@ss', servers: ['h1:4222'] });
-    expect(parseNatsUrl('nats://s3cret@h1:4222/')).toMatchObject({ token: 's3cret' });
-    expect(() => parseNatsUrl('nats://')).toThrow(/no host/);
-    expect(() => parseNatsUrl('nats://h1:99999')).toThrow(/host:port/);
-    expect(() => parseNatsUrl('nats://h1?replicas=9')).toThrow(/replicas/);
-  });
 
-  it('createBroker picks the mode from the routes the node will use', () => {
-    expect(createBroker('nats://127.0.0.1:1', { routes: ['subscribers'] }).routes).toEqual(['subscribers']);
-    expect(createBroker('nats://127.0.0.1:1', { routes: ['all'] }).routes).toEqual(['subscribers', 'all']);
-    expect(createBroker('nats://127.0.0.1:1').kind).toBe('nats');
-  });
-
-  it('start() rejects with a clear message when no server answers', async () => {
-    const broker = new NatsBroker('nats://127.0.0.1:1', { connectTimeoutMs: 1000 });
-    const handlers = { onPublication: () => undefined, onControl: () => undefined, onReadyChange: () => undefined };
-    await expect(broker.start('n1', handlers)).rejects.toThrow(/nats at 127\.0\.0\.1:1 was not reachable/);
-    await broker.close();
-  });
-
-  it('refuses the routes it does not carry and the registry, with a reason', async () => {
-    const prefix = `t${randomBytes(3).toString('hex')}`;
-    const broker = new NatsBroker(server!.url, { prefix });
-    await broker.start('n1', { onPublication: () => undefined, onControl: () => undefined, onReadyChange: () => undefined });
-    try {
-      const pub = { channel: 'chat:x', data: 1, ts: Date.now() };
-      await expect(broker.publish(pub, null, { to: 'all' })).rejects.toThrow(/interest mode/);
-      await expect(broker.publish(pub, null, { to: 'nodes', nodes: ['a'], registered: false })).rejects.toThrow(/not supported by the NATS broker/);
-      await expect(broker.register(['chat:x'], 1000)).rejects.toThrow(/not supported by the NATS broker/);
-      await expect(broker.registered('chat:x')).rejects.toThrow(/not supported by the NATS broker/);
-    } finally {
-      await broker.close();
-      await dropNatsPrefix(server!.url, prefix);
-    }
-  });
-
-  it('nodes creating the same history streams at the same moment all publish, each offset once', async () => {
-    const prefix = `t${randomBytes(3).toString('hex')}`;
-    const handlers = { onPublication: () => undefined, onControl: () => undefined, onReadyChange: () => undefined };
-    const brokers = Array.from({ length: 6 }, () => new NatsBroker(server!.url, { prefix }));
-    try {
-      await Promise.all(brokers.map((b, i) => b.start(`race-${i}`, handlers)));
-      // Each round is a policy no node has used: its streams are created by whichever publish comes first.
-      for (let round = 0; round < 15; round++) {
-        const policy = { size: 100 + round, ttlMs: 60_000 };
-        const results = await Promise.all(brokers.map((b, i) => b.publish({ channel: `race:r${round}`, data: i, ts: Date.now() }, policy)));
-        expect(results.map((r) => r.offset).sort((a, b) => a! - b!)).toEqual([1, 2, 3, 4, 5, 6]);
-      }
-    } finally {
-      await Promise.all(brokers.map((b) => b.close()));
-      await dropNatsPrefix(server!.url, prefix);
-    }
-  });
-
-  it('carries channel names with dots and every allowed character, and many presence entries', async () => {
-    const prefix = `t${randomBytes(3).toString('hex')}`;
-    const got: unknown[] = [];
-    const broker = new NatsBroker(server!.url, { prefix });
-    await broker.start('host.example.com-1-x', {
-      onPublication: (p) => void got.push(p.channel),
-      onControl: (c) => void got.push(`ctl:${c}`),
-      onReadyChange: () => undefined,
+    it('createBroker picks the mode from the routes the node will use', () => {
+      expect(createBroker('nats://127.0.0.1:1', { routes: ['subscribers'] }).routes).toEqual(['subscribers']);
+      expect(createBroker('nats://127.0.0.1:1', { routes: ['all'] }).routes).toEqual(['subscribers', 'all']);
+      expect(createBroker('nats://127.0.0.1:1').kind).toBe('nats');
     });
-    try {
-      const channels = ['a.b.c:d', 'room:x.>', 'room:*', 'user:me@ex.com=1,2', 'ns:-_.'];
-      for (const c of channels) await broker.subscribe(c);
-      for (const c of channels) await broker.publish({ channel: c, data: c, ts: Date.now() }, { size: 10, ttlMs: 60_000 });
-      await broker.sendControl('host.example.com-1-x', 'self');
-      const deadline = Date.now() + 5000;
-      while (got.length < channels.length + 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-      expect([...got].sort()).toEqual([...channels, 'ctl:self'].sort());
-      for (const c of channels) {
-        expect((await broker.history(c, { since: 0, limit: 10 }, { size: 10, ttlMs: 60_000 })).messages.map((m) => m.data)).toEqual([c]);
-      }
 
-      const N = 3000;
-      const entries = Array.from({ length: N }, (_, i) => ({
-        channel: 'room:big.one',
-        entry: { user: `u${i}`, session: `s.${i}/x`, node: 'n1' },
-      }));
-      const t0 = Date.now();
-      await broker.presenceAdd(entries, 60_000);
-      expect(await broker.presence('room:big.one')).toHaveLength(N);
-      await broker.presenceRemove(entries.slice(0, N / 2).map((e) => ({ channel: e.channel, session: e.entry.session })));
-      expect(await broker.presence('room:big.one')).toHaveLength(N / 2);
-      expect(Date.now() - t0).toBeLessThan(15_000);
-    } finally {
+    it('start() rejects with a clear message when no server answers', async () => {
+      const broker = new NatsBroker('nats://127.0.0.1:1', { connectTimeoutMs: 1000 });
+      const handlers = { onPublication: () => undefined, onControl: () => undefined, onReadyChange: () => undefined };
+      await expect(broker.start('n1', handlers)).rejects.toThrow(/nats at 127\.0\.0\.1:1 was not reachable/);
       await broker.close();
-      await dropNatsPrefix(server!.url, prefix);
-    }
+    });
+
+    it('refuses the routes it does not carry and the registry, with a reason', async () => {
+      const prefix = `t${randomBytes(3).toString('hex')}`;
+      const broker = new NatsBroker(server!.url, { prefix });
+      await broker.start('n1', { onPublication: () => undefined, onControl: () => undefined, onReadyChange: () => undefined });
+      try {
+        const pub = { channel: 'chat:x', data: 1, ts: Date.now() };
+        await expect(broker.publish(pub, null, { to: 'all' })).rejects.toThrow(/interest mode/);
+        await expect(broker.publish(pub, null, { to: 'nodes', nodes: ['a'], registered: false })).rejects.toThrow(/not supported by the NATS broker/);
+        await expect(broker.register(['chat:x'], 1000)).rejects.toThrow(/not supported by the NATS broker/);
+        await expect(broker.registered('chat:x')).rejects.toThrow(/not supported by the NATS broker/);
+      } finally {
+        await broker.close();
+        await dropNatsPrefix(server!.url, prefix);
+      }
+    });
+
+    it('nodes creating the same history streams at the same moment all publish, each offset once', async () => {
+      const prefix = `t${randomBytes(3).toString('hex')}`;
+      const handlers = { onPublication: () => undefined, onControl: () => undefined, onReadyChange: () => undefined };
+      const brokers = Array.from({ length: 6 }, () => new NatsBroker(server!.url, { prefix }));
+      try {
+        await Promise.all(brokers.map((b, i) => b.start(`race-${i}`, handlers)));
+        // Each round is a policy no node has used: its streams are created by whichever publish comes first.
+        for (let round = 0; round < 15; round++) {
+          const policy = { size: 100 + round, ttlMs: 60_000 };
+          const results = await Promise.all(brokers.map((b, i) => b.publish({ channel: `race:r${round}`, data: i, ts: Date.now() }, policy)));
+          expect(results.map((r) => r.offset).sort((a, b) => a! - b!)).toEqual([1, 2, 3, 4, 5, 6]);
+        }
+      } finally {
+        await Promise.all(brokers.map((b) => b.close()));
+        await dropNatsPrefix(server!.url, prefix);
+      }
+    });
+
+    it('carries channel names with dots and every allowed character, and many presence entries', async () => {
+      const prefix = `t${randomBytes(3).toString('hex')}`;
+      const got: unknown[] = [];
+      const broker = new NatsBroker(server!.url, { prefix });
+      await broker.start('host.example.com-1-x', {
+        onPublication: (p) => void got.push(p.channel),
+        onControl: (c) => void got.push(`ctl:${c}`),
+        onReadyChange: () => undefined,
+      });
+      try {
+        const channels = ['a.b.c:d', 'room:x.>', 'room:*', 'user:me@ex.com=1,2', 'ns:-_.'];
+        for (const c of channels) await broker.subscribe(c);
+        for (const c of channels) await broker.publish({ channel: c, data: c, ts: Date.now() }, { size: 10, ttlMs: 60_000 });
+        await broker.sendControl('host.example.com-1-x', 'self');
+        const deadline = Date.now() + 5000;
+        while (got.length < channels.length + 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+        expect([...got].sort()).toEqual([...channels, 'ctl:self'].sort());
+        for (const c of channels) {
+          expect((await broker.history(c, { since: 0, limit: 10 }, { size: 10, ttlMs: 60_000 })).messages.map((m) => m.data)).toEqual([c]);
+        }
+
+        const N = 3000;
+        const entries = Array.from({ length: N }, (_, i) => ({
+          channel: 'room:big.one',
+          entry: { user: `u${i}`, session: `s.${i}/x`, node: 'n1' },
+        }));
+        const t0 = Date.now();
+        await broker.presenceAdd(entries, 60_000);
+        expect(await broker.presence('room:big.one')).toHaveLength(N);
+        await broker.presenceRemove(entries.slice(0, N / 2).map((e) => ({ channel: e.channel, session: e.entry.session })));
+        expect(await broker.presence('room:big.one')).toHaveLength(N / 2);
+        expect(Date.now() - t0).toBeLessThan(15_000);
+      } finally {
+        await broker.close();
+        await dropNatsPrefix(server!.url, prefix);
+      }
+    });
   });
 });

@@ -39,6 +39,12 @@ export interface NatsProcess {
   /** Start again on the same ports and store (stopping first if running); waits until healthy. */
   restart(): Promise<void>;
   /**
+   * Why the server exited on its own (exit code or signal, and its panic or
+   * the end of its log) since it was last (re)started; `undefined` while it
+   * runs, or when it was stopped or killed as asked.
+   */
+  readonly crash: string | undefined;
+  /**
    * Throws, with the exit code or signal and the end of the server's log,
    * if the server exited without `kill()` or `stop()` being asked for, so a
    * test that finds it gone says why instead of only "connection refused".
@@ -127,6 +133,18 @@ class NatsServer implements NatsProcess {
     }
   }
 
+  /** A Go panic or fatal error from its first line (the stacks after it are long), else the log's tail. */
+  private crashReport(): string {
+    let log: string;
+    try {
+      log = readFileSync(this.logFile, 'utf8');
+    } catch {
+      return '(no log)';
+    }
+    const start = log.search(/^(panic: |fatal error: )/m);
+    return start >= 0 ? log.slice(start, start + 4000) : log.slice(-2000);
+  }
+
   private writeConfig(): string {
     const file = join(this.dir, `${this.name}.conf`);
     const lines = [
@@ -160,7 +178,7 @@ class NatsServer implements NatsProcess {
     track(child);
     child.once('exit', (code, signal) => {
       if (this.stopping || this.child !== child) return;
-      this.died = `nats-server ${this.name} (pid ${child.pid}) exited on its own (code ${code}, signal ${signal}); its log ends:\n${this.logTail()}`;
+      this.died = `nats-server ${this.name} (pid ${child.pid}) exited on its own (code ${code}, signal ${signal}); its log ends:\n${this.crashReport()}`;
     });
     let spawnError: Error | undefined;
     child.once('error', (err) => (spawnError = err));
@@ -196,6 +214,10 @@ class NatsServer implements NatsProcess {
     } catch {
       return false;
     }
+  }
+
+  get crash(): string | undefined {
+    return this.died;
   }
 
   assertAlive(): void {
