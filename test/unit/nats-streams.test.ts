@@ -1,7 +1,7 @@
 /**
  * How NatsStreams.add meets the answers nats-server gives to nodes creating
  * the same stream at the same moment, over a scripted link (the race itself
- * is too narrow to hit on demand: it showed in about one of 20 runs of the
+ * is too narrow to hit on demand: it showed once in about 80 runs of the
  * conformance suite against a real server).
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';

@@ -37,10 +37,10 @@ const DUPLICATE_WINDOW_MS = 120_000;
 const STREAM_NAME_IN_USE = 10058;
 export const STREAM_NOT_FOUND = 10059;
 /**
- * JetStream: the subjects belong to another stream. nats-server 2.9 checks
- * the name and then the subjects without holding one lock, so a node
- * creating a stream the same moment as another gets this instead of
- * success (seen in about one of 20 runs of the conformance suite here).
+ * JetStream: the subjects belong to another stream. nats-server 2.9 may
+ * also answer this to a node that creates a stream at the same moment as
+ * another node creates the same one (seen once in about 80 runs of the
+ * conformance suite here).
  */
 const SUBJECTS_OVERLAP = 10065;
 
