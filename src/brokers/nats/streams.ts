@@ -110,11 +110,11 @@ export class NatsStreams {
   /**
    * Creates a stream unless it exists (the policies' streams, and the
    * presence bucket's: see `presence.ts`). Nodes creating the same stream at
-   * the same moment is fine, but nats-server 2.9 may then answer one of them
-   * "subjects overlap" (tried again for up to 5 s until the stream is seen; the
-   * overlap may be with another stream), and a clustered one may
-   * leave one of them unanswered: a create that times out is checked by
-   * looking the stream up.
+   * the same moment is fine, but nats-server 2.9 may then answer one of
+   * them "subjects overlap" (tried again for up to 5 s until the stream is
+   * seen; the overlap may really be with another stream), and a clustered
+   * one may leave one of them unanswered: a create that times out is
+   * checked by looking the stream up.
    */
   async add(config: Partial<StreamConfig> & { name: string }): Promise<void> {
     const link = this.link();
