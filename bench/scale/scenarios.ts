@@ -9,7 +9,7 @@
 //    rejoin from their position; messages replayed per second.
 import { percentile, sleep } from '../routing/util.js';
 import { type Fleet, merged, shares } from './fleet.js';
-import { nowMs, REPLAY_CHANNEL, ROOM } from './protocol.js';
+import { nowMs, type RejoinReply, REPLAY_CHANNEL, ROOM } from './protocol.js';
 import { cpuByPid, cpuUsed, memorySum, redisCpuMs, type ScaleCluster, type ServerStalls, stalls } from './servers.js';
 
 /** Connections opening at once per generator, at most (the rate is the real limit). */
@@ -101,22 +101,10 @@ export interface TargetedResult {
   generatorLoopDelayMaxMs: number;
 }
 
+/** The generators' rejoin replies summed, with the set-up and the rate they give. */
 export type RecoveryResult =
   | { supported: false; reason: string }
-  | {
-      supported: true;
-      setup: string;
-      clients: number;
-      missed: number;
-      rejoined: number;
-      failed: number;
-      firstError?: string;
-      notRecovered: number;
-      complete: number;
-      replayed: number;
-      seconds: number;
-      replayedPerSecond: number;
-    };
+  | (RejoinReply & { supported: true; setup: string; clients: number; missed: number; replayedPerSecond: number });
 
 async function connectAll(fleet: Fleet, c: ScaleCluster, ports: number[], count: number, join: 'plain' | 'room' | 'replay', rate: number): Promise<{ opened: number; failed: number; firstError?: string; seconds: number; latencies: Float64Array }> {
   const parts = shares(count, fleet.gens.length);
