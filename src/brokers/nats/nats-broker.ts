@@ -171,9 +171,13 @@ export class NatsBroker implements Broker {
     const link = this.live(false);
     if (this.allMode) {
       // Like a subscription, it takes effect once the server has answered:
-      // what it sent before is not for this subscriber.
+      // what it sent before is not for this subscriber. In a cluster that
+      // includes what other servers sent it over their routes a moment
+      // earlier (seen in CI: a publication made before the subscribe
+      // arrived after the flush), hence the same settling wait.
       this.wanted.add(channel);
       await link.flush();
+      await link.settle();
       if (this.wanted.has(channel)) this.local.add(channel);
       return;
     }
