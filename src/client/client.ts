@@ -21,7 +21,7 @@ import {
 } from '../protocol/index.js';
 import { codecOfSubprotocol, encodeClientFrameBinary, MSGPACK_SUBPROTOCOL } from '../protocol/msgpack.js';
 import { AckBatcher } from './ack.js';
-import { backoffDelay } from './backoff.js';
+import { backoffDelay } from '../shared/backoff.js';
 import { applyRecovery, StreamCursor } from './cursor.js';
 import { decodeServerFrame } from './decode.js';
 import { Emitter } from './emitter.js';

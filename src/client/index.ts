@@ -22,7 +22,7 @@ export type {
 } from './events.js';
 export type { Listener } from './emitter.js';
 export type { WebSocketConstructor, WebSocketLike } from './transport.js';
-export { backoffCeiling, backoffDelay, type RandomSource } from './backoff.js';
+export { backoffCeiling, backoffDelay, type RandomSource } from '../shared/backoff.js';
 export { StreamCursor } from './cursor.js';
 export {
   CloseCode,

@@ -4,7 +4,7 @@
  */
 import { SUBPROTOCOL } from '../protocol/index.js';
 import type { WireCodec } from '../protocol/msgpack.js';
-import type { RandomSource } from './backoff.js';
+import type { RandomSource } from '../shared/backoff.js';
 import { globalWebSocket, type WebSocketConstructor } from './transport.js';
 
 export interface ClientOptions {

@@ -4,7 +4,7 @@
  * the next base URL is tried after a full-jitter backoff — but only when the
  * call is safe to repeat. A 4xx is the caller's mistake and is never retried.
  */
-import { backoffDelay } from '../client/backoff.js';
+import { backoffDelay } from '../shared/backoff.js';
 import { ErrorCode, type ErrorBody } from '../protocol/index.js';
 import { codeForStatus, isErrorCode, SwitchboardApiError } from './errors.js';
 import type { ResolvedApiOptions } from './options.js';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { backoffCeiling, backoffDelay } from '../../src/client/backoff.js';
+import { backoffCeiling, backoffDelay } from '../../src/shared/backoff.js';
 
 describe('client backoff', () => {
   it('doubles the window from min and caps it at max', () => {

@@ -21,7 +21,7 @@ import {
 import type { Broker, BrokerPublication, Idempotency, PresenceEntry, PresenceItem, PublishReceipt } from '../../brokers/broker.js';
 import type { Metrics } from '../metrics.js';
 import type { NodeOptions } from '../options.js';
-import { backoffDelay } from '../../client/backoff.js';
+import { backoffDelay } from '../../shared/backoff.js';
 import { HashRingRouting, type RoutingStrategy } from '../routing/strategies.js';
 import { AckWriter } from './acks.js';
 import { Namespaces } from './namespaces.js';

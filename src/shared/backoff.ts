@@ -1,6 +1,8 @@
 /**
- * Full-jitter exponential backoff (AWS Architecture Blog, "Exponential
- * Backoff And Jitter"): the delay before retry number `attempt` (0-based) is
+ * The project's one backoff (client reconnects, server publish retries,
+ * server SDK retries, broker reconnects), browser-safe: full-jitter
+ * exponential backoff (AWS Architecture Blog, "Exponential Backoff And
+ * Jitter"). The delay before retry number `attempt` (0-based) is
  * uniform in [0, min(max, min * 2^attempt)). Full jitter spreads a crowd of
  * clients that lost the same node over the whole window instead of having
  * them return in waves.
