@@ -5,7 +5,7 @@
  * node at /switchboard.js for the demo page.
  *
  * The SDK must run in a browser as is, so the build fails when the bundle
- * would pull in anything beyond src/client and src/protocol: a Node builtin
+ * would pull in anything beyond src/client, src/protocol and the shared backoff: a Node builtin
  * (platform "browser" already refuses to resolve those) or any package from
  * node_modules (which could carry Node-only code or polyfills), except the
  * ones listed in `allowedPackages`: checked to be plain, dependency-free code
@@ -18,7 +18,8 @@ import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const outfile = join(root, 'dist', 'web', 'switchboard.js');
-const allowed = ['src/client/', 'src/protocol/'];
+// src/shared/backoff.ts is browser-safe (no Node builtins); the rest of src/shared is Node-only and refused.
+const allowed = ['src/client/', 'src/protocol/', 'src/shared/backoff.ts'];
 /** The optional MessagePack codec (`codec: 'msgpack'`): no dependencies, no Node APIs. */
 const allowedPackages = ['node_modules/@msgpack/msgpack/'];
 const builtins = new Set(builtinModules.flatMap((m) => [m, `node:${m}`]));
