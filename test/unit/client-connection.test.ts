@@ -2,7 +2,7 @@
  * The client's connection state machine against a scripted `ws` server:
  * connect, requests, heartbeat, reconnect with recovery, terminal closes.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { WebSocket } from 'ws';
 import { SwitchboardClient, type ClientOptions, type ClientState, type DisconnectedEvent, type Publication } from '../../src/client/index.js';
 import { DEVICE_KEY } from '../../src/client/options.js';
@@ -41,7 +41,13 @@ async function setup(opts: Partial<ClientOptions> = {}, server?: Parameters<type
 describe('client connection', () => {
   it('rejects bad options at once', () => {
     expect(() => new SwitchboardClient({ url: '' })).toThrow(TypeError);
-    expect(() => new SwitchboardClient({ url: 'ws://x/ws' })).toThrow(/WebSocket/);
+    // Without a global WebSocket (Node 20; Node 22 and later have one) the class must be passed.
+    vi.stubGlobal('WebSocket', undefined);
+    try {
+      expect(() => new SwitchboardClient({ url: 'ws://x/ws' })).toThrow(/WebSocket/);
+    } finally {
+      vi.unstubAllGlobals();
+    }
     expect(() => new SwitchboardClient({ url: 'ws://x/ws', WebSocket, minReconnectDelay: 10, maxReconnectDelay: 5 })).toThrow(TypeError);
     expect(() => new SwitchboardClient({ url: 'not a url', WebSocket })).toThrow();
     const c = new SwitchboardClient({ url: 'ws://x/ws', WebSocket });
