@@ -1,23 +1,42 @@
 #!/usr/bin/env node
-// Prints the plain summary line "N passed, N failed" from vitest's JSON
-// report. A test file that failed to load (no test ran in it) counts as one
-// failure, so a broken import can never pass silently.
+// Prints the plain summary line "N passed, N failed" over one or more vitest
+// JSON reports (one per run: the machine's Node, then other Node versions),
+// added up. A test file that failed to load (no test ran in it) counts as
+// one failure, so a broken import can never pass silently; so does a
+// report that is missing or unreadable, so a run that never started cannot
+// pass either.
 import { readFileSync } from 'node:fs';
 
-const file = process.argv[2] ?? '.test-results/vitest.json';
-let report;
-try {
-  report = JSON.parse(readFileSync(file, 'utf8'));
-} catch {
-  console.log('no test report was written');
-  console.log('0 passed, 1 failed');
-  process.exit(1);
+const files = process.argv.length > 2 ? process.argv.slice(2) : ['.test-results/vitest.json'];
+
+/** Counts of one report: passed, failed (load failures included), skipped. */
+function count(file) {
+  let report;
+  try {
+    report = JSON.parse(readFileSync(file, 'utf8'));
+  } catch {
+    return { passed: 0, failed: 1, skipped: 0, missing: true };
+  }
+  const passed = report.numPassedTests ?? 0;
+  let failed = report.numFailedTests ?? 0;
+  for (const suite of report.testResults ?? []) {
+    if (suite.status === 'failed' && (suite.assertionResults ?? []).length === 0) failed++;
+  }
+  const skipped = (report.numPendingTests ?? 0) + (report.numTodoTests ?? 0);
+  return { passed, failed, skipped, missing: false };
 }
-const passed = report.numPassedTests ?? 0;
-let failed = report.numFailedTests ?? 0;
-for (const suite of report.testResults ?? []) {
-  if (suite.status === 'failed' && (suite.assertionResults ?? []).length === 0) failed++;
+
+const total = { passed: 0, failed: 0, skipped: 0 };
+for (const file of files) {
+  const run = count(file);
+  // One line per run when there are several, worded so that only the last
+  // line reads "N passed, N failed".
+  if (run.missing) console.log(`${file}: no test report was written`);
+  else if (files.length > 1) console.log(`${file}: passed ${run.passed}, failed ${run.failed}, skipped ${run.skipped}`);
+  total.passed += run.passed;
+  total.failed += run.failed;
+  total.skipped += run.skipped;
 }
-const skipped = (report.numPendingTests ?? 0) + (report.numTodoTests ?? 0);
+const { passed, failed, skipped } = total;
 console.log(`${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}`);
 process.exit(failed > 0 || passed === 0 ? 1 : 0);
