@@ -6,8 +6,11 @@
 # Every setting is a SWITCHBOARD_<FLAG> environment variable (docs/configuration.md);
 # see docs/deploy.md for compose and Kubernetes.
 
+# The image runs the current Node LTS line; package.json's "engines" says
+# which versions are supported at all.
+
 # ---- build: compile TypeScript and bundle the browser SDK --------------------
-FROM node:20-slim AS build
+FROM node:24-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 # `prepare` would run the build before the sources are here: skip it now.
@@ -18,7 +21,7 @@ COPY src ./src
 RUN npm run build
 
 # ---- runtime: production dependencies and the compiled code only -------------
-FROM node:20-slim AS runtime
+FROM node:24-slim AS runtime
 ENV NODE_ENV=production
 WORKDIR /app
 COPY package.json package-lock.json ./

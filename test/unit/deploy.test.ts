@@ -76,8 +76,8 @@ describe('Dockerfile', () => {
   const stages = [...file.matchAll(/^FROM (\S+) AS (\S+)$/gm)].map((m) => ({ image: m[1], name: m[2], at: m.index }));
   const runtimeText = file.slice(stages.at(-1)?.at ?? 0);
 
-  it('builds with node:20-slim and runs with production dependencies only', () => {
-    expect(stages.map((s) => s.image)).toEqual(['node:20-slim', 'node:20-slim']);
+  it('builds with node:24-slim (the current LTS) and runs with production dependencies only', () => {
+    expect(stages.map((s) => s.image)).toEqual(['node:24-slim', 'node:24-slim']);
     const buildText = file.slice(stages[0]!.at, stages[1]!.at);
     expect(buildText).toMatch(/^RUN npm ci\b/m);
     expect(buildText).toMatch(/^RUN npm run build$/m);
