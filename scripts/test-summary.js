@@ -1,10 +1,10 @@
 #!/usr/bin/env node
 // Prints the plain summary line "N passed, N failed" over one or more vitest
 // JSON reports (one per run: the machine's Node, then other Node versions),
-// added up. A test file that failed to load (no test ran in it) counts as
-// one failure, so a broken import can never pass silently; so does a
-// report that is missing or unreadable, so a run that never started cannot
-// pass either.
+// added up. A test file that failed with no failed test in it (an import
+// that broke, a beforeAll hook that threw and skipped its tests) counts as
+// one failure, so it can never pass silently; so does a report that is
+// missing or unreadable, so a run that never started cannot pass either.
 import { readFileSync } from 'node:fs';
 
 const files = process.argv.length > 2 ? process.argv.slice(2) : ['.test-results/vitest.json'];
@@ -20,7 +20,7 @@ function count(file) {
   const passed = report.numPassedTests ?? 0;
   let failed = report.numFailedTests ?? 0;
   for (const suite of report.testResults ?? []) {
-    if (suite.status === 'failed' && (suite.assertionResults ?? []).length === 0) failed++;
+    if (suite.status === 'failed' && !(suite.assertionResults ?? []).some((a) => a.status === 'failed')) failed++;
   }
   const skipped = (report.numPendingTests ?? 0) + (report.numTodoTests ?? 0);
   return { passed, failed, skipped, missing: false };
