@@ -25,7 +25,7 @@ export interface SendRequest {
 
 /** `POST /api/broadcast`: 1 to `MAX_BROADCAST_CHANNELS` channels, each its own publish under the same key. */
 export interface BroadcastRequest {
-  channels: string[];
+  channels: readonly string[];
   data: unknown;
   idempotencyKey?: string;
 }

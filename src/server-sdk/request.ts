@@ -25,7 +25,7 @@ export interface ApiRequest {
   signal?: AbortSignal;
 }
 
-export interface ApiAnswer {
+export interface HttpAnswer {
   status: number;
   headers: Headers;
   body: unknown;
@@ -83,7 +83,7 @@ export class RequestRunner {
     return this.opts.baseUrls[this.current] ?? '';
   }
 
-  async run(req: ApiRequest): Promise<ApiAnswer> {
+  async run(req: ApiRequest): Promise<HttpAnswer> {
     const { opts } = this;
     const deadlineAt = Date.now() + opts.deadline;
     const headers: Record<string, string> = { accept: 'application/json', ...req.headers };
@@ -104,7 +104,7 @@ export class RequestRunner {
       const signal = req.signal ? AbortSignal.any([timer, req.signal]) : timer;
       try {
         const res = await opts.fetch(base + req.path, { method: req.method, headers, body, signal });
-        const answer: ApiAnswer = { status: res.status, headers: res.headers, body: parse(await res.text()) };
+        const answer: HttpAnswer = { status: res.status, headers: res.headers, body: parse(await res.text()) };
         if (res.ok) return answer;
         const error = errorOf(res.status, answer.body);
         if (!RETRY_STATUSES.has(res.status)) throw new SwitchboardApiError(error.code, error.message, res.status, attempts);
