@@ -2,37 +2,13 @@
  * Node-to-node control messages, typed as a discriminated union keyed by
  * `type`. The sender's id (`from`) is filled in one place: `Cluster.send`.
  */
-import type { ErrorBody } from '../protocol/index.js';
+import type { DisconnectRequest, ErrorBody, NodeInfo } from '../protocol/index.js';
 
-/** What a node says about itself in heartbeats and what `/api/nodes` lists. */
-export interface NodeInfo {
-  id: string;
-  /** Public address of the node's HTTP/WebSocket port. */
-  address: string;
-  /** Public WebSocket URL of the node (`--advertise-url`), where clients connect to it directly. */
-  url: string;
-  /** The node's routing strategy (every node of a cluster must use the same). */
-  routing: string;
-  connections: number;
-  subscriptions: number;
-  /** Seconds since the node started. */
-  uptime: number;
-  ready: boolean;
-  draining: boolean;
-  // Added for the admin dashboard; optional so that heartbeats of older nodes still parse.
-  /** Broker kind (`memory`, `redis`, `nats`, `amqp`); its health is `ready`. */
-  broker?: string;
-  /** Client frames received per second (last second). */
-  messagesInPerSec?: number;
-  /** Message frames written to client sockets per second (last second). */
-  messagesOutPerSec?: number;
-  /** Delivery latency quantiles over the last seconds, in ms (histogram bucket bounds); absent with no deliveries. */
-  latencyP50Ms?: number;
-  latencyP99Ms?: number;
-}
+/** What a node says about itself in heartbeats; `/api/nodes` lists the same, so it is one of the server API's shapes. */
+export type { NodeInfo };
 
 /** Requests one node sends to others (`/api/disconnect` of a user cluster-wide). */
-export type ClusterRequest = { kind: 'disconnect'; user: string; code: number; reason: string };
+export type ClusterRequest = { kind: 'disconnect' } & Required<DisconnectRequest>;
 
 export type ControlBody =
   | { type: 'heartbeat'; info: NodeInfo }

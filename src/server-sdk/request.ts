@@ -5,6 +5,7 @@
  * call is safe to repeat. A 4xx is the caller's mistake and is never retried.
  */
 import { backoffDelay } from '../shared/backoff.js';
+import { sleep } from '../shared/time.js';
 import { ErrorCode, type ErrorBody } from '../protocol/index.js';
 import { codeForStatus, isErrorCode, SwitchboardApiError } from './errors.js';
 import type { ResolvedApiOptions } from './options.js';
@@ -25,7 +26,7 @@ export interface ApiRequest {
   signal?: AbortSignal;
 }
 
-export interface ApiAnswer {
+export interface HttpAnswer {
   status: number;
   headers: Headers;
   body: unknown;
@@ -35,21 +36,6 @@ export interface ApiAnswer {
 const RETRY_STATUSES = new Set([502, 503, 504]);
 
 type Failure = { kind: 'answer'; status: number; error: ErrorBody } | { kind: 'network'; cause: unknown; timedOut: boolean };
-
-function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(signal.reason);
-    const onAbort = (): void => {
-      clearTimeout(timer);
-      reject(signal?.reason);
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
-}
 
 /** The `{error: {code, message}}` of an answer, or one made up from its status when the body has none (a proxy's page). */
 function errorOf(status: number, body: unknown): ErrorBody {
@@ -83,7 +69,7 @@ export class RequestRunner {
     return this.opts.baseUrls[this.current] ?? '';
   }
 
-  async run(req: ApiRequest): Promise<ApiAnswer> {
+  async run(req: ApiRequest): Promise<HttpAnswer> {
     const { opts } = this;
     const deadlineAt = Date.now() + opts.deadline;
     const headers: Record<string, string> = { accept: 'application/json', ...req.headers };
@@ -104,7 +90,7 @@ export class RequestRunner {
       const signal = req.signal ? AbortSignal.any([timer, req.signal]) : timer;
       try {
         const res = await opts.fetch(base + req.path, { method: req.method, headers, body, signal });
-        const answer: ApiAnswer = { status: res.status, headers: res.headers, body: parse(await res.text()) };
+        const answer: HttpAnswer = { status: res.status, headers: res.headers, body: parse(await res.text()) };
         if (res.ok) return answer;
         const error = errorOf(res.status, answer.body);
         if (!RETRY_STATUSES.has(res.status)) throw new SwitchboardApiError(error.code, error.message, res.status, attempts);
@@ -119,7 +105,12 @@ export class RequestRunner {
       if (!req.retryable || attempts > opts.retries) break;
       const delay = backoffDelay(attempts - 1, opts.backoffMin, opts.backoffMax, opts.random);
       if (Date.now() + delay + 1 >= deadlineAt) break;
-      await sleep(delay, req.signal);
+      try {
+        await sleep(delay, undefined, { signal: req.signal });
+      } catch {
+        // Only an abort ends the sleep early: the caller gets its own reason, as from the request itself.
+        throw req.signal?.reason;
+      }
     }
     throw finalError(last, attempts, opts.deadline);
   }

@@ -1,7 +1,20 @@
-/** What the server API answers (SPEC "Server API"), as the SDK returns it. */
-import type { ErrorBody, Publication, PublishResult } from '../protocol/index.js';
+/**
+ * What the SDK's calls take and return. The answers' shapes are the server
+ * API's own (`src/protocol/api.ts`); the SDK's names for them stay as they
+ * were, so that code written against them keeps compiling.
+ */
+import type {
+  BroadcastAnswer,
+  DisconnectRequest,
+  HistoryAnswer,
+  HistoryParams,
+  NodeSummary,
+  PublishAnswer,
+  RouteAnswer,
+  UserAnswer,
+} from '../protocol/index.js';
 
-export type { ErrorBody, Publication, PublishResult };
+export type { ErrorBody, PresenceMember, Publication, PublishResult } from '../protocol/index.js';
 
 /** Options of one publish, send or broadcast. */
 export interface PublishOptions {
@@ -21,68 +34,35 @@ export interface CallOptions {
   signal?: AbortSignal;
 }
 
-/** The answer to `publish` and `send`. */
-export interface PublishReceipt extends PublishResult {
+/** The answer to `publish` and `send`: the position, and how the publish was made. */
+export interface PublishReceipt extends PublishAnswer {
   /** The key the publish was made with (yours, or the one the SDK generated). */
   idempotencyKey: string;
   /** True when the node answered a repeat (`Idempotent-Replayed: true`): the message was stored by an earlier request. */
   replayed: boolean;
 }
 
-export interface BroadcastReceipt {
-  /** One per channel, in the order given: its position, or why it failed. */
-  results: Array<PublishResult | { error: ErrorBody }>;
+/** The answer to `broadcast`: one result per channel, in the order given (its position, or why it failed). */
+export interface BroadcastReceipt extends BroadcastAnswer {
   idempotencyKey: string;
 }
 
-export interface UserStatus {
-  online: boolean;
-  sessions: Array<{ session: string; node: string }>;
-}
+/** Whether a user is connected anywhere, and where. */
+export type UserStatus = UserAnswer;
 
-export interface PresenceMember {
-  user: string;
-  session: string;
-  node: string;
-}
+/** A page of a channel's history. */
+export type HistoryPage = HistoryAnswer;
 
-export interface HistoryPage {
-  /** The channel's newest offset (0 when nothing was ever published). */
-  offset: number;
-  epoch: string;
-  messages: Publication[];
-}
-
-export interface HistoryQuery {
-  /** Messages after this offset. Default: the newest `limit`. */
-  since?: number;
-  limit?: number;
-  signal?: AbortSignal;
-}
-
-export interface DisconnectOptions {
-  /** Close code, 4000–4199. Default 4000 (do not reconnect). */
-  code?: number;
-  reason?: string;
-  signal?: AbortSignal;
-}
-
-/** One node of the cluster, as `/api/nodes` lists it. */
-export interface ClusterNode {
-  id: string;
-  address: string;
-  url: string;
-  routing: string;
-  connections: number;
-  subscriptions: number;
-  uptime: number;
-  ready: boolean;
-  draining: boolean;
-}
+/** One node of the cluster, as `/api/nodes` lists it (without the dashboard's load figures). */
+export type ClusterNode = NodeSummary;
 
 /** Where a user should connect. */
-export interface UserRoute {
-  user: string;
-  node: string;
-  url: string;
+export type UserRoute = RouteAnswer;
+
+export interface HistoryQuery extends HistoryParams {
+  signal?: AbortSignal;
+}
+
+export interface DisconnectOptions extends Omit<DisconnectRequest, 'user'> {
+  signal?: AbortSignal;
 }

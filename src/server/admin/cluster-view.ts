@@ -3,25 +3,11 @@
  * heartbeat describes it (this node fresh), totals over them and, under
  * hash-ring routing, the share of users each node owns.
  */
-import type { NodeInfo } from '../../cluster/messages.js';
+import type { AdminClusterAnswer, NodeInfo } from '../../protocol/index.js';
 import type { HashRing } from '../routing/ring.js';
 
-export interface ClusterView {
-  /** The node that answered. */
-  node: string;
-  /** Milliseconds since the epoch on the answering node. */
-  at: number;
-  routing: string;
-  nodes: Array<NodeInfo & { ringShare?: number }>;
-  totals: {
-    nodes: number;
-    ready: number;
-    connections: number;
-    subscriptions: number;
-    messagesInPerSec: number;
-    messagesOutPerSec: number;
-  };
-}
+/** The shape is the server API's (`src/protocol/api.ts`). */
+export type ClusterView = AdminClusterAnswer;
 
 /** User ids sampled to measure ring shares: 1/sqrt(4096) ≈ 1.6 % of sampling error, a few ms of MD5. */
 const RING_SAMPLES = 4096;

@@ -11,12 +11,27 @@ import {
   isValidUserId,
   personalChannel,
   SwitchboardError,
+  MAX_BROADCAST_CHANNELS,
+  MAX_HISTORY_LIMIT,
+  REPLAYED_HEADER,
   toErrorBody,
-  type PublishResult,
+  type AdminClusterAnswer,
+  type ApiAnswer,
+  type BroadcastAnswer,
+  type BroadcastRequest,
+  type DisconnectAnswer,
+  type DisconnectRequest,
+  type HistoryAnswer,
+  type NodeInfo,
+  type NodesAnswer,
+  type PresenceAnswer,
+  type PublishAnswer,
+  type PublishRequest,
+  type RouteAnswer,
+  type SendRequest,
+  type UserAnswer,
 } from '../../protocol/index.js';
 import type { PublishReceipt } from '../../brokers/broker.js';
-import type { NodeInfo } from '../../cluster/messages.js';
-import type { ClusterView } from '../admin/cluster-view.js';
 import type { Gateway } from '../core/gateway.js';
 import type { Metrics } from '../metrics.js';
 import { readJsonObject, sendError, sendJson } from './respond.js';
@@ -31,18 +46,17 @@ export interface ApiContext {
   /** Every live node of the cluster. */
   nodes: () => NodeInfo[];
   /** The node a user should connect to (its owner under hash-ring routing, else this node) and its WebSocket URL. */
-  route: (user: string) => { user: string; node: string; url: string };
+  route: (user: string) => RouteAnswer;
   /** Close every session of `user` on every node; resolves with how many were closed. */
   disconnectUser: (user: string, code: number, reason: string) => Promise<number>;
   /** `GET /api/admin/cluster`: every live node with its load, for the dashboard at `/admin`. */
-  adminCluster?: () => ClusterView;
+  adminCluster?: () => AdminClusterAnswer;
 }
 
-/** Channels one `/api/broadcast` may name. */
-const MAX_BROADCAST_CHANNELS = 1000;
-const MAX_HISTORY_LIMIT = 10_000;
+type Handler = (req: IncomingMessage, params: string[], url: URL, res: ServerResponse) => Promise<ApiAnswer>;
 
-type Handler = (req: IncomingMessage, params: string[], url: URL, res: ServerResponse) => Promise<unknown>;
+/** A request body before its checks: the protocol's field names, values not yet known. */
+type Unchecked<T> = { [K in keyof T]?: unknown };
 
 interface Route {
   method: string;
@@ -66,7 +80,7 @@ export class ServerApi {
       { method: 'GET', path: /^\/api\/presence\/([^/]+)$/, handler: (_r, p) => this.presence(p[0] ?? '') },
       { method: 'GET', path: /^\/api\/history\/([^/]+)$/, handler: (_r, p, url) => this.history(p[0] ?? '', url) },
       { method: 'POST', path: /^\/api\/disconnect$/, handler: (req) => this.disconnect(req) },
-      { method: 'GET', path: /^\/api\/nodes$/, handler: async () => ({ nodes: this.ctx.nodes() }) },
+      { method: 'GET', path: /^\/api\/nodes$/, handler: async () => this.nodes() },
       { method: 'GET', path: /^\/api\/admin\/cluster$/, handler: async () => this.adminCluster() },
       { method: 'GET', path: /^\/api\/route$/, handler: async (_r, _p, url) => this.route(url), open: true },
     ];
@@ -111,34 +125,38 @@ export class ServerApi {
     }
   }
 
-  private adminCluster(): ClusterView {
+  private nodes(): NodesAnswer {
+    return { nodes: this.ctx.nodes() };
+  }
+
+  private adminCluster(): AdminClusterAnswer {
     if (!this.ctx.adminCluster) throw new SwitchboardError(ErrorCode.NotFound, 'no cluster view on this node');
     return this.ctx.adminCluster();
   }
 
   /** `GET /api/route?user=`: where `user` should connect. */
-  private async route(url: URL): Promise<{ user: string; node: string; url: string }> {
+  private async route(url: URL): Promise<RouteAnswer> {
     return this.ctx.route(requireUser(url.searchParams.get('user') ?? undefined));
   }
 
   // Publishing checks no readiness: the gateway waits for an unreachable
   // broker up to the publish deadline, and a draining node still publishes.
-  private async publish(req: IncomingMessage, res: ServerResponse): Promise<PublishResult> {
-    const body = await readJsonObject(req, this.ctx.maxBodyBytes);
+  private async publish(req: IncomingMessage, res: ServerResponse): Promise<PublishAnswer> {
+    const body: Unchecked<PublishRequest> = await readJsonObject(req, this.ctx.maxBodyBytes);
     const channel = requireChannel(body.channel);
     requireData(body);
     return answered(res, await this.ctx.gateway.publish(channel, body.data, undefined, idempotencyKey(req, body)));
   }
 
-  private async send(req: IncomingMessage, res: ServerResponse): Promise<PublishResult> {
-    const body = await readJsonObject(req, this.ctx.maxBodyBytes);
+  private async send(req: IncomingMessage, res: ServerResponse): Promise<PublishAnswer> {
+    const body: Unchecked<SendRequest> = await readJsonObject(req, this.ctx.maxBodyBytes);
     const user = requireUser(body.user);
     requireData(body);
     return answered(res, await this.ctx.gateway.publish(personalChannel(user), body.data, undefined, idempotencyKey(req, body)));
   }
 
-  private async broadcast(req: IncomingMessage): Promise<{ results: Array<PublishResult | { error: unknown }> }> {
-    const body = await readJsonObject(req, this.ctx.maxBodyBytes);
+  private async broadcast(req: IncomingMessage): Promise<BroadcastAnswer> {
+    const body: Unchecked<BroadcastRequest> = await readJsonObject(req, this.ctx.maxBodyBytes);
     const channels = body.channels;
     if (!Array.isArray(channels) || channels.length === 0 || channels.length > MAX_BROADCAST_CHANNELS) {
       throw new SwitchboardError(
@@ -160,13 +178,13 @@ export class ServerApi {
     return { results };
   }
 
-  private async user(user: string): Promise<unknown> {
+  private async user(user: string): Promise<UserAnswer> {
     requireUser(user);
     const entries = await this.ctx.gateway.presence(personalChannel(user));
     return { online: entries.length > 0, sessions: entries.map(({ session, node }) => ({ session, node })) };
   }
 
-  private async presence(channel: string): Promise<unknown> {
+  private async presence(channel: string): Promise<PresenceAnswer> {
     requireChannel(channel);
     const policy = this.ctx.gateway.namespaces.of(channel);
     if (!policy.presence) {
@@ -175,7 +193,7 @@ export class ServerApi {
     return { members: await this.ctx.gateway.presence(channel) };
   }
 
-  private async history(channel: string, url: URL): Promise<unknown> {
+  private async history(channel: string, url: URL): Promise<HistoryAnswer> {
     requireChannel(channel);
     const policy = this.ctx.gateway.namespaces.of(channel);
     if (!policy.history) throw new SwitchboardError(ErrorCode.NotFound, `namespace "${policy.namespace}" keeps no history`);
@@ -193,8 +211,8 @@ export class ServerApi {
     }
   }
 
-  private async disconnect(req: IncomingMessage): Promise<{ sessions: number }> {
-    const body = await readJsonObject(req, this.ctx.maxBodyBytes);
+  private async disconnect(req: IncomingMessage): Promise<DisconnectAnswer> {
+    const body: Unchecked<DisconnectRequest> = await readJsonObject(req, this.ctx.maxBodyBytes);
     const user = requireUser(body.user);
     const code = body.code ?? CloseCode.Disconnected;
     if (typeof code !== 'number' || !Number.isInteger(code) || code < 4000 || code > 4199) {
@@ -233,7 +251,7 @@ function decodeParam(p: string): string {
   }
 }
 
-function requireData(body: Record<string, unknown>): void {
+function requireData(body: { data?: unknown }): void {
   if (!('data' in body)) throw new SwitchboardError(ErrorCode.BadRequest, 'body needs "data"');
 }
 
@@ -248,7 +266,7 @@ function optionalInt(v: string | null, name: string): number | undefined {
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,128}$/;
 
 /** The body's `idempotencyKey` or the `Idempotency-Key` header (both: they must agree). */
-function idempotencyKey(req: IncomingMessage, body: Record<string, unknown>): string | undefined {
+function idempotencyKey(req: IncomingMessage, body: { idempotencyKey?: unknown }): string | undefined {
   const header = req.headers['idempotency-key'];
   const fromHeader = Array.isArray(header) ? header[0] : header;
   const fromBody = body.idempotencyKey;
@@ -265,8 +283,8 @@ function idempotencyKey(req: IncomingMessage, body: Record<string, unknown>): st
 }
 
 /** The answer to a publish: `{offset, epoch}`, the same for a repeat, which the `Idempotent-Replayed` header marks. */
-function answered(res: ServerResponse, receipt: PublishReceipt): PublishResult {
+function answered(res: ServerResponse, receipt: PublishReceipt): PublishAnswer {
   const { duplicate, ...result } = receipt;
-  if (duplicate) res.setHeader('idempotent-replayed', 'true');
+  if (duplicate) res.setHeader(REPLAYED_HEADER, 'true');
   return result;
 }

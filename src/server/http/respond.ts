@@ -1,6 +1,6 @@
 /** Small helpers for JSON over node:http: answers, errors, and bounded bodies. */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { depthExceeds, ErrorCode, httpStatusOf, MAX_JSON_DEPTH, SwitchboardError, type ErrorBody } from '../../protocol/index.js';
+import { depthExceeds, ErrorCode, httpStatusOf, MAX_JSON_DEPTH, SwitchboardError, type ErrorAnswer, type ErrorBody } from '../../protocol/index.js';
 
 /**
  * Refuses malformed UTF-8 instead of replacing it with U+FFFD: a body that
@@ -15,7 +15,7 @@ export function sendJson(res: ServerResponse, status: number, body: unknown): vo
 }
 
 export function sendError(res: ServerResponse, error: ErrorBody, status = httpStatusOf[error.code]): void {
-  sendJson(res, status, { error });
+  sendJson(res, status, { error } satisfies ErrorAnswer);
 }
 
 /**
@@ -64,7 +64,7 @@ export function refuseUpgrade(
   error: ErrorBody,
   headers: Readonly<Record<string, string>> = {},
 ): void {
-  const text = JSON.stringify({ error });
+  const text = JSON.stringify({ error } satisfies ErrorAnswer);
   const reason = { 400: 'Bad Request', 401: 'Unauthorized', 404: 'Not Found', 429: 'Too Many Requests', 500: 'Internal Server Error', 503: 'Service Unavailable' }[status] ?? 'Error';
   const extra = Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`).join('');
   socket.end(
