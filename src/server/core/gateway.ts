@@ -19,6 +19,7 @@ import {
   type SubscribeResult,
 } from '../../protocol/index.js';
 import type { Broker, BrokerPublication, Idempotency, PresenceEntry, PresenceItem, PublishReceipt } from '../../brokers/broker.js';
+import { covers } from '../../brokers/history.js';
 import type { Metrics } from '../metrics.js';
 import type { NodeOptions } from '../options.js';
 import { backoffDelay } from '../../shared/backoff.js';
@@ -246,7 +247,7 @@ export class Gateway {
         const recovered =
           !since ||
           since === 'start' ||
-          (since.epoch === page.epoch && since.offset <= page.offset && since.offset + 1 >= page.earliest) ||
+          covers(page, since) ||
           // A reader that has seen nothing misses nothing while history still starts at 1, whatever the epoch.
           (since.offset === 0 && page.earliest <= 1);
         result = {
@@ -633,8 +634,7 @@ export class Gateway {
     const pos = { ...kept };
     try {
       const page = await this.metrics.brokerCall('history', () => this.broker.history(channel, { since: pos.offset, limit: policy.size }, policy));
-      const complete = page.epoch === pos.epoch && pos.offset <= page.offset && pos.offset + 1 >= page.earliest;
-      if (!complete) {
+      if (!covers(page, pos)) {
         this.metrics.recoveries.inc({ result: 'failed' });
         this.held.delete(channel);
         for (const s of [...(this.local.get(channel) ?? [])]) {
