@@ -127,14 +127,14 @@ export class ServerApi {
     const body = await readJsonObject(req, this.ctx.maxBodyBytes);
     const channel = requireChannel(body.channel);
     requireData(body);
-    return answered(res, await this.ctx.gateway.publish(channel, body.data, undefined, idempotencyKey(req, body)));
+    return answered(res, await this.ctx.gateway.publish(channel, body.data, { idempotencyKey: idempotencyKey(req, body) }));
   }
 
   private async send(req: IncomingMessage, res: ServerResponse): Promise<PublishResult> {
     const body = await readJsonObject(req, this.ctx.maxBodyBytes);
     const user = requireUser(body.user);
     requireData(body);
-    return answered(res, await this.ctx.gateway.publish(personalChannel(user), body.data, undefined, idempotencyKey(req, body)));
+    return answered(res, await this.ctx.gateway.publish(personalChannel(user), body.data, { idempotencyKey: idempotencyKey(req, body) }));
   }
 
   private async broadcast(req: IncomingMessage): Promise<{ results: Array<PublishResult | { error: unknown }> }> {
@@ -151,7 +151,7 @@ export class ServerApi {
     const key = idempotencyKey(req, body);
     const results = await Promise.all(
       (channels as string[]).map((c) =>
-        this.ctx.gateway.publish(c, body.data, undefined, key).then(
+        this.ctx.gateway.publish(c, body.data, { idempotencyKey: key }).then(
           ({ duplicate: _d, ...result }) => result,
           (err: unknown) => ({ error: toErrorBody(err) }),
         ),
