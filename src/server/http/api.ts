@@ -181,16 +181,8 @@ export class ServerApi {
     if (!policy.history) throw new SwitchboardError(ErrorCode.NotFound, `namespace "${policy.namespace}" keeps no history`);
     const since = optionalInt(url.searchParams.get('since'), 'since');
     const limit = Math.min(optionalInt(url.searchParams.get('limit'), 'limit') ?? policy.history.size, MAX_HISTORY_LIMIT);
-    try {
-      const page = await this.ctx.gateway.broker.history(
-        channel,
-        since === undefined ? { limit } : { since, limit },
-        policy.history,
-      );
-      return { offset: page.offset, epoch: page.epoch, messages: page.messages };
-    } catch {
-      throw new SwitchboardError(ErrorCode.Unavailable, 'broker unavailable');
-    }
+    const page = await this.ctx.gateway.history(channel, since === undefined ? { limit } : { since, limit });
+    return { offset: page.offset, epoch: page.epoch, messages: page.messages };
   }
 
   private async disconnect(req: IncomingMessage): Promise<{ sessions: number }> {
