@@ -9,16 +9,8 @@
  * with 4104 (StateLost) so that they reconnect and learn `recovered: false`.
  */
 import type { Logger } from 'pino';
-import {
-  CloseCode,
-  encodeMessage,
-  ErrorCode,
-  personalChannel,
-  SwitchboardError,
-  type Publication,
-  type StreamPosition,
-  type SubscribeResult,
-} from '../../protocol/index.js';
+import { CloseCode, encodeMessage, ErrorCode, personalChannel, SwitchboardError } from '../../protocol/index.js';
+import type { Publication, StreamPosition, SubscribeResult } from '../../protocol/index.js';
 import type { Broker, BrokerPublication } from '../../brokers/broker.js';
 import { covers, type HistoryPage, type HistoryQuery } from '../../brokers/history.js';
 import type { Metrics } from '../metrics.js';

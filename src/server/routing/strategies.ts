@@ -45,10 +45,10 @@ export interface RoutingStrategy {
 
 /** What strategies that assign no users to nodes answer: no owner, and membership changes nothing. */
 abstract class Unowned {
-  owner(): undefined {
+  owner(_user: string): undefined {
     return undefined;
   }
-  membersChanged(): boolean {
+  membersChanged(_members: Iterable<string>): boolean {
     return false;
   }
 }
