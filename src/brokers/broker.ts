@@ -5,12 +5,7 @@
  * folder imports its client library.
  */
 import type { Publication, PublishResult, StreamPosition } from '../protocol/index.js';
-
-/** How much history a channel keeps. `size: 0` means none: no offsets, no recovery. */
-export interface HistoryPolicy {
-  size: number;
-  ttlMs: number;
-}
+import type { HistoryPage, HistoryPolicy, HistoryQuery } from './history.js';
 
 /** A publication as it travels between nodes: the wire publication plus when it was accepted. */
 export interface BrokerPublication extends Publication {
@@ -32,22 +27,6 @@ export interface Idempotency {
 /** What `publish` returns: the position, and whether an earlier publish with the same idempotency key made it. */
 export interface PublishReceipt extends PublishResult {
   duplicate?: boolean;
-}
-
-export interface HistoryQuery {
-  /** Return messages with offsets greater than this; omit for the newest ones. */
-  since?: number;
-  /** At most this many messages (the oldest first after `since`); 0 returns only the position. */
-  limit: number;
-}
-
-export interface HistoryPage {
-  /** The channel's top offset: the offset of its newest message (0 when none was ever published). */
-  offset: number;
-  epoch: string;
-  /** The smallest offset still stored, or `offset + 1` when nothing is stored. */
-  earliest: number;
-  messages: Publication[];
 }
 
 export interface PresenceEntry {

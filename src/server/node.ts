@@ -137,7 +137,7 @@ export async function startNode(partial: NodeOptionsInput = {}, deps: NodeDeps =
     adminCluster: () =>
       clusterView(options.nodeId, options.routing, cluster.nodes(), routing instanceof HashRingRouting ? routing.current : undefined),
     route: (user) => {
-      const node = routing instanceof HashRingRouting ? routing.owner(user) : options.nodeId;
+      const node = routing.owner(user) ?? options.nodeId;
       return { user, node, url: urlOf(node) ?? publicUrl() };
     },
     disconnectUser: async (user, code, reason) => {

@@ -8,7 +8,8 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { AmqpBroker, type AmqpBrokerOptions } from '../../src/brokers/amqp/amqp-broker.js';
-import type { BrokerPublication, HistoryPolicy, Route } from '../../src/brokers/broker.js';
+import type { BrokerPublication, Route } from '../../src/brokers/broker.js';
+import type { HistoryPolicy } from '../../src/brokers/history.js';
 import { flushAll, startRedis, type RedisProcess } from '../helpers/redis-server.js';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.js';
 import { eventually } from './suite.js';

@@ -7,7 +7,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { BrokerHandlers, BrokerPublication, HistoryPolicy, Route } from '../../src/brokers/broker.js';
+import type { BrokerHandlers, BrokerPublication, Route } from '../../src/brokers/broker.js';
+import type { HistoryPolicy } from '../../src/brokers/history.js';
 import { NatsBroker } from '../../src/brokers/nats/nats-broker.js';
 import { startNats, startNatsCluster, type NatsCluster, type NatsProcess } from '../helpers/nats-server.js';
 import { eventually } from './suite.js';

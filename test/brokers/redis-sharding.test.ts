@@ -8,7 +8,8 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { BrokerPublication, HistoryPolicy, Route } from '../../src/brokers/broker.js';
+import type { BrokerPublication, Route } from '../../src/brokers/broker.js';
+import type { HistoryPolicy } from '../../src/brokers/history.js';
 import { createBroker } from '../../src/brokers/index.js';
 import { RedisBroker } from '../../src/brokers/redis/redis-broker.js';
 import { keySlot } from '../../src/brokers/redis/slot.js';

@@ -13,11 +13,10 @@ import type {
   Broker,
   BrokerHandlers,
   BrokerPublication,
-  HistoryPage,
-  HistoryPolicy,
   PresenceEntry,
   Route,
 } from '../../src/brokers/broker.js';
+import type { HistoryPage, HistoryPolicy } from '../../src/brokers/history.js';
 import type { PublishResult } from '../../src/protocol/index.js';
 
 export interface BrokerBackend {

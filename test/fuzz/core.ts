@@ -76,9 +76,9 @@ export class Core {
     return {
       sessions: g.sessions.size,
       subscriptions: g.subscriptionCount,
-      localChannels: g['local'].size,
-      brokerSubscriptions: g['subscribing'].size,
-      positions: g['positions'].size,
+      localChannels: g['interest']['local'].size,
+      brokerSubscriptions: g['interest']['subscribing'].size,
+      positions: g['continuity']['positions'].size,
     };
   }
 

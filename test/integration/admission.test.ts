@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { request, type IncomingHttpHeaders } from 'node:http';
 import type { Socket } from 'node:net';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import type { HistoryPage, HistoryPolicy, HistoryQuery } from '../../src/brokers/broker.js';
+import type { HistoryPage, HistoryPolicy, HistoryQuery } from '../../src/brokers/history.js';
 import { MemoryBroker } from '../../src/brokers/memory/memory-broker.js';
 import { startNode, type SwitchboardNode } from '../../src/server/node.js';
 import type { NodeOptionsInput } from '../../src/server/options.js';

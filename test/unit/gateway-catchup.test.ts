@@ -7,7 +7,8 @@
  */
 import { pino } from 'pino';
 import { afterEach, expect, it } from 'vitest';
-import type { BrokerHandlers, BrokerPublication, HistoryPage, HistoryPolicy, HistoryQuery } from '../../src/brokers/broker.js';
+import type { BrokerHandlers, BrokerPublication } from '../../src/brokers/broker.js';
+import type { HistoryPage, HistoryPolicy, HistoryQuery } from '../../src/brokers/history.js';
 import { MemoryBroker, MemoryBus } from '../../src/brokers/memory/memory-broker.js';
 import type { ServerFrame } from '../../src/protocol/index.js';
 import { Gateway } from '../../src/server/core/gateway.js';

@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import type { BrokerHandlers, HistoryPolicy } from '../../src/brokers/broker.js';
+import type { BrokerHandlers } from '../../src/brokers/broker.js';
+import type { HistoryPolicy } from '../../src/brokers/history.js';
 import { MemoryBroker, MemoryBus } from '../../src/brokers/memory/memory-broker.js';
 import { MemoryStream } from '../../src/brokers/memory/stream.js';
 

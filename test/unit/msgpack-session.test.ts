@@ -134,7 +134,7 @@ describe('fan-out', () => {
     const c = await open('c', 'json');
     for (const [i, x] of [a, b, c].entries()) await subscribe(x.s, x.t, 'chat:room', 10 + i);
     const before = [a, b, c].map((x) => x.t.raw.length);
-    await gateway.publish('chat:room', { hello: 'all' }, 'a');
+    await gateway.publish('chat:room', { hello: 'all' }, { from: 'a' });
     for (let waited = 0; c.t.raw.length === before[2] && waited < 1000; waited += 5) await settle();
     const [wa, wb, wc] = [a, b, c].map((x, i) => x.t.raw[before[i]!]);
     expect(Buffer.isBuffer(wa)).toBe(true);
@@ -147,7 +147,7 @@ describe('fan-out', () => {
   it('never encodes MessagePack for a publication whose subscribers all speak JSON', async () => {
     const c = await open('c', 'json', true);
     await subscribe(c.s, c.t, 'chat:json-only', 1);
-    await gateway.publish('chat:json-only', { n: 1 }, 'c');
+    await gateway.publish('chat:json-only', { n: 1 }, { from: 'c' });
     for (let waited = 0; c.t.outgoing.length === 0 && waited < 1000; waited += 5) await settle();
     expect(c.t.outgoing).toHaveLength(1);
     expect(c.t.outgoing[0]?.binary).toBeUndefined();

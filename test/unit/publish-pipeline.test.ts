@@ -5,7 +5,8 @@
  */
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { BrokerPublication, HistoryPolicy, Idempotency, PublishReceipt, Route } from '../../src/brokers/broker.js';
+import type { BrokerPublication, Idempotency, PublishReceipt, Route } from '../../src/brokers/broker.js';
+import type { HistoryPolicy } from '../../src/brokers/history.js';
 import { MemoryBroker } from '../../src/brokers/memory/memory-broker.js';
 import type { ServerFrame } from '../../src/protocol/index.js';
 import { FrameHandler } from '../../src/server/core/frame-handler.js';

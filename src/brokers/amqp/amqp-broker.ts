@@ -27,15 +27,13 @@ import type { PublishResult, StreamPosition } from '../../protocol/index.js';
 import type {
   Broker,
   BrokerHandlers,
-  HistoryPage,
-  HistoryPolicy,
-  HistoryQuery,
   Idempotency,
   PresenceEntry,
   PresenceItem,
   PublishReceipt,
   Route,
 } from '../broker.js';
+import type { HistoryPage, HistoryPolicy, HistoryQuery } from '../history.js';
 import { Faults } from '../faults.js';
 import { Readiness } from '../readiness.js';
 import { ALL_ROUTES, TO_SUBSCRIBERS } from '../broker.js';

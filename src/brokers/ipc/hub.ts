@@ -14,12 +14,11 @@ import type { StreamPosition } from '../../protocol/index.js';
 import type {
   BrokerHandlers,
   BrokerPublication,
-  HistoryPolicy,
-  HistoryQuery,
   Idempotency,
   PresenceItem,
   Route,
 } from '../broker.js';
+import type { HistoryPolicy, HistoryQuery } from '../history.js';
 import { Faults } from '../faults.js';
 import { MemoryBroker, MemoryBus } from '../memory/memory-broker.js';
 import { Outbox } from './outbox.js';

@@ -19,15 +19,13 @@ import type {
   Broker,
   BrokerHandlers,
   BrokerPublication,
-  HistoryPage,
-  HistoryPolicy,
-  HistoryQuery,
   Idempotency,
   PresenceEntry,
   PresenceItem,
   PublishReceipt,
   Route,
 } from '../broker.js';
+import type { HistoryPage, HistoryPolicy, HistoryQuery } from '../history.js';
 import { ALL_ROUTES } from '../broker.js';
 import { Faults } from '../faults.js';
 import { Outbox } from './outbox.js';

@@ -12,15 +12,13 @@ import type {
   Broker,
   BrokerHandlers,
   BrokerPublication,
-  HistoryPage,
-  HistoryPolicy,
-  HistoryQuery,
   Idempotency,
   PresenceEntry,
   PresenceItem,
   PublishReceipt,
   Route,
 } from '../broker.js';
+import type { HistoryPage, HistoryPolicy, HistoryQuery } from '../history.js';
 import { ALL_ROUTES, TO_SUBSCRIBERS } from '../broker.js';
 import { ExpiringIndex } from './expiring.js';
 import { MemoryStream } from './stream.js';

@@ -4,7 +4,7 @@
  * when the numbering restarts (the stream was dropped and created anew).
  */
 import type { Publication } from '../../protocol/index.js';
-import type { HistoryPage, HistoryPolicy, HistoryQuery } from '../broker.js';
+import type { HistoryPage, HistoryPolicy, HistoryQuery } from '../history.js';
 import { newEpoch } from '../epoch.js';
 
 interface Entry {

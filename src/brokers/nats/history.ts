@@ -28,7 +28,7 @@
  */
 import { newEpoch } from '../epoch.js';
 import type { PublishResult, Publication } from '../../protocol/index.js';
-import type { HistoryPage, HistoryPolicy, HistoryQuery } from '../broker.js';
+import type { HistoryPage, HistoryPolicy, HistoryQuery } from '../history.js';
 import { decodeStored, numberingOf, publicationHeaders, type Numbering } from './codec.js';
 import type { NatsLink } from './link.js';
 import type { NatsNames } from './names.js';

@@ -17,7 +17,7 @@
  * characters a subject or a KV key must not: each name becomes one token,
  * `tok(name)`, its UTF-8 bytes in base64url without padding.
  */
-import type { HistoryPolicy } from '../broker.js';
+import type { HistoryPolicy } from '../history.js';
 
 export const DEFAULT_PREFIX = 'sb';
 

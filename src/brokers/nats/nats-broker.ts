@@ -31,15 +31,13 @@ import type {
   Broker,
   BrokerHandlers,
   BrokerPublication,
-  HistoryPage,
-  HistoryPolicy,
-  HistoryQuery,
   Idempotency,
   PresenceEntry,
   PresenceItem,
   PublishReceipt,
   Route,
 } from '../broker.js';
+import type { HistoryPage, HistoryPolicy, HistoryQuery } from '../history.js';
 import { Faults } from '../faults.js';
 import { TO_SUBSCRIBERS } from '../broker.js';
 import { H_ROUTE, H_SEQUENCE, H_STREAM, decodeDelivered, encodeStored, isMarker, publicationHeaders, type PublishInput } from './codec.js';

@@ -23,7 +23,7 @@
  * subscribed and then reads history cannot fall in between.
  */
 import type { StreamConfig } from '@nats-io/jetstream';
-import type { HistoryPolicy } from '../broker.js';
+import type { HistoryPolicy } from '../history.js';
 import type { NatsLink } from './link.js';
 import { policyKey, type NatsNames } from './names.js';
 

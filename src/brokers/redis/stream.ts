@@ -12,13 +12,11 @@ import { newEpoch } from '../epoch.js';
 import type { Publication, PublishResult } from '../../protocol/index.js';
 import {
   TO_SUBSCRIBERS,
-  type HistoryPage,
-  type HistoryPolicy,
-  type HistoryQuery,
   type Idempotency,
   type PublishReceipt,
   type Route,
 } from '../broker.js';
+import type { HistoryPage, HistoryPolicy, HistoryQuery } from '../history.js';
 import { decodeStored, encodeEnvelope, encodeStored, type PublishInput } from './codec.js';
 import type { RedisKeys } from './keys.js';
 import {

@@ -110,7 +110,7 @@ export class FrameHandler {
         this.checkPublish(session, channel);
         const { id, data } = frame;
         // Not awaited: the frames after it need not wait for the broker (see `publishInOrder`).
-        const publishing = session.publishInOrder(channel, () => this.gateway.publish(channel, data, session.user));
+        const publishing = session.publishInOrder(channel, () => this.gateway.publish(channel, data, { from: session.user }));
         if (!publishing) throw new SwitchboardError(ErrorCode.RateLimited, 'too many requests in flight');
         publishing.then(
           (result) => session.send({ type: 'reply', id, result }),

@@ -1,6 +1,6 @@
 /** Resolves a channel's options from its namespace (the part before the first `:`). */
 import { namespaceOf } from '../../protocol/index.js';
-import type { HistoryPolicy } from '../../brokers/broker.js';
+import type { HistoryPolicy } from '../../brokers/history.js';
 import type { NamespaceOptions, NodeOptions } from '../options.js';
 
 export interface ChannelPolicy extends NamespaceOptions {

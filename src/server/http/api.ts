@@ -145,14 +145,14 @@ export class ServerApi {
     const body: Unchecked<PublishRequest> = await readJsonObject(req, this.ctx.maxBodyBytes);
     const channel = requireChannel(body.channel);
     requireData(body);
-    return answered(res, await this.ctx.gateway.publish(channel, body.data, undefined, idempotencyKey(req, body)));
+    return answered(res, await this.ctx.gateway.publish(channel, body.data, { idempotencyKey: idempotencyKey(req, body) }));
   }
 
   private async send(req: IncomingMessage, res: ServerResponse): Promise<PublishAnswer> {
     const body: Unchecked<SendRequest> = await readJsonObject(req, this.ctx.maxBodyBytes);
     const user = requireUser(body.user);
     requireData(body);
-    return answered(res, await this.ctx.gateway.publish(personalChannel(user), body.data, undefined, idempotencyKey(req, body)));
+    return answered(res, await this.ctx.gateway.publish(personalChannel(user), body.data, { idempotencyKey: idempotencyKey(req, body) }));
   }
 
   private async broadcast(req: IncomingMessage): Promise<BroadcastAnswer> {
@@ -169,7 +169,7 @@ export class ServerApi {
     const key = idempotencyKey(req, body);
     const results = await Promise.all(
       (channels as string[]).map((c) =>
-        this.ctx.gateway.publish(c, body.data, undefined, key).then(
+        this.ctx.gateway.publish(c, body.data, { idempotencyKey: key }).then(
           ({ duplicate: _d, ...result }) => result,
           (err: unknown) => ({ error: toErrorBody(err) }),
         ),
@@ -199,16 +199,8 @@ export class ServerApi {
     if (!policy.history) throw new SwitchboardError(ErrorCode.NotFound, `namespace "${policy.namespace}" keeps no history`);
     const since = optionalInt(url.searchParams.get('since'), 'since');
     const limit = Math.min(optionalInt(url.searchParams.get('limit'), 'limit') ?? policy.history.size, MAX_HISTORY_LIMIT);
-    try {
-      const page = await this.ctx.gateway.broker.history(
-        channel,
-        since === undefined ? { limit } : { since, limit },
-        policy.history,
-      );
-      return { offset: page.offset, epoch: page.epoch, messages: page.messages };
-    } catch {
-      throw new SwitchboardError(ErrorCode.Unavailable, 'broker unavailable');
-    }
+    const page = await this.ctx.gateway.history(channel, since === undefined ? { limit } : { since, limit });
+    return { offset: page.offset, epoch: page.epoch, messages: page.messages };
   }
 
   private async disconnect(req: IncomingMessage): Promise<DisconnectAnswer> {

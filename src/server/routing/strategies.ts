@@ -1,9 +1,11 @@
 /**
  * The routing strategies: how a publication finds the nodes that hold its
- * subscribers (`--routing`). The gateway asks its strategy three things:
- * where a publication goes (`route`), and what this node must do while it
- * has local subscribers of a channel: subscribe to it at the broker
- * (`subscribes`) and/or register in the broker's registry (`registers`).
+ * subscribers (`--routing`). The gateway asks its strategy where a
+ * publication goes (`route`), what this node must do while it has local
+ * subscribers of a channel: subscribe to it at the broker (`subscribes`)
+ * and/or register in the broker's registry (`registers`), and which node
+ * owns a user (`owner`, for redirects); it tells the strategy when the
+ * cluster's membership changes (`membersChanged`).
  *
  * - `interest`: the broker fans out to the nodes subscribed to the channel.
  * - `broadcast`: every publication goes to every node; nothing to keep.
@@ -35,12 +37,26 @@ export interface RoutingStrategy {
   subscribes(channel: string): boolean;
   /** Whether a node with local subscribers of `channel` must be registered for it now. */
   registers(channel: string): boolean;
+  /** The node that owns `user`, for strategies that assign users to nodes; undefined when any node will do. */
+  owner(user: string): string | undefined;
+  /** Follow the live membership of the cluster; true when the routing changed. */
+  membersChanged(members: Iterable<string>): boolean;
+}
+
+/** What strategies that assign no users to nodes answer: no owner, and membership changes nothing. */
+abstract class Unowned {
+  owner(_user: string): undefined {
+    return undefined;
+  }
+  membersChanged(_members: Iterable<string>): boolean {
+    return false;
+  }
 }
 
 const TO_ALL: Route = { to: 'all' };
 const TO_REGISTERED: Route = { to: 'nodes', nodes: [], registered: true };
 
-export class InterestRouting implements RoutingStrategy {
+export class InterestRouting extends Unowned implements RoutingStrategy {
   readonly name = 'interest';
   readonly needs = ['subscribers'] as const;
   route(): Route {
@@ -54,7 +70,7 @@ export class InterestRouting implements RoutingStrategy {
   }
 }
 
-export class BroadcastRouting implements RoutingStrategy {
+export class BroadcastRouting extends Unowned implements RoutingStrategy {
   readonly name = 'broadcast';
   readonly needs = ['all'] as const;
   route(): Route {
@@ -68,7 +84,7 @@ export class BroadcastRouting implements RoutingStrategy {
   }
 }
 
-export class RegistryRouting implements RoutingStrategy {
+export class RegistryRouting extends Unowned implements RoutingStrategy {
   readonly name = 'registry';
   readonly needs = ['nodes'] as const;
   route(): Route {
@@ -128,6 +144,10 @@ export class HashRingRouting implements RoutingStrategy {
   /** No ring change (nor start) within `settleMs`. */
   get settled(): boolean {
     return this.now() >= this.unsettledUntil;
+  }
+
+  membersChanged(members: Iterable<string>): boolean {
+    return this.update(members);
   }
 
   /** The owner of `user` on the current ring. */

@@ -1,0 +1,44 @@
+/**
+ * The heartbeat: a `ping` to each session that has been quiet for the ping
+ * interval, and a close for a session that did not answer its last
+ * ping within the pong timeout (4103).
+ */
+import { CloseCode } from '../../protocol/index.js';
+import type { Session } from './session.js';
+
+export class Heartbeat {
+  private timer: ReturnType<typeof setInterval> | undefined;
+
+  constructor(
+    private readonly sessions: Iterable<Session>,
+    /** Seconds of quiet before a `ping` (`--ping`). */
+    private readonly pingS: number,
+    /** Seconds a `ping` may go unanswered (`--pong-timeout`). */
+    private readonly pongTimeoutS: number,
+  ) {}
+
+  /** Check every session a few times per ping interval (between 0.1 and 1 s). */
+  start(): void {
+    const everyMs = Math.max(100, Math.min(1000, (this.pingS * 1000) / 4));
+    this.timer = setInterval(() => this.beat(Date.now()), everyMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+  }
+
+  /** Send `ping` to quiet sessions; close the ones that did not answer the last one in time. */
+  private beat(now: number): void {
+    const quietMs = this.pingS * 1000;
+    const timeoutMs = this.pongTimeoutS * 1000;
+    for (const s of this.sessions) {
+      if (s.pingSentAt !== undefined) {
+        if (now - s.pingSentAt > timeoutMs) s.disconnect(CloseCode.HeartbeatTimeout, 'heartbeat timeout', true);
+      } else if (now - s.lastSentAt >= quietMs) {
+        s.send({ type: 'ping' });
+        s.pingSentAt = now;
+      }
+    }
+  }
+}

@@ -1,0 +1,151 @@
+/**
+ * The node's interest: which channels it holds local subscribers of, and
+ * what the routing needs at the broker for each of them (a subscription, a
+ * registry entry, or nothing) so that their publications reach this node.
+ */
+import type { Logger } from 'pino';
+import type { Broker } from '../../brokers/broker.js';
+import type { RoutingStrategy } from '../routing/strategies.js';
+import type { Session } from './session.js';
+
+/** Channels per registry call of a refresh. */
+const REGISTER_BATCH = 1000;
+
+export class Interest {
+  /** Local subscribers by channel. */
+  private readonly local = new Map<string, Set<Session>>();
+  /** The broker subscription of each local channel (interest routing), confirmed or still pending: every subscriber waits for it. */
+  private readonly subscribing = new Map<string, Promise<void>>();
+  /** The registry entry of each local channel that has one (registry, hash-ring routing), confirmed or pending. */
+  private readonly registering = new Map<string, Promise<void>>();
+
+  constructor(
+    private readonly broker: Broker,
+    private readonly routing: RoutingStrategy,
+    /** How long a registry entry lives unless refreshed. */
+    private readonly registryTtlMs: number,
+    private readonly log: Logger,
+  ) {}
+
+  /** The local subscribers of `channel`, if it has any. */
+  subscribers(channel: string): ReadonlySet<Session> | undefined {
+    return this.local.get(channel);
+  }
+
+  /** Whether this node holds local subscribers of `channel`. */
+  holds(channel: string): boolean {
+    return this.local.has(channel);
+  }
+
+  /** Every local channel with its subscribers. */
+  channels(): IterableIterator<[string, ReadonlySet<Session>]> {
+    return this.local.entries();
+  }
+
+  /** Count `session` among the subscribers of `channel` (before it waits for `ensure`). */
+  join(session: Session, channel: string): void {
+    let subscribers = this.local.get(channel);
+    if (!subscribers) this.local.set(channel, (subscribers = new Set()));
+    subscribers.add(session);
+  }
+
+  /**
+   * What the routing needs before this node can count on receiving
+   * `channel`: a broker subscription, a registry entry, or nothing.
+   */
+  ensure(channel: string): Promise<void> {
+    const subscribe = this.routing.subscribes(channel);
+    const register = this.routing.registers(channel);
+    if (subscribe && register) {
+      return Promise.all([this.subscribeOnce(channel), this.registerOnce([channel])]).then(() => undefined);
+    }
+    if (subscribe) return this.subscribeOnce(channel);
+    if (register) return this.registerOnce([channel]);
+    return Promise.resolve();
+  }
+
+  /**
+   * `session` leaves `channel`. When it was the last local subscriber the
+   * channel's broker subscription and registry entry go too, and the
+   * answer is true.
+   */
+  leave(session: Session, channel: string): boolean {
+    const subscribers = this.local.get(channel);
+    if (!subscribers?.delete(session) || subscribers.size > 0) return false;
+    this.local.delete(channel);
+    if (this.subscribing.delete(channel)) {
+      this.broker.unsubscribe(channel).catch((err: unknown) => this.log.warn({ err, channel }, 'unsubscribe failed'));
+    }
+    if (this.registering.delete(channel)) {
+      // If this fails (broker down), the entry expires on its own: nobody refreshes it.
+      this.broker.unregister([channel]).catch((err: unknown) => this.log.debug({ err, channel }, 'unregister failed'));
+    }
+    return true;
+  }
+
+  /** The routing changed: register every local channel it now needs an entry for (a settling hash ring). */
+  rerouted(): void {
+    const needed = [...this.local.keys()].filter((c) => this.routing.registers(c));
+    if (needed.length > 0) {
+      this.registerOnce(needed).catch((err: unknown) => this.log.warn({ err }, 'registering after a ring change failed'));
+    }
+  }
+
+  /**
+   * Re-register every channel that needs an entry, and drop the entries the
+   * routing no longer needs (a hash ring that settled with this node as owner).
+   */
+  async refreshRegistry(): Promise<void> {
+    if (!this.broker.ready) return;
+    const keep: string[] = [];
+    const drop: string[] = [];
+    for (const channel of this.local.keys()) {
+      if (this.routing.registers(channel)) keep.push(channel);
+      else if (this.registering.has(channel)) drop.push(channel);
+    }
+    for (const c of drop) this.registering.delete(c);
+    try {
+      for (let i = 0; i < keep.length; i += REGISTER_BATCH) {
+        // A channel whose last subscriber left meanwhile is not registered again.
+        const part = keep.slice(i, i + REGISTER_BATCH).filter((c) => this.local.has(c));
+        if (part.length === 0) continue;
+        const p = this.broker.register(part, this.registryTtlMs);
+        for (const c of part) this.registering.set(c, p);
+        await p;
+      }
+      if (drop.length > 0) await this.broker.unregister(drop);
+    } catch (err) {
+      this.log.warn({ err }, 'registry refresh failed');
+    }
+  }
+
+  private subscribeOnce(channel: string): Promise<void> {
+    let pending = this.subscribing.get(channel);
+    if (!pending) {
+      const p = this.broker.subscribe(channel);
+      this.subscribing.set(channel, p);
+      // A failed subscription is tried afresh by the next subscriber.
+      p.catch(() => {
+        if (this.subscribing.get(channel) === p) this.subscribing.delete(channel);
+      });
+      pending = p;
+    }
+    return pending;
+  }
+
+  /** Register the channels not registered (or being registered) yet, in one broker call. */
+  private registerOnce(channels: string[]): Promise<void> {
+    const fresh = channels.filter((c) => !this.registering.has(c));
+    const waits = channels.filter((c) => this.registering.has(c)).map((c) => this.registering.get(c)!);
+    if (fresh.length > 0) {
+      const p = this.broker.register(fresh, this.registryTtlMs);
+      for (const c of fresh) this.registering.set(c, p);
+      // A failed registration is tried afresh by the next subscriber or refresh.
+      p.catch(() => {
+        for (const c of fresh) if (this.registering.get(c) === p) this.registering.delete(c);
+      });
+      waits.push(p);
+    }
+    return Promise.all(waits).then(() => undefined);
+  }
+}
