@@ -4,7 +4,7 @@
 // `nodejs_eventloop_lag_max_seconds` over the scrapes in a window is the
 // worst delay of that window. A scrape that fails (node too busy to answer
 // in time) loses nothing: the next one covers the time since the last.
-import { metric } from '../routing/nodes.js';
+import { metric } from '../lib/nodes.js';
 
 const SCRAPE_INTERVAL_MS = 500;
 const SCRAPE_TIMEOUT_MS = 5_000;
