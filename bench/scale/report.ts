@@ -85,6 +85,7 @@ export function recoveryTable(results: ScaleKindResult[]): string {
       if (!v.supported) return [[LABEL[r.kind], `not supported: ${v.reason}`, '', '', '', '', '', '', '']];
       return [[LABEL[r.kind], v.setup, `${v.clients} × ${v.missed}`, String(v.rejoined), String(v.notRecovered), String(v.complete), String(v.replayed), fmt(v.seconds, 2), fmt(v.replayedPerSecond, 0)]];
     }),
+    2,
   );
 }
 
