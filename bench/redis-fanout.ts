@@ -115,26 +115,21 @@ function interestCopies(t: Target, n: number): number {
 async function publishAll(nodes: SwitchboardNode[], targets: Target[], concurrency: number): Promise<number> {
   const started = performance.now();
   const deadline = Date.now() + PHASE_TIMEOUT_MS;
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < targets.length) {
-      if (Date.now() > deadline) throw new Error(`publishing took longer than ${PHASE_TIMEOUT_MS} ms`);
-      const i = next++;
-      const t = targets[i]!;
-      const node = nodes[i % nodes.length]!;
-      const data = { n: i, text: TEXT };
-      const [path, body] = t.kind === 'send' ? ['/api/send', { user: userName(t.user), data }] : ['/api/publish', { channel: roomName(t.room), data }];
-      const res = await fetch(node.url(path), {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', authorization: `Bearer ${API_KEY}` },
-        body: JSON.stringify(body),
-        signal: AbortSignal.timeout(5000),
-      });
-      const text = await res.text();
-      if (!res.ok) throw new Error(`POST ${path} → ${res.status} ${text}`);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(concurrency, targets.length) }, worker));
+  await pooled(targets.map((_, i) => i), concurrency, async (i) => {
+    if (Date.now() > deadline) throw new Error(`publishing took longer than ${PHASE_TIMEOUT_MS} ms`);
+    const t = targets[i]!;
+    const node = nodes[i % nodes.length]!;
+    const data = { n: i, text: TEXT };
+    const [path, body] = t.kind === 'send' ? ['/api/send', { user: userName(t.user), data }] : ['/api/publish', { channel: roomName(t.room), data }];
+    const res = await fetch(node.url(path), {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${API_KEY}` },
+      body: JSON.stringify(body),
+      signal: AbortSignal.timeout(5000),
+    });
+    const text = await res.text();
+    if (!res.ok) throw new Error(`POST ${path} → ${res.status} ${text}`);
+  });
   return performance.now() - started;
 }
 

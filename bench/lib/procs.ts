@@ -85,7 +85,9 @@ export function startHogs(n: number, maxMs: number): () => void {
   };
 }
 
-const TICKS_PER_S = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
+let ticks: number | undefined;
+/** Clock ticks per second of /proc's CPU times, asked once when first needed. */
+const ticksPerS = (): number => (ticks ??= Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100);
 
 /** CPU time (user + system) of a process, in ms, from /proc/<pid>/stat fields 14 and 15. */
 export function cpuMs(pid: number | undefined): number {
@@ -94,7 +96,7 @@ export function cpuMs(pid: number | undefined): number {
   // Fields after the command name, which may itself hold spaces and parentheses.
   const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   // rest[0] is field 3 (state), so field k is rest[k - 3].
-  return ((Number(rest[11]) + Number(rest[12])) * 1000) / TICKS_PER_S;
+  return ((Number(rest[11]) + Number(rest[12])) * 1000) / ticksPerS();
 }
 
 /** CPU time of the whole machine (every core, steal included), in ms, from the first line of /proc/stat. */
@@ -102,7 +104,7 @@ export function machineBusyMs(): number {
   const f = (readFileSync('/proc/stat', 'utf8').split('\n', 1)[0] ?? '').trim().split(/\s+/).slice(1).map(Number);
   // user nice system idle iowait irq softirq steal: everything but idle and iowait.
   const busy = f.slice(0, 8).reduce((a, b) => a + (b || 0), 0) - (f[3] ?? 0) - (f[4] ?? 0);
-  return (busy * 1000) / TICKS_PER_S;
+  return (busy * 1000) / ticksPerS();
 }
 
 /** CPU time of this process, in ms. */
