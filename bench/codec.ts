@@ -14,9 +14,9 @@ import { decodeServerFrame } from '../src/client/decode.js';
 import { decodeClientFrame, encodeMessage } from '../src/protocol/codec.js';
 import type { ClientFrame, Publication } from '../src/protocol/frames.js';
 import { decodeClientFrameBinary, encodeClientFrameBinary, encodeMessageBinary, encodeServerFrameBinary } from '../src/protocol/msgpack.js';
+import { int, parseFlags, valued } from './lib/flags.js';
 
-const budgetArg = process.argv.indexOf('--ms');
-const BUDGET_MS = budgetArg > 0 ? Number(process.argv[budgetArg + 1]) : 400;
+const { ms: BUDGET_MS } = parseFlags(process.argv.slice(2), { ms: 400 }, { '--ms': valued((a, v, flag) => (a.ms = int(flag, v, 10, 60_000))) }, 'npm run bench -- bench/codec.ts [--ms 400]');
 
 const CASES: Array<{ name: string; pub: Publication }> = [
   {

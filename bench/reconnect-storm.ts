@@ -59,15 +59,12 @@
  * Every loop is bounded in count, every wait in time; traffic stays on
  * 127.0.0.1; every process started here is stopped, on failure too.
  */
-import { execFileSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
 import { DEFAULT_LIMITS } from '../src/server/options.js';
-import { ROOT } from './routing/settings.js';
-import { killAllNodes } from './routing/nodes.js';
+import { type Flag, int, parseFlags, toggle, valued } from './lib/flags.js';
+import { killAll } from './lib/procs.js';
+import { commandVersion, fmt, machine, resultPath, table, today, writeResult } from './lib/report.js';
+import { median } from './lib/stats.js';
 import { runChild } from './reconnect-storm/child.js';
-import { killAllClients } from './reconnect-storm/clients.js';
-import { killAllHogs } from './reconnect-storm/hog.js';
 import { CHILD_FLAG } from './reconnect-storm/protocol.js';
 import { stormRun, type StormResult, type StormSettings, type Variant } from './reconnect-storm/run.js';
 
@@ -83,14 +80,24 @@ interface Args extends StormSettings {
   out: string | undefined;
 }
 
-function int(flag: string, value: string, min: number, max: number): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < min || n > max) throw new Error(`${flag} must be a whole number from ${min} to ${max}, got ${JSON.stringify(value)}`);
-  return n;
-}
+const num = (set: (a: Args, n: number) => void, min: number, max: number): Flag<Args> => valued((a, v, flag) => set(a, int(flag, v, min, max)));
+
+const FLAGS: Record<string, Flag<Args>> = {
+  '--pin': toggle((a) => (a.pin = true)),
+  '--clients': num((a, n) => (a.clients = n), 10, MAX_CLIENTS),
+  '--processes': num((a, n) => (a.processes = n), 1, 2),
+  '--rate': num((a, n) => (a.rate = n), 1, 5000),
+  '--handshakes': num((a, n) => (a.handshakes = n), 1, 1_000_000),
+  '--in-flight': num((a, n) => (a.inFlight = n), 0, 1_000_000),
+  '--hog': num((a, n) => (a.hogs = n), 0, 8),
+  '--repeat': num((a, n) => (a.repeat = n), 1, 10),
+  '--timeout': num((a, n) => (a.timeoutMs = n * 1000), 5, 600),
+  '--variants': valued((a, v) => (a.variants = v.split(',').filter(Boolean))),
+  '--out': valued((a, v) => (a.out = v)),
+};
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = {
+  const args = parseFlags<Args>(argv, {
     clients: 6000,
     processes: 0,
     rate: 500,
@@ -102,50 +109,7 @@ function parseArgs(argv: string[]): Args {
     handshakes: DEFAULT_LIMITS.maxHandshakesPerSecond,
     inFlight: DEFAULT_LIMITS.maxHandshakesInFlight,
     out: undefined,
-  };
-  for (let i = 0; i < argv.length; i++) {
-    const [flag, inline] = (argv[i] ?? '').split('=', 2) as [string, string | undefined];
-    if (flag === '--pin') {
-      if (inline !== undefined) throw new Error('--pin takes no value');
-      args.pin = true;
-      continue;
-    }
-    const value = inline ?? argv[++i] ?? '';
-    switch (flag) {
-      case '--clients':
-        args.clients = int(flag, value, 10, MAX_CLIENTS);
-        break;
-      case '--processes':
-        args.processes = int(flag, value, 1, 2);
-        break;
-      case '--rate':
-        args.rate = int(flag, value, 1, 5000);
-        break;
-      case '--handshakes':
-        args.handshakes = int(flag, value, 1, 1_000_000);
-        break;
-      case '--in-flight':
-        args.inFlight = int(flag, value, 0, 1_000_000);
-        break;
-      case '--hog':
-        args.hogs = int(flag, value, 0, 8);
-        break;
-      case '--repeat':
-        args.repeat = int(flag, value, 1, 10);
-        break;
-      case '--timeout':
-        args.timeoutMs = int(flag, value, 5, 600) * 1000;
-        break;
-      case '--variants':
-        args.variants = value.split(',').filter(Boolean);
-        break;
-      case '--out':
-        args.out = value;
-        break;
-      default:
-        throw new Error(`unknown argument ${flag}: ${USAGE}`);
-    }
-  }
+  }, FLAGS, USAGE);
   if (args.processes === 0) args.processes = args.clients > 1500 ? 2 : 1;
   return args;
 }
@@ -168,18 +132,10 @@ function variants(args: Args): Variant[] {
 
 // ---- printing --------------------------------------------------------------
 
-const fmt = (n: number, digits = 0): string =>
-  Number.isFinite(n) ? n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits }) : 'n/a';
 const s1 = (ms: number): string => fmt(ms / 1000, 1);
 const sum = (r: Record<string, number>): number => Object.values(r).reduce((a, b) => a + b, 0);
+/** `base / x` as "2.00x", or n/a. */
 const ratio = (base: number, x: number): string => (Number.isFinite(base) && Number.isFinite(x) && x > 0 ? `${fmt(base / x, 2)}x` : 'n/a');
-
-function table(header: string[], rows: string[][]): string {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]): string => `| ${cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join(' | ')} |`;
-  const rule = `|${widths.map((w, i) => (i === 0 ? `:${'-'.repeat(w + 1)}` : `${'-'.repeat(w + 1)}:`)).join('|')}|`;
-  return [line(header), rule, ...rows.map(line)].join('\n');
-}
 
 /** The figures of one variant over its repeats: medians, and sums of what must be zero. */
 interface Combined {
@@ -205,13 +161,6 @@ interface Combined {
   reordered: number;
   mismatched: number;
   notRecovered: number;
-}
-
-function median(values: number[]): number {
-  const v = values.filter(Number.isFinite).sort((a, b) => a - b);
-  if (v.length === 0) return NaN;
-  const mid = v.length >> 1;
-  return v.length % 2 ? v[mid]! : (v[mid - 1]! + v[mid]!) / 2;
 }
 
 function combine(runs: StormResult[]): Combined {
@@ -287,16 +236,6 @@ function ratioTable(rows: Combined[]): string | undefined {
   );
 }
 
-function machine(): Record<string, unknown> {
-  let redis = 'unknown';
-  try {
-    redis = execFileSync('redis-server', ['--version']).toString().trim();
-  } catch {
-    // not fatal: the run itself fails without it
-  }
-  return { node: process.version, cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, memGiB: Math.round(os.totalmem() / 2 ** 30), redis, loadavg: os.loadavg() };
-}
-
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   const command = `npm run bench -- bench/reconnect-storm.ts ${process.argv.slice(2).join(' ')}`.trim();
@@ -349,10 +288,8 @@ async function main(): Promise<void> {
     );
   }
 
-  const date = new Date().toISOString().slice(0, 10);
-  const out = args.out ?? `${ROOT}bench/results/reconnect-storm-${date}.json`;
-  mkdirSync(`${ROOT}bench/results`, { recursive: true });
-  writeFileSync(out, `${JSON.stringify({ command, date: new Date().toISOString(), machine: machine(), settings: args, summary: rows, results }, null, 2)}\n`);
+  const out = args.out ?? resultPath(undefined, `reconnect-storm-${today()}`, '.json');
+  writeResult(out, `${JSON.stringify({ command, date: new Date().toISOString(), machine: machine({ redis: commandVersion('redis-server', ['--version']) }), settings: args, summary: rows, results }, null, 2)}\n`);
   console.log(`# results: ${out}`);
   if (problems.length > 0) process.exitCode = 1;
 }
@@ -360,15 +297,10 @@ async function main(): Promise<void> {
 if (process.argv.includes(CHILD_FLAG)) {
   runChild();
 } else {
-  const cleanup = (): void => {
-    killAllClients();
-    killAllHogs();
-    killAllNodes();
-  };
-  process.once('exit', cleanup);
+  process.once('exit', killAll);
   main().catch((err: unknown) => {
     console.error(err);
-    cleanup();
+    killAll();
     process.exit(1);
   });
 }

@@ -36,6 +36,12 @@ import { startNode, type SwitchboardNode } from '../src/server/node.js';
 import type { NodeOptionsInput } from '../src/server/options.js';
 import { RawClient } from '../test/helpers/raw-client.js';
 import { redisCommand, startRedis, type RedisProcess } from '../test/helpers/redis-server.js';
+import { type Flag, int, ints, parseFlags, valued } from './lib/flags.js';
+import { pooled } from './lib/pool.js';
+import { prng } from './lib/random.js';
+import { redisInfo } from './lib/redis.js';
+import { fmt, table } from './lib/report.js';
+import { sleep, waitOrThrow as waitUntil } from './lib/wait.js';
 
 // ---- settings --------------------------------------------------------------
 
@@ -59,35 +65,15 @@ interface Args {
   concurrency: number;
 }
 
-function parseArgs(argv: string[]): Args {
-  const args: Args = { messages: 2000, nodes: [1, 2, 4], concurrency: 16 };
-  for (let i = 0; i < argv.length; i++) {
-    const [flag, inline] = (argv[i] ?? '').split('=', 2) as [string, string | undefined];
-    const value = inline ?? argv[++i] ?? '';
-    switch (flag) {
-      case '--messages':
-        args.messages = positiveInt(flag, value);
-        break;
-      case '--concurrency':
-        args.concurrency = positiveInt(flag, value);
-        break;
-      case '--nodes':
-        args.nodes = value.split(',').map((v) => positiveInt(flag, v));
-        break;
-      default:
-        throw new Error(`unknown argument ${flag}: use --messages N, --nodes 1,2,4, --concurrency N`);
-    }
-  }
-  if (args.messages < 2 || args.messages > 1_000_000) throw new Error('--messages must be 2 to 1000000');
-  if (args.nodes.some((n) => n > 16)) throw new Error('--nodes: at most 16 nodes');
-  return args;
-}
+const USAGE = 'use --messages N, --nodes 1,2,4, --concurrency N';
 
-function positiveInt(flag: string, v: string): number {
-  const n = Number(v);
-  if (!Number.isSafeInteger(n) || n < 1) throw new Error(`${flag} must be a positive integer, got "${v}"`);
-  return n;
-}
+const FLAGS: Record<string, Flag<Args>> = {
+  '--messages': valued((a, v, flag) => (a.messages = int(flag, v, 2, 1_000_000))),
+  '--concurrency': valued((a, v, flag) => (a.concurrency = int(flag, v, 1, 10_000))),
+  '--nodes': valued((a, v, flag) => (a.nodes = ints(flag, v, 1, 16))),
+};
+
+const parseArgs = (argv: string[]): Args => parseFlags<Args>(argv, { messages: 2000, nodes: [1, 2, 4], concurrency: 16 }, FLAGS, USAGE);
 
 // ---- the traffic -----------------------------------------------------------
 
@@ -98,18 +84,6 @@ const userName = (i: number): string => `u${i}`;
 const roomName = (k: number): string => `room.${k}`;
 const roomOf = (user: number): number => Math.floor(user / ROOM_SIZE);
 const nodeOf = (user: number, n: number): number => user % n;
-
-/** mulberry32: the same targets for the interest run and its baseline. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** M/2 sends to random users, then M/2 publications to random rooms. */
 function plan(messages: number): Record<Kind, Target[]> {
@@ -141,53 +115,22 @@ function interestCopies(t: Target, n: number): number {
 async function publishAll(nodes: SwitchboardNode[], targets: Target[], concurrency: number): Promise<number> {
   const started = performance.now();
   const deadline = Date.now() + PHASE_TIMEOUT_MS;
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < targets.length) {
-      if (Date.now() > deadline) throw new Error(`publishing took longer than ${PHASE_TIMEOUT_MS} ms`);
-      const i = next++;
-      const t = targets[i]!;
-      const node = nodes[i % nodes.length]!;
-      const data = { n: i, text: TEXT };
-      const [path, body] = t.kind === 'send' ? ['/api/send', { user: userName(t.user), data }] : ['/api/publish', { channel: roomName(t.room), data }];
-      const res = await fetch(node.url(path), {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', authorization: `Bearer ${API_KEY}` },
-        body: JSON.stringify(body),
-        signal: AbortSignal.timeout(5000),
-      });
-      const text = await res.text();
-      if (!res.ok) throw new Error(`POST ${path} → ${res.status} ${text}`);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(concurrency, targets.length) }, worker));
+  await pooled(targets.map((_, i) => i), concurrency, async (i) => {
+    if (Date.now() > deadline) throw new Error(`publishing took longer than ${PHASE_TIMEOUT_MS} ms`);
+    const t = targets[i]!;
+    const node = nodes[i % nodes.length]!;
+    const data = { n: i, text: TEXT };
+    const [path, body] = t.kind === 'send' ? ['/api/send', { user: userName(t.user), data }] : ['/api/publish', { channel: roomName(t.room), data }];
+    const res = await fetch(node.url(path), {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${API_KEY}` },
+      body: JSON.stringify(body),
+      signal: AbortSignal.timeout(5000),
+    });
+    const text = await res.text();
+    if (!res.ok) throw new Error(`POST ${path} → ${res.status} ${text}`);
+  });
   return performance.now() - started;
-}
-
-async function waitUntil(what: string, ok: () => boolean, timeoutMs: number, status: () => string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!ok()) {
-    if (Date.now() > deadline) throw new Error(`${what}: not done within ${timeoutMs} ms (${status()})`);
-    await sleep(10);
-  }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
-/** Run `fn` over `items`, at most `limit` at once. */
-async function pooled<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const out: R[] = new Array<R>(items.length);
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i]!);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return out;
 }
 
 // ---- what Redis says ------------------------------------------------------
@@ -199,19 +142,10 @@ interface RedisStats {
   netOut: number;
 }
 
-function infoFields(text: string): Map<string, string> {
-  const fields = new Map<string, string>();
-  for (const line of text.split('\r\n')) {
-    const colon = line.indexOf(':');
-    if (colon > 0 && !line.startsWith('#')) fields.set(line.slice(0, colon), line.slice(colon + 1));
-  }
-  return fields;
-}
-
 /** `INFO stats` first: its own reply is then not in the byte counters it reports. */
 async function readStats(port: number): Promise<RedisStats> {
-  const stats = infoFields(await redisCommand(port, ['INFO', 'stats']));
-  const commands = infoFields(await redisCommand(port, ['INFO', 'commandstats']));
+  const stats = await redisInfo(port, 'stats');
+  const commands = await redisInfo(port, 'commandstats');
   const calls = new Map<string, number>();
   for (const [key, value] of commands) {
     const name = key.replace(/^cmdstat_/, '');
@@ -382,14 +316,6 @@ function merged(run: Run): Phase {
   };
 }
 
-const fmt = (v: number, digits = 0): string => v.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
-
-function table(header: string[], rows: string[][]): string {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]): string => `| ${cells.map((c, i) => c.padStart(widths[i]!)).join(' | ')} |`;
-  return [line(header), `|${widths.map((w) => '-'.repeat(w + 1) + ':').join('|')}|`, ...rows.map(line)].join('\n');
-}
-
 function byCommand(p: Phase): string {
   return [...p.stats.calls.entries()]
     .sort((a, b) => b[1] - a[1])
@@ -444,6 +370,7 @@ async function main(): Promise<void> {
           fmt(i.pubs / (i.ms / 1000)),
         ];
       }),
+      0,
     ),
   );
 
@@ -468,6 +395,7 @@ async function main(): Promise<void> {
           ];
         }),
       ),
+      0,
     ),
   );
 

@@ -61,21 +61,38 @@
  * they go with the nodes).
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
 import { writeConfig } from '../test/helpers/node-process.js';
-import { API_KEY, type Args, BASELINE, type BrokerName, BROKERS, MAX_IN_FLIGHT, MOVE_HEARTBEAT_S, RING_VNODES, ROOM_SIZE, ROOT, SEND_SHARE, STRATEGIES, type StrategyName, TEXT } from './routing/settings.js';
+import { choices, type Flag, int, ints, parseFlags, toggle, valued } from './lib/flags.js';
+import { agent, MAX_IN_FLIGHT } from './lib/http.js';
+import { API_KEY } from './lib/paths.js';
+import { killAll } from './lib/procs.js';
+import { machine, resultPath, today, writeResult } from './lib/report.js';
+import { type Args, BASELINE, type BrokerName, BROKERS, MOVE_HEARTBEAT_S, RING_VNODES, ROOM_SIZE, SEND_SHARE, STRATEGIES, type StrategyName, TEXT } from './routing/settings.js';
 import { makePlan, recipients, userName } from './routing/traffic.js';
-import { agent } from './routing/util.js';
-import { killAllNodes } from './routing/nodes.js';
 import { routingRun, type RunResult } from './routing/run.js';
 import { computedMoves, measuredMoves, type MovedResult } from './routing/moves.js';
-import { brokerTable, combine, fmt, machine, mainTable, movedTable, notes, problems, progress, ratioTable } from './routing/report.js';
+import { brokerTable, combine, fmt, mainTable, movedTable, notes, problems, progress, ratioTable } from './routing/report.js';
 import { preflight } from './routing/brokers.js';
 
 const USAGE = 'use --brokers redis,nats,rabbitmq, --nodes 1,2,4,8, --users N, --messages N, --rate N, --warmup N, --repeat N, --strategies a,b, --no-moved, --out file';
 
+const num = (set: (a: Args, n: number) => void, max: number): Flag<Args> => valued((a, v, flag) => set(a, int(flag, v, 1, max)));
+
+const FLAGS: Record<string, Flag<Args>> = {
+  '--no-moved': toggle((a) => (a.moved = false)),
+  '--brokers': valued((a, v, flag) => (a.brokers = choices(flag, v, Object.keys(BROKERS) as BrokerName[]))),
+  '--nodes': valued((a, v, flag) => (a.nodes = ints(flag, v, 1, 16))),
+  '--users': num((a, n) => (a.users = n), 5000),
+  '--messages': num((a, n) => (a.messages = n), 100_000),
+  '--rate': num((a, n) => (a.rate = n), 10_000),
+  '--warmup': num((a, n) => (a.warmup = n), 100_000),
+  '--repeat': num((a, n) => (a.repeat = n), 20),
+  '--strategies': valued((a, v, flag) => (a.strategies = choices(flag, v, Object.keys(STRATEGIES) as StrategyName[]))),
+  '--out': valued((a, v) => (a.out = v)),
+};
+
 function parseArgs(argv: string[]): Args {
-  const args: Args = {
+  const args = parseFlags<Args>(argv, {
     brokers: ['redis', 'nats', 'rabbitmq'],
     nodes: [1, 2, 4, 8],
     users: 400,
@@ -87,68 +104,13 @@ function parseArgs(argv: string[]): Args {
     strategies: ['broadcast', 'interest', 'registry', 'hashring', 'hashring-any'],
     moved: true,
     out: undefined,
-  };
-  for (let i = 0; i < argv.length; i++) {
-    const [flag, inline] = (argv[i] ?? '').split('=', 2) as [string, string | undefined];
-    if (flag === '--no-moved') {
-      args.moved = false;
-      continue;
-    }
-    const value = inline ?? argv[++i] ?? '';
-    switch (flag) {
-      case '--brokers':
-        args.brokers = [
-          ...new Set(
-            value.split(',').map((b) => {
-              if (!(b in BROKERS)) throw new Error(`--brokers: unknown "${b}" (known: ${Object.keys(BROKERS).join(', ')})`);
-              return b as BrokerName;
-            }),
-          ),
-        ];
-        break;
-      case '--nodes':
-        args.nodes = value.split(',').map((v) => positiveInt(flag, v, 16));
-        break;
-      case '--users':
-        args.users = positiveInt(flag, value, 5000);
-        break;
-      case '--messages':
-        args.messages = positiveInt(flag, value, 100_000);
-        break;
-      case '--rate':
-        args.rate = positiveInt(flag, value, 10_000);
-        break;
-      case '--warmup':
-        args.warmup = positiveInt(flag, value, 100_000);
-        break;
-      case '--repeat':
-        args.repeat = positiveInt(flag, value, 20);
-        break;
-      case '--strategies':
-        args.strategies = value.split(',').map((s) => {
-          if (!(s in STRATEGIES)) throw new Error(`--strategies: unknown "${s}" (known: ${Object.keys(STRATEGIES).join(', ')})`);
-          return s as StrategyName;
-        });
-        break;
-      case '--out':
-        args.out = value;
-        break;
-      default:
-        throw new Error(`unknown argument ${flag}: ${USAGE}`);
-    }
-  }
+  }, FLAGS, USAGE);
   // 64 in flight and U sockets here, plus the nodes' own: well inside a ulimit of a few thousand.
   const fds = Number(execFileSync('sh', ['-c', 'ulimit -n']).toString().trim());
   if (Number.isFinite(fds) && fds < args.users + 2 * MAX_IN_FLIGHT + 256) {
     throw new Error(`--users ${args.users} needs more open files than ulimit -n (${fds}) allows: raise it or lower --users`);
   }
   return args;
-}
-
-function positiveInt(flag: string, v: string, max: number): number {
-  const n = Number(v);
-  if (!Number.isSafeInteger(n) || n < 1 || n > max) throw new Error(`${flag} must be an integer from 1 to ${max}, got "${v}"`);
-  return n;
 }
 
 async function main(): Promise<void> {
@@ -243,19 +205,17 @@ async function main(): Promise<void> {
   const seconds = (Date.now() - began) / 1000;
   console.log(`\ntotal ${seconds.toFixed(1)} s, ${new Date().toISOString()}, ${String(info.cpus)} × ${String(info.cpu)}`);
 
-  const date = new Date().toISOString().slice(0, 10);
   const suffix = args.brokers.length === 1 && args.brokers[0] === 'redis' ? '' : '-brokers';
-  const out = args.out ?? `${ROOT}bench/results/routing-${date}${suffix}.json`;
-  mkdirSync(out.slice(0, out.lastIndexOf('/')) || '.', { recursive: true });
+  const out = args.out ?? resultPath(undefined, `routing-${today()}${suffix}`, '.json');
   const settings = { ...args, roomSize: ROOM_SIZE, sendShare: SEND_SHARE, deliveriesPerPublication: perPub, payloadBytes: payload, maxInFlight: MAX_IN_FLIGHT };
-  writeFileSync(out, `${JSON.stringify({ command, date: new Date().toISOString(), seconds, machine: info, settings, problems: trouble, rows, runs, moved }, null, 2)}\n`);
+  writeResult(out, `${JSON.stringify({ command, date: new Date().toISOString(), seconds, machine: info, settings, problems: trouble, rows, runs, moved }, null, 2)}\n`);
   console.log(`results: ${out}`);
 }
 
-process.once('exit', killAllNodes);
+process.once('exit', killAll);
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.once(signal, () => {
-    killAllNodes();
+    killAll();
     process.exit(130);
   });
 }

@@ -6,7 +6,10 @@
  *       [--idle 3000] [--connect-rate 1000] [--idle-workers N] [--gens N] [--nodes 3]
  *       [--subscribers 1000] [--bursts 10] [--burst 50] [--burst-pause-ms 500]
  *       [--users 3000] [--rates 1000,2000,5000] [--seconds 5] [--publishers-per-node 32]
- *       [--replay-clients 1000] [--missed 200] [--skip idle,broadcast,targeted,recovery] [--out name]
+ *       [--replay-clients 1000] [--missed 200]
+ *       [--memory-connections 5000] [--cpu-clients 1000] [--cpu-messages 200] [--cpu-rate 50]
+ *       [--cross-users 500] [--cross-rates 100,500,2000] [--cross-seconds 5] [--cross-warmup 200]
+ *       [--scenarios idle,broadcast,targeted,recovery,memory,broadcast-cpu,cross-node] [--skip …] [--out name|path]
  *
  * Clients live in forked load-generator processes (bench/scale/loadgen.ts),
  * at most 15000 sockets each, each from its own source addresses in
@@ -27,41 +30,54 @@
  *    goodbye, --missed messages are published, they rejoin from their
  *    position; missed messages replayed per second.
  *
+ * Three more scenarios, with the clients in this process on two servers of
+ * each kind (A holds the clients, B takes the publications; bare ws: one
+ * process), run when `--scenarios` names them (they were bench/peers.ts;
+ * `--scenarios memory,broadcast-cpu,cross-node` is that benchmark):
+ * 5. memory: --memory-connections idle connections to A, 100 at once; heap
+ *    and RSS per connection inside A after forced GCs, the time to open them;
+ * 6. broadcast-cpu: --cpu-clients in one room on A, --cpu-messages
+ *    publications through A at --cpu-rate; A's and B's CPU per 1000
+ *    deliveries, every delivery counted;
+ * 7. cross-node: --cross-users on A, sends over HTTP through B to one user
+ *    each at each of --cross-rates for --cross-seconds (after --cross-warmup
+ *    unmeasured); p50/p99/max publish-to-delivery and losses.
+ *
  * Writes bench/results/scale-<date>.json (command, commit, machine, every
- * figure) and scale-<date>.svg (p99 and p50 against rate).
+ * figure) and scale-<date>.svg (p99 and p50 against rate; with cross-node,
+ * also scale-<date>-cross-node.svg); `--out` names them instead, or gives a
+ * path (with a `/`) outside bench/results. Every process started here is
+ * stopped, on failure too.
  */
-import { execFileSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { cpus, loadavg, totalmem } from 'node:os';
-import { ROOT } from './routing/settings.js';
-import { agent } from './routing/util.js';
-import { type Kind, killAll, LABEL } from './peers/servers.js';
-import { type Args, parseArgs } from './scale/args.js';
-import { Fleet, killGens } from './scale/fleet.js';
-import { broadcastTable, idleTable, P99_BOUND_MS, recoveryTable, type ScaleKindResult, svgPlot, targetedTable } from './scale/report.js';
+import { cpus, loadavg } from 'node:os';
+import { type Cluster, startCluster, withCluster } from './lib/cluster.js';
+import { agent } from './lib/http.js';
+import { bundle } from './lib/paths.js';
+import { killAll } from './lib/procs.js';
+import { commandVersion, commit, machine, packageVersion, resultPath, today, writeResult } from './lib/report.js';
+import { buildServers, type Kind, LABEL } from './lib/servers.js';
+import { type Args, parseArgs, type Scenario } from './scale/args.js';
+import { Fleet } from './scale/fleet.js';
+import { broadcastCpu, crossNode, memory } from './scale/in-process.js';
+import { REPLAY_CHANNEL } from './scale/protocol.js';
+import {
+  broadcastCpuTable, broadcastTable, crossNodePlot, crossNodeTable, idleTable, memoryTable, P99_BOUND_MS, recoveryTable, type ScaleKindResult, targetedPlot, targetedTable,
+} from './scale/report.js';
 import { broadcast, idle, recovery, targeted } from './scale/scenarios.js';
-import { buildAll, type ScaleCluster, startScale } from './scale/servers.js';
 
-function read(cmd: string, args: string[]): string {
-  try {
-    return execFileSync(cmd, args, { cwd: ROOT, encoding: 'utf8' }).trim();
-  } catch {
-    return 'unknown';
-  }
-}
+/** History kept on the replay channel (Switchboard), enough for any `--missed`. */
+const REPLAY_HISTORY = 10_000;
+/** The scenarios that need the load generators. */
+const FLEET_SCENARIOS: Scenario[] = ['idle', 'broadcast', 'targeted', 'recovery'];
 
-function machine(): Record<string, unknown> {
+function versions(): Record<string, unknown> {
   return {
-    cpus: cpus().length,
-    cpu: cpus()[0]?.model ?? 'unknown',
-    memoryGiB: +(totalmem() / 2 ** 30).toFixed(1),
-    node: process.version,
-    redis: read('redis-server', ['--version']).split('\n')[0],
-    socketio: read(process.execPath, ['-p', "require('socket.io/package.json').version"]),
-    redisAdapter: read(process.execPath, ['-p', "require('@socket.io/redis-adapter/package.json').version"]),
-    ws: read(process.execPath, ['-p', "require('ws/package.json').version"]),
-    openFilesPerProcess: read('sh', ['-c', 'ulimit -n']),
-    ephemeralPorts: read('cat', ['/proc/sys/net/ipv4/ip_local_port_range']).replace(/\s+/g, '-'),
+    redis: commandVersion('redis-server', ['--version']),
+    socketio: packageVersion('socket.io'),
+    redisAdapter: packageVersion('@socket.io/redis-adapter'),
+    ws: packageVersion('ws'),
+    openFilesPerProcess: commandVersion('sh', ['-c', 'ulimit -n']),
+    ephemeralPorts: commandVersion('cat', ['/proc/sys/net/ipv4/ip_local_port_range']).replace(/\s+/g, '-'),
   };
 }
 
@@ -80,53 +96,71 @@ async function scenario<T>(r: ScaleKindResult, name: string, run: () => Promise<
   }
 }
 
-async function withCluster<T>(start: () => Promise<ScaleCluster>, run: (c: ScaleCluster) => Promise<T>): Promise<T> {
-  const c = await start();
-  try {
-    return await run(c);
-  } finally {
-    await c.stop();
-  }
-}
+/** Switchboard's config: history on the replay channel's namespace. */
+const replayConfig = { namespaces: { [REPLAY_CHANNEL.split(':')[0]!]: { history: { size: REPLAY_HISTORY, ttl: 600 } } } };
+const start = (kind: Kind, nodes: number, workers: number, memoryAdapter = false): (() => Promise<Cluster>) => () =>
+  startCluster(kind, nodes, workers, { config: replayConfig, memory: memoryAdapter });
 
-async function runKind(kind: Kind, a: Args, fleet: Fleet): Promise<ScaleKindResult> {
+async function runKind(kind: Kind, a: Args, fleet: Fleet | undefined): Promise<ScaleKindResult> {
   const r: ScaleKindResult = { kind, errors: [] };
-  const skip = (s: string): boolean => a.skip.includes(s);
-  if (!skip('idle')) {
+  const on = (s: Scenario): boolean => a.scenarios.includes(s);
+  if (fleet && on('idle')) {
     r.idle = await scenario(r, `idle ${a.idle} at ${a.connectRate}/s, ${a.idleWorkers} server process(es)`, () =>
-      withCluster(() => startScale(kind, 1, a.idleWorkers), (c) => idle(fleet, c, a.idle, a.connectRate)));
+      withCluster(start(kind, 1, a.idleWorkers), (c) => idle(fleet, c, a.idle, a.connectRate)));
   }
-  if (!skip('broadcast') || !skip('targeted') || (!skip('recovery') && kind === 'switchboard')) {
-    await withCluster(() => startScale(kind, kind === 'ws' ? 1 : a.nodes, 1), async (c) => {
-      if (!skip('broadcast')) r.broadcast = await scenario(r, `broadcast ${a.subscribers} subscribers, ${a.bursts} × ${a.burst}`, () => broadcast(fleet, c, a.subscribers, a.bursts, a.burst, a.burstPauseMs));
-      if (!skip('targeted')) {
+  if (fleet && (on('broadcast') || on('targeted') || (on('recovery') && kind === 'switchboard'))) {
+    await withCluster(start(kind, kind === 'ws' ? 1 : a.nodes, 1), async (c) => {
+      if (on('broadcast')) r.broadcast = await scenario(r, `broadcast ${a.subscribers} subscribers, ${a.bursts} × ${a.burst}`, () => broadcast(fleet, c, a.subscribers, a.bursts, a.burst, a.burstPauseMs));
+      if (on('targeted')) {
         r.targeted = await scenario(r, `targeted ${a.users} users over ${c.ports.length} server(s), rates ${a.rates.join(',')}`, () =>
           targeted(fleet, c, a.users, a.rates, a.seconds, a.publishersPerNode, (t) =>
             console.log(`  ${kind} ${t.rate}/s (achieved ${t.achievedRate.toFixed(0)}): p50 ${t.latency.p50.toFixed(2)} p99 ${t.latency.p99.toFixed(2)} max ${t.latency.max.toFixed(1)} ms, lost ${t.lost}/${t.sent} (refused ${t.failed}${t.firstError ? `: ${t.firstError}` : ''}); server CPU ${t.cpuUsPerMessage.toFixed(1)} µs/msg, GC max ${t.server.gcMaxMs.toFixed(0)}, loop delay max ${t.server.loopDelayMaxMs.toFixed(0)}; generators' loop delay max ${t.generatorLoopDelayMaxMs.toFixed(0)} ms`)));
       }
-      if (!skip('recovery') && kind === 'switchboard') r.recovery = await scenario(r, `recovery ${a.replayClients} × ${a.missed}`, () => recovery(fleet, c, a.replayClients, a.missed, `${c.ports.length} nodes, Redis history, subscribe with since`));
+      if (on('recovery') && kind === 'switchboard') r.recovery = await scenario(r, `recovery ${a.replayClients} × ${a.missed}`, () => recovery(fleet, c, a.replayClients, a.missed, `${c.ports.length} nodes, Redis history, subscribe with since`));
     });
   }
-  if (!skip('recovery') && kind === 'socketio') {
+  if (fleet && on('recovery') && kind === 'socketio') {
     r.recovery = await scenario(r, `recovery ${a.replayClients} × ${a.missed}`, () =>
-      withCluster(() => startScale(kind, 1, 1, { memory: true }), (c) => recovery(fleet, c, a.replayClients, a.missed, '1 server, in-memory adapter, connectionStateRecovery (the Redis adapter does not support it)')));
+      withCluster(start(kind, 1, 1, true), (c) => recovery(fleet, c, a.replayClients, a.missed, '1 server, in-memory adapter, connectionStateRecovery (the Redis adapter does not support it)')));
   }
-  if (!skip('recovery') && kind === 'ws') r.recovery = { supported: false, reason: 'bare ws keeps no history' };
+  if (on('recovery') && kind === 'ws') r.recovery = { supported: false, reason: 'bare ws keeps no history' };
+  if (on('memory') || on('broadcast-cpu') || on('cross-node')) {
+    await withCluster(start(kind, kind === 'ws' ? 1 : 2, 1), async (c) => {
+      if (on('memory')) r.memory = await scenario(r, `memory, ${a.memoryConnections} idle connections`, () => memory(c, a.memoryConnections));
+      if (on('broadcast-cpu')) r.broadcastCpu = await scenario(r, `broadcast-cpu ${a.cpuClients} × ${a.cpuMessages} at ${a.cpuRate}/s`, () => broadcastCpu(c, a.cpuClients, a.cpuMessages, a.cpuRate));
+      if (on('cross-node')) r.crossNode = await scenario(r, `cross-node ${a.crossUsers} users on A, sends through B`, () => crossNode(c, a.crossUsers, a.crossRates, a.crossSeconds, a.crossWarmup));
+    });
+  }
   return r;
+}
+
+function tables(a: Args, results: ScaleKindResult[]): string {
+  const on = (s: Scenario): boolean => a.scenarios.includes(s);
+  const parts: Array<[boolean, string, string]> = [
+    [on('idle'), `## Idle connections (${a.idle} to one server of ${a.idleWorkers} process(es), ${a.connectRate} new/s; memory summed over the server's processes after forced GC)`, idleTable(results)],
+    [on('broadcast'), `## Broadcast (${a.subscribers} subscribers of one room on one server, ${a.bursts} bursts of ${a.burst} publications ${a.burstPauseMs} ms apart; CPU of every server process)`, broadcastTable(results)],
+    [on('targeted'), `## Targeted (${a.users} users over ${a.nodes} servers, one Redis; publisher over WebSocket spread over the servers; ${a.seconds} s per rate; ws: one process)`, targetedTable(results)],
+    [on('recovery'), `## Recovery (${a.replayClients} clients drop, ${a.missed} messages published, they rejoin from their position)`, recoveryTable(results)],
+    [on('memory'), `## Idle memory (${a.memoryConnections} connections to one server process, clients in this process; memory inside it after forced GC)`, memoryTable(results)],
+    [on('broadcast-cpu'), `## Broadcast CPU (${a.cpuClients} clients in one room on one server, ${a.cpuMessages} publications at ${a.cpuRate}/s)`, broadcastCpuTable(results)],
+    [on('cross-node'), `## Cross-node latency (${a.crossUsers} users on server A, sends through server B, ${a.crossSeconds} s per rate; ws: one process)`, crossNodeTable(results)],
+  ];
+  return parts.filter(([run]) => run).map(([, head, body]) => `${head}\n${body}`).join('\n\n');
 }
 
 async function main(): Promise<void> {
   const a = parseArgs(process.argv.slice(2));
   const command = `npm run bench -- bench/scale.ts ${process.argv.slice(2).join(' ')}`.trim();
-  const m = { ...machine(), loadStart: loadavg().map((x) => +x.toFixed(2)), loadEnd: [] as number[] };
-  const commit = read('git', ['rev-parse', 'HEAD']);
-  const dirty = read('git', ['status', '--porcelain', '--untracked-files=no']) !== '';
+  const m = { ...machine(versions()), loadEnd: [] as number[] };
+  const at = commit();
+  const useFleet = a.scenarios.some((s) => FLEET_SCENARIOS.includes(s));
   console.log(`# ${command}`);
-  console.log(`# commit ${commit}${dirty ? ' (with uncommitted changes)' : ''}; ${JSON.stringify(m)}`);
-  console.log(`# ${a.gens} load generators + 1 publisher`);
-  await buildAll();
+  console.log(`# commit ${at.commit}${at.dirty ? ' (with uncommitted changes)' : ''}; ${JSON.stringify(m)}`);
+  if (useFleet) console.log(`# ${a.gens} load generators + 1 publisher`);
+  await buildServers();
+  if (useFleet) await bundle('bench/scale/loadgen.ts', 'scale-loadgen');
   const began = Date.now();
-  const fleet = new Fleet(a.gens);
+  const fleet = useFleet ? new Fleet(a.gens) : undefined;
   const results: ScaleKindResult[] = [];
   try {
     for (const kind of a.servers) {
@@ -134,37 +168,23 @@ async function main(): Promise<void> {
       console.log(`  (${((Date.now() - began) / 1000).toFixed(0)} s so far)`);
     }
   } finally {
-    fleet.stop();
+    await fleet?.stop();
   }
   m.loadEnd = loadavg().map((x) => +x.toFixed(2));
   const seconds = (Date.now() - began) / 1000;
-  const text = [
-    `## Idle connections (${a.idle} to one server of ${a.idleWorkers} process(es), ${a.connectRate} new/s; memory summed over the server's processes after forced GC)`,
-    idleTable(results),
-    '',
-    `## Broadcast (${a.subscribers} subscribers of one room on one server, ${a.bursts} bursts of ${a.burst} publications ${a.burstPauseMs} ms apart; CPU of every server process)`,
-    broadcastTable(results),
-    '',
-    `## Targeted (${a.users} users over ${a.nodes} servers, one Redis; publisher over WebSocket spread over the servers; ${a.seconds} s per rate; ws: one process)`,
-    targetedTable(results),
-    '',
-    `## Recovery (${a.replayClients} clients drop, ${a.missed} messages published, they rejoin from their position)`,
-    recoveryTable(results),
-  ].join('\n');
+  const text = tables(a, results);
   console.log(`\n${text}`);
   for (const r of results) for (const e of r.errors) console.log(`! ${LABEL[r.kind]}: ${e}`);
   console.log(`\n# ${seconds.toFixed(0)} s; load average ${m.loadStart.join('/')} at the start, ${m.loadEnd.join('/')} at the end, on ${cpus().length} cores`);
-  const name = a.out ?? `scale-${new Date().toISOString().slice(0, 10)}`;
-  const dir = `${ROOT}bench/results`;
-  mkdirSync(dir, { recursive: true });
-  writeFileSync(`${dir}/${name}.json`, `${JSON.stringify({ command, date: new Date().toISOString(), commit, dirty, seconds, machine: m, args: a, p99BoundMs: P99_BOUND_MS, results, tables: text }, null, 2)}\n`);
-  writeFileSync(`${dir}/${name}.svg`, svgPlot(results, `targeted sends across ${a.nodes} nodes (${a.seconds} s per rate)`));
-  console.log(`wrote bench/results/${name}.json and .svg`);
+  const name = `scale-${today()}`;
+  const written = [writeResult(resultPath(a.out, name, '.json'), `${JSON.stringify({ command, date: new Date().toISOString(), ...at, seconds, machine: m, args: a, p99BoundMs: P99_BOUND_MS, results, tables: text }, null, 2)}\n`)];
+  if (a.scenarios.includes('targeted')) written.push(writeResult(resultPath(a.out, name, '.svg'), targetedPlot(results, `targeted sends across ${a.nodes} nodes (${a.seconds} s per rate)`)));
+  if (a.scenarios.includes('cross-node')) written.push(writeResult(resultPath(a.out, name, '-cross-node.svg'), crossNodePlot(results, `p99 latency, targeted sends across nodes (${a.crossSeconds} s per rate)`)));
+  console.log(`wrote ${written.join(', ')}`);
 }
 
 /** Interrupted (Ctrl-C, `timeout`, a closed stdout pipe): stop every process started here before going. */
 function bail(code: number): void {
-  killGens();
   killAll();
   process.exit(code);
 }
@@ -175,7 +195,6 @@ process.stdout.on('error', () => bail(141));
 try {
   await main();
 } finally {
-  killGens();
   killAll();
   agent.destroy();
 }

@@ -4,15 +4,9 @@
 // slows the storm down; pinned, each survivor has half a core, as a node
 // already busy with clients of its own would, and the storm is not.
 import { execFileSync } from 'node:child_process';
-import { redisCommand } from '../../test/helpers/redis-server.js';
 
 /** Pin every thread of `pid` to `cpu` (taskset). */
 export function pin(pid: number | undefined, cpu: number): void {
   if (pid === undefined) throw new Error('cannot pin a process without a pid');
   execFileSync('taskset', ['-a', '-p', '-c', String(cpu), String(pid)], { stdio: 'ignore' });
-}
-
-export async function redisPid(port: number): Promise<number> {
-  const info = await redisCommand(port, ['INFO', 'server']);
-  return Number(/^process_id:(\d+)/m.exec(info)?.[1]);
 }

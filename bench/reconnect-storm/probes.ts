@@ -3,6 +3,7 @@
 // PROBE_INTERVAL_MS (one ping in flight at a time), round trips timestamped.
 import WebSocket from 'ws';
 import { SwitchboardClient } from '../../src/client/index.js';
+import { sleep } from '../lib/wait.js';
 
 const PROBE_INTERVAL_MS = 100;
 const PING_TIMEOUT_MS = 10_000;
@@ -49,7 +50,7 @@ export class Probes {
       } catch {
         this.samples.push({ at, rttMs: Date.now() - at });
       }
-      await new Promise((r) => setTimeout(r, PROBE_INTERVAL_MS));
+      await sleep(PROBE_INTERVAL_MS);
     }
   }
 

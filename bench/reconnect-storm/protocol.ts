@@ -1,5 +1,5 @@
-// The messages between the benchmark and its client processes (IPC), one
-// request and one answer at a time per process.
+// The commands the benchmark sends its client processes (IPC, through
+// lib/workers.ts) and the reply each one gets.
 import type { FleetBackoff, StormRecord } from '../../test/helpers/client-fleet.js';
 
 export type ToChild =
@@ -11,15 +11,15 @@ export type ToChild =
   | { type: 'cpu' }
   | { type: 'close' };
 
-export type FromChild =
-  | { type: 'started' }
-  | { type: 'armed' }
-  | { type: 'reconnected'; count: number }
-  | { type: 'distinct'; counts: number[] }
-  | { type: 'records'; records: StormRecord[]; cpuMs: number }
-  | { type: 'cpu'; ms: number }
-  | { type: 'closed' }
-  | { type: 'failed'; message: string };
+export interface ReplyOf {
+  start: Record<string, never>;
+  arm: Record<string, never>;
+  reconnected: { count: number };
+  distinct: { counts: number[] };
+  records: { records: StormRecord[]; cpuMs: number };
+  cpu: { ms: number };
+  close: Record<string, never>;
+}
 
 /** The argument that makes the bundled benchmark run as a client process. */
 export const CHILD_FLAG = '--storm-child';

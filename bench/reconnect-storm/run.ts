@@ -7,11 +7,14 @@ import type { FleetBackoff, StormRecord } from '../../test/helpers/client-fleet.
 import { writeConfig } from '../../test/helpers/node-process.js';
 import { startRedis, type RedisProcess } from '../../test/helpers/redis-server.js';
 import { account, RoundPublisher, type Accounting } from '../../test/helpers/round-publisher.js';
-import { spawnNode, stopNode, type BenchNode } from '../routing/nodes.js';
-import { ClientProcess } from './clients.js';
+import { type BenchNode, spawnNode, stopNode } from '../lib/nodes.js';
+import { startHogs } from '../lib/procs.js';
+import { redisPid } from '../lib/redis.js';
+import { quantiles } from '../lib/stats.js';
+import { sleep, waitUntil } from '../lib/wait.js';
+import { type ClientProcess, startClientProcess, stopClientProcess } from './clients.js';
 import { snapshot, used, type Usage } from './usage.js';
-import { startHogs } from './hog.js';
-import { pin, redisPid } from './pin.js';
+import { pin } from './pin.js';
 import { Probes } from './probes.js';
 import { Scraper } from './scrape.js';
 
@@ -82,14 +85,6 @@ export interface StormResult {
   publications: { confirmed: number; failed: number } & Accounting;
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-export function quantiles(values: number[]): { p50: number; p90: number; p99: number; max: number } {
-  const v = [...values].sort((a, b) => a - b);
-  const q = (p: number): number => (v.length === 0 ? NaN : v[Math.min(v.length - 1, Math.max(0, Math.ceil(p * v.length) - 1))]!);
-  return { p50: q(0.5), p90: q(0.9), p99: q(0.99), max: v.length ? v[v.length - 1]! : NaN };
-}
-
 function chunks<T>(items: T[], n: number): T[][] {
   const size = Math.ceil(items.length / n);
   return Array.from({ length: n }, (_, i) => items.slice(i * size, (i + 1) * size)).filter((c) => c.length > 0);
@@ -105,16 +100,11 @@ async function rejectedByReason(node: BenchNode): Promise<Record<string, number>
   return out;
 }
 
+/** Polls `ok` until it holds or `timeoutMs` has passed; says so when it gives up. */
 async function waitFor(what: string, ok: () => Promise<boolean>, timeoutMs: number, everyMs = 100): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await ok()) return true;
-    if (Date.now() > deadline) {
-      console.log(`#   gave up waiting for ${what} after ${timeoutMs} ms`);
-      return false;
-    }
-    await sleep(everyMs);
-  }
+  const done = await waitUntil(ok, timeoutMs, everyMs);
+  if (!done) console.log(`#   gave up waiting for ${what} after ${timeoutMs} ms`);
+  return done;
 }
 
 export async function stormRun(variant: Variant, s: StormSettings, log: (line: string) => void): Promise<StormResult> {
@@ -154,11 +144,11 @@ export async function stormRun(variant: Variant, s: StormSettings, log: (line: s
     scraper = new Scraper(survivors);
     const fill = Date.now();
     const parts = chunks(users, s.processes);
-    for (let i = 0; i < parts.length; i++) children.push(ClientProcess.start());
-    if (s.pin) for (const c of children) pin(c.pid, 0);
+    for (let i = 0; i < parts.length; i++) children.push(startClientProcess());
+    if (s.pin) for (const c of children) pin(c.proc.pid, 0);
     await Promise.all(
       children.map((c, i) =>
-        c.call(
+        c.ask(
           {
             type: 'start',
             users: parts[i]!,
@@ -168,7 +158,6 @@ export async function stormRun(variant: Variant, s: StormSettings, log: (line: s
             connectRate: FILL_RATE / children.length,
             timeoutMs: FILL_TIMEOUT_MS,
           },
-          'started',
           FILL_TIMEOUT_MS + 10_000,
         ),
       ),
@@ -183,7 +172,7 @@ export async function stormRun(variant: Variant, s: StormSettings, log: (line: s
     const warmFrom = Date.now();
     await sleep(WARM_MS);
 
-    await Promise.all(children.map((c) => c.call({ type: 'arm' }, 'armed', CALL_TIMEOUT_MS)));
+    await Promise.all(children.map((c) => c.ask({ type: 'arm' }, CALL_TIMEOUT_MS)));
     const survivorPids = survivors.map((n) => n.proc.pid);
     const cpuAtKill = await snapshot(survivorPids, children, redis.port);
     const killedAt = Date.now();
@@ -192,7 +181,7 @@ export async function stormRun(variant: Variant, s: StormSettings, log: (line: s
     const complete = await waitFor(
       'every client to reconnect',
       async () => {
-        const counts = await Promise.all(children.map((c) => c.call({ type: 'reconnected' }, 'reconnected', CALL_TIMEOUT_MS)));
+        const counts = await Promise.all(children.map((c) => c.ask({ type: 'reconnected' }, CALL_TIMEOUT_MS)));
         backAt = Date.now();
         return counts.reduce((t, c) => t + c.count, 0) >= s.clients;
       },
@@ -210,14 +199,14 @@ export async function stormRun(variant: Variant, s: StormSettings, log: (line: s
     await waitFor(
       'every confirmed message to arrive',
       async () => {
-        const answers = await Promise.all(children.map((c) => c.call({ type: 'distinct' }, 'distinct', CALL_TIMEOUT_MS)));
+        const answers = await Promise.all(children.map((c) => c.ask({ type: 'distinct' }, CALL_TIMEOUT_MS)));
         const counts = answers.flatMap((x) => x.counts);
         return counts.every((n, u) => n >= expected[u]!.length);
       },
       DELIVERY_TIMEOUT_MS,
       500,
     );
-    const storm = await Promise.all(children.map((c) => c.call({ type: 'records' }, 'records', CALL_TIMEOUT_MS)));
+    const storm = await Promise.all(children.map((c) => c.ask({ type: 'records' }, CALL_TIMEOUT_MS)));
     const records: StormRecord[] = storm.flatMap((x) => x.records);
     const refusedParts = await Promise.all(survivors.map(rejectedByReason));
     const refused: Record<string, number> = {};
@@ -267,7 +256,7 @@ export async function stormRun(variant: Variant, s: StormSettings, log: (line: s
     await publisher?.stop().catch(() => undefined);
     await probes?.stop().catch(() => undefined);
     await scraper?.stop().catch(() => undefined);
-    await Promise.all(children.map((c) => c.stop()));
+    await Promise.all(children.map(stopClientProcess));
     await Promise.all(nodes.map((n) => stopNode(n)));
     await redis?.kill();
   }

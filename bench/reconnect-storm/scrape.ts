@@ -4,7 +4,8 @@
 // `nodejs_eventloop_lag_max_seconds` over the scrapes in a window is the
 // worst delay of that window. A scrape that fails (node too busy to answer
 // in time) loses nothing: the next one covers the time since the last.
-import { metric } from '../routing/nodes.js';
+import { metric } from '../lib/nodes.js';
+import { sleep } from '../lib/wait.js';
 
 const SCRAPE_INTERVAL_MS = 500;
 const SCRAPE_TIMEOUT_MS = 5_000;
@@ -45,7 +46,7 @@ export class Scraper {
       } catch {
         this.failures++;
       }
-      await new Promise((r) => setTimeout(r, Math.max(0, SCRAPE_INTERVAL_MS - (Date.now() - started))));
+      await sleep(SCRAPE_INTERVAL_MS - (Date.now() - started));
     }
   }
 

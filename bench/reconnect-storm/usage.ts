@@ -4,8 +4,8 @@
 // noisy), and the kernel's count of connections dropped because a listen
 // queue was full (machine-wide; during a storm, the survivors').
 import { readFileSync } from 'node:fs';
-import { benchCpuMs, cpuMs, machineBusyMs } from '../routing/nodes.js';
-import { redisCommand } from '../../test/helpers/redis-server.js';
+import { cpuMs, machineBusyMs, ownCpuMs as benchCpuMs } from '../lib/procs.js';
+import { redisCpuMs } from '../lib/redis.js';
 import type { ClientProcess } from './clients.js';
 
 export interface CpuSnapshot {
@@ -30,15 +30,9 @@ function listenOverflows(): number {
   return NaN;
 }
 
-async function redisCpuMs(port: number): Promise<number> {
-  const info = await redisCommand(port, ['INFO', 'cpu']);
-  const field = (name: string): number => Number(new RegExp(`^${name}:([0-9.]+)`, 'm').exec(info)?.[1] ?? NaN);
-  return (field('used_cpu_user') + field('used_cpu_sys')) * 1000;
-}
-
 export async function snapshot(survivorPids: Array<number | undefined>, clients: ClientProcess[], redisPort: number): Promise<CpuSnapshot> {
   const [clientMs, redis] = await Promise.all([
-    Promise.all(clients.map((c) => c.call({ type: 'cpu' }, 'cpu', 10_000))),
+    Promise.all(clients.map((c) => c.ask({ type: 'cpu' }, 10_000))),
     redisCpuMs(redisPort),
   ]);
   return {

@@ -13,14 +13,17 @@
 //   store's.
 //
 // A figure that cannot be read is NaN (printed n/a), with the reason in `notes`.
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { connect } from 'node:net';
 import { promisify } from 'node:util';
 import { startNats, type NatsProcess } from '../../test/helpers/nats-server.js';
-import { redisCommand, type RedisProcess, startRedis } from '../../test/helpers/redis-server.js';
+import { type RedisProcess, startRedis } from '../../test/helpers/redis-server.js';
 import { BROKERS, type BrokerKind, type BrokerName, RABBITMQ_PORT, RABBITMQ_USER, RABBITMQCTL_TIMEOUT_MS } from './settings.js';
-import { cpuMs, type BenchNode } from './nodes.js';
-import { getJson } from './util.js';
+import type { BenchNode } from '../lib/nodes.js';
+import { cpuMs } from '../lib/procs.js';
+import { redisCpuMs, redisInfo } from '../lib/redis.js';
+import { getJson } from '../lib/http.js';
+import { commandVersion } from '../lib/report.js';
 import { clientPorts, listenerPid } from './sockets.js';
 
 const run = promisify(execFile);
@@ -47,27 +50,13 @@ export interface BenchBroker {
   stop(): Promise<void>;
 }
 
-function infoFields(text: string): Map<string, string> {
-  const fields = new Map<string, string>();
-  for (const line of text.split('\r\n')) {
-    const colon = line.indexOf(':');
-    if (colon > 0 && !line.startsWith('#')) fields.set(line.slice(0, colon), line.slice(colon + 1));
-  }
-  return fields;
-}
-
 async function redisBytes(redis: RedisProcess): Promise<number> {
-  const stats = infoFields(await redisCommand(redis.port, ['INFO', 'stats']));
+  const stats = await redisInfo(redis.port, 'stats');
   return Number(stats.get('total_net_input_bytes')) + Number(stats.get('total_net_output_bytes'));
 }
 
 async function redisVersion(redis: RedisProcess): Promise<string> {
-  return infoFields(await redisCommand(redis.port, ['INFO', 'server'])).get('redis_version') ?? 'unknown';
-}
-
-async function redisCpuMs(redis: RedisProcess): Promise<number> {
-  const cpu = infoFields(await redisCommand(redis.port, ['INFO', 'cpu']));
-  return (Number(cpu.get('used_cpu_user')) + Number(cpu.get('used_cpu_sys'))) * 1000;
+  return (await redisInfo(redis.port, 'server')).get('redis_version') ?? 'unknown';
 }
 
 async function startRedisBroker(): Promise<BenchBroker> {
@@ -77,7 +66,7 @@ async function startRedisBroker(): Promise<BenchBroker> {
     url: redis.url,
     notes: new Set(),
     bytes: async () => ({ broker: await redisBytes(redis), store: 0 }),
-    cpuMs: () => redisCpuMs(redis),
+    cpuMs: () => redisCpuMs(redis.port),
     version: () => redisVersion(redis),
     stop: () => redis.stop(),
   };
@@ -160,9 +149,9 @@ async function startRabbitBroker(): Promise<BenchBroker> {
       } catch {
         notes.add('RabbitMQ server process gone: its CPU unknown');
       }
-      return own + (await redisCpuMs(store));
+      return own + (await redisCpuMs(store.port));
     },
-    version: async () => `${commandVersion('rabbitmqctl', ['version'])} (store: Redis ${await redisVersion(store)})`,
+    version: async () => `${commandVersion('rabbitmqctl', ['version'], RABBITMQCTL_TIMEOUT_MS)} (store: Redis ${await redisVersion(store)})`,
     stop: () => store.stop(),
   };
 }
@@ -189,14 +178,6 @@ function answers(port: number, timeoutMs = 2000): Promise<boolean> {
     s.once('timeout', () => done(false));
     s.once('error', () => done(false));
   });
-}
-
-function commandVersion(cmd: string, args: string[]): string {
-  try {
-    return execFileSync(cmd, args, { timeout: RABBITMQCTL_TIMEOUT_MS, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
-  } catch {
-    return 'unknown';
-  }
 }
 
 /**

@@ -4,8 +4,8 @@ import WebSocket from 'ws';
 import type { DisconnectFrame, ServerFrame } from '../../src/protocol/index.js';
 import { MAX_HOPS, WS_TIMEOUT_MS } from './settings.js';
 import { type Payload, userName } from './traffic.js';
-import { getJson } from './util.js';
-import type { BenchNode } from './nodes.js';
+import { getJson } from '../lib/http.js';
+import type { BenchNode } from '../lib/nodes.js';
 
 /** Every copy every client of a run received, by (client, publication). */
 export class Tally {

@@ -5,8 +5,10 @@ import { HashRing } from '../../src/server/routing/ring.js';
 import { startRedis } from '../../test/helpers/redis-server.js';
 import { type Args, CONNECT_CONCURRENCY, MOVE_HEARTBEAT_S, MOVE_TIMEOUT_MS, QUIET_BEATS, RECONNECT_ATTEMPTS, RECONNECT_BACKOFF_MS, RING_KEYS, RING_VNODES, STRATEGIES } from './settings.js';
 import { nodeId, userName } from './traffic.js';
-import { http, pooled, sleep, waitUntil } from './util.js';
-import { type BenchNode, metric, spawnNode, stopNode, waitMembership } from './nodes.js';
+import { http } from '../lib/http.js';
+import { type BenchNode, metric, spawnNode, stopNode, waitMembership } from '../lib/nodes.js';
+import { pooled } from '../lib/pool.js';
+import { sleep, waitUntil } from '../lib/wait.js';
 import { BenchClient, connectFollowing, routeUrl, withUser } from './clients.js';
 
 /** Share of keys whose owner differs between two rings. */

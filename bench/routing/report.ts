@@ -1,16 +1,10 @@
 // The report: medians of repeats, the printed tables, problems, and the
 // machine description for the JSON result.
-import os from 'node:os';
+import { fmt as format, table } from '../lib/report.js';
+import { median } from '../lib/stats.js';
 import { BASELINE } from './settings.js';
 import type { RunResult } from './run.js';
 import type { MovedResult } from './moves.js';
-
-function median(values: number[]): number {
-  const v = values.filter(Number.isFinite).sort((a, b) => a - b);
-  if (v.length === 0) return NaN;
-  const mid = v.length >> 1;
-  return v.length % 2 ? v[mid]! : (v[mid - 1]! + v[mid]!) / 2;
-}
 
 /** Repeats of one (broker, strategy, N): medians of the figures, sums of the problems. */
 export function combine(list: RunResult[]): RunResult {
@@ -60,19 +54,11 @@ export function combine(list: RunResult[]): RunResult {
   };
 }
 
-export const fmt = (v: number, digits = 0): string =>
-  Number.isFinite(v) ? v.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits }) : '–';
+/** A figure; '–' when it is not finite. */
+export const fmt = (v: number, digits = 0): string => format(v, digits, '–');
 const pct = (v: number, digits = 1): string => `${fmt(v * 100, digits)} %`;
 const times = (v: number, base: number | undefined): string =>
   Number.isNaN(v) || Number.isNaN(base) ? 'n/a' : base === undefined || !(base > 0) ? '–' : `${fmt(v / base, 2)}×`;
-
-function table(header: string[], rows: string[][], left = 1): string {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const cell = (c: string, i: number): string => (i < left ? c.padEnd(widths[i]!) : c.padStart(widths[i]!));
-  const line = (cells: string[]): string => `| ${cells.map(cell).join(' | ')} |`;
-  const rule = `|${widths.map((w, i) => (i < left ? `:${'-'.repeat(w + 1)}` : `${'-'.repeat(w + 1)}:`)).join('|')}|`;
-  return [line(header), rule, ...rows.map(line)].join('\n');
-}
 
 /** A measured figure, or n/a where the broker gives none (the notes under the table say why). */
 const na = (v: number, digits = 0): string => (Number.isNaN(v) ? 'n/a' : fmt(v, digits));
@@ -195,19 +181,6 @@ export function problems(runs: RunResult[]): string[] {
     if (r.offOwner) out.push(`${r.brokerLabel} ${r.label} N=${r.nodes}: ${r.offOwner} users not on their owner after connecting`);
   }
   return out;
-}
-
-export function machine(versions: Record<string, string>): Record<string, unknown> {
-  const cpus = os.cpus();
-  return {
-    cpu: cpus[0]?.model ?? 'unknown',
-    cpus: cpus.length,
-    memoryGiB: Math.round((os.totalmem() / 2 ** 30) * 10) / 10,
-    os: `${os.type()} ${os.release()}`,
-    node: process.version,
-    ...versions,
-    loadAverageAtStart: os.loadavg().map((l) => Math.round(l * 100) / 100),
-  };
 }
 
 /** One line per run as it finishes. */

@@ -1,10 +1,14 @@
 // One measured run of a strategy at N nodes: counter snapshots around the window,
 // paced publishing, accounting of every (client, publication) pair.
 import { HashRing } from '../../src/server/routing/ring.js';
-import { type Args, type BrokerKind, type BrokerName, CONNECT_CONCURRENCY, DELIVERY_TIMEOUT_MS, DUPLICATE_GRACE_MS, MAX_IN_FLIGHT, RING_SETTLE_MS, RING_VNODES, type Strategy, type StrategyName, TEXT } from './settings.js';
+import { type Args, type BrokerKind, type BrokerName, CONNECT_CONCURRENCY, DELIVERY_TIMEOUT_MS, DUPLICATE_GRACE_MS, RING_SETTLE_MS, RING_VNODES, type Strategy, type StrategyName, TEXT } from './settings.js';
 import { nodeId, type Payload, recipients, roomName, roomOf, type Target, userName } from './traffic.js';
-import { http, percentile, pooled, sleep, waitUntil } from './util.js';
-import { benchCpuMs, type BenchNode, cpuMs, machineBusyMs, metric, spawnNode, stopNode, waitMembership } from './nodes.js';
+import { http, MAX_IN_FLIGHT } from '../lib/http.js';
+import { type BenchNode, metric, spawnNode, stopNode, waitMembership } from '../lib/nodes.js';
+import { pooled } from '../lib/pool.js';
+import { cpuMs, machineBusyMs, ownCpuMs as benchCpuMs } from '../lib/procs.js';
+import { percentile } from '../lib/stats.js';
+import { sleep, waitUntil } from '../lib/wait.js';
 import { BenchClient, connectFollowing, routeUrl, Tally, wsUrl } from './clients.js';
 import { type BenchBroker, type BrokerBytes, startBroker } from './brokers.js';
 

@@ -1,28 +1,15 @@
-// The routing benchmark's knobs: paths, limits, timeouts, the strategies
-// as started on the nodes, and the parsed command line's shape.
-import { fileURLToPath } from 'node:url';
+// The routing benchmark's knobs: limits, timeouts, the strategies as
+// started on the nodes, and the parsed command line's shape.
 
-/**
- * scripts/run-ts.js bundles bench/routing.ts and these modules into .bench-out/, one level
- * below the root like bench/, so `..` of the bundle's URL is the root.
- */
-export const ROOT = fileURLToPath(new URL('..', import.meta.url));
-export const BIN = `${ROOT}bin/switchboard.js`;
-export const API_KEY = 'bench-key';
 export const ROOM_SIZE = 20;
 /** Share of publications that are `/api/send` to one user; the rest go to a room. */
 export const SEND_SHARE = 0.8;
 export const CONNECT_CONCURRENCY = 20;
-/** Requests in flight at most (and keep-alive sockets per node), so none waits in the agent's queue with its timestamp running. */
-export const MAX_IN_FLIGHT = 64;
-export const HTTP_TIMEOUT_MS = 5_000;
 export const WS_TIMEOUT_MS = 5_000;
-export const MEMBERSHIP_TIMEOUT_MS = 15_000;
 /** After the last publication, how long the clients may take to get every copy. */
 export const DELIVERY_TIMEOUT_MS = 20_000;
 /** After the last expected copy, how long to keep listening for duplicates. */
 export const DUPLICATE_GRACE_MS = 300;
-export const STOP_TIMEOUT_MS = 10_000;
 /** 4102 redirects one connection attempt follows at most. */
 export const MAX_HOPS = 4;
 export const RECONNECT_ATTEMPTS = 10;

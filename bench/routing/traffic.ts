@@ -1,5 +1,6 @@
 // The traffic: the seeded plan of publications (sends to a user, publishes to
 // a room), who each one reaches, and the payload that carries its send time.
+import { prng } from '../lib/random.js';
 import { type Args, ROOM_SIZE, SEND_SHARE } from './settings.js';
 
 export type Target = { kind: 'send'; user: number; pick: number } | { kind: 'room'; room: number; pick: number };
@@ -8,18 +9,6 @@ export const userName = (i: number): string => `u${i}`;
 export const roomName = (k: number): string => `room.${k}`;
 export const roomOf = (user: number): number => Math.floor(user / ROOM_SIZE);
 export const nodeId = (i: number): string => `n${i}`;
-
-/** mulberry32: every run gets the same targets. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Warm-up and measured publications; publication n is `plan[n]`, its API node `floor(pick × N)`. */
 export function makePlan(args: Args): Target[] {

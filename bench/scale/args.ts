@@ -1,8 +1,15 @@
 // Command-line flags of bench/scale.ts, with defaults small enough for a
-// run of a few minutes; the big run is `--idle 100000`.
-import { intFlag, serversFlag } from '../peers/flags.js';
-import { type Kind, KINDS } from '../peers/servers.js';
+// run of a few minutes; the big run is `--idle 100000`. The in-process
+// scenarios (memory, broadcast-cpu, cross-node: what bench/peers.ts used to
+// measure) run only when `--scenarios` names them.
+import { choices, type Flag, int, ints, parseFlags, valued } from '../lib/flags.js';
+import { type Kind, KINDS } from '../lib/servers.js';
 import { MAX_SOCKETS_PER_GEN } from './fleet.js';
+
+export const SCENARIOS = ['idle', 'broadcast', 'targeted', 'recovery', 'memory', 'broadcast-cpu', 'cross-node'] as const;
+export type Scenario = (typeof SCENARIOS)[number];
+/** What runs without `--scenarios`. */
+const DEFAULT_SCENARIOS: Scenario[] = ['idle', 'broadcast', 'targeted', 'recovery'];
 
 export interface Args {
   servers: Kind[];
@@ -34,56 +41,75 @@ export interface Args {
   /** Scenario 4. */
   replayClients: number;
   missed: number;
-  skip: string[];
+  /** In-process scenarios: idle connections to one server (memory inside it). */
+  memoryConnections: number;
+  /** Clients in one room, publications at a fixed rate (CPU per 1000 deliveries). */
+  cpuClients: number;
+  cpuMessages: number;
+  cpuRate: number;
+  /** Users on server A, sends through server B at each rate for `crossSeconds`, after `crossWarmup` unmeasured. */
+  crossUsers: number;
+  crossRates: number[];
+  crossSeconds: number;
+  crossWarmup: number;
+  /** The scenarios that run: `--scenarios` less `--skip`. */
+  scenarios: Scenario[];
+  skip: Scenario[];
+  /** A name under bench/results, or a path (holding a `/`) without extension. */
   out: string | undefined;
 }
 
-const SCENARIOS = ['idle', 'broadcast', 'targeted', 'recovery'];
+const USAGE = `npm run bench -- bench/scale.ts [--servers ${KINDS.join(',')}] [--scenarios ${SCENARIOS.join(',')}] [--skip …] [--out name|path] [scenario flags]`;
 
-const int = intFlag;
+type F = Flag<Args>;
+const num = (set: (a: Args, n: number) => void, min: number, max: number): F => valued((a, v, flag) => set(a, int(flag, v, min, max)));
+const nums = (set: (a: Args, n: number[]) => void, min: number, max: number): F => valued((a, v, flag) => set(a, ints(flag, v, min, max)));
+
+const FLAGS: Record<string, F> = {
+  '--servers': valued((a, v, flag) => (a.servers = choices(flag, v, KINDS))),
+  '--scenarios': valued((a, v, flag) => (a.scenarios = choices(flag, v, SCENARIOS))),
+  '--skip': valued((a, v, flag) => (a.skip = choices(flag, v, SCENARIOS))),
+  '--idle': num((a, n) => (a.idle = n), 1, 200_000),
+  '--connect-rate': num((a, n) => (a.connectRate = n), 1, 50_000),
+  '--idle-workers': num((a, n) => (a.idleWorkers = n), 1, 32),
+  '--gens': num((a, n) => (a.gens = n), 1, 32),
+  '--nodes': num((a, n) => (a.nodes = n), 1, 8),
+  '--subscribers': num((a, n) => (a.subscribers = n), 1, 15_000),
+  '--bursts': num((a, n) => (a.bursts = n), 1, 1000),
+  '--burst': num((a, n) => (a.burst = n), 1, 1000),
+  '--burst-pause-ms': num((a, n) => (a.burstPauseMs = n), 0, 60_000),
+  '--users': num((a, n) => (a.users = n), 1, 50_000),
+  '--rates': nums((a, n) => (a.rates = n), 1, 50_000),
+  '--seconds': num((a, n) => (a.seconds = n), 1, 120),
+  '--publishers-per-node': num((a, n) => (a.publishersPerNode = n), 1, 64),
+  '--replay-clients': num((a, n) => (a.replayClients = n), 1, 50_000),
+  '--missed': num((a, n) => (a.missed = n), 1, 10_000),
+  '--memory-connections': num((a, n) => (a.memoryConnections = n), 1, 50_000),
+  '--cpu-clients': num((a, n) => (a.cpuClients = n), 1, 20_000),
+  '--cpu-messages': num((a, n) => (a.cpuMessages = n), 1, 10_000),
+  '--cpu-rate': num((a, n) => (a.cpuRate = n), 1, 10_000),
+  '--cross-users': num((a, n) => (a.crossUsers = n), 1, 20_000),
+  '--cross-rates': nums((a, n) => (a.crossRates = n), 1, 20_000),
+  '--cross-seconds': num((a, n) => (a.crossSeconds = n), 1, 120),
+  '--cross-warmup': num((a, n) => (a.crossWarmup = n), 1, 10_000),
+  '--out': valued((a, v) => (a.out = v)),
+};
 
 export function parseArgs(argv: string[]): Args {
-  const a: Args = {
+  const a = parseFlags<Args>(argv, {
     servers: [...KINDS], idle: 3000, connectRate: 1000, idleWorkers: 0, gens: 0, nodes: 3,
     subscribers: 1000, bursts: 10, burst: 50, burstPauseMs: 500,
     users: 3000, rates: [1000, 2000, 5000], seconds: 5, publishersPerNode: 32,
-    replayClients: 1000, missed: 200, skip: [], out: undefined,
-  };
-  for (let i = 0; i < argv.length; i++) {
-    const [flag, inline] = (argv[i] ?? '').split('=', 2) as [string, string | undefined];
-    const v = inline ?? argv[++i] ?? '';
-    switch (flag) {
-      case '--servers':
-        a.servers = serversFlag(v);
-        break;
-      case '--skip':
-        a.skip = v.split(',').map((s) => {
-          if (!SCENARIOS.includes(s)) throw new Error(`--skip: unknown "${s}" (known: ${SCENARIOS.join(', ')})`);
-          return s;
-        });
-        break;
-      case '--idle': a.idle = int(flag, v, 1, 200_000); break;
-      case '--connect-rate': a.connectRate = int(flag, v, 1, 50_000); break;
-      case '--idle-workers': a.idleWorkers = int(flag, v, 1, 32); break;
-      case '--gens': a.gens = int(flag, v, 1, 32); break;
-      case '--nodes': a.nodes = int(flag, v, 1, 8); break;
-      case '--subscribers': a.subscribers = int(flag, v, 1, 15_000); break;
-      case '--bursts': a.bursts = int(flag, v, 1, 1000); break;
-      case '--burst': a.burst = int(flag, v, 1, 1000); break;
-      case '--burst-pause-ms': a.burstPauseMs = int(flag, v, 0, 60_000); break;
-      case '--users': a.users = int(flag, v, 1, 50_000); break;
-      case '--rates': a.rates = v.split(',').map((r) => int(flag, r, 1, 50_000)); break;
-      case '--seconds': a.seconds = int(flag, v, 1, 120); break;
-      case '--publishers-per-node': a.publishersPerNode = int(flag, v, 1, 64); break;
-      case '--replay-clients': a.replayClients = int(flag, v, 1, 50_000); break;
-      case '--missed': a.missed = int(flag, v, 1, 10_000); break;
-      case '--out': a.out = v; break;
-      default: throw new Error(`unknown flag ${flag}`);
-    }
-  }
+    replayClients: 1000, missed: 200,
+    memoryConnections: 5000, cpuClients: 1000, cpuMessages: 200, cpuRate: 50,
+    crossUsers: 500, crossRates: [100, 500, 2000], crossSeconds: 5, crossWarmup: 200,
+    scenarios: DEFAULT_SCENARIOS, skip: [], out: undefined,
+  }, FLAGS, USAGE);
+  a.scenarios = a.scenarios.filter((s) => !a.skip.includes(s));
   const most = Math.max(a.idle, a.subscribers, a.users, a.replayClients);
   if (a.gens === 0) a.gens = Math.max(2, Math.ceil(most / MAX_SOCKETS_PER_GEN));
   if (a.idleWorkers === 0) a.idleWorkers = Math.ceil(a.idle / MAX_SOCKETS_PER_GEN);
   if (Math.ceil(most / a.gens) > MAX_SOCKETS_PER_GEN) throw new Error(`--gens ${a.gens}: ${most} sockets need at least ${Math.ceil(most / MAX_SOCKETS_PER_GEN)} generators`);
   return a;
 }
+

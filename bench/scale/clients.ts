@@ -6,7 +6,7 @@
 // be dropped (no goodbye, as a network loss) and rejoined from its position.
 import WebSocket from 'ws';
 import { io, type ManagerOptions, type Socket, type SocketOptions } from 'socket.io-client';
-import type { Kind } from '../peers/servers.js';
+import type { Kind } from '../lib/servers.js';
 import { type Join, nowMs, type Payload, REPLAY_CHANNEL, ROOM } from './protocol.js';
 
 export const CONNECT_TIMEOUT_MS = 15_000;

@@ -5,10 +5,12 @@
 // rate. It stays under the per-process open-file limit (the coordinator gives
 // it at most `MAX_SOCKETS_PER_GEN` connections). Commands and replies: protocol.ts.
 import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { sleep } from '../lib/wait.js';
+import { serveWorker } from '../lib/workers.js';
 import { type Conn, makeConn, openPublisher, type Publisher } from './clients.js';
 import {
   type CollectReply, type Command, type ConnectCommand, type ConnectReply, type DropReply, nowMs, type Payload, type PublishCommand,
-  type PublishReply, type ReplyOf, type Request, type Response, type RejoinCommand, type RejoinReply,
+  type PublishReply, type ReplyOf, type RejoinCommand, type RejoinReply,
 } from './protocol.js';
 
 /** Source addresses per generator; each (source, destination) pair has ~28k ephemeral ports. */
@@ -21,7 +23,6 @@ const REPLY_WAIT_MS = 10_000;
 const SLOW_MS = Number(process.env.SCALE_DEBUG_SLOW_MS ?? 0);
 const index = Number(process.env.SCALE_GEN_INDEX ?? 0);
 const source = (i: number): string => `127.0.${index + 1}.${1 + (i % ADDRESSES)}`;
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 const loopDelay = monitorEventLoopDelay({ resolution: 10 });
 loopDelay.enable();
@@ -170,10 +171,4 @@ async function handle(command: Command): Promise<ReplyOf[Command['type']]> {
   }
 }
 
-process.on('message', (m: Request) => {
-  handle(m.command).then(
-    (reply) => process.send?.({ seq: m.seq, ok: true, reply } satisfies Response),
-    (err: Error) => process.send?.({ seq: m.seq, ok: false, error: err.message } satisfies Response),
-  );
-});
-process.on('disconnect', () => process.exit(0));
+serveWorker(handle);

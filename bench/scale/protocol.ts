@@ -2,7 +2,7 @@
 // (loadgen.ts) say to each other over the fork IPC channel: one command at a
 // time, each answered by exactly one reply with the same `seq`. Latencies
 // travel as sorted samples per phase, never one IPC message per delivery.
-import type { Kind } from '../peers/servers.js';
+import type { Kind } from '../lib/servers.js';
 
 /** How a generator's connections join: plain (personal only), in a room, or in the replay channel (recovery). */
 export type Join = 'plain' | 'room' | 'replay';
@@ -144,13 +144,6 @@ export interface ReplyOf {
   drop: DropReply;
   rejoin: RejoinReply;
 }
-
-export interface Request {
-  seq: number;
-  command: Command;
-}
-
-export type Response = { seq: number; ok: true; reply: ReplyOf[Command['type']] } | { seq: number; ok: false; error: string };
 
 /** hrtime in ms: CLOCK_MONOTONIC, the same clock in every process on this machine, so cross-process latencies are exact. */
 export const nowMs = (): number => {

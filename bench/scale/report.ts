@@ -1,8 +1,10 @@
 // Markdown tables with each figure's ratio against Socket.IO and bare ws,
-// the highest rate whose p99 stays under the bound, and the SVG plot of p99
-// (solid) and p50 (dashed) latency against rate for the three kinds.
-import { COLOURS, escape, fmt, table } from '../peers/report.js';
-import { type Kind, KINDS, LABEL } from '../peers/servers.js';
+// the highest rate whose p99 stays under the bound, and the SVG plots of
+// latency against rate for the three kinds.
+import { svgPlot } from '../lib/plot.js';
+import { fmt, ratio as over, table } from '../lib/report.js';
+import { COLOURS, type Kind, KINDS, LABEL } from '../lib/servers.js';
+import type { BroadcastCpuResult, CrossNodeResult, MemoryResult } from './in-process.js';
 import type { BroadcastResult, IdleResult, RecoveryResult, TargetedResult } from './scenarios.js';
 
 /** The p99 bound for "highest sustained rate", ms. */
@@ -14,6 +16,10 @@ export interface ScaleKindResult {
   broadcast?: BroadcastResult;
   targeted?: TargetedResult[];
   recovery?: RecoveryResult;
+  /** The in-process scenarios (see in-process.ts). */
+  memory?: MemoryResult;
+  broadcastCpu?: BroadcastCpuResult;
+  crossNode?: CrossNodeResult[];
   /** A scenario that threw: its name and message (the run goes on with the next). */
   errors: string[];
 }
@@ -22,9 +28,7 @@ export interface ScaleKindResult {
 function ratio(results: ScaleKindResult[], peer: Kind, get: (r: ScaleKindResult) => number | undefined): string {
   const sb = results.find((r) => r.kind === 'switchboard');
   const p = results.find((r) => r.kind === peer);
-  const a = sb ? get(sb) : undefined;
-  const b = p ? get(p) : undefined;
-  return a === undefined || b === undefined || !Number.isFinite(a / b) ? 'n/a' : `${(a / b).toFixed(2)}×`;
+  return over(sb ? get(sb) : undefined, p ? get(p) : undefined);
 }
 
 /** The two ratio cells: filled on Switchboard's row, empty on the peers'. */
@@ -81,48 +85,69 @@ export function recoveryTable(results: ScaleKindResult[]): string {
       if (!v.supported) return [[LABEL[r.kind], `not supported: ${v.reason}`, '', '', '', '', '', '', '']];
       return [[LABEL[r.kind], v.setup, `${v.clients} × ${v.missed}`, String(v.rejoined), String(v.notRecovered), String(v.complete), String(v.replayed), fmt(v.seconds, 2), fmt(v.replayedPerSecond, 0)]];
     }),
+    2,
   );
 }
 
-/** Latency axis: log scale from 0.1 ms to the next power of ten above the worst p99, so both sub-ms medians and second-long tails show. */
-const Y_FLOOR_MS = 0.1;
+/** Switchboard's figure over this row's, for the in-process tables' "SB/peer" columns. */
+const sbOver = (results: ScaleKindResult[], get: (r: ScaleKindResult) => number | undefined, row: ScaleKindResult): string => {
+  const sb = results.find((r) => r.kind === 'switchboard');
+  return over(sb ? get(sb) : undefined, get(row));
+};
 
-/** p99 (solid) and p50 (dashed) against rate, log-scaled rate axis and log-scaled latency axis. */
-export function svgPlot(results: ScaleKindResult[], title: string): string {
-  const W = 760, H = 360, L = 60, R = 220, T = 40, B = 50;
-  const series = KINDS.map((k) => ({ kind: k, pts: (results.find((r) => r.kind === k)?.targeted ?? []).filter((t) => Number.isFinite(t.latency.p99)) }));
-  const rates = series.flatMap((s) => s.pts.map((p) => p.rate));
-  const yLo = Math.log10(Y_FLOOR_MS);
-  const yHi = Math.max(2, Math.ceil(Math.log10(Math.max(1, ...series.flatMap((s) => s.pts.map((p) => p.latency.p99))))));
-  const lo = Math.log10(Math.min(...rates, 1000)), hi = Math.log10(Math.max(...rates, 10_000));
-  const x = (rate: number): number => L + ((Math.log10(rate) - lo) / Math.max(1e-9, hi - lo)) * (W - L - R);
-  const y = (ms: number): number => H - B - ((Math.log10(Math.max(ms, Y_FLOOR_MS)) - yLo) / (yHi - yLo)) * (H - T - B);
-  const out: string[] = [
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`,
-    `<rect width="${W}" height="${H}" fill="white"/>`,
-    `<text x="${(W - R) / 2 + L / 2}" y="20" text-anchor="middle" font-size="14">${escape(title)}</text>`,
-    `<line x1="${L}" y1="${H - B}" x2="${W - R}" y2="${H - B}" stroke="black"/>`,
-    `<line x1="${L}" y1="${T}" x2="${L}" y2="${H - B}" stroke="black"/>`,
-    `<text x="${(L + W - R) / 2}" y="${H - 12}" text-anchor="middle">targeted messages per second (log scale)</text>`,
-    `<text x="16" y="${(T + H - B) / 2}" text-anchor="middle" transform="rotate(-90 16 ${(T + H - B) / 2})">latency, ms (log scale)</text>`,
-  ];
-  for (let e = yLo; e <= yHi; e++) {
-    const v = 10 ** e;
-    out.push(`<line x1="${L}" y1="${y(v)}" x2="${W - R}" y2="${y(v)}" stroke="#ddd"/>`, `<text x="${L - 6}" y="${y(v) + 4}" text-anchor="end">${v < 1 ? v.toFixed(1) : v.toFixed(0)}</text>`);
-  }
-  out.push(`<line x1="${L}" y1="${y(P99_BOUND_MS)}" x2="${W - R}" y2="${y(P99_BOUND_MS)}" stroke="#999" stroke-dasharray="2,3"/>`);
-  for (const r of [...new Set(rates)].sort((a, b) => a - b)) out.push(`<text x="${x(r)}" y="${H - B + 16}" text-anchor="middle">${r}</text>`, `<line x1="${x(r)}" y1="${H - B}" x2="${x(r)}" y2="${H - B + 4}" stroke="black"/>`);
-  series.forEach((s, i) => {
-    const c = COLOURS[s.kind];
-    for (const [q, dash] of [['p99', ''], ['p50', ' stroke-dasharray="5,4"']] as const) {
-      if (s.pts.length > 0) out.push(`<polyline fill="none" stroke="${c}" stroke-width="2"${dash} points="${s.pts.map((p) => `${x(p.rate).toFixed(1)},${y(p.latency[q]).toFixed(1)}`).join(' ')}"/>`);
-      for (const p of s.pts) out.push(`<circle cx="${x(p.rate).toFixed(1)}" cy="${y(p.latency[q]).toFixed(1)}" r="${q === 'p99' ? 3.5 : 2.5}" fill="${c}"/>`);
-    }
-    const ly = T + 10 + i * 20;
-    out.push(`<line x1="${W - R + 15}" y1="${ly}" x2="${W - R + 35}" y2="${ly}" stroke="${c}" stroke-width="2"/>`, `<text x="${W - R + 40}" y="${ly + 4}">${escape(LABEL[s.kind])}</text>`);
+export function memoryTable(results: ScaleKindResult[]): string {
+  return table(
+    ['server', 'connections', 'open s', 'heap B/conn', 'RSS B/conn', 'SB/peer heap', 'SB/peer RSS', 'SB/peer open'],
+    results.flatMap((r) => {
+      const m = r.memory;
+      return m ? [[LABEL[r.kind], String(m.connections), fmt(m.openSeconds, 2), fmt(m.heapPerConnection, 0), fmt(m.rssPerConnection, 0),
+        sbOver(results, (x) => x.memory?.heapPerConnection, r), sbOver(results, (x) => x.memory?.rssPerConnection, r), sbOver(results, (x) => x.memory?.openSeconds, r)]] : [];
+    }),
+  );
+}
+
+export function broadcastCpuTable(results: ScaleKindResult[]): string {
+  return table(
+    ['server', 'clients × msgs', 'rate (achieved)', 'delivered / expected', 'lost', 'CPU ms/1000 (A)', 'CPU ms/1000 (B)', 'SB/peer CPU (A)'],
+    results.flatMap((r) => {
+      const b = r.broadcastCpu;
+      return b ? [[LABEL[r.kind], `${b.clients} × ${b.messages}`, `${b.rate} (${fmt(b.achievedRate, 0)})`, `${b.delivered} / ${b.expected}`, String(b.lost),
+        fmt(b.cpuPer1000, 1), r.kind === 'ws' ? '–' : fmt(b.cpuPer1000B, 1), sbOver(results, (x) => x.broadcastCpu?.cpuPer1000, r)]] : [];
+    }),
+  );
+}
+
+export function crossNodeTable(results: ScaleKindResult[]): string {
+  return table(
+    ['server', 'rate/s (achieved)', 'sent', 'lost', 'p50 ms', 'p99 ms', 'max ms', 'SB/peer p50', 'SB/peer p99'],
+    results.flatMap((r) =>
+      (r.crossNode ?? []).map((l) => {
+        const at = (x: ScaleKindResult): CrossNodeResult | undefined => x.crossNode?.find((y) => y.rate === l.rate);
+        return [LABEL[r.kind], `${l.rate} (${fmt(l.achievedRate, 0)})`, String(l.sent), String(l.lost + l.failedPublishes), fmt(l.p50, 2), fmt(l.p99, 2), fmt(l.max, 1),
+          sbOver(results, (x) => at(x)?.p50, r), sbOver(results, (x) => at(x)?.p99, r)];
+      }),
+    ),
+  );
+}
+
+/** Targeted sends: p99 (solid) and p50 (dashed) against rate, both axes log-scaled. */
+export function targetedPlot(results: ScaleKindResult[], title: string): string {
+  const series = KINDS.flatMap((k) => {
+    const pts = (results.find((r) => r.kind === k)?.targeted ?? []).filter((t) => Number.isFinite(t.latency.p99));
+    return (['p99', 'p50'] as const).map((q) => ({ label: LABEL[k], colour: COLOURS[k], dashed: q === 'p50', points: pts.map((t) => ({ x: t.rate, y: t.latency[q] })) }));
   });
-  const ly = T + 10 + KINDS.length * 20 + 10;
-  out.push(`<text x="${W - R + 15}" y="${ly + 4}">solid: p99, dashed: p50</text>`, `<text x="${W - R + 15}" y="${ly + 24}">dotted: ${P99_BOUND_MS} ms</text>`);
-  out.push('</svg>');
-  return `${out.join('\n')}\n`;
+  return svgPlot({
+    title, series, width: 760, yScale: 'log', yFloor: 0.1, xSpan: [1000, 10_000],
+    xLabel: 'targeted messages per second (log scale)', yLabel: 'latency, ms (log scale)',
+    notes: ['solid: p99, dashed: p50'], bound: { y: P99_BOUND_MS, note: `dotted: ${P99_BOUND_MS} ms` },
+  });
+}
+
+/** Cross-node sends: p99 against rate, log-scaled rate axis, linear latency axis. */
+export function crossNodePlot(results: ScaleKindResult[], title: string): string {
+  const series = KINDS.map((k) => ({
+    label: LABEL[k], colour: COLOURS[k],
+    points: (results.find((r) => r.kind === k)?.crossNode ?? []).filter((l) => Number.isFinite(l.p99)).map((l) => ({ x: l.rate, y: l.p99 })),
+  }));
+  return svgPlot({ title, series, width: 560, yScale: 'linear', xSpan: [100, 1000], xLabel: 'targeted messages per second (log scale)', yLabel: 'p99 latency, ms' });
 }

@@ -7,10 +7,12 @@
 //    sends to one user each at fixed rates over WebSocket, publish-to-delivery latency;
 // 4. recovery: subscribers of a channel with history drop, miss messages,
 //    rejoin from their position; messages replayed per second.
-import { percentile, sleep } from '../routing/util.js';
-import { type Fleet, merged, shares } from './fleet.js';
+import { type Cluster, cpuByPid, cpuUsed, memorySum, redisCpuMs, type ServerStalls, stalls } from '../lib/cluster.js';
+import { pooledCount } from '../lib/pool.js';
+import { merged, type Quantiles, quantilesOfSorted as quantiles } from '../lib/stats.js';
+import { sleep } from '../lib/wait.js';
+import { type Fleet, shares } from './fleet.js';
 import { nowMs, type RejoinReply, REPLAY_CHANNEL, ROOM } from './protocol.js';
-import { cpuByPid, cpuUsed, memorySum, redisCpuMs, type ScaleCluster, type ServerStalls, stalls } from './servers.js';
 
 /** Connections opening at once per generator, at most (the rate is the real limit). */
 const CONNECT_CONCURRENCY = 500;
@@ -25,16 +27,6 @@ const SETTLE_MS = 2_000;
 const IDLE_CPU_WINDOW_MS = 1_000;
 /** Publications through HTTP at once (one burst goes out back to back up to this). */
 const HTTP_IN_FLIGHT = 50;
-
-export interface Quantiles {
-  p50: number;
-  p99: number;
-  max: number;
-}
-
-function quantiles(sorted: Float64Array): Quantiles {
-  return { p50: percentile(sorted, 0.5), p99: percentile(sorted, 0.99), max: sorted[sorted.length - 1] ?? NaN };
-}
 
 export interface IdleResult {
   connections: number;
@@ -106,7 +98,7 @@ export type RecoveryResult =
   | { supported: false; reason: string }
   | (RejoinReply & { supported: true; setup: string; clients: number; missed: number; replayedPerSecond: number });
 
-async function connectAll(fleet: Fleet, c: ScaleCluster, ports: number[], count: number, join: 'plain' | 'room' | 'replay', rate: number): Promise<{ opened: number; failed: number; firstError?: string; seconds: number; latencies: Float64Array }> {
+async function connectAll(fleet: Fleet, c: Cluster, ports: number[], count: number, join: 'plain' | 'room' | 'replay', rate: number): Promise<{ opened: number; failed: number; firstError?: string; seconds: number; latencies: Float64Array }> {
   const parts = shares(count, fleet.gens.length);
   const firsts = parts.map((_, i) => parts.slice(0, i).reduce((s, n) => s + n, 0));
   const perGen = rate > 0 ? rate / fleet.gens.length : 0;
@@ -141,7 +133,7 @@ async function waitReceived(fleet: Fleet, n: number, timeoutMs: number): Promise
 }
 
 /** Idle: `count` connections to the first server (all its processes) at `rate`/s; memory summed over every server process. */
-export async function idle(fleet: Fleet, c: ScaleCluster, count: number, rate: number): Promise<IdleResult> {
+export async function idle(fleet: Fleet, c: Cluster, count: number, rate: number): Promise<IdleResult> {
   const before = await memorySum(c);
   const cpu0 = cpuByPid(c);
   const r = await connectAll(fleet, c, [c.ports[0]!], count, 'plain', rate);
@@ -172,26 +164,12 @@ export async function idle(fleet: Fleet, c: ScaleCluster, count: number, rate: n
   }
 }
 
-/** Calls `fn(n)` for n < count, at most `HTTP_IN_FLIGHT` at once; the number that failed. */
-async function pooledCalls(from: number, count: number, fn: (n: number) => Promise<void>): Promise<{ failed: number; firstError?: string }> {
-  let next = from;
-  let failed = 0;
-  let firstError: string | undefined;
-  const worker = async (): Promise<void> => {
-    while (next < from + count) {
-      const n = next++;
-      await fn(n).catch((err: Error) => {
-        failed++;
-        firstError ??= err.message;
-      });
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(HTTP_IN_FLIGHT, count) }, worker));
-  return { failed, firstError };
-}
+/** Calls `fn(n)` for n in [from, from + count), at most `HTTP_IN_FLIGHT` at once; the number that failed. */
+const pooledCalls = (from: number, count: number, fn: (n: number) => Promise<void>): Promise<{ failed: number; firstError?: string }> =>
+  pooledCount(from, count, HTTP_IN_FLIGHT, fn);
 
 /** Broadcast: `subscribers` in one room on server 0; `bursts` × `burst` publications through server 0, each burst back to back, then `pauseMs`. */
-export async function broadcast(fleet: Fleet, c: ScaleCluster, subscribers: number, bursts: number, burst: number, pauseMs: number): Promise<BroadcastResult> {
+export async function broadcast(fleet: Fleet, c: Cluster, subscribers: number, bursts: number, burst: number, pauseMs: number): Promise<BroadcastResult> {
   const opened = await connectAll(fleet, c, [c.ports[0]!], subscribers, 'room', 0);
   try {
     if (opened.failed > 0) throw new Error(`broadcast: ${opened.failed} subscribers failed to connect: ${opened.firstError}`);
@@ -240,7 +218,7 @@ export async function broadcast(fleet: Fleet, c: ScaleCluster, subscribers: numb
 }
 
 /** Targeted: `users` spread over every server; for each rate, `seconds` of sends from the publisher process (WebSocket, spread over every server) to one user each. */
-export async function targeted(fleet: Fleet, c: ScaleCluster, users: number, rates: number[], seconds: number, perPort: number, onRate: (r: TargetedResult) => void): Promise<TargetedResult[]> {
+export async function targeted(fleet: Fleet, c: Cluster, users: number, rates: number[], seconds: number, perPort: number, onRate: (r: TargetedResult) => void): Promise<TargetedResult[]> {
   const opened = await connectAll(fleet, c, c.ports, users, 'plain', 0);
   const out: TargetedResult[] = [];
   try {
@@ -291,7 +269,7 @@ export async function targeted(fleet: Fleet, c: ScaleCluster, users: number, rat
 }
 
 /** Recovery: `clients` on the replay channel (spread over every server) drop, `missed` publications go out, they rejoin from their position. */
-export async function recovery(fleet: Fleet, c: ScaleCluster, clients: number, missed: number, setup: string): Promise<RecoveryResult> {
+export async function recovery(fleet: Fleet, c: Cluster, clients: number, missed: number, setup: string): Promise<RecoveryResult> {
   const opened = await connectAll(fleet, c, c.ports, clients, 'replay', 0);
   try {
     if (opened.failed > 0) throw new Error(`recovery: ${opened.failed} clients failed to connect: ${opened.firstError}`);

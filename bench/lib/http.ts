@@ -1,32 +1,11 @@
-// Small shared helpers: bounded waits, a concurrency pool, percentiles, and
-// keep-alive HTTP to a node's API.
+// Keep-alive HTTP to a node's API (or a peer's publish endpoint) on
+// 127.0.0.1, with the bench API key.
 import { Agent, request } from 'node:http';
-import { API_KEY, HTTP_TIMEOUT_MS, MAX_IN_FLIGHT } from './settings.js';
+import { API_KEY } from './paths.js';
 
-export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-export async function waitUntil(ok: () => boolean, timeoutMs: number): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (!ok()) {
-    if (Date.now() > deadline) return false;
-    await sleep(10);
-  }
-  return true;
-}
-
-/** Run `fn` over `items`, at most `limit` at once. */
-export async function pooled<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < items.length) await fn(items[next++]!);
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-}
-
-export function percentile(sorted: Float64Array, q: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]!;
-}
+/** Requests in flight at most (and keep-alive sockets per server), so none waits in the agent's queue with its timestamp running. */
+export const MAX_IN_FLIGHT = 64;
+const HTTP_TIMEOUT_MS = 5_000;
 
 /**
  * Idle kept-alive sockets are closed here after this, before the node's
@@ -84,4 +63,10 @@ export async function getJson<T>(port: number, path: string): Promise<T> {
   const res = await http('GET', port, path);
   if (res.status !== 200) throw new Error(`GET :${port}${path} → ${res.status} ${res.text}`);
   return JSON.parse(res.text) as T;
+}
+
+/** `POST` a JSON body; anything but 200 throws. */
+export async function postJson(port: number, path: string, body: unknown): Promise<void> {
+  const res = await http('POST', port, path, JSON.stringify(body));
+  if (res.status !== 200) throw new Error(`POST :${port}${path} → ${res.status} ${res.text}`);
 }

@@ -9,7 +9,7 @@
 import { createServer } from 'node:http';
 import { WebSocket, WebSocketServer } from 'ws';
 import { clustered } from './cluster-workers.js';
-import { readBody } from './http-body.js';
+import { answer, type Command, target } from './http-api.js';
 
 const port = Number(process.argv[2]);
 const workers = Number(process.argv[3] ?? 1);
@@ -33,38 +33,8 @@ function deliver(key: string, data: unknown): number {
   return set.size;
 }
 
-interface Command {
-  type?: string;
-  user?: string;
-  room?: string;
-  data: unknown;
-}
-
-const target = (kind: 'send' | 'publish', msg: Command): string => (kind === 'send' ? `user:${msg.user}` : `room:${msg.room}`);
-
 clustered(workers, (ready, allReady) => {
-  const server = createServer((req, res) => {
-    if (req.method === 'GET' && req.url === '/readyz') {
-      res.statusCode = allReady() ? 200 : 503;
-      return void res.end();
-    }
-    if (req.method !== 'POST' || (req.url !== '/send' && req.url !== '/publish')) {
-      res.statusCode = 404;
-      return void res.end();
-    }
-    readBody(req).then(
-      (body) => {
-        const msg = JSON.parse(body) as Command;
-        const n = deliver(target(req.url === '/send' ? 'send' : 'publish', msg), msg.data);
-        res.setHeader('content-type', 'application/json');
-        res.end(JSON.stringify({ delivered: n }));
-      },
-      () => {
-        res.statusCode = 400;
-        res.end();
-      },
-    );
-  });
+  const server = createServer((req, res) => answer(req, res, allReady, (kind, msg) => ({ delivered: deliver(target(kind, msg), msg.data) })));
   const wss = new WebSocketServer({ server, path: '/ws', perMessageDeflate: false });
   wss.on('connection', (ws, req) => {
     const q = new URL(req.url ?? '/', 'http://x').searchParams;

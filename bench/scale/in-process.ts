@@ -1,11 +1,20 @@
-// The three measurements, each on a running `Cluster`, each bounded in
-// count and time: idle connections (memory inside server A after forced
-// GCs), a room broadcast on A (A's CPU per 1000 deliveries), targeted
-// messages published through B to users on A (latency, losses).
-import { cpuMs } from '../routing/nodes.js';
-import { percentile, pooled, sleep, waitUntil } from '../routing/util.js';
-import { type Client, connect } from './clients.js';
-import { type Cluster, memory } from './servers.js';
+// The three scenarios with clients in this process (folded in from the old
+// bench/peers.ts), each on a cluster of two servers, A (index 0) holding the
+// clients and B (index 1, for bare ws the same process) taking the
+// publications, each bounded in count and time:
+// - memory: idle connections opened 100 at once; heap and RSS per
+//   connection inside A after forced GCs, the time to open them;
+// - broadcast-cpu: clients in one room on A, publications through A at a
+//   fixed rate; A's and B's CPU per 1000 deliveries, every delivery counted;
+// - cross-node: users on A, sends through B to one user each at each rate;
+//   p50/p99/max publish-to-delivery (same process, same clock) and losses.
+import { cpuMs } from '../lib/procs.js';
+import { pooled } from '../lib/pool.js';
+import { percentile, sortedOf } from '../lib/stats.js';
+import { sleep, waitUntil } from '../lib/wait.js';
+import { type Cluster, memorySum } from '../lib/cluster.js';
+import { type Conn, makeConn } from './clients.js';
+import { nowMs, type Payload, ROOM } from './protocol.js';
 
 const CONNECT_CONCURRENCY = 100;
 /** Publications in flight at most; beyond this the publisher falls behind its rate (reported as the achieved rate). */
@@ -15,7 +24,7 @@ const DRAIN_MS = 15_000;
 /** After closing clients, before the next step, so the server has processed the closes. */
 const SETTLE_MS = 1_500;
 
-export interface IdleResult {
+export interface MemoryResult {
   connections: number;
   openSeconds: number;
   heapPerConnection: number;
@@ -24,7 +33,7 @@ export interface IdleResult {
   rssBefore: number;
 }
 
-export interface BroadcastResult {
+export interface BroadcastCpuResult {
   clients: number;
   messages: number;
   rate: number;
@@ -39,7 +48,7 @@ export interface BroadcastResult {
   cpuPer1000B: number;
 }
 
-export interface LatencyResult {
+export interface CrossNodeResult {
   rate: number;
   seconds: number;
   achievedRate: number;
@@ -52,27 +61,28 @@ export interface LatencyResult {
   max: number;
 }
 
-interface Payload {
-  n: number;
-  t: number;
-}
+/** Server A holds the clients; B takes the publications (bare ws: A itself). */
+const A = 0;
+const b = (c: Cluster): number => Math.min(1, c.servers.length - 1);
 
-async function openClients(cluster: Cluster, count: number, room: string | undefined, onData: (d: unknown) => void): Promise<Client[]> {
-  const clients: Client[] = [];
+async function openClients(c: Cluster, count: number, room: boolean, onData: (p: Payload) => void): Promise<Conn[]> {
+  const conns: Conn[] = [];
   const users = Array.from({ length: count }, (_, i) => i);
   try {
     await pooled(users, CONNECT_CONCURRENCY, async (i) => {
-      clients.push(await connect(cluster.kind, cluster.a.port, `u${i}`, room, onData));
+      const conn = makeConn({ kind: c.kind, port: c.ports[A]!, user: `u${i}`, join: room ? 'room' : 'plain', localAddress: '127.0.0.1', onData: (_c, p) => onData(p) });
+      conns.push(conn);
+      await conn.open();
     });
   } catch (err) {
-    for (const c of clients) c.close();
+    for (const x of conns) x.close();
     throw err;
   }
-  return clients;
+  return conns;
 }
 
-async function closeClients(clients: Client[]): Promise<void> {
-  for (const c of clients) c.close();
+async function closeClients(conns: Conn[]): Promise<void> {
+  for (const x of conns) x.close();
   await sleep(SETTLE_MS);
 }
 
@@ -103,14 +113,16 @@ async function paced(count: number, rate: number, fn: (n: number) => Promise<voi
   return { seconds: (performance.now() - began) / 1000, failed };
 }
 
-export async function idle(cluster: Cluster, n: number): Promise<IdleResult> {
-  const before = await memory(cluster.a);
+/** Memory: `n` idle connections to A; memory inside A before and after, after forced GCs. */
+export async function memory(c: Cluster, n: number): Promise<MemoryResult> {
+  const servers = [c.servers[A]!];
+  const before = await memorySum(c, servers);
   const t0 = performance.now();
-  const clients = await openClients(cluster, n, undefined, () => {});
+  const conns = await openClients(c, n, false, () => {});
   const openSeconds = (performance.now() - t0) / 1000;
   await sleep(SETTLE_MS);
-  const after = await memory(cluster.a);
-  await closeClients(clients);
+  const after = await memorySum(c, servers);
+  await closeClients(conns);
   return {
     connections: n,
     openSeconds,
@@ -121,34 +133,32 @@ export async function idle(cluster: Cluster, n: number): Promise<IdleResult> {
   };
 }
 
-export async function broadcast(cluster: Cluster, clients: number, messages: number, rate: number): Promise<BroadcastResult> {
+/** Broadcast CPU: `clients` in one room on A, `messages` publications through A at `rate`. */
+export async function broadcastCpu(c: Cluster, clients: number, messages: number, rate: number): Promise<BroadcastCpuResult> {
   const counts = new Uint32Array(messages);
   let delivered = 0;
-  const conns = await openClients(cluster, clients, 'room.bench', (d) => {
-    const n = (d as Payload).n;
-    if (Number.isInteger(n) && n >= 0 && n < messages) counts[n]!++;
+  const conns = await openClients(c, clients, true, (p) => {
+    if (Number.isInteger(p.n) && p.n >= 0 && p.n < messages) counts[p.n]!++;
     delivered++;
   });
+  const [pidA, pidB] = [c.servers[A]!.proc.pid, c.servers[b(c)]!.proc.pid];
   try {
     await sleep(SETTLE_MS);
-    const cpuA = cpuMs(cluster.a.proc.pid);
-    const cpuB = cpuMs(cluster.b.proc.pid);
-    const pub = await paced(messages, rate, (n) => cluster.publish('room.bench', { n, t: performance.now() }));
+    const cpuA = cpuMs(pidA);
+    const cpuB = cpuMs(pidB);
+    const pub = await paced(messages, rate, (n) => c.publish(A, ROOM, { n, t: nowMs() }));
     const expected = (messages - pub.failed) * clients;
     await waitUntil(() => delivered >= expected, DRAIN_MS);
     await sleep(300); // late duplicates
-    const usedA = cpuMs(cluster.a.proc.pid) - cpuA;
-    const usedB = cluster.b === cluster.a ? 0 : cpuMs(cluster.b.proc.pid) - cpuB;
+    const usedA = cpuMs(pidA) - cpuA;
+    const usedB = pidB === pidA ? 0 : cpuMs(pidB) - cpuB;
     let lost = 0;
-    for (const c of counts) lost += Math.max(0, clients - c);
+    for (const x of counts) lost += Math.max(0, clients - x);
     return {
-      clients,
-      messages,
-      rate,
+      clients, messages, rate,
       achievedRate: messages / pub.seconds,
       expected: messages * clients,
-      delivered,
-      lost,
+      delivered, lost,
       failedPublishes: pub.failed,
       cpuPer1000: (usedA / Math.max(1, delivered)) * 1000,
       cpuPer1000B: (usedB / Math.max(1, delivered)) * 1000,
@@ -158,38 +168,36 @@ export async function broadcast(cluster: Cluster, clients: number, messages: num
   }
 }
 
-/** Users 0..users-1 on A; for each rate, `seconds` of sends through B to a random user each. */
-export async function latency(cluster: Cluster, users: number, rates: number[], seconds: number, warmup: number): Promise<LatencyResult[]> {
+/** Cross-node latency: users 0..users-1 on A; for each rate, `seconds` of sends through B to one user each. */
+export async function crossNode(c: Cluster, users: number, rates: number[], seconds: number, warmup: number): Promise<CrossNodeResult[]> {
   let sink: { counts: Uint8Array; lat: number[]; received: number } = { counts: new Uint8Array(warmup), lat: [], received: 0 };
-  const conns = await openClients(cluster, users, undefined, (d) => {
-    const at = performance.now();
-    const p = d as Payload;
+  const conns = await openClients(c, users, false, (p) => {
+    const at = nowMs();
     sink.received++;
     if (p.n >= 0 && p.n < sink.counts.length) {
       if (sink.counts[p.n] === 0) sink.lat.push(at - p.t);
       sink.counts[p.n] = Math.min(255, sink.counts[p.n]! + 1);
     }
   });
-  const out: LatencyResult[] = [];
+  const out: CrossNodeResult[] = [];
   try {
     await sleep(SETTLE_MS);
     // Unmeasured warm-up: JIT, broker connections, keep-alive sockets.
-    await paced(warmup, Math.min(200, rates[0] ?? 200), (n) => cluster.send(`u${n % users}`, { n, t: performance.now() }));
+    await paced(warmup, Math.min(200, rates[0] ?? 200), (n) => c.send(b(c), `u${n % users}`, { n, t: nowMs() }));
     await waitUntil(() => sink.received >= warmup, DRAIN_MS);
     for (const rate of rates) {
       const count = Math.round(rate * seconds);
       const here = { counts: new Uint8Array(count), lat: [] as number[], received: 0 };
       sink = here;
       await sleep(500);
-      const pub = await paced(count, rate, (n) => cluster.send(`u${(n * 7919) % users}`, { n, t: performance.now() }));
+      const pub = await paced(count, rate, (n) => c.send(b(c), `u${(n * 7919) % users}`, { n, t: nowMs() }));
       await waitUntil(() => here.received >= count - pub.failed, DRAIN_MS);
       await sleep(300);
       let lost = 0;
-      for (const c of here.counts) if (c === 0) lost++;
-      const sorted = Float64Array.from(here.lat).sort();
-      out.push({
-        rate,
-        seconds,
+      for (const x of here.counts) if (x === 0) lost++;
+      const sorted = sortedOf(here.lat);
+      const r: CrossNodeResult = {
+        rate, seconds,
         achievedRate: count / pub.seconds,
         sent: count,
         delivered: here.received,
@@ -198,8 +206,9 @@ export async function latency(cluster: Cluster, users: number, rates: number[], 
         p50: percentile(sorted, 0.5),
         p99: percentile(sorted, 0.99),
         max: sorted[sorted.length - 1] ?? NaN,
-      });
-      console.log(`  ${cluster.kind} ${rate}/s: p50 ${out.at(-1)!.p50.toFixed(2)} ms, p99 ${out.at(-1)!.p99.toFixed(2)} ms, lost ${lost}/${count}`);
+      };
+      out.push(r);
+      console.log(`  ${c.kind} ${rate}/s: p50 ${r.p50.toFixed(2)} ms, p99 ${r.p99.toFixed(2)} ms, lost ${lost}/${count}`);
     }
   } finally {
     await closeClients(conns);

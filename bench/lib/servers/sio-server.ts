@@ -18,19 +18,13 @@ import { Redis } from 'ioredis';
 import { Server, type ServerOptions } from 'socket.io';
 import { createAdapter } from '@socket.io/redis-adapter';
 import { clustered } from './cluster-workers.js';
-import { readBody } from './http-body.js';
+import { answer, type Command, type Delivery, target } from './http-api.js';
 
 const port = Number(process.argv[2]);
 const redisUrl = process.argv[3] ?? '';
 const workers = Number(process.argv[4] ?? 1);
 /** How long a disconnected socket's session and missed packets are kept (memory mode). */
 const RECOVERY_WINDOW_MS = 120_000;
-
-interface Command {
-  user?: string;
-  room?: string;
-  data: unknown;
-}
 
 clustered(workers, (ready, allReady) => {
   const memory = redisUrl === 'memory';
@@ -41,8 +35,9 @@ clustered(workers, (ready, allReady) => {
   else options.connectionStateRecovery = { maxDisconnectionDuration: RECOVERY_WINDOW_MS, skipMiddlewares: true };
   const server = createServer();
   const io = new Server(server, options);
-  const emit = (kind: 'send' | 'publish', msg: Command): void => {
-    io.to(kind === 'send' ? `user:${msg.user}` : `room:${msg.room}`).emit('message', msg.data);
+  const emit = (kind: Delivery, msg: Command): Record<string, never> => {
+    io.to(target(kind, msg)).emit('message', msg.data);
+    return {};
   };
   io.on('connection', (socket) => {
     const auth = socket.handshake.auth as { user?: string; room?: string };
@@ -56,25 +51,7 @@ clustered(workers, (ready, allReady) => {
   const redisReady = (): boolean => !pub || (pub.status === 'ready' && sub?.status === 'ready');
   server.on('request', (req, res) => {
     if (req.url?.startsWith('/socket.io/')) return; // Socket.IO's own handler answers these.
-    if (req.method === 'GET' && req.url === '/readyz') {
-      res.statusCode = redisReady() && allReady() ? 200 : 503;
-      return void res.end();
-    }
-    if (req.method !== 'POST' || (req.url !== '/send' && req.url !== '/publish')) {
-      res.statusCode = 404;
-      return void res.end();
-    }
-    readBody(req).then(
-      (body) => {
-        emit(req.url === '/send' ? 'send' : 'publish', JSON.parse(body) as Command);
-        res.setHeader('content-type', 'application/json');
-        res.end('{}');
-      },
-      () => {
-        res.statusCode = 400;
-        res.end();
-      },
-    );
+    answer(req, res, () => redisReady() && allReady(), emit);
   });
   server.listen(port, '127.0.0.1', ready);
   process.on('SIGTERM', () => {
