@@ -10,6 +10,7 @@
  *       [--memory-connections 5000] [--cpu-clients 1000] [--cpu-messages 200] [--cpu-rate 50]
  *       [--cross-users 500] [--cross-rates 100,500,2000] [--cross-seconds 5] [--cross-warmup 200]
  *       [--scenarios idle,broadcast,targeted,recovery,memory,broadcast-cpu,cross-node] [--skip …] [--out name|path]
+ *       [--baseline <built checkout>]
  *
  * Clients live in forked load-generator processes (bench/scale/loadgen.ts),
  * at most 15000 sockets each, each from its own source addresses in
@@ -43,8 +44,15 @@
  *    each at each of --cross-rates for --cross-seconds (after --cross-warmup
  *    unmeasured); p50/p99/max publish-to-delivery and losses.
  *
+ * `--baseline <dir>` names another checkout of Switchboard, already built
+ * (bin/ and dist/), e.g. the commit before a change: right after this
+ * checkout's Switchboard, its nodes (started from its own bin/) run idle,
+ * broadcast, memory and broadcast-cpu with the same settings, as the row
+ * "Switchboard (baseline <commit>)"; the tables add this checkout over the
+ * baseline beside the ratios over the peers.
+ *
  * Writes bench/results/scale-<date>.json (command, commit, machine, every
- * figure) and scale-<date>.svg (p99 and p50 against rate; with cross-node,
+ * figure, the baseline's commit and the ratios) and scale-<date>.svg (p99 and p50 against rate; with cross-node,
  * also scale-<date>-cross-node.svg); `--out` names them instead, or gives a
  * path (with a `/`) outside bench/results. Every process started here is
  * stopped, on failure too.
@@ -55,13 +63,14 @@ import { agent } from './lib/http.js';
 import { bundle } from './lib/paths.js';
 import { killAll } from './lib/procs.js';
 import { commandVersion, commit, machine, packageVersion, resultPath, today, writeResult } from './lib/report.js';
-import { buildServers, type Kind, LABEL } from './lib/servers.js';
+import { buildServers, type Kind } from './lib/servers.js';
 import { type Args, parseArgs, type Scenario } from './scale/args.js';
+import { type Baseline, openBaseline } from './scale/baseline.js';
 import { Fleet } from './scale/fleet.js';
 import { broadcastCpu, crossNode, memory } from './scale/in-process.js';
 import { REPLAY_CHANNEL } from './scale/protocol.js';
 import {
-  broadcastCpuTable, broadcastTable, crossNodePlot, crossNodeTable, idleTable, memoryTable, P99_BOUND_MS, recoveryTable, type ScaleKindResult, targetedPlot, targetedTable,
+  broadcastCpuTable, broadcastTable, crossNodePlot, crossNodeTable, idleTable, labelOf, memoryTable, P99_BOUND_MS, ratiosOfCurrent, recoveryTable, type ScaleKindResult, targetedPlot, targetedTable,
 } from './scale/report.js';
 import { broadcast, idle, recovery, targeted } from './scale/scenarios.js';
 
@@ -69,6 +78,8 @@ import { broadcast, idle, recovery, targeted } from './scale/scenarios.js';
 const REPLAY_HISTORY = 10_000;
 /** The scenarios that need the load generators. */
 const FLEET_SCENARIOS: Scenario[] = ['idle', 'broadcast', 'targeted', 'recovery'];
+/** The scenarios the `--baseline` checkout's Switchboard runs too. */
+const BASELINE_SCENARIOS: Scenario[] = ['idle', 'broadcast', 'memory', 'broadcast-cpu'];
 
 function versions(): Record<string, unknown> {
   return {
@@ -84,7 +95,7 @@ function versions(): Record<string, unknown> {
 /** Runs one scenario; a failure is recorded and the run goes on. */
 async function scenario<T>(r: ScaleKindResult, name: string, run: () => Promise<T>): Promise<T | undefined> {
   const t0 = Date.now();
-  console.log(`${LABEL[r.kind]}: ${name}`);
+  console.log(`${labelOf(r)}: ${name}`);
   try {
     const v = await run();
     console.log(`  ${name} done in ${((Date.now() - t0) / 1000).toFixed(1)} s: ${JSON.stringify(v, (k, x: unknown) => (k === 'latencies' ? undefined : typeof x === 'number' ? +x.toFixed(3) : x)).slice(0, 600)}`);
@@ -98,18 +109,18 @@ async function scenario<T>(r: ScaleKindResult, name: string, run: () => Promise<
 
 /** Switchboard's config: history on the replay channel's namespace. */
 const replayConfig = { namespaces: { [REPLAY_CHANNEL.split(':')[0]!]: { history: { size: REPLAY_HISTORY, ttl: 600 } } } };
-const start = (kind: Kind, nodes: number, workers: number, memoryAdapter = false): (() => Promise<Cluster>) => () =>
-  startCluster(kind, nodes, workers, { config: replayConfig, memory: memoryAdapter });
-
-async function runKind(kind: Kind, a: Args, fleet: Fleet | undefined): Promise<ScaleKindResult> {
-  const r: ScaleKindResult = { kind, errors: [] };
-  const on = (s: Scenario): boolean => a.scenarios.includes(s);
+/** Runs `kind`'s scenarios; with `baseline`, Switchboard nodes of that checkout, in the scenarios it runs too. */
+async function runKind(kind: Kind, a: Args, fleet: Fleet | undefined, baseline?: Baseline): Promise<ScaleKindResult> {
+  const r: ScaleKindResult = { kind, errors: [], ...(baseline && { baseline: baseline.short }) };
+  const on = (s: Scenario): boolean => a.scenarios.includes(s) && (!baseline || BASELINE_SCENARIOS.includes(s));
+  const start = (nodes: number, workers: number, memoryAdapter = false): (() => Promise<Cluster>) => () =>
+    startCluster(kind, nodes, workers, { config: replayConfig, memory: memoryAdapter, bin: baseline?.bin });
   if (fleet && on('idle')) {
     r.idle = await scenario(r, `idle ${a.idle} at ${a.connectRate}/s, ${a.idleWorkers} server process(es)`, () =>
-      withCluster(start(kind, 1, a.idleWorkers), (c) => idle(fleet, c, a.idle, a.connectRate)));
+      withCluster(start(1, a.idleWorkers), (c) => idle(fleet, c, a.idle, a.connectRate)));
   }
   if (fleet && (on('broadcast') || on('targeted') || (on('recovery') && kind === 'switchboard'))) {
-    await withCluster(start(kind, kind === 'ws' ? 1 : a.nodes, 1), async (c) => {
+    await withCluster(start(kind === 'ws' ? 1 : a.nodes, 1), async (c) => {
       if (on('broadcast')) r.broadcast = await scenario(r, `broadcast ${a.subscribers} subscribers, ${a.bursts} × ${a.burst}`, () => broadcast(fleet, c, a.subscribers, a.bursts, a.burst, a.burstPauseMs));
       if (on('targeted')) {
         r.targeted = await scenario(r, `targeted ${a.users} users over ${c.ports.length} server(s), rates ${a.rates.join(',')}`, () =>
@@ -121,11 +132,11 @@ async function runKind(kind: Kind, a: Args, fleet: Fleet | undefined): Promise<S
   }
   if (fleet && on('recovery') && kind === 'socketio') {
     r.recovery = await scenario(r, `recovery ${a.replayClients} × ${a.missed}`, () =>
-      withCluster(start(kind, 1, 1, true), (c) => recovery(fleet, c, a.replayClients, a.missed, '1 server, in-memory adapter, connectionStateRecovery (the Redis adapter does not support it)')));
+      withCluster(start(1, 1, true), (c) => recovery(fleet, c, a.replayClients, a.missed, '1 server, in-memory adapter, connectionStateRecovery (the Redis adapter does not support it)')));
   }
   if (on('recovery') && kind === 'ws') r.recovery = { supported: false, reason: 'bare ws keeps no history' };
   if (on('memory') || on('broadcast-cpu') || on('cross-node')) {
-    await withCluster(start(kind, kind === 'ws' ? 1 : 2, 1), async (c) => {
+    await withCluster(start(kind === 'ws' ? 1 : 2, 1), async (c) => {
       if (on('memory')) r.memory = await scenario(r, `memory, ${a.memoryConnections} idle connections`, () => memory(c, a.memoryConnections));
       if (on('broadcast-cpu')) r.broadcastCpu = await scenario(r, `broadcast-cpu ${a.cpuClients} × ${a.cpuMessages} at ${a.cpuRate}/s`, () => broadcastCpu(c, a.cpuClients, a.cpuMessages, a.cpuRate));
       if (on('cross-node')) r.crossNode = await scenario(r, `cross-node ${a.crossUsers} users on A, sends through B`, () => crossNode(c, a.crossUsers, a.crossRates, a.crossSeconds, a.crossWarmup));
@@ -154,8 +165,11 @@ async function main(): Promise<void> {
   const m = { ...machine(versions()), loadEnd: [] as number[] };
   const at = commit();
   const useFleet = a.scenarios.some((s) => FLEET_SCENARIOS.includes(s));
+  const baseline = a.baseline === undefined ? undefined : openBaseline(a.baseline);
+  const dirty = (x: { dirty: boolean }): string => (x.dirty ? ' (with uncommitted changes)' : '');
   console.log(`# ${command}`);
-  console.log(`# commit ${at.commit}${at.dirty ? ' (with uncommitted changes)' : ''}; ${JSON.stringify(m)}`);
+  console.log(`# commit ${at.commit}${dirty(at)}; ${JSON.stringify(m)}`);
+  if (baseline) console.log(`# baseline ${baseline.dir} at commit ${baseline.commit}${dirty(baseline)}: ${BASELINE_SCENARIOS.filter((s) => a.scenarios.includes(s)).join(', ') || 'none of its scenarios asked'}`);
   if (useFleet) console.log(`# ${a.gens} load generators + 1 publisher`);
   await buildServers();
   if (useFleet) await bundle('bench/scale/loadgen.ts', 'scale-loadgen');
@@ -163,8 +177,11 @@ async function main(): Promise<void> {
   const fleet = useFleet ? new Fleet(a.gens) : undefined;
   const results: ScaleKindResult[] = [];
   try {
-    for (const kind of a.servers) {
-      results.push(await runKind(kind, a, fleet));
+    // The baseline right after this checkout's Switchboard (last without it), so that both see the machine alike.
+    const runs: Array<[Kind, Baseline | undefined]> = a.servers.map((k) => [k, undefined]);
+    if (baseline) runs.splice(a.servers.includes('switchboard') ? a.servers.indexOf('switchboard') + 1 : runs.length, 0, ['switchboard', baseline]);
+    for (const [kind, base] of runs) {
+      results.push(await runKind(kind, a, fleet, base));
       console.log(`  (${((Date.now() - began) / 1000).toFixed(0)} s so far)`);
     }
   } finally {
@@ -174,10 +191,10 @@ async function main(): Promise<void> {
   const seconds = (Date.now() - began) / 1000;
   const text = tables(a, results);
   console.log(`\n${text}`);
-  for (const r of results) for (const e of r.errors) console.log(`! ${LABEL[r.kind]}: ${e}`);
+  for (const r of results) for (const e of r.errors) console.log(`! ${labelOf(r)}: ${e}`);
   console.log(`\n# ${seconds.toFixed(0)} s; load average ${m.loadStart.join('/')} at the start, ${m.loadEnd.join('/')} at the end, on ${cpus().length} cores`);
   const name = `scale-${today()}`;
-  const written = [writeResult(resultPath(a.out, name, '.json'), `${JSON.stringify({ command, date: new Date().toISOString(), ...at, seconds, machine: m, args: a, p99BoundMs: P99_BOUND_MS, results, tables: text }, null, 2)}\n`)];
+  const written = [writeResult(resultPath(a.out, name, '.json'), `${JSON.stringify({ command, date: new Date().toISOString(), ...at, baseline: baseline && { dir: baseline.dir, commit: baseline.commit, dirty: baseline.dirty }, seconds, machine: m, args: a, p99BoundMs: P99_BOUND_MS, ratios: ratiosOfCurrent(results), results, tables: text }, null, 2)}\n`)];
   if (a.scenarios.includes('targeted')) written.push(writeResult(resultPath(a.out, name, '.svg'), targetedPlot(results, `targeted sends across ${a.nodes} nodes (${a.seconds} s per rate)`)));
   if (a.scenarios.includes('cross-node')) written.push(writeResult(resultPath(a.out, name, '-cross-node.svg'), crossNodePlot(results, `p99 latency, targeted sends across nodes (${a.crossSeconds} s per rate)`)));
   console.log(`wrote ${written.join(', ')}`);

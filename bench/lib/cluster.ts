@@ -34,6 +34,8 @@ export interface ClusterOptions {
   memory?: boolean;
   /** Merged into the Switchboard nodes' config file (namespaces, for instance). */
   config?: Record<string, unknown>;
+  /** Switchboard only: the `bin/switchboard.js` the nodes run (another, built checkout's); this checkout's by default. */
+  bin?: string;
 }
 
 /** The redis-server listening on `port` (found by its command line, `redis-server 127.0.0.1:<port>`). */
@@ -87,7 +89,7 @@ export async function startCluster(kind: Kind, nodes: number, workers: number, o
       const extra = ['--max-handshakes-in-flight', '0', ...(workers > 1 ? ['--workers', String(workers)] : [])];
       for (let i = 0; i < nodes; i++) {
         const port = await freePort();
-        servers.push(await spawnProbed(`switchboard n${i}`, port, [...switchboardArgs(url, config, port, `n${i}`), ...extra], READY_TIMEOUT_MS));
+        servers.push(await spawnProbed(`switchboard n${i}`, port, [...switchboardArgs(url, config, port, `n${i}`, opts.bin), ...extra], READY_TIMEOUT_MS));
       }
       return made(workers, redisPid);
     }

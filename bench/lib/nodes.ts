@@ -13,8 +13,8 @@ export interface BenchNode extends Server {
   id: string;
 }
 
-/** The arguments of `bin/switchboard.js start` for node `id` on `port`, after `args` (config, broker, limits…). */
-export const nodeArgs = (id: string, port: number, args: string[]): string[] => [BIN, 'start', ...args, '--port', String(port), '--host', '127.0.0.1', '--node-id', id];
+/** The arguments of `bin/switchboard.js start` for node `id` on `port`, after `args` (config, broker, limits…); `bin` is another checkout's to run that one. */
+export const nodeArgs = (id: string, port: number, args: string[], bin = BIN): string[] => [bin, 'start', ...args, '--port', String(port), '--host', '127.0.0.1', '--node-id', id];
 
 /** Starts node `id` with `args` on a free port and waits until it is ready. */
 export async function spawnNode(id: string, args: string[], opts: SpawnOptions = {}): Promise<BenchNode> {

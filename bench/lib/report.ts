@@ -50,9 +50,9 @@ export function machine(extra: Record<string, unknown> = {}): Record<string, unk
   };
 }
 
-/** The commit measured, and whether the work tree had uncommitted changes. */
-export function commit(): { commit: string; dirty: boolean } {
-  return { commit: commandVersion('git', ['rev-parse', 'HEAD']), dirty: commandVersion('git', ['status', '--porcelain', '--untracked-files=no']) !== '' };
+/** The commit measured (of this checkout, or of the one at `dir`), and whether its work tree had uncommitted changes. */
+export function commit(dir = ROOT): { commit: string; dirty: boolean } {
+  return { commit: commandVersion('git', ['-C', dir, 'rev-parse', 'HEAD']), dirty: commandVersion('git', ['-C', dir, 'status', '--porcelain', '--untracked-files=no']) !== '' };
 }
 
 /**

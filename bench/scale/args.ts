@@ -57,9 +57,11 @@ export interface Args {
   skip: Scenario[];
   /** A name under bench/results, or a path (holding a `/`) without extension. */
   out: string | undefined;
+  /** Another built checkout of Switchboard whose nodes run idle, broadcast, memory and broadcast-cpu too (see baseline.ts). */
+  baseline: string | undefined;
 }
 
-const USAGE = `npm run bench -- bench/scale.ts [--servers ${KINDS.join(',')}] [--scenarios ${SCENARIOS.join(',')}] [--skip …] [--out name|path] [scenario flags]`;
+const USAGE = `npm run bench -- bench/scale.ts [--servers ${KINDS.join(',')}] [--scenarios ${SCENARIOS.join(',')}] [--skip …] [--baseline <checkout>] [--out name|path] [scenario flags]`;
 
 type F = Flag<Args>;
 const num = (set: (a: Args, n: number) => void, min: number, max: number): F => valued((a, v, flag) => set(a, int(flag, v, min, max)));
@@ -93,6 +95,7 @@ const FLAGS: Record<string, F> = {
   '--cross-seconds': num((a, n) => (a.crossSeconds = n), 1, 120),
   '--cross-warmup': num((a, n) => (a.crossWarmup = n), 1, 10_000),
   '--out': valued((a, v) => (a.out = v)),
+  '--baseline': valued((a, v) => (a.baseline = v)),
 };
 
 export function parseArgs(argv: string[]): Args {
@@ -103,7 +106,7 @@ export function parseArgs(argv: string[]): Args {
     replayClients: 1000, missed: 200,
     memoryConnections: 5000, cpuClients: 1000, cpuMessages: 200, cpuRate: 50,
     crossUsers: 500, crossRates: [100, 500, 2000], crossSeconds: 5, crossWarmup: 200,
-    scenarios: DEFAULT_SCENARIOS, skip: [], out: undefined,
+    scenarios: DEFAULT_SCENARIOS, skip: [], out: undefined, baseline: undefined,
   }, FLAGS, USAGE);
   a.scenarios = a.scenarios.filter((s) => !a.skip.includes(s));
   const most = Math.max(a.idle, a.subscribers, a.users, a.replayClients);

@@ -1,5 +1,6 @@
-// Markdown tables with each figure's ratio against Socket.IO and bare ws,
-// the highest rate whose p99 stays under the bound, and the SVG plots of
+// Markdown tables with each figure's ratio against Socket.IO and bare ws
+// (and against the `--baseline` checkout's Switchboard when one ran), the
+// highest rate whose p99 stays under the bound, and the SVG plots of
 // latency against rate for the three kinds.
 import { svgPlot } from '../lib/plot.js';
 import { fmt, ratio as over, table } from '../lib/report.js';
@@ -22,37 +23,89 @@ export interface ScaleKindResult {
   crossNode?: CrossNodeResult[];
   /** A scenario that threw: its name and message (the run goes on with the next). */
   errors: string[];
+  /** Set on the row of the `--baseline` checkout's Switchboard: its short commit. */
+  baseline?: string;
 }
 
-/** Switchboard's figure over a peer's ("2.00×": Switchboard uses twice as much). */
-function ratio(results: ScaleKindResult[], peer: Kind, get: (r: ScaleKindResult) => number | undefined): string {
-  const sb = results.find((r) => r.kind === 'switchboard');
-  const p = results.find((r) => r.kind === peer);
-  return over(sb ? get(sb) : undefined, p ? get(p) : undefined);
+type Figure = (r: ScaleKindResult) => number | undefined;
+type Row = (r: ScaleKindResult) => boolean;
+
+/** This checkout's Switchboard (not the baseline's). */
+const isCurrent: Row = (r) => r.kind === 'switchboard' && r.baseline === undefined;
+const isBaseline: Row = (r) => r.baseline !== undefined;
+const isKind = (k: Kind): Row => (r) => r.kind === k && r.baseline === undefined;
+
+/** A row's name: the kind's, or "Switchboard (baseline <commit>)". */
+export const labelOf = (r: ScaleKindResult): string => (r.baseline === undefined ? LABEL[r.kind] : `${LABEL.switchboard} (baseline ${r.baseline})`);
+
+/** This checkout's Switchboard figure over the figure of the row `other` picks ("2.00×": Switchboard uses twice as much). */
+function quotient(results: ScaleKindResult[], other: Row, get: Figure): number | undefined {
+  const sb = results.find(isCurrent);
+  const o = results.find(other);
+  const a = sb ? get(sb) : undefined;
+  const b = o ? get(o) : undefined;
+  return a === undefined || b === undefined || !Number.isFinite(a / b) ? undefined : a / b;
+}
+const ratio = (results: ScaleKindResult[], other: Row, get: Figure): string => over(quotient(results, other, get), 1);
+
+/** Header cells for the baseline columns, only when a baseline ran. */
+const baseHeads = (results: ScaleKindResult[], heads: string[]): string[] => (results.some(isBaseline) ? heads : []);
+
+/**
+ * The ratio cells: against Socket.IO and bare ws by `get`, then against the
+ * baseline by each of `base` when a baseline ran; filled on this checkout's
+ * Switchboard row, empty on the others.
+ */
+function ratios(results: ScaleKindResult[], row: ScaleKindResult, get: Figure, base: Figure[] = []): string[] {
+  const vsBase = results.some(isBaseline) ? base.map((g) => ratio(results, isBaseline, g)) : [];
+  const cells = [ratio(results, isKind('socketio'), get), ratio(results, isKind('ws'), get), ...vsBase];
+  return isCurrent(row) ? cells : cells.map(() => '');
 }
 
-/** The two ratio cells: filled on Switchboard's row, empty on the peers'. */
-const ratios = (results: ScaleKindResult[], get: (r: ScaleKindResult) => number | undefined, row?: Kind): string[] =>
-  row !== undefined && row !== 'switchboard' ? ['', ''] : [ratio(results, 'socketio', get), ratio(results, 'ws', get)];
+const idleHeap: Figure = (x) => x.idle?.heapPerConnection;
+const idleRss: Figure = (x) => x.idle?.rssPerConnection;
+const broadcastCpu: Figure = (x) => x.broadcast?.cpuUsPerDelivery;
+const memoryHeap: Figure = (x) => x.memory?.heapPerConnection;
+const memoryRss: Figure = (x) => x.memory?.rssPerConnection;
+const broadcastCpuA: Figure = (x) => x.broadcastCpu?.cpuPer1000;
+/** The figures compared with the baseline, by the name the JSON gives them. */
+const COMPARED: Record<string, Figure> = {
+  idleHeapPerConnection: idleHeap, idleRssPerConnection: idleRss, broadcastCpuUsPerDelivery: broadcastCpu,
+  memoryHeapPerConnection: memoryHeap, memoryRssPerConnection: memoryRss, broadcastCpuPer1000: broadcastCpuA,
+};
+
+/**
+ * This checkout's Switchboard over the baseline, Socket.IO and bare ws for
+ * each compared figure that both sides measured, for the JSON (the tables
+ * show the same quotients).
+ */
+export function ratiosOfCurrent(results: ScaleKindResult[]): Record<'baseline' | 'socketio' | 'ws', Record<string, number>> {
+  const of = (other: Row): Record<string, number> =>
+    Object.fromEntries(Object.entries(COMPARED).flatMap(([name, get]) => {
+      const q = quotient(results, other, get);
+      return q === undefined ? [] : [[name, +q.toFixed(4)]];
+    }));
+  return { baseline: of(isBaseline), socketio: of(isKind('socketio')), ws: of(isKind('ws')) };
+}
 
 export function idleTable(results: ScaleKindResult[]): string {
   return table(
-    ['server', 'processes', 'opened / asked', 'connect/s (achieved)', 'connect p50 ms', 'p99 ms', 'CPU µs/connect', 'heap B/conn', 'RSS B/conn', 'SB/SIO heap', 'SB/ws heap'],
+    ['server', 'processes', 'opened / asked', 'connect/s (achieved)', 'connect p50 ms', 'p99 ms', 'CPU µs/connect', 'heap B/conn', 'RSS B/conn', 'SB/SIO heap', 'SB/ws heap', ...baseHeads(results, ['SB/base heap', 'SB/base RSS'])],
     results.flatMap((r) => {
       const i = r.idle;
-      return i ? [[LABEL[r.kind], String(i.serverProcesses), `${i.opened} / ${i.connections}`, `${i.rate} (${fmt(i.achievedRate, 0)})`, fmt(i.connect.p50, 2), fmt(i.connect.p99, 2), fmt(i.cpuUsPerConnect, 0),
-        fmt(i.heapPerConnection, 0), fmt(i.rssPerConnection, 0), ...ratios(results, (x) => x.idle?.heapPerConnection, r.kind)]] : [];
+      return i ? [[labelOf(r), String(i.serverProcesses), `${i.opened} / ${i.connections}`, `${i.rate} (${fmt(i.achievedRate, 0)})`, fmt(i.connect.p50, 2), fmt(i.connect.p99, 2), fmt(i.cpuUsPerConnect, 0),
+        fmt(i.heapPerConnection, 0), fmt(i.rssPerConnection, 0), ...ratios(results, r, idleHeap, [idleHeap, idleRss])]] : [];
     }),
   );
 }
 
 export function broadcastTable(results: ScaleKindResult[]): string {
   return table(
-    ['server', 'subscribers', 'bursts × pubs', 'delivered / expected', 'lost', 'dup', 'deliveries/s', 'CPU µs/delivery', 'Redis µs/delivery', 'p50 ms', 'p99 ms', 'SB/SIO CPU', 'SB/ws CPU'],
+    ['server', 'subscribers', 'bursts × pubs', 'delivered / expected', 'lost', 'dup', 'deliveries/s', 'CPU µs/delivery', 'Redis µs/delivery', 'p50 ms', 'p99 ms', 'SB/SIO CPU', 'SB/ws CPU', ...baseHeads(results, ['SB/base CPU'])],
     results.flatMap((r) => {
       const b = r.broadcast;
-      return b ? [[LABEL[r.kind], String(b.subscribers), `${b.bursts} × ${b.burst}`, `${b.delivered} / ${b.expected}`, String(b.lost), String(b.duplicates),
-        fmt(b.deliveriesPerSecond, 0), fmt(b.cpuUsPerDelivery, 2), r.kind === 'ws' ? '–' : fmt(b.redisCpuUsPerDelivery, 3), fmt(b.latency.p50, 1), fmt(b.latency.p99, 1), ...ratios(results, (x) => x.broadcast?.cpuUsPerDelivery, r.kind)]] : [];
+      return b ? [[labelOf(r), String(b.subscribers), `${b.bursts} × ${b.burst}`, `${b.delivered} / ${b.expected}`, String(b.lost), String(b.duplicates),
+        fmt(b.deliveriesPerSecond, 0), fmt(b.cpuUsPerDelivery, 2), r.kind === 'ws' ? '–' : fmt(b.redisCpuUsPerDelivery, 3), fmt(b.latency.p50, 1), fmt(b.latency.p99, 1), ...ratios(results, r, broadcastCpu, [broadcastCpu])]] : [];
     }),
   );
 }
@@ -67,12 +120,12 @@ export function targetedTable(results: ScaleKindResult[]): string {
   const rows = results.flatMap((r) =>
     (r.targeted ?? []).map((t) => {
       const same = (x: ScaleKindResult): number | undefined => x.targeted?.find((y) => y.rate === t.rate)?.latency.p99;
-      return [LABEL[r.kind], `${t.rate} (${fmt(t.achievedRate, 0)}${t.achievedRate < 0.95 * t.rate ? ', generator behind' : ''})`, String(t.sent), `${t.lost} (${t.failed})`,
+      return [labelOf(r), `${t.rate} (${fmt(t.achievedRate, 0)}${t.achievedRate < 0.95 * t.rate ? ', generator behind' : ''})`, String(t.sent), `${t.lost} (${t.failed})`,
         fmt(t.latency.p50, 2), fmt(t.latency.p99, 2), fmt(t.latency.max, 1), fmt(t.cpuUsPerMessage, 1), r.kind === 'ws' ? '–' : fmt(t.redisCpuUsPerMessage, 1),
-        `${fmt(t.server.gcMaxMs, 0)} / ${fmt(t.server.loopDelayMaxMs, 0)}`, fmt(t.generatorLoopDelayMaxMs, 0), ...ratios(results, same, r.kind)];
+        `${fmt(t.server.gcMaxMs, 0)} / ${fmt(t.server.loopDelayMaxMs, 0)}`, fmt(t.generatorLoopDelayMaxMs, 0), ...ratios(results, r, same)];
     }),
   );
-  const best = results.map((r) => `${LABEL[r.kind]}: ${highestRate(r.targeted) ?? 'none'}`).join('; ');
+  const best = results.map((r) => `${labelOf(r)}: ${highestRate(r.targeted) ?? 'none'}`).join('; ');
   return `${table(['server', 'rate/s (achieved)', 'sent', 'lost (refused)', 'p50 ms', 'p99 ms', 'max ms', 'server CPU µs/msg', 'Redis µs/msg', 'server GC / loop max ms', 'generator loop max ms', 'SB/SIO p99', 'SB/ws p99'], rows)}\n\nHighest rate with p99 < ${P99_BOUND_MS} ms and nothing lost: ${best}`;
 }
 
@@ -82,26 +135,23 @@ export function recoveryTable(results: ScaleKindResult[]): string {
     results.flatMap((r) => {
       const v = r.recovery;
       if (!v) return [];
-      if (!v.supported) return [[LABEL[r.kind], `not supported: ${v.reason}`, '', '', '', '', '', '', '']];
-      return [[LABEL[r.kind], v.setup, `${v.clients} × ${v.missed}`, String(v.rejoined), String(v.notRecovered), String(v.complete), String(v.replayed), fmt(v.seconds, 2), fmt(v.replayedPerSecond, 0)]];
+      if (!v.supported) return [[labelOf(r), `not supported: ${v.reason}`, '', '', '', '', '', '', '']];
+      return [[labelOf(r), v.setup, `${v.clients} × ${v.missed}`, String(v.rejoined), String(v.notRecovered), String(v.complete), String(v.replayed), fmt(v.seconds, 2), fmt(v.replayedPerSecond, 0)]];
     }),
     2,
   );
 }
 
-/** Switchboard's figure over this row's, for the in-process tables' "SB/peer" columns. */
-const sbOver = (results: ScaleKindResult[], get: (r: ScaleKindResult) => number | undefined, row: ScaleKindResult): string => {
-  const sb = results.find((r) => r.kind === 'switchboard');
-  return over(sb ? get(sb) : undefined, get(row));
-};
+/** This checkout's Switchboard figure over this row's, for the in-process tables' "SB/peer" columns (on the baseline's row: SB/base). */
+const sbOver = (results: ScaleKindResult[], get: Figure, row: ScaleKindResult): string => ratio(results, (r) => r === row, get);
 
 export function memoryTable(results: ScaleKindResult[]): string {
   return table(
     ['server', 'connections', 'open s', 'heap B/conn', 'RSS B/conn', 'SB/peer heap', 'SB/peer RSS', 'SB/peer open'],
     results.flatMap((r) => {
       const m = r.memory;
-      return m ? [[LABEL[r.kind], String(m.connections), fmt(m.openSeconds, 2), fmt(m.heapPerConnection, 0), fmt(m.rssPerConnection, 0),
-        sbOver(results, (x) => x.memory?.heapPerConnection, r), sbOver(results, (x) => x.memory?.rssPerConnection, r), sbOver(results, (x) => x.memory?.openSeconds, r)]] : [];
+      return m ? [[labelOf(r), String(m.connections), fmt(m.openSeconds, 2), fmt(m.heapPerConnection, 0), fmt(m.rssPerConnection, 0),
+        sbOver(results, memoryHeap, r), sbOver(results, memoryRss, r), sbOver(results, (x) => x.memory?.openSeconds, r)]] : [];
     }),
   );
 }
@@ -111,8 +161,8 @@ export function broadcastCpuTable(results: ScaleKindResult[]): string {
     ['server', 'clients × msgs', 'rate (achieved)', 'delivered / expected', 'lost', 'CPU ms/1000 (A)', 'CPU ms/1000 (B)', 'SB/peer CPU (A)'],
     results.flatMap((r) => {
       const b = r.broadcastCpu;
-      return b ? [[LABEL[r.kind], `${b.clients} × ${b.messages}`, `${b.rate} (${fmt(b.achievedRate, 0)})`, `${b.delivered} / ${b.expected}`, String(b.lost),
-        fmt(b.cpuPer1000, 1), r.kind === 'ws' ? '–' : fmt(b.cpuPer1000B, 1), sbOver(results, (x) => x.broadcastCpu?.cpuPer1000, r)]] : [];
+      return b ? [[labelOf(r), `${b.clients} × ${b.messages}`, `${b.rate} (${fmt(b.achievedRate, 0)})`, `${b.delivered} / ${b.expected}`, String(b.lost),
+        fmt(b.cpuPer1000, 1), r.kind === 'ws' ? '–' : fmt(b.cpuPer1000B, 1), sbOver(results, broadcastCpuA, r)]] : [];
     }),
   );
 }
@@ -123,7 +173,7 @@ export function crossNodeTable(results: ScaleKindResult[]): string {
     results.flatMap((r) =>
       (r.crossNode ?? []).map((l) => {
         const at = (x: ScaleKindResult): CrossNodeResult | undefined => x.crossNode?.find((y) => y.rate === l.rate);
-        return [LABEL[r.kind], `${l.rate} (${fmt(l.achievedRate, 0)})`, String(l.sent), String(l.lost + l.failedPublishes), fmt(l.p50, 2), fmt(l.p99, 2), fmt(l.max, 1),
+        return [labelOf(r), `${l.rate} (${fmt(l.achievedRate, 0)})`, String(l.sent), String(l.lost + l.failedPublishes), fmt(l.p50, 2), fmt(l.p99, 2), fmt(l.max, 1),
           sbOver(results, (x) => at(x)?.p50, r), sbOver(results, (x) => at(x)?.p99, r)];
       }),
     ),
@@ -133,7 +183,7 @@ export function crossNodeTable(results: ScaleKindResult[]): string {
 /** Targeted sends: p99 (solid) and p50 (dashed) against rate, both axes log-scaled. */
 export function targetedPlot(results: ScaleKindResult[], title: string): string {
   const series = KINDS.flatMap((k) => {
-    const pts = (results.find((r) => r.kind === k)?.targeted ?? []).filter((t) => Number.isFinite(t.latency.p99));
+    const pts = (results.find(isKind(k))?.targeted ?? []).filter((t) => Number.isFinite(t.latency.p99));
     return (['p99', 'p50'] as const).map((q) => ({ label: LABEL[k], colour: COLOURS[k], dashed: q === 'p50', points: pts.map((t) => ({ x: t.rate, y: t.latency[q] })) }));
   });
   return svgPlot({
@@ -147,7 +197,7 @@ export function targetedPlot(results: ScaleKindResult[], title: string): string 
 export function crossNodePlot(results: ScaleKindResult[], title: string): string {
   const series = KINDS.map((k) => ({
     label: LABEL[k], colour: COLOURS[k],
-    points: (results.find((r) => r.kind === k)?.crossNode ?? []).filter((l) => Number.isFinite(l.p99)).map((l) => ({ x: l.rate, y: l.p99 })),
+    points: (results.find(isKind(k))?.crossNode ?? []).filter((l) => Number.isFinite(l.p99)).map((l) => ({ x: l.rate, y: l.p99 })),
   }));
   return svgPlot({ title, series, width: 560, yScale: 'linear', xSpan: [100, 1000], xLabel: 'targeted messages per second (log scale)', yLabel: 'p99 latency, ms' });
 }
