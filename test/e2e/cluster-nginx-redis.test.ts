@@ -18,6 +18,7 @@ import type { Publication } from '../../src/protocol/index.js';
 import { startNginx, type Nginx } from '../helpers/nginx.js';
 import { freePort } from '../helpers/ports.js';
 import { startRedis, type RedisProcess } from '../helpers/redis-server.js';
+import { sleep } from '../helpers/wait.js';
 
 const BIN = fileURLToPath(new URL('../../bin/switchboard.js', import.meta.url));
 const CLIENTS = 200;
@@ -45,7 +46,7 @@ async function waitHealthy(port: number): Promise<void> {
       // not listening yet
     }
     if (Date.now() > deadline) throw new Error(`node on ${port} did not become ready`);
-    await new Promise((r) => setTimeout(r, 100));
+    await sleep(100);
   }
 }
 
@@ -183,7 +184,7 @@ describe('3 nodes, Redis, nginx round-robin, 200 clients', () => {
         return lost;
       };
       const deadline = Date.now() + 60_000;
-      while (missing() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 250));
+      while (missing() > 0 && Date.now() < deadline) await sleep(250);
 
       let duplicates = 0;
       let outOfOrder = 0;
@@ -214,7 +215,7 @@ describe('3 nodes, Redis, nginx round-robin, 200 clients', () => {
       // Declared dead after 3 missed heartbeats of 1 s.
       const listed = async () => (await get('/api/nodes')).nodes?.map((n) => n.id).sort();
       const deadDeadline = Date.now() + 10_000;
-      while ((await listed())?.includes(victim.id) && Date.now() < deadDeadline) await new Promise((res) => setTimeout(res, 250));
+      while ((await listed())?.includes(victim.id) && Date.now() < deadDeadline) await sleep(250);
       expect(await listed()).toEqual(live.map((n) => n.id).sort());
       const ghostDeadline = Date.now() + 10_000;
       let ghosts = Infinity;
@@ -222,7 +223,7 @@ describe('3 nodes, Redis, nginx round-robin, 200 clients', () => {
         ghosts = 0;
         for (let r = 0; r < ROOMS; r++) ghosts += ((await get(`/api/presence/room.${r}`)).members ?? []).filter((m) => m.node === victim.id).length;
         if (ghosts === 0) break;
-        await new Promise((res) => setTimeout(res, 250));
+        await sleep(250);
       }
       expect(ghosts).toBe(0);
       const members = (await get('/api/presence/room.0')).members ?? [];

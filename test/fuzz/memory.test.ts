@@ -20,6 +20,7 @@ import { useNodes } from '../helpers/fixture.js';
 import { hostileInput, nestedJson, type Input } from './arbitraries.js';
 import { send } from './http.js';
 import { watchProcess } from './watch.js';
+import { sleep } from '../helpers/wait.js';
 
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
@@ -183,7 +184,7 @@ async function settled(n: SwitchboardNode): Promise<{ connections: number; subsc
   const deadline = Date.now() + 15_000;
   let counts = await nodeCounts(n);
   while ((counts.connections > 0 || counts.subscriptions > 0) && Date.now() < deadline) {
-    await new Promise((r) => setTimeout(r, 20));
+    await sleep(20);
     counts = await nodeCounts(n);
   }
   return counts;

@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
+import { sleep } from '../helpers/wait.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const BIN = join(ROOT, 'bin', 'switchboard.js');
@@ -107,7 +108,7 @@ async function waitForHealth(port: number, ms: number): Promise<void> {
       // not listening yet
     }
     if (Date.now() > deadline) throw new Error(`/healthz on port ${port} did not answer 200 within ${ms} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    await sleep(100);
   }
 }
 

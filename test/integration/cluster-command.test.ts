@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { freePort } from '../helpers/ports.js';
 import { startRedis, type RedisProcess } from '../helpers/redis-server.js';
+import { sleep } from '../helpers/wait.js';
 
 const BIN = fileURLToPath(new URL('../../bin/switchboard.js', import.meta.url));
 let redis: RedisProcess | undefined;
@@ -59,7 +60,7 @@ describe('switchboard cluster', () => {
         } catch {
           // not up yet
         }
-        await new Promise((r) => setTimeout(r, 200));
+        await sleep(200);
       }
       expect(ids).toEqual(['node-1', 'node-2', 'node-3']);
       for (const d of [0, 1, 2]) expect((await fetch(`http://127.0.0.1:${port + d}/readyz`)).status).toBe(200);

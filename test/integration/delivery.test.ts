@@ -5,7 +5,7 @@
  * and publishes that wait out (or retry through) a Redis restart within the
  * publish deadline.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { WebSocket } from 'ws';
 import { SwitchboardClient } from '../../src/client/index.js';
 import type { Publication } from '../../src/protocol/index.js';
@@ -16,8 +16,8 @@ import { api } from '../helpers/api.js';
 import { TEST_NODE } from '../helpers/fixture.js';
 import { RawClient } from '../helpers/raw-client.js';
 import { startRedis, type RedisProcess } from '../helpers/redis-server.js';
+import { sleep } from '../helpers/wait.js';
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 let redis: RedisProcess | undefined;
 let a: SwitchboardNode;
 let b: SwitchboardNode;
@@ -160,9 +160,9 @@ describe('offline delivery', () => {
     sdks.push(one);
     one.on('message', (m) => void got.push(m.data));
     one.connect();
-    await until(() => got.length === 5);
+    await vi.waitUntil(() => got.length === 5, { timeout: 10_000, interval: 20 });
     await sendTo(user, 6);
-    await until(() => got.length === 6);
+    await vi.waitUntil(() => got.length === 6, { timeout: 10_000, interval: 20 });
     expect(got).toEqual(range(1, 6));
     // disconnect() sends the SDK's pending acks; the node writes them within ACK_FLUSH_MS.
     one.disconnect();
@@ -174,19 +174,11 @@ describe('offline delivery', () => {
     sdks.push(two);
     two.on('message', (m) => void later.push(m.data));
     two.connect();
-    await until(() => later.length >= 3);
+    await vi.waitUntil(() => later.length >= 3, { timeout: 10_000, interval: 20 });
     await sleep(200);
     expect(later).toEqual([7, 8, 9]);
   });
 });
-
-async function until(check: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error('timed out');
-    await sleep(20);
-  }
-}
 
 describe('idempotent publishing', () => {
   it('the same key publishes once and answers the same {offset, epoch}, from any node', async () => {
@@ -249,7 +241,7 @@ describe('publishing through a Redis restart', () => {
     const c = await connect(b, `user=${user}`);
     await sendTo(user, 'before');
     await redis!.kill();
-    await until(async () => (await readyz(a)) === 503, 10_000);
+    await vi.waitUntil(async () => (await readyz(a)) === 503, { timeout: 10_000, interval: 20 });
     // Issued while Redis is down; it comes back 1 s later, inside the 5 s deadline.
     const started = Date.now();
     const keyed = api(a.url(), 'POST', '/api/send', { user, data: 'keyed', idempotencyKey: 'during-outage' });
@@ -263,7 +255,7 @@ describe('publishing through a Redis restart', () => {
     const repeat = await api(b.url(), 'POST', '/api/send', { user, data: 'keyed', idempotencyKey: 'during-outage' });
     expect(repeat).toEqual({ status: 200, body: k.body });
     await sendTo(user, 'after', b);
-    await until(() => c.messages().some((m) => m.data === 'after'), 15_000);
+    await vi.waitUntil(() => c.messages().some((m) => m.data === 'after'), { timeout: 15_000, interval: 20 });
     const got = c.messages().map((m) => m.data);
     expect(got.filter((d) => d === 'keyed')).toHaveLength(1);
     expect(got.filter((d) => d === 'plain')).toHaveLength(1);
@@ -274,13 +266,13 @@ describe('publishing through a Redis restart', () => {
     const quick = await node('dl-quick', { publishDeadline: 300 });
     extra.push(quick);
     await redis!.kill();
-    await until(async () => (await readyz(quick)) === 503, 10_000);
+    await vi.waitUntil(async () => (await readyz(quick)) === 503, { timeout: 10_000, interval: 20 });
     const t0 = Date.now();
     const refused = await api(quick.url(), 'POST', '/api/send', { user, data: 'late', idempotencyKey: 'late' });
     expect(refused).toMatchObject({ status: 503, body: { error: { code: 'unavailable' } } });
     expect(Date.now() - t0).toBeGreaterThanOrEqual(250);
     expect(Date.now() - t0).toBeLessThan(3_000);
     await redis!.restart();
-    await until(async () => (await Promise.all([quick, a, b].map(readyz))).every((s) => s === 200), 15_000);
+    await vi.waitUntil(async () => (await Promise.all([quick, a, b].map(readyz))).every((s) => s === 200), { timeout: 15_000, interval: 20 });
   }, 60_000);
 });

@@ -9,6 +9,7 @@ import type { NodeOptionsInput } from '../../src/server/options.js';
 import { api } from '../helpers/api.js';
 import { useNodes } from '../helpers/fixture.js';
 import { RawClient } from '../helpers/raw-client.js';
+import { sleep } from '../helpers/wait.js';
 
 const { node: startTestNode, connect: open } = useNodes();
 
@@ -31,7 +32,7 @@ describe('limits', () => {
     await connect(n, 'c2');
     await expect(RawClient.open(`ws://127.0.0.1:${n.port}/ws?user=c3`)).rejects.toMatchObject({ status: 503 });
     await a.close();
-    await new Promise((r) => setTimeout(r, 50));
+    await sleep(50);
     await connect(n, 'c4');
   });
 
@@ -45,7 +46,7 @@ describe('limits', () => {
     expect(opened).toHaveLength(3);
     expect(refused.map((r) => (r.reason as { status: number }).status)).toEqual([429, 429]);
     expect((refused[0]?.reason as { body: string }).body).toContain('rate_limited');
-    await new Promise((r) => setTimeout(r, 1100));
+    await sleep(1100);
     await connect(n, 'ip6');
     await Promise.all(opened.map((r) => r.value.close()));
   });

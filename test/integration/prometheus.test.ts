@@ -20,6 +20,7 @@ import { startNodeProcess, writeConfig, type NodeProcess } from '../helpers/node
 import { freePort } from '../helpers/ports.js';
 import { RawClient } from '../helpers/raw-client.js';
 import { startRedis, type RedisProcess } from '../helpers/redis-server.js';
+import { sleep } from '../helpers/wait.js';
 
 const PROMETHEUS = '/usr/bin/prometheus';
 const KEY = 'prometheus-key';
@@ -85,7 +86,7 @@ async function startPrometheus(targets: string[]): Promise<Prometheus> {
       } catch {
         // not listening yet
       }
-      await new Promise((r) => setTimeout(r, 100));
+      await sleep(100);
     }
     lastError = log;
     proc.kill('SIGKILL');
@@ -131,7 +132,7 @@ beforeAll(async () => {
   const deadline = Date.now() + 15_000;
   while ((await query(prom, 'up{job="switchboard"} == 1')).length < nodes.length) {
     if (Date.now() > deadline) throw new Error(`prometheus did not scrape both nodes within 15 s:\n${prom.log()}`);
-    await new Promise((r) => setTimeout(r, 200));
+    await sleep(200);
   }
 }, 60_000);
 
@@ -229,7 +230,7 @@ describe('metrics in a real Prometheus', () => {
     const deadline = Date.now() + 30_000;
     let left = await missing();
     while (left.length > 0 && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 500));
+      await sleep(500);
       left = await missing();
     }
     expect(left, `Prometheus log:\n${p.log()}`).toEqual([]);
@@ -273,7 +274,7 @@ describe('metrics in a real Prometheus', () => {
     const deadline = Date.now() + 15_000;
     let got = await evaluate();
     while (got.failed.length === 0 && !expected(got.seen) && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 500));
+      await sleep(500);
       got = await evaluate();
     }
     expect(got.failed).toEqual([]);

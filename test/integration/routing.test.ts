@@ -20,6 +20,7 @@ import { RawClient } from '../helpers/raw-client.js';
 import { startNodeProcess, writeConfig, type NodeProcess } from '../helpers/node-process.js';
 import { startNats, startNatsCluster } from '../helpers/nats-server.js';
 import { startRedis } from '../helpers/redis-server.js';
+import { sleep } from '../helpers/wait.js';
 
 const KEY = 'routing-key';
 const USERS = 24;
@@ -170,7 +171,7 @@ async function join(t: Tracked, node: NodeProcess, since?: Position, roomSince?:
     try {
       c = await RawClient.open(url);
     } catch {
-      await new Promise((r) => setTimeout(r, 300));
+      await sleep(300);
       url = node.ws(query.toString());
       continue;
     }
@@ -237,7 +238,7 @@ class Publisher {
         this.epochs.set(channel, result.epoch);
         return;
       }
-      await new Promise((r) => setTimeout(r, 100));
+      await sleep(100);
     }
     throw new Error(`could not publish to ${channel} through any node`);
   }
@@ -264,9 +265,9 @@ async function expectExactlyOnce(tracked: Tracked[], pub: Publisher, timeoutMs =
     const got = t.received();
     return [t.channel, ...(t.room ? [t.room] : [])].every((ch) => (got.get(ch)?.length ?? 0) >= pub.expected(ch).length);
   };
-  while (!tracked.every(complete) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  while (!tracked.every(complete) && Date.now() < deadline) await sleep(50);
   // A little longer, so that a duplicate in flight would be seen.
-  await new Promise((r) => setTimeout(r, 200));
+  await sleep(200);
   for (const t of tracked) {
     const got = t.received();
     for (const ch of [t.channel, ...(t.room ? [t.room] : [])]) {
@@ -302,7 +303,7 @@ describe.each(CASES)('routing: $title', (variant) => {
     for (const n of nodes) {
       while (((await get(n, '/api/nodes')).nodes as unknown[]).length < 3) {
         if (Date.now() > deadline) throw new Error('nodes did not find each other');
-        await new Promise((r) => setTimeout(r, 50));
+        await sleep(50);
       }
     }
     pub = new Publisher(live);
@@ -366,7 +367,7 @@ describe.each(CASES)('routing: $title', (variant) => {
     const epoch = pub.epochs.get(t.channel)!;
     const publishing = pub.many(150, () => t.channel, 4);
     // Leave mid-stream and come back through another node, recovering from the last offset seen.
-    while ((pub.acked.get(t.channel)?.length ?? 0) < 60) await new Promise((r) => setTimeout(r, 5));
+    while ((pub.acked.get(t.channel)?.length ?? 0) < 60) await sleep(5);
     const before = t.node;
     await t.conn!.close();
     t.retire();
@@ -408,7 +409,7 @@ describe.each(CASES)('routing: $title', (variant) => {
       const listed = ((await get(nodes[0]!, '/api/nodes')).nodes as Array<{ id: string }>).map((n) => n.id);
       if (!listed.includes(victim.id)) break;
       if (Date.now() > deadline) throw new Error('the killed node is still listed');
-      await new Promise((r) => setTimeout(r, 100));
+      await sleep(100);
     }
     // Its registry entries (registry, hash ring) and presence entries expire: nobody refreshes them.
     const probe = createBroker(backend.url, { routes: ['subscribers'] });
@@ -421,7 +422,7 @@ describe.each(CASES)('routing: $title', (variant) => {
         const present = await Promise.all(moved.map(async (t) => (await probe.presence(t.room!)).some((e) => e.node === victim.id)));
         if (!left.some(Boolean) && !present.some(Boolean)) break;
         if (Date.now() > expireBy) throw new Error('entries of the killed node did not expire');
-        await new Promise((r) => setTimeout(r, 200));
+        await sleep(200);
       }
     } finally {
       await probe.close();

@@ -7,6 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { MemoryBroker, MemoryBus } from '../../src/brokers/memory/memory-broker.js';
 import { Cluster } from '../../src/cluster/cluster.js';
 import type { ClusterRequest, NodeInfo } from '../../src/cluster/messages.js';
+import { sleep } from '../helpers/wait.js';
 
 const log = pino({ level: 'silent' });
 const started: Array<{ cluster: Cluster; broker: MemoryBroker }> = [];
@@ -28,7 +29,6 @@ async function member(
   return cluster;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const ids = (c: Cluster) => c.nodes().map((n) => n.id).sort();
 const request: ClusterRequest = { kind: 'disconnect', user: 'u', code: 4000, reason: 'r' };
 

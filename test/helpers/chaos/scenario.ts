@@ -12,6 +12,7 @@ import { Ledger } from './ledger.js';
 import { Publisher } from './publisher.js';
 import { RecoveryClock } from './recovery.js';
 import { figureOf, report, type ScenarioFigure } from './report.js';
+import { sleep } from '../wait.js';
 
 export interface ScenarioOptions extends ChaosClusterOptions {
   /** Users with a connected client each. Default 24. */
@@ -36,17 +37,6 @@ const ACK_GAP_MS = 500;
 const DRAIN_MS = 20_000;
 /** After everything arrived, how long to keep listening for late duplicates. */
 const SETTLE_MS = 1000;
-
-export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-/** Wait until `check()` holds; throws `what` after `timeoutMs`. */
-export async function until(check: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(25);
-  }
-}
 
 export class ChaosRun {
   readonly ledger = new Ledger();
