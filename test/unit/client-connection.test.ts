@@ -63,6 +63,7 @@ describe('client connection', () => {
     expect(conn.url.searchParams.get('token')).toBe('T0K');
     expect(conn.url.searchParams.get('user')).toBe('alice');
     expect(conn.url.searchParams.has('since')).toBe(false);
+    // Pause, not a wait: the client must stay connecting until the welcome, however long that takes.
     await sleep(20);
     expect(client.state).toBe('connecting');
     conn.welcome({ session: 'sess-1', node: 'n1', ping: 30 });
@@ -248,6 +249,7 @@ describe('client connection', () => {
     c0.message({ channel: 'other', data: 'stray', offset: 1, epoch: 'x' });
     c0.welcome({ offset: 2, epoch: 'pe', messages: [{ channel: 'user:alice', data: 'in-welcome', offset: 2, epoch: 'pe' }] });
     await vi.waitUntil(() => messages.length === 2, { timeout: 2_000, interval: 5 });
+    // Pause, not a wait: no third message may follow.
     await sleep(20);
     expect(messages.map((m) => m.data)).toEqual(['in-welcome', 'early']);
   });
@@ -305,6 +307,7 @@ describe('client connection', () => {
     c0.ws.close(4001, 'token expired');
     await vi.waitUntil(() => client.state === 'disconnected', { timeout: 2_000, interval: 5 });
     expect(drops).toEqual([{ code: 4001, reason: 'token expired', reconnect: false }]);
+    // Pause, not a wait: no reconnect attempt may follow a 4001.
     await sleep(100);
     expect(s.attempts.length).toBe(1);
   });
@@ -337,6 +340,7 @@ describe('client connection', () => {
     // The client closed the socket itself, with the server's code.
     await vi.waitUntil(() => c1.closed, { timeout: 2_000, interval: 5 });
     expect(c1.closed?.code).toBe(4150);
+    // Pause, not a wait: no reconnect attempt may follow reconnect: false.
     await sleep(80);
     expect(s.connections.length).toBe(2);
   });
@@ -368,6 +372,7 @@ describe('client connection', () => {
     c0.message({ channel: 'user:alice', data: 'late', offset: 1, epoch: 'e1' });
     c0.welcome();
     const c1 = await s.connection(1);
+    // Pause, not a wait: the old socket's late frames must change nothing.
     await sleep(50);
     expect(client.state).toBe('connecting');
     expect(messages).toEqual([]);
@@ -392,6 +397,7 @@ describe('client connection', () => {
     const c0 = await s.connection(0);
     c0.welcome({ ping: 0.2 });
     const timer = setInterval(() => c0.send({ type: 'ping' }), 100);
+    // Pause, not a wait: time passes while the server pings; the connection must survive it.
     await sleep(900);
     clearInterval(timer);
     expect(s.connections.length).toBe(1);

@@ -78,6 +78,7 @@ describe('client redirect (4102 with url)', () => {
     expect(sub1.since).toEqual({ offset: 6, epoch: 're' });
     c1.reply(sub1, { channel: 'room', offset: 7, epoch: 're', recovered: true, messages: [pub('room', 6, 're'), pub('room', 7, 're')] });
     await vi.waitUntil(() => messages.length === 4, { timeout: 2_000, interval: 5 });
+    // Pause, not a wait: nothing may follow the four messages, in this order.
     await sleep(30);
     expect(messages.map((m) => `${m.channel}@${m.offset}`)).toEqual(['user:alice@3', 'room@6', 'user:alice@4', 'room@7']);
     expect(c.state).toBe('connected');
@@ -148,6 +149,7 @@ describe('client redirect (4102 with url)', () => {
     redirect(c3, s2.url, 4102, false);
     await vi.waitUntil(() => c.state === 'disconnected', { timeout: 2_000, interval: 5 });
     expect(drops[3]).toEqual({ code: 4102, reason: 'moved', reconnect: false });
+    // Pause, not a wait: no attempt may follow reconnect: false.
     await sleep(60);
     expect(s2.attempts.length).toBe(0);
     expect(s1.attempts.length).toBe(4);
@@ -168,6 +170,7 @@ describe('client redirect (4102 with url)', () => {
     await vi.waitUntil(() => c.state === 'disconnected', { timeout: 2_000, interval: 5 });
     c.connect();
     await s1.connection(1);
+    // Pause, not a wait: a manual connect goes to the configured url, never to the old redirect.
     await sleep(30);
     expect(s2.attempts.length).toBe(0);
   });

@@ -70,6 +70,7 @@ describe('client subscriptions', () => {
     expect(events).toEqual(['subscribed:false:false']);
     for (const o of [1, 2, 2, 1, 3]) conn.message(msg(o));
     await vi.waitUntil(() => got.length === 3, { timeout: 2_000, interval: 5 });
+    // Pause, not a wait: duplicates may not follow the three messages.
     await sleep(20);
     expect(got).toEqual(['d1', 'd2', 'd3']);
   });
@@ -93,6 +94,7 @@ describe('client subscriptions', () => {
     // Live 5 and 6 arrive before the reply, which recovers 3..5.
     c1.message(msg(5));
     c1.message(msg(6));
+    // Pause, not a wait: live messages ahead of the recovery must be held back.
     await sleep(20);
     expect(got).toEqual(['d1', 'd2']);
     c1.reply(f, { channel: 'room', offset: 5, epoch: 'e1', recovered: true, messages: [msg(3), msg(4), msg(5)] });
@@ -135,6 +137,7 @@ describe('client subscriptions', () => {
     c1.message(msg(1, 'e2'));
     c1.message(msg(2, 'e2'));
     await vi.waitUntil(() => got.length === 1, { timeout: 2_000, interval: 5 });
+    // Pause, not a wait: the message from before the reset may not follow.
     await sleep(20);
     expect(got).toEqual(['d2']);
   });
@@ -152,6 +155,7 @@ describe('client subscriptions', () => {
     expect(f).toMatchObject({ channel: 'room' });
     conn.reply(f, {});
     conn.message(msg(1));
+    // Pause, not a wait: a message after the unsubscribe must not be delivered.
     await sleep(30);
     expect(got).toEqual([]);
     expect(events).toEqual(['subscribed:false:false', 'unsubscribed:unsubscribe']);
@@ -195,6 +199,7 @@ describe('client subscriptions', () => {
       { type: 'ack', channel: 'room', offset: 3 },
       { type: 'ack', channel: 'user:alice', offset: 9 },
     ]);
+    // Pause, not a wait: no further ack may be sent for what was acked.
     await sleep(120);
     expect(conn.frames.filter((f) => f.type === 'ack')).toHaveLength(2);
   });
@@ -205,6 +210,7 @@ describe('client subscriptions', () => {
     await answerSubscribe(conn, { offset: 0, epoch: 'e1' });
     await sub.ready(1000);
     conn.message(msg(1));
+    // Pause, not a wait: with autoAck off, no ack may be sent.
     await sleep(60);
     expect(conn.frames.filter((f) => f.type === 'ack')).toHaveLength(0);
   });
