@@ -11,7 +11,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import WebSocket from 'ws';
 import { SwitchboardClient } from '../../src/client/index.js';
 import type { Publication } from '../../src/protocol/index.js';
@@ -183,8 +183,7 @@ describe('3 nodes, Redis, nginx round-robin, 200 clients', () => {
         });
         return lost;
       };
-      const deadline = Date.now() + 60_000;
-      while (missing() > 0 && Date.now() < deadline) await sleep(250);
+      await vi.waitUntil(() => missing() === 0, { timeout: 60_000, interval: 250 }).catch(() => undefined); // the assertions below say what is missing
 
       let duplicates = 0;
       let outOfOrder = 0;
@@ -214,8 +213,7 @@ describe('3 nodes, Redis, nginx round-robin, 200 clients', () => {
         };
       // Declared dead after 3 missed heartbeats of 1 s.
       const listed = async () => (await get('/api/nodes')).nodes?.map((n) => n.id).sort();
-      const deadDeadline = Date.now() + 10_000;
-      while ((await listed())?.includes(victim.id) && Date.now() < deadDeadline) await sleep(250);
+      await vi.waitUntil(async () => !(await listed())?.includes(victim.id), { timeout: 10_000, interval: 250 }).catch(() => undefined); // the assertion below says what is missing
       expect(await listed()).toEqual(live.map((n) => n.id).sort());
       const ghostDeadline = Date.now() + 10_000;
       let ghosts = Infinity;

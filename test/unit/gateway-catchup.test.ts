@@ -6,7 +6,7 @@
  * test controls.
  */
 import { pino } from 'pino';
-import { afterEach, expect, it } from 'vitest';
+import { afterEach, expect, it, vi } from 'vitest';
 import type { BrokerHandlers, BrokerPublication, HistoryPage, HistoryPolicy, HistoryQuery } from '../../src/brokers/broker.js';
 import { MemoryBroker, MemoryBus } from '../../src/brokers/memory/memory-broker.js';
 import type { ServerFrame } from '../../src/protocol/index.js';
@@ -89,7 +89,9 @@ it('holds live publications until the catch-up after an outage has delivered the
   broker.up();
   // Arrives live while the catch-up is still reading history.
   await publish('m4');
-  await sleep(300);
+  await vi.waitUntil(() => frames.filter((f) => f.type === 'message').length >= 4, { timeout: 5_000, interval: 10 });
+  // Pause, not a wait: no duplicate may follow.
+  await sleep(100);
 
   const got = frames.filter((f): f is Extract<ServerFrame, { type: 'message' }> => f.type === 'message').map((f) => f.data);
   expect(got).toEqual(['m1', 'm2', 'm3', 'm4']);
@@ -116,7 +118,9 @@ it('fills a gap in a channel from history when a publication was lost on the way
   broker.historyDelayMs = 50;
   await publish('m3');
   await publish('m4');
-  await sleep(200);
+  await vi.waitUntil(() => frames.filter((f) => f.type === 'message').length >= 4, { timeout: 5_000, interval: 10 });
+  // Pause, not a wait: no duplicate may follow.
+  await sleep(100);
 
   const got = frames.filter((f): f is Extract<ServerFrame, { type: 'message' }> => f.type === 'message').map((f) => f.data);
   expect(got).toEqual(['m1', 'm2', 'm3', 'm4']);
