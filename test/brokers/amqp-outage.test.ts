@@ -11,7 +11,6 @@ import { AmqpBroker, type AmqpBrokerOptions } from '../../src/brokers/amqp/amqp-
 import type { BrokerPublication, HistoryPolicy, Route } from '../../src/brokers/broker.js';
 import { flushAll, startRedis, type RedisProcess } from '../helpers/redis-server.js';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.js';
-import { sleep } from '../helpers/wait.js';
 
 const RABBITMQ_PORT = 5672;
 const LONG: HistoryPolicy = { size: 100, ttlMs: 60_000 };
@@ -142,8 +141,8 @@ describe('rabbitmq broker: outages', () => {
     await a.broker.subscribe('chat:x');
     proxy.cut();
     await vi.waitFor(() => expect(a.broker.ready).toBe(false), { timeout: 5_000, interval: 20 });
-    // Long enough for several reconnection attempts to be refused.
-    await sleep(1_000);
+    // Until several reconnection attempts have been refused.
+    await vi.waitUntil(() => a.faults.length > 2, { timeout: 10_000, interval: 20 });
     expect(a.faults.length).toBeGreaterThan(2);
     proxy.restore();
     await vi.waitFor(() => expect(a.broker.ready).toBe(true), { timeout: 10_000, interval: 20 });

@@ -222,6 +222,7 @@ describe('amqp broker with a store', () => {
     await Promise.all([a.close(), a.close()]);
     await b.publish({ channel: 'chat:z', data: 'after', ts: 1 }, null);
     await b.sendControl('a', 'after');
+    // Pause, not a wait: nothing may arrive after close.
     await sleep(200);
     expect(got).toEqual(['before']);
     await expect(a.subscribe('chat:z')).rejects.toThrow(/not started/);

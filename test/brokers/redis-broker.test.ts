@@ -358,6 +358,7 @@ describe('redis broker across a redis-server crash', () => {
     // unsubscribing while down is fine: it is not restored
     await a.broker.unsubscribe('room:gone');
     expect(Date.now() - t0).toBeLessThan(500);
+    // Pause, not a wait: while Redis stays down, readiness must not flap.
     await sleep(1_500);
     expect(a.readyChanges).toEqual([false]);
 

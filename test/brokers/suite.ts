@@ -163,6 +163,7 @@ export function brokerSuite(name: string, factory: () => Promise<BrokerBackend>,
         await a!.broker.sendControl(b!.id, 'ctl-to-closed');
         await vi.waitFor(() => expect(a!.got(c)).toEqual(['before', 'after']), { timeout: 5_000, interval: 20 });
         await vi.waitFor(() => expect(a!.controls).toEqual(['ctl-after']), { timeout: 5_000, interval: 20 });
+        // Pause, not a wait: nothing else may arrive.
         await sleep(QUIET_MS);
         expect(b!.got(c)).toEqual(['before']);
         expect(b!.controls).toEqual([]);
@@ -191,6 +192,7 @@ export function brokerSuite(name: string, factory: () => Promise<BrokerBackend>,
         await vi.waitFor(() => expect(a!.got(room)).toEqual(['two']), { timeout: 5_000, interval: 20 });
         await vi.waitFor(() => expect(b!.got(room)).toEqual([data, 'two']), { timeout: 5_000, interval: 20 });
 
+        // Pause, not a wait: nothing else may arrive.
         await sleep(QUIET_MS);
         expect(c!.pubs).toEqual([]);
       });
@@ -209,6 +211,7 @@ export function brokerSuite(name: string, factory: () => Promise<BrokerBackend>,
         // Without history there is no order across publishing nodes (see
         // `Broker`): on a NATS cluster, c's and b's servers race. Each once.
         await vi.waitFor(() => expect([...a!.got(room)].sort()).toEqual([1, 2, 3]), { timeout: 5_000, interval: 20 });
+        // Pause, not a wait: nothing else may arrive.
         await sleep(QUIET_MS);
         expect(b!.got(room)).toEqual([1]);
 
@@ -226,6 +229,7 @@ export function brokerSuite(name: string, factory: () => Promise<BrokerBackend>,
         await publish(a!, room, 'x');
         await publish(a!, room, 'y');
         await vi.waitFor(() => expect(b!.got(room)).toEqual(['x', 'y']), { timeout: 5_000, interval: 20 });
+        // Pause, not a wait: nothing else may arrive.
         await sleep(QUIET_MS);
         expect(b!.got(room)).toEqual(['x', 'y']);
       });
@@ -372,6 +376,7 @@ export function brokerSuite(name: string, factory: () => Promise<BrokerBackend>,
         const epoch = r1.epoch!;
         expect(offsets(await b!.broker.history(room, { limit: 10 }, policy))).toEqual([1, 2]);
 
+        // Pause, not a wait: time passes so that m1 and m2 expire before m3.
         await sleep(400);
         await publish(b!, room, 'm3', policy);
         // m1 and m2 expire about 400 ms before m3: watch for the step in between
@@ -453,11 +458,13 @@ export function brokerSuite(name: string, factory: () => Promise<BrokerBackend>,
         const refresher = (async () => {
           while (refreshing) {
             await a!.broker.presenceAdd([{ channel: room, entry: kept }], TTL);
+            // Pause, not a wait: the refresher saves the entry four times per TTL.
             await sleep(TTL / 4);
           }
         })();
         try {
           await vi.waitFor(async () => expect((await b!.broker.presence(room)).sort(bySession)).toEqual([kept, stays]), { timeout: 5_000, interval: 20 });
+          // Pause, not a wait: twice the TTL passes; the refreshed entry must outlive it.
           // still there well after its first TTL has passed
           await sleep(2 * TTL);
           expect((await b!.broker.presence(room)).sort(bySession)).toEqual([kept, stays]);
@@ -483,6 +490,7 @@ export function brokerSuite(name: string, factory: () => Promise<BrokerBackend>,
         const bGot = (): string[] => [b!.controls[0]!, ...b!.controls.slice(1).sort()];
         await vi.waitFor(() => expect(bGot()).toEqual(['to-all', 'b-to-self', 'to-b']), { timeout: 5_000, interval: 20 });
         await vi.waitFor(() => expect(a!.controls).toEqual(['to-all', 'c-to-a']), { timeout: 5_000, interval: 20 });
+        // Pause, not a wait: nothing else may arrive.
         await sleep(QUIET_MS);
         expect(a!.controls).toEqual(['to-all', 'c-to-a']);
         expect(b!.controls).toHaveLength(3);
@@ -505,6 +513,7 @@ export function brokerSuite(name: string, factory: () => Promise<BrokerBackend>,
         await publish(a!, room, 'pub');
         await vi.waitFor(() => expect(b!.got(room)).toEqual(['pub']), { timeout: 5_000, interval: 20 });
         await vi.waitFor(() => expect(b!.controls).toEqual(['ctl']), { timeout: 5_000, interval: 20 });
+        // Pause, not a wait: nothing else may arrive.
         await sleep(QUIET_MS);
         expect(b!.pubs).toHaveLength(1);
         expect(b!.controls).toEqual(['ctl']);
@@ -547,6 +556,7 @@ export function brokerSuite(name: string, factory: () => Promise<BrokerBackend>,
         expect(await publishOnce(b!, room, 'p-again', 'k', null)).toEqual({ duplicate: true });
         await publishOnce(a!, room, 'q', 'k2', null);
         await vi.waitFor(() => expect(b!.got(room)).toEqual(['p', 'q']), { timeout: 5_000, interval: 20 });
+        // Pause, not a wait: nothing else may arrive.
         await sleep(QUIET_MS);
         expect(b!.got(room)).toEqual(['p', 'q']);
       });
@@ -568,6 +578,7 @@ export function brokerSuite(name: string, factory: () => Promise<BrokerBackend>,
         const room = ch('once-window');
         expect((await publishOnce(a!, room, 1, 'w', LONG, undefined, 300)).offset).toBe(1);
         expect((await publishOnce(a!, room, 1, 'w', LONG, undefined, 300)).duplicate).toBe(true);
+        // Pause, not a wait: the key's 300 ms window passes.
         await sleep(1_500);
         const again = await publishOnce(a!, room, 2, 'w', LONG, undefined, 300);
         expect(again).toEqual({ offset: 2, epoch: expect.any(String) });
@@ -619,9 +630,11 @@ export function brokerSuite(name: string, factory: () => Promise<BrokerBackend>,
         const inbox = ch('acks-ttl', 'user');
         await a!.broker.saveAck(inbox, 'gone', { offset: 1, epoch: 'e' }, 400);
         await a!.broker.saveAck(inbox, 'kept', { offset: 1, epoch: 'e' }, 400);
+        // Pause, not a wait: part of the 400 ms TTL passes.
         await sleep(250);
         // a save that does not move the position still refreshes it
         await a!.broker.saveAck(inbox, 'kept', { offset: 1, epoch: 'e' }, 400);
+        // Pause, not a wait: part of the 400 ms TTL passes.
         await sleep(250);
         expect(await a!.broker.loadAck(inbox, 'gone')).toBeNull();
         expect(await a!.broker.loadAck(inbox, 'kept')).toEqual({ offset: 1, epoch: 'e' });
@@ -671,6 +684,7 @@ export function brokerSuite(name: string, factory: () => Promise<BrokerBackend>,
         await c!.broker.close();
         await send(a!, room, 'late', ALL);
         for (const n of [a, b, d]) await vi.waitFor(() => expect(n!.got(room).at(-1)).toBe('late'), { timeout: 5_000, interval: 20 });
+        // Pause, not a wait: nothing else may arrive.
         await sleep(QUIET_MS);
         expect(d.got(room)).toEqual(['late']);
         expect(offsetsOf(d, room)).toEqual([N + 1]);
@@ -693,6 +707,7 @@ export function brokerSuite(name: string, factory: () => Promise<BrokerBackend>,
         // the last publication reaches everyone: once it is in, all earlier ones are (offset order)
         await send(d, room, 'end', ALL);
         for (const n of [a, b, c, d]) await vi.waitFor(() => expect(n!.got(room).at(-1)).toBe('end'), { timeout: 5_000, interval: 20 });
+        // Pause, not a wait: nothing else may arrive.
         await sleep(QUIET_MS);
         expect(a!.got(room)).toEqual(['to-a-b', 'end']);
         expect(b!.got(room)).toEqual(['to-b', 'to-b-c', 'to-a-b', 'end']);
@@ -725,6 +740,7 @@ export function brokerSuite(name: string, factory: () => Promise<BrokerBackend>,
 
         await send(a!, room, 'end', ALL);
         for (const n of [a, b, c]) await vi.waitFor(() => expect(n!.got(room).at(-1)).toBe('end'), { timeout: 5_000, interval: 20 });
+        // Pause, not a wait: nothing else may arrive.
         await sleep(QUIET_MS);
         expect(a!.got(room)).toEqual(['r4', 'end']);
         expect(b!.got(room)).toEqual(['r1', 'end']);
@@ -746,11 +762,13 @@ export function brokerSuite(name: string, factory: () => Promise<BrokerBackend>,
         const refresher = (async () => {
           while (refreshing) {
             await c!.broker.register([room], TTL);
+            // Pause, not a wait: the refresher saves the entry four times per TTL.
             await sleep(TTL / 4);
           }
         })();
         try {
           await vi.waitFor(async () => expect(await a!.broker.registered(room)).toEqual([c!.id]), { timeout: 5_000, interval: 20 });
+          // Pause, not a wait: twice the TTL passes; the refreshed entry must outlive it.
           // still there well after its first TTL has passed
           await sleep(2 * TTL);
           expect(await a!.broker.registered(room)).toEqual([c!.id]);
@@ -763,6 +781,7 @@ export function brokerSuite(name: string, factory: () => Promise<BrokerBackend>,
         await send(a!, room, 'to-none', toNodes([], true));
         await send(a!, room, 'end', ALL);
         for (const n of [a, b, c]) await vi.waitFor(() => expect(n!.got(room).at(-1)).toBe('end'), { timeout: 5_000, interval: 20 });
+        // Pause, not a wait: nothing else may arrive.
         await sleep(QUIET_MS);
         expect(b!.got(room)).toEqual(['end']);
         expect(c!.got(room)).toEqual(['to-live', 'end']);

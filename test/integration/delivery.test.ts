@@ -16,6 +16,7 @@ import { api } from '../helpers/api.js';
 import { TEST_NODE } from '../helpers/fixture.js';
 import { RawClient } from '../helpers/raw-client.js';
 import { startRedis, type RedisProcess } from '../helpers/redis-server.js';
+import { metric } from '../helpers/metrics.js';
 import { sleep } from '../helpers/wait.js';
 
 let redis: RedisProcess | undefined;
@@ -59,6 +60,8 @@ async function sendTo(user: string, data: unknown, via = a): Promise<{ offset: n
   return r.body as { offset: number; epoch: string };
 }
 
+/** Acknowledged positions `x` has written to the broker. */
+const acksSaved = (x: SwitchboardNode): Promise<number> => metric(x.url('/metrics'), 'switchboard_acks_saved_total', { result: 'ok' });
 const readyz = async (x: SwitchboardNode): Promise<number> => (await fetch(x.url('/readyz'))).status;
 const datas = (messages: Publication[]): unknown[] => messages.map((m) => m.data);
 const range = (from: number, to: number): number[] => Array.from({ length: to - from + 1 }, (_, i) => from + i);
@@ -71,8 +74,9 @@ describe('offline delivery', () => {
     const first = await connect(a, `user=${user}`);
     expect(first.welcome).toMatchObject({ recovered: true, offset: 20 });
     expect(datas(first.welcome.messages)).toEqual(range(1, 20));
+    const saved = await acksSaved(a);
     first.send({ type: 'ack', channel: `user:${user}`, offset: 12 });
-    await sleep(ACK_FLUSH_MS * 3);
+    await vi.waitUntil(async () => (await acksSaved(a)) > saved, { timeout: 10_000, interval: 20 });
     await first.close();
 
     // A fresh connection on the other node resumes after the acknowledged offset.
@@ -82,8 +86,9 @@ describe('offline delivery', () => {
     // Live messages go on from there; acknowledging them all leaves nothing to replay.
     await sendTo(user, 21);
     await second.next((f) => f.type === 'message' && f.data === 21);
+    const savedOnB = await acksSaved(b);
     second.send({ type: 'ack', channel: `user:${user}`, offset: 21 });
-    await sleep(ACK_FLUSH_MS * 3);
+    await vi.waitUntil(async () => (await acksSaved(b)) > savedOnB, { timeout: 10_000, interval: 20 });
     await second.close();
     const third = await connect(a, `user=${user}`);
     expect(third.welcome.messages).toEqual([]);
@@ -95,8 +100,9 @@ describe('offline delivery', () => {
     for (const i of range(1, 6)) await sendTo(user, i);
     const phone = await connect(a, `user=${user}&device=phone`);
     expect(datas(phone.welcome.messages)).toEqual(range(1, 6));
+    const saved = await acksSaved(a);
     phone.send({ type: 'ack', channel: `user:${user}`, offset: 6 });
-    await sleep(ACK_FLUSH_MS * 3);
+    await vi.waitUntil(async () => (await acksSaved(a)) > saved, { timeout: 10_000, interval: 20 });
     await phone.close();
     await sendTo(user, 7);
 
@@ -120,6 +126,7 @@ describe('offline delivery', () => {
     // still answered and open
     c.send({ type: 'ping', id: 1 });
     await c.next((f) => f.type === 'pong');
+    // Pause, not a wait: the ack beyond the offset must not be written, so no write can be waited for.
     await sleep(ACK_FLUSH_MS * 3);
     await c.close();
     const again = await connect(b, `user=${user}`);
@@ -166,6 +173,7 @@ describe('offline delivery', () => {
     expect(got).toEqual(range(1, 6));
     // disconnect() sends the SDK's pending acks; the node writes them within ACK_FLUSH_MS.
     one.disconnect();
+    // Pause, not a wait: the SDK may have acked already, so no new write can be counted on.
     await sleep(ACK_FLUSH_MS * 3);
     for (const i of range(7, 9)) await sendTo(user, i, b);
 
@@ -175,6 +183,7 @@ describe('offline delivery', () => {
     two.on('message', (m) => void later.push(m.data));
     two.connect();
     await vi.waitUntil(() => later.length >= 3, { timeout: 10_000, interval: 20 });
+    // Pause, not a wait: no duplicate may follow.
     await sleep(200);
     expect(later).toEqual([7, 8, 9]);
   });
@@ -246,6 +255,7 @@ describe('publishing through a Redis restart', () => {
     const started = Date.now();
     const keyed = api(a.url(), 'POST', '/api/send', { user, data: 'keyed', idempotencyKey: 'during-outage' });
     const plain = api(a.url(), 'POST', '/api/send', { user, data: 'plain' });
+    // Pause, not a wait: the outage lasts this long, with the publishes waiting.
     await sleep(1_000);
     await redis!.restart();
     const [k, p] = await Promise.all([keyed, plain]);

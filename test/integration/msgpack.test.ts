@@ -188,11 +188,13 @@ describe('a node with --msgpack', () => {
     expect(phone.received.every((m) => m.from === alice.c.connection?.user)).toBe(true);
     // disconnect() flushes the SDK's acks (sent over MessagePack); the node writes them within ACK_FLUSH_MS.
     phone.c.disconnect();
+    // Pause, not a wait: the SDK may have acked already, so no new write can be counted on.
     await sleep(ACK_FLUSH_MS * 3);
     await alice.c.send(bob, { i: 5 });
     const again = sdk(withMsgpack, bob, { codec: 'msgpack', device: 'phone' });
     await again.connected;
     await vi.waitFor(() => expect(again.received.length).toBeGreaterThanOrEqual(1), { timeout: 5_000, interval: 20 });
+    // Pause, not a wait: no duplicate may follow.
     await sleep(200);
     expect(again.received.map((m) => m.data)).toEqual([{ i: 5 }]);
   });
