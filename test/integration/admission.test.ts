@@ -137,6 +137,7 @@ describe('admission', () => {
       expect(JSON.parse(r.body)).toMatchObject({ error: { code: 'unavailable' } });
     }
     expect(await rejected(n, 'handshake_rate')).toBe(refused.length);
+    // Pause, not a wait: the handshake rate window refills.
     await sleep(450);
     expect((await upgrade(n, 'rate-later')).status).toBe(101);
   });
@@ -164,6 +165,7 @@ describe('admission', () => {
     expect(gone.status).toBe(101);
     expect((await upgrade(n, 'blocked')).status).toBe(503);
     gone.socket!.destroy();
+    // Pause: the node frees the slot when it sees the socket gone, and shows that nowhere a test can watch.
     await sleep(100);
     const next = upgrade(n, 'next');
     broker.open();

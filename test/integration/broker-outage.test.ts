@@ -106,6 +106,7 @@ describe.each(CASES)('broker outage: $title', ({ backend, routing }) => {
         expect(r).toMatchObject({ status: 503, body: { error: { code: 'unavailable' } } });
         refused++;
       }
+      // The publishers' pace.
       await sleep(10);
     }
     expect(refused).toBeGreaterThan(0);

@@ -135,6 +135,7 @@ describe('client SDK against a real node', () => {
     await api(n.url(), 'POST', '/api/publish', { channel: 'feed.sdk', data: 11 });
     await api(n.url(), 'POST', '/api/send', { user: 'bob2', data: 'p11' });
     await vi.waitUntil(() => bob.on('feed.sdk').length >= 11 && bob.on('user:bob2').length >= 11, { timeout: 5_000, interval: 10 });
+    // Pause, not a wait: no duplicate may follow.
     await sleep(100);
     expect(bob.on('feed.sdk')).toEqual(range(1, 11));
     expect(bob.on('user:bob2')).toEqual(range(1, 11).map((i) => `p${i}`));
@@ -155,6 +156,7 @@ describe('client SDK against a real node', () => {
     })();
     let kicks = 0;
     while (kicks < 4) {
+      // The kicker's pace: a kick every 40 ms at most while messages are published.
       await sleep(40);
       if (carol.c.state !== 'connected') continue;
       await api(n.url(), 'POST', '/api/disconnect', { user: 'carol', code: 4102 });
@@ -162,6 +164,7 @@ describe('client SDK against a real node', () => {
     }
     await publishing;
     await vi.waitUntil(() => carol.on('race.sdk').length >= total && carol.on('user:carol').length >= total / 3, { timeout: 10_000, interval: 10 });
+    // Pause, not a wait: no duplicate may follow.
     await sleep(100);
     expect(carol.drops.length).toBeGreaterThanOrEqual(4);
     expect(carol.on('race.sdk')).toEqual(range(1, total));
@@ -176,6 +179,7 @@ describe('client SDK against a real node', () => {
     await api(n.url(), 'POST', '/api/disconnect', { user: 'dan' });
     await vi.waitUntil(() => dan.c.state === 'disconnected', { timeout: 5_000, interval: 10 });
     expect(dan.drops).toEqual([expect.objectContaining({ code: 4000, reconnect: false })]);
+    // Pause, not a wait: no reconnect may follow reconnect: false.
     await sleep(200);
     expect(dan.connects).toHaveLength(1);
     await expect(dan.c.publish('room', 1)).rejects.toMatchObject({ code: 'disconnected' });
@@ -205,6 +209,7 @@ describe('client SDK against a real node', () => {
     fay.c.connect();
     await connected(fay.c);
     expect(fay.connects[0]?.ping).toBe(1);
+    // Pause, not a wait: several ping intervals pass; the connection must survive them.
     await sleep(3500);
     expect(fay.drops).toEqual([]);
     expect(fay.c.state).toBe('connected');

@@ -75,6 +75,7 @@ describe('reconnect storm', () => {
     await fleet.connectAll(15_000);
     publisher = new RoundPublisher({ users, targets: [b.url(), c.url()], apiKey: KEY, batch: 25, perSecond: 300, maxRounds: MAX_ROUNDS });
     publisher.start();
+    // Pause, not a wait: traffic flows before the storm.
     await sleep(1500);
 
     fleet.arm();
@@ -84,7 +85,7 @@ describe('reconnect storm', () => {
     // Wait for every client to reconnect.
     await vi.waitUntil(() => f.reconnected() === CLIENTS, { timeout: RECONNECT_TIMEOUT_MS, interval: 50 });
     const allBackAfterMs = Date.now() - killedAt;
-    await sleep(1000); // a little more traffic after the storm
+    await sleep(1000); // pause, not a wait: a little more traffic after the storm
     await publisher.stop();
 
     // Everything the server confirmed reaches its user, exactly once, in offset order, with its offset.

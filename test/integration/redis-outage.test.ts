@@ -61,6 +61,7 @@ async function run(a: SwitchboardNode, b: SwitchboardNode, killAt: number, resta
       // Wait for readiness to flip to 503.
       await vi.waitUntil(async () => (await readyz(a)) === 503 && (await readyz(b)) === 503, { timeout: 10_000, interval: 25 });
       notReadySeen = true;
+      // Pause, not a wait: the outage lasts this long.
       await sleep(downMs);
     }
     if (i === restartAt) {
@@ -74,6 +75,7 @@ async function run(a: SwitchboardNode, b: SwitchboardNode, killAt: number, resta
       expect(r).toMatchObject({ status: 503, body: { error: { code: 'unavailable' } } });
       refused++;
     }
+    // The publishers' pace.
     await sleep(10);
   }
   return { acked, refused, notReadySeen };
@@ -105,6 +107,7 @@ describe.each(ROUTINGS)('Redis killed and restarted under a running cluster, %s 
     const { acked } = await run(a, b, 30, 50, 80);
     // Messages acknowledged before the kill were delivered live; the history that held them is gone.
     for (const c of [x, y]) {
+      // At most 10 s for the close: the assertion below says if it did not come.
       const closed = await Promise.race([c.closed, sleep(10_000).then(() => undefined)]);
       expect(closed?.code).toBe(4104);
       expect(c.frames.at(-1)).toMatchObject({ type: 'disconnect', code: 4104, reconnect: true });

@@ -221,6 +221,7 @@ describe('SwitchboardApi against a cluster', () => {
     await redis.kill();
     const started = Date.now();
     const pending = api.publish('sdk.outage', 'during');
+    // Pause, not a wait: the outage lasts this long, with the publish waiting.
     await sleep(2000);
     await redis.restart();
     const receipt = await pending;

@@ -169,6 +169,7 @@ describe('heartbeat', () => {
     c.ws.on('message', (d) => {
       if (JSON.parse(String(d)).type === 'ping') c.send({ type: 'pong' });
     });
+    // Pause, not a wait: several ping intervals pass; the connection must survive them.
     await sleep(3500);
     expect(c.frames.filter((f) => f.type === 'ping').length).toBeGreaterThanOrEqual(2);
     expect(c.ws.readyState).toBe(c.ws.OPEN);

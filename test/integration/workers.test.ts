@@ -152,6 +152,7 @@ describe('switchboard start --workers 2 with the memory broker', () => {
     for (const i of range(1, M)) await Promise.all([...users.keys()].map((u) => send(sb, u, { i })));
     for (const [user, c] of users) {
       await c.waitFor((f) => f.type === 'message' && f.channel === `user:${user}`, M);
+      // Pause, not a wait: no duplicate may follow.
       await sleep(300);
       expect(datas(c, `user:${user}`)).toEqual(range(1, M).map((i) => ({ i })));
       expect(c.messages(`user:${user}`).map((m) => m.offset)).toEqual(range(1, M));
@@ -174,6 +175,7 @@ describe('switchboard start --workers 2 with the memory broker', () => {
       await c.waitFor((f) => f.type === 'message' && f.channel === room, N);
       expect(c.messages(room).map((m) => [m.data, m.offset])).toEqual(range(1, N).map((i) => [i, i]));
     }
+    // Pause, not a wait: no duplicate may follow.
     await sleep(300);
     for (const c of users.values()) expect(c.messages(room)).toHaveLength(N);
   });
@@ -301,6 +303,7 @@ describe('switchboard start --workers 2 with Redis', () => {
     for (const i of range(1, M)) await Promise.all([...users.keys()].map((u) => send(sb, u, i)));
     for (const [user, c] of users) {
       await c.waitFor((f) => f.type === 'message' && f.channel === `user:${user}`, M);
+      // Pause, not a wait: no duplicate may follow.
       await sleep(300);
       expect(datas(c, `user:${user}`)).toEqual(range(1, M));
     }
