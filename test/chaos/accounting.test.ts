@@ -59,8 +59,10 @@ describe('chaos recovery clock', () => {
     let problem: string | undefined = 'clients down';
     const clock = new RecoveryClock(() => problem);
     clock.fault('test');
+    // Pause, not a wait: the clock measures this time.
     await sleep(120);
     problem = undefined;
+    // Pause, not a wait: the clock measures this time.
     await sleep(80);
     const [f] = clock.stop();
     expect(f?.recoveryMs).toBeGreaterThanOrEqual(100);
@@ -71,10 +73,12 @@ describe('chaos recovery clock', () => {
   it('reports null when the system never became healthy again, and 0 when the fault did nothing visible', async () => {
     const never = new RecoveryClock(() => 'still down');
     never.fault('a');
+    // Pause, not a wait: the clock measures this time.
     await sleep(60);
     expect(never.stop()[0]?.recoveryMs).toBeNull();
     const fine = new RecoveryClock(() => undefined);
     fine.fault('b');
+    // Pause, not a wait: the clock measures this time.
     await sleep(60);
     expect(fine.stop()[0]?.recoveryMs).toBe(0);
   });

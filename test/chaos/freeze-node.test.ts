@@ -34,6 +34,7 @@ const MIN_FREEZE_MS = 4000;
 describe('chaos: a node frozen (SIGSTOP) past the heartbeat timeouts, then thawed', () => {
   it('moves its clients away and loses nothing', async () => {
     run = await ChaosRun.start({ name: 'freeze' });
+    // Pause, not a wait: traffic flows for a while before the fault.
     await sleep(2000);
     const { cluster } = run;
     const count = (id: string) => run!.clients.filter((c) => c.node === id).length;
@@ -52,6 +53,7 @@ describe('chaos: a node frozen (SIGSTOP) past the heartbeat timeouts, then thawe
       await cluster.lb.waitServer(cluster.serverName(i), 'DOWN', 10_000);
       // Wait for the cluster to declare the frozen node dead.
       await vi.waitUntil(async () => !(await liveNodes(witness.url())).includes(victim.id), { timeout: 10_000, interval: 25 });
+      // Pause, not a wait: the node stays frozen at least MIN_FREEZE_MS.
       await sleep(Math.max(0, MIN_FREEZE_MS - (Date.now() - frozenAt)));
     } finally {
       cluster.thaw(i);
@@ -61,6 +63,7 @@ describe('chaos: a node frozen (SIGSTOP) past the heartbeat timeouts, then thawe
     await cluster.lb.waitServer(cluster.serverName(i), 'UP', 10_000);
     // Wait for the thawed node to rejoin.
     await vi.waitUntil(async () => (await liveNodes(witness.url())).includes(victim.id), { timeout: 10_000, interval: 25 });
+    // Pause, not a wait: traffic flows for a while after the recovery.
     await sleep(3000);
     const fig = await run.finish({ moved: onVictim.length, frozenMs });
 

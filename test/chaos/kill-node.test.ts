@@ -18,6 +18,7 @@ afterAll(async () => {
 describe('chaos: kill -9 of a node under load', () => {
   it('moves its clients to the other nodes with nothing lost or doubled', async () => {
     run = await ChaosRun.start({ name: 'kill' });
+    // Pause, not a wait: traffic flows for a while before the fault.
     await sleep(2000);
     // The node holding the most clients.
     const count = (id: string) => run!.clients.filter((c) => c.node === id).length;
@@ -29,6 +30,7 @@ describe('chaos: kill -9 of a node under load', () => {
     await victim.kill();
     // Wait for the victim's clients to reconnect elsewhere.
     await vi.waitUntil(() => onVictim.every((c) => c.connected && c.node !== victim.id), { timeout: 15_000, interval: 25 });
+    // Pause, not a wait: traffic flows for a while after the recovery.
     await sleep(4000);
     const fig = await run.finish({ moved: onVictim.length });
 

@@ -56,6 +56,7 @@ describe('chaos: offline users come back with a fresh client', () => {
     const phone = r.addClient(BOB, { device: 'phone', ackInterval: ACK_INTERVAL_MS });
     await vi.waitUntil(() => phone.connected, { timeout: 10_000, interval: 25 });
     phase = bobPublisher().start();
+    // Pause, not a wait: traffic flows for a while while the phone reads.
     await sleep(2000);
     await phase.stop();
     await vi.waitUntil(() => r.ledger.missing(Infinity, [BOB]) === 0, { timeout: 10_000, interval: 25 });
@@ -65,10 +66,12 @@ describe('chaos: offline users come back with a fresh client', () => {
 
     // Away: more for both, and a node dies.
     phase = bobPublisher().start();
+    // Pause, not a wait: traffic flows for a while while the users are away.
     await sleep(1500);
     const victim = r.cluster.nodes[0]!;
     r.fault('SIGKILL');
     await victim.kill();
+    // Pause, not a wait: traffic flows for a while after the kill.
     await sleep(3000);
     await phase.stop();
     await r.stopPublishing();

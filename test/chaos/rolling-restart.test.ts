@@ -20,6 +20,7 @@ describe('chaos: rolling restart (SIGTERM, start again, next) under load', () =>
   it('drains each node to the others with nothing lost or doubled', async () => {
     run = await ChaosRun.start({ name: 'rolling' });
     const { cluster } = run;
+    // Pause, not a wait: traffic flows for a while before the restarts.
     await sleep(1500);
     const drained: number[] = [];
     const exitCodes: Array<number | null> = [];
@@ -32,8 +33,10 @@ describe('chaos: rolling restart (SIGTERM, start again, next) under load', () =>
       await vi.waitUntil(() => onIt.every((c) => c.connected && c.drops.some((d) => d.code === 4100)), { timeout: 15_000, interval: 25 });
       drained.push(onIt.length);
       await cluster.restart(i);
+      // Pause, not a wait: traffic flows for a while between restarts.
       await sleep(1000);
     }
+    // Pause, not a wait: traffic flows for a while after the restarts.
     await sleep(2000);
     const fig = await run.finish({ drained: drained.join('+') });
 

@@ -41,6 +41,7 @@ describe('chaos: slow consumers that stop reading, then read again', () => {
     const slow = run.clients.filter((c) => slowUsers.has(c.user));
     const others = run.clients.filter((c) => !slowUsers.has(c.user));
     expect(slow.length).toBe(SLOW_USERS);
+    // Pause, not a wait: traffic flows for a while before the fault.
     await sleep(2000);
 
     const before = await run.cluster.metric('switchboard_disconnects_total', { code: '4101' });
@@ -56,6 +57,7 @@ describe('chaos: slow consumers that stop reading, then read again', () => {
     for (const c of slow) c.resume();
     // Wait for the slow consumers to read their 4101 and reconnect.
     await vi.waitUntil(() => slow.every((c) => c.connected && c.drops.some((d) => d.code === 4101)), { timeout: 15_000, interval: 25 });
+    // Pause, not a wait: traffic flows for a while after the recovery.
     await sleep(3000);
     const fig = await run.finish({ closedAfterMs });
 
