@@ -200,6 +200,7 @@ describe('subscribing while the broker subscription is still pending', () => {
     const b = await session('b');
     handler.receive(a.s, Buffer.from(JSON.stringify({ type: 'subscribe', id: 1, channel: 'race' })), false);
     handler.receive(b.s, Buffer.from(JSON.stringify({ type: 'subscribe', id: 1, channel: 'race' })), false);
+    // Pause, not a wait: the publish must fall inside the broker's 50 ms subscribe.
     await sleep(10);
     // Published after both asked, before the node receives the channel.
     const sent = await gateway.publish('race', 'in between');

@@ -6,6 +6,7 @@
  * acknowledged is delivered or reported lost, and account.
  */
 import { randomUUID } from 'node:crypto';
+import { vi } from 'vitest';
 import { ChaosClient, allConnected, type ChaosClientOptions } from './clients.js';
 import { ChaosCluster, type ChaosClusterOptions } from './cluster.js';
 import { Ledger } from './ledger.js';
@@ -129,10 +130,10 @@ export class ChaosRun {
     if (!this.publisher || !this.publishing) return;
     this.publishing = false;
     await this.publisher.stop();
-    const deadline = Date.now() + DRAIN_MS;
-    while (Date.now() < deadline && !(this.live().every((c) => c.connected) && this.ledger.missing(Infinity, this.users) === 0)) {
-      await sleep(50);
-    }
+    await vi
+      .waitUntil(() => this.live().every((c) => c.connected) && this.ledger.missing(Infinity, this.users) === 0, { timeout: DRAIN_MS, interval: 50 })
+      .catch(() => undefined); // what is still missing then is reported as lost
+    // Pause, not a wait: listen this long for late duplicates.
     await sleep(SETTLE_MS);
   }
 
