@@ -18,7 +18,7 @@ import {
 import { startNode, type SwitchboardNode } from '../../src/server/node.js';
 import type { NodeOptionsInput } from '../../src/server/options.js';
 import { api } from '../helpers/api.js';
-import { sleep } from '../helpers/wait.js';
+import { nextEvent, sleep } from '../helpers/wait.js';
 
 const nodes: SwitchboardNode[] = [];
 const clients: SwitchboardClient[] = [];
@@ -59,7 +59,7 @@ function client(n: SwitchboardNode, user: string | undefined, opts: Partial<Clie
 
 async function connected(c: SwitchboardClient): Promise<void> {
   if (c.state === 'connected') return;
-  await new Promise<void>((resolve) => c.once('connected', () => resolve()));
+  await nextEvent((listener) => c.once('connected', listener), 20_000, 'the client to connect');
 }
 
 const range = (from: number, to: number): number[] => Array.from({ length: to - from + 1 }, (_, i) => from + i);
