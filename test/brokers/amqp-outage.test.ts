@@ -6,13 +6,12 @@
  * by itself, with its queue, bindings and consumer in place.
  */
 import { randomBytes } from 'node:crypto';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { AmqpBroker, type AmqpBrokerOptions } from '../../src/brokers/amqp/amqp-broker.js';
 import type { BrokerPublication, Route } from '../../src/brokers/broker.js';
 import type { HistoryPolicy } from '../../src/brokers/history.js';
 import { flushAll, startRedis, type RedisProcess } from '../helpers/redis-server.js';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.js';
-import { eventually } from './suite.js';
 
 const RABBITMQ_PORT = 5672;
 const LONG: HistoryPolicy = { size: 100, ttlMs: 60_000 };
@@ -91,10 +90,10 @@ describe('rabbitmq broker: outages', () => {
     await send(b, room, 'r1');
     await send(b, bcast, 'b1', ALL);
     await send(b, inbox, 'i1', toNodes([a.id]));
-    await eventually(() => expect([a.got(room), a.got(bcast), a.got(inbox)]).toEqual([['r1'], ['b1'], ['i1']]));
+    await vi.waitFor(() => expect([a.got(room), a.got(bcast), a.got(inbox)]).toEqual([['r1'], ['b1'], ['i1']]), { timeout: 5_000, interval: 20 });
 
     proxy.cut();
-    await eventually(() => expect(a.broker.ready).toBe(false), 5_000);
+    await vi.waitFor(() => expect(a.broker.ready).toBe(false), { timeout: 5_000, interval: 20 });
     expect(a.readyChanges).toEqual([false]);
     for (const call of [
       () => send(a, room, 'refused'),
@@ -112,25 +111,28 @@ describe('rabbitmq broker: outages', () => {
     await send(b, inbox, 'i2', toNodes([a.id]));
 
     proxy.restore();
-    await eventually(() => expect(a.broker.ready).toBe(true), 10_000);
+    await vi.waitFor(() => expect(a.broker.ready).toBe(true), { timeout: 10_000, interval: 20 });
     expect(a.readyChanges).toEqual([false, true]);
 
     await send(b, room, 'r3');
     await send(b, bcast, 'b3', ALL);
     await send(b, inbox, 'i3', toNodes([a.id]));
     // Each arrives over a binding made anew; what it follows is filled from history, in order, once.
-    await eventually(() => expect([a.got(room), a.got(bcast), a.got(inbox)]).toEqual([['r1', 'r2', 'r3'], ['b1', 'b2', 'b3'], ['i1', 'i2', 'i3']]));
+    await vi.waitFor(
+      () => expect([a.got(room), a.got(bcast), a.got(inbox)]).toEqual([['r1', 'r2', 'r3'], ['b1', 'b2', 'b3'], ['i1', 'i2', 'i3']]),
+      { timeout: 5_000, interval: 20 },
+    );
     expect(a.broker.ordering).toMatchObject({ filled: 3, skipped: 0 });
 
     // Control both ways, and a's own publications.
     await b.broker.sendControl(a.id, 'to-a');
     await a.broker.sendControl(null, 'from-a');
-    await eventually(() => expect(a.controls).toEqual(['to-a', 'from-a']));
-    await eventually(() => expect(b.controls).toEqual(['from-a']));
+    await vi.waitFor(() => expect(a.controls).toEqual(['to-a', 'from-a']), { timeout: 5_000, interval: 20 });
+    await vi.waitFor(() => expect(b.controls).toEqual(['from-a']), { timeout: 5_000, interval: 20 });
     await b.broker.subscribe(room);
     expect(await send(a, room, 'r4')).toMatchObject({ offset: 4 });
-    await eventually(() => expect(b.got(room)).toEqual(['r4']));
-    await eventually(() => expect(a.got(room)).toEqual(['r1', 'r2', 'r3', 'r4']));
+    await vi.waitFor(() => expect(b.got(room)).toEqual(['r4']), { timeout: 5_000, interval: 20 });
+    await vi.waitFor(() => expect(a.got(room)).toEqual(['r1', 'r2', 'r3', 'r4']), { timeout: 5_000, interval: 20 });
     expect(b.faults).toEqual([]);
   });
 
@@ -139,15 +141,15 @@ describe('rabbitmq broker: outages', () => {
     const b = await start('b', RABBITMQ_PORT);
     await a.broker.subscribe('chat:x');
     proxy.cut();
-    await eventually(() => expect(a.broker.ready).toBe(false));
-    // Long enough for several reconnection attempts to be refused.
-    await new Promise((r) => setTimeout(r, 1_000));
+    await vi.waitFor(() => expect(a.broker.ready).toBe(false), { timeout: 5_000, interval: 20 });
+    // Until several reconnection attempts have been refused.
+    await vi.waitUntil(() => a.faults.length > 2, { timeout: 10_000, interval: 20 });
     expect(a.faults.length).toBeGreaterThan(2);
     proxy.restore();
-    await eventually(() => expect(a.broker.ready).toBe(true), 10_000);
+    await vi.waitFor(() => expect(a.broker.ready).toBe(true), { timeout: 10_000, interval: 20 });
     expect(a.readyChanges).toEqual([false, true]);
     await send(b, 'chat:x', 'back', { to: 'subscribers' }, null);
-    await eventually(() => expect(a.got('chat:x')).toEqual(['back']));
+    await vi.waitFor(() => expect(a.got('chat:x')).toEqual(['back']), { timeout: 5_000, interval: 20 });
   });
 
   it('while the Redis store is down: not ready, calls reject fast; back: ready, numbering restarts under a new epoch', async () => {
@@ -156,10 +158,10 @@ describe('rabbitmq broker: outages', () => {
     const room = 'chat:room';
     await a.broker.subscribe(room);
     const first = await send(b, room, 'r1');
-    await eventually(() => expect(a.got(room)).toEqual(['r1']));
+    await vi.waitFor(() => expect(a.got(room)).toEqual(['r1']), { timeout: 5_000, interval: 20 });
 
     await redis.kill();
-    await eventually(() => expect(a.broker.ready).toBe(false), 5_000);
+    await vi.waitFor(() => expect(a.broker.ready).toBe(false), { timeout: 5_000, interval: 20 });
     expect(a.readyChanges).toEqual([false]);
     for (const call of [
       () => send(a, room, 'refused'),
@@ -173,16 +175,16 @@ describe('rabbitmq broker: outages', () => {
     }
     // RabbitMQ alone still carries control messages.
     await a.broker.sendControl(b.id, 'ctl');
-    await eventually(() => expect(b.controls).toEqual(['ctl']));
+    await vi.waitFor(() => expect(b.controls).toEqual(['ctl']), { timeout: 5_000, interval: 20 });
 
     await redis.restart();
-    await eventually(() => expect(a.broker.ready).toBe(true), 10_000);
-    await eventually(() => expect(b.broker.ready).toBe(true), 10_000);
+    await vi.waitFor(() => expect(a.broker.ready).toBe(true), { timeout: 10_000, interval: 20 });
+    await vi.waitFor(() => expect(b.broker.ready).toBe(true), { timeout: 10_000, interval: 20 });
     expect(a.readyChanges).toEqual([false, true]);
     const second = await send(b, room, 'r2');
     expect(second.offset).toBe(1);
     expect(second.epoch).not.toBe(first.epoch);
-    await eventually(() => expect(a.got(room)).toEqual(['r1', 'r2']));
+    await vi.waitFor(() => expect(a.got(room)).toEqual(['r1', 'r2']), { timeout: 5_000, interval: 20 });
     expect(a.pubs.map((p) => p.epoch)).toEqual([first.epoch, second.epoch]);
   });
 });

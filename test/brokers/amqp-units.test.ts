@@ -5,7 +5,7 @@
  * when RabbitMQ or the store cannot be reached.
  */
 import { randomBytes } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { AmqpBroker } from '../../src/brokers/amqp/amqp-broker.js';
 import { decodeBody, numberedBody, plainBody } from '../../src/brokers/amqp/codec.js';
 import { AmqpNames } from '../../src/brokers/amqp/names.js';
@@ -16,7 +16,7 @@ import { RedisStore } from '../../src/brokers/redis/store.js';
 import { parseRedisUrl } from '../../src/brokers/redis/url.js';
 import { freePort } from '../helpers/ports.js';
 import { startRedis, type RedisProcess } from '../helpers/redis-server.js';
-import { eventually } from './suite.js';
+import { sleep } from '../helpers/wait.js';
 
 const RABBITMQ = 'amqp://guest:guest@127.0.0.1:5672/';
 /** Names of our own on the shared RabbitMQ, even when another run of this file is under way. */
@@ -117,7 +117,7 @@ describe('amqp broker with a store', () => {
     const store = new RedisStore(parseRedisUrl(redis.url), { onChange: () => undefined, onError: () => undefined }, { prefix: 'u1' });
     store.connect();
     try {
-      await eventually(() => expect(store.ready).toBe(true));
+      await vi.waitFor(() => expect(store.ready).toBe(true), { timeout: 5_000, interval: 20 });
       const c = 'chat:prevs';
       const policy = { size: 10, ttlMs: 60_000 };
       const put = (route: Parameters<typeof store.streams.storeRouted>[2], history: typeof policy | null = policy) =>
@@ -178,10 +178,10 @@ describe('amqp broker with a store', () => {
         ]).flat(),
       );
       const broadcast = results.filter((_, i) => i % 2 === 0).map((r) => r.offset!).sort((x, y) => x - y);
-      await eventually(() => expect(c.offsets).toHaveLength(2 * N));
+      await vi.waitFor(() => expect(c.offsets).toHaveLength(2 * N), { timeout: 5_000, interval: 20 });
       // c gets both kinds, in offset order; a and b only the broadcasts, in order
       expect(c.offsets).toEqual(Array.from({ length: 2 * N }, (_, i) => i + 1));
-      for (const n of [a, b]) await eventually(() => expect(n.offsets).toEqual(broadcast));
+      for (const n of [a, b]) await vi.waitFor(() => expect(n.offsets).toEqual(broadcast), { timeout: 5_000, interval: 20 });
       for (const n of nodes) expect(n.broker.ordering).toMatchObject({ filled: 0, skipped: 0 });
       expect(faults).toEqual([]);
     } finally {
@@ -218,11 +218,12 @@ describe('amqp broker with a store', () => {
     await expect(a.start('a', noHandlers)).rejects.toThrow(/already started/);
     await a.subscribe('chat:z');
     await b.publish({ channel: 'chat:z', data: 'before', ts: 1 }, null);
-    await eventually(() => expect(got).toEqual(['before']));
+    await vi.waitFor(() => expect(got).toEqual(['before']), { timeout: 5_000, interval: 20 });
     await Promise.all([a.close(), a.close()]);
     await b.publish({ channel: 'chat:z', data: 'after', ts: 1 }, null);
     await b.sendControl('a', 'after');
-    await new Promise((r) => setTimeout(r, 200));
+    // Pause, not a wait: nothing may arrive after close.
+    await sleep(200);
     expect(got).toEqual(['before']);
     await expect(a.subscribe('chat:z')).rejects.toThrow(/not started/);
     await b.close();

@@ -12,13 +12,13 @@
  * calls are capped, and a burst of calls travels as one batch.
  */
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { BrokerHandlers, BrokerPublication } from '../../src/brokers/broker.js';
 import { IpcHub } from '../../src/brokers/ipc/hub.js';
 import { IpcBroker, type IpcBrokerOptions } from '../../src/brokers/ipc/ipc-broker.js';
 import type { IpcPort } from '../../src/brokers/ipc/port.js';
 import type { Envelope } from '../../src/brokers/ipc/wire.js';
-import { brokerSuite, eventually } from './suite.js';
+import { brokerSuite } from './suite.js';
 
 /** One end of a message channel as an `IpcPort`, serializing each batch to JSON text. */
 function jsonPort(end: MessagePort): IpcPort & { sent: number } {
@@ -167,11 +167,11 @@ describe('ipc broker: the channel to the primary', () => {
     expect(broker.ready).toBe(false);
     expect(s.ready).toEqual([false]);
     await expect(broker.subscribe('x')).rejects.toThrow(/closed/);
-    await eventually(() => expect(hub.size).toBe(1));
+    await vi.waitFor(() => expect(hub.size).toBe(1), { timeout: 5_000, interval: 20 });
 
     // the node is off the bus: nothing published reaches it any more
     await other.publish({ channel: 'room', data: 'after', ts: Date.now() }, null, { to: 'all' });
-    await eventually(() => expect(o.pubs.map((p) => p.data)).toEqual(['after']));
+    await vi.waitFor(() => expect(o.pubs.map((p) => p.data)).toEqual(['after']), { timeout: 5_000, interval: 20 });
     expect(s.pubs).toEqual([]);
     // close() of a broker whose primary is gone still resolves
     await broker.close();
@@ -213,7 +213,7 @@ describe('ipc broker: the channel to the primary', () => {
     // as if the primary sent garbage in a batch, and a message that is not ours at all
     channel.port1.postMessage(JSON.stringify({ sbipc: [{ t: 'zz' }, 42] }));
     channel.port1.postMessage(JSON.stringify({ hello: 'other user of the channel' }));
-    await eventually(() => expect(faults).toEqual(['undecodable message from the primary', 'undecodable message from the primary']));
+    await vi.waitFor(() => expect(faults).toEqual(['undecodable message from the primary', 'undecodable message from the primary']), { timeout: 5_000, interval: 20 });
     expect(await broker.registered('x')).toEqual([]);
     expect(broker.ready).toBe(true);
   });

@@ -6,12 +6,11 @@
  * a new broker, and history kept by JetStream survives.
  */
 import { randomBytes } from 'node:crypto';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { BrokerHandlers, BrokerPublication, Route } from '../../src/brokers/broker.js';
 import type { HistoryPolicy } from '../../src/brokers/history.js';
 import { NatsBroker } from '../../src/brokers/nats/nats-broker.js';
 import { startNats, startNatsCluster, type NatsCluster, type NatsProcess } from '../helpers/nats-server.js';
-import { eventually } from './suite.js';
 
 const POLICY: HistoryPolicy = { size: 100, ttlMs: 600_000 };
 
@@ -67,10 +66,10 @@ describe('nats broker outage: one server killed and restarted', () => {
       await b.broker.subscribe(room);
       const first = await pub(b, room, 'before');
       expect(first.offset).toBe(1);
-      await eventually(() => expect(a.got(room)).toEqual(['before']));
+      await vi.waitFor(() => expect(a.got(room)).toEqual(['before']), { timeout: 5_000, interval: 20 });
 
       await server.kill();
-      await eventually(() => expect([a.broker.ready, b.broker.ready]).toEqual([false, false]));
+      await vi.waitFor(() => expect([a.broker.ready, b.broker.ready]).toEqual([false, false]), { timeout: 5_000, interval: 20 });
       expect(a.readyChanges).toEqual([false]);
       // Everything fails at once while down, nothing hangs.
       await rejectsFast(pub(a, room, 'while down'));
@@ -82,24 +81,24 @@ describe('nats broker outage: one server killed and restarted', () => {
       await rejectsFast(a.broker.subscribe('chat:other'));
 
       await server.restart();
-      await eventually(() => expect([a.readyChanges, b.readyChanges]).toEqual([[false, true], [false, true]]), 15_000);
+      await vi.waitFor(() => expect([a.readyChanges, b.readyChanges]).toEqual([[false, true], [false, true]]), { timeout: 15_000, interval: 20 });
       expect(a.broker.ready).toBe(true);
 
       // The same brokers receive again: the subscriptions came back by themselves.
       expect(await pub(b, room, 'after')).toEqual({ offset: 2, epoch: first.epoch });
       await pub(a, room, 'live', null);
-      await eventually(() => expect(a.got(room)).toEqual(['before', 'after', 'live']));
-      await eventually(() => expect(b.got(room)).toEqual(['before', 'after', 'live']));
+      await vi.waitFor(() => expect(a.got(room)).toEqual(['before', 'after', 'live']), { timeout: 5_000, interval: 20 });
+      await vi.waitFor(() => expect(b.got(room)).toEqual(['before', 'after', 'live']), { timeout: 5_000, interval: 20 });
       // What JetStream stored before the crash is still there.
       const page = await a.broker.history(room, { since: 0, limit: 10 }, POLICY);
       expect(page).toMatchObject({ offset: 2, epoch: first.epoch, earliest: 1 });
       expect(page.messages.map((m) => m.data)).toEqual(['before', 'after']);
       // A subscription made while down was kept: it works now.
-      await eventually(() => expect(a.broker.ready).toBe(true));
+      await vi.waitFor(() => expect(a.broker.ready).toBe(true), { timeout: 5_000, interval: 20 });
       await pub(b, 'chat:other', 'x', null);
-      await eventually(() => expect(a.got('chat:other')).toEqual(['x']));
+      await vi.waitFor(() => expect(a.got('chat:other')).toEqual(['x']), { timeout: 5_000, interval: 20 });
       await a.broker.sendControl(null, 'back');
-      await eventually(() => expect(b.controls).toEqual(['back']));
+      await vi.waitFor(() => expect(b.controls).toEqual(['back']), { timeout: 5_000, interval: 20 });
     });
   }
 });
@@ -119,29 +118,29 @@ describe('nats broker outage: a cluster server dies', () => {
     await a.broker.subscribe(room);
     await b.broker.subscribe(room);
     const first = await pub(b, room, 'before');
-    await eventually(() => expect(a.got(room)).toEqual(['before']));
+    await vi.waitFor(() => expect(a.got(room)).toEqual(['before']), { timeout: 5_000, interval: 20 });
     await a.broker.presenceAdd([{ channel: room, entry: { user: 'u1', session: 's1', node: 'a' } }], 60_000);
 
     await s0.kill();
-    await eventually(() => expect(a.readyChanges).toEqual([false, true]), 20_000);
+    await vi.waitFor(() => expect(a.readyChanges).toEqual([false, true]), { timeout: 20_000, interval: 20 });
     expect(a.broker.ready).toBe(true);
 
     // Streams replicated 3 times elect a new leader if theirs died: publish as soon as they do.
-    const after = await eventually(() => pub(a, room, 'after'), 20_000, 250);
+    const after = await vi.waitFor(() => pub(a, room, 'after'), { timeout: 20_000, interval: 250 });
     expect(after).toEqual({ offset: 2, epoch: first.epoch });
-    await eventually(() => expect(b.got(room)).toEqual(['before', 'after']));
-    await eventually(() => expect(a.got(room)).toEqual(['before', 'after']));
+    await vi.waitFor(() => expect(b.got(room)).toEqual(['before', 'after']), { timeout: 5_000, interval: 20 });
+    await vi.waitFor(() => expect(a.got(room)).toEqual(['before', 'after']), { timeout: 5_000, interval: 20 });
     await pub(b, room, 'live', null);
-    await eventually(() => expect(a.got(room)).toEqual(['before', 'after', 'live']));
+    await vi.waitFor(() => expect(a.got(room)).toEqual(['before', 'after', 'live']), { timeout: 5_000, interval: 20 });
     // Other streams (the presence bucket's) may still be electing a leader
     // on a loaded machine: a request then times out, and is asked again.
-    await eventually(async () => {
+    await vi.waitFor(async () => {
       const page = await a.broker.history(room, { since: 0, limit: 10 }, POLICY);
       expect(page.messages.map((m) => m.data)).toEqual(['before', 'after']);
-    }, 20_000, 250);
-    await eventually(async () => expect(await b.broker.presence(room)).toEqual([{ user: 'u1', session: 's1', node: 'a' }]), 20_000, 250);
+    }, { timeout: 20_000, interval: 250 });
+    await vi.waitFor(async () => expect(await b.broker.presence(room)).toEqual([{ user: 'u1', session: 's1', node: 'a' }]), { timeout: 20_000, interval: 250 });
     await b.broker.sendControl(null, 'still here');
-    await eventually(() => expect(a.controls).toEqual(['still here']));
+    await vi.waitFor(() => expect(a.controls).toEqual(['still here']), { timeout: 5_000, interval: 20 });
   });
 });
 
@@ -151,7 +150,10 @@ describe('the nats-server test helper', () => {
     cleanups.push(() => server.stop());
     server.assertAlive();
     process.kill(server.pid!, 'SIGKILL');
-    await eventually(() => expect(() => server.assertAlive()).toThrow(/exited on its own \(code null, signal SIGKILL\); its log ends:\n[\s\S]*Server is ready/));
+    await vi.waitFor(
+      () => expect(() => server.assertAlive()).toThrow(/exited on its own \(code null, signal SIGKILL\); its log ends:\n[\s\S]*Server is ready/),
+      { timeout: 5_000, interval: 20 },
+    );
     await server.restart();
     server.assertAlive();
     await server.kill();

@@ -6,7 +6,7 @@
  * the brokers report surviving fails the test.
  */
 import { randomBytes } from 'node:crypto';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { Route } from '../../src/brokers/broker.js';
 import { createBroker } from '../../src/brokers/index.js';
 import { dropNatsPrefix } from '../../src/brokers/nats/admin.js';
@@ -14,6 +14,7 @@ import { NatsBroker } from '../../src/brokers/nats/nats-broker.js';
 import { parseNatsUrl } from '../../src/brokers/nats/url.js';
 import { startNats, type NatsProcess } from '../helpers/nats-server.js';
 import { brokerSuite, type BrokerBackend } from './suite.js';
+import { sleep } from '../helpers/wait.js';
 
 let server: NatsProcess | undefined;
 beforeAll(async () => {
@@ -134,8 +135,7 @@ describe('nats broker', serverCrashed, () => {
         for (const c of channels) await broker.subscribe(c);
         for (const c of channels) await broker.publish({ channel: c, data: c, ts: Date.now() }, { size: 10, ttlMs: 60_000 });
         await broker.sendControl('host.example.com-1-x', 'self');
-        const deadline = Date.now() + 5000;
-        while (got.length < channels.length + 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+        await vi.waitUntil(() => got.length >= channels.length + 1, { timeout: 5000, interval: 20 }).catch(() => undefined); // the assertion below says what is missing
         expect([...got].sort()).toEqual([...channels, 'ctl:self'].sort());
         for (const c of channels) {
           expect((await broker.history(c, { since: 0, limit: 10 }, { size: 10, ttlMs: 60_000 })).messages.map((m) => m.data)).toEqual([c]);

@@ -7,17 +7,16 @@
  */
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { BrokerHandlers, BrokerPublication, Route } from '../../src/brokers/broker.js';
 import type { HistoryPolicy } from '../../src/brokers/history.js';
 import { createBroker } from '../../src/brokers/index.js';
 import { RedisBroker, type RedisBrokerOptions } from '../../src/brokers/redis/redis-broker.js';
 import { freePort } from '../helpers/ports.js';
 import { redisCommand, startRedis, type RedisProcess } from '../helpers/redis-server.js';
-import { eventually } from './suite.js';
+import { sleep } from '../helpers/wait.js';
 
 const LONG: HistoryPolicy = { size: 100, ttlMs: 60_000 };
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const uid = (): string => randomBytes(4).toString('hex');
 const ALL: Route = { to: 'all' };
 const toNodes = (nodes: string[], registered = false): Route => ({ to: 'nodes', nodes, registered });
@@ -91,7 +90,7 @@ describe('redis broker (standalone)', () => {
 
       // every channel is live at once
       await Promise.all(channels.map((c, i) => b.broker.publish({ channel: c, data: i, ts: Date.now() }, null)));
-      await eventually(() => expect(a.pubs).toHaveLength(50));
+      await vi.waitFor(() => expect(a.pubs).toHaveLength(50), { timeout: 5_000, interval: 20 });
 
       await redisCommand(redis.port, ['CONFIG', 'RESETSTAT']);
       await Promise.all(channels.map((c) => a.broker.unsubscribe(c)));
@@ -119,7 +118,7 @@ describe('redis broker (standalone)', () => {
       await Promise.all([p1, p2, p3]);
       expect((await cli(redis.port, 'PUBSUB', 'CHANNELS', `${prefix}:{*`)).sort()).toEqual([`${prefix}:{room:y}:p`, `${prefix}:{room:z}:p`]);
       await a.broker.publish({ channel: 'room:z', data: 'z', ts: Date.now() }, null);
-      await eventually(() => expect(a.got('room:z')).toEqual(['z']));
+      await vi.waitFor(() => expect(a.got('room:z')).toEqual(['z']), { timeout: 5_000, interval: 20 });
     });
   });
 
@@ -135,7 +134,7 @@ describe('redis broker (standalone)', () => {
       expect(await a!.broker.publish({ channel: 'news:1', data: 'x', ts: Date.now() }, { size: 10, ttlMs: 30_000 })).toMatchObject({ offset: 1 });
       expect(await calls(redis.port, 'evalsha')).toBe(1);
       expect(await calls(redis.port, 'eval')).toBe(0);
-      for (const n of [a, b, c]) await eventually(() => expect(n!.got('news:1')).toEqual(['x']));
+      for (const n of [a, b, c]) await vi.waitFor(() => expect(n!.got('news:1')).toEqual(['x']), { timeout: 5_000, interval: 20 });
 
       expect((await cli(redis.port, 'KEYS', `${prefix}:{news:1}*`)).sort()).toEqual([`${prefix}:{news:1}:h`, `${prefix}:{news:1}:m`]);
       const streamTtl = Number(await redisCommand(redis.port, ['PTTL', `${prefix}:{news:1}:h`]));
@@ -192,7 +191,7 @@ describe('redis broker (standalone)', () => {
       expect(await a!.broker.publish({ channel: 'news:2', data: 'q', ts: Date.now() }, null, ALL)).toEqual({});
       expect(await calls(redis.port, 'evalsha')).toBe(2);
       expect(await calls(redis.port, 'eval')).toBe(0);
-      for (const n of [a, b, c]) await eventually(() => expect(n!.got('news:2').at(-1)).toBe('q'));
+      for (const n of [a, b, c]) await vi.waitFor(() => expect(n!.got('news:2').at(-1)).toBe('q'), { timeout: 5_000, interval: 20 });
       expect(a!.got('news:2')).toEqual(['r', 'q']);
       expect(b!.got('news:2')).toEqual(['r', 'q']);
       expect(c!.got('news:2')).toEqual(['r', 'q']);
@@ -257,7 +256,7 @@ describe('redis broker (standalone)', () => {
 
       // the server forgets a killed client's subscriptions: only the broker can put them back
       await redisCommand(redis.port, ['CLIENT', 'KILL', 'TYPE', 'pubsub']);
-      await eventually(() => expect(a.readyChanges).toEqual([false, true]));
+      await vi.waitFor(() => expect(a.readyChanges).toEqual([false, true]), { timeout: 5_000, interval: 20 });
       expect(a.broker.ready).toBe(true);
       expect((await cli(redis.port, 'PUBSUB', 'CHANNELS', `${prefix}:*`)).sort()).toEqual(
         [
@@ -274,15 +273,15 @@ describe('redis broker (standalone)', () => {
       await b.broker.sendControl('a', 'ctl');
       await b.broker.publish({ channel: 'y:1', data: 'to all', ts: Date.now() }, null, ALL);
       await b.broker.publish({ channel: 'y:2', data: 'to a', ts: Date.now() }, null, toNodes(['a']));
-      await eventually(() => expect(a.got('x:3')).toEqual(['after']));
-      await eventually(() => expect(a.controls).toEqual(['ctl']));
-      await eventually(() => expect([...a.got('y:1'), ...a.got('y:2')]).toEqual(['to all', 'to a']));
+      await vi.waitFor(() => expect(a.got('x:3')).toEqual(['after']), { timeout: 5_000, interval: 20 });
+      await vi.waitFor(() => expect(a.controls).toEqual(['ctl']), { timeout: 5_000, interval: 20 });
+      await vi.waitFor(() => expect([...a.got('y:1'), ...a.got('y:2')]).toEqual(['to all', 'to a']), { timeout: 5_000, interval: 20 });
 
       // the command connection alone
       await redisCommand(redis.port, ['CLIENT', 'KILL', 'TYPE', 'normal']);
-      await eventually(() => expect(b.readyChanges).toEqual([false, true, false, true]));
+      await vi.waitFor(() => expect(b.readyChanges).toEqual([false, true, false, true]), { timeout: 5_000, interval: 20 });
       expect(await b.broker.publish({ channel: 'x:1', data: 'again', ts: Date.now() }, LONG)).toMatchObject({ offset: 1 });
-      await eventually(() => expect(a.got('x:1')).toEqual(['again']));
+      await vi.waitFor(() => expect(a.got('x:1')).toEqual(['again']), { timeout: 5_000, interval: 20 });
     });
 
     it('survives a handler that throws', async () => {
@@ -301,7 +300,7 @@ describe('redis broker (standalone)', () => {
       await broker.subscribe(c);
       await broker.publish({ channel: c, data: 1, ts: 0 }, null);
       await broker.publish({ channel: c, data: 2, ts: 0 }, null);
-      await eventually(() => expect(n).toBe(2));
+      await vi.waitFor(() => expect(n).toBe(2), { timeout: 5_000, interval: 20 });
       expect(broker.errors).toBe(2);
       expect(broker.ready).toBe(true);
     });
@@ -339,15 +338,15 @@ describe('redis broker across a redis-server crash', () => {
     await Promise.all(channels.map((c) => a.broker.subscribe(c)));
     await a.broker.subscribe('room:gone');
     const before = await b.broker.publish({ channel: 'room:0', data: 'before', ts: Date.now() }, LONG);
-    await eventually(() => expect(a.got('room:0')).toEqual(['before']));
+    await vi.waitFor(() => expect(a.got('room:0')).toEqual(['before']), { timeout: 5_000, interval: 20 });
 
     await redis.kill();
-    await eventually(() => {
+    await vi.waitFor(() => {
       expect(a.broker.ready).toBe(false);
       expect(b.broker.ready).toBe(false);
       expect(a.readyChanges).toEqual([false]);
       expect(b.readyChanges).toEqual([false]);
-    });
+    }, { timeout: 5_000, interval: 20 });
 
     // fail fast: no queueing, no hanging
     const t0 = Date.now();
@@ -360,29 +359,30 @@ describe('redis broker across a redis-server crash', () => {
     // unsubscribing while down is fine: it is not restored
     await a.broker.unsubscribe('room:gone');
     expect(Date.now() - t0).toBeLessThan(500);
+    // Pause, not a wait: while Redis stays down, readiness must not flap.
     await sleep(1_500);
     expect(a.readyChanges).toEqual([false]);
 
     await redis.restart();
-    await eventually(() => {
+    await vi.waitFor(() => {
       expect(a.broker.ready).toBe(true);
       expect(b.broker.ready).toBe(true);
       expect(a.readyChanges).toEqual([false, true]);
       expect(b.readyChanges).toEqual([false, true]);
-    }, 10_000);
+    }, { timeout: 10_000, interval: 20 });
 
     // every subscription is back (the failed one too: it stays wanted until unsubscribed), and only those
     const held = await cli(redis.port, 'PUBSUB', 'CHANNELS', 'sb:{*');
     expect(held.sort()).toEqual([...channels, 'room:new'].map((c) => `sb:{${c}}:p`).sort());
     await Promise.all(channels.map((c) => b.broker.publish({ channel: c, data: `after ${c}`, ts: Date.now() }, null)));
-    await eventually(() => expect(a.pubs.length).toBe(1 + channels.length));
+    await vi.waitFor(() => expect(a.pubs.length).toBe(1 + channels.length), { timeout: 5_000, interval: 20 });
     expect(a.got('room:29')).toEqual(['after room:29']);
 
     // control channels are back too
     await b.broker.sendControl('a', 'hello a');
     await b.broker.sendControl(null, 'hello all');
-    await eventually(() => expect(a.controls).toEqual(['hello a', 'hello all']));
-    await eventually(() => expect(b.controls).toEqual(['hello all']));
+    await vi.waitFor(() => expect(a.controls).toEqual(['hello a', 'hello all']), { timeout: 5_000, interval: 20 });
+    await vi.waitFor(() => expect(b.controls).toEqual(['hello all']), { timeout: 5_000, interval: 20 });
 
     // the history was lost with the server: a new epoch says so
     const after = await b.broker.publish({ channel: 'room:0', data: 'after', ts: Date.now() }, LONG);
@@ -398,17 +398,17 @@ describe('redis broker across a redis-server crash', () => {
     await a.broker.register(['reg:1'], 60_000);
     await b.broker.publish({ channel: 'all:1', data: 'before', ts: Date.now() }, LONG, ALL);
     await b.broker.publish({ channel: 'in:1', data: 'before', ts: Date.now() }, null, toNodes(['a']));
-    await eventually(() => expect(a.pubs.map((p) => p.data)).toEqual(['before', 'before']));
+    await vi.waitFor(() => expect(a.pubs.map((p) => p.data)).toEqual(['before', 'before']), { timeout: 5_000, interval: 20 });
 
     await redis.kill();
-    await eventually(() => expect(a.readyChanges).toEqual([false]));
+    await vi.waitFor(() => expect(a.readyChanges).toEqual([false]), { timeout: 5_000, interval: 20 });
     await expect(b.broker.publish({ channel: 'all:1', data: 'lost', ts: Date.now() }, null, ALL)).rejects.toThrow();
     await expect(a.broker.register(['reg:1'], 60_000)).rejects.toThrow();
     await redis.restart();
-    await eventually(() => {
+    await vi.waitFor(() => {
       expect(a.readyChanges).toEqual([false, true]);
       expect(b.readyChanges).toEqual([false, true]);
-    }, 10_000);
+    }, { timeout: 10_000, interval: 20 });
 
     // the broadcast and inbox channels are held again; the registry went with the data and is registered anew
     expect((await cli(redis.port, 'PUBSUB', 'CHANNELS', 'sb:*')).sort()).toEqual(
@@ -419,12 +419,12 @@ describe('redis broker across a redis-server crash', () => {
     await b.broker.publish({ channel: 'all:1', data: 'after', ts: Date.now() }, LONG, ALL);
     await b.broker.publish({ channel: 'in:1', data: 'after', ts: Date.now() }, null, toNodes(['a']));
     await b.broker.publish({ channel: 'reg:1', data: 'after', ts: Date.now() }, LONG, toNodes([], true));
-    await eventually(() => expect(a.pubs.slice(2).map((p) => [p.channel, p.data])).toEqual([
+    await vi.waitFor(() => expect(a.pubs.slice(2).map((p) => [p.channel, p.data])).toEqual([
       ['all:1', 'after'],
       ['in:1', 'after'],
       ['reg:1', 'after'],
-    ]));
-    await eventually(() => expect(b.got('all:1')).toEqual(['before', 'after']));
+    ]), { timeout: 5_000, interval: 20 });
+    await vi.waitFor(() => expect(b.got('all:1')).toEqual(['before', 'after']), { timeout: 5_000, interval: 20 });
     expect(b.got('in:1')).toEqual([]);
     expect(b.got('reg:1')).toEqual([]);
   });
@@ -434,9 +434,9 @@ describe('redis broker across a redis-server crash', () => {
     const a = await start(redis.url, 'a');
     const first = await a.broker.publish({ channel: 'p:1', data: 1, ts: Date.now() }, LONG);
     await redis.kill();
-    await eventually(() => expect(a.broker.ready).toBe(false));
+    await vi.waitFor(() => expect(a.broker.ready).toBe(false), { timeout: 5_000, interval: 20 });
     await redis.restart();
-    await eventually(() => expect(a.broker.ready).toBe(true), 10_000);
+    await vi.waitFor(() => expect(a.broker.ready).toBe(true), { timeout: 10_000, interval: 20 });
     expect(await a.broker.publish({ channel: 'p:1', data: 2, ts: Date.now() }, LONG)).toEqual({ offset: 2, epoch: first.epoch });
     const page = await a.broker.history('p:1', { since: 0, limit: 10 }, LONG);
     expect(page.messages.map((m) => m.data)).toEqual([1, 2]);

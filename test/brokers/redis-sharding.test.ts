@@ -7,14 +7,13 @@
  */
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { BrokerPublication, Route } from '../../src/brokers/broker.js';
 import type { HistoryPolicy } from '../../src/brokers/history.js';
 import { createBroker } from '../../src/brokers/index.js';
 import { RedisBroker } from '../../src/brokers/redis/redis-broker.js';
 import { keySlot } from '../../src/brokers/redis/slot.js';
 import { redisCommand, startRedisCluster, type RedisCluster } from '../helpers/redis-server.js';
-import { eventually } from './suite.js';
 
 const uid = (): string => randomBytes(4).toString('hex');
 const LONG: HistoryPolicy = { size: 10, ttlMs: 60_000 };
@@ -108,7 +107,7 @@ describe('redis broker (cluster): sharding', () => {
     for (const p of cluster.ports.slice(1)) expect(await cli(p, 'PUBSUB', 'CHANNELS', `${prefix}*`)).toEqual([]);
 
     await Promise.all(channels.map((c, i) => b.broker.publish({ channel: c, data: i, ts: Date.now() }, { size: 10, ttlMs: 60_000 })));
-    await eventually(() => expect(a.pubs).toHaveLength(40));
+    await vi.waitFor(() => expect(a.pubs).toHaveLength(40), { timeout: 5_000, interval: 20 });
     for (const p of a.pubs) expect(p).toMatchObject({ offset: 1 });
     for (const c of channels.slice(0, 5)) {
       const port = await ownerOf(`${prefix}:{${c}}:m`);
@@ -131,22 +130,22 @@ describe('redis broker (cluster): sharding', () => {
     const node = cluster.nodes[cluster.ports.indexOf(victim)]!;
 
     await node.kill();
-    await eventually(() => expect(a.readyChanges).toEqual([false]));
+    await vi.waitFor(() => expect(a.readyChanges).toEqual([false]), { timeout: 5_000, interval: 20 });
     await expect(b.broker.publish({ channel: 'room:0', data: 'lost', ts: Date.now() }, null)).rejects.toThrow();
 
     await node.restart();
-    await eventually(() => expect(a.readyChanges).toEqual([false, true]), 15_000);
+    await vi.waitFor(() => expect(a.readyChanges).toEqual([false, true]), { timeout: 15_000, interval: 20 });
     expect(a.broker.ready).toBe(true);
     const held = await cli(victim, 'PUBSUB', 'SHARDCHANNELS', `${prefix}:{*`);
     expect(held).toContain(`${prefix}:{room:0}:p`);
     // the cluster may need a moment to agree the node is back before it takes writes
-    await eventually(() => b.broker.publish({ channel: 'room:0', data: 'back', ts: Date.now() }, { size: 10, ttlMs: 60_000 }), 10_000, 200);
-    await eventually(() => expect(a.pubs.map((p) => p.data)).toContain('back'));
+    await vi.waitFor(() => b.broker.publish({ channel: 'room:0', data: 'back', ts: Date.now() }, { size: 10, ttlMs: 60_000 }), { timeout: 10_000, interval: 200 });
+    await vi.waitFor(() => expect(a.pubs.map((p) => p.data)).toContain('back'), { timeout: 5_000, interval: 20 });
     // routed publications from the restarted master reach every node again
     await b.broker.publish({ channel: 'room:0', data: 'routed back', ts: Date.now() }, null, { to: 'all' });
-    await eventually(() => expect(a.pubs.map((p) => p.data)).toContain('routed back'));
+    await vi.waitFor(() => expect(a.pubs.map((p) => p.data)).toContain('routed back'), { timeout: 5_000, interval: 20 });
     await a.broker.sendControl(null, 'still there');
-    await eventually(() => expect(b.controls).toEqual(['still there']));
+    await vi.waitFor(() => expect(b.controls).toEqual(['still there']), { timeout: 5_000, interval: 20 });
     expect(a.faults.length).toBeGreaterThan(0);
   }, 40_000);
 
@@ -157,7 +156,7 @@ describe('redis broker (cluster): sharding', () => {
     const channel = 'room:moving';
     await a.broker.subscribe(channel);
     await b.broker.publish({ channel, data: 'before', ts: Date.now() }, { size: 10, ttlMs: 60_000 });
-    await eventually(() => expect(a.pubs.map((p) => p.data)).toEqual(['before']));
+    await vi.waitFor(() => expect(a.pubs.map((p) => p.data)).toEqual(['before']), { timeout: 5_000, interval: 20 });
 
     const slot = String(keySlot(`${prefix}:{${channel}}:p`));
     const source = await ownerOf(`${prefix}:{${channel}}:m`);
@@ -170,20 +169,20 @@ describe('redis broker (cluster): sharding', () => {
     await cli(source, 'MIGRATE', '127.0.0.1', String(target), '', '0', '5000', 'KEYS', ...keys);
     for (const p of cluster.ports) await redisCommand(p, ['CLUSTER', 'SETSLOT', slot, 'NODE', targetId!]);
 
-    await eventually(async () => {
+    await vi.waitFor(async () => {
       expect(await cli(target, 'PUBSUB', 'SHARDCHANNELS', `${prefix}:{*`)).toEqual([`${prefix}:{${channel}}:p`]);
       expect(await cli(source, 'PUBSUB', 'SHARDCHANNELS', `${prefix}:{*`)).toEqual([]);
-    }, 15_000, 100);
-    await eventually(() => expect(a.broker.ready).toBe(true), 10_000);
-    await eventually(() => b.broker.publish({ channel, data: 'after', ts: Date.now() }, { size: 10, ttlMs: 60_000 }), 10_000, 200);
-    await eventually(() => expect(a.pubs.map((p) => p.data)).toEqual(['before', 'after']));
+    }, { timeout: 15_000, interval: 100 });
+    await vi.waitFor(() => expect(a.broker.ready).toBe(true), { timeout: 10_000, interval: 20 });
+    await vi.waitFor(() => b.broker.publish({ channel, data: 'after', ts: Date.now() }, { size: 10, ttlMs: 60_000 }), { timeout: 10_000, interval: 200 });
+    await vi.waitFor(() => expect(a.pubs.map((p) => p.data)).toEqual(['before', 'after']), { timeout: 5_000, interval: 20 });
     expect(a.pubs.map((p) => p.offset)).toEqual([1, 2]);
     // the move is reported as a readiness dip, so that the node catches up on what it may have missed meanwhile
-    await eventually(() => {
+    await vi.waitFor(() => {
       expect(a.readyChanges).toContain(false);
       expect(a.readyChanges.at(-1)).toBe(true);
       expect(a.broker.ready).toBe(true);
-    }, 10_000);
+    }, { timeout: 10_000, interval: 20 });
   }, 40_000);
 
   /** One channel whose slot is on each master. */
@@ -217,8 +216,8 @@ describe('redis broker (cluster): sharding', () => {
     );
     for (const channel of channels) {
       const mine = (n: Started): unknown[] => n.pubs.filter((p) => p.channel === channel).map((p) => [p.data, p.offset]);
-      await eventually(() => expect(mine(a)).toEqual([['all-1', 1], ['a-3', undefined], ['all-4', 3]]));
-      await eventually(() => expect(mine(b)).toEqual([['all-1', 1], ['reg-2', 2], ['all-4', 3]]));
+      await vi.waitFor(() => expect(mine(a)).toEqual([['all-1', 1], ['a-3', undefined], ['all-4', 3]]), { timeout: 5_000, interval: 20 });
+      await vi.waitFor(() => expect(mine(b)).toEqual([['all-1', 1], ['reg-2', 2], ['all-4', 3]]), { timeout: 5_000, interval: 20 });
     }
     expect([...a.faults, ...b.faults]).toEqual([]);
   });
@@ -236,7 +235,7 @@ describe('redis broker (cluster): sharding', () => {
     expect(ids).toHaveLength(1);
 
     await redisCommand(seed, ['CLIENT', 'KILL', 'ID', ids[0]!]);
-    await eventually(() => expect(a.readyChanges).toEqual([false, true]));
+    await vi.waitFor(() => expect(a.readyChanges).toEqual([false, true]), { timeout: 5_000, interval: 20 });
     expect(a.broker.ready).toBe(true);
     expect(b.readyChanges).toEqual([]);
     expect(await cli(seed, 'PUBSUB', 'NUMSUB', `${prefix}:in:a`, `${prefix}:all`)).toEqual([`${prefix}:in:a`, '1', `${prefix}:all`, '2']);
@@ -244,7 +243,7 @@ describe('redis broker (cluster): sharding', () => {
     const [channel] = await channelPerMaster(prefix);
     await b.broker.publish({ channel: channel!, data: 'all', ts: Date.now() }, null, ALL);
     await b.broker.publish({ channel: channel!, data: 'to-a', ts: Date.now() }, null, toNodes(['a']));
-    await eventually(() => expect(a.pubs.map((p) => p.data)).toEqual(['all', 'to-a']));
+    await vi.waitFor(() => expect(a.pubs.map((p) => p.data)).toEqual(['all', 'to-a']), { timeout: 5_000, interval: 20 });
   });
 
   it('after the seed master crashes and restarts, routes to every node and to inboxes again', async () => {
@@ -253,27 +252,27 @@ describe('redis broker (cluster): sharding', () => {
     const b = await start('b', prefix);
     const channels = await channelPerMaster(prefix);
     await b.broker.publish({ channel: channels[1]!, data: 'before', ts: Date.now() }, null, ALL);
-    await eventually(() => expect(a.pubs.map((p) => p.data)).toEqual(['before']));
+    await vi.waitFor(() => expect(a.pubs.map((p) => p.data)).toEqual(['before']), { timeout: 5_000, interval: 20 });
 
     const seed = cluster.nodes[0]!;
     await seed.kill();
-    await eventually(() => expect(a.readyChanges).toEqual([false]));
+    await vi.waitFor(() => expect(a.readyChanges).toEqual([false]), { timeout: 5_000, interval: 20 });
     await seed.restart();
-    await eventually(() => {
+    await vi.waitFor(() => {
       expect(a.readyChanges).toEqual([false, true]);
       expect(b.readyChanges).toEqual([false, true]);
-    }, 15_000);
+    }, { timeout: 15_000, interval: 20 });
     // Ready again means every master reaches the restarted node's subscribers again (cluster bus links
     // are back), so what is accepted from now on arrives, whichever master publishes it. The cluster
     // itself may need a moment more before it takes writes.
     for (const channel of channels) {
-      await eventually(() => b.broker.publish({ channel, data: 'all', ts: Date.now() }, LONG, ALL), 10_000, 100);
+      await vi.waitFor(() => b.broker.publish({ channel, data: 'all', ts: Date.now() }, LONG, ALL), { timeout: 10_000, interval: 100 });
       await b.broker.publish({ channel, data: 'to-a', ts: Date.now() }, null, toNodes(['a']));
     }
     for (const channel of channels) {
       const mine = (n: Started): unknown[] => n.pubs.filter((p) => p.channel === channel).map((p) => p.data);
-      await eventually(() => expect(mine(a)).toEqual(channel === channels[1] ? ['before', 'all', 'to-a'] : ['all', 'to-a']));
-      await eventually(() => expect(mine(b)).toEqual(channel === channels[1] ? ['before', 'all'] : ['all']));
+      await vi.waitFor(() => expect(mine(a)).toEqual(channel === channels[1] ? ['before', 'all', 'to-a'] : ['all', 'to-a']), { timeout: 5_000, interval: 20 });
+      await vi.waitFor(() => expect(mine(b)).toEqual(channel === channels[1] ? ['before', 'all'] : ['all']), { timeout: 5_000, interval: 20 });
     }
   }, 40_000);
 

@@ -8,7 +8,7 @@
  * is not wiped between tests still gives every test a clean slate.
  */
 import { randomBytes } from 'node:crypto';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type {
   Broker,
   BrokerHandlers,
@@ -18,6 +18,7 @@ import type {
 } from '../../src/brokers/broker.js';
 import type { HistoryPage, HistoryPolicy } from '../../src/brokers/history.js';
 import type { PublishResult } from '../../src/protocol/index.js';
+import { sleep } from '../helpers/wait.js';
 
 export interface BrokerBackend {
   /** A new, not yet started broker on the shared backend. */
@@ -31,21 +32,6 @@ const QUIET_MS = 200;
 const WAIT_MS = 5_000;
 
 const LONG: HistoryPolicy = { size: 1000, ttlMs: 60_000 };
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-/** Retry `check` until it stops throwing; after `timeoutMs`, throw its last error. */
-export async function eventually<T>(check: () => T | Promise<T>, timeoutMs = WAIT_MS, everyMs = 20): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      return await check();
-    } catch (err) {
-      if (Date.now() >= deadline) throw err;
-    }
-    await sleep(everyMs);
-  }
-}
 
 /** What a started broker has handed to its node. */
 interface Recorded {
@@ -168,14 +154,15 @@ export function brokerSuite(name: string, factory: () => Promise<BrokerBackend>,
         await a!.broker.subscribe(c);
         await b!.broker.subscribe(c);
         await publish(a!, c, 'before');
-        await eventually(() => expect(b!.got(c)).toEqual(['before']));
+        await vi.waitFor(() => expect(b!.got(c)).toEqual(['before']), { timeout: 5_000, interval: 20 });
 
         await b!.broker.close();
         await publish(a!, c, 'after');
         await a!.broker.sendControl(null, 'ctl-after');
         await a!.broker.sendControl(b!.id, 'ctl-to-closed');
-        await eventually(() => expect(a!.got(c)).toEqual(['before', 'after']));
-        await eventually(() => expect(a!.controls).toEqual(['ctl-after']));
+        await vi.waitFor(() => expect(a!.got(c)).toEqual(['before', 'after']), { timeout: 5_000, interval: 20 });
+        await vi.waitFor(() => expect(a!.controls).toEqual(['ctl-after']), { timeout: 5_000, interval: 20 });
+        // Pause, not a wait: nothing else may arrive.
         await sleep(QUIET_MS);
         expect(b!.got(c)).toEqual(['before']);
         expect(b!.controls).toEqual([]);
@@ -193,7 +180,7 @@ export function brokerSuite(name: string, factory: () => Promise<BrokerBackend>,
         await c!.broker.subscribe(other);
         const data = { text: 'héllo ✓', n: 1.5, nested: { list: [1, null, true] } };
         await publish(a!, room, data, null, 'u1');
-        await eventually(() => expect(b!.got(room)).toEqual([data]));
+        await vi.waitFor(() => expect(b!.got(room)).toEqual([data]), { timeout: 5_000, interval: 20 });
         const [pub] = b!.pubs;
         expect(pub).toMatchObject({ channel: room, data, from: 'u1' });
         expect(typeof pub!.ts).toBe('number');
@@ -201,9 +188,10 @@ export function brokerSuite(name: string, factory: () => Promise<BrokerBackend>,
         // a subscribed publisher receives its own publications too
         await a!.broker.subscribe(room);
         await publish(a!, room, 'two');
-        await eventually(() => expect(a!.got(room)).toEqual(['two']));
-        await eventually(() => expect(b!.got(room)).toEqual([data, 'two']));
+        await vi.waitFor(() => expect(a!.got(room)).toEqual(['two']), { timeout: 5_000, interval: 20 });
+        await vi.waitFor(() => expect(b!.got(room)).toEqual([data, 'two']), { timeout: 5_000, interval: 20 });
 
+        // Pause, not a wait: nothing else may arrive.
         await sleep(QUIET_MS);
         expect(c!.pubs).toEqual([]);
       });
@@ -214,21 +202,22 @@ export function brokerSuite(name: string, factory: () => Promise<BrokerBackend>,
         await a!.broker.subscribe(room);
         await b!.broker.subscribe(room);
         await publish(c!, room, 1);
-        await eventually(() => expect(b!.got(room)).toEqual([1]));
+        await vi.waitFor(() => expect(b!.got(room)).toEqual([1]), { timeout: 5_000, interval: 20 });
 
         await b!.broker.unsubscribe(room);
         await publish(c!, room, 2);
         await publish(b!, room, 3);
         // Without history there is no order across publishing nodes (see
         // `Broker`): on a NATS cluster, c's and b's servers race. Each once.
-        await eventually(() => expect([...a!.got(room)].sort()).toEqual([1, 2, 3]));
+        await vi.waitFor(() => expect([...a!.got(room)].sort()).toEqual([1, 2, 3]), { timeout: 5_000, interval: 20 });
+        // Pause, not a wait: nothing else may arrive.
         await sleep(QUIET_MS);
         expect(b!.got(room)).toEqual([1]);
 
         // subscribing again resumes delivery (without what was missed)
         await b!.broker.subscribe(room);
         await publish(c!, room, 4);
-        await eventually(() => expect(b!.got(room)).toEqual([1, 4]));
+        await vi.waitFor(() => expect(b!.got(room)).toEqual([1, 4]), { timeout: 5_000, interval: 20 });
       });
 
       it('subscribing twice still delivers each publication once', async () => {
@@ -238,7 +227,8 @@ export function brokerSuite(name: string, factory: () => Promise<BrokerBackend>,
         await b!.broker.subscribe(room);
         await publish(a!, room, 'x');
         await publish(a!, room, 'y');
-        await eventually(() => expect(b!.got(room)).toEqual(['x', 'y']));
+        await vi.waitFor(() => expect(b!.got(room)).toEqual(['x', 'y']), { timeout: 5_000, interval: 20 });
+        // Pause, not a wait: nothing else may arrive.
         await sleep(QUIET_MS);
         expect(b!.got(room)).toEqual(['x', 'y']);
       });
@@ -249,7 +239,7 @@ export function brokerSuite(name: string, factory: () => Promise<BrokerBackend>,
         const room = ch('room');
         await a!.broker.subscribe(room);
         await publish(a!, room, 'ok');
-        await eventually(() => expect(a!.got(room)).toEqual(['ok']));
+        await vi.waitFor(() => expect(a!.got(room)).toEqual(['ok']), { timeout: 5_000, interval: 20 });
       });
     });
 
@@ -282,7 +272,7 @@ export function brokerSuite(name: string, factory: () => Promise<BrokerBackend>,
         fromA.forEach((r, i) => offsetOf.set(`${a!.id}#${i}`, r.offset!));
         fromB.forEach((r, i) => offsetOf.set(`${b!.id}#${i}`, r.offset!));
         for (const n of [a, b, c]) {
-          await eventually(() => expect(n!.pubs.length).toBe(2 * N));
+          await vi.waitFor(() => expect(n!.pubs.length).toBe(2 * N), { timeout: 5_000, interval: 20 });
           expect(n!.pubs.map((p) => p.offset)).toEqual(sorted);
           for (const p of n!.pubs) {
             expect(p.epoch).toBe(epoch);
@@ -302,7 +292,7 @@ export function brokerSuite(name: string, factory: () => Promise<BrokerBackend>,
         await b!.broker.subscribe(room);
         expect(await publish(a!, room, 'p1', null)).toEqual({});
         expect(await publish(a!, room, 'p2', { size: 0, ttlMs: 60_000 })).toEqual({});
-        await eventually(() => expect(b!.got(room)).toEqual(['p1', 'p2']));
+        await vi.waitFor(() => expect(b!.got(room)).toEqual(['p1', 'p2']), { timeout: 5_000, interval: 20 });
         for (const p of b!.pubs) {
           expect(p.offset).toBeUndefined();
           expect(p.epoch).toBeUndefined();
@@ -385,21 +375,22 @@ export function brokerSuite(name: string, factory: () => Promise<BrokerBackend>,
         const epoch = r1.epoch!;
         expect(offsets(await b!.broker.history(room, { limit: 10 }, policy))).toEqual([1, 2]);
 
+        // Pause, not a wait: time passes so that m1 and m2 expire before m3.
         await sleep(400);
         await publish(b!, room, 'm3', policy);
         // m1 and m2 expire about 400 ms before m3: watch for the step in between
-        const partial = await eventually(async () => {
+        const partial = await vi.waitFor(async () => {
           const page = await b!.broker.history(room, { since: 0, limit: 10 }, policy);
           expect(page.messages.every((m) => m.offset! > 2)).toBe(true);
           return page;
-        });
+        }, { timeout: 5_000, interval: 20 });
         expect(partial).toEqual({ offset: 3, epoch, earliest: 3, messages: [{ channel: room, data: 'm3', offset: 3, epoch }] });
 
-        const empty = await eventually(async () => {
+        const empty = await vi.waitFor(async () => {
           const page = await a!.broker.history(room, { since: 0, limit: 10 }, policy);
           expect(page.messages).toEqual([]);
           return page;
-        });
+        }, { timeout: 5_000, interval: 20 });
         expect(empty).toEqual({ offset: 3, epoch, earliest: 4, messages: [] });
 
         // numbering continues under the same epoch
@@ -466,11 +457,13 @@ export function brokerSuite(name: string, factory: () => Promise<BrokerBackend>,
         const refresher = (async () => {
           while (refreshing) {
             await a!.broker.presenceAdd([{ channel: room, entry: kept }], TTL);
+            // Pause, not a wait: the refresher saves the entry four times per TTL.
             await sleep(TTL / 4);
           }
         })();
         try {
-          await eventually(async () => expect((await b!.broker.presence(room)).sort(bySession)).toEqual([kept, stays]));
+          await vi.waitFor(async () => expect((await b!.broker.presence(room)).sort(bySession)).toEqual([kept, stays]), { timeout: 5_000, interval: 20 });
+          // Pause, not a wait: twice the TTL passes; the refreshed entry must outlive it.
           // still there well after its first TTL has passed
           await sleep(2 * TTL);
           expect((await b!.broker.presence(room)).sort(bySession)).toEqual([kept, stays]);
@@ -478,7 +471,7 @@ export function brokerSuite(name: string, factory: () => Promise<BrokerBackend>,
           refreshing = false;
           await refresher;
         }
-        await eventually(async () => expect(await a!.broker.presence(room)).toEqual([stays]));
+        await vi.waitFor(async () => expect(await a!.broker.presence(room)).toEqual([stays]), { timeout: 5_000, interval: 20 });
       });
     });
 
@@ -486,7 +479,7 @@ export function brokerSuite(name: string, factory: () => Promise<BrokerBackend>,
       it('sends to every started node, the sender included, or to one node', async () => {
         const [a, b, c] = await nodes(3);
         await a!.broker.sendControl(null, 'to-all');
-        for (const n of [a, b, c]) await eventually(() => expect(n!.controls).toEqual(['to-all']));
+        for (const n of [a, b, c]) await vi.waitFor(() => expect(n!.controls).toEqual(['to-all']), { timeout: 5_000, interval: 20 });
 
         await a!.broker.sendControl(b!.id, 'to-b');
         await c!.broker.sendControl(a!.id, 'c-to-a');
@@ -494,8 +487,9 @@ export function brokerSuite(name: string, factory: () => Promise<BrokerBackend>,
         await a!.broker.sendControl(`n-${tag}-nobody`, 'to-nobody');
         // 'to-b' and 'b-to-self' come from two senders: only each sender's own order is promised.
         const bGot = (): string[] => [b!.controls[0]!, ...b!.controls.slice(1).sort()];
-        await eventually(() => expect(bGot()).toEqual(['to-all', 'b-to-self', 'to-b']));
-        await eventually(() => expect(a!.controls).toEqual(['to-all', 'c-to-a']));
+        await vi.waitFor(() => expect(bGot()).toEqual(['to-all', 'b-to-self', 'to-b']), { timeout: 5_000, interval: 20 });
+        await vi.waitFor(() => expect(a!.controls).toEqual(['to-all', 'c-to-a']), { timeout: 5_000, interval: 20 });
+        // Pause, not a wait: nothing else may arrive.
         await sleep(QUIET_MS);
         expect(a!.controls).toEqual(['to-all', 'c-to-a']);
         expect(b!.controls).toHaveLength(3);
@@ -507,7 +501,7 @@ export function brokerSuite(name: string, factory: () => Promise<BrokerBackend>,
         const [a, b] = await nodes(2);
         const payloads = Array.from({ length: 50 }, (_, i) => JSON.stringify({ i, s: 'ünïcode\n"quoted"' }));
         await Promise.all(payloads.map((p) => a!.broker.sendControl(b!.id, p)));
-        await eventually(() => expect(b!.controls).toEqual(payloads));
+        await vi.waitFor(() => expect(b!.controls).toEqual(payloads), { timeout: 5_000, interval: 20 });
       });
 
       it('does not mix up control messages and publications', async () => {
@@ -516,8 +510,9 @@ export function brokerSuite(name: string, factory: () => Promise<BrokerBackend>,
         await b!.broker.subscribe(room);
         await a!.broker.sendControl(b!.id, 'ctl');
         await publish(a!, room, 'pub');
-        await eventually(() => expect(b!.got(room)).toEqual(['pub']));
-        await eventually(() => expect(b!.controls).toEqual(['ctl']));
+        await vi.waitFor(() => expect(b!.got(room)).toEqual(['pub']), { timeout: 5_000, interval: 20 });
+        await vi.waitFor(() => expect(b!.controls).toEqual(['ctl']), { timeout: 5_000, interval: 20 });
+        // Pause, not a wait: nothing else may arrive.
         await sleep(QUIET_MS);
         expect(b!.pubs).toHaveLength(1);
         expect(b!.controls).toEqual(['ctl']);
@@ -546,8 +541,8 @@ export function brokerSuite(name: string, factory: () => Promise<BrokerBackend>,
         expect(await publishOnce(a!, room, 'y', 'k2')).toEqual({ offset: 2, epoch: first.epoch });
         expect((await publishOnce(a!, other, 'z', 'k1')).offset).toBe(1);
         await publish(a!, room, 'barrier', LONG);
-        await eventually(() => expect(b!.got(room)).toEqual(['x', 'y', 'barrier']));
-        await eventually(() => expect(b!.got(other)).toEqual(['z']));
+        await vi.waitFor(() => expect(b!.got(room)).toEqual(['x', 'y', 'barrier']), { timeout: 5_000, interval: 20 });
+        await vi.waitFor(() => expect(b!.got(other)).toEqual(['z']), { timeout: 5_000, interval: 20 });
         const page = await a!.broker.history(room, { since: 0, limit: 10 }, LONG);
         expect(page.messages.map((m) => m.data)).toEqual(['x', 'y', 'barrier']);
       });
@@ -559,7 +554,8 @@ export function brokerSuite(name: string, factory: () => Promise<BrokerBackend>,
         expect(await publishOnce(a!, room, 'p', 'k', null)).toEqual({});
         expect(await publishOnce(b!, room, 'p-again', 'k', null)).toEqual({ duplicate: true });
         await publishOnce(a!, room, 'q', 'k2', null);
-        await eventually(() => expect(b!.got(room)).toEqual(['p', 'q']));
+        await vi.waitFor(() => expect(b!.got(room)).toEqual(['p', 'q']), { timeout: 5_000, interval: 20 });
+        // Pause, not a wait: nothing else may arrive.
         await sleep(QUIET_MS);
         expect(b!.got(room)).toEqual(['p', 'q']);
       });
@@ -572,7 +568,7 @@ export function brokerSuite(name: string, factory: () => Promise<BrokerBackend>,
         expect(results.filter((r) => !r.duplicate)).toHaveLength(1);
         for (const r of results) expect({ offset: r.offset, epoch: r.epoch }).toEqual({ offset: 1, epoch: results[0]!.epoch });
         await publish(a!, room, 'barrier', LONG);
-        await eventually(() => expect(c!.got(room)).toHaveLength(2));
+        await vi.waitFor(() => expect(c!.got(room)).toHaveLength(2), { timeout: 5_000, interval: 20 });
         expect(c!.got(room)[1]).toBe('barrier');
       });
 
@@ -581,6 +577,7 @@ export function brokerSuite(name: string, factory: () => Promise<BrokerBackend>,
         const room = ch('once-window');
         expect((await publishOnce(a!, room, 1, 'w', LONG, undefined, 300)).offset).toBe(1);
         expect((await publishOnce(a!, room, 1, 'w', LONG, undefined, 300)).duplicate).toBe(true);
+        // Pause, not a wait: the key's 300 ms window passes.
         await sleep(1_500);
         const again = await publishOnce(a!, room, 2, 'w', LONG, undefined, 300);
         expect(again).toEqual({ offset: 2, epoch: expect.any(String) });
@@ -592,7 +589,7 @@ export function brokerSuite(name: string, factory: () => Promise<BrokerBackend>,
         expect((await publishOnce(a!, room, 'u', 'k', LONG, ALL)).offset).toBe(1);
         expect(await publishOnce(b!, room, 'u', 'k', LONG, ALL)).toMatchObject({ offset: 1, duplicate: true });
         await send(a!, room, 'barrier', ALL);
-        await eventually(() => expect(b!.got(room)).toEqual(['u', 'barrier']));
+        await vi.waitFor(() => expect(b!.got(room)).toEqual(['u', 'barrier']), { timeout: 5_000, interval: 20 });
       });
 
       withNodes?.('along `nodes`: once per key', async () => {
@@ -602,7 +599,7 @@ export function brokerSuite(name: string, factory: () => Promise<BrokerBackend>,
         expect(await publishOnce(a!, room, 'v', 'k', LONG, toNodes([b!.id]))).toMatchObject({ offset: 1, duplicate: true });
         expect(await publishOnce(a!, room, 'v', 'k', null, toNodes([b!.id]))).toMatchObject({ duplicate: true });
         await send(a!, room, 'barrier', toNodes([b!.id]));
-        await eventually(() => expect(b!.got(room)).toEqual(['v', 'barrier']));
+        await vi.waitFor(() => expect(b!.got(room)).toEqual(['v', 'barrier']), { timeout: 5_000, interval: 20 });
       });
     });
 
@@ -632,9 +629,11 @@ export function brokerSuite(name: string, factory: () => Promise<BrokerBackend>,
         const inbox = ch('acks-ttl', 'user');
         await a!.broker.saveAck(inbox, 'gone', { offset: 1, epoch: 'e' }, 400);
         await a!.broker.saveAck(inbox, 'kept', { offset: 1, epoch: 'e' }, 400);
+        // Pause, not a wait: part of the 400 ms TTL passes.
         await sleep(250);
         // a save that does not move the position still refreshes it
         await a!.broker.saveAck(inbox, 'kept', { offset: 1, epoch: 'e' }, 400);
+        // Pause, not a wait: part of the 400 ms TTL passes.
         await sleep(250);
         expect(await a!.broker.loadAck(inbox, 'gone')).toBeNull();
         expect(await a!.broker.loadAck(inbox, 'kept')).toEqual({ offset: 1, epoch: 'e' });
@@ -657,7 +656,7 @@ export function brokerSuite(name: string, factory: () => Promise<BrokerBackend>,
         const epoch = results[0]!.epoch;
         const offsetOf = new Map(results.map((r, i) => [i + 1, r.offset]));
         for (const n of [a, b, c]) {
-          await eventually(() => expect(n!.got(room)).toHaveLength(N));
+          await vi.waitFor(() => expect(n!.got(room)).toHaveLength(N), { timeout: 5_000, interval: 20 });
           expect(offsetsOf(n!, room)).toEqual(range(1, N));
           for (const p of n!.pubs) {
             expect(p).toMatchObject({ channel: room, epoch });
@@ -671,7 +670,7 @@ export function brokerSuite(name: string, factory: () => Promise<BrokerBackend>,
         expect(await b!.broker.publish({ channel: room, data: 'live-1', ts: Date.now(), from: 'u1' }, null, ALL)).toEqual({});
         expect(await send(b!, room, 'live-2', ALL, { size: 0, ttlMs: 60_000 })).toEqual({});
         for (const n of [a, b, c]) {
-          await eventually(() => expect(n!.got(room).slice(N)).toEqual(['live-1', 'live-2']));
+          await vi.waitFor(() => expect(n!.got(room).slice(N)).toEqual(['live-1', 'live-2']), { timeout: 5_000, interval: 20 });
           const [p1, p2] = n!.pubs.slice(N);
           expect(p1).toMatchObject({ channel: room, data: 'live-1', from: 'u1' });
           expect(p1!.offset).toBeUndefined();
@@ -683,7 +682,8 @@ export function brokerSuite(name: string, factory: () => Promise<BrokerBackend>,
         const d = await node('d');
         await c!.broker.close();
         await send(a!, room, 'late', ALL);
-        for (const n of [a, b, d]) await eventually(() => expect(n!.got(room).at(-1)).toBe('late'));
+        for (const n of [a, b, d]) await vi.waitFor(() => expect(n!.got(room).at(-1)).toBe('late'), { timeout: 5_000, interval: 20 });
+        // Pause, not a wait: nothing else may arrive.
         await sleep(QUIET_MS);
         expect(d.got(room)).toEqual(['late']);
         expect(offsetsOf(d, room)).toEqual([N + 1]);
@@ -705,7 +705,8 @@ export function brokerSuite(name: string, factory: () => Promise<BrokerBackend>,
         await send(c!, room, 'nowhere', toNodes([]));
         // the last publication reaches everyone: once it is in, all earlier ones are (offset order)
         await send(d, room, 'end', ALL);
-        for (const n of [a, b, c, d]) await eventually(() => expect(n!.got(room).at(-1)).toBe('end'));
+        for (const n of [a, b, c, d]) await vi.waitFor(() => expect(n!.got(room).at(-1)).toBe('end'), { timeout: 5_000, interval: 20 });
+        // Pause, not a wait: nothing else may arrive.
         await sleep(QUIET_MS);
         expect(a!.got(room)).toEqual(['to-a-b', 'end']);
         expect(b!.got(room)).toEqual(['to-b', 'to-b-c', 'to-a-b', 'end']);
@@ -737,7 +738,8 @@ export function brokerSuite(name: string, factory: () => Promise<BrokerBackend>,
         await send(b!, room, 'r4', toNodes([a!.id], true));
 
         await send(a!, room, 'end', ALL);
-        for (const n of [a, b, c]) await eventually(() => expect(n!.got(room).at(-1)).toBe('end'));
+        for (const n of [a, b, c]) await vi.waitFor(() => expect(n!.got(room).at(-1)).toBe('end'), { timeout: 5_000, interval: 20 });
+        // Pause, not a wait: nothing else may arrive.
         await sleep(QUIET_MS);
         expect(a!.got(room)).toEqual(['r4', 'end']);
         expect(b!.got(room)).toEqual(['r1', 'end']);
@@ -759,11 +761,13 @@ export function brokerSuite(name: string, factory: () => Promise<BrokerBackend>,
         const refresher = (async () => {
           while (refreshing) {
             await c!.broker.register([room], TTL);
+            // Pause, not a wait: the refresher saves the entry four times per TTL.
             await sleep(TTL / 4);
           }
         })();
         try {
-          await eventually(async () => expect(await a!.broker.registered(room)).toEqual([c!.id]));
+          await vi.waitFor(async () => expect(await a!.broker.registered(room)).toEqual([c!.id]), { timeout: 5_000, interval: 20 });
+          // Pause, not a wait: twice the TTL passes; the refreshed entry must outlive it.
           // still there well after its first TTL has passed
           await sleep(2 * TTL);
           expect(await a!.broker.registered(room)).toEqual([c!.id]);
@@ -772,10 +776,11 @@ export function brokerSuite(name: string, factory: () => Promise<BrokerBackend>,
           refreshing = false;
           await refresher;
         }
-        await eventually(async () => expect(await b!.broker.registered(room)).toEqual([]));
+        await vi.waitFor(async () => expect(await b!.broker.registered(room)).toEqual([]), { timeout: 5_000, interval: 20 });
         await send(a!, room, 'to-none', toNodes([], true));
         await send(a!, room, 'end', ALL);
-        for (const n of [a, b, c]) await eventually(() => expect(n!.got(room).at(-1)).toBe('end'));
+        for (const n of [a, b, c]) await vi.waitFor(() => expect(n!.got(room).at(-1)).toBe('end'), { timeout: 5_000, interval: 20 });
+        // Pause, not a wait: nothing else may arrive.
         await sleep(QUIET_MS);
         expect(b!.got(room)).toEqual(['end']);
         expect(c!.got(room)).toEqual(['to-live', 'end']);
@@ -807,12 +812,12 @@ export function brokerSuite(name: string, factory: () => Promise<BrokerBackend>,
         try {
           const starts = new Map<Node, number[]>();
           for (const [i, n] of joiners.entries()) {
-            await eventually(() => expect(fired).toBeGreaterThan(100 + 300 * i));
+            await vi.waitFor(() => expect(fired).toBeGreaterThan(100 + 300 * i), { timeout: 5_000, interval: 20 });
             await n.broker.register(rooms, 30_000);
             starts.set(n, await Promise.all(rooms.map(async (room) => (await n.broker.history(room, { limit: 0 }, LONG)).offset)));
           }
           const firedThen = fired;
-          await eventually(() => expect(fired).toBeGreaterThan(firedThen + 800));
+          await vi.waitFor(() => expect(fired).toBeGreaterThan(firedThen + 800), { timeout: 5_000, interval: 20 });
           stop = true;
           await Promise.all(runs);
 
@@ -823,7 +828,7 @@ export function brokerSuite(name: string, factory: () => Promise<BrokerBackend>,
             for (const n of joiners) {
               const start = starts.get(n)![i]!;
               expect(top).toBeGreaterThan(start + 20);
-              await eventually(() => expect(offsetsOf(n, room).at(-1)).toBe(top));
+              await vi.waitFor(() => expect(offsetsOf(n, room).at(-1)).toBe(top), { timeout: 5_000, interval: 20 });
               const got = offsetsOf(n, room) as number[];
               // once it receives: each offset once, in order, no gap; and every offset after its start
               for (let k = 1; k < got.length; k++) expect(got[k]).toBe(got[k - 1]! + 1);
@@ -856,7 +861,7 @@ export function brokerSuite(name: string, factory: () => Promise<BrokerBackend>,
         );
         for (const n of publishers) {
           for (const channel of [viaAll, viaNodes]) {
-            await eventually(() => expect(n.got(channel)).toHaveLength(3 * N));
+            await vi.waitFor(() => expect(n.got(channel)).toHaveLength(3 * N), { timeout: 5_000, interval: 20 });
             expect(offsetsOf(n, channel)).toEqual(range(1, 3 * N));
           }
         }

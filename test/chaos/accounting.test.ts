@@ -7,6 +7,7 @@
 import { describe, expect, it } from 'vitest';
 import { account, type AckedMessage, type Delivery, type ResetNotice } from '../helpers/chaos/accounting.js';
 import { RecoveryClock } from '../helpers/chaos/recovery.js';
+import { sleep } from '../helpers/wait.js';
 
 const E = 'epoch-1';
 const acked = (seq: number, offset = seq, epoch = E, at = seq): AckedMessage => ({ user: 'u', seq, offset, epoch, at });
@@ -58,9 +59,11 @@ describe('chaos recovery clock', () => {
     let problem: string | undefined = 'clients down';
     const clock = new RecoveryClock(() => problem);
     clock.fault('test');
-    await new Promise((r) => setTimeout(r, 120));
+    // Pause, not a wait: the clock measures this time.
+    await sleep(120);
     problem = undefined;
-    await new Promise((r) => setTimeout(r, 80));
+    // Pause, not a wait: the clock measures this time.
+    await sleep(80);
     const [f] = clock.stop();
     expect(f?.recoveryMs).toBeGreaterThanOrEqual(100);
     expect(f?.recoveryMs).toBeLessThan(1000);
@@ -70,11 +73,13 @@ describe('chaos recovery clock', () => {
   it('reports null when the system never became healthy again, and 0 when the fault did nothing visible', async () => {
     const never = new RecoveryClock(() => 'still down');
     never.fault('a');
-    await new Promise((r) => setTimeout(r, 60));
+    // Pause, not a wait: the clock measures this time.
+    await sleep(60);
     expect(never.stop()[0]?.recoveryMs).toBeNull();
     const fine = new RecoveryClock(() => undefined);
     fine.fault('b');
-    await new Promise((r) => setTimeout(r, 60));
+    // Pause, not a wait: the clock measures this time.
+    await sleep(60);
     expect(fine.stop()[0]?.recoveryMs).toBe(0);
   });
 });

@@ -11,10 +11,11 @@
  * server-side idempotency they are published twice (duplicates). Nothing
  * acknowledged may be lost.
  */
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { API_KEY } from '../helpers/chaos/auth.js';
-import { ChaosRun, sleep, until } from '../helpers/chaos/scenario.js';
+import { ChaosRun } from '../helpers/chaos/scenario.js';
 import { expectNothingLost } from '../helpers/chaos/verdict.js';
+import { sleep } from '../helpers/wait.js';
 
 let run: ChaosRun | undefined;
 afterAll(async () => {
@@ -33,6 +34,7 @@ const MIN_FREEZE_MS = 4000;
 describe('chaos: a node frozen (SIGSTOP) past the heartbeat timeouts, then thawed', () => {
   it('moves its clients away and loses nothing', async () => {
     run = await ChaosRun.start({ name: 'freeze' });
+    // Pause, not a wait: traffic flows for a while before the fault.
     await sleep(2000);
     const { cluster } = run;
     const count = (id: string) => run!.clients.filter((c) => c.node === id).length;
@@ -47,9 +49,11 @@ describe('chaos: a node frozen (SIGSTOP) past the heartbeat timeouts, then thawe
     cluster.freeze(i);
     try {
       // Clients notice by their heartbeat, HAProxy by its check, the cluster by missed beats.
-      await until(() => onVictim.every((c) => c.connected && c.node !== victim.id), 15_000, "the frozen node's clients to reconnect elsewhere");
+      await vi.waitUntil(() => onVictim.every((c) => c.connected && c.node !== victim.id), { timeout: 15_000, interval: 25 });
       await cluster.lb.waitServer(cluster.serverName(i), 'DOWN', 10_000);
-      await until(async () => !(await liveNodes(witness.url())).includes(victim.id), 10_000, 'the cluster to declare the frozen node dead');
+      // Wait for the cluster to declare the frozen node dead.
+      await vi.waitUntil(async () => !(await liveNodes(witness.url())).includes(victim.id), { timeout: 10_000, interval: 25 });
+      // Pause, not a wait: the node stays frozen at least MIN_FREEZE_MS.
       await sleep(Math.max(0, MIN_FREEZE_MS - (Date.now() - frozenAt)));
     } finally {
       cluster.thaw(i);
@@ -57,7 +61,9 @@ describe('chaos: a node frozen (SIGSTOP) past the heartbeat timeouts, then thawe
     const frozenMs = Date.now() - frozenAt;
     // Awake again: back in HAProxy's rotation and in the cluster.
     await cluster.lb.waitServer(cluster.serverName(i), 'UP', 10_000);
-    await until(async () => (await liveNodes(witness.url())).includes(victim.id), 10_000, 'the thawed node to rejoin');
+    // Wait for the thawed node to rejoin.
+    await vi.waitUntil(async () => (await liveNodes(witness.url())).includes(victim.id), { timeout: 10_000, interval: 25 });
+    // Pause, not a wait: traffic flows for a while after the recovery.
     await sleep(3000);
     const fig = await run.finish({ moved: onVictim.length, frozenMs });
 

@@ -5,9 +5,10 @@
  * dead node are retried elsewhere. Nothing acknowledged is lost, nothing is
  * delivered twice after de-duplication by offset, order is kept.
  */
-import { afterAll, describe, expect, it } from 'vitest';
-import { ChaosRun, sleep, until } from '../helpers/chaos/scenario.js';
+import { afterAll, describe, expect, it, vi } from 'vitest';
+import { ChaosRun } from '../helpers/chaos/scenario.js';
 import { expectNothingLost } from '../helpers/chaos/verdict.js';
+import { sleep } from '../helpers/wait.js';
 
 let run: ChaosRun | undefined;
 afterAll(async () => {
@@ -17,6 +18,7 @@ afterAll(async () => {
 describe('chaos: kill -9 of a node under load', () => {
   it('moves its clients to the other nodes with nothing lost or doubled', async () => {
     run = await ChaosRun.start({ name: 'kill' });
+    // Pause, not a wait: traffic flows for a while before the fault.
     await sleep(2000);
     // The node holding the most clients.
     const count = (id: string) => run!.clients.filter((c) => c.node === id).length;
@@ -26,7 +28,9 @@ describe('chaos: kill -9 of a node under load', () => {
 
     run.fault('SIGKILL');
     await victim.kill();
-    await until(() => onVictim.every((c) => c.connected && c.node !== victim.id), 15_000, 'the victim\'s clients to reconnect elsewhere');
+    // Wait for the victim's clients to reconnect elsewhere.
+    await vi.waitUntil(() => onVictim.every((c) => c.connected && c.node !== victim.id), { timeout: 15_000, interval: 25 });
+    // Pause, not a wait: traffic flows for a while after the recovery.
     await sleep(4000);
     const fig = await run.finish({ moved: onVictim.length });
 

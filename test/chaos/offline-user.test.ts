@@ -16,11 +16,12 @@
  *
  * Meanwhile the online users' traffic goes on and a node is killed.
  */
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import type { ChaosClient } from '../helpers/chaos/clients.js';
 import { Publisher } from '../helpers/chaos/publisher.js';
-import { ChaosRun, sleep, until } from '../helpers/chaos/scenario.js';
+import { ChaosRun } from '../helpers/chaos/scenario.js';
 import { expectNothingLost } from '../helpers/chaos/verdict.js';
+import { sleep } from '../helpers/wait.js';
 
 let run: ChaosRun | undefined;
 let phase: Publisher | undefined;
@@ -53,21 +54,24 @@ describe('chaos: offline users come back with a fresh client', () => {
     // Bob reads on his phone and closes the app as soon as he has everything:
     // what the phone got must count as acknowledged all the same.
     const phone = r.addClient(BOB, { device: 'phone', ackInterval: ACK_INTERVAL_MS });
-    await until(() => phone.connected, 10_000, "bob's phone to connect");
+    await vi.waitUntil(() => phone.connected, { timeout: 10_000, interval: 25 });
     phase = bobPublisher().start();
+    // Pause, not a wait: traffic flows for a while while the phone reads.
     await sleep(2000);
     await phase.stop();
-    await until(() => r.ledger.missing(Infinity, [BOB]) === 0, 10_000, "bob's phone to get what was sent");
+    await vi.waitUntil(() => r.ledger.missing(Infinity, [BOB]) === 0, { timeout: 10_000, interval: 25 });
     phone.close();
     const readOnPhone = Math.max(...seqsOf(r, phone));
     expect(readOnPhone).toBeGreaterThan(5);
 
     // Away: more for both, and a node dies.
     phase = bobPublisher().start();
+    // Pause, not a wait: traffic flows for a while while the users are away.
     await sleep(1500);
     const victim = r.cluster.nodes[0]!;
     r.fault('SIGKILL');
     await victim.kill();
+    // Pause, not a wait: traffic flows for a while after the kill.
     await sleep(3000);
     await phase.stop();
     await r.stopPublishing();
@@ -78,14 +82,15 @@ describe('chaos: offline users come back with a fresh client', () => {
     const bobPhone = r.addClient(BOB, { device: 'phone' }, { watched: false });
     const bobTablet = r.addClient(BOB, { device: 'tablet' }, { watched: false });
     const back = [alice, bobPhone, bobTablet];
-    await until(() => back.every((c) => c.connected), 10_000, 'the returning clients to connect');
+    // Wait for the returning clients to connect.
+    await vi.waitUntil(() => back.every((c) => c.connected), { timeout: 10_000, interval: 25 });
     const wantAlice = ackedSeqs(r, ALICE);
     const wantPhone = ackedSeqs(r, BOB, readOnPhone);
     const wantTablet = ackedSeqs(r, BOB);
-    await until(
+    // Wait for the returning clients to get what they missed.
+    await vi.waitUntil(
       () => seqsOf(r, alice).length >= wantAlice.length && seqsOf(r, bobPhone).length >= wantPhone.length && seqsOf(r, bobTablet).length >= wantTablet.length,
-      5000,
-      'the returning clients to get what they missed',
+      { timeout: 5000, interval: 25 },
     ).catch(() => undefined); // the assertions below say what is missing
     const fig = await r.finish({ alice: seqsOf(r, alice).length, bobPhone: seqsOf(r, bobPhone).length, bobTablet: seqsOf(r, bobTablet).length });
 

@@ -11,9 +11,10 @@
  *     `recovered: false` (the SDK's `reset`). Loss is allowed only where the
  *     app was told.
  */
-import { afterEach, describe, expect, it } from 'vitest';
-import { ChaosRun, sleep, until } from '../helpers/chaos/scenario.js';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { ChaosRun } from '../helpers/chaos/scenario.js';
 import { expectNothingLost } from '../helpers/chaos/verdict.js';
+import { sleep } from '../helpers/wait.js';
 
 let run: ChaosRun | undefined;
 afterEach(async () => {
@@ -27,7 +28,9 @@ async function outage(r: ChaosRun, downMs: number): Promise<void> {
   r.fault('redis SIGKILL');
   await cluster.redis.kill();
   // Every node says it is not ready, and HAProxy takes every one out.
-  await until(async () => (await cluster.lb.servers()).every((s) => s.status === 'DOWN'), 10_000, 'HAProxy to mark every node DOWN');
+  // Wait for HAProxy to mark every node DOWN.
+  await vi.waitUntil(async () => (await cluster.lb.servers()).every((s) => s.status === 'DOWN'), { timeout: 10_000, interval: 25 });
+  // Pause, not a wait: the outage lasts this long.
   await sleep(downMs);
   await cluster.redis.restart();
   for (let i = 0; i < cluster.nodes.length; i++) await cluster.lb.waitServer(cluster.serverName(i), 'UP', 15_000);
@@ -36,8 +39,10 @@ async function outage(r: ChaosRun, downMs: number): Promise<void> {
 describe('chaos: Redis killed and restarted under load', () => {
   it('with persistence: nothing acknowledged is lost, clients stay connected', async () => {
     run = await ChaosRun.start({ name: 'redis-aof', persistence: true });
+    // Pause, not a wait: traffic flows for a while before the fault.
     await sleep(2000);
     await outage(run, 1000);
+    // Pause, not a wait: traffic flows for a while after the outage.
     await sleep(3000);
     const fig = await run.finish();
 
@@ -50,10 +55,13 @@ describe('chaos: Redis killed and restarted under load', () => {
 
   it('without persistence: every client is told recovered: false, and nothing is lost untold', async () => {
     run = await ChaosRun.start({ name: 'redis-mem', persistence: false });
+    // Pause, not a wait: traffic flows for a while before the fault.
     await sleep(2000);
     await outage(run, 1000);
     // Each client is closed with 4104 and comes back told that recovery failed.
-    await until(() => run!.clients.every((c) => c.toldNotRecovered > 0 && c.connected), 15_000, 'every client to be told recovered: false');
+    // Wait for every client to be told recovered: false.
+    await vi.waitUntil(() => run!.clients.every((c) => c.toldNotRecovered > 0 && c.connected), { timeout: 15_000, interval: 25 });
+    // Pause, not a wait: traffic flows for a while after the recovery.
     await sleep(3000);
     const told = run.clients.filter((c) => c.toldNotRecovered > 0).length;
     const fig = await run.finish({ told });

@@ -6,9 +6,10 @@
  * it back. Nothing is lost, nothing is delivered twice after de-duplication
  * by offset, order is kept.
  */
-import { afterAll, describe, expect, it } from 'vitest';
-import { ChaosRun, sleep, until } from '../helpers/chaos/scenario.js';
+import { afterAll, describe, expect, it, vi } from 'vitest';
+import { ChaosRun } from '../helpers/chaos/scenario.js';
 import { expectNothingLost } from '../helpers/chaos/verdict.js';
+import { sleep } from '../helpers/wait.js';
 
 let run: ChaosRun | undefined;
 afterAll(async () => {
@@ -19,6 +20,7 @@ describe('chaos: rolling restart (SIGTERM, start again, next) under load', () =>
   it('drains each node to the others with nothing lost or doubled', async () => {
     run = await ChaosRun.start({ name: 'rolling' });
     const { cluster } = run;
+    // Pause, not a wait: traffic flows for a while before the restarts.
     await sleep(1500);
     const drained: number[] = [];
     const exitCodes: Array<number | null> = [];
@@ -28,11 +30,13 @@ describe('chaos: rolling restart (SIGTERM, start again, next) under load', () =>
       run.fault(`SIGTERM ${node.id}`);
       await node.stop(15_000);
       exitCodes.push(node.proc.exitCode);
-      await until(() => onIt.every((c) => c.connected && c.drops.some((d) => d.code === 4100)), 15_000, `the clients of ${node.id} to reconnect`);
+      await vi.waitUntil(() => onIt.every((c) => c.connected && c.drops.some((d) => d.code === 4100)), { timeout: 15_000, interval: 25 });
       drained.push(onIt.length);
       await cluster.restart(i);
+      // Pause, not a wait: traffic flows for a while between restarts.
       await sleep(1000);
     }
+    // Pause, not a wait: traffic flows for a while after the restarts.
     await sleep(2000);
     const fig = await run.finish({ drained: drained.join('+') });
 

@@ -7,9 +7,10 @@
  * HAProxy and recover the rest from history. Nothing is lost, for them or
  * for the clients that kept reading, who are never disconnected.
  */
-import { afterAll, describe, expect, it } from 'vitest';
-import { ChaosRun, sleep, until } from '../helpers/chaos/scenario.js';
+import { afterAll, describe, expect, it, vi } from 'vitest';
+import { ChaosRun } from '../helpers/chaos/scenario.js';
 import { expectNothingLost } from '../helpers/chaos/verdict.js';
+import { sleep } from '../helpers/wait.js';
 
 let run: ChaosRun | undefined;
 afterAll(async () => {
@@ -40,20 +41,23 @@ describe('chaos: slow consumers that stop reading, then read again', () => {
     const slow = run.clients.filter((c) => slowUsers.has(c.user));
     const others = run.clients.filter((c) => !slowUsers.has(c.user));
     expect(slow.length).toBe(SLOW_USERS);
+    // Pause, not a wait: traffic flows for a while before the fault.
     await sleep(2000);
 
     const before = await run.cluster.metric('switchboard_disconnects_total', { code: '4101' });
     const pausedAt = Date.now();
     for (const c of slow) c.pause();
-    await until(
+    // Wait for the nodes to close the slow consumers with 4101.
+    await vi.waitUntil(
       async () => (await run!.cluster.metric('switchboard_disconnects_total', { code: '4101' })) - before >= SLOW_USERS,
-      25_000,
-      'the nodes to close the slow consumers with 4101',
+      { timeout: 25_000, interval: 25 },
     );
     const closedAfterMs = Date.now() - pausedAt;
     run.fault('resume');
     for (const c of slow) c.resume();
-    await until(() => slow.every((c) => c.connected && c.drops.some((d) => d.code === 4101)), 15_000, 'the slow consumers to read their 4101 and reconnect');
+    // Wait for the slow consumers to read their 4101 and reconnect.
+    await vi.waitUntil(() => slow.every((c) => c.connected && c.drops.some((d) => d.code === 4101)), { timeout: 15_000, interval: 25 });
+    // Pause, not a wait: traffic flows for a while after the recovery.
     await sleep(3000);
     const fig = await run.finish({ closedAfterMs });
 

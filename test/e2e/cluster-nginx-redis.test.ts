@@ -11,11 +11,12 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import WebSocket from 'ws';
 import { SwitchboardClient } from '../../src/client/index.js';
 import type { Publication } from '../../src/protocol/index.js';
 import { startNginx, type Nginx } from '../helpers/nginx.js';
+import { waitReady } from '../helpers/node-process.js';
 import { freePort } from '../helpers/ports.js';
 import { startRedis, type RedisProcess } from '../helpers/redis-server.js';
 
@@ -36,19 +37,6 @@ let nginx: Nginx;
 const nodes: NodeProc[] = [];
 const clients: SwitchboardClient[] = [];
 
-async function waitHealthy(port: number): Promise<void> {
-  const deadline = Date.now() + 15_000;
-  for (;;) {
-    try {
-      if ((await fetch(`http://127.0.0.1:${port}/readyz`)).status === 200) return;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline) throw new Error(`node on ${port} did not become ready`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 async function startNodeProcess(id: string, config: string): Promise<NodeProc> {
   const port = await freePort();
   const proc = spawn(
@@ -56,7 +44,7 @@ async function startNodeProcess(id: string, config: string): Promise<NodeProc> {
     [BIN, 'start', '--config', config, '--broker', redis.url, '--port', String(port), '--host', '127.0.0.1', '--node-id', id],
     { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, SWITCHBOARD_LOG_LEVEL: 'warn' } },
   );
-  await waitHealthy(port);
+  await waitReady(port, proc);
   return { id, port, proc };
 }
 
@@ -182,8 +170,7 @@ describe('3 nodes, Redis, nginx round-robin, 200 clients', () => {
         });
         return lost;
       };
-      const deadline = Date.now() + 60_000;
-      while (missing() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 250));
+      await vi.waitUntil(() => missing() === 0, { timeout: 60_000, interval: 250 }).catch(() => undefined); // the assertions below say what is missing
 
       let duplicates = 0;
       let outOfOrder = 0;
@@ -213,17 +200,19 @@ describe('3 nodes, Redis, nginx round-robin, 200 clients', () => {
         };
       // Declared dead after 3 missed heartbeats of 1 s.
       const listed = async () => (await get('/api/nodes')).nodes?.map((n) => n.id).sort();
-      const deadDeadline = Date.now() + 10_000;
-      while ((await listed())?.includes(victim.id) && Date.now() < deadDeadline) await new Promise((res) => setTimeout(res, 250));
+      await vi.waitUntil(async () => !(await listed())?.includes(victim.id), { timeout: 10_000, interval: 250 }).catch(() => undefined); // the assertion below says what is missing
       expect(await listed()).toEqual(live.map((n) => n.id).sort());
-      const ghostDeadline = Date.now() + 10_000;
       let ghosts = Infinity;
-      while (Date.now() < ghostDeadline) {
-        ghosts = 0;
-        for (let r = 0; r < ROOMS; r++) ghosts += ((await get(`/api/presence/room.${r}`)).members ?? []).filter((m) => m.node === victim.id).length;
-        if (ghosts === 0) break;
-        await new Promise((res) => setTimeout(res, 250));
-      }
+      await vi
+        .waitUntil(
+          async () => {
+            ghosts = 0;
+            for (let r = 0; r < ROOMS; r++) ghosts += ((await get(`/api/presence/room.${r}`)).members ?? []).filter((m) => m.node === victim.id).length;
+            return ghosts === 0;
+          },
+          { timeout: 10_000, interval: 250 },
+        )
+        .catch(() => undefined); // the assertion below says how many are left
       expect(ghosts).toBe(0);
       const members = (await get('/api/presence/room.0')).members ?? [];
       expect(members.length).toBe(CLIENTS / ROOMS);

@@ -4,6 +4,7 @@
  * Thousands of fast-check runs fit in seconds this way; the socket-level
  * fuzz (fewer runs) lives in frame-handler.test.ts.
  */
+import { vi } from 'vitest';
 import { pino } from 'pino';
 import { MemoryBroker } from '../../src/brokers/memory/memory-broker.js';
 import type { ServerFrame } from '../../src/protocol/index.js';
@@ -60,7 +61,7 @@ export class Core {
   async open(user: string): Promise<Conn> {
     const rec = new Recorder();
     const session = this.gateway.open({ user, grants: [], transport: rec });
-    await until(() => rec.frames.length > 0, 2000);
+    await vi.waitUntil(() => rec.frames.length > 0, { timeout: 2000, interval: 1 });
     if (rec.frames[0]?.type !== 'welcome') throw new Error(`first frame was ${JSON.stringify(rec.frames[0])}`);
     return { session, rec };
   }
@@ -87,14 +88,3 @@ export class Core {
   }
 }
 
-/**
- * Resolve once `test` holds, polling every event-loop turn; reject after
- * `timeoutMs`. Reads `performance.now()`: tests freeze `Date.now`.
- */
-export async function until(test: () => boolean, timeoutMs: number): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  while (!test()) {
-    if (performance.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
-    await new Promise((r) => setImmediate(r));
-  }
-}

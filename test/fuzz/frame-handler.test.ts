@@ -13,8 +13,9 @@ import type { SwitchboardNode } from '../../src/server/node.js';
 import { useNodes } from '../helpers/fixture.js';
 import { RawClient } from '../helpers/raw-client.js';
 import { breach, hostileInput, invalidChannel, nestedJson, owed, validChannel, type Input } from './arbitraries.js';
-import { Core, until, type Conn } from './core.js';
+import { Core, type Conn } from './core.js';
 import { internalErrors, watchProcess } from './watch.js';
+import { sleep } from '../helpers/wait.js';
 
 /** Ids of fence pings: far above any id the generators make, and never reused within the file. */
 const SENTINEL = 9_000_000_000_000_000;
@@ -39,7 +40,7 @@ async function exchange(core: Core, conn: Conn, inputs: Input[]): Promise<Server
     const fence = nextFence();
     core.receive(conn, JSON.stringify({ type: 'ping', id: fence }));
     const isFence = (f: ServerFrame) => f.type === 'pong' && f.id === fence;
-    await until(() => conn.session.closed || conn.rec.frames.some(isFence), 2000);
+    await vi.waitUntil(() => conn.session.closed || conn.rec.frames.some(isFence), { timeout: 2000, interval: 1 });
     const end = conn.rec.frames.findIndex(isFence);
     answers.push(conn.rec.frames.slice(start, end < 0 ? undefined : end).filter((f) => !isDelivery(f)));
     if (conn.session.closed) break;
@@ -169,7 +170,7 @@ describe('the frame handler, fuzzed on the core', () => {
             clock += 3_600_000;
             const fence = nextFence();
             c.receive(conn, JSON.stringify({ type: 'ping', id: fence }));
-            await until(() => conn.session.closed || conn.rec.frames.some((f) => f.type === 'pong' && f.id === fence), 2000);
+            await vi.waitUntil(() => conn.session.closed || conn.rec.frames.some((f) => f.type === 'pong' && f.id === fence), { timeout: 2000, interval: 1 });
             const got = conn.rec.frames.slice(start).filter((f) => !isDelivery(f) && !(f.type === 'pong' && f.id === fence));
             const closeAt = rate + Math.max(10, rate);
             const disconnect = { type: 'disconnect', code: 4129, reason: expect.any(String), reconnect: true };
@@ -254,9 +255,9 @@ describe('the frame handler, fuzzed on the core', () => {
     for (let i = 0; i < 1500; i++) {
       c.receive(conn, JSON.stringify({ type: 'subscribe', id: i, channel: `many-${i}` }));
       // Batches of 100: more than 1000 waiting frames is another limit (next test).
-      if (i % 100 === 99) await until(() => conn.rec.frames.length - start > i, 5000);
+      if (i % 100 === 99) await vi.waitUntil(() => conn.rec.frames.length - start > i, { timeout: 5000, interval: 1 });
     }
-    await until(() => conn.rec.frames.length - start >= 1500, 10_000);
+    await vi.waitUntil(() => conn.rec.frames.length - start >= 1500, { timeout: 10_000, interval: 1 });
     const replies = conn.rec.frames.slice(start).filter((f) => f.type === 'reply');
     expect(replies.filter((f) => 'result' in f)).toHaveLength(1000);
     expect(replies.filter((f) => 'error' in f && f.error.code === 'too_large')).toHaveLength(500);
@@ -273,7 +274,7 @@ describe('the queue of waiting frames', () => {
     const start = conn.rec.frames.length;
     // One tick: nothing queued can run in between.
     for (let id = 0; id < 1500; id++) c.receive(conn, JSON.stringify({ type: 'ping', id }));
-    await until(() => conn.rec.frames.length - start >= 1500, 10_000);
+    await vi.waitUntil(() => conn.rec.frames.length - start >= 1500, { timeout: 10_000, interval: 1 });
     const got = conn.rec.frames.slice(start);
     expect(got.filter((f) => f.type === 'pong').map((f) => (f.type === 'pong' ? f.id : -1))).toEqual([...Array(1000).keys()]);
     const limited = got.filter((f) => f.type === 'reply' && 'error' in f && f.error.code === 'rate_limited');
@@ -309,7 +310,8 @@ function bystander(n: SwitchboardNode): { stop: () => Promise<{ sent: number; ma
       await ping(pub);
       maxRttMs = Math.max(maxRttMs, performance.now() - t0);
       sent++;
-      await new Promise((r) => setTimeout(r, 10));
+      // The calm client's pace while the flood goes on.
+      await sleep(10);
     }
     await sub.waitFor((f) => f.type === 'message' && f.channel === 'calm', sent);
     expect(sub.messages('calm').map((m) => m.data)).toEqual([...Array(sent).keys()]);
@@ -469,12 +471,15 @@ describe('the frame handler, fuzzed over WebSockets', () => {
     expect(replies.filter((f) => 'error' in f && f.error.code === 'too_large')).toHaveLength(100);
     expect((await nodeState(n)).subscriptions).toBeGreaterThanOrEqual(1000);
     await c.close();
-    const deadline = Date.now() + 5000;
-    let state = await nodeState(n);
-    while ((state.connections > 0 || state.subscriptions > 0) && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 20));
-      state = await nodeState(n);
-    }
+    const state = await vi
+      .waitUntil(
+        async () => {
+          const s = await nodeState(n);
+          if (s.connections === 0 && s.subscriptions === 0) return s;
+        },
+        { timeout: 5000, interval: 20 },
+      )
+      .catch(() => nodeState(n)); // the assertion below says what is left
     expect(state).toMatchObject({ connections: 0, subscriptions: 0 });
   });
 
@@ -519,12 +524,15 @@ describe('the frame handler, fuzzed over WebSockets', () => {
   });
 
   it('left no connection or subscription behind and never answered internal', async () => {
-    const deadline = Date.now() + 5000;
-    let state = await nodeState(n);
-    while (state.connections > 0 && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 20));
-      state = await nodeState(n);
-    }
+    const state = await vi
+      .waitUntil(
+        async () => {
+          const s = await nodeState(n);
+          if (s.connections === 0) return s;
+        },
+        { timeout: 5000, interval: 20 },
+      )
+      .catch(() => nodeState(n)); // the assertion below says what is left
     // The bystanders of the first test are closed after it (fixture), the fuzz clients by each run.
     expect(state).toMatchObject({ connections: 0, subscriptions: 0 });
     const metrics = await (await fetch(n.url('/metrics'))).text();

@@ -13,7 +13,7 @@
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import fc from 'fast-check';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import WebSocket from 'ws';
 import type { SwitchboardNode } from '../../src/server/node.js';
 import { useNodes } from '../helpers/fixture.js';
@@ -180,13 +180,15 @@ async function nodeCounts(n: SwitchboardNode): Promise<{ connections: number; su
 }
 
 async function settled(n: SwitchboardNode): Promise<{ connections: number; subscriptions: number }> {
-  const deadline = Date.now() + 15_000;
-  let counts = await nodeCounts(n);
-  while ((counts.connections > 0 || counts.subscriptions > 0) && Date.now() < deadline) {
-    await new Promise((r) => setTimeout(r, 20));
-    counts = await nodeCounts(n);
-  }
-  return counts;
+  return vi
+    .waitUntil(
+      async () => {
+        const counts = await nodeCounts(n);
+        if (counts.connections === 0 && counts.subscriptions === 0) return counts;
+      },
+      { timeout: 15_000, interval: 20 },
+    )
+    .catch(() => nodeCounts(n)); // the caller's assertion says what is left
 }
 
 describe('memory under hostile input', () => {

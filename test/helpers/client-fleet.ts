@@ -14,6 +14,7 @@
  */
 import WebSocket from 'ws';
 import { SwitchboardClient, type ClientOptions } from '../../src/client/index.js';
+import { sleep } from './wait.js';
 
 /** How clients back off: the SDK's full jitter, or a fixed delay without jitter (what naive clients do). */
 export type FleetBackoff = { kind: 'jitter'; min: number; max: number } | { kind: 'fixed'; delayMs: number };
@@ -167,4 +168,3 @@ export class ClientFleet {
   }
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

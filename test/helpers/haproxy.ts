@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { running, tempDir, track, waitExit } from './children.js';
 import { freePort } from './ports.js';
+import { sleep } from './wait.js';
 
 /** /usr/sbin is not always on a non-root PATH. */
 export const HAPROXY = existsSync('/usr/sbin/haproxy') ? '/usr/sbin/haproxy' : 'haproxy';
@@ -122,7 +123,7 @@ export async function startHaproxy(upstreamPorts: number[]): Promise<Haproxy> {
         last = (err as Error).message; // not listening on its socket yet
       }
       if (Date.now() > deadline) throw new Error(`haproxy server ${name} not ${status} within ${timeoutMs} ms (last: ${last})`);
-      await new Promise((r) => setTimeout(r, 50));
+      await sleep(50);
     }
   };
   const stop = async (): Promise<void> => {

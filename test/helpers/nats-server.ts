@@ -12,6 +12,7 @@ import { get } from 'node:http';
 import { join } from 'node:path';
 import { running, tempDir, track, waitExit } from './children.js';
 import { freePort } from './ports.js';
+import { sleep } from './wait.js';
 
 const READY_TIMEOUT_MS = 10_000;
 const EXIT_TIMEOUT_MS = 5_000;
@@ -63,8 +64,6 @@ export interface NatsCluster {
 
 
 // ---- monitoring ------------------------------------------------------------
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** GET a monitoring endpoint: status and body, or rejects (connection refused, timeout). */
 function monitor(port: number, path: string, timeoutMs = 1_000): Promise<{ status: number; body: string }> {

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort } from './ports.js';
+import { sleep } from './wait.js';
 
 export const NGINX = existsSync('/usr/sbin/nginx') ? '/usr/sbin/nginx' : 'nginx';
 const SHIPPED = fileURLToPath(new URL('../../deploy/nginx.conf', import.meta.url));
@@ -66,7 +67,7 @@ export async function startNginx(upstreamPorts: number[]): Promise<Nginx> {
       break;
     } catch {
       if (proc.exitCode !== null || Date.now() > deadline) throw new Error(`nginx did not start: ${stderr}`);
-      await new Promise((r) => setTimeout(r, 50));
+      await sleep(50);
     }
   }
   return {
@@ -76,7 +77,7 @@ export async function startNginx(upstreamPorts: number[]): Promise<Nginx> {
       if (proc.exitCode === null) {
         const exited = new Promise((r) => proc.once('exit', r));
         proc.kill('SIGQUIT');
-        await Promise.race([exited, new Promise((r) => setTimeout(r, 3000))]);
+        await Promise.race([exited, sleep(3000)]);
         if (proc.exitCode === null) proc.kill('SIGKILL');
       }
       rmSync(dir, { recursive: true, force: true });

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort } from './ports.js';
+import { sleep } from './wait.js';
 
 const BIN = fileURLToPath(new URL('../../bin/switchboard.js', import.meta.url));
 
@@ -47,7 +48,7 @@ export async function waitReady(port: number, proc?: ChildProcess, timeoutMs = 1
       // not listening yet
     }
     if (Date.now() > deadline) throw new Error(`node on ${port} did not become ready within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 50));
+    await sleep(50);
   }
 }
 

@@ -5,6 +5,7 @@
  */
 import WebSocket from 'ws';
 import type { ServerFrame } from '../../src/protocol/index.js';
+import { sleep } from './wait.js';
 
 export interface Closed {
   code: number;
@@ -83,7 +84,7 @@ export class RawClient {
     const deadline = Date.now() + timeoutMs;
     while (this.frames.filter(test).length < count) {
       if (Date.now() > deadline) throw new Error(`only ${this.frames.filter(test).length} of ${count} frames arrived`);
-      await new Promise((r) => setTimeout(r, 10));
+      await sleep(10);
     }
   }
 

@@ -10,6 +10,7 @@ import { connect } from 'node:net';
 import { join } from 'node:path';
 import { running, tempDir, track, waitExit } from './children.js';
 import { freePort, freePortPair } from './ports.js';
+import { sleep } from './wait.js';
 
 const READY_TIMEOUT_MS = 5_000;
 const EXIT_TIMEOUT_MS = 5_000;
@@ -99,8 +100,6 @@ export async function flushAll(ports: number[]): Promise<void> {
 }
 
 // ---- one server process ----------------------------------------------------
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 function logTail(file: string): string {
   try {

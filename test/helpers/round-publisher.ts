@@ -9,6 +9,7 @@
  * published after round r + 1. Offsets are the order.) Bounded: at most `maxRounds` rounds,
  * each request at most `timeoutMs`.
  */
+import { sleep } from './wait.js';
 
 export interface RoundPublisherOptions {
   users: string[];
@@ -83,7 +84,7 @@ export class RoundPublisher {
         void p.finally(() => this.inFlight.delete(p));
         // Paced by the clock, not by the answers: a slow node must not slow the stream down.
         next += intervalMs;
-        await new Promise((r) => setTimeout(r, Math.max(0, next - Date.now())));
+        await sleep(Math.max(0, next - Date.now()));
       }
     }
   }

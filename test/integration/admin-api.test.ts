@@ -6,13 +6,14 @@
  * users each node owns. A node in `--insecure` mode with no key leaves it
  * open like the rest of the API.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { MemoryBroker, MemoryBus } from '../../src/brokers/memory/memory-broker.js';
 import type { ClusterView } from '../../src/server/admin/cluster-view.js';
 import { startNode, type SwitchboardNode } from '../../src/server/node.js';
 import { api } from '../helpers/api.js';
 import { TEST_NODE } from '../helpers/fixture.js';
 import { RawClient } from '../helpers/raw-client.js';
+import { sleep } from '../helpers/wait.js';
 
 const bus = new MemoryBus();
 const nodes: SwitchboardNode[] = [];
@@ -31,16 +32,6 @@ async function view(n: SwitchboardNode): Promise<ClusterView> {
   const res = await api(n.url(), 'GET', '/api/admin/cluster');
   expect(res.status).toBe(200);
   return res.body as unknown as ClusterView;
-}
-
-async function until<T>(get: () => Promise<T>, ok: (v: T) => boolean, what: string, ms = 10_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await get();
-    if (ok(v)) return v;
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${ms} ms; last ${JSON.stringify(v)}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 let a: SwitchboardNode;
@@ -64,7 +55,13 @@ describe('GET /api/admin/cluster', () => {
   });
 
   it('lists both nodes with their fields, and ring shares that add up to the whole ring', async () => {
-    const v = await until(() => view(b), (x) => x.nodes.length === 2, 'both nodes listed');
+    const v = await vi.waitUntil(
+      async () => {
+        const x = await view(b);
+        if (x.nodes.length === 2) return x;
+      },
+      { timeout: 10_000, interval: 100 },
+    );
     expect(v.node).toBe('adm-b');
     expect(v.routing).toBe('hashring');
     expect(v.nodes.map((n) => n.id).sort()).toEqual(['adm-a', 'adm-b']);
@@ -97,16 +94,17 @@ describe('GET /api/admin/cluster', () => {
     const publishing = (async () => {
       for (let i = 0; i < 40; i++) {
         expect((await api(b.url(), 'POST', '/api/publish', { channel: 'adm.room', data: i })).status).toBe(200);
-        await new Promise((r) => setTimeout(r, 100));
+        await sleep(100);
       }
     })();
-    const seen = await until(
-      () => view(b),
-      (x) => {
+    // Wait for node A’s load seen from node B.
+    const seen = await vi.waitUntil(
+      async () => {
+        const x = await view(b);
         const n = x.nodes.find((m) => m.id === 'adm-a');
-        return n !== undefined && n.connections === 1 && (n.messagesOutPerSec ?? 0) > 0 && n.latencyP99Ms !== undefined;
+        if (n !== undefined && n.connections === 1 && (n.messagesOutPerSec ?? 0) > 0 && n.latencyP99Ms !== undefined) return x;
       },
-      'node A’s load seen from node B',
+      { timeout: 10_000, interval: 100 },
     );
     await publishing;
     const fromB = seen.nodes.find((m) => m.id === 'adm-a');

@@ -13,6 +13,7 @@ import { MemoryBroker } from '../../src/brokers/memory/memory-broker.js';
 import { startNode, type SwitchboardNode } from '../../src/server/node.js';
 import type { NodeOptionsInput } from '../../src/server/options.js';
 import { TEST_NODE } from '../helpers/fixture.js';
+import { sleep } from '../helpers/wait.js';
 
 interface Answer {
   status: number;
@@ -136,7 +137,8 @@ describe('admission', () => {
       expect(JSON.parse(r.body)).toMatchObject({ error: { code: 'unavailable' } });
     }
     expect(await rejected(n, 'handshake_rate')).toBe(refused.length);
-    await new Promise((r) => setTimeout(r, 450));
+    // Pause, not a wait: the handshake rate window refills.
+    await sleep(450);
     expect((await upgrade(n, 'rate-later')).status).toBe(101);
   });
 
@@ -163,7 +165,8 @@ describe('admission', () => {
     expect(gone.status).toBe(101);
     expect((await upgrade(n, 'blocked')).status).toBe(503);
     gone.socket!.destroy();
-    await new Promise((r) => setTimeout(r, 100));
+    // Pause: the node frees the slot when it sees the socket gone, and shows that nowhere a test can watch.
+    await sleep(100);
     const next = upgrade(n, 'next');
     broker.open();
     expect((await next).status).toBe(101);

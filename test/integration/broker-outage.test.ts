@@ -10,7 +10,7 @@
  * once, in order.
  */
 import { randomBytes } from 'node:crypto';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { startNode, type SwitchboardNode } from '../../src/server/node.js';
 import type { RoutingName } from '../../src/server/options.js';
 import { api } from '../helpers/api.js';
@@ -19,6 +19,7 @@ import { startNats } from '../helpers/nats-server.js';
 import { RawClient } from '../helpers/raw-client.js';
 import { startRedis } from '../helpers/redis-server.js';
 import { startTcpProxy } from '../helpers/tcp-proxy.js';
+import { sleep } from '../helpers/wait.js';
 
 interface Outage {
   url: string;
@@ -71,16 +72,7 @@ afterEach(async () => {
   outage = undefined;
 });
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const readyz = async (n: SwitchboardNode) => (await fetch(n.url('/readyz'))).status;
-
-async function until(check: () => Promise<boolean>, ms: number, what: string): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(25);
-  }
-}
 
 describe.each(CASES)('broker outage: $title', ({ backend, routing }) => {
   it('readiness and the API say 503 while the broker is gone; afterwards every publish answered 200 arrives once, in order', async () => {
@@ -100,11 +92,13 @@ describe.each(CASES)('broker outage: $title', ({ backend, routing }) => {
     for (let i = 0; i < 150; i++) {
       if (i === 50) {
         await outage.down();
-        await until(async () => (await readyz(a)) === 503 && (await readyz(b)) === 503, 15_000, 'readiness to flip to 503');
+        // Wait for readiness to flip to 503.
+        await vi.waitUntil(async () => (await readyz(a)) === 503 && (await readyz(b)) === 503, { timeout: 15_000, interval: 25 });
       }
       if (i === 80) {
         await outage.up();
-        await until(async () => (await readyz(a)) === 200 && (await readyz(b)) === 200, 20_000, 'readiness to come back');
+        // Wait for readiness to come back.
+        await vi.waitUntil(async () => (await readyz(a)) === 200 && (await readyz(b)) === 200, { timeout: 20_000, interval: 25 });
       }
       const r = await api((i % 2 ? a : b).url(), 'POST', '/api/publish', { channel: 'feed', data: i });
       if (r.status === 200) acked.push(r.body.offset as number);
@@ -112,6 +106,7 @@ describe.each(CASES)('broker outage: $title', ({ backend, routing }) => {
         expect(r).toMatchObject({ status: 503, body: { error: { code: 'unavailable' } } });
         refused++;
       }
+      // The publishers' pace.
       await sleep(10);
     }
     expect(refused).toBeGreaterThan(0);

@@ -10,7 +10,7 @@ import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const BIN = join(ROOT, 'bin', 'switchboard.js');
@@ -98,17 +98,11 @@ async function freePort(): Promise<number> {
 }
 
 async function waitForHealth(port: number, ms: number): Promise<void> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    try {
-      const res = await fetch(`http://127.0.0.1:${port}/healthz`);
-      if (res.status === 200) return;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline) throw new Error(`/healthz on port ${port} did not answer 200 within ${ms} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
+  // A refused connection means not listening yet.
+  const healthy = async () => (await fetch(`http://127.0.0.1:${port}/healthz`).catch(() => undefined))?.status === 200;
+  await vi.waitUntil(healthy, { timeout: ms, interval: 100 }).catch((err: unknown) => {
+    throw new Error(`/healthz on port ${port} did not answer 200 within ${ms} ms`, { cause: err });
+  });
 }
 
 describe('switchboard --version and --help', () => {

@@ -5,7 +5,7 @@
  * token refresh through 401 refusals, and the heartbeat.
  */
 import { SignJWT } from 'jose';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import { WebSocket } from 'ws';
 import {
   SwitchboardClient,
@@ -18,6 +18,7 @@ import {
 import { startNode, type SwitchboardNode } from '../../src/server/node.js';
 import type { NodeOptionsInput } from '../../src/server/options.js';
 import { api } from '../helpers/api.js';
+import { nextEvent, sleep } from '../helpers/wait.js';
 
 const nodes: SwitchboardNode[] = [];
 const clients: SwitchboardClient[] = [];
@@ -58,15 +59,7 @@ function client(n: SwitchboardNode, user: string | undefined, opts: Partial<Clie
 
 async function connected(c: SwitchboardClient): Promise<void> {
   if (c.state === 'connected') return;
-  await new Promise<void>((resolve) => c.once('connected', () => resolve()));
-}
-
-async function until(check: () => boolean, timeout = 5000, what = 'condition'): Promise<void> {
-  const deadline = Date.now() + timeout;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
+  await nextEvent((listener) => c.once('connected', listener), 20_000, 'the client to connect');
 }
 
 const range = (from: number, to: number): number[] => Array.from({ length: to - from + 1 }, (_, i) => from + i);
@@ -92,14 +85,15 @@ describe('client SDK against a real node', () => {
     const roomOffsets = results.filter((_, k) => k % 2 === 0).map((r) => r.offset);
     expect([...roomOffsets].sort((a, b) => (a ?? 0) - (b ?? 0))).toEqual(range(1, total));
 
-    await until(() => bob.on('room.sdk').length === total && bob.on('user:bob').length === total, 5000, 'bob’s messages');
+    // Wait for bob’s messages.
+    await vi.waitUntil(() => bob.on('room.sdk').length === total && bob.on('user:bob').length === total, { timeout: 5000, interval: 10 });
     const iOf = (d: unknown): number => (d as { i: number }).i;
     expect(bob.on('room.sdk').map(iOf)).toEqual(range(1, total));
     expect(bob.on('user:bob').map(iOf)).toEqual(range(1, total));
     expect(bob.received.every((m) => m.from === 'alice')).toBe(true);
     // Bob replies; alice's personal stream gets it, and her room stream is complete too.
     await bob.c.send('alice', 'thanks');
-    await until(() => alice.on('user:alice').length === 1 && alice.on('room.sdk').length === total);
+    await vi.waitUntil(() => alice.on('user:alice').length === 1 && alice.on('room.sdk').length === total, { timeout: 5_000, interval: 10 });
     expect(alice.on('user:alice')).toEqual(['thanks']);
     expect(await alice.c.ping()).toBeGreaterThanOrEqual(0);
   });
@@ -118,7 +112,7 @@ describe('client SDK against a real node', () => {
       await api(n.url(), 'POST', '/api/publish', { channel: 'feed.sdk', data: i });
       await api(n.url(), 'POST', '/api/send', { user: 'bob2', data: `p${i}` });
     }
-    await until(() => bob.on('feed.sdk').length === 5 && bob.on('user:bob2').length === 5);
+    await vi.waitUntil(() => bob.on('feed.sdk').length === 5 && bob.on('user:bob2').length === 5, { timeout: 5_000, interval: 10 });
 
     const away = new Promise<void>((resolve) => bob.c.once('disconnected', () => resolve()));
     const kicked = await api(n.url(), 'POST', '/api/disconnect', { user: 'bob2', code: 4100, reason: 'test' });
@@ -132,16 +126,17 @@ describe('client SDK against a real node', () => {
     }
     expect(bob.connects).toHaveLength(1); // still away while those were published
 
-    await until(() => bob.connects.length === 2, 5000, 'the reconnect');
+    await vi.waitUntil(() => bob.connects.length === 2, { timeout: 5000, interval: 10 });
     expect(bob.connects[1]).toMatchObject({ wasRecovering: true, recovered: true });
-    await until(() => subscribed.length === 2, 5000, 'the resubscription');
+    await vi.waitUntil(() => subscribed.length === 2, { timeout: 5000, interval: 10 });
     expect(subscribed[1]).toMatchObject({ wasRecovering: true, recovered: true });
 
     // Live messages continue after the recovered ones.
     await api(n.url(), 'POST', '/api/publish', { channel: 'feed.sdk', data: 11 });
     await api(n.url(), 'POST', '/api/send', { user: 'bob2', data: 'p11' });
-    await until(() => bob.on('feed.sdk').length >= 11 && bob.on('user:bob2').length >= 11);
-    await new Promise((r) => setTimeout(r, 100));
+    await vi.waitUntil(() => bob.on('feed.sdk').length >= 11 && bob.on('user:bob2').length >= 11, { timeout: 5_000, interval: 10 });
+    // Pause, not a wait: no duplicate may follow.
+    await sleep(100);
     expect(bob.on('feed.sdk')).toEqual(range(1, 11));
     expect(bob.on('user:bob2')).toEqual(range(1, 11).map((i) => `p${i}`));
     expect(bob.received.filter((m) => m.channel === 'feed.sdk').map((m) => m.offset)).toEqual(range(1, 11));
@@ -161,14 +156,16 @@ describe('client SDK against a real node', () => {
     })();
     let kicks = 0;
     while (kicks < 4) {
-      await new Promise((r) => setTimeout(r, 40));
+      // The kicker's pace: a kick every 40 ms at most while messages are published.
+      await sleep(40);
       if (carol.c.state !== 'connected') continue;
       await api(n.url(), 'POST', '/api/disconnect', { user: 'carol', code: 4102 });
       kicks++;
     }
     await publishing;
-    await until(() => carol.on('race.sdk').length >= total && carol.on('user:carol').length >= total / 3, 10_000, 'all messages');
-    await new Promise((r) => setTimeout(r, 100));
+    await vi.waitUntil(() => carol.on('race.sdk').length >= total && carol.on('user:carol').length >= total / 3, { timeout: 10_000, interval: 10 });
+    // Pause, not a wait: no duplicate may follow.
+    await sleep(100);
     expect(carol.drops.length).toBeGreaterThanOrEqual(4);
     expect(carol.on('race.sdk')).toEqual(range(1, total));
     expect(carol.on('user:carol')).toEqual(range(1, total).filter((i) => i % 3 === 0));
@@ -180,9 +177,10 @@ describe('client SDK against a real node', () => {
     dan.c.connect();
     await connected(dan.c);
     await api(n.url(), 'POST', '/api/disconnect', { user: 'dan' });
-    await until(() => dan.c.state === 'disconnected');
+    await vi.waitUntil(() => dan.c.state === 'disconnected', { timeout: 5_000, interval: 10 });
     expect(dan.drops).toEqual([expect.objectContaining({ code: 4000, reconnect: false })]);
-    await new Promise((r) => setTimeout(r, 200));
+    // Pause, not a wait: no reconnect may follow reconnect: false.
+    await sleep(200);
     expect(dan.connects).toHaveLength(1);
     await expect(dan.c.publish('room', 1)).rejects.toMatchObject({ code: 'disconnected' });
   });
@@ -211,7 +209,8 @@ describe('client SDK against a real node', () => {
     fay.c.connect();
     await connected(fay.c);
     expect(fay.connects[0]?.ping).toBe(1);
-    await new Promise((r) => setTimeout(r, 3500));
+    // Pause, not a wait: several ping intervals pass; the connection must survive them.
+    await sleep(3500);
     expect(fay.drops).toEqual([]);
     expect(fay.c.state).toBe('connected');
   });

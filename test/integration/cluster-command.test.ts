@@ -4,7 +4,7 @@
  */
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { freePort } from '../helpers/ports.js';
 import { startRedis, type RedisProcess } from '../helpers/redis-server.js';
 
@@ -49,18 +49,21 @@ describe('switchboard cluster', () => {
     child.stderr.on('data', (d: Buffer) => (stderr += String(d)));
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
     try {
-      const deadline = Date.now() + 20_000;
       let ids: string[] = [];
-      while (Date.now() < deadline) {
-        try {
-          const res = await fetch(`http://127.0.0.1:${port + 2}/api/nodes`);
-          ids = ((await res.json()) as { nodes: Array<{ id: string }> }).nodes.map((n) => n.id).sort();
-          if (ids.length === 3) break;
-        } catch {
-          // not up yet
-        }
-        await new Promise((r) => setTimeout(r, 200));
-      }
+      await vi
+        .waitUntil(
+          async () => {
+            try {
+              const res = await fetch(`http://127.0.0.1:${port + 2}/api/nodes`);
+              ids = ((await res.json()) as { nodes: Array<{ id: string }> }).nodes.map((n) => n.id).sort();
+            } catch {
+              // not up yet
+            }
+            return ids.length === 3;
+          },
+          { timeout: 20_000, interval: 200 },
+        )
+        .catch(() => undefined); // the assertion below says which nodes are missing
       expect(ids).toEqual(['node-1', 'node-2', 'node-3']);
       for (const d of [0, 1, 2]) expect((await fetch(`http://127.0.0.1:${port + d}/readyz`)).status).toBe(200);
       expect(stderr).toContain(`server 127.0.0.1:${port};`);

@@ -4,7 +4,7 @@
  * node reaches sockets held by the others, and every node answers the server
  * API for the whole cluster.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { Broker } from '../../src/brokers/broker.js';
 import { MemoryBroker, MemoryBus } from '../../src/brokers/memory/memory-broker.js';
 import type { NodeOptionsInput } from '../../src/server/options.js';
@@ -35,14 +35,6 @@ const backends: Record<string, () => Promise<Backend>> = {
   },
 };
 
-async function eventually(check: () => Promise<boolean>, ms = 5000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
-
 describe.each(Object.keys(backends))('a cluster over the %s broker', (backendName) => {
   let backend: Backend;
   const nodes: SwitchboardNode[] = [];
@@ -66,7 +58,7 @@ describe.each(Object.keys(backends))('a cluster over the %s broker', (backendNam
     backend = await backends[backendName]!();
     for (const id of ['node-a', 'node-b', 'node-c']) nodes.push(await startOne(id));
     [a, b, c] = nodes as [SwitchboardNode, SwitchboardNode, SwitchboardNode];
-    await eventually(async () => ((await api(a.url(), 'GET', '/api/nodes')).body.nodes as unknown[]).length === 3);
+    await vi.waitUntil(async () => ((await api(a.url(), 'GET', '/api/nodes')).body.nodes as unknown[]).length === 3, { timeout: 5_000, interval: 25 });
   }, 60_000);
 
   afterAll(async () => {
@@ -132,7 +124,7 @@ describe.each(Object.keys(backends))('a cluster over the %s broker', (backendNam
 
   it('a drained node leaves /api/nodes at once', async () => {
     const extra = await startOne('node-x', { drainTimeout: 1 });
-    await eventually(async () => ((await api(a.url(), 'GET', '/api/nodes')).body.nodes as unknown[]).length === 4);
+    await vi.waitUntil(async () => ((await api(a.url(), 'GET', '/api/nodes')).body.nodes as unknown[]).length === 4, { timeout: 5_000, interval: 25 });
     await extra.drain();
     const listed = (await api(a.url(), 'GET', '/api/nodes')).body.nodes as Array<{ id: string }>;
     expect(listed.map((x) => x.id).sort()).toEqual(['node-a', 'node-b', 'node-c']);

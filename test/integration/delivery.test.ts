@@ -5,7 +5,7 @@
  * and publishes that wait out (or retry through) a Redis restart within the
  * publish deadline.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { WebSocket } from 'ws';
 import { SwitchboardClient } from '../../src/client/index.js';
 import type { Publication } from '../../src/protocol/index.js';
@@ -16,8 +16,9 @@ import { api } from '../helpers/api.js';
 import { TEST_NODE } from '../helpers/fixture.js';
 import { RawClient } from '../helpers/raw-client.js';
 import { startRedis, type RedisProcess } from '../helpers/redis-server.js';
+import { metric } from '../helpers/metrics.js';
+import { sleep } from '../helpers/wait.js';
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 let redis: RedisProcess | undefined;
 let a: SwitchboardNode;
 let b: SwitchboardNode;
@@ -59,6 +60,8 @@ async function sendTo(user: string, data: unknown, via = a): Promise<{ offset: n
   return r.body as { offset: number; epoch: string };
 }
 
+/** Acknowledged positions `x` has written to the broker. */
+const acksSaved = (x: SwitchboardNode): Promise<number> => metric(x.url('/metrics'), 'switchboard_acks_saved_total', { result: 'ok' });
 const readyz = async (x: SwitchboardNode): Promise<number> => (await fetch(x.url('/readyz'))).status;
 const datas = (messages: Publication[]): unknown[] => messages.map((m) => m.data);
 const range = (from: number, to: number): number[] => Array.from({ length: to - from + 1 }, (_, i) => from + i);
@@ -71,8 +74,9 @@ describe('offline delivery', () => {
     const first = await connect(a, `user=${user}`);
     expect(first.welcome).toMatchObject({ recovered: true, offset: 20 });
     expect(datas(first.welcome.messages)).toEqual(range(1, 20));
+    const saved = await acksSaved(a);
     first.send({ type: 'ack', channel: `user:${user}`, offset: 12 });
-    await sleep(ACK_FLUSH_MS * 3);
+    await vi.waitUntil(async () => (await acksSaved(a)) > saved, { timeout: 10_000, interval: 20 });
     await first.close();
 
     // A fresh connection on the other node resumes after the acknowledged offset.
@@ -82,8 +86,9 @@ describe('offline delivery', () => {
     // Live messages go on from there; acknowledging them all leaves nothing to replay.
     await sendTo(user, 21);
     await second.next((f) => f.type === 'message' && f.data === 21);
+    const savedOnB = await acksSaved(b);
     second.send({ type: 'ack', channel: `user:${user}`, offset: 21 });
-    await sleep(ACK_FLUSH_MS * 3);
+    await vi.waitUntil(async () => (await acksSaved(b)) > savedOnB, { timeout: 10_000, interval: 20 });
     await second.close();
     const third = await connect(a, `user=${user}`);
     expect(third.welcome.messages).toEqual([]);
@@ -95,8 +100,9 @@ describe('offline delivery', () => {
     for (const i of range(1, 6)) await sendTo(user, i);
     const phone = await connect(a, `user=${user}&device=phone`);
     expect(datas(phone.welcome.messages)).toEqual(range(1, 6));
+    const saved = await acksSaved(a);
     phone.send({ type: 'ack', channel: `user:${user}`, offset: 6 });
-    await sleep(ACK_FLUSH_MS * 3);
+    await vi.waitUntil(async () => (await acksSaved(a)) > saved, { timeout: 10_000, interval: 20 });
     await phone.close();
     await sendTo(user, 7);
 
@@ -120,6 +126,7 @@ describe('offline delivery', () => {
     // still answered and open
     c.send({ type: 'ping', id: 1 });
     await c.next((f) => f.type === 'pong');
+    // Pause, not a wait: the ack beyond the offset must not be written, so no write can be waited for.
     await sleep(ACK_FLUSH_MS * 3);
     await c.close();
     const again = await connect(b, `user=${user}`);
@@ -160,12 +167,13 @@ describe('offline delivery', () => {
     sdks.push(one);
     one.on('message', (m) => void got.push(m.data));
     one.connect();
-    await until(() => got.length === 5);
+    await vi.waitUntil(() => got.length === 5, { timeout: 10_000, interval: 20 });
     await sendTo(user, 6);
-    await until(() => got.length === 6);
+    await vi.waitUntil(() => got.length === 6, { timeout: 10_000, interval: 20 });
     expect(got).toEqual(range(1, 6));
     // disconnect() sends the SDK's pending acks; the node writes them within ACK_FLUSH_MS.
     one.disconnect();
+    // Pause, not a wait: the SDK may have acked already, so no new write can be counted on.
     await sleep(ACK_FLUSH_MS * 3);
     for (const i of range(7, 9)) await sendTo(user, i, b);
 
@@ -174,19 +182,12 @@ describe('offline delivery', () => {
     sdks.push(two);
     two.on('message', (m) => void later.push(m.data));
     two.connect();
-    await until(() => later.length >= 3);
+    await vi.waitUntil(() => later.length >= 3, { timeout: 10_000, interval: 20 });
+    // Pause, not a wait: no duplicate may follow.
     await sleep(200);
     expect(later).toEqual([7, 8, 9]);
   });
 });
-
-async function until(check: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error('timed out');
-    await sleep(20);
-  }
-}
 
 describe('idempotent publishing', () => {
   it('the same key publishes once and answers the same {offset, epoch}, from any node', async () => {
@@ -249,11 +250,12 @@ describe('publishing through a Redis restart', () => {
     const c = await connect(b, `user=${user}`);
     await sendTo(user, 'before');
     await redis!.kill();
-    await until(async () => (await readyz(a)) === 503, 10_000);
+    await vi.waitUntil(async () => (await readyz(a)) === 503, { timeout: 10_000, interval: 20 });
     // Issued while Redis is down; it comes back 1 s later, inside the 5 s deadline.
     const started = Date.now();
     const keyed = api(a.url(), 'POST', '/api/send', { user, data: 'keyed', idempotencyKey: 'during-outage' });
     const plain = api(a.url(), 'POST', '/api/send', { user, data: 'plain' });
+    // Pause, not a wait: the outage lasts this long, with the publishes waiting.
     await sleep(1_000);
     await redis!.restart();
     const [k, p] = await Promise.all([keyed, plain]);
@@ -263,7 +265,7 @@ describe('publishing through a Redis restart', () => {
     const repeat = await api(b.url(), 'POST', '/api/send', { user, data: 'keyed', idempotencyKey: 'during-outage' });
     expect(repeat).toEqual({ status: 200, body: k.body });
     await sendTo(user, 'after', b);
-    await until(() => c.messages().some((m) => m.data === 'after'), 15_000);
+    await vi.waitUntil(() => c.messages().some((m) => m.data === 'after'), { timeout: 15_000, interval: 20 });
     const got = c.messages().map((m) => m.data);
     expect(got.filter((d) => d === 'keyed')).toHaveLength(1);
     expect(got.filter((d) => d === 'plain')).toHaveLength(1);
@@ -274,13 +276,13 @@ describe('publishing through a Redis restart', () => {
     const quick = await node('dl-quick', { publishDeadline: 300 });
     extra.push(quick);
     await redis!.kill();
-    await until(async () => (await readyz(quick)) === 503, 10_000);
+    await vi.waitUntil(async () => (await readyz(quick)) === 503, { timeout: 10_000, interval: 20 });
     const t0 = Date.now();
     const refused = await api(quick.url(), 'POST', '/api/send', { user, data: 'late', idempotencyKey: 'late' });
     expect(refused).toMatchObject({ status: 503, body: { error: { code: 'unavailable' } } });
     expect(Date.now() - t0).toBeGreaterThanOrEqual(250);
     expect(Date.now() - t0).toBeLessThan(3_000);
     await redis!.restart();
-    await until(async () => (await Promise.all([quick, a, b].map(readyz))).every((s) => s === 200), 15_000);
+    await vi.waitUntil(async () => (await Promise.all([quick, a, b].map(readyz))).every((s) => s === 200), { timeout: 15_000, interval: 20 });
   }, 60_000);
 });

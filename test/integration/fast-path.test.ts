@@ -12,6 +12,7 @@ import { CorkBatch } from '../../src/server/http/ws-out.js';
 import { api } from '../helpers/api.js';
 import { useNodes } from '../helpers/fixture.js';
 import { RawClient } from '../helpers/raw-client.js';
+import { sleep } from '../helpers/wait.js';
 
 const { node, connect } = useNodes();
 
@@ -81,12 +82,11 @@ describe('pre-framed fan-out', () => {
     await published;
     await c.waitFor((f) => f.type === 'message', 1);
     const lastOffset = first.offset + 100;
-    const deadline = Date.now() + 10_000;
     const seen = (): number[] => {
       const inline = 'result' in reply ? ((reply.result as { messages?: MessageFrame[] }).messages ?? []) : [];
       return [...inline.map((m) => m.offset!), ...c.messages('rec').map((m) => m.offset!)];
     };
-    while (!seen().includes(lastOffset) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    await vi.waitUntil(() => seen().includes(lastOffset), { timeout: 10_000, interval: 10 }).catch(() => undefined); // the assertion below says what is missing
     const offsets = seen();
     expect(offsets).toEqual(Array.from({ length: 101 }, (_, i) => first.offset + i));
     const replyAt = c.frames.findIndex((f) => f.type === 'reply' && f.id === reply.id);

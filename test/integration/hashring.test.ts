@@ -6,7 +6,7 @@
  * when it drains they move back — and the shares moved are measured
  * against the ideal 1/N.
  */
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { WebSocket } from 'ws';
 import { routeResolver, SwitchboardClient, type DisconnectedEvent, type Publication } from '../../src/client/index.js';
 import { MemoryBroker, MemoryBus } from '../../src/brokers/memory/memory-broker.js';
@@ -31,14 +31,6 @@ async function ringNode(id: string): Promise<SwitchboardNode> {
   );
   nodes.push(n);
   return n;
-}
-
-async function until(check: () => boolean | Promise<boolean>, what: string, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 async function clusterSize(n: SwitchboardNode): Promise<number> {
@@ -74,7 +66,7 @@ function user(name: string, url: string, resolve?: () => Promise<string>): User 
 describe('hash-ring routing with the client SDK', () => {
   it('routes users to their owners, moves only the users a new node owns, and moves them back when it drains', async () => {
     const [a, b, c] = [await ringNode('ring-a'), await ringNode('ring-b'), await ringNode('ring-c')];
-    for (const n of [a, b, c]) await until(async () => (await clusterSize(n)) === 3, 'three nodes');
+    for (const n of [a, b, c]) await vi.waitUntil(async () => (await clusterSize(n)) === 3, { timeout: 10_000, interval: 20 });
 
     // Half ask /api/route first; half knock at node a whoever owns them.
     const users: User[] = [];
@@ -83,7 +75,8 @@ describe('hash-ring routing with the client SDK', () => {
       const wsA = `ws://127.0.0.1:${a.port}/ws`;
       users.push(i % 2 === 0 ? user(name, wsA, routeResolver(a.url(), name)) : user(name, wsA));
     }
-    await until(() => users.every((u) => u.client.state === 'connected'), 'all connected');
+    // Wait for every user to connect.
+    await vi.waitUntil(() => users.every((u) => u.client.state === 'connected'), { timeout: 10_000, interval: 20 });
     for (const u of users) {
       const owner = (await api(b.url(), 'GET', `/api/route?user=${u.name}`)).body as { node: string; url: string };
       expect(u.node, u.name).toBe(owner.node);
@@ -98,12 +91,13 @@ describe('hash-ring routing with the client SDK', () => {
     // A fourth node joins: exactly the users it now owns are moved (4102), to it, and nobody else is touched.
     const before = new Map(users.map((u) => [u.name, u.drops.length]));
     const d = await ringNode('ring-d');
-    for (const n of [a, b, c, d]) await until(async () => (await clusterSize(n)) === 4, 'four nodes');
+    for (const n of [a, b, c, d]) await vi.waitUntil(async () => (await clusterSize(n)) === 4, { timeout: 10_000, interval: 20 });
     const ownerNow = async (u: User): Promise<string> =>
       ((await api(a.url(), 'GET', `/api/route?user=${u.name}`)).body as { node: string }).node;
     const toD: User[] = [];
     for (const u of users) if ((await ownerNow(u)) === 'ring-d') toD.push(u);
-    await until(() => toD.every((u) => u.node === 'ring-d' && u.client.state === 'connected'), 'owned users moved to d');
+    // Wait for the users d owns to move to it.
+    await vi.waitUntil(() => toD.every((u) => u.node === 'ring-d' && u.client.state === 'connected'), { timeout: 10_000, interval: 20 });
     const movedIn = users.filter((u) => u.drops.length > before.get(u.name)!);
     expect(new Set(movedIn)).toEqual(new Set(toD));
     for (const u of movedIn) expect(u.drops.at(-1)!.code).toBe(4102);
@@ -122,7 +116,7 @@ describe('hash-ring routing with the client SDK', () => {
       }
     }
     for (const u of [moved, stayed]) {
-      await until(() => u.received.filter((m) => m.channel === `user:${u.name}`).length >= 20, `${u.name} got 20`);
+      await vi.waitUntil(() => u.received.filter((m) => m.channel === `user:${u.name}`).length >= 20, { timeout: 10_000, interval: 20 });
       expect(u.received.filter((m) => m.channel === `user:${u.name}`).map((m) => (m.data as { i: number }).i)).toEqual(
         Array.from({ length: 20 }, (_, i) => i),
       );
@@ -131,8 +125,9 @@ describe('hash-ring routing with the client SDK', () => {
     // d drains: its users, and only they, go back (4100, then to their owners on the smaller ring).
     const beforeDrain = new Map(users.map((u) => [u.name, u.drops.length]));
     await d.drain();
-    for (const n of [a, b, c]) await until(async () => (await clusterSize(n)) === 3, 'three nodes again');
-    await until(() => toD.every((u) => u.client.state === 'connected' && u.node !== 'ring-d'), 'back from d');
+    for (const n of [a, b, c]) await vi.waitUntil(async () => (await clusterSize(n)) === 3, { timeout: 10_000, interval: 20 });
+    // Wait for d's users to be back on the other nodes.
+    await vi.waitUntil(() => toD.every((u) => u.client.state === 'connected' && u.node !== 'ring-d'), { timeout: 10_000, interval: 20 });
     const movedBack = users.filter((u) => u.drops.length > beforeDrain.get(u.name)!);
     expect(new Set(movedBack)).toEqual(new Set(toD));
     for (const u of users) {

@@ -2,13 +2,15 @@
  * Every limit of a node, hit over real sockets: each must answer with the
  * SPEC's code and leave the node serving others.
  */
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import type WebSocket from 'ws';
 import type { SwitchboardNode } from '../../src/server/node.js';
 import type { NodeOptionsInput } from '../../src/server/options.js';
 import { api } from '../helpers/api.js';
 import { useNodes } from '../helpers/fixture.js';
 import { RawClient } from '../helpers/raw-client.js';
+import { metric } from '../helpers/metrics.js';
+import { sleep } from '../helpers/wait.js';
 
 const { node: startTestNode, connect: open } = useNodes();
 
@@ -31,7 +33,7 @@ describe('limits', () => {
     await connect(n, 'c2');
     await expect(RawClient.open(`ws://127.0.0.1:${n.port}/ws?user=c3`)).rejects.toMatchObject({ status: 503 });
     await a.close();
-    await new Promise((r) => setTimeout(r, 50));
+    await vi.waitUntil(async () => (await metric(n.url('/metrics'), 'switchboard_connections')) === 1, { timeout: 5_000, interval: 20 });
     await connect(n, 'c4');
   });
 
@@ -45,7 +47,8 @@ describe('limits', () => {
     expect(opened).toHaveLength(3);
     expect(refused.map((r) => (r.reason as { status: number }).status)).toEqual([429, 429]);
     expect((refused[0]?.reason as { body: string }).body).toContain('rate_limited');
-    await new Promise((r) => setTimeout(r, 1100));
+    // Pause, not a wait: the per-IP rate window (1 s) passes.
+    await sleep(1100);
     await connect(n, 'ip6');
     await Promise.all(opened.map((r) => r.value.close()));
   });

@@ -11,22 +11,21 @@
  * selects the subprotocol, and the SDK falls back to JSON there.
  */
 import { encode } from '@msgpack/msgpack';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import WebSocket from 'ws';
 import { SwitchboardClient, type ClientOptions, type ConnectedEvent, type Publication } from '../../src/client/index.js';
 import { ACK_FLUSH_MS } from '../../src/server/core/acks.js';
 import { loadOptions } from '../../src/server/config/load.js';
 import type { ClientFrame, ServerFrame } from '../../src/protocol/frames.js';
 import { encodeClientFrameBinary, MSGPACK_SUBPROTOCOL, parseMsgpack } from '../../src/protocol/msgpack.js';
-import { eventually } from '../brokers/suite.js';
 import { api } from '../helpers/api.js';
 import { startNodeProcess, type NodeProcess } from '../helpers/node-process.js';
+import { sleep } from '../helpers/wait.js';
 
 const BASE_ARGS = ['--insecure', '--api-key', 'test-key', '--max-messages-per-second', '10000'];
 /** Small enough that a backlog of 100 messages of 1 KiB (the default history) does not fit one subscribe reply (half of it). */
 const MAX_BUFFERED = 64 * 1024;
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const range = (from: number, to: number): number[] => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 let seq = 0;
 const fresh = (label: string): string => `${label}-${process.pid}-${++seq}`;
@@ -82,11 +81,11 @@ class RawMsgpack {
   }
 
   next(match: (f: ServerFrame) => boolean, timeout = 5000): Promise<ServerFrame> {
-    return eventually(() => {
+    return vi.waitFor(() => {
       const found = this.frames.find((f) => match(f.frame));
       if (!found) throw new Error('frame not there yet');
       return found.frame;
-    }, timeout);
+    }, { timeout, interval: 20 });
   }
 
   reply(id: number): Promise<ServerFrame> {
@@ -126,7 +125,7 @@ describe('a node with --msgpack', () => {
     expect((await mp.connected).codec).toBe('msgpack');
     expect((await js.connected).codec).toBe('json');
     const subs = [mp.c.subscribe(channel), js.c.subscribe(channel)];
-    await eventually(() => expect(subs.map((s) => s.state)).toEqual(['subscribed', 'subscribed']));
+    await vi.waitFor(() => expect(subs.map((s) => s.state)).toEqual(['subscribed', 'subscribed']), { timeout: 5_000, interval: 20 });
 
     const sent: unknown[] = [];
     for (const i of range(1, 30)) {
@@ -136,7 +135,7 @@ describe('a node with --msgpack', () => {
       else await (i % 3 === 1 ? mp : js).c.publish(channel, data);
     }
     const onChannel = (r: Publication[]) => r.filter((m) => m.channel === channel);
-    await eventually(() => expect([onChannel(mp.received).length, onChannel(js.received).length]).toEqual([30, 30]));
+    await vi.waitFor(() => expect([onChannel(mp.received).length, onChannel(js.received).length]).toEqual([30, 30]), { timeout: 5_000, interval: 20 });
     expect(onChannel(mp.received).map((m) => m.data)).toEqual(sent);
     expect(onChannel(mp.received)).toEqual(onChannel(js.received));
     const offsets = onChannel(mp.received).map((m) => m.offset);
@@ -151,15 +150,15 @@ describe('a node with --msgpack', () => {
     const mp = sdk(withMsgpack, fresh('mp'), { codec: 'msgpack' });
     await mp.connected;
     const sub = mp.c.subscribe(channel);
-    await eventually(() => expect(sub.state).toBe('subscribed'));
+    await vi.waitFor(() => expect(sub.state).toBe('subscribed'), { timeout: 5_000, interval: 20 });
     for (const i of range(1, 3)) await publishApi(withMsgpack, channel, i);
-    await eventually(() => expect(mp.received.length).toBe(3));
+    await vi.waitFor(() => expect(mp.received.length).toBe(3), { timeout: 5_000, interval: 20 });
     mp.c.disconnect();
     for (const i of range(4, 8)) await publishApi(withMsgpack, channel, i);
     const recovered = new Promise<boolean>((resolve) => sub.once('subscribed', (e) => resolve(e.recovered)));
     mp.c.connect();
     expect(await recovered).toBe(true);
-    await eventually(() => expect(mp.received.map((m) => m.data)).toEqual(range(1, 8)));
+    await vi.waitFor(() => expect(mp.received.map((m) => m.data)).toEqual(range(1, 8)), { timeout: 5_000, interval: 20 });
   });
 
   it('sends a backlog larger than one reply as binary message frames, in order', async () => {
@@ -173,7 +172,7 @@ describe('a node with --msgpack', () => {
     expect(result.recovered).toBe(true);
     expect(result.messages.length).toBeLessThan(100); // the rest follows as message frames
     const rest = () => raw.frames.filter((f) => f.frame.type === 'message' && f.frame.channel === channel);
-    await eventually(() => expect(result.messages.length + rest().length).toBe(100), 10_000);
+    await vi.waitFor(() => expect(result.messages.length + rest().length).toBe(100), { timeout: 10_000, interval: 20 });
     expect(rest().every((f) => f.binary)).toBe(true);
     const order = [...result.messages, ...rest().map((f) => f.frame as Publication)].map((m) => (m.data as { i: number }).i);
     expect(order).toEqual(range(1, 100));
@@ -185,15 +184,17 @@ describe('a node with --msgpack', () => {
     const phone = sdk(withMsgpack, bob, { codec: 'msgpack', device: 'phone', ackInterval: 20 });
     await Promise.all([alice.connected, phone.connected]);
     for (const i of range(1, 4)) await alice.c.send(bob, { i });
-    await eventually(() => expect(phone.received.map((m) => m.data)).toEqual(range(1, 4).map((i) => ({ i }))));
+    await vi.waitFor(() => expect(phone.received.map((m) => m.data)).toEqual(range(1, 4).map((i) => ({ i }))), { timeout: 5_000, interval: 20 });
     expect(phone.received.every((m) => m.from === alice.c.connection?.user)).toBe(true);
     // disconnect() flushes the SDK's acks (sent over MessagePack); the node writes them within ACK_FLUSH_MS.
     phone.c.disconnect();
+    // Pause, not a wait: the SDK may have acked already, so no new write can be counted on.
     await sleep(ACK_FLUSH_MS * 3);
     await alice.c.send(bob, { i: 5 });
     const again = sdk(withMsgpack, bob, { codec: 'msgpack', device: 'phone' });
     await again.connected;
-    await eventually(() => expect(again.received.length).toBeGreaterThanOrEqual(1));
+    await vi.waitFor(() => expect(again.received.length).toBeGreaterThanOrEqual(1), { timeout: 5_000, interval: 20 });
+    // Pause, not a wait: no duplicate may follow.
     await sleep(200);
     expect(again.received.map((m) => m.data)).toEqual([{ i: 5 }]);
   });
@@ -221,7 +222,7 @@ describe('a node with --msgpack', () => {
     expect(await raw.reply(10)).toMatchObject({ error: { code: 'bad_request', message: expect.stringMatching(/binary data/) } });
     // An extension type: not valid MessagePack, so an error frame (no id to reply to).
     raw.sendBinary(Uint8Array.from([0xd4, 0x05, 0x00]));
-    await eventually(() => expect(raw.frames.filter((f) => f.frame.type === 'error').length).toBe(2));
+    await vi.waitFor(() => expect(raw.frames.filter((f) => f.frame.type === 'error').length).toBe(2), { timeout: 5_000, interval: 20 });
     expect(raw.frames.every((f) => f.binary)).toBe(true);
     expect(raw.ws.readyState).toBe(WebSocket.OPEN);
 
@@ -257,8 +258,8 @@ describe('a node without --msgpack', () => {
     const mp = sdk(without, fresh('mp'), { codec: 'msgpack' });
     expect((await mp.connected).codec).toBe('json');
     const sub = mp.c.subscribe(channel);
-    await eventually(() => expect(sub.state).toBe('subscribed'));
+    await vi.waitFor(() => expect(sub.state).toBe('subscribed'), { timeout: 5_000, interval: 20 });
     await mp.c.publish(channel, { hello: 'json' });
-    await eventually(() => expect(mp.received.map((m) => m.data)).toEqual([{ hello: 'json' }]));
+    await vi.waitFor(() => expect(mp.received.map((m) => m.data)).toEqual([{ hello: 'json' }]), { timeout: 5_000, interval: 20 });
   });
 });

@@ -12,7 +12,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { ServerFrame } from '../../src/protocol/index.js';
 import { api } from '../helpers/api.js';
 import { running, tempDir, track, waitExit } from '../helpers/children.js';
@@ -20,6 +20,7 @@ import { startNodeProcess, writeConfig, type NodeProcess } from '../helpers/node
 import { freePort } from '../helpers/ports.js';
 import { RawClient } from '../helpers/raw-client.js';
 import { startRedis, type RedisProcess } from '../helpers/redis-server.js';
+import { sleep } from '../helpers/wait.js';
 
 const PROMETHEUS = '/usr/bin/prometheus';
 const KEY = 'prometheus-key';
@@ -85,7 +86,7 @@ async function startPrometheus(targets: string[]): Promise<Prometheus> {
       } catch {
         // not listening yet
       }
-      await new Promise((r) => setTimeout(r, 100));
+      await sleep(100);
     }
     lastError = log;
     proc.kill('SIGKILL');
@@ -128,11 +129,9 @@ beforeAll(async () => {
   nodes.push(...(await Promise.all(['prom-1', 'prom-2'].map((id) => startNodeProcess(id, ['--config', config, '--broker', redis!.url])))));
   prom = await startPrometheus(nodes.map((n) => `127.0.0.1:${n.port}`));
   // The traffic must come after a first scrape of each node, or rate() sees no increase.
-  const deadline = Date.now() + 15_000;
-  while ((await query(prom, 'up{job="switchboard"} == 1')).length < nodes.length) {
-    if (Date.now() > deadline) throw new Error(`prometheus did not scrape both nodes within 15 s:\n${prom.log()}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
+  await vi.waitUntil(async () => (await query(prom!, 'up{job="switchboard"} == 1')).length >= nodes.length, { timeout: 15_000, interval: 200 }).catch((err: unknown) => {
+    throw new Error(`prometheus did not scrape both nodes within 15 s:\n${prom!.log()}`, { cause: err });
+  });
 }, 60_000);
 
 afterAll(async () => {
@@ -226,12 +225,15 @@ describe('metrics in a real Prometheus', () => {
       return out;
     };
 
-    const deadline = Date.now() + 30_000;
-    let left = await missing();
-    while (left.length > 0 && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 500));
-      left = await missing();
-    }
+    const left = await vi
+      .waitUntil(
+        async () => {
+          const l = await missing();
+          if (l.length === 0) return l;
+        },
+        { timeout: 30_000, interval: 500 },
+      )
+      .catch(() => missing()); // the assertion below says what is missing
     expect(left, `Prometheus log:\n${p.log()}`).toEqual([]);
   }, 60_000);
 
@@ -270,12 +272,15 @@ describe('metrics in a real Prometheus', () => {
       finite(seen, 'Delivery latency / {{instance}} p99') === 2 &&
       finite(seen, 'Broker round trip / {{instance}} {{operation}} p99') === 2 * 2;
     // Bounded: scrapes every second, and rate() needs two in its window.
-    const deadline = Date.now() + 15_000;
-    let got = await evaluate();
-    while (got.failed.length === 0 && !expected(got.seen) && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 500));
-      got = await evaluate();
-    }
+    const got = await vi
+      .waitUntil(
+        async () => {
+          const g = await evaluate();
+          if (g.failed.length > 0 || expected(g.seen)) return g;
+        },
+        { timeout: 15_000, interval: 500 },
+      )
+      .catch(() => evaluate()); // the assertions below say what is missing
     expect(got.failed).toEqual([]);
     const summary = JSON.stringify(Object.fromEntries(got.seen));
     expect(expected(got.seen), summary).toBe(true);

@@ -10,11 +10,12 @@
  * and no survivor welcomes more clients in any second than its limit lets
  * through.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ClientFleet } from '../helpers/client-fleet.js';
 import { startNodeProcess, writeConfig, type NodeProcess } from '../helpers/node-process.js';
 import { startRedis, type RedisProcess } from '../helpers/redis-server.js';
 import { account, RoundPublisher } from '../helpers/round-publisher.js';
+import { sleep } from '../helpers/wait.js';
 
 const KEY = 'storm-key';
 const CLIENTS = 300;
@@ -36,16 +37,6 @@ async function rejected(node: NodeProcess, reason: string): Promise<number> {
   const text = await (await fetch(node.url('/metrics'))).text();
   const line = text.split('\n').find((l) => l.startsWith('switchboard_connections_rejected_total{') && l.includes(`reason="${reason}"`));
   return line ? Number(line.slice(line.lastIndexOf(' ') + 1)) : 0;
-}
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-async function until(what: string, ok: () => boolean, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!ok()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(50);
-  }
 }
 
 beforeAll(async () => {
@@ -84,21 +75,24 @@ describe('reconnect storm', () => {
     await fleet.connectAll(15_000);
     publisher = new RoundPublisher({ users, targets: [b.url(), c.url()], apiKey: KEY, batch: 25, perSecond: 300, maxRounds: MAX_ROUNDS });
     publisher.start();
+    // Pause, not a wait: traffic flows before the storm.
     await sleep(1500);
 
     fleet.arm();
     const killedAt = Date.now();
     await a.kill();
     const f = fleet;
-    await until('every client to reconnect', () => f.reconnected() === CLIENTS, RECONNECT_TIMEOUT_MS);
+    // Wait for every client to reconnect.
+    await vi.waitUntil(() => f.reconnected() === CLIENTS, { timeout: RECONNECT_TIMEOUT_MS, interval: 50 });
     const allBackAfterMs = Date.now() - killedAt;
-    await sleep(1000); // a little more traffic after the storm
+    await sleep(1000); // pause, not a wait: a little more traffic after the storm
     await publisher.stop();
 
     // Everything the server confirmed reaches its user, exactly once, in offset order, with its offset.
     const p = publisher;
     const expected = users.map((_, u) => p.confirmedRounds(u));
-    await until('every confirmed message to arrive', () => f.distinctRounds().every((n, u) => n >= expected[u]!.length), 10_000);
+    // Wait for every confirmed message to arrive.
+    await vi.waitUntil(() => f.distinctRounds().every((n, u) => n >= expected[u]!.length), { timeout: 10_000, interval: 50 });
     const records = fleet.records();
     expect(account(publisher, records)).toEqual({ lost: 0, duplicates: 0, reordered: 0, mismatched: 0 });
     expect(publisher.failed).toBe(0);

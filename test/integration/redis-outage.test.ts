@@ -6,13 +6,14 @@
  * or, when Redis lost its data, clients are told (`recovered: false`), never
  * left with a silent gap.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { startNode, type SwitchboardNode } from '../../src/server/node.js';
 import { ROUTINGS, type RoutingName } from '../../src/server/options.js';
 import { api } from '../helpers/api.js';
 import { TEST_NODE } from '../helpers/fixture.js';
 import { RawClient } from '../helpers/raw-client.js';
 import { startRedis, type RedisProcess } from '../helpers/redis-server.js';
+import { sleep } from '../helpers/wait.js';
 
 let redis: RedisProcess | undefined;
 const nodes: SwitchboardNode[] = [];
@@ -24,16 +25,6 @@ afterEach(async () => {
   await redis?.stop();
   redis = undefined;
 });
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until(check: () => Promise<boolean>, ms: number, what: string): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(25);
-  }
-}
 
 const readyz = async (n: SwitchboardNode) => (await fetch(n.url('/readyz'))).status;
 
@@ -67,13 +58,16 @@ async function run(a: SwitchboardNode, b: SwitchboardNode, killAt: number, resta
   for (let i = 0; i < total; i++) {
     if (i === killAt) {
       await redis!.kill();
-      await until(async () => (await readyz(a)) === 503 && (await readyz(b)) === 503, 10_000, 'readiness to flip to 503');
+      // Wait for readiness to flip to 503.
+      await vi.waitUntil(async () => (await readyz(a)) === 503 && (await readyz(b)) === 503, { timeout: 10_000, interval: 25 });
       notReadySeen = true;
+      // Pause, not a wait: the outage lasts this long.
       await sleep(downMs);
     }
     if (i === restartAt) {
       await redis!.restart();
-      await until(async () => (await readyz(a)) === 200 && (await readyz(b)) === 200, 15_000, 'readiness to come back');
+      // Wait for readiness to come back.
+      await vi.waitUntil(async () => (await readyz(a)) === 200 && (await readyz(b)) === 200, { timeout: 15_000, interval: 25 });
     }
     const r = await api((i % 2 ? a : b).url(), 'POST', '/api/publish', { channel: 'feed', data: i });
     if (r.status === 200) acked.push(r.body.offset as number);
@@ -81,6 +75,7 @@ async function run(a: SwitchboardNode, b: SwitchboardNode, killAt: number, resta
       expect(r).toMatchObject({ status: 503, body: { error: { code: 'unavailable' } } });
       refused++;
     }
+    // The publishers' pace.
     await sleep(10);
   }
   return { acked, refused, notReadySeen };
@@ -112,6 +107,7 @@ describe.each(ROUTINGS)('Redis killed and restarted under a running cluster, %s 
     const { acked } = await run(a, b, 30, 50, 80);
     // Messages acknowledged before the kill were delivered live; the history that held them is gone.
     for (const c of [x, y]) {
+      // At most 10 s for the close: the assertion below says if it did not come.
       const closed = await Promise.race([c.closed, sleep(10_000).then(() => undefined)]);
       expect(closed?.code).toBe(4104);
       expect(c.frames.at(-1)).toMatchObject({ type: 'disconnect', code: 4104, reconnect: true });

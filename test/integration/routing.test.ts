@@ -13,13 +13,14 @@
  * `welcome` or the subscribe reply) and then the live ones.
  */
 import { randomBytes } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { Publication, ServerFrame } from '../../src/protocol/index.js';
 import { createBroker } from '../../src/brokers/index.js';
 import { RawClient } from '../helpers/raw-client.js';
 import { startNodeProcess, writeConfig, type NodeProcess } from '../helpers/node-process.js';
 import { startNats, startNatsCluster } from '../helpers/nats-server.js';
 import { startRedis } from '../helpers/redis-server.js';
+import { sleep } from '../helpers/wait.js';
 
 const KEY = 'routing-key';
 const USERS = 24;
@@ -170,7 +171,7 @@ async function join(t: Tracked, node: NodeProcess, since?: Position, roomSince?:
     try {
       c = await RawClient.open(url);
     } catch {
-      await new Promise((r) => setTimeout(r, 300));
+      await sleep(300);
       url = node.ws(query.toString());
       continue;
     }
@@ -237,7 +238,7 @@ class Publisher {
         this.epochs.set(channel, result.epoch);
         return;
       }
-      await new Promise((r) => setTimeout(r, 100));
+      await sleep(100);
     }
     throw new Error(`could not publish to ${channel} through any node`);
   }
@@ -259,14 +260,13 @@ class Publisher {
 
 /** Wait until every tracked user received every acknowledged offset of its channels; then check exactly once, in order. */
 async function expectExactlyOnce(tracked: Tracked[], pub: Publisher, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
   const complete = (t: Tracked): boolean => {
     const got = t.received();
     return [t.channel, ...(t.room ? [t.room] : [])].every((ch) => (got.get(ch)?.length ?? 0) >= pub.expected(ch).length);
   };
-  while (!tracked.every(complete) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-  // A little longer, so that a duplicate in flight would be seen.
-  await new Promise((r) => setTimeout(r, 200));
+  await vi.waitUntil(() => tracked.every(complete), { timeout: timeoutMs, interval: 50 }).catch(() => undefined); // the assertions below say what is missing
+  // Pause, not a wait: a little longer, so that a duplicate in flight would be seen.
+  await sleep(200);
   for (const t of tracked) {
     const got = t.received();
     for (const ch of [t.channel, ...(t.room ? [t.room] : [])]) {
@@ -298,13 +298,7 @@ describe.each(CASES)('routing: $title', (variant) => {
     const ids = ['r-1', 'r-2', 'r-3'];
     nodes.push(...(await Promise.all(ids.map((id) => startNodeProcess(id, ['--config', config, '--broker', backend.url, ...variant.args])))));
     // Every node sees the others before clients arrive (the ring is complete).
-    const deadline = Date.now() + 10_000;
-    for (const n of nodes) {
-      while (((await get(n, '/api/nodes')).nodes as unknown[]).length < 3) {
-        if (Date.now() > deadline) throw new Error('nodes did not find each other');
-        await new Promise((r) => setTimeout(r, 50));
-      }
-    }
+    for (const n of nodes) await vi.waitUntil(async () => ((await get(n, '/api/nodes')).nodes as unknown[]).length >= 3, { timeout: 10_000, interval: 50 });
     pub = new Publisher(live);
     for (let i = 0; i < USERS; i++) {
       const t = new Tracked(`${variant.name.replace(/\W/g, '')}-u${i}`, `room.${i % ROOMS}`);
@@ -366,7 +360,7 @@ describe.each(CASES)('routing: $title', (variant) => {
     const epoch = pub.epochs.get(t.channel)!;
     const publishing = pub.many(150, () => t.channel, 4);
     // Leave mid-stream and come back through another node, recovering from the last offset seen.
-    while ((pub.acked.get(t.channel)?.length ?? 0) < 60) await new Promise((r) => setTimeout(r, 5));
+    await vi.waitUntil(() => (pub.acked.get(t.channel)?.length ?? 0) >= 60, { timeout: 30_000, interval: 5 });
     const before = t.node;
     await t.conn!.close();
     t.retire();
@@ -403,26 +397,25 @@ describe.each(CASES)('routing: $title', (variant) => {
     await publishing;
     await expectExactlyOnce(tracked, pub, 20_000);
 
-    const deadline = Date.now() + 10_000;
-    for (;;) {
-      const listed = ((await get(nodes[0]!, '/api/nodes')).nodes as Array<{ id: string }>).map((n) => n.id);
-      if (!listed.includes(victim.id)) break;
-      if (Date.now() > deadline) throw new Error('the killed node is still listed');
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    // Wait for the killed node to leave the list.
+    await vi.waitUntil(
+      async () => !((await get(nodes[0]!, '/api/nodes')).nodes as Array<{ id: string }>).map((n) => n.id).includes(victim.id),
+      { timeout: 10_000, interval: 100 },
+    );
     // Its registry entries (registry, hash ring) and presence entries expire: nobody refreshes them.
     const probe = createBroker(backend.url, { routes: ['subscribers'] });
     const registry = variant.args.includes('registry') || variant.args.includes('hashring');
     await probe.start('probe', { onPublication: () => undefined, onReadyChange: () => undefined, onControl: () => undefined });
     try {
-      const expireBy = Date.now() + 10_000;
-      for (;;) {
-        const left = registry ? await Promise.all(moved.map(async (t) => (await probe.registered(t.room!)).includes(victim.id))) : [];
-        const present = await Promise.all(moved.map(async (t) => (await probe.presence(t.room!)).some((e) => e.node === victim.id)));
-        if (!left.some(Boolean) && !present.some(Boolean)) break;
-        if (Date.now() > expireBy) throw new Error('entries of the killed node did not expire');
-        await new Promise((r) => setTimeout(r, 200));
-      }
+      // Wait for the killed node's entries to expire.
+      await vi.waitUntil(
+        async () => {
+          const left = registry ? await Promise.all(moved.map(async (t) => (await probe.registered(t.room!)).includes(victim.id))) : [];
+          const present = await Promise.all(moved.map(async (t) => (await probe.presence(t.room!)).some((e) => e.node === victim.id)));
+          return !left.some(Boolean) && !present.some(Boolean);
+        },
+        { timeout: 10_000, interval: 200 },
+      );
     } finally {
       await probe.close();
     }

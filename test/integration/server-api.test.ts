@@ -1,5 +1,5 @@
 /** The server API, health, readiness and metrics of one node over real HTTP. */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startNode, type SwitchboardNode } from '../../src/server/node.js';
 import { api } from '../helpers/api.js';
 import { RawClient } from '../helpers/raw-client.js';
@@ -134,7 +134,7 @@ describe('queries', () => {
       expect.objectContaining({ id: n.id, address: `http://127.0.0.1:${n.port}`, connections: expect.any(Number), uptime: expect.any(Number) }),
     ]);
     await w.close();
-    await new Promise((r) => setTimeout(r, 50));
+    await vi.waitUntil(async () => (await api(n.url(), 'GET', '/api/users/walt')).body.online === false, { timeout: 5_000, interval: 20 });
     expect((await api(n.url(), 'GET', '/api/users/walt')).body).toEqual({ online: false, sessions: [] });
     expect((await api(n.url(), 'GET', '/api/presence/lobby')).body).toEqual({ members: [] });
   });
@@ -184,7 +184,7 @@ describe('health, readiness, metrics', () => {
     (c.ws as unknown as { _socket: { pause(): void } })._socket.pause();
     const started = Date.now();
     const draining = d.drain();
-    await new Promise((r) => setTimeout(r, 200));
+    await vi.waitUntil(async () => (await fetch(d.url('/readyz'))).status === 503, { timeout: 5_000, interval: 20 });
     const ready = await fetch(d.url('/readyz'));
     expect(ready.status).toBe(503);
     expect(await ready.json()).toEqual({ status: 'draining' });

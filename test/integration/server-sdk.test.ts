@@ -13,6 +13,7 @@ import { SwitchboardApi, SwitchboardApiError } from '../../src/server-sdk/index.
 import { useNodes } from '../helpers/fixture.js';
 import { freePort } from '../helpers/ports.js';
 import { startRedis, type RedisProcess } from '../helpers/redis-server.js';
+import { sleep } from '../helpers/wait.js';
 
 type Mode = 'pass' | 'lose-answer' | 'hang';
 
@@ -220,7 +221,8 @@ describe('SwitchboardApi against a cluster', () => {
     await redis.kill();
     const started = Date.now();
     const pending = api.publish('sdk.outage', 'during');
-    await new Promise((r) => setTimeout(r, 2000));
+    // Pause, not a wait: the outage lasts this long, with the publish waiting.
+    await sleep(2000);
     await redis.restart();
     const receipt = await pending;
     // Longer than one attempt may take: the SDK retried.

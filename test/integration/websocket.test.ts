@@ -7,6 +7,7 @@ import type { SwitchboardNode } from '../../src/server/node.js';
 import { api } from '../helpers/api.js';
 import { useNodes } from '../helpers/fixture.js';
 import { RawClient } from '../helpers/raw-client.js';
+import { sleep } from '../helpers/wait.js';
 
 const { node, connect } = useNodes();
 
@@ -168,7 +169,8 @@ describe('heartbeat', () => {
     c.ws.on('message', (d) => {
       if (JSON.parse(String(d)).type === 'ping') c.send({ type: 'pong' });
     });
-    await new Promise((r) => setTimeout(r, 3500));
+    // Pause, not a wait: several ping intervals pass; the connection must survive them.
+    await sleep(3500);
     expect(c.frames.filter((f) => f.type === 'ping').length).toBeGreaterThanOrEqual(2);
     expect(c.ws.readyState).toBe(c.ws.OPEN);
   });

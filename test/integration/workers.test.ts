@@ -14,12 +14,12 @@
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { request } from 'node:http';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { CloseCode, type ServerFrame } from '../../src/protocol/index.js';
-import { eventually } from '../brokers/suite.js';
 import { startNodeProcess, type NodeProcess } from '../helpers/node-process.js';
 import { RawClient } from '../helpers/raw-client.js';
 import { startRedis, type RedisProcess } from '../helpers/redis-server.js';
+import { sleep } from '../helpers/wait.js';
 
 type Welcome = Extract<ServerFrame, { type: 'welcome' }>;
 type Message = Extract<ServerFrame, { type: 'message' }>;
@@ -30,7 +30,6 @@ const WORKER_ARGS = ['--workers', '2', '--insecure', '--heartbeat', '1', ...OPEN
 /** At most this many connections to get clients on both workers (round-robin alternates, so 2 suffice). */
 const MAX_TRIES = 16;
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const range = (from: number, to: number): number[] => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 let seq = 0;
 const fresh = (label: string): string => `${label}-${process.pid}-${++seq}`;
@@ -50,7 +49,7 @@ afterAll(async () => {
 async function startWorkers(id: string, extra: string[] = []): Promise<NodeProcess> {
   const sb = await startNodeProcess(id, [...WORKER_ARGS, ...extra]);
   processes.push(sb);
-  await eventually(async () => expect(await nodeIds(sb)).toEqual([`${id}-w1`, `${id}-w2`]), 20_000, 100);
+  await vi.waitFor(async () => expect(await nodeIds(sb)).toEqual([`${id}-w1`, `${id}-w2`]), { timeout: 20_000, interval: 100 });
   return sb;
 }
 
@@ -153,6 +152,7 @@ describe('switchboard start --workers 2 with the memory broker', () => {
     for (const i of range(1, M)) await Promise.all([...users.keys()].map((u) => send(sb, u, { i })));
     for (const [user, c] of users) {
       await c.waitFor((f) => f.type === 'message' && f.channel === `user:${user}`, M);
+      // Pause, not a wait: no duplicate may follow.
       await sleep(300);
       expect(datas(c, `user:${user}`)).toEqual(range(1, M).map((i) => ({ i })));
       expect(c.messages(`user:${user}`).map((m) => m.offset)).toEqual(range(1, M));
@@ -175,6 +175,7 @@ describe('switchboard start --workers 2 with the memory broker', () => {
       await c.waitFor((f) => f.type === 'message' && f.channel === room, N);
       expect(c.messages(room).map((m) => [m.data, m.offset])).toEqual(range(1, N).map((i) => [i, i]));
     }
+    // Pause, not a wait: no duplicate may follow.
     await sleep(300);
     for (const c of users.values()) expect(c.messages(room)).toHaveLength(N);
   });
@@ -245,7 +246,7 @@ describe('switchboard start --workers 2: crashes and shutdown', () => {
     // Once the primary has handled the death, node:cluster hands new connections to live workers only.
     // A request sent in the instant before hung until its timeout once in CI (likely handed to the dying worker).
     const restarting = new RegExp(`worker 1 \\(node ${victimNode}\\) exited unexpectedly \\(SIGKILL\\): starting it again`);
-    await eventually(() => expect(sb.stderr()).toMatch(restarting), 10_000, 50);
+    await vi.waitFor(() => expect(sb.stderr()).toMatch(restarting), { timeout: 10_000, interval: 50 });
 
     // messages while the victim's clients are away, and for those on the surviving worker
     for (const u of users.keys()) for (const i of [2, 3]) await send(sb, u, i);
@@ -255,12 +256,12 @@ describe('switchboard start --workers 2: crashes and shutdown', () => {
     }
 
     // a new worker takes the slot: same node id, another process
-    await eventually(() => {
+    await vi.waitFor(() => {
       const pid = workerPids(primary).get(victimNode);
       expect(pid).toBeDefined();
       expect(pid).not.toBe(victimPid);
-    }, 20_000, 100);
-    await eventually(async () => expect(await nodeIds(sb)).toEqual([`${id}-w1`, `${id}-w2`]), 20_000, 100);
+    }, { timeout: 20_000, interval: 100 });
+    await vi.waitFor(async () => expect(await nodeIds(sb)).toEqual([`${id}-w1`, `${id}-w2`]), { timeout: 20_000, interval: 100 });
 
     for (const [u, c] of onVictim) {
       const last = c.messages(`user:${u}`).at(-1)!;
@@ -302,6 +303,7 @@ describe('switchboard start --workers 2 with Redis', () => {
     for (const i of range(1, M)) await Promise.all([...users.keys()].map((u) => send(sb, u, i)));
     for (const [user, c] of users) {
       await c.waitFor((f) => f.type === 'message' && f.channel === `user:${user}`, M);
+      // Pause, not a wait: no duplicate may follow.
       await sleep(300);
       expect(datas(c, `user:${user}`)).toEqual(range(1, M));
     }

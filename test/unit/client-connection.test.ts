@@ -6,7 +6,8 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { WebSocket } from 'ws';
 import { SwitchboardClient, type ClientOptions, type ClientState, type DisconnectedEvent, type Publication } from '../../src/client/index.js';
 import { DEVICE_KEY } from '../../src/client/options.js';
-import { FakeServer, sleep, until } from './client-fake-server.js';
+import { FakeServer } from './client-fake-server.js';
+import { sleep } from '../helpers/wait.js';
 
 const servers: FakeServer[] = [];
 const clients: SwitchboardClient[] = [];
@@ -68,6 +69,7 @@ describe('client connection', () => {
     expect(conn.url.searchParams.get('token')).toBe('T0K');
     expect(conn.url.searchParams.get('user')).toBe('alice');
     expect(conn.url.searchParams.has('since')).toBe(false);
+    // Pause, not a wait: the client must stay connecting until the welcome, however long that takes.
     await sleep(20);
     expect(client.state).toBe('connecting');
     conn.welcome({ session: 'sess-1', node: 'n1', ping: 30 });
@@ -83,13 +85,13 @@ describe('client connection', () => {
     const conn = await s.connection(0);
     expect(conn.url.searchParams.get('device')).toBe('tablet-1');
     conn.welcome({ offset: 0, epoch: 'e1' });
-    await until(() => client.state === 'connected');
+    await vi.waitUntil(() => client.state === 'connected', { timeout: 2_000, interval: 5 });
     for (const offset of [1, 2, 3]) conn.message({ channel: 'user:alice', data: offset, offset, epoch: 'e1' });
-    await until(() => messages.length === 3);
+    await vi.waitUntil(() => messages.length === 3, { timeout: 2_000, interval: 5 });
     // The batch would wait a minute; disconnect() sends it now, then closes.
     client.disconnect();
     expect(await conn.nextOfType('ack')).toEqual({ type: 'ack', channel: 'user:alice', offset: 3 });
-    await until(() => conn.closed !== undefined);
+    await vi.waitUntil(() => conn.closed !== undefined, { timeout: 2_000, interval: 5 });
     expect(() => new SwitchboardClient({ url: s.url, WebSocket, device: 'no spaces allowed' })).toThrow(TypeError);
   });
 
@@ -124,7 +126,7 @@ describe('client connection', () => {
     const c0 = await s.connection(0);
     expect(c0.url.searchParams.get('token')).toBe('fresh-1');
     c0.welcome();
-    await until(() => client.state === 'connected');
+    await vi.waitUntil(() => client.state === 'connected', { timeout: 2_000, interval: 5 });
     c0.kill();
     const c1 = await s.connection(1);
     expect(c1.url.searchParams.get('token')).toBe('fresh-2');
@@ -152,7 +154,7 @@ describe('client connection', () => {
     client.connect();
     const conn = await s.connection(0);
     conn.welcome();
-    await until(() => client.state === 'connected');
+    await vi.waitUntil(() => client.state === 'connected', { timeout: 2_000, interval: 5 });
 
     const pub = client.publish('room', { hi: 1 });
     const pubFrame = await conn.nextOfType('publish');
@@ -177,7 +179,7 @@ describe('client connection', () => {
     const { s, client } = await setup({ requestTimeout: 80 });
     client.connect();
     (await s.connection(0)).welcome();
-    await until(() => client.state === 'connected');
+    await vi.waitUntil(() => client.state === 'connected', { timeout: 2_000, interval: 5 });
     await expect(client.publish('room', 1)).rejects.toMatchObject({ code: 'timeout' });
   });
 
@@ -218,10 +220,10 @@ describe('client connection', () => {
     client.connect();
     const c0 = await s.connection(0);
     c0.welcome({ offset: 2, epoch: 'pe' });
-    await until(() => client.state === 'connected');
+    await vi.waitUntil(() => client.state === 'connected', { timeout: 2_000, interval: 5 });
     c0.message({ channel: 'user:alice', data: 'three', offset: 3, epoch: 'pe', from: 'bob' });
     c0.message({ channel: 'user:alice', data: 'four', offset: 4, epoch: 'pe' });
-    await until(() => personal.length === 2);
+    await vi.waitUntil(() => personal.length === 2, { timeout: 2_000, interval: 5 });
     const inflight = client.publish('room', 'x');
     await c0.nextOfType('publish');
     c0.kill();
@@ -238,7 +240,7 @@ describe('client connection', () => {
       recovered: true,
       messages: [4, 5, 6].map((o) => ({ channel: 'user:alice', data: `m${o}`, offset: o, epoch: 'pe' })),
     });
-    await until(() => personal.length === 4);
+    await vi.waitUntil(() => personal.length === 4, { timeout: 2_000, interval: 5 });
     expect(personal).toEqual(['three', 'four', 'm5', 'm6']);
     expect(messages.map((m) => m.offset)).toEqual([3, 4, 5, 6]);
     expect(states).toEqual(['connecting', 'connected', 'connecting', 'connected']);
@@ -252,7 +254,8 @@ describe('client connection', () => {
     c0.message({ channel: 'user:alice', data: 'early', offset: 3, epoch: 'pe' });
     c0.message({ channel: 'other', data: 'stray', offset: 1, epoch: 'x' });
     c0.welcome({ offset: 2, epoch: 'pe', messages: [{ channel: 'user:alice', data: 'in-welcome', offset: 2, epoch: 'pe' }] });
-    await until(() => messages.length === 2);
+    await vi.waitUntil(() => messages.length === 2, { timeout: 2_000, interval: 5 });
+    // Pause, not a wait: no third message may follow.
     await sleep(20);
     expect(messages.map((m) => m.data)).toEqual(['in-welcome', 'early']);
   });
@@ -262,7 +265,7 @@ describe('client connection', () => {
     client.connect();
     const c0 = await s.connection(0);
     c0.welcome({ offset: 10, epoch: 'old' });
-    await until(() => client.state === 'connected');
+    await vi.waitUntil(() => client.state === 'connected', { timeout: 2_000, interval: 5 });
     c0.kill();
     const resets: unknown[] = [];
     client.on('reset', (e) => resets.push(e));
@@ -280,7 +283,7 @@ describe('client connection', () => {
     const { s, client } = await setup({ minReconnectDelay: 20, maxReconnectDelay: 1000, random: () => (randoms.push(1), 0.999) });
     client.connect();
     (await s.connection(0)).welcome();
-    await until(() => client.state === 'connected');
+    await vi.waitUntil(() => client.state === 'connected', { timeout: 2_000, interval: 5 });
     const t0 = Date.now();
     s.connections[0]!.kill();
     await s.connection(1);
@@ -298,7 +301,7 @@ describe('client connection', () => {
     expect(drops.map((d) => d.code)).toEqual([1006, 1006, 1006]);
     expect(drops.every((d) => d.reconnect)).toBe(true);
     conn.welcome();
-    await until(() => client.state === 'connected');
+    await vi.waitUntil(() => client.state === 'connected', { timeout: 2_000, interval: 5 });
   });
 
   it('stops on a terminal close code (4000-4099) and rejects queued requests', async () => {
@@ -306,10 +309,11 @@ describe('client connection', () => {
     client.connect();
     const c0 = await s.connection(0);
     c0.welcome();
-    await until(() => client.state === 'connected');
+    await vi.waitUntil(() => client.state === 'connected', { timeout: 2_000, interval: 5 });
     c0.ws.close(4001, 'token expired');
-    await until(() => client.state === 'disconnected');
+    await vi.waitUntil(() => client.state === 'disconnected', { timeout: 2_000, interval: 5 });
     expect(drops).toEqual([{ code: 4001, reason: 'token expired', reconnect: false }]);
+    // Pause, not a wait: no reconnect attempt may follow a 4001.
     await sleep(100);
     expect(s.attempts.length).toBe(1);
   });
@@ -319,7 +323,7 @@ describe('client connection', () => {
     client.connect();
     const c0 = await s.connection(0);
     c0.welcome();
-    await until(() => client.state === 'connected');
+    await vi.waitUntil(() => client.state === 'connected', { timeout: 2_000, interval: 5 });
     c0.ws.close(4100, 'draining');
     await s.connection(1);
     expect(drops[0]).toEqual({ code: 4100, reason: 'draining', reconnect: true });
@@ -330,18 +334,19 @@ describe('client connection', () => {
     client.connect();
     const c0 = await s.connection(0);
     c0.welcome();
-    await until(() => client.state === 'connected');
+    await vi.waitUntil(() => client.state === 'connected', { timeout: 2_000, interval: 5 });
     c0.send({ type: 'disconnect', code: 4101, reason: 'slow consumer', reconnect: true });
     const c1 = await s.connection(1);
     expect(drops[0]).toEqual({ code: 4101, reason: 'slow consumer', reconnect: true });
     c1.welcome();
-    await until(() => client.state === 'connected');
+    await vi.waitUntil(() => client.state === 'connected', { timeout: 2_000, interval: 5 });
     c1.send({ type: 'disconnect', code: 4150, reason: 'go away', reconnect: false });
-    await until(() => client.state === 'disconnected');
+    await vi.waitUntil(() => client.state === 'disconnected', { timeout: 2_000, interval: 5 });
     expect(drops[1]).toEqual({ code: 4150, reason: 'go away', reconnect: false });
     // The client closed the socket itself, with the server's code.
-    await until(() => c1.closed);
+    await vi.waitUntil(() => c1.closed, { timeout: 2_000, interval: 5 });
     expect(c1.closed?.code).toBe(4150);
+    // Pause, not a wait: no reconnect attempt may follow reconnect: false.
     await sleep(80);
     expect(s.connections.length).toBe(2);
   });
@@ -355,10 +360,10 @@ describe('client connection', () => {
     await expect(queued).rejects.toMatchObject({ code: 'disconnected' });
     expect(client.state).toBe('disconnected');
     expect(drops).toEqual([{ code: 1000, reason: 'client disconnect', reconnect: false }]);
-    await until(() => c0.closed);
+    await vi.waitUntil(() => c0.closed, { timeout: 2_000, interval: 5 });
     client.connect();
     (await s.connection(1)).welcome();
-    await until(() => client.state === 'connected');
+    await vi.waitUntil(() => client.state === 'connected', { timeout: 2_000, interval: 5 });
   });
 
   it('ignores late frames of a replaced socket', async () => {
@@ -366,18 +371,19 @@ describe('client connection', () => {
     client.connect();
     const c0 = await s.connection(0);
     c0.welcome();
-    await until(() => client.state === 'connected');
+    await vi.waitUntil(() => client.state === 'connected', { timeout: 2_000, interval: 5 });
     client.disconnect();
     client.connect();
     // The old socket is closing; whatever it still delivers must be ignored.
     c0.message({ channel: 'user:alice', data: 'late', offset: 1, epoch: 'e1' });
     c0.welcome();
     const c1 = await s.connection(1);
+    // Pause, not a wait: the old socket's late frames must change nothing.
     await sleep(50);
     expect(client.state).toBe('connecting');
     expect(messages).toEqual([]);
     c1.welcome();
-    await until(() => client.state === 'connected');
+    await vi.waitUntil(() => client.state === 'connected', { timeout: 2_000, interval: 5 });
   });
 
   it('closes a silent connection after ping + grace and reconnects (heartbeat)', async () => {
@@ -397,6 +403,7 @@ describe('client connection', () => {
     const c0 = await s.connection(0);
     c0.welcome({ ping: 0.2 });
     const timer = setInterval(() => c0.send({ type: 'ping' }), 100);
+    // Pause, not a wait: time passes while the server pings; the connection must survive it.
     await sleep(900);
     clearInterval(timer);
     expect(s.connections.length).toBe(1);
@@ -422,7 +429,7 @@ describe('client connection', () => {
     c0.send({ type: 'mystery' });
     c0.send({ type: 'message', channel: 5 });
     c0.send({ type: 'error', error: { code: 'rate_limited', message: 'slow down' } });
-    await until(() => errors.length === 4);
+    await vi.waitUntil(() => errors.length === 4, { timeout: 2_000, interval: 5 });
     expect(errors).toEqual(['bad_frame', 'bad_frame', 'bad_frame', 'rate_limited']);
     expect(client.state).toBe('connected');
   });
@@ -436,7 +443,7 @@ describe('client connection', () => {
     });
     client.connect();
     (await s.connection(0)).welcome();
-    await until(() => client.state === 'connected');
+    await vi.waitUntil(() => client.state === 'connected', { timeout: 2_000, interval: 5 });
     expect(errors).toEqual(['listener']);
   });
 });

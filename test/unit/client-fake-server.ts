@@ -3,24 +3,12 @@
  * `ws` WebSocketServer whose connections the test drives frame by frame, so
  * the client's state machine can be tested without the real node.
  */
+import { vi } from 'vitest';
 import type { IncomingMessage } from 'node:http';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Publication, ServerFrame, WelcomeFrame } from '../../src/protocol/index.js';
 
 export type Json = Record<string, unknown>;
-
-/** Wait until `check` returns a value other than undefined, polling; rejects after `timeout` ms. */
-export async function until<T>(check: () => T | undefined | false, timeout = 2000, what = 'condition'): Promise<T> {
-  const deadline = Date.now() + timeout;
-  for (;;) {
-    const v = check();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
-
-export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 export class FakeConnection {
   readonly frames: Json[] = [];
@@ -66,7 +54,7 @@ export class FakeConnection {
 
   /** The next client frame (after those already taken) matching `match`. */
   async next(match: (f: Json) => boolean = () => true, timeout = 2000): Promise<Json> {
-    return until(
+    return vi.waitUntil(
       () => {
         for (let i = this.seen; i < this.frames.length; i++) {
           const f = this.frames[i] as Json;
@@ -77,8 +65,7 @@ export class FakeConnection {
         }
         return undefined;
       },
-      timeout,
-      'a client frame',
+      { timeout, interval: 5 },
     );
   }
 
@@ -144,7 +131,7 @@ export class FakeServer {
 
   /** The `n`th connection (0-based), once it exists. */
   connection(n: number, timeout = 3000): Promise<FakeConnection> {
-    return until(() => this.connections[n], timeout, `connection #${n}`);
+    return vi.waitUntil(() => this.connections[n], { timeout, interval: 5 });
   }
 
   async close(): Promise<void> {

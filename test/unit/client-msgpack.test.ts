@@ -5,14 +5,13 @@
  * where the server selected plain `switchboard.v1`.
  */
 import type { IncomingMessage } from 'node:http';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import { SwitchboardClient, type ClientOptions, type ConnectedEvent } from '../../src/client/index.js';
 import { ClientError } from '../../src/client/errors.js';
 import { decodeClientFrame, type DecodeResult } from '../../src/protocol/codec.js';
 import type { ClientFrame, ServerFrame, WelcomeFrame } from '../../src/protocol/frames.js';
 import { decodeClientFrameBinary, encodeServerFrameBinary, MSGPACK_SUBPROTOCOL } from '../../src/protocol/msgpack.js';
-import { until } from './client-fake-server.js';
 
 interface Received {
   binary: boolean;
@@ -62,7 +61,7 @@ class Conn {
   }
 
   next(type: ClientFrame['type']): Promise<Received> {
-    return until(() => this.received.find((r) => r.frame.type === type), 3000, `a "${type}" frame`);
+    return vi.waitUntil(() => this.received.find((r) => r.frame.type === type), { timeout: 3000, interval: 5 });
   }
 }
 
@@ -99,7 +98,7 @@ async function start(msgpack: boolean, opts: Partial<ClientOptions>) {
   client.on('error', (e) => errors.push(e.error));
   client.connect();
   const info = await connected;
-  const conn = await until(() => conns[0], 3000, 'the connection');
+  const conn = await vi.waitUntil(() => conns[0], { timeout: 3000, interval: 5 });
   return { client, conn, info, errors };
 }
 
@@ -139,14 +138,14 @@ describe('codec option', () => {
     expect(subscribe.binary).toBe(true);
     const subId = (subscribe.frame as { id: number }).id;
     conn.send({ type: 'reply', id: subId, result: { channel: 'chat:a', offset: 5, epoch: 'e', recovered: true, messages: [] } });
-    await until(() => sub.state === 'subscribed', 3000, 'subscribed');
+    await vi.waitUntil(() => sub.state === 'subscribed', { timeout: 3000, interval: 5 });
     conn.send({ type: 'message', channel: 'chat:a', data, offset: 6, epoch: 'e', from: 'bob' });
-    await until(() => messages.length === 1, 3000, 'the message');
+    await vi.waitUntil(() => messages.length === 1, { timeout: 3000, interval: 5 });
     expect(messages[0]).toEqual({ channel: 'chat:a', data, offset: 6, epoch: 'e', from: 'bob' });
 
     // A text frame on a MessagePack connection is malformed: reported, dropped, the connection stays.
     conn.ws.send(JSON.stringify({ type: 'ping' }));
-    await until(() => errors.length > 0, 3000, 'the error');
+    await vi.waitUntil(() => errors.length > 0, { timeout: 3000, interval: 5 });
     expect(errors[0]?.code).toBe('bad_frame');
     expect(client.state).toBe('connected');
   });

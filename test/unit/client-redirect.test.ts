@@ -3,11 +3,12 @@
  * recovery), the bound on redirect loops, and `resolveUrl` per attempt —
  * against scripted `ws` servers.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { WebSocket } from 'ws';
 import { decodeServerFrame } from '../../src/client/decode.js';
 import { MAX_REDIRECTS, SwitchboardClient, type ClientOptions, type DisconnectedEvent, type Publication } from '../../src/client/index.js';
-import { FakeServer, sleep, until, type FakeConnection, type FakeServerOptions } from './client-fake-server.js';
+import { FakeServer, type FakeConnection, type FakeServerOptions } from './client-fake-server.js';
+import { sleep } from '../helpers/wait.js';
 
 const servers: FakeServer[] = [];
 const clients: SwitchboardClient[] = [];
@@ -57,7 +58,7 @@ describe('client redirect (4102 with url)', () => {
     c0.reply(sub0, { channel: 'room', offset: 5, epoch: 're', recovered: true, messages: [] });
     c0.message(pub('user:alice', 3, 'pe'));
     c0.message(pub('room', 6, 're'));
-    await until(() => messages.length === 2);
+    await vi.waitUntil(() => messages.length === 2, { timeout: 2_000, interval: 5 });
 
     const t0 = Date.now();
     redirect(c0, s2.url);
@@ -76,7 +77,8 @@ describe('client redirect (4102 with url)', () => {
     const sub1 = await c1.nextOfType('subscribe');
     expect(sub1.since).toEqual({ offset: 6, epoch: 're' });
     c1.reply(sub1, { channel: 'room', offset: 7, epoch: 're', recovered: true, messages: [pub('room', 6, 're'), pub('room', 7, 're')] });
-    await until(() => messages.length === 4);
+    await vi.waitUntil(() => messages.length === 4, { timeout: 2_000, interval: 5 });
+    // Pause, not a wait: nothing may follow the four messages, in this order.
     await sleep(30);
     expect(messages.map((m) => `${m.channel}@${m.offset}`)).toEqual(['user:alice@3', 'room@6', 'user:alice@4', 'room@7']);
     expect(c.state).toBe('connected');
@@ -105,7 +107,7 @@ describe('client redirect (4102 with url)', () => {
     });
     const { c, drops } = client({ url: s1.url, minReconnectDelay: 400, maxReconnectDelay: 1000, random: () => 0.999 });
     c.connect();
-    await until(() => seen.length >= 6, 4000, 'six attempts');
+    await vi.waitUntil(() => seen.length >= 6, { timeout: 4000, interval: 5 });
     c.disconnect();
 
     expect(seen.slice(0, 6).map((s) => s.where)).toEqual(['s1', 's2', 's2', 's2', 's1', 's2']);
@@ -123,7 +125,7 @@ describe('client redirect (4102 with url)', () => {
     c.connect();
     const c0 = await s1.connection(0);
     c0.welcome();
-    await until(() => c.state === 'connected');
+    await vi.waitUntil(() => c.state === 'connected', { timeout: 2_000, interval: 5 });
 
     redirect(c0, 'javascript:alert(1)');
     const c1 = await s1.connection(1);
@@ -131,22 +133,23 @@ describe('client redirect (4102 with url)', () => {
     expect(errors).toEqual(['bad_frame']);
 
     c1.welcome();
-    await until(() => c.state === 'connected');
+    await vi.waitUntil(() => c.state === 'connected', { timeout: 2_000, interval: 5 });
     redirect(c1, 'https://127.0.0.1/ws');
     const c2 = await s1.connection(2);
     expect(errors).toEqual(['bad_frame', 'bad_frame']);
 
     c2.welcome();
-    await until(() => c.state === 'connected');
+    await vi.waitUntil(() => c.state === 'connected', { timeout: 2_000, interval: 5 });
     redirect(c2, s2.url, 4100); // draining, not moved
     const c3 = await s1.connection(3);
     expect(drops[2]).toEqual({ code: 4100, reason: 'moved', reconnect: true });
 
     c3.welcome();
-    await until(() => c.state === 'connected');
+    await vi.waitUntil(() => c.state === 'connected', { timeout: 2_000, interval: 5 });
     redirect(c3, s2.url, 4102, false);
-    await until(() => c.state === 'disconnected');
+    await vi.waitUntil(() => c.state === 'disconnected', { timeout: 2_000, interval: 5 });
     expect(drops[3]).toEqual({ code: 4102, reason: 'moved', reconnect: false });
+    // Pause, not a wait: no attempt may follow reconnect: false.
     await sleep(60);
     expect(s2.attempts.length).toBe(0);
     expect(s1.attempts.length).toBe(4);
@@ -162,11 +165,12 @@ describe('client redirect (4102 with url)', () => {
     c.connect();
     const c0 = await s1.connection(0);
     c0.welcome();
-    await until(() => c.state === 'connected');
+    await vi.waitUntil(() => c.state === 'connected', { timeout: 2_000, interval: 5 });
     redirect(c0, s2.url);
-    await until(() => c.state === 'disconnected');
+    await vi.waitUntil(() => c.state === 'disconnected', { timeout: 2_000, interval: 5 });
     c.connect();
     await s1.connection(1);
+    // Pause, not a wait: a manual connect goes to the configured url, never to the old redirect.
     await sleep(30);
     expect(s2.attempts.length).toBe(0);
   });
@@ -206,7 +210,7 @@ describe('client resolveUrl', () => {
     expect(calls).toBe(1);
     expect(a.url.searchParams.get('user')).toBe('alice');
     a.welcome();
-    await until(() => c.state === 'connected');
+    await vi.waitUntil(() => c.state === 'connected', { timeout: 2_000, interval: 5 });
     expect(errors).toEqual([]);
 
     for (let i = 0; i < 3; i++) {
@@ -236,7 +240,7 @@ describe('client resolveUrl', () => {
     const c0 = await s1.connection(0);
     expect(calls).toBe(1);
     c0.welcome();
-    await until(() => c.state === 'connected');
+    await vi.waitUntil(() => c.state === 'connected', { timeout: 2_000, interval: 5 });
     redirect(c0, s2.url);
     const c1 = await s2.connection(0);
     expect(calls).toBe(1);

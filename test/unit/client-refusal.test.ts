@@ -6,10 +6,10 @@
  * to its start only after a `welcome`, not after a socket that opened and
  * was closed before it; and a crowd refused at once retries spread out.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { WebSocket } from 'ws';
 import { SwitchboardClient, type ClientOptions } from '../../src/client/index.js';
-import { FakeServer, until } from './client-fake-server.js';
+import { FakeServer } from './client-fake-server.js';
 
 const servers: FakeServer[] = [];
 const clients: SwitchboardClient[] = [];
@@ -42,7 +42,7 @@ describe('client backoff through refused upgrades', () => {
     const c = client(s.url, { minReconnectDelay: 40, maxReconnectDelay: 10_000, random: () => 0.5 });
     c.connect();
     (await s.connection(0)).welcome();
-    await until(() => c.state === 'connected');
+    await vi.waitUntil(() => c.state === 'connected', { timeout: 2_000, interval: 5 });
     const g = gaps(times);
     expect(g).toHaveLength(6);
     g.forEach((gap, k) => {
@@ -72,14 +72,14 @@ describe('client backoff through refused upgrades', () => {
     c.connect();
     const conn = await s.connection(2, 5000); // attempts 3 and 4 were connections 0 and 1
     conn.welcome();
-    await until(() => c.state === 'connected');
+    await vi.waitUntil(() => c.state === 'connected', { timeout: 2_000, interval: 5 });
     expect(gaps(times).map((gap, k) => gap >= 0.5 * 40 * 2 ** k - 2)).toEqual([true, true, true, true]);
     expect(gaps(times)[3]).toBeGreaterThanOrEqual(158);
 
     // A welcome resets the window: the next drop is retried after 0.5 * 40 ms again.
     const dropped = Date.now();
     conn.kill();
-    await until(() => times.length === 6, 3000);
+    await vi.waitUntil(() => times.length === 6, { timeout: 3000, interval: 5 });
     expect(times[5]! - dropped).toBeLessThan(150);
   });
 
@@ -103,7 +103,8 @@ describe('client backoff through refused upgrades', () => {
       });
     });
     for (const c of crowd) c.connect();
-    await until(() => firstRetry.size === crowd.length, 3000, 'every client to retry once');
+    // Wait for every client to retry once.
+    await vi.waitUntil(() => firstRetry.size === crowd.length, { timeout: 3000, interval: 5 });
     const delays = [...firstRetry].map(([id, t]) => t - firstTry.get(id)!);
     // Uniform over [0, 300): spread over most of the window, not a synchronized wave.
     const buckets = new Set(delays.map((d) => Math.floor(d / 30)));

@@ -4,10 +4,10 @@
  * against scripted `fetch`es for the failure cases.
  */
 import { createServer, type Server } from 'node:http';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { WebSocket } from 'ws';
 import { routeResolver, SwitchboardClient } from '../../src/client/index.js';
-import { FakeServer, until } from './client-fake-server.js';
+import { FakeServer } from './client-fake-server.js';
 
 const cleanups: Array<() => Promise<void>> = [];
 
@@ -106,7 +106,7 @@ describe('routeResolver', () => {
     const c0 = await owner.connection(0);
     expect(c0.url.searchParams.get('user')).toBe('alice');
     c0.welcome();
-    await until(() => client.state === 'connected');
+    await vi.waitUntil(() => client.state === 'connected', { timeout: 2_000, interval: 5 });
     up = false;
     c0.kill();
     await fallback.connection(0);

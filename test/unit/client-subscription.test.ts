@@ -3,10 +3,11 @@
  * every reconnect, recovered-then-live order, de-duplication, reset on
  * failed recovery, refusals, acks.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { WebSocket } from 'ws';
 import { SwitchboardClient, type ClientOptions, type Publication, type Subscription } from '../../src/client/index.js';
-import { FakeServer, sleep, until, type FakeConnection, type Json } from './client-fake-server.js';
+import { FakeServer, type FakeConnection, type Json } from './client-fake-server.js';
+import { sleep } from '../helpers/wait.js';
 
 const servers: FakeServer[] = [];
 const clients: SwitchboardClient[] = [];
@@ -28,7 +29,7 @@ async function connected(opts: Partial<ClientOptions> = {}) {
   client.connect();
   const conn = await s.connection(0);
   conn.welcome();
-  await until(() => client.state === 'connected');
+  await vi.waitUntil(() => client.state === 'connected', { timeout: 2_000, interval: 5 });
   return { s, client, conn, all };
 }
 
@@ -68,7 +69,8 @@ describe('client subscriptions', () => {
     await sub.ready(1000);
     expect(events).toEqual(['subscribed:false:false']);
     for (const o of [1, 2, 2, 1, 3]) conn.message(msg(o));
-    await until(() => got.length === 3);
+    await vi.waitUntil(() => got.length === 3, { timeout: 2_000, interval: 5 });
+    // Pause, not a wait: duplicates may not follow the three messages.
     await sleep(20);
     expect(got).toEqual(['d1', 'd2', 'd3']);
   });
@@ -82,7 +84,7 @@ describe('client subscriptions', () => {
     await sub.ready(1000);
     conn.message(msg(1));
     conn.message(msg(2));
-    await until(() => got.length === 2);
+    await vi.waitUntil(() => got.length === 2, { timeout: 2_000, interval: 5 });
     conn.kill();
     const s = servers[0]!;
     const c1 = await s.connection(1);
@@ -92,12 +94,13 @@ describe('client subscriptions', () => {
     // Live 5 and 6 arrive before the reply, which recovers 3..5.
     c1.message(msg(5));
     c1.message(msg(6));
+    // Pause, not a wait: live messages ahead of the recovery must be held back.
     await sleep(20);
     expect(got).toEqual(['d1', 'd2']);
     c1.reply(f, { channel: 'room', offset: 5, epoch: 'e1', recovered: true, messages: [msg(3), msg(4), msg(5)] });
-    await until(() => got.length === 6);
+    await vi.waitUntil(() => got.length === 6, { timeout: 2_000, interval: 5 });
     c1.message(msg(7));
-    await until(() => got.length === 7);
+    await vi.waitUntil(() => got.length === 7, { timeout: 2_000, interval: 5 });
     expect(got).toEqual(['d1', 'd2', 'd3', 'd4', 'd5', 'd6', 'd7']);
     expect(sub.position).toEqual({ offset: 7, epoch: 'e1' });
   });
@@ -127,13 +130,14 @@ describe('client subscriptions', () => {
     const f = await c1.nextOfType('subscribe');
     expect(f.since).toEqual({ offset: 3, epoch: 'e1' });
     c1.reply(f, { channel: 'room', offset: 1, epoch: 'e2', recovered: false, messages: [] });
-    await until(() => events.length === 3);
+    await vi.waitUntil(() => events.length === 3, { timeout: 2_000, interval: 5 });
     expect(events).toEqual(['subscribed:false:false', 'reset', 'subscribed:true:false']);
     // The client-level `reset` reports every channel's failed recovery.
     expect(resets).toEqual([{ channel: 'room', offset: 1, epoch: 'e2' }]);
     c1.message(msg(1, 'e2'));
     c1.message(msg(2, 'e2'));
-    await until(() => got.length === 1);
+    await vi.waitUntil(() => got.length === 1, { timeout: 2_000, interval: 5 });
+    // Pause, not a wait: the message from before the reset may not follow.
     await sleep(20);
     expect(got).toEqual(['d2']);
   });
@@ -151,6 +155,7 @@ describe('client subscriptions', () => {
     expect(f).toMatchObject({ channel: 'room' });
     conn.reply(f, {});
     conn.message(msg(1));
+    // Pause, not a wait: a message after the unsubscribe must not be delivered.
     await sleep(30);
     expect(got).toEqual([]);
     expect(events).toEqual(['subscribed:false:false', 'unsubscribed:unsubscribe']);
@@ -166,7 +171,7 @@ describe('client subscriptions', () => {
     const { events } = track(sub);
     const f = await conn.nextOfType('subscribe');
     conn.send({ type: 'reply', id: f.id as number, error: { code: 'forbidden', message: 'no' } });
-    await until(() => sub.state === 'unsubscribed');
+    await vi.waitUntil(() => sub.state === 'unsubscribed', { timeout: 2_000, interval: 5 });
     expect(events).toEqual(['error:forbidden', 'unsubscribed:forbidden']);
     expect(client.getSubscription('secret')).toBeUndefined();
 
@@ -194,6 +199,7 @@ describe('client subscriptions', () => {
       { type: 'ack', channel: 'room', offset: 3 },
       { type: 'ack', channel: 'user:alice', offset: 9 },
     ]);
+    // Pause, not a wait: no further ack may be sent for what was acked.
     await sleep(120);
     expect(conn.frames.filter((f) => f.type === 'ack')).toHaveLength(2);
   });
@@ -204,6 +210,7 @@ describe('client subscriptions', () => {
     await answerSubscribe(conn, { offset: 0, epoch: 'e1' });
     await sub.ready(1000);
     conn.message(msg(1));
+    // Pause, not a wait: with autoAck off, no ack may be sent.
     await sleep(60);
     expect(conn.frames.filter((f) => f.type === 'ack')).toHaveLength(0);
   });
@@ -214,9 +221,9 @@ describe('client subscriptions', () => {
     const { got, events } = track(sub);
     const f = await conn.nextOfType('subscribe');
     for (const o of [1, 2, 3]) conn.message(msg(o));
-    await until(() => events.includes('error:queue_full'));
+    await vi.waitUntil(() => events.includes('error:queue_full'), { timeout: 2_000, interval: 5 });
     conn.reply(f, { channel: 'room', offset: 0, epoch: 'e1', recovered: true, messages: [] });
-    await until(() => got.length === 2);
+    await vi.waitUntil(() => got.length === 2, { timeout: 2_000, interval: 5 });
     expect(got).toEqual(['d1', 'd2']);
   });
 

@@ -3,10 +3,11 @@
  * brokers on one MemoryBus.
  */
 import { pino } from 'pino';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { MemoryBroker, MemoryBus } from '../../src/brokers/memory/memory-broker.js';
 import { Cluster } from '../../src/cluster/cluster.js';
 import type { ClusterRequest, NodeInfo } from '../../src/cluster/messages.js';
+import { sleep } from '../helpers/wait.js';
 
 const log = pino({ level: 'silent' });
 const started: Array<{ cluster: Cluster; broker: MemoryBroker }> = [];
@@ -28,7 +29,6 @@ async function member(
   return cluster;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const ids = (c: Cluster) => c.nodes().map((n) => n.id).sort();
 const request: ClusterRequest = { kind: 'disconnect', user: 'u', code: 4000, reason: 'r' };
 
@@ -45,7 +45,7 @@ describe('membership', () => {
     const a = await member(bus, 'a');
     const b = await member(bus, 'b');
     const c = await member(bus, 'c');
-    await sleep(120);
+    await vi.waitUntil(() => [a, b, c].every((x) => x.nodes().length === 3), { timeout: 5_000, interval: 10 });
     for (const x of [a, b, c]) expect(ids(x)).toEqual(['a', 'b', 'c']);
     expect(a.nodes()[0]?.id).toBe('a');
   });
@@ -58,7 +58,8 @@ describe('membership', () => {
     slow.start();
     started.push({ cluster: slow, broker });
     const fresh = await member(bus, 'new');
-    await sleep(30);
+    // Old beats once a minute: only the newcomer's own join can make it known in time.
+    await vi.waitUntil(() => fresh.nodes().length === 2, { timeout: 5_000, interval: 10 });
     expect(ids(fresh)).toEqual(['new', 'old']);
   });
 
@@ -67,13 +68,14 @@ describe('membership', () => {
     const a = await member(bus, 'a');
     const b = await member(bus, 'b');
     const c = await member(bus, 'c');
-    await sleep(120);
+    await vi.waitUntil(() => [a, b, c].every((x) => x.nodes().length === 3), { timeout: 5_000, interval: 10 });
     await b.leave();
     expect(ids(a)).toEqual(['a', 'c']);
     c.stop(); // a crash: no leave, no more beats
+    // Pause, not a wait: a node is not dead before its beats are missed (3 x 50 ms).
     await sleep(60);
     expect(a.isAlive('c')).toBe(true);
-    await sleep(200);
+    await vi.waitUntil(() => !a.isAlive('c'), { timeout: 5_000, interval: 10 });
     expect(a.isAlive('c')).toBe(false);
     expect(ids(a)).toEqual(['a']);
   });
@@ -85,7 +87,7 @@ describe('requests to every node', () => {
     const a = await member(bus, 'a', async () => 1);
     await member(bus, 'b', async () => 2);
     await member(bus, 'c', async () => 3);
-    await sleep(120);
+    await vi.waitUntil(() => a.nodes().length === 3, { timeout: 5_000, interval: 10 });
     const outcomes = await a.requestAll(request, 2000);
     expect(outcomes.map((o) => [o.node, o.result]).sort()).toEqual([
       ['a', 1],
@@ -101,7 +103,7 @@ describe('requests to every node', () => {
       throw new Error('boom');
     });
     await member(bus, 'slow', () => new Promise(() => undefined));
-    await sleep(120);
+    await vi.waitUntil(() => a.nodes().length === 3, { timeout: 5_000, interval: 10 });
     const t0 = Date.now();
     const outcomes = await a.requestAll(request, 300);
     expect(Date.now() - t0).toBeLessThan(1000);
@@ -115,7 +117,7 @@ describe('requests to every node', () => {
     const bus = new MemoryBus();
     const a = await member(bus, 'a');
     const b = await member(bus, 'b', () => new Promise(() => undefined));
-    await sleep(120);
+    await vi.waitUntil(() => a.nodes().length === 2, { timeout: 5_000, interval: 10 });
     b.stop();
     const t0 = Date.now();
     const outcomes = await a.requestAll(request, 10_000);

@@ -12,6 +12,7 @@ import type { Session, Transport } from '../../src/server/core/session.js';
 import { Metrics } from '../../src/server/metrics.js';
 import { withDefaults, type NodeOptionsInput } from '../../src/server/options.js';
 import { InterestRouting } from '../../src/server/routing/strategies.js';
+import { sleep } from '../helpers/wait.js';
 
 class Recorder implements Transport {
   readonly frames: ServerFrame[] = [];
@@ -49,7 +50,7 @@ async function session(user = 'alice'): Promise<{ s: Session; t: Recorder }> {
 }
 
 /** Let queued frame tasks finish. */
-const settle = () => new Promise((r) => setTimeout(r, 5));
+const settle = () => sleep(5);
 
 async function send(s: Session, frame: unknown): Promise<void> {
   handler.receive(s, Buffer.from(typeof frame === 'string' ? frame : JSON.stringify(frame)), false);
@@ -183,7 +184,7 @@ describe('subscribing while the broker subscription is still pending', () => {
   /** The in-process broker with a slow `subscribe`, as a remote broker has. */
   class SlowSubscribeBroker extends MemoryBroker {
     override async subscribe(channel: string): Promise<void> {
-      await new Promise((r) => setTimeout(r, 50));
+      await sleep(50);
       return super.subscribe(channel);
     }
   }
@@ -199,10 +200,11 @@ describe('subscribing while the broker subscription is still pending', () => {
     const b = await session('b');
     handler.receive(a.s, Buffer.from(JSON.stringify({ type: 'subscribe', id: 1, channel: 'race' })), false);
     handler.receive(b.s, Buffer.from(JSON.stringify({ type: 'subscribe', id: 1, channel: 'race' })), false);
-    await new Promise((r) => setTimeout(r, 10));
+    // Pause, not a wait: the publish must fall inside the broker's 50 ms subscribe.
+    await sleep(10);
     // Published after both asked, before the node receives the channel.
     const sent = await gateway.publish('race', 'in between');
-    await new Promise((r) => setTimeout(r, 120));
+    await sleep(120);
     for (const { t } of [a, b]) {
       const reply = t.frames.find((f) => f.type === 'reply' && f.id === 1) as { result: { offset: number } };
       const live = t.frames.filter((f) => f.type === 'message');

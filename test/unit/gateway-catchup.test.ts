@@ -6,7 +6,7 @@
  * test controls.
  */
 import { pino } from 'pino';
-import { afterEach, expect, it } from 'vitest';
+import { afterEach, expect, it, vi } from 'vitest';
 import type { BrokerHandlers, BrokerPublication } from '../../src/brokers/broker.js';
 import type { HistoryPage, HistoryPolicy, HistoryQuery } from '../../src/brokers/history.js';
 import { MemoryBroker, MemoryBus } from '../../src/brokers/memory/memory-broker.js';
@@ -16,6 +16,7 @@ import type { Transport } from '../../src/server/core/session.js';
 import { Metrics } from '../../src/server/metrics.js';
 import { withDefaults } from '../../src/server/options.js';
 import { InterestRouting } from '../../src/server/routing/strategies.js';
+import { sleep } from '../helpers/wait.js';
 
 /** A memory broker that can be "unreachable" (drops what the bus delivers) and whose history answers late. */
 class FlakyBroker extends MemoryBroker {
@@ -39,7 +40,7 @@ class FlakyBroker extends MemoryBroker {
   }
 
   override async history(channel: string, query: HistoryQuery, policy: HistoryPolicy): Promise<HistoryPage> {
-    await new Promise((r) => setTimeout(r, this.historyDelayMs));
+    await sleep(this.historyDelayMs);
     return super.history(channel, query, policy);
   }
 
@@ -89,7 +90,9 @@ it('holds live publications until the catch-up after an outage has delivered the
   broker.up();
   // Arrives live while the catch-up is still reading history.
   await publish('m4');
-  await new Promise((r) => setTimeout(r, 300));
+  await vi.waitUntil(() => frames.filter((f) => f.type === 'message').length >= 4, { timeout: 5_000, interval: 10 });
+  // Pause, not a wait: no duplicate may follow.
+  await sleep(100);
 
   const got = frames.filter((f): f is Extract<ServerFrame, { type: 'message' }> => f.type === 'message').map((f) => f.data);
   expect(got).toEqual(['m1', 'm2', 'm3', 'm4']);
@@ -116,7 +119,9 @@ it('fills a gap in a channel from history when a publication was lost on the way
   broker.historyDelayMs = 50;
   await publish('m3');
   await publish('m4');
-  await new Promise((r) => setTimeout(r, 200));
+  await vi.waitUntil(() => frames.filter((f) => f.type === 'message').length >= 4, { timeout: 5_000, interval: 10 });
+  // Pause, not a wait: no duplicate may follow.
+  await sleep(100);
 
   const got = frames.filter((f): f is Extract<ServerFrame, { type: 'message' }> => f.type === 'message').map((f) => f.data);
   expect(got).toEqual(['m1', 'm2', 'm3', 'm4']);

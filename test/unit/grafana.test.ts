@@ -9,6 +9,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { Metrics } from '../../src/server/metrics.js';
+import { sleep } from '../helpers/wait.js';
 
 interface Target {
   expr: string;
@@ -154,7 +155,7 @@ describe('Metrics.brokerCall', () => {
     await expect(m.brokerCall('history', () => Promise.reject(boom))).rejects.toBe(boom);
     await expect(
       m.brokerCall('history', async () => {
-        await new Promise((r) => setTimeout(r, 20));
+        await sleep(20);
         throw boom;
       }),
     ).rejects.toBe(boom);

@@ -18,6 +18,7 @@ import { Session, type Outgoing, type Transport } from '../../src/server/core/se
 import { Metrics } from '../../src/server/metrics.js';
 import { DEFAULT_LIMITS, withDefaults } from '../../src/server/options.js';
 import { InterestRouting } from '../../src/server/routing/strategies.js';
+import { sleep } from '../helpers/wait.js';
 
 /** Records what a session writes, decoding it in the codec it expects; `fast` adds `sendMessage` (the shared object). */
 class Recorder implements Transport {
@@ -51,7 +52,7 @@ class Recorder implements Transport {
 
 let gateway: Gateway;
 let handler: FrameHandler;
-const settle = () => new Promise((r) => setTimeout(r, 5));
+const settle = () => sleep(5);
 
 beforeEach(async () => {
   const options = withDefaults({ nodeId: 'n1', logLevel: 'silent' });

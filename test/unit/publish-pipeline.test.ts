@@ -4,7 +4,7 @@
  * connection is not limited to one broker round trip per message.
  */
 import { pino } from 'pino';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { BrokerPublication, Idempotency, PublishReceipt, Route } from '../../src/brokers/broker.js';
 import type { HistoryPolicy } from '../../src/brokers/history.js';
 import { MemoryBroker } from '../../src/brokers/memory/memory-broker.js';
@@ -15,6 +15,7 @@ import { Session, type Transport } from '../../src/server/core/session.js';
 import { Metrics } from '../../src/server/metrics.js';
 import { DEFAULT_LIMITS, withDefaults } from '../../src/server/options.js';
 import { InterestRouting } from '../../src/server/routing/strategies.js';
+import { sleep } from '../helpers/wait.js';
 
 class Recorder implements Transport {
   readonly frames: ServerFrame[] = [];
@@ -40,7 +41,7 @@ function deferred<T>(): { promise: Promise<T>; resolve: (v: T) => void; reject: 
   return { promise, resolve, reject };
 }
 
-const tick = () => new Promise((r) => setTimeout(r, 0));
+const tick = () => sleep(0);
 
 describe('Session.publishInOrder', () => {
   it('starts publishes on different channels at once', async () => {
@@ -118,16 +119,16 @@ describe('publish and send frames', () => {
     const handler = new FrameHandler(gateway, metrics, options.limits.maxSubscriptions);
     const t = new Recorder();
     const s = gateway.open({ user: 'pub', grants: [], transport: t });
-    for (let i = 0; i < 200 && t.frames.length === 0; i++) await new Promise((r) => setTimeout(r, 5));
+    await vi.waitUntil(() => t.frames.length > 0, { timeout: 2_000, interval: 5 }).catch(() => undefined); // the assertion below says what is missing
     const frame = (f: unknown) => handler.receive(s, Buffer.from(JSON.stringify(f)), false);
     // 10 users, 3 sends each: 30 frames.
     for (let round = 0; round < 3; round++) for (let u = 0; u < 10; u++) frame({ type: 'send', id: round * 10 + u, user: `u${u}`, data: round });
-    for (let i = 0; i < 200 && broker.inFlight < 10; i++) await new Promise((r) => setTimeout(r, 5));
+    await vi.waitUntil(() => broker.inFlight >= 10, { timeout: 2_000, interval: 5 }).catch(() => undefined); // the assertion below says what is missing
     // One per user at a time: the second send to u0 waits for the first.
     expect(broker.inFlight).toBe(10);
     for (let i = 0; i < 3; i++) {
       broker.releaseAll();
-      for (let w = 0; w < 200 && t.frames.filter((f) => f.type === 'reply').length < (i + 1) * 10; w++) await new Promise((r) => setTimeout(r, 5));
+      await vi.waitUntil(() => t.frames.filter((f) => f.type === 'reply').length >= (i + 1) * 10, { timeout: 2_000, interval: 5 }).catch(() => undefined); // the assertion below says what is missing
     }
     const replies = t.frames.filter((f): f is Extract<ServerFrame, { type: 'reply' }> => f.type === 'reply');
     expect(replies).toHaveLength(30);

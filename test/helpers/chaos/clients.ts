@@ -9,6 +9,7 @@ import { WebSocket } from 'ws';
 import { SwitchboardClient, type ConnectedEvent, type DisconnectedEvent, type Publication } from '../../../src/client/index.js';
 import { tokenFor } from './auth.js';
 import type { Ledger } from './ledger.js';
+import { sleep } from '../wait.js';
 
 export interface ChaosClientOptions {
   /** `?device=` of the connection (the server keeps acknowledged offsets per user and device). */
@@ -118,6 +119,6 @@ export async function allConnected(clients: readonly ChaosClient[], timeoutMs = 
       const late = clients.filter((c) => !c.connected).map((c) => `${c.user}(${c.client.state})`);
       throw new Error(`not connected within ${timeoutMs} ms: ${late.join(', ')}`);
     }
-    await new Promise((r) => setTimeout(r, 25));
+    await sleep(25);
   }
 }

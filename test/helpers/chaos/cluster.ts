@@ -10,6 +10,7 @@ import { startHaproxy, type Haproxy } from '../haproxy.js';
 import { startNodeProcess, type NodeProcess } from '../node-process.js';
 import { startRedis, type RedisProcess } from '../redis-server.js';
 import { API_KEY, SECRET } from './auth.js';
+import { metric } from '../metrics.js';
 
 export interface ChaosClusterOptions {
   /** Node id prefix, for logs: `<name>-1`, `<name>-2`… */
@@ -119,17 +120,10 @@ export class ChaosCluster {
    * labels include `labels` (e.g. `switchboard_disconnects_total`, `{code: '4101'}`).
    */
   async metric(name: string, labels: Record<string, string> = {}): Promise<number> {
-    const wanted = Object.entries(labels).map(([k, v]) => `${k}="${v}"`);
     let sum = 0;
     for (const node of this.nodes) {
       if (node.proc.exitCode !== null || node.proc.signalCode !== null) continue;
-      const text = await (await fetch(node.url('/metrics'), { signal: AbortSignal.timeout(2000) })).text();
-      for (const line of text.split('\n')) {
-        const m = /^([a-z_]+)(?:\{([^}]*)\})? (\S+)$/.exec(line);
-        if (!m || m[1] !== name) continue;
-        const have = m[2] ?? '';
-        if (wanted.every((w) => have.split(',').includes(w))) sum += Number(m[3]);
-      }
+      sum += await metric(node.url('/metrics'), name, labels);
     }
     return sum;
   }

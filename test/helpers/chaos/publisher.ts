@@ -9,6 +9,7 @@
  */
 import { API_KEY } from './auth.js';
 import type { Ledger } from './ledger.js';
+import { sleep } from '../wait.js';
 
 export interface PublisherOptions {
   /** The server API base (the load balancer). */
@@ -39,7 +40,6 @@ export interface PublisherStats {
   refused: number;
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const BACKOFF_MIN_MS = 50;
 const BACKOFF_MAX_MS = 1000;
 

@@ -6,12 +6,14 @@
  * acknowledged is delivered or reported lost, and account.
  */
 import { randomUUID } from 'node:crypto';
+import { vi } from 'vitest';
 import { ChaosClient, allConnected, type ChaosClientOptions } from './clients.js';
 import { ChaosCluster, type ChaosClusterOptions } from './cluster.js';
 import { Ledger } from './ledger.js';
 import { Publisher } from './publisher.js';
 import { RecoveryClock } from './recovery.js';
 import { figureOf, report, type ScenarioFigure } from './report.js';
+import { sleep } from '../wait.js';
 
 export interface ScenarioOptions extends ChaosClusterOptions {
   /** Users with a connected client each. Default 24. */
@@ -36,17 +38,6 @@ const ACK_GAP_MS = 500;
 const DRAIN_MS = 20_000;
 /** After everything arrived, how long to keep listening for late duplicates. */
 const SETTLE_MS = 1000;
-
-export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-/** Wait until `check()` holds; throws `what` after `timeoutMs`. */
-export async function until(check: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(25);
-  }
-}
 
 export class ChaosRun {
   readonly ledger = new Ledger();
@@ -139,10 +130,10 @@ export class ChaosRun {
     if (!this.publisher || !this.publishing) return;
     this.publishing = false;
     await this.publisher.stop();
-    const deadline = Date.now() + DRAIN_MS;
-    while (Date.now() < deadline && !(this.live().every((c) => c.connected) && this.ledger.missing(Infinity, this.users) === 0)) {
-      await sleep(50);
-    }
+    await vi
+      .waitUntil(() => this.live().every((c) => c.connected) && this.ledger.missing(Infinity, this.users) === 0, { timeout: DRAIN_MS, interval: 50 })
+      .catch(() => undefined); // what is still missing then is reported as lost
+    // Pause, not a wait: listen this long for late duplicates.
     await sleep(SETTLE_MS);
   }
 
