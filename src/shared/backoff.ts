@@ -27,3 +27,20 @@ export function backoffDelay(attempt: number, min: number, max: number, random: 
   // `r` may be exactly 1 from a test source; keep the delay inside the window.
   return Math.min(Math.floor(r * ceiling), Math.max(0, ceiling - 1));
 }
+
+/** The first reconnection window: attempt 1 waits 25–50 ms, attempt 2 51–100 ms, and so on. */
+const RECONNECT_MIN_MS = 50;
+
+/**
+ * Pause before connection attempt `attempt` (1, 2, …) of a broker's
+ * connection, in ms: the same doubling window as `backoffDelay` (from 50 ms,
+ * capped at `maxMs`), but "equal jitter" (the same AWS article): the pause
+ * is in (window / 2, window], never 0. A lost backend refuses at once, so a
+ * zero pause would spin on reconnecting; the fixed half also keeps a node
+ * from hammering a backend that stays down at the cap, while the random
+ * half still spreads the nodes that lost it together.
+ */
+export function reconnectDelay(attempt: number, maxMs: number, random: RandomSource = Math.random): number {
+  const window = backoffCeiling(attempt - 1, RECONNECT_MIN_MS, maxMs);
+  return window - backoffDelay(attempt - 1, RECONNECT_MIN_MS / 2, maxMs / 2, random);
+}
