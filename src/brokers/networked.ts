@@ -7,24 +7,26 @@
  * implements only `open` and `release` (its connections), its own publish
  * and subscribe, and its store methods.
  */
-import type { BrokerHandlers, BrokerPublication } from './broker.js';
+import type { BrokerHandlers } from './broker.js';
 import { BrokerError, closedError } from './errors.js';
 import { Faults } from './faults.js';
+import { HandlerCalls } from './handler-calls.js';
 import { Readiness } from './readiness.js';
 
 export type BrokerState = 'new' | 'starting' | 'started' | 'closed';
 
 export abstract class NetworkedBroker {
   protected state: BrokerState = 'new';
-  /** The node's handlers, from `start` until `close`. */
-  protected handlers: BrokerHandlers | undefined;
   /** Set by the first `close`. */
   protected closing: Promise<void> | undefined;
+  /** The node's handlers, called safely. */
+  protected readonly calls: HandlerCalls;
   private readonly faults: Faults;
   private readonly readiness = new Readiness();
 
   constructor(onError?: (err: Error, where: string) => void) {
     this.faults = new Faults(onError);
+    this.calls = new HandlerCalls(this.faults);
   }
 
   /** Whether the broker can carry messages now. */
@@ -38,7 +40,7 @@ export abstract class NetworkedBroker {
   async start(nodeId: string, handlers: BrokerHandlers): Promise<void> {
     if (this.state !== 'new') throw new Error(`broker already ${this.state === 'closed' ? 'closed' : 'started'}`);
     this.state = 'starting';
-    this.handlers = handlers;
+    this.calls.handlers = handlers;
     await this.open(nodeId);
     this.state = 'started';
     this.readiness.arm(true);
@@ -78,39 +80,12 @@ export abstract class NetworkedBroker {
 
   /** A connection changed state: wake a pending `waitUntil`, and once started report a change of `ready`. */
   protected changed(): void {
-    this.readiness.changed(this.state === 'started', this.ready, (ready) => this.tellReady(ready));
-  }
-
-  /** `onReadyChange`, its exceptions reported as faults. */
-  protected tellReady(ready: boolean): void {
-    try {
-      this.handlers?.onReadyChange(ready);
-    } catch (err) {
-      this.fault(err, 'onReadyChange handler');
-    }
-  }
-
-  /** `onControl`, its exceptions reported as faults at `where`. */
-  protected tellControl(payload: string, where = 'control handler'): void {
-    try {
-      this.handlers?.onControl(payload);
-    } catch (err) {
-      this.fault(err, where);
-    }
-  }
-
-  /** `onPublication`, its exceptions reported as faults at `where`. */
-  protected tellPublication(pub: BrokerPublication, where = 'message handler'): void {
-    try {
-      this.handlers?.onPublication(pub);
-    } catch (err) {
-      this.fault(err, where);
-    }
+    this.readiness.changed(this.state === 'started', this.ready, (ready) => this.calls.readyChange(ready));
   }
 
   private async shutdown(): Promise<void> {
     this.state = 'closed';
-    this.handlers = undefined;
+    this.calls.handlers = undefined;
     this.readiness.wake();
     await this.release();
   }

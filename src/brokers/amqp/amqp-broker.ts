@@ -108,7 +108,7 @@ export class AmqpBroker extends NetworkedBroker implements Broker {
     this.nodeId = nodeId;
     const options = this.options;
     this.sequencer = new Sequencer({
-      deliver: (pub) => this.tellPublication(pub, 'publication handler'),
+      deliver: (pub) => this.calls.publication(pub, 'publication handler'),
       fill: (channel, from, to, limit) => this.store.streams.range(channel, from, to, limit),
       onFault: (err, where) => this.fault(err, where),
       ...(options.gapMs === undefined ? {} : { gapMs: options.gapMs }),
@@ -292,9 +292,9 @@ export class AmqpBroker extends NetworkedBroker implements Broker {
   }
 
   private delivered(type: string | undefined, body: Buffer): void {
-    if (!this.handlers) return;
+    if (!this.calls.attached) return;
     if (type === CONTROL) {
-      this.tellControl(body.toString('utf8'), 'message handler');
+      this.calls.control(body.toString('utf8'), 'message handler');
       return;
     }
     const decoded = type === PUBLICATION ? decodeBody(body.toString('utf8'), this.nodeId) : undefined;
@@ -304,7 +304,7 @@ export class AmqpBroker extends NetworkedBroker implements Broker {
     }
     // Without a number there is no order to keep.
     if (decoded.order) this.sequencer?.push(decoded.pub, decoded.order);
-    else this.tellPublication(decoded.pub);
+    else this.calls.publication(decoded.pub);
   }
 
   protected async release(): Promise<void> {

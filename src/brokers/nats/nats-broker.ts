@@ -79,7 +79,7 @@ export class NatsBroker extends NetworkedBroker implements Broker {
   private readonly presences: NatsPresence;
   private readonly ledger: NatsLedger;
   /** Publications pass through here to reach the node in offset order per channel. */
-  private readonly order = new Reorder((pub) => this.tellPublication(pub));
+  private readonly order = new Reorder((pub) => this.calls.publication(pub));
   private link: NatsLink | undefined;
   private controlSelf = '';
   /** Interest mode: the subscription of each channel. */
@@ -253,16 +253,15 @@ export class NatsBroker extends NetworkedBroker implements Broker {
     if (this.state !== 'started') return;
     // All mode: a subscribe that failed while down still counts, as a NATS subscription would.
     if (up && this.allMode) for (const channel of this.wanted) this.local.add(channel);
-    this.tellReady(up);
+    this.calls.readyChange(up);
   }
 
   private control(m: Msg): void {
-    if (this.handlers) this.tellControl(m.string());
+    if (this.calls.attached) this.calls.control(m.string());
   }
 
   private deliver(m: Msg): void {
-    const handlers = this.handlers;
-    if (!handlers) return;
+    if (!this.calls.attached) return;
     try {
       const body = m.string();
       const pub = decodeDelivered(body, m.headers);

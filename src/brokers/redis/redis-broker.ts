@@ -277,9 +277,9 @@ export class RedisBroker extends NetworkedBroker implements Broker {
   }
 
   private deliver(name: string, message: string): void {
-    if (!this.handlers) return;
+    if (!this.calls.attached) return;
     if (name === this.keys.controlAll || name === this.controlSelf) {
-      this.tellControl(message, 'message handler');
+      this.calls.control(message, 'message handler');
       return;
     }
     const pub: BrokerPublication | undefined = decodeEnvelope(message);
@@ -289,7 +289,7 @@ export class RedisBroker extends NetworkedBroker implements Broker {
       this.fault(new Error(`undecodable message on ${name}: ${message.slice(0, 100)}`), 'pub/sub');
       return;
     }
-    this.tellPublication(pub);
+    this.calls.publication(pub);
   }
 
   private async healthCheck(): Promise<void> {
