@@ -19,7 +19,7 @@
  */
 import { connect, type Channel, type ChannelModel, type ConfirmChannel, type ConsumeMessage } from 'amqplib';
 import { reconnectDelay } from '../../shared/backoff.js';
-import { settleWithin } from '../../shared/time.js';
+import { settleWithin, sleep } from '../../shared/time.js';
 import { BrokerError, closedError } from '../errors.js';
 import type { AmqpNames } from './names.js';
 
@@ -82,8 +82,8 @@ export class AmqpLink {
   /** Rejects every operation under way (connection lost or link closed). */
   private readonly aborts = new Set<(err: Error) => void>();
   private onLost: (() => void) | undefined;
-  private wake: (() => void) | undefined;
-  private retryTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Ends the pause between reconnection attempts (on close). */
+  private readonly stopPause = new AbortController();
   private running: Promise<void> | undefined;
   private pending = 0;
   private blocked: string | undefined;
@@ -176,9 +176,8 @@ export class AmqpLink {
     if (this.state !== 'closed') {
       const wasUp = this.state === 'up';
       this.state = 'closed';
-      if (this.retryTimer) clearTimeout(this.retryTimer);
       this.abortAll(closedError());
-      this.wake?.();
+      this.stopPause.abort();
       this.onLost?.();
       if (wasUp) this.changed();
     }
@@ -300,11 +299,9 @@ export class AmqpLink {
     if (model) await closeModel(model);
   }
 
-  private pause(ms: number): Promise<void> {
-    return new Promise<void>((resolve) => {
-      this.wake = resolve;
-      this.retryTimer = setTimeout(resolve, ms);
-    });
+  /** Wait `ms`, or less if the link is closed meanwhile. */
+  private async pause(ms: number): Promise<void> {
+    await sleep(ms, undefined, { signal: this.stopPause.signal }).catch(noop);
   }
 
   private bindKey(key: string): Promise<void> {
