@@ -25,15 +25,8 @@
  */
 import type { PublishResult, StreamPosition } from '../../protocol/index.js';
 import type {
-  Broker,
-  HistoryPage,
-  HistoryPolicy,
-  HistoryQuery,
-  Idempotency,
-  PresenceEntry,
-  PresenceItem,
-  PublishReceipt,
-  Route,
+  Broker, HistoryPage, HistoryPolicy, HistoryQuery, Idempotency, PresenceEntry, PresenceItem,
+  PublishReceipt, Route,
 } from '../broker.js';
 import { ALL_ROUTES, TO_SUBSCRIBERS } from '../broker.js';
 import { BrokerError, closedError, notStartedError } from '../errors.js';

@@ -16,17 +16,8 @@
  */
 import type { StreamPosition } from '../../protocol/index.js';
 import type {
-  Broker,
-  BrokerHandlers,
-  BrokerPublication,
-  HistoryPage,
-  HistoryPolicy,
-  HistoryQuery,
-  Idempotency,
-  PresenceEntry,
-  PresenceItem,
-  PublishReceipt,
-  Route,
+  Broker, BrokerHandlers, BrokerPublication, HistoryPage, HistoryPolicy, HistoryQuery, Idempotency,
+  PresenceEntry, PresenceItem, PublishReceipt, Route,
 } from '../broker.js';
 import { ALL_ROUTES } from '../broker.js';
 import { Faults } from '../faults.js';

@@ -9,17 +9,8 @@
  */
 import type { PublishResult, StreamPosition } from '../../protocol/index.js';
 import type {
-  Broker,
-  BrokerHandlers,
-  BrokerPublication,
-  HistoryPage,
-  HistoryPolicy,
-  HistoryQuery,
-  Idempotency,
-  PresenceEntry,
-  PresenceItem,
-  PublishReceipt,
-  Route,
+  Broker, BrokerHandlers, BrokerPublication, HistoryPage, HistoryPolicy, HistoryQuery, Idempotency,
+  PresenceEntry, PresenceItem, PublishReceipt, Route,
 } from '../broker.js';
 import { ALL_ROUTES, TO_SUBSCRIBERS } from '../broker.js';
 import { ExpiringIndex } from './expiring.js';

@@ -28,15 +28,8 @@
 import type { Msg, Subscription } from '@nats-io/transport-node';
 import type { PublishResult, StreamPosition } from '../../protocol/index.js';
 import type {
-  Broker,
-  HistoryPage,
-  HistoryPolicy,
-  HistoryQuery,
-  Idempotency,
-  PresenceEntry,
-  PresenceItem,
-  PublishReceipt,
-  Route,
+  Broker, HistoryPage, HistoryPolicy, HistoryQuery, Idempotency, PresenceEntry, PresenceItem,
+  PublishReceipt, Route,
 } from '../broker.js';
 import { TO_SUBSCRIBERS } from '../broker.js';
 import { closedError, notStartedError } from '../errors.js';

@@ -17,16 +17,8 @@
 import type { Cluster, Redis } from 'ioredis';
 import type { PublishResult, StreamPosition } from '../../protocol/index.js';
 import type {
-  Broker,
-  BrokerPublication,
-  HistoryPage,
-  HistoryPolicy,
-  HistoryQuery,
-  Idempotency,
-  PresenceEntry,
-  PresenceItem,
-  PublishReceipt,
-  Route,
+  Broker, BrokerPublication, HistoryPage, HistoryPolicy, HistoryQuery, Idempotency, PresenceEntry,
+  PresenceItem, PublishReceipt, Route,
 } from '../broker.js';
 import { ALL_ROUTES, TO_SUBSCRIBERS } from '../broker.js';
 import { closedError, notStartedError } from '../errors.js';
