@@ -5,7 +5,8 @@
  * Jitter"). The delay before retry number `attempt` (0-based) is
  * uniform in [0, min(max, min * 2^attempt)). Full jitter spreads a crowd of
  * clients that lost the same node over the whole window instead of having
- * them return in waves.
+ * them return in waves. A broker's own connections use `reconnectDelay`: the
+ * same window, never a zero pause (see there).
  */
 
 /** A source of uniform numbers in [0, 1); `Math.random` unless a test injects one. */
