@@ -24,11 +24,12 @@ export interface PubSub {
   close(): Promise<void>;
 }
 
+/** One subscriber connection with classic SUBSCRIBE (standalone Redis; a cluster node's inbox builds on it). */
 export class ClassicPubSub implements PubSub {
-  private readonly link: SubscriberLink;
+  protected readonly link: SubscriberLink;
 
-  constructor(conn: Redis, hooks: LinkHooks, maxBatch?: number) {
-    this.link = new SubscriberLink(conn, 'classic', hooks, 'subscriber', maxBatch);
+  constructor(conn: Redis, hooks: LinkHooks, maxBatch?: number, label = 'subscriber') {
+    this.link = new SubscriberLink(conn, 'classic', hooks, label, maxBatch);
   }
 
   get inSync(): boolean {
