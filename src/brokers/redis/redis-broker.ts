@@ -38,7 +38,7 @@ import { RedisPresence } from './presence.js';
 import { ClassicPubSub, ShardedPubSub, type PubSub } from './pubsub.js';
 import { RedisAcks } from './acks.js';
 import { RedisRegistry } from './registry.js';
-import type { CommandClient } from './scripts.js';
+import type { CommandClient } from './lua.js';
 import { RedisStreams } from './stream.js';
 import { parseRedisUrl, type RedisTarget } from './url.js';
 

@@ -14,7 +14,7 @@ import { DEFAULT_PREFIX, RedisKeys } from './keys.js';
 import { quit } from './link.js';
 import { RedisPresence } from './presence.js';
 import { RedisRegistry } from './registry.js';
-import type { CommandClient } from './scripts.js';
+import type { CommandClient } from './lua.js';
 import { RedisStreams } from './stream.js';
 import type { RedisTarget } from './url.js';
 
