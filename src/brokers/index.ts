@@ -1,11 +1,14 @@
-/** Picks the broker implementation for a `--broker` value. */
+/**
+ * Picks the broker implementation for a `--broker` value. Each networked
+ * broker's module, and so its client library (ioredis, amqplib, the NATS
+ * packages), is loaded only when its URL scheme is asked for: a memory node
+ * loads none of them. The `url.ts` modules that recognise the schemes import
+ * no client library.
+ */
 import type { Broker, Route } from './broker.js';
-import { AmqpBroker } from './amqp/amqp-broker.js';
 import { isAmqpUrl } from './amqp/url.js';
 import { MemoryBroker } from './memory/memory-broker.js';
-import { NatsBroker } from './nats/nats-broker.js';
 import { isNatsUrl } from './nats/url.js';
-import { RedisBroker } from './redis/redis-broker.js';
 import { isRedisUrl } from './redis/url.js';
 
 export type { Broker } from './broker.js';
@@ -17,10 +20,19 @@ export interface BrokerDeps {
   routes?: ReadonlyArray<Route['to']>;
 }
 
-export function createBroker(spec: string, deps: BrokerDeps = {}): Broker {
+export async function createBroker(spec: string, deps: BrokerDeps = {}): Promise<Broker> {
   if (spec === 'memory') return new MemoryBroker();
-  if (isAmqpUrl(spec)) return new AmqpBroker(spec, deps.onError ? { onError: deps.onError } : {});
-  if (isRedisUrl(spec)) return deps.onError ? new RedisBroker(spec, { onError: deps.onError }) : new RedisBroker(spec);
-  if (isNatsUrl(spec)) return new NatsBroker(spec, { ...deps });
+  if (isAmqpUrl(spec)) {
+    const { AmqpBroker } = await import('./amqp/amqp-broker.js');
+    return new AmqpBroker(spec, deps.onError ? { onError: deps.onError } : {});
+  }
+  if (isRedisUrl(spec)) {
+    const { RedisBroker } = await import('./redis/redis-broker.js');
+    return deps.onError ? new RedisBroker(spec, { onError: deps.onError }) : new RedisBroker(spec);
+  }
+  if (isNatsUrl(spec)) {
+    const { NatsBroker } = await import('./nats/nats-broker.js');
+    return new NatsBroker(spec, { ...deps });
+  }
   throw new Error(`broker "${spec}" is not available: use memory, a redis:// or redis+cluster:// URL, a nats:// URL or amqp://…?store=redis://…`);
 }

@@ -70,7 +70,7 @@ export async function startNode(partial: NodeOptionsInput = {}, deps: NodeDeps =
   });
   const broker =
     deps.broker ??
-    createBroker(options.broker, { onError: (err, where) => log.warn({ err, where }, 'broker fault'), routes: routing.needs });
+    (await createBroker(options.broker, { onError: (err, where) => log.warn({ err, where }, 'broker fault'), routes: routing.needs }));
   const missing = routing.needs.filter((r) => !broker.routes.includes(r));
   if (missing.length > 0) {
     await broker.close();

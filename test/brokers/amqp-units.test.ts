@@ -39,11 +39,11 @@ describe('amqp url', () => {
     expect(tls.store).toMatchObject({ tls: true, password: 'pw', endpoints: [{ host: 'r', port: 6390 }] });
   });
 
-  it('refuses a URL without a store, in one clear line', () => {
+  it('refuses a URL without a store, in one clear line', async () => {
     expect(parseAmqpUrl('amqp://rabbit').store).toBeUndefined();
     for (const spec of ['amqp://rabbit', 'amqp://rabbit:5672/?prefix=x', 'amqps://rabbit?store=']) {
       expect(() => new AmqpBroker(spec)).toThrow(STORE_REQUIRED);
-      expect(() => createBroker(spec)).toThrow(STORE_REQUIRED);
+      await expect(createBroker(spec)).rejects.toThrow(STORE_REQUIRED);
     }
     expect(STORE_REQUIRED).not.toContain('\n');
     expect(() => new AmqpBroker('amqp://u:hunter2@rabbit?store=http://x')).toThrow(/\?store= of the RabbitMQ URL: not a redis/);
@@ -51,8 +51,8 @@ describe('amqp url', () => {
     expect(() => new AmqpBroker('amqp://rabbit?store=redis://r&prefix=has space')).toThrow(/prefix/);
   });
 
-  it('is what createBroker picks for amqp:// and amqps://', () => {
-    const broker = createBroker(`${RABBITMQ}?store=redis://127.0.0.1:6379`);
+  it('is what createBroker picks for amqp:// and amqps://', async () => {
+    const broker = await createBroker(`${RABBITMQ}?store=redis://127.0.0.1:6379`);
     expect(broker).toBeInstanceOf(AmqpBroker);
     expect(broker.kind).toBe('rabbitmq');
     expect([...broker.routes].sort()).toEqual(['all', 'nodes', 'subscribers']);

@@ -74,10 +74,10 @@ describe('nats broker', serverCrashed, () => {
       expect(() => parseNatsUrl('nats://h1?replicas=9')).toThrow(/replicas/);
     });
 
-    it('createBroker picks the mode from the routes the node will use', () => {
-      expect(createBroker('nats://127.0.0.1:1', { routes: ['subscribers'] }).routes).toEqual(['subscribers']);
-      expect(createBroker('nats://127.0.0.1:1', { routes: ['all'] }).routes).toEqual(['subscribers', 'all']);
-      expect(createBroker('nats://127.0.0.1:1').kind).toBe('nats');
+    it('createBroker picks the mode from the routes the node will use', async () => {
+      expect((await createBroker('nats://127.0.0.1:1', { routes: ['subscribers'] })).routes).toEqual(['subscribers']);
+      expect((await createBroker('nats://127.0.0.1:1', { routes: ['all'] })).routes).toEqual(['subscribers', 'all']);
+      expect((await createBroker('nats://127.0.0.1:1')).kind).toBe('nats');
     });
 
     it('start() rejects with a clear message when no server answers', async () => {

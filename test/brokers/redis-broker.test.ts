@@ -236,7 +236,7 @@ describe('redis broker (standalone)', () => {
 
     it('is picked by createBroker for redis:// URLs, with the prefix from the URL', async () => {
       const prefix = `t${uid()}`;
-      const broker = createBroker(`${redis.url}?prefix=${prefix}`);
+      const broker = await createBroker(`${redis.url}?prefix=${prefix}`);
       expect(broker.kind).toBe('redis');
       await broker.start('a', { onPublication() {}, onControl() {}, onReadyChange() {} });
       try {

@@ -276,7 +276,7 @@ describe('redis broker (cluster): sharding', () => {
     }
   }, 40_000);
 
-  it('is picked by createBroker for redis+cluster:// URLs', () => {
-    expect(createBroker(cluster.url).kind).toBe('redis-cluster');
+  it('is picked by createBroker for redis+cluster:// URLs', async () => {
+    expect((await createBroker(cluster.url)).kind).toBe('redis-cluster');
   });
 });

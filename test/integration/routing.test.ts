@@ -403,7 +403,7 @@ describe.each(CASES)('routing: $title', (variant) => {
       { timeout: 10_000, interval: 100 },
     );
     // Its registry entries (registry, hash ring) and presence entries expire: nobody refreshes them.
-    const probe = createBroker(backend.url, { routes: ['subscribers'] });
+    const probe = await createBroker(backend.url, { routes: ['subscribers'] });
     const registry = variant.args.includes('registry') || variant.args.includes('hashring');
     await probe.start('probe', { onPublication: () => undefined, onReadyChange: () => undefined, onControl: () => undefined });
     try {

@@ -25,22 +25,16 @@
  */
 import type { PublishResult, StreamPosition } from '../../protocol/index.js';
 import type {
-  Broker,
-  BrokerHandlers,
-  Idempotency,
-  PresenceEntry,
-  PresenceItem,
-  PublishReceipt,
-  Route,
+  Broker, Idempotency, PresenceEntry, PresenceItem,
+  PublishReceipt, Route,
 } from '../broker.js';
 import type { HistoryPage, HistoryPolicy, HistoryQuery } from '../history.js';
-import { Faults } from '../faults.js';
-import { Readiness } from '../readiness.js';
 import { ALL_ROUTES, TO_SUBSCRIBERS } from '../broker.js';
+import { BrokerError, closedError, notStartedError } from '../errors.js';
+import { NetworkedBroker } from '../networked.js';
 import { encodeStored, type PublishInput } from '../redis/codec.js';
 import { RedisStore } from '../redis/store.js';
 import type { StoredRoute } from '../redis/stream.js';
-import { UnavailableError } from '../redis/subscriptions.js';
 import { CONTROL, PUBLICATION, decodeBody, numberedBody, plainBody } from './codec.js';
 import { AmqpLink, DEFAULT_LINK_TUNING, type LinkTuning } from './link.js';
 import { AmqpNames, DEFAULT_PREFIX } from './names.js';
@@ -64,16 +58,12 @@ export interface AmqpBrokerOptions extends Partial<LinkTuning> {
   onError?: (err: Error, where: string) => void;
 }
 
-type State = 'new' | 'starting' | 'started' | 'closed';
-
-export class AmqpBroker implements Broker {
+export class AmqpBroker extends NetworkedBroker implements Broker {
   readonly kind = 'rabbitmq';
   readonly routes = ALL_ROUTES;
   private readonly target: AmqpTarget & { store: NonNullable<AmqpTarget['store']> };
   private readonly names: AmqpNames;
   private readonly store: RedisStore;
-  private state: State = 'new';
-  private handlers: BrokerHandlers | undefined;
   private nodeId = '';
   private link: AmqpLink | undefined;
   private sequencer: Sequencer | undefined;
@@ -81,15 +71,12 @@ export class AmqpBroker implements Broker {
   private readonly subscriptions = new Map<string, Promise<void>>();
   /** Channels this node registered (and has not unregistered). */
   private readonly registeredHere = new Set<string>();
-  private readonly readiness = new Readiness();
-  private closing: Promise<void> | undefined;
-  private readonly faultLog: Faults;
 
   constructor(
     url: string,
     private readonly options: AmqpBrokerOptions = {},
   ) {
-    this.faultLog = new Faults(options.onError);
+    super(options.onError);
     const target = parseAmqpUrl(url);
     if (!target.store) throw new Error(STORE_REQUIRED);
     this.target = { ...target, store: target.store };
@@ -102,11 +89,6 @@ export class AmqpBroker implements Broker {
     );
   }
 
-  /** Faults survived so far. */
-  get errors(): number {
-    return this.faultLog.count;
-  }
-
   /** The ordering state: gaps filled from history, skipped, duplicates dropped. */
   get ordering(): SequencerStats | undefined {
     return this.sequencer?.stats;
@@ -116,14 +98,11 @@ export class AmqpBroker implements Broker {
     return this.state === 'started' && this.bothUp;
   }
 
-  async start(nodeId: string, handlers: BrokerHandlers): Promise<void> {
-    if (this.state !== 'new') throw new Error(`broker already ${this.state === 'closed' ? 'closed' : 'started'}`);
-    this.state = 'starting';
-    this.handlers = handlers;
+  protected async open(nodeId: string): Promise<void> {
     this.nodeId = nodeId;
     const options = this.options;
     this.sequencer = new Sequencer({
-      deliver: (pub) => this.handlers?.onPublication(pub),
+      deliver: (pub) => this.calls.publication(pub, 'publication handler'),
       fill: (channel, from, to, limit) => this.store.streams.range(channel, from, to, limit),
       onFault: (err, where) => this.fault(err, where),
       ...(options.gapMs === undefined ? {} : { gapMs: options.gapMs }),
@@ -150,7 +129,7 @@ export class AmqpBroker implements Broker {
     try {
       await this.waitUntil(() => this.bothUp, Date.now() + timeoutMs);
     } catch (err) {
-      if (this.closing) throw new UnavailableError('broker closed while starting');
+      if (this.closing) throw closedError('broker closed while starting');
       const link = this.link;
       const storeUp = this.store.ready;
       await this.close();
@@ -164,14 +143,6 @@ export class AmqpBroker implements Broker {
       }
       throw new Error(`${problems.join(' and ')} not reachable within ${timeoutMs} ms`, { cause: err });
     }
-    this.state = 'started';
-    this.readiness.arm(true);
-  }
-
-  /** Idempotent; pending subscribes are rejected and nothing is delivered afterwards. */
-  close(): Promise<void> {
-    this.closing ??= this.shutdown();
-    return this.closing;
   }
 
   subscribe(channel: string): Promise<void> {
@@ -210,7 +181,7 @@ export class AmqpBroker implements Broker {
 
   async publish(pub: PublishInput, history: HistoryPolicy | null, route: Route = TO_SUBSCRIBERS, once?: Idempotency): Promise<PublishReceipt> {
     const link = this.live();
-    if (!this.ready) throw new UnavailableError(this.store.ready ? 'rabbitmq is unreachable' : 'the redis store is unreachable');
+    if (!this.ready) throw new BrokerError('unavailable', this.store.ready ? 'rabbitmq is unreachable' : 'the redis store is unreachable');
     const stored = encodeStored(pub);
     const ts = Number.isFinite(pub.ts) ? Math.trunc(pub.ts) : Date.now();
     const keeps = history !== null && history.size > 0;
@@ -310,15 +281,14 @@ export class AmqpBroker implements Broker {
 
   /** The link of a started broker; throws otherwise (callers are async: a rejection, at once). */
   private live(): AmqpLink {
-    if (!this.link || this.state === 'closed' || this.state === 'new') throw new UnavailableError('broker not started');
+    if (!this.link || this.state === 'closed' || this.state === 'new') throw notStartedError();
     return this.link;
   }
 
   private delivered(type: string | undefined, body: Buffer): void {
-    const handlers = this.handlers;
-    if (!handlers) return;
+    if (!this.calls.attached) return;
     if (type === CONTROL) {
-      handlers.onControl(body.toString('utf8'));
+      this.calls.control(body.toString('utf8'), 'message handler');
       return;
     }
     const decoded = type === PUBLICATION ? decodeBody(body.toString('utf8'), this.nodeId) : undefined;
@@ -328,33 +298,10 @@ export class AmqpBroker implements Broker {
     }
     // Without a number there is no order to keep.
     if (decoded.order) this.sequencer?.push(decoded.pub, decoded.order);
-    else handlers.onPublication(decoded.pub);
+    else this.calls.publication(decoded.pub);
   }
 
-  /** Resolves once `ok()` holds, re-checked on every connection event; rejects at `deadline`. */
-  private waitUntil(ok: () => boolean, deadline: number): Promise<void> {
-    return this.readiness.waitUntil(ok, () => this.state === 'closed', deadline, (why) => new UnavailableError(why));
-  }
-
-  /** A connection changed state: report a readiness change once started. */
-  private changed(): void {
-    this.readiness.changed(this.state === 'started', this.ready, (ready) => {
-      try {
-        this.handlers?.onReadyChange(ready);
-      } catch (err) {
-        this.fault(err, 'onReadyChange handler');
-      }
-    });
-  }
-
-  private fault(err: unknown, where: string): void {
-    this.faultLog.report(err, where);
-  }
-
-  private async shutdown(): Promise<void> {
-    this.state = 'closed';
-    this.handlers = undefined;
-    this.readiness.wake();
+  protected async release(): Promise<void> {
     this.sequencer?.close();
     await Promise.all([this.link?.close(), this.store.close()]);
   }

@@ -18,8 +18,9 @@
  * own memory, which `noAck` would not bound. Acks are batched (`multiple`).
  */
 import { connect, type Channel, type ChannelModel, type ConfirmChannel, type ConsumeMessage } from 'amqplib';
-import { reconnectDelay } from '../redis/connections.js';
-import { UnavailableError } from '../redis/subscriptions.js';
+import { reconnectDelay } from '../../shared/backoff.js';
+import { settleWithin, sleep } from '../../shared/time.js';
+import { BrokerError, closedError } from '../errors.js';
 import type { AmqpNames } from './names.js';
 
 export interface LinkTuning {
@@ -81,8 +82,8 @@ export class AmqpLink {
   /** Rejects every operation under way (connection lost or link closed). */
   private readonly aborts = new Set<(err: Error) => void>();
   private onLost: (() => void) | undefined;
-  private wake: (() => void) | undefined;
-  private retryTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Ends the pause between reconnection attempts (on close). */
+  private readonly stopPause = new AbortController();
   private running: Promise<void> | undefined;
   private pending = 0;
   private blocked: string | undefined;
@@ -120,7 +121,7 @@ export class AmqpLink {
   /** Bind the node queue with `key` on the topic exchange; resolves once RabbitMQ confirmed it. */
   async bind(key: string): Promise<void> {
     this.wanted.add(key);
-    if (this.state !== 'up') throw new UnavailableError('rabbitmq is unreachable');
+    if (this.state !== 'up') throw new BrokerError('unavailable', 'rabbitmq is unreachable');
     await this.bindKey(key);
   }
 
@@ -142,10 +143,10 @@ export class AmqpLink {
   /** Publish on the confirm channel; resolves once RabbitMQ confirmed it, rejects when it refused or is unreachable. */
   publish(exchange: string, routingKey: string, body: Buffer, type: string): Promise<void> {
     const channel = this.publisher;
-    if (this.state !== 'up' || !channel) return Promise.reject(new UnavailableError('rabbitmq is unreachable'));
-    if (this.blocked !== undefined) return Promise.reject(new UnavailableError(`rabbitmq is not accepting publications: ${this.blocked}`));
+    if (this.state !== 'up' || !channel) return Promise.reject(new BrokerError('unavailable', 'rabbitmq is unreachable'));
+    if (this.blocked !== undefined) return Promise.reject(new BrokerError('unavailable', `rabbitmq is not accepting publications: ${this.blocked}`));
     if (this.pending >= this.tuning.maxPending) {
-      return Promise.reject(new UnavailableError(`${this.pending} publications already await rabbitmq's confirmation`));
+      return Promise.reject(new BrokerError('unavailable', `${this.pending} publications already await rabbitmq's confirmation`));
     }
     this.pending++;
     return new Promise<void>((resolve, reject) => {
@@ -159,13 +160,13 @@ export class AmqpLink {
         else resolve();
       };
       const ms = this.tuning.publishTimeoutMs;
-      const timer = setTimeout(() => finish(new UnavailableError(`rabbitmq did not confirm within ${ms} ms`)), ms);
+      const timer = setTimeout(() => finish(new BrokerError('timeout', `rabbitmq did not confirm within ${ms} ms`)), ms);
       try {
         channel.publish(exchange, routingKey, body, { type }, (err: unknown) =>
-          finish(err ? new UnavailableError(`rabbitmq did not accept the message: ${asError(err).message}`) : undefined),
+          finish(err ? new BrokerError('unavailable', `rabbitmq did not accept the message: ${asError(err).message}`) : undefined),
         );
       } catch (err) {
-        finish(new UnavailableError(`rabbitmq is unreachable: ${asError(err).message}`));
+        finish(new BrokerError('unavailable', `rabbitmq is unreachable: ${asError(err).message}`));
       }
     });
   }
@@ -175,9 +176,8 @@ export class AmqpLink {
     if (this.state !== 'closed') {
       const wasUp = this.state === 'up';
       this.state = 'closed';
-      if (this.retryTimer) clearTimeout(this.retryTimer);
-      this.abortAll(new UnavailableError('broker closed'));
-      this.wake?.();
+      this.abortAll(closedError());
+      this.stopPause.abort();
       this.onLost?.();
       if (wasUp) this.changed();
     }
@@ -224,7 +224,7 @@ export class AmqpLink {
     model.on('close', (err?: Error) => this.lost(generation, err ?? new Error('connection closed')));
     model.on('blocked', (reason: string) => (this.blocked = reason || 'resource alarm'));
     model.on('unblocked', () => (this.blocked = undefined));
-    if (this.closed) throw new UnavailableError('broker closed');
+    if (this.closed) throw closedError();
 
     const publisher = await this.op(model.createConfirmChannel(), 'open a channel');
     const subscriber = await this.op(model.createChannel(), 'open a channel');
@@ -281,7 +281,7 @@ export class AmqpLink {
     if (generation !== this.generation || this.state === 'closed') return;
     // The close that follows our own teardown is no news.
     if (this.state !== 'down') this.lastFault = err;
-    this.abortAll(new UnavailableError(`rabbitmq connection lost: ${err.message}`));
+    this.abortAll(new BrokerError('unavailable', `rabbitmq connection lost: ${err.message}`));
     if (this.state === 'up') this.setState('down');
     this.onLost?.();
   }
@@ -299,18 +299,16 @@ export class AmqpLink {
     if (model) await closeModel(model);
   }
 
-  private pause(ms: number): Promise<void> {
-    return new Promise<void>((resolve) => {
-      this.wake = resolve;
-      this.retryTimer = setTimeout(resolve, ms);
-    });
+  /** Wait `ms`, or less if the link is closed meanwhile. */
+  private async pause(ms: number): Promise<void> {
+    await sleep(ms, undefined, { signal: this.stopPause.signal }).catch(noop);
   }
 
   private bindKey(key: string): Promise<void> {
     const existing = this.bound.get(key);
     if (existing) return existing;
     const subscriber = this.subscriber;
-    if (!subscriber) return Promise.reject(new UnavailableError('rabbitmq is unreachable'));
+    if (!subscriber) return Promise.reject(new BrokerError('unavailable', 'rabbitmq is unreachable'));
     const binding = this.op(subscriber.bindQueue(this.queue, this.names.topic, key), 'bind').then(noop);
     this.bound.set(key, binding);
     binding.catch(() => {
@@ -368,14 +366,14 @@ export class AmqpLink {
       };
       const abort = (err: Error): void => finish(err);
       const ms = what === 'connect' ? this.tuning.connectTimeoutMs : this.tuning.operationTimeoutMs;
-      const timer = setTimeout(() => finish(new UnavailableError(`rabbitmq: ${what}: no answer within ${ms} ms`)), ms);
+      const timer = setTimeout(() => finish(new BrokerError('timeout', `rabbitmq: ${what}: no answer within ${ms} ms`)), ms);
       this.aborts.add(abort);
       p.then(
         (value) => {
           if (settled) orphan?.(value);
           finish(undefined, value);
         },
-        (err: unknown) => finish(new UnavailableError(`rabbitmq: ${what}: ${asError(err).message}`)),
+        (err: unknown) => finish(new BrokerError('unavailable', `rabbitmq: ${what}: ${asError(err).message}`)),
       );
     });
   }
@@ -408,12 +406,7 @@ export class AmqpLink {
 
 /** Close politely (bounded), then drop the socket either way. */
 async function closeModel(model: ChannelModel, timeoutMs = 1000): Promise<void> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  await Promise.race([
-    model.close().catch(noop),
-    new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs))),
-  ]);
-  clearTimeout(timer);
+  await settleWithin(model.close(), timeoutMs);
   // amqplib exposes no way to drop a connection that does not answer its close: end the socket itself.
   (model.connection as unknown as { stream?: { destroy?(): void } }).stream?.destroy?.();
 }

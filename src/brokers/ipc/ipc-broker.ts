@@ -16,18 +16,13 @@
  */
 import type { StreamPosition } from '../../protocol/index.js';
 import type {
-  Broker,
-  BrokerHandlers,
-  BrokerPublication,
-  Idempotency,
-  PresenceEntry,
-  PresenceItem,
-  PublishReceipt,
-  Route,
+  Broker, BrokerHandlers, BrokerPublication, Idempotency,
+  PresenceEntry, PresenceItem, PublishReceipt, Route,
 } from '../broker.js';
 import type { HistoryPage, HistoryPolicy, HistoryQuery } from '../history.js';
 import { ALL_ROUTES } from '../broker.js';
 import { Faults } from '../faults.js';
+import { HandlerCalls } from '../handler-calls.js';
 import { Outbox } from './outbox.js';
 import { PendingCalls } from './pending.js';
 import type { IpcPort } from './port.js';
@@ -48,7 +43,6 @@ export const DEFAULT_MAX_PENDING = 10_000;
 export class IpcBroker implements Broker {
   readonly kind = 'ipc';
   readonly routes = ALL_ROUTES;
-  private handlers: BrokerHandlers | undefined;
   private started = false;
   private closing: Promise<void> | undefined;
   /** The channel to the primary is open. */
@@ -60,12 +54,15 @@ export class IpcBroker implements Broker {
   private readonly pending: PendingCalls;
   private readonly outbox: Outbox;
   private readonly faults: Faults;
+  /** The node's handlers: an exception is the node's fault, not the channel's, counted, and the batch goes on. */
+  private readonly calls: HandlerCalls;
 
   constructor(
     private readonly port: IpcPort,
     options: IpcBrokerOptions = {},
   ) {
     this.faults = new Faults(options.onError);
+    this.calls = new HandlerCalls(this.faults);
     this.outbox = new Outbox(port);
     this.pending = new PendingCalls(options.callTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS, options.maxPending ?? DEFAULT_MAX_PENDING, () => {
       this.stalled = true;
@@ -82,13 +79,13 @@ export class IpcBroker implements Broker {
   async start(nodeId: string, handlers: BrokerHandlers): Promise<void> {
     if (this.started) throw new Error('broker already started');
     this.started = true;
-    this.handlers = handlers;
+    this.calls.handlers = handlers;
     this.reported = this.ready;
     try {
       await this.call('start', [nodeId]);
     } catch (err) {
       this.started = false;
-      this.handlers = undefined;
+      this.calls.handlers = undefined;
       throw err;
     }
   }
@@ -106,7 +103,7 @@ export class IpcBroker implements Broker {
     } catch {
       // The primary is gone or hangs: its side is closed (or will be) with the channel.
     } finally {
-      this.handlers = undefined;
+      this.calls.handlers = undefined;
       this.started = false;
       this.closing = undefined;
       this.outbox.flush();
@@ -202,10 +199,10 @@ export class IpcBroker implements Broker {
         this.pending.reject(message.i, new Error(message.e));
         return;
       case 'p':
-        this.dispatch('onPublication', () => this.handlers?.onPublication(message.p));
+        this.calls.publication(message.p, 'onPublication');
         return;
       case 'c':
-        this.dispatch('onControl', () => this.handlers?.onControl(message.c));
+        this.calls.control(message.c, 'onControl');
         return;
       default:
         this.faults.report(new Error(`unknown message ${JSON.stringify(message satisfies never)}`), 'ipc receive');
@@ -217,15 +214,6 @@ export class IpcBroker implements Broker {
     if (!this.stalled) return;
     this.stalled = false;
     this.report();
-  }
-
-  /** A handler's exception is the node's fault, not the channel's: count it and go on with the batch. */
-  private dispatch(where: string, run: () => void): void {
-    try {
-      run();
-    } catch (err) {
-      this.faults.report(err, where);
-    }
   }
 
   private disconnected(): void {
@@ -240,6 +228,6 @@ export class IpcBroker implements Broker {
     const now = this.ready;
     if (now === this.reported) return;
     this.reported = now;
-    if (this.handlers) this.dispatch('onReadyChange', () => this.handlers?.onReadyChange(now));
+    this.calls.readyChange(now, 'onReadyChange');
   }
 }

@@ -9,14 +9,8 @@
  */
 import type { PublishResult, StreamPosition } from '../../protocol/index.js';
 import type {
-  Broker,
-  BrokerHandlers,
-  BrokerPublication,
-  Idempotency,
-  PresenceEntry,
-  PresenceItem,
-  PublishReceipt,
-  Route,
+  Broker, BrokerHandlers, BrokerPublication, Idempotency,
+  PresenceEntry, PresenceItem, PublishReceipt, Route,
 } from '../broker.js';
 import type { HistoryPage, HistoryPolicy, HistoryQuery } from '../history.js';
 import { ALL_ROUTES, TO_SUBSCRIBERS } from '../broker.js';

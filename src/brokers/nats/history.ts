@@ -26,6 +26,8 @@
  * same compare-and-set way, so every node, and then the first publication,
  * use the epoch the first reader was told.
  */
+import { backoffDelay } from '../../shared/backoff.js';
+import { sleep } from '../../shared/time.js';
 import { newEpoch } from '../epoch.js';
 import type { PublishResult, Publication } from '../../protocol/index.js';
 import type { HistoryPage, HistoryPolicy, HistoryQuery } from '../history.js';
@@ -65,7 +67,6 @@ function after(subject: string, seq: number): { msgID: string; expect: { lastSub
   return { msgID: `${subject.slice(subject.lastIndexOf('.') + 1)}:${seq}`, expect: { lastSubjectSequence: seq } };
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const noop = (): void => undefined;
 
 export class NatsHistory {
@@ -111,7 +112,7 @@ export class NatsHistory {
           throw new Error(`publish on ${channel}: other publishers kept winning (${attempt} tries)`);
         }
         // Another node stored first: spread the retries of nodes that collided.
-        if (attempt > 1) await sleep(Math.random() * Math.min(2 * attempt, 20));
+        if (attempt > 1) await sleep(backoffDelay(attempt - 1, 2, 20));
         head = await this.head(streams, subject);
       }
     });

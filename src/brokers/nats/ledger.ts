@@ -11,6 +11,7 @@
  * taken over after `CLAIM_MS`: only then can a retry publish a second time.
  */
 import type { KV } from '@nats-io/kv';
+import { sleep } from '../../shared/time.js';
 import { KvBucket } from './bucket.js';
 import type { PublishResult, StreamPosition } from '../../protocol/index.js';
 import type { Idempotency, PublishReceipt } from '../broker.js';
@@ -45,7 +46,6 @@ function parse(m: Stored | null): { record: Record_; revision: number; storedAt:
   return { record: v as Record_, revision: m.seq, storedAt: m.storedAt };
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 export class NatsLedger {
   private readonly bucket: KvBucket;

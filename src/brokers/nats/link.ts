@@ -11,14 +11,12 @@
  */
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import { connect, errors, type Msg, type NatsConnection, type Status, type Subscription } from '@nats-io/transport-node';
+import { sleep, within } from '../../shared/time.js';
+import { BrokerError, closedError } from '../errors.js';
 import type { NatsTarget } from './url.js';
 
-export class UnavailableError extends Error {
-  constructor(message = 'nats is unreachable') {
-    super(message);
-    this.name = 'UnavailableError';
-  }
-}
+/** NATS cannot be reached now. */
+const unreachable = (): BrokerError => new BrokerError('unavailable', 'nats is unreachable');
 
 export interface LinkTuning {
   /** How long `open` waits for a server (default 5000 ms). */
@@ -42,16 +40,8 @@ export interface LinkHooks {
   onError(err: Error, where: string): void;
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-/** `p`, or a rejection with `UnavailableError(what)` after `ms`. */
-export function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new UnavailableError(`${what}: no answer within ${ms} ms`)), ms);
-  });
-  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
-}
+/** What a bounded request rejects with when NATS does not answer in time. */
+const timedOut = (message: string): BrokerError => new BrokerError('timeout', message);
 
 /** Each try of an idempotent read waits this long at most (see `NatsLink.read`). */
 const READ_TRY_MS = 500;
@@ -103,9 +93,9 @@ export class NatsLink {
       this.check();
       const left = deadline - Date.now();
       try {
-        return await within(request(this.readJsm), Math.min(READ_TRY_MS, Math.max(1, left)), what);
+        return await within(request(this.readJsm), Math.min(READ_TRY_MS, Math.max(1, left)), what, timedOut);
       } catch (err) {
-        if (!(unanswered(err) || err instanceof UnavailableError) || Date.now() + 50 >= deadline) throw err;
+        if (!(unanswered(err) || err instanceof BrokerError) || Date.now() + 50 >= deadline) throw err;
       }
     }
   }
@@ -131,13 +121,14 @@ export class NatsLink {
         }),
         tuning.connectTimeoutMs,
         'connect',
+        timedOut,
       );
     } catch (err) {
       throw new Error(`nats at ${where} was not reachable within ${tuning.connectTimeoutMs} ms: ${message(err)}`, { cause: err });
     }
     try {
-      const jsm = await within(jetstreamManager(nc, { timeout: tuning.requestTimeoutMs }), tuning.requestTimeoutMs, 'jetstream');
-      await within(jsm.getAccountInfo(), tuning.requestTimeoutMs, 'jetstream');
+      const jsm = await within(jetstreamManager(nc, { timeout: tuning.requestTimeoutMs }), tuning.requestTimeoutMs, 'jetstream', timedOut);
+      await within(jsm.getAccountInfo(), tuning.requestTimeoutMs, 'jetstream', timedOut);
       const readJsm = await jetstreamManager(nc, { timeout: Math.min(READ_TRY_MS, tuning.requestTimeoutMs), checkAPI: false });
       const admin = await jetstreamManager(nc, { timeout: Math.max(ADMIN_TIMEOUT_MS, tuning.requestTimeoutMs), checkAPI: false });
       return new NatsLink(nc, jsm, readJsm, admin, tuning, hooks);
@@ -152,10 +143,10 @@ export class NatsLink {
     return this.up && !this.closed;
   }
 
-  /** Throws `UnavailableError` unless the link is up. */
+  /** Throws a `BrokerError` unless the link is up. */
   check(): void {
-    if (this.closed) throw new UnavailableError('broker closed');
-    if (!this.up) throw new UnavailableError();
+    if (this.closed) throw closedError();
+    if (!this.up) throw unreachable();
   }
 
   subscribe(subject: string, onMessage: (msg: Msg) => void): Subscription {
@@ -173,10 +164,10 @@ export class NatsLink {
    * `requestTimeoutMs`.
    */
   flush(): Promise<void> {
-    if (!this.isUp) return Promise.reject(this.closed ? new UnavailableError('broker closed') : new UnavailableError());
+    if (!this.isUp) return Promise.reject(this.closed ? closedError() : unreachable());
     this.pendingFlush ??= new Promise<void>((resolve) => setImmediate(resolve)).then(() => {
       this.pendingFlush = undefined;
-      return within(this.nc.flush(), this.tuning.requestTimeoutMs, 'flush');
+      return within(this.nc.flush(), this.tuning.requestTimeoutMs, 'flush', timedOut);
     });
     return this.pendingFlush;
   }
@@ -198,7 +189,7 @@ export class NatsLink {
     if (this.closed) return;
     this.closed = true;
     try {
-      await within(this.nc.close(), this.tuning.requestTimeoutMs, 'close');
+      await within(this.nc.close(), this.tuning.requestTimeoutMs, 'close', timedOut);
     } catch {
       // Closing a connection that is down or stuck: nothing more to do.
     }
@@ -241,9 +232,9 @@ export class NatsLink {
     const current = (): boolean => generation === this.generation && !this.closed;
     for (let attempt = 0; current(); attempt++) {
       try {
-        await within(this.nc.flush(), this.tuning.requestTimeoutMs, 'flush');
+        await within(this.nc.flush(), this.tuning.requestTimeoutMs, 'flush', timedOut);
         if (!current()) return;
-        await within(this.jsm.getAccountInfo(), this.tuning.requestTimeoutMs, 'jetstream');
+        await within(this.jsm.getAccountInfo(), this.tuning.requestTimeoutMs, 'jetstream', timedOut);
         await this.settle();
         if (!current()) return;
         this.setUp(true);

@@ -28,21 +28,16 @@
 import type { Msg, Subscription } from '@nats-io/transport-node';
 import type { PublishResult, StreamPosition } from '../../protocol/index.js';
 import type {
-  Broker,
-  BrokerHandlers,
-  BrokerPublication,
-  Idempotency,
-  PresenceEntry,
-  PresenceItem,
-  PublishReceipt,
-  Route,
+  Broker, Idempotency, PresenceEntry, PresenceItem,
+  PublishReceipt, Route,
 } from '../broker.js';
 import type { HistoryPage, HistoryPolicy, HistoryQuery } from '../history.js';
-import { Faults } from '../faults.js';
 import { TO_SUBSCRIBERS } from '../broker.js';
+import { closedError, notStartedError } from '../errors.js';
+import { NetworkedBroker } from '../networked.js';
 import { H_ROUTE, H_SEQUENCE, H_STREAM, decodeDelivered, encodeStored, isMarker, publicationHeaders, type PublishInput } from './codec.js';
 import { NatsHistory } from './history.js';
-import { DEFAULT_TUNING, NatsLink, UnavailableError, type LinkTuning } from './link.js';
+import { DEFAULT_TUNING, NatsLink, type LinkTuning } from './link.js';
 import { NatsLedger } from './ledger.js';
 import { DEFAULT_PREFIX, NatsNames } from './names.js';
 import { NatsPresence } from './presence.js';
@@ -64,11 +59,9 @@ export interface NatsBrokerOptions extends Partial<LinkTuning> {
   onError?: (err: Error, where: string) => void;
 }
 
-type State = 'new' | 'starting' | 'started' | 'closed';
-
 const NOT_SUPPORTED = 'registry routing is not supported by the NATS broker (it cannot read a registry in the same step as storing): use interest or broadcast routing';
 
-export class NatsBroker implements Broker {
+export class NatsBroker extends NetworkedBroker implements Broker {
   readonly kind = 'nats';
   readonly routes: ReadonlyArray<Route['to']>;
   private readonly target: NatsTarget;
@@ -80,10 +73,8 @@ export class NatsBroker implements Broker {
   private readonly presences: NatsPresence;
   private readonly ledger: NatsLedger;
   /** Publications pass through here to reach the node in offset order per channel. */
-  private readonly order = new Reorder((pub) => this.emit(pub));
-  private state: State = 'new';
+  private readonly order = new Reorder((pub) => this.calls.publication(pub));
   private link: NatsLink | undefined;
-  private handlers: BrokerHandlers | undefined;
   private controlSelf = '';
   /** Interest mode: the subscription of each channel. */
   private readonly subscriptions = new Map<string, Subscription>();
@@ -91,14 +82,12 @@ export class NatsBroker implements Broker {
   private readonly local = new Set<string>();
   /** All mode: the channels subscribed to, including those whose `subscribe` has not resolved yet. */
   private readonly wanted = new Set<string>();
-  private closing: Promise<void> | undefined;
-  private readonly faultLog: Faults;
 
   constructor(
     target: NatsTarget | string,
     options: NatsBrokerOptions = {},
   ) {
-    this.faultLog = new Faults(options.onError);
+    super(options.onError);
     this.target = typeof target === 'string' ? parseNatsUrl(target) : target;
     this.names = new NatsNames(options.prefix ?? this.target.prefix ?? DEFAULT_PREFIX);
     this.tuning = {
@@ -117,19 +106,11 @@ export class NatsBroker implements Broker {
     this.ledger = new NatsLedger(link, this.names, policyStreams, replicas);
   }
 
-  /** Faults survived so far. */
-  get errors(): number {
-    return this.faultLog.count;
-  }
-
   get ready(): boolean {
     return this.state === 'started' && (this.link?.isUp ?? false);
   }
 
-  async start(nodeId: string, handlers: BrokerHandlers): Promise<void> {
-    if (this.state !== 'new') throw new Error(`broker already ${this.state === 'closed' ? 'closed' : 'started'}`);
-    this.state = 'starting';
-    this.handlers = handlers;
+  protected async open(nodeId: string): Promise<void> {
     this.controlSelf = this.names.controlOf(nodeId);
     let link: NatsLink;
     try {
@@ -143,7 +124,7 @@ export class NatsBroker implements Broker {
     }
     if (this.closing) {
       await link.close();
-      throw new UnavailableError('broker closed while starting');
+      throw closedError('broker closed while starting');
     }
     this.link = link;
     try {
@@ -156,13 +137,6 @@ export class NatsBroker implements Broker {
       await this.close();
       throw new Error(`nats at ${this.target.servers.join(',')} did not confirm the subscriptions: ${String(err)}`, { cause: err });
     }
-    this.state = 'started';
-  }
-
-  /** Idempotent; nothing is delivered afterwards. */
-  close(): Promise<void> {
-    this.closing ??= this.shutdown();
-    return this.closing;
   }
 
   async subscribe(channel: string): Promise<void> {
@@ -261,10 +235,10 @@ export class NatsBroker implements Broker {
 
   // ---- internals -------------------------------------------------------------
 
-  /** The link, if started and (unless `up` is false) reachable now; else throws `UnavailableError`. */
+  /** The link, if started and (unless `up` is false) reachable now; else throws a `BrokerError`. */
   private live(up = true): NatsLink {
     const link = this.link;
-    if (!link || this.state === 'closed' || this.closing) throw new UnavailableError(this.closing ? 'broker closed' : 'broker not started');
+    if (!link || this.state === 'closed' || this.closing) throw this.closing ? closedError() : notStartedError();
     if (up) link.check();
     return link;
   }
@@ -273,34 +247,15 @@ export class NatsBroker implements Broker {
     if (this.state !== 'started') return;
     // All mode: a subscribe that failed while down still counts, as a NATS subscription would.
     if (up && this.allMode) for (const channel of this.wanted) this.local.add(channel);
-    try {
-      this.handlers?.onReadyChange(up);
-    } catch (err) {
-      this.fault(err, 'onReadyChange handler');
-    }
+    this.calls.readyChange(up);
   }
 
   private control(m: Msg): void {
-    const handlers = this.handlers;
-    if (!handlers) return;
-    try {
-      handlers.onControl(m.string());
-    } catch (err) {
-      this.fault(err, 'control handler');
-    }
-  }
-
-  private emit(pub: BrokerPublication): void {
-    try {
-      this.handlers?.onPublication(pub);
-    } catch (err) {
-      this.fault(err, 'message handler');
-    }
+    if (this.calls.attached) this.calls.control(m.string());
   }
 
   private deliver(m: Msg): void {
-    const handlers = this.handlers;
-    if (!handlers) return;
+    if (!this.calls.attached) return;
     try {
       const body = m.string();
       const pub = decodeDelivered(body, m.headers);
@@ -325,13 +280,7 @@ export class NatsBroker implements Broker {
     }
   }
 
-  private fault(err: unknown, where: string): void {
-    this.faultLog.report(err, where);
-  }
-
-  private async shutdown(): Promise<void> {
-    this.state = 'closed';
-    this.handlers = undefined;
+  protected async release(): Promise<void> {
     this.order.clear();
     this.subscriptions.clear();
     this.local.clear();

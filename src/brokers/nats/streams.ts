@@ -27,6 +27,13 @@ import type { HistoryPolicy } from '../history.js';
 import type { NatsLink } from './link.js';
 import { policyKey, type NatsNames } from './names.js';
 
+/**
+ * A pause on the global timers. `sleep` from `shared/time.ts` runs on
+ * `node:timers/promises`, which vitest's fake timers do not drive, and the
+ * unit test of the retries below advances fake time.
+ */
+const pause = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
 /** How long a channel's numbering outlives its last publication (like the Redis broker's META_IDLE_MS). */
 export const POSITION_IDLE_MS = 24 * 3600 * 1000;
 
@@ -129,13 +136,13 @@ export class NatsStreams {
         if (apiCode(err) === STREAM_NAME_IN_USE) return;
         if (apiCode(err) === SUBJECTS_OVERLAP && Date.now() < deadline) {
           if (await this.exists(config.name)) return;
-          await new Promise((r) => setTimeout(r, 100));
+          await pause(100);
           continue;
         }
         // A mirror's source created a moment ago may not be known yet to every
         // server of a 2.9 cluster (seen under load in CI): try again shortly.
         if (config.mirror && apiCode(err) === STREAM_NOT_FOUND && Date.now() < deadline) {
-          await new Promise((r) => setTimeout(r, 100));
+          await pause(100);
           continue;
         }
         if (!(err instanceof Error && /timeout/i.test(err.message)) || !(await this.exists(config.name))) throw err;

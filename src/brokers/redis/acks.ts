@@ -6,7 +6,8 @@
  */
 import type { StreamPosition } from '../../protocol/index.js';
 import type { RedisKeys } from './keys.js';
-import { SAVE_ACK, type CommandClient } from './scripts.js';
+import type { CommandClient } from './lua.js';
+import { SAVE_ACK } from './scripts.js';
 
 export class RedisAcks {
   constructor(

@@ -7,6 +7,7 @@
  * knows when every one is back in place.
  */
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
+import { reconnectDelay } from '../../shared/backoff.js';
 import type { RedisEndpoint, RedisTarget } from './url.js';
 
 export interface ConnectionTuning {
@@ -19,12 +20,6 @@ export interface ConnectionTuning {
 }
 
 export const DEFAULT_TUNING: ConnectionTuning = { connectTimeoutMs: 2000, commandTimeoutMs: 2000, maxBackoffMs: 1000 };
-
-/** Pause before reconnection attempt `attempt` (1, 2, …): doubling from 50 ms, jittered, capped. */
-export function reconnectDelay(attempt: number, maxMs: number): number {
-  const base = 25 * 2 ** Math.min(Math.max(attempt, 1), 10);
-  return Math.round(Math.min(maxMs, base * (0.8 + 0.4 * Math.random())));
-}
 
 function common(target: RedisTarget, tuning: ConnectionTuning, name: string): RedisOptions {
   const options: RedisOptions = {

@@ -10,8 +10,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Cluster, Redis } from 'ioredis';
-import { SubscriberLink, type LinkHooks } from './link.js';
-import type { PubSub } from './pubsub.js';
+import type { LinkHooks } from './link.js';
+import { ClassicPubSub } from './pubsub.js';
 
 /** Probes go again to the masters not heard from this often. */
 const PROBE_EVERY_MS = 200;
@@ -22,8 +22,7 @@ function keyOf(node: Redis): string {
   return `${node.options.host ?? ''}:${node.options.port ?? ''}`;
 }
 
-export class ClusterInbox implements PubSub {
-  private readonly link: SubscriberLink;
+export class ClusterInbox extends ClassicPubSub {
   /** Masters whose probe came back since the link was last (re)connected. */
   private readonly heard = new Set<string>();
   /** Masters with a probe not answered yet: one at a time each, however long they take. */
@@ -45,42 +44,29 @@ export class ClusterInbox implements PubSub {
     private readonly hooks: LinkHooks,
     maxBatch?: number,
   ) {
+    // The link's events arrive once the connection opens, after this constructor.
+    let self: ClusterInbox | undefined;
     const linkHooks: LinkHooks = {
       ...hooks,
-      onMessage: (channel, message) => (channel === probeChannel ? this.probed(message) : hooks.onMessage(channel, message)),
-      onChange: () => this.linkChanged(),
+      onMessage: (channel, message) => (channel === probeChannel ? self?.probed(message) : hooks.onMessage(channel, message)),
+      onChange: () => self?.linkChanged(),
     };
-    this.link = new SubscriberLink(conn, 'classic', linkHooks, 'inbox subscriber', maxBatch);
+    super(conn, linkHooks, maxBatch, 'inbox subscriber');
+    self = this;
     // Wanted from now on: restored with the others on every connection.
     this.link.interest.add(probeChannel).catch(noop);
   }
 
   /** Subscribed, and every master was heard from over this connection. */
-  get inSync(): boolean {
+  override get inSync(): boolean {
     return this.reached && this.link.inSync;
   }
 
-  connect(): void {
-    this.link.connect();
-  }
-
-  subscribe(name: string): Promise<void> {
-    return this.link.interest.add(name);
-  }
-
-  unsubscribe(name: string): Promise<void> {
-    return this.link.interest.remove(name);
-  }
-
-  ping(): Promise<void> {
-    return this.link.ping();
-  }
-
-  async close(): Promise<void> {
+  override async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     this.stopProbing();
-    await this.link.close();
+    await super.close();
   }
 
   private linkChanged(): void {

@@ -5,6 +5,7 @@
  * every reconnection and reports when it is (out of) sync.
  */
 import type { Redis } from 'ioredis';
+import { settleWithin } from '../../shared/time.js';
 import { keySlot } from './slot.js';
 import { InterestSet, type InterestLink } from './subscriptions.js';
 
@@ -118,13 +119,6 @@ export class SubscriberLink implements InterestLink {
 
 /** QUIT politely when connected (bounded), then drop the socket either way; no reconnection follows. */
 export async function quit(conn: { status: string; quit(): Promise<unknown>; disconnect(): void }, timeoutMs = 1000): Promise<void> {
-  if (conn.status === 'ready') {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    await Promise.race([
-      conn.quit().catch(() => undefined),
-      new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs))),
-    ]);
-    clearTimeout(timer);
-  }
+  if (conn.status === 'ready') await settleWithin(conn.quit(), timeoutMs);
   conn.disconnect();
 }

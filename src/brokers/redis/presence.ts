@@ -6,7 +6,8 @@
  */
 import type { PresenceEntry, PresenceItem } from '../broker.js';
 import type { RedisKeys } from './keys.js';
-import { PRESENCE_ADD, PRESENCE_LIST, PRESENCE_REMOVE, type CommandClient } from './scripts.js';
+import type { CommandClient } from './lua.js';
+import { PRESENCE_ADD, PRESENCE_LIST, PRESENCE_REMOVE } from './scripts.js';
 
 /** Sessions per script call: bounds the size of one command. */
 const CHUNK = 500;

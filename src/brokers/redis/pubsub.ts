@@ -7,9 +7,9 @@
  * table and moves channels when it changes.
  */
 import type { Cluster, Redis } from 'ioredis';
+import { BrokerError } from '../errors.js';
 import { SubscriberLink, type LinkHooks } from './link.js';
 import { keySlot } from './slot.js';
-import { UnavailableError } from './subscriptions.js';
 import type { RedisEndpoint } from './url.js';
 
 export interface PubSub {
@@ -24,11 +24,12 @@ export interface PubSub {
   close(): Promise<void>;
 }
 
+/** One subscriber connection with classic SUBSCRIBE (standalone Redis; a cluster node's inbox builds on it). */
 export class ClassicPubSub implements PubSub {
-  private readonly link: SubscriberLink;
+  protected readonly link: SubscriberLink;
 
-  constructor(conn: Redis, hooks: LinkHooks, maxBatch?: number) {
-    this.link = new SubscriberLink(conn, 'classic', hooks, 'subscriber', maxBatch);
+  constructor(conn: Redis, hooks: LinkHooks, maxBatch?: number, label = 'subscriber') {
+    this.link = new SubscriberLink(conn, 'classic', hooks, label, maxBatch);
   }
 
   get inSync(): boolean {
@@ -95,7 +96,7 @@ export class ShardedPubSub implements PubSub {
   subscribe(name: string): Promise<void> {
     const slot = this.routes.get(name)?.slot ?? keySlot(name);
     const link = this.owner(slot);
-    if (!link) return Promise.reject(new UnavailableError('redis cluster slots are not known yet'));
+    if (!link) return Promise.reject(new BrokerError('unavailable', 'redis cluster slots are not known yet'));
     const previous = this.routes.get(name)?.link;
     if (previous && previous !== link) previous.interest.remove(name).catch(noop);
     this.routes.set(name, { link, slot });

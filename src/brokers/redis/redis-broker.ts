@@ -17,19 +17,13 @@
 import type { Cluster, Redis } from 'ioredis';
 import type { PublishResult, StreamPosition } from '../../protocol/index.js';
 import type {
-  Broker,
-  BrokerHandlers,
-  BrokerPublication,
-  Idempotency,
-  PresenceEntry,
-  PresenceItem,
-  PublishReceipt,
-  Route,
+  Broker, BrokerPublication, Idempotency, PresenceEntry,
+  PresenceItem, PublishReceipt, Route,
 } from '../broker.js';
 import type { HistoryPage, HistoryPolicy, HistoryQuery } from '../history.js';
-import { Faults } from '../faults.js';
-import { Readiness } from '../readiness.js';
 import { ALL_ROUTES, TO_SUBSCRIBERS } from '../broker.js';
+import { closedError, notStartedError } from '../errors.js';
+import { NetworkedBroker } from '../networked.js';
 import { decodeEnvelope, type PublishInput } from './codec.js';
 import {
   DEFAULT_TUNING,
@@ -45,9 +39,8 @@ import { RedisPresence } from './presence.js';
 import { ClassicPubSub, ShardedPubSub, type PubSub } from './pubsub.js';
 import { RedisAcks } from './acks.js';
 import { RedisRegistry } from './registry.js';
-import type { CommandClient } from './scripts.js';
+import type { CommandClient } from './lua.js';
 import { RedisStreams } from './stream.js';
-import { UnavailableError } from './subscriptions.js';
 import { parseRedisUrl, type RedisTarget } from './url.js';
 
 export interface RedisBrokerOptions extends Partial<ConnectionTuning> {
@@ -63,18 +56,14 @@ export interface RedisBrokerOptions extends Partial<ConnectionTuning> {
   onError?: (err: Error, where: string) => void;
 }
 
-type State = 'new' | 'starting' | 'started' | 'closed';
-
 const noop = (): void => undefined;
 
-export class RedisBroker implements Broker {
+export class RedisBroker extends NetworkedBroker implements Broker {
   readonly kind: 'redis' | 'redis-cluster';
   readonly routes = ALL_ROUTES;
   private readonly target: RedisTarget;
   private readonly keys: RedisKeys;
   private readonly tuning: ConnectionTuning;
-  private state: State = 'new';
-  private handlers: BrokerHandlers | undefined;
   private nodeId: string | undefined;
   private controlSelf = '';
   private inboxSelf = '';
@@ -87,17 +76,14 @@ export class RedisBroker implements Broker {
   private readonly presences: RedisPresence;
   private readonly registry: RedisRegistry;
   private readonly acks: RedisAcks;
-  private readonly readiness = new Readiness();
   private healthTimer: ReturnType<typeof setInterval> | undefined;
   private checking = false;
-  private closing: Promise<void> | undefined;
-  private readonly faultLog: Faults;
 
   constructor(
     target: RedisTarget | string,
     private readonly options: RedisBrokerOptions = {},
   ) {
-    this.faultLog = new Faults(options.onError);
+    super(options.onError);
     this.target = typeof target === 'string' ? parseRedisUrl(target) : target;
     this.kind = this.target.mode === 'cluster' ? 'redis-cluster' : 'redis';
     this.keys = new RedisKeys(options.prefix ?? this.target.prefix ?? DEFAULT_PREFIX);
@@ -113,19 +99,11 @@ export class RedisBroker implements Broker {
     this.acks = new RedisAcks(client, this.keys);
   }
 
-  /** Faults survived so far (connection errors, undecodable messages, handler exceptions). */
-  get errors(): number {
-    return this.faultLog.count;
-  }
-
   get ready(): boolean {
     return this.state === 'started' && this.subscribersReady;
   }
 
-  async start(nodeId: string, handlers: BrokerHandlers): Promise<void> {
-    if (this.state !== 'new') throw new Error(`broker already ${this.state === 'closed' ? 'closed' : 'started'}`);
-    this.state = 'starting';
-    this.handlers = handlers;
+  protected async open(nodeId: string): Promise<void> {
     this.nodeId = nodeId;
     this.controlSelf = this.keys.controlOf(nodeId);
     this.inboxSelf = this.keys.inbox(nodeId);
@@ -147,25 +125,17 @@ export class RedisBroker implements Broker {
       this.routed.subscribe(this.inboxSelf).catch(noop);
       await this.waitUntil(() => this.subscribersReady, deadline);
     } catch (err) {
-      if (this.closing) throw new UnavailableError('broker closed while starting');
+      if (this.closing) throw closedError('broker closed while starting');
       await this.close();
       const where = this.target.endpoints.map((e) => `${e.host}:${e.port}`).join(',');
-      const cause = this.faultLog.last ? `: ${this.faultLog.last.message}` : '';
+      const cause = this.lastFault ? `: ${this.lastFault.message}` : '';
       throw new Error(`redis at ${where} was not reachable within ${timeoutMs} ms${cause}`, { cause: err });
     }
-    this.state = 'started';
-    this.readiness.arm(true);
     const every = this.options.healthCheckMs ?? 5000;
     if (every > 0) {
       this.healthTimer = setInterval(() => void this.healthCheck(), every);
       this.healthTimer.unref();
     }
-  }
-
-  /** Idempotent; pending subscribes are rejected and nothing is delivered afterwards. */
-  close(): Promise<void> {
-    this.closing ??= this.shutdown();
-    return this.closing;
   }
 
   async subscribe(channel: string): Promise<void> {
@@ -236,17 +206,17 @@ export class RedisBroker implements Broker {
 
   /** This node's id, for its registry entries. */
   private self(): string {
-    if (this.nodeId === undefined || this.state === 'closed') throw new UnavailableError('broker not started');
+    if (this.nodeId === undefined || this.state === 'closed') throw notStartedError();
     return this.nodeId;
   }
 
   private commands(): CommandClient {
-    if (!this.command || this.state === 'closed') throw new UnavailableError('broker not started');
+    if (!this.command || this.state === 'closed') throw notStartedError();
     return this.command;
   }
 
   private subscriber(): PubSub {
-    if (!this.pubsub || this.state === 'closed') throw new UnavailableError('broker not started');
+    if (!this.pubsub || this.state === 'closed') throw notStartedError();
     return this.pubsub;
   }
 
@@ -299,45 +269,20 @@ export class RedisBroker implements Broker {
     };
   }
 
-  /** Resolves once `ok()` holds, re-checked on every connection event; rejects at `deadline`. */
-  private waitUntil(ok: () => boolean, deadline: number): Promise<void> {
-    return this.readiness.waitUntil(ok, () => this.state === 'closed', deadline, (why) => new UnavailableError(why));
-  }
-
-  /** A connection changed state: report a readiness change once started. */
-  private changed(): void {
-    this.readiness.changed(this.state === 'started', this.ready, (ready) => {
-      try {
-        this.handlers?.onReadyChange(ready);
-      } catch (err) {
-        this.fault(err, 'onReadyChange handler');
-      }
-    });
-  }
-
   private deliver(name: string, message: string): void {
-    const handlers = this.handlers;
-    if (!handlers) return;
-    try {
-      if (name === this.keys.controlAll || name === this.controlSelf) {
-        handlers.onControl(message);
-        return;
-      }
-      const pub: BrokerPublication | undefined = decodeEnvelope(message);
-      // Routed publications name their channel only inside the envelope.
-      const routed = name === this.keys.broadcast || name === this.inboxSelf;
-      if (!pub || (!routed && pub.channel !== this.keys.channelOf(name))) {
-        this.fault(new Error(`undecodable message on ${name}: ${message.slice(0, 100)}`), 'pub/sub');
-        return;
-      }
-      handlers.onPublication(pub);
-    } catch (err) {
-      this.fault(err, 'message handler');
+    if (!this.calls.attached) return;
+    if (name === this.keys.controlAll || name === this.controlSelf) {
+      this.calls.control(message, 'message handler');
+      return;
     }
-  }
-
-  private fault(err: unknown, where: string): void {
-    this.faultLog.report(err, where);
+    const pub: BrokerPublication | undefined = decodeEnvelope(message);
+    // Routed publications name their channel only inside the envelope.
+    const routed = name === this.keys.broadcast || name === this.inboxSelf;
+    if (!pub || (!routed && pub.channel !== this.keys.channelOf(name))) {
+      this.fault(new Error(`undecodable message on ${name}: ${message.slice(0, 100)}`), 'pub/sub');
+      return;
+    }
+    this.calls.publication(pub);
   }
 
   private async healthCheck(): Promise<void> {
@@ -362,10 +307,7 @@ export class RedisBroker implements Broker {
     }
   }
 
-  private async shutdown(): Promise<void> {
-    this.state = 'closed';
-    this.handlers = undefined;
-    this.readiness.wake();
+  protected async release(): Promise<void> {
     if (this.healthTimer) clearInterval(this.healthTimer);
     const pubsub = this.pubsub;
     const routed = this.routed !== pubsub ? this.routed : undefined;

@@ -6,7 +6,8 @@
  * (auto-pipelined, one command per channel).
  */
 import type { RedisKeys } from './keys.js';
-import { REGISTER, REGISTRY_LIST, type CommandClient } from './scripts.js';
+import type { CommandClient } from './lua.js';
+import { REGISTER, REGISTRY_LIST } from './scripts.js';
 
 export class RedisRegistry {
   constructor(

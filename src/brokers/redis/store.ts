@@ -7,15 +7,15 @@
  * connection comes back on its own (see `connections.ts`).
  */
 import type { Cluster, Redis } from 'ioredis';
+import { BrokerError } from '../errors.js';
 import { RedisAcks } from './acks.js';
 import { DEFAULT_TUNING, clusterClient, commandConnection, type ConnectionTuning } from './connections.js';
 import { DEFAULT_PREFIX, RedisKeys } from './keys.js';
 import { quit } from './link.js';
 import { RedisPresence } from './presence.js';
 import { RedisRegistry } from './registry.js';
-import type { CommandClient } from './scripts.js';
+import type { CommandClient } from './lua.js';
 import { RedisStreams } from './stream.js';
-import { UnavailableError } from './subscriptions.js';
 import type { RedisTarget } from './url.js';
 
 export interface RedisStoreHooks {
@@ -115,8 +115,8 @@ export class RedisStore {
   }
 
   private commands(): CommandClient & Pick<Redis, 'time'> {
-    if (!this.client || this.closed) throw new UnavailableError('redis store not started');
-    if (this.client.status !== 'ready') throw new UnavailableError(`redis store at ${this.where} is unreachable`);
+    if (!this.client || this.closed) throw new BrokerError('not-started', 'redis store not started');
+    if (this.client.status !== 'ready') throw new BrokerError('unavailable', `redis store at ${this.where} is unreachable`);
     return this.client as Redis;
   }
 

@@ -27,9 +27,8 @@ import {
   PUBLISH,
   ROUTED_PUBLISH,
   STORE_ROUTED,
-  type CommandClient,
-  type LuaScript,
 } from './scripts.js';
+import type { CommandClient, LuaScript } from './lua.js';
 
 /**
  * The numbering of a channel outlives quiet periods: its meta hash expires

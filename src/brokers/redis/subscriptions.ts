@@ -9,6 +9,7 @@
  * it is back, `restore` subscribes everything wanted again, and the set is
  * in sync once that is confirmed.
  */
+import { BrokerError, closedError } from '../errors.js';
 
 /** The connection a set is held on. */
 export interface InterestLink {
@@ -16,13 +17,6 @@ export interface InterestLink {
   readonly connected: boolean;
   /** One (un)subscribe command for `channels`, resolved once Redis confirmed every one. */
   send(op: 'subscribe' | 'unsubscribe', channels: string[]): Promise<void>;
-}
-
-export class UnavailableError extends Error {
-  constructor(message = 'redis is unreachable') {
-    super(message);
-    this.name = 'UnavailableError';
-  }
 }
 
 interface Waiter {
@@ -115,11 +109,11 @@ export class InterestSet {
     this.timer = undefined;
     const waiters = this.waiters;
     this.waiters = [];
-    for (const w of waiters) w.reject(new UnavailableError('broker closed'));
+    for (const w of waiters) w.reject(closedError());
   }
 
   private change(channel: string, subscribe: boolean): Promise<void> {
-    if (this.closed) return Promise.reject(new UnavailableError('broker closed'));
+    if (this.closed) return Promise.reject(closedError());
     if (subscribe) this.wanted.add(channel);
     else this.wanted.delete(channel);
     this.dirty.add(channel);
@@ -138,7 +132,7 @@ export class InterestSet {
       // Nothing is held while down; `restore` sends the whole wanted set.
       this.dirty.clear();
       for (const w of waiters) {
-        if (w.subscribe) w.reject(new UnavailableError());
+        if (w.subscribe) w.reject(new BrokerError('unavailable', 'redis is unreachable'));
         else w.resolve();
       }
       return;
@@ -167,7 +161,7 @@ export class InterestSet {
       this.last = Promise.all(sends).then(noop, (err: unknown) => {
         const error = err instanceof Error ? err : new Error(String(err));
         if (generation === this.generation && this.link.connected) this.onSendError(error);
-        throw new UnavailableError(`redis did not confirm the subscription: ${error.message}`);
+        throw new BrokerError('unavailable', `redis did not confirm the subscription: ${error.message}`);
       });
       this.last.catch(noop);
     }

@@ -1,0 +1,36 @@
+/**
+ * How the broker runs its Lua scripts (`scripts.ts`): by SHA, falling back
+ * to the full source, over the commands a `Redis` and a `Cluster` both have.
+ */
+import { createHash } from 'node:crypto';
+
+/** The commands the broker sends on its command connection: `Redis` and `Cluster` both have them. */
+export interface CommandClient {
+  evalsha(...args: [sha1: string, numkeys: number, ...args: Array<string | number>]): Promise<unknown>;
+  eval(...args: [script: string, numkeys: number, ...args: Array<string | number>]): Promise<unknown>;
+  publish(channel: string, message: string): Promise<unknown>;
+  spublish(channel: string, message: string): Promise<unknown>;
+  zrem(...args: [key: string, ...members: string[]]): Promise<unknown>;
+  get(key: string): Promise<string | null>;
+}
+
+/** A script sent by SHA, and in full when the server does not have it yet (after a restart or failover). */
+export class LuaScript {
+  readonly sha: string;
+
+  constructor(
+    readonly name: string,
+    readonly source: string,
+  ) {
+    this.sha = createHash('sha1').update(source).digest('hex');
+  }
+
+  async run(client: CommandClient, keys: string[], args: Array<string | number>): Promise<unknown> {
+    try {
+      return await client.evalsha(this.sha, keys.length, ...keys, ...args);
+    } catch (err) {
+      if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
+      return client.eval(this.source, keys.length, ...keys, ...args);
+    }
+  }
+}
