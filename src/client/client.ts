@@ -22,13 +22,14 @@ import {
 import { codecOfSubprotocol, encodeClientFrameBinary } from '../protocol/msgpack.js';
 import { AckBatcher } from './ack.js';
 import { backoffDelay } from '../shared/backoff.js';
-import { applyRecovery, StreamCursor } from './cursor.js';
+import { applyRecovery } from './cursor.js';
 import { decodeServerFrame } from './decode.js';
 import { openSocket, resolveBase } from './dial.js';
 import { Emitter } from './emitter.js';
 import { ClientError, LocalErrorCode } from './errors.js';
 import type { ClientEvents, ClientState, ConnectedEvent, DisconnectedEvent } from './events.js';
 import { resolveOptions, type ClientOptions, type ResolvedOptions } from './options.js';
+import { PersonalChannel } from './personal.js';
 import { ReconnectSchedule } from './reconnect.js';
 import { Requests, type RequestBody, type RequestFrame } from './requests.js';
 import { Subscription, type SubscriptionHost } from './subscription.js';
@@ -54,13 +55,8 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
   private readonly acks: AckBatcher;
   private readonly subs = new Map<string, Subscription>();
   private readonly host: SubscriptionHost;
-  private readonly personalCursor = new StreamCursor();
-  private personalChannel: string | undefined;
-  /** The personal channel's position sent with the current attempt. */
-  private personalSince: StreamPosition | undefined;
+  private readonly personal: PersonalChannel;
   private info: ConnectedEvent | undefined;
-  /** Messages that arrived on the open socket before `welcome`. */
-  private preWelcome: Publication[] = [];
 
   /** Throws `TypeError` for a missing `url`, no WebSocket implementation, or a bad number. */
   constructor(options: ClientOptions) {
@@ -68,6 +64,7 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
     this.opts = resolveOptions(options);
     buildConnectUrl(this.opts.url, {}); // throws now for a malformed url
     this.retry = new ReconnectSchedule(this.opts, () => void this.open());
+    this.personal = new PersonalChannel(this.opts.maxBufferedMessages);
     this.requests = new Requests({ timeout: this.opts.requestTimeout, maxQueued: this.opts.maxQueuedRequests });
     this.acks = new AckBatcher(this.opts.ackInterval, (frame) => this.sendFrame(frame));
     this.host = {
@@ -100,7 +97,7 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
 
   /** The last position delivered on the personal channel: what a reconnect recovers from. */
   get personalPosition(): StreamPosition | undefined {
-    return this.personalCursor.position;
+    return this.personal.cursor.position;
   }
 
   /** Start connecting (at once; retries back off). No-op unless `disconnected`. */
@@ -196,7 +193,7 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
     }
     const baseUrl = await base;
     if (id !== this.connId) return;
-    const since = this.personalCursor.since;
+    const since = this.personal.attempt();
     const url = buildConnectUrl(baseUrl, {
       params: this.opts.params,
       ...(token !== undefined ? { token } : {}),
@@ -211,7 +208,6 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
       return;
     }
     this.ws = ws;
-    this.personalSince = since;
     // Each handler checks it still belongs to the current socket: events of a replaced one are late and ignored.
     ws.onmessage = (ev) => {
       if (this.ws === ws) this.onFrame(ev.data, ws);
@@ -263,7 +259,7 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
     this.watchdog.stop();
     this.acks.clear();
     this.info = undefined;
-    this.preWelcome = [];
+    this.personal.drop();
 
     const wasActive = this.currentState !== 'disconnected';
     const willReconnect = reconnect && wasActive;
@@ -347,19 +343,13 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
     if (this.currentState !== 'connecting' || this.info) return; // a repeated welcome changes nothing
     clearTimeout(this.connectTimer);
     this.retry.reset();
-    // A different personal channel (another user's token): its old position means nothing.
-    const sameUser = this.personalChannel === undefined || this.personalChannel === w.channel;
-    if (!sameUser) this.personalCursor.reset();
-    const since = sameUser ? this.personalSince : undefined;
-    this.personalChannel = w.channel;
-    // Only personal messages can precede the welcome; subscriptions are made after it.
-    const buffered = this.preWelcome.filter((pub) => pub.channel === w.channel);
-    this.preWelcome = [];
+    const since = this.personal.welcome(w.channel);
+    const buffered = this.personal.takeHeld();
     if (w.ping > 0) this.watchdog.start(w.ping * 1000 + this.opts.heartbeatGrace);
     const ws = this.ws;
 
-    applyRecovery(this.personalCursor, since, w, buffered, {
-      reset: () => this.emit('reset', { channel: w.channel, ...this.personalCursor.position }),
+    applyRecovery(this.personal.cursor, since, w, buffered, {
+      reset: () => this.emit('reset', { channel: w.channel, ...this.personal.cursor.position }),
       ready: ({ wasRecovering, recovered }) => {
         const codec = codecOfSubprotocol(ws?.protocol ?? '');
         this.info = { session: w.session, node: w.node, user: w.user, channel: w.channel, ping: w.ping, wasRecovering, recovered, codec };
@@ -377,16 +367,16 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
 
   private onPublication(pub: Publication): void {
     if (this.currentState !== 'connected') {
-      if (this.preWelcome.length < this.opts.maxBufferedMessages) this.preWelcome.push(pub);
+      this.personal.hold(pub);
       return;
     }
-    if (pub.channel === this.personalChannel) this.deliverPersonal(pub);
+    if (pub.channel === this.personal.channel) this.deliverPersonal(pub);
     else this.subs.get(pub.channel)?._message(pub);
   }
 
   /** A live personal message: de-duplicate, then emit. */
   private deliverPersonal(pub: Publication): void {
-    if (this.personalCursor.accept(pub)) this.emitPersonal(pub);
+    if (this.personal.cursor.accept(pub)) this.emitPersonal(pub);
   }
 
   private emitPersonal(pub: Publication): void {
