@@ -19,15 +19,18 @@ import {
   type SubscribeResult,
   type WelcomeFrame,
 } from '../protocol/index.js';
-import { codecOfSubprotocol, encodeClientFrameBinary, MSGPACK_SUBPROTOCOL } from '../protocol/msgpack.js';
+import { codecOfSubprotocol, encodeClientFrameBinary } from '../protocol/msgpack.js';
 import { AckBatcher } from './ack.js';
 import { backoffDelay } from '../shared/backoff.js';
-import { applyRecovery, StreamCursor } from './cursor.js';
+import { applyRecovery } from './cursor.js';
 import { decodeServerFrame } from './decode.js';
+import { openSocket, resolveBase } from './dial.js';
 import { Emitter } from './emitter.js';
 import { ClientError, LocalErrorCode } from './errors.js';
 import type { ClientEvents, ClientState, ConnectedEvent, DisconnectedEvent } from './events.js';
 import { resolveOptions, type ClientOptions, type ResolvedOptions } from './options.js';
+import { PersonalChannel } from './personal.js';
+import { ReconnectSchedule } from './reconnect.js';
 import { Requests, type RequestBody, type RequestFrame } from './requests.js';
 import { Subscription, type SubscriptionHost } from './subscription.js';
 import { buildConnectUrl, closableCode, isWebSocketUrl, WS_CLOSING, WS_OPEN, type WebSocketLike } from './transport.js';
@@ -37,12 +40,6 @@ import { Watchdog } from './watchdog.js';
 const CLIENT_DISCONNECT = { code: 1000, reason: 'client disconnect' } as const;
 /** WebSocket close reasons are capped at 123 bytes. */
 const MAX_REASON_CHARS = 100;
-/**
- * Redirects (4102 with a URL) followed at once in a row without a `welcome`;
- * the next one is not followed but retried with backoff on the normal URL,
- * so two nodes that disagree about the owner cannot make a tight loop.
- */
-export const MAX_REDIRECTS = 3;
 
 export class SwitchboardClient extends Emitter<ClientEvents> {
   private readonly opts: ResolvedOptions;
@@ -50,32 +47,24 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
   private ws: WebSocketLike | null = null;
   /** Bumped by every attempt and every teardown; an async step of an older attempt sees the change and gives up. */
   private connId = 0;
-  /** Failed attempts since the last `welcome`: the backoff exponent. */
-  private attempt = 0;
-  /** Where the next attempt goes instead of `url`/`resolveUrl`: set by a followed redirect, used once. */
-  private redirectUrl: string | undefined;
-  /** Redirects followed since the last `welcome` or the last one not followed. */
-  private redirects = 0;
-  private reconnectTimer: ReturnType<typeof setTimeout> | undefined;
+  /** When and where the next attempt goes: backoff, redirects. */
+  private readonly retry: ReconnectSchedule;
   private connectTimer: ReturnType<typeof setTimeout> | undefined;
   private readonly watchdog = new Watchdog(() => this.teardown(CloseCode.HeartbeatTimeout, 'heartbeat timeout', true));
   private readonly requests: Requests;
   private readonly acks: AckBatcher;
   private readonly subs = new Map<string, Subscription>();
   private readonly host: SubscriptionHost;
-  private readonly personalCursor = new StreamCursor();
-  private personalChannel: string | undefined;
-  /** The personal channel's position sent with the current attempt. */
-  private personalSince: StreamPosition | undefined;
+  private readonly personal: PersonalChannel;
   private info: ConnectedEvent | undefined;
-  /** Messages that arrived on the open socket before `welcome`. */
-  private preWelcome: Publication[] = [];
 
   /** Throws `TypeError` for a missing `url`, no WebSocket implementation, or a bad number. */
   constructor(options: ClientOptions) {
     super();
     this.opts = resolveOptions(options);
     buildConnectUrl(this.opts.url, {}); // throws now for a malformed url
+    this.retry = new ReconnectSchedule(this.opts, () => void this.open());
+    this.personal = new PersonalChannel(this.opts.maxBufferedMessages);
     this.requests = new Requests({ timeout: this.opts.requestTimeout, maxQueued: this.opts.maxQueuedRequests });
     this.acks = new AckBatcher(this.opts.ackInterval, (frame) => this.sendFrame(frame));
     this.host = {
@@ -108,14 +97,13 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
 
   /** The last position delivered on the personal channel: what a reconnect recovers from. */
   get personalPosition(): StreamPosition | undefined {
-    return this.personalCursor.position;
+    return this.personal.cursor.position;
   }
 
   /** Start connecting (at once; retries back off). No-op unless `disconnected`. */
   connect(): void {
     if (this.currentState !== 'disconnected') return;
-    this.attempt = 0;
-    this.redirects = 0;
+    this.retry.reset();
     this.setState('connecting');
     void this.open();
   }
@@ -188,8 +176,7 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
 
   private async open(): Promise<void> {
     const id = ++this.connId;
-    const redirect = this.redirectUrl;
-    this.redirectUrl = undefined;
+    const redirect = this.retry.takeRedirect();
     // Started before getToken: both may be network round trips.
     const base = redirect ?? this.resolveBase(id);
     let token = this.opts.token;
@@ -206,7 +193,7 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
     }
     const baseUrl = await base;
     if (id !== this.connId) return;
-    const since = this.personalCursor.since;
+    const since = this.personal.attempt();
     const url = buildConnectUrl(baseUrl, {
       params: this.opts.params,
       ...(token !== undefined ? { token } : {}),
@@ -214,18 +201,13 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
     });
     let ws: WebSocketLike;
     try {
-      const Ctor = this.opts.WebSocket;
-      const protocols = this.offeredProtocols();
-      ws = protocols.length === 0 ? new Ctor(url) : new Ctor(url, protocols);
-      // Binary frames must arrive as something decodable at once (a browser's default is a Blob).
-      if (this.opts.codec === 'msgpack') ws.binaryType = 'arraybuffer';
+      ws = openSocket(this.opts, url);
     } catch (err) {
       this.emitError(new ClientError(LocalErrorCode.Transport, 'could not open a WebSocket', err));
       this.scheduleReconnect();
       return;
     }
     this.ws = ws;
-    this.personalSince = since;
     // Each handler checks it still belongs to the current socket: events of a replaced one are late and ignored.
     ws.onmessage = (ev) => {
       if (this.ws === ws) this.onFrame(ev.data, ws);
@@ -245,59 +227,16 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
     }, this.opts.connectTimeout);
   }
 
-  /**
-   * The subprotocols to offer, in the order of preference: the MessagePack
-   * one first when asked for, then `subprotocol` so that a server without
-   * MessagePack still agrees on JSON.
-   */
-  private offeredProtocols(): string[] {
-    const { codec, subprotocol } = this.opts;
-    const offered = codec === 'msgpack' ? [MSGPACK_SUBPROTOCOL] : [];
-    if (subprotocol !== null && !offered.includes(subprotocol)) offered.push(subprotocol);
-    return offered;
-  }
-
-  /**
-   * The base URL of attempt `id`: `resolveUrl`'s answer, or `url` when there
-   * is no resolver or it fails (reported unless the attempt was abandoned).
-   * Never rejects.
-   */
+  /** The base URL of attempt `id`; a failed `resolveUrl` is reported unless the attempt was abandoned. */
   private async resolveBase(id: number): Promise<string> {
-    const { resolveUrl, url, connectTimeout } = this.opts;
-    if (!resolveUrl) return url;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    let problem: unknown;
-    try {
-      const answer = await Promise.race([
-        resolveUrl(),
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(new Error(`no answer within ${connectTimeout} ms`)), connectTimeout);
-        }),
-      ]);
-      if (typeof answer !== 'string') throw new TypeError(`resolveUrl gave ${typeof answer}, not a string`);
-      buildConnectUrl(answer, {}); // throws for anything but a (ws|http)(s) URL
-      return answer;
-    } catch (err) {
-      problem = err;
-    } finally {
-      clearTimeout(timer);
-    }
-    if (id === this.connId) {
-      this.emitError(new ClientError(LocalErrorCode.ResolveUrl, `resolveUrl failed; connecting to ${url}`, problem));
-    }
+    const { url, error } = await resolveBase(this.opts);
+    if (error && id === this.connId) this.emitError(error);
     return url;
   }
 
   private scheduleReconnect(): void {
     if (this.currentState === 'disconnected') return;
-    const { minReconnectDelay, maxReconnectDelay, random } = this.opts;
-    // A followed redirect is not a failure: go at once and leave the backoff as it is.
-    const delay =
-      this.redirectUrl !== undefined ? 0 : backoffDelay(this.attempt++, minReconnectDelay, maxReconnectDelay, random);
-    this.reconnectTimer = setTimeout(() => {
-      this.reconnectTimer = undefined;
-      void this.open();
-    }, delay);
+    this.retry.schedule();
   }
 
   /**
@@ -317,23 +256,21 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
       }
     }
     clearTimeout(this.connectTimer);
-    clearTimeout(this.reconnectTimer);
-    this.reconnectTimer = undefined;
     this.watchdog.stop();
     this.acks.clear();
     this.info = undefined;
-    this.preWelcome = [];
+    this.personal.drop();
 
     const wasActive = this.currentState !== 'disconnected';
     const willReconnect = reconnect && wasActive;
     // Any other way down forgets a redirect still waiting for its attempt.
-    this.redirectUrl = willReconnect ? redirect : undefined;
+    this.retry.cancel(willReconnect ? redirect : undefined);
     this.setState(willReconnect ? 'connecting' : 'disconnected');
     for (const sub of [...this.subs.values()]) sub._disconnected();
     this.requests.rejectAll(`connection closed (${code} ${reason})`, !willReconnect);
     if (wasActive) {
       const event: DisconnectedEvent = { code, reason, reconnect: willReconnect };
-      if (this.redirectUrl !== undefined) event.url = this.redirectUrl;
+      if (this.retry.redirect !== undefined) event.url = this.retry.redirect;
       this.emit('disconnected', event);
     }
     // Unless a listener already called disconnect() or connect() (both move connId on).
@@ -395,10 +332,7 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
       if (!isWebSocketUrl(frame.url)) {
         const shown = JSON.stringify(frame.url.slice(0, 100));
         this.emitError(new ClientError(LocalErrorCode.BadFrame, `ignored a redirect to ${shown}: not a ws:/wss: URL`));
-      } else if (this.redirects >= MAX_REDIRECTS) {
-        this.redirects = 0; // this drop backs off; after it, redirects are followed again
-      } else {
-        this.redirects++;
+      } else if (this.retry.followRedirect()) {
         redirect = frame.url;
       }
     }
@@ -408,21 +342,14 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
   private onWelcome(w: WelcomeFrame): void {
     if (this.currentState !== 'connecting' || this.info) return; // a repeated welcome changes nothing
     clearTimeout(this.connectTimer);
-    this.attempt = 0;
-    this.redirects = 0;
-    // A different personal channel (another user's token): its old position means nothing.
-    const sameUser = this.personalChannel === undefined || this.personalChannel === w.channel;
-    if (!sameUser) this.personalCursor.reset();
-    const since = sameUser ? this.personalSince : undefined;
-    this.personalChannel = w.channel;
-    // Only personal messages can precede the welcome; subscriptions are made after it.
-    const buffered = this.preWelcome.filter((pub) => pub.channel === w.channel);
-    this.preWelcome = [];
+    this.retry.reset();
+    const since = this.personal.welcome(w.channel);
+    const buffered = this.personal.takeHeld();
     if (w.ping > 0) this.watchdog.start(w.ping * 1000 + this.opts.heartbeatGrace);
     const ws = this.ws;
 
-    applyRecovery(this.personalCursor, since, w, buffered, {
-      reset: () => this.emit('reset', { channel: w.channel, ...this.personalCursor.position }),
+    applyRecovery(this.personal.cursor, since, w, buffered, {
+      reset: () => this.emit('reset', { channel: w.channel, ...this.personal.cursor.position }),
       ready: ({ wasRecovering, recovered }) => {
         const codec = codecOfSubprotocol(ws?.protocol ?? '');
         this.info = { session: w.session, node: w.node, user: w.user, channel: w.channel, ping: w.ping, wasRecovering, recovered, codec };
@@ -440,16 +367,16 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
 
   private onPublication(pub: Publication): void {
     if (this.currentState !== 'connected') {
-      if (this.preWelcome.length < this.opts.maxBufferedMessages) this.preWelcome.push(pub);
+      this.personal.hold(pub);
       return;
     }
-    if (pub.channel === this.personalChannel) this.deliverPersonal(pub);
+    if (pub.channel === this.personal.channel) this.deliverPersonal(pub);
     else this.subs.get(pub.channel)?._message(pub);
   }
 
   /** A live personal message: de-duplicate, then emit. */
   private deliverPersonal(pub: Publication): void {
-    if (this.personalCursor.accept(pub)) this.emitPersonal(pub);
+    if (this.personal.cursor.accept(pub)) this.emitPersonal(pub);
   }
 
   private emitPersonal(pub: Publication): void {

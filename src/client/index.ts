@@ -2,7 +2,8 @@
  * The Switchboard client SDK, for browsers and Node. Imports nothing from
  * Node: in Node < 22 pass the `ws` package's class as the `WebSocket` option.
  */
-export { MAX_REDIRECTS, SwitchboardClient } from './client.js';
+export { SwitchboardClient } from './client.js';
+export { MAX_REDIRECTS } from './reconnect.js';
 export { routeResolver, type RouteResolverInit } from './route.js';
 export { Subscription } from './subscription.js';
 export { ClientError, LocalErrorCode, type ClientErrorCode } from './errors.js';
