@@ -11,9 +11,13 @@
  * readers then recover on their own). Duplicates and offsets older than
  * what was delivered are dropped.
  *
+ * When the source of publications goes away for a while, `suspend` holds
+ * every known channel's publications until `catchUp` has read from history
+ * what each missed since its position.
+ *
  * Used by the NATS broker (republished messages that overtake each other),
  * the RabbitMQ broker (publishers that send in another order than the store
- * numbered) and the gateway (a publication lost on the way).
+ * numbered) and the gateway (a publication lost on the way, a broker outage).
  */
 import type { Publication } from '../protocol/index.js';
 import type { BrokerPublication } from './broker.js';
@@ -23,6 +27,8 @@ export interface FilledRange {
   epoch: string;
   /** Stored publications in the range asked for, oldest first. */
   messages: Publication[];
+  /** History no longer holds the start of the range (trimmed, expired or lost): the gap cannot be filled. */
+  trimmed?: boolean;
 }
 
 /** How a channel meets a publication of another epoch when old epochs are told apart by store time. */
@@ -40,10 +46,12 @@ export interface ChannelOrderOptions<M> {
   predecessor(pub: BrokerPublication, meta: M): number;
   /** Whether a channel's first publication (or its first after being forgotten) goes on without its predecessor (default: yes). */
   starts?(pub: BrokerPublication, meta: M): boolean;
-  /** Stored publications of `channel` with offsets `from..to` (inclusive, at most `limit`); without it a gap is passed over. */
+  /** Stored publications of `channel`, offsets `from..to` (inclusive, at most `limit`; `to` Infinity for a catch-up); without it a gap is passed over. */
   fill?(channel: string, from: number, to: number, limit: number): Promise<FilledRange>;
-  /** A gap history cannot fill: instead of passing over it, drop what is held and forget the channel. */
+  /** A gap history cannot fill (or too many held): instead of passing over it, drop what is held and forget the channel. */
   lost?(channel: string, why: string): void;
+  /** A gap is being filled: offsets after `after` are missing, `next` arrived. */
+  onGap?(channel: string, after: number, next: number): void;
   /** A gap skipped, or a handler that threw. */
   onFault?(err: Error, where: string): void;
   /**
@@ -65,6 +73,8 @@ export interface ChannelOrderOptions<M> {
   maxFills?: number;
   /** Publications per history read (default 1000). */
   fillLimit?: number;
+  /** Reads of a gap before it is passed over when history cannot be read (default 3). */
+  fillAttempts?: number;
 }
 
 export interface OrderStats {
@@ -80,13 +90,10 @@ export interface OrderStats {
   dropped: number;
 }
 
-/** A fill is retried this many times when history cannot be read, then the gap is skipped. */
-const FILL_ATTEMPTS = 3;
-
+/** A publication waiting; one read from history (`filled`, no `meta`) needs no predecessor. */
 interface Held<M> {
   pub: BrokerPublication;
   offset: number;
-  /** Undefined for a publication read from history: it needs no predecessor. */
   meta: M | undefined;
   filled: boolean;
 }
@@ -99,8 +106,11 @@ interface ChannelState<M> {
   /** Waiting for their predecessors, by offset. */
   held: Array<Held<M>>;
   timer: ReturnType<typeof setTimeout> | undefined;
-  filling: boolean;
+  /** The history read under way, if any. */
+  filling: Promise<void> | undefined;
   attempts: number;
+  /** Everything is held until `catchUp`. */
+  suspended: boolean;
   /** The latest store time among the publications seen (for telling epochs apart). */
   seenAt: number;
   /** Bumped when the state is reset: fills begun before are stale. */
@@ -118,17 +128,27 @@ export class ChannelOrder<M = void> {
   private readonly maxChannels: number;
   private readonly maxFills: number;
   private readonly fillLimit: number;
+  private readonly fillAttempts: number;
+  /** Whether channels are kept in the order of their last use (for forgetting idle or surplus ones). */
+  private readonly lru: boolean;
 
   constructor(private readonly options: ChannelOrderOptions<M>) {
     this.maxHeld = options.maxHeld ?? Infinity;
     this.maxChannels = options.maxChannels ?? 100_000;
     this.maxFills = options.maxFills ?? 32;
     this.fillLimit = options.fillLimit ?? 1000;
+    this.fillAttempts = options.fillAttempts ?? 3;
+    this.lru = options.idleMs !== undefined || this.maxChannels !== Infinity;
     const idleMs = options.idleMs;
     if (idleMs !== undefined) {
-      this.sweeper = setInterval(() => this.sweep(idleMs), Math.max(10, idleMs / 2));
+      this.sweeper = setInterval(() => this.prune((st) => st.touched <= Date.now() - idleMs), Math.max(10, idleMs / 2));
       this.sweeper.unref();
     }
+  }
+
+  /** Channels remembered. */
+  get size(): number {
+    return this.states.size;
   }
 
   get stats(): OrderStats {
@@ -145,11 +165,12 @@ export class ChannelOrder<M = void> {
     const epochs = this.options.epochs;
     if (st.epoch === undefined) st.epoch = pub.epoch;
     else if (st.epoch !== pub.epoch) {
-      if (!epochs) {
+      // While suspended the old numbering stays: the catch-up finds it gone.
+      if (!epochs && !st.suspended) {
         this.forget(pub.channel);
         st = this.state(pub.channel);
         st.epoch = pub.epoch;
-      } else {
+      } else if (epochs) {
         // Stored before the newest one seen: a late publication of an older numbering.
         if (st.retired.includes(pub.epoch) || epochs.storedAt(meta) < st.seenAt) return void this.counts.dropped++;
         this.renumber(st, pub.epoch, epochs.retired);
@@ -158,28 +179,28 @@ export class ChannelOrder<M = void> {
     if (epochs) st.seenAt = Math.max(st.seenAt, epochs.storedAt(meta));
     const offset = pub.offset;
     if (st.last !== undefined && offset <= st.last) return void this.counts.dropped++;
-    const h: Held<M> = { pub, offset, meta, filled: false };
-    const startable = this.startable(st, h);
-    if (st.held.length === 0 && startable) {
+    const startable = this.startable(st, pub, meta, false);
+    if (st.held.length === 0 && startable && !st.suspended) {
       st.last = offset;
       this.emit(pub);
       return;
     }
     if (!startable) this.counts.waited++;
-    this.hold(st, h);
+    this.hold(st, { pub, offset, meta, filled: false });
     if (st.held.length > this.maxHeld) {
-      if (st.filling) this.release(pub.channel, st, `more than ${this.maxHeld} publications held`);
+      if (st.filling || st.suspended) this.unfillable(pub.channel, st, `more than ${this.maxHeld} publications held`);
       else this.gap(pub.channel, st);
       return;
     }
     this.drain(pub.channel, st);
   }
 
-  /**
-   * Everything of `channel` up to `top` is accounted for (read from
-   * history, say): what is held up to it is dropped and what follows it
-   * may go on.
-   */
+  /** Where `channel` starts when it is not known yet: as `prime`. */
+  start(channel: string, top: number, epoch: string): void {
+    if (!this.states.has(channel)) this.prime(channel, top, epoch);
+  }
+
+  /** Everything of `channel` up to `top` is accounted for (read from history, say): what follows may go on. */
   prime(channel: string, top: number, epoch: string | undefined): void {
     if (this.closed) return;
     const st = this.state(channel);
@@ -206,6 +227,23 @@ export class ChannelOrder<M = void> {
     this.states.delete(channel);
   }
 
+  /** The source went away: hold every publication of the channels known now until `catchUp`. */
+  suspend(): void {
+    for (const st of this.states.values()) st.suspended = true;
+  }
+
+  /** Read what each known channel missed since its position, deliver it and then what was held: one channel at a time. */
+  async catchUp(): Promise<void> {
+    for (const [channel, st] of [...this.states]) {
+      if (this.closed) return;
+      if (this.states.get(channel) !== st) continue;
+      st.suspended = false;
+      if (st.filling) await st.filling;
+      else if (st.last === undefined || !this.options.fill) this.drain(channel, st);
+      else await this.read(channel, st, st.last + 1, Infinity);
+    }
+  }
+
   /** Drop everything (the owner closed). */
   close(): void {
     this.closed = true;
@@ -219,20 +257,20 @@ export class ChannelOrder<M = void> {
   /** The channel's state, created if new, and marked as the most recently used. */
   private state(channel: string): ChannelState<M> {
     let st = this.states.get(channel);
+    if (st && !this.lru) return st;
     if (st) this.states.delete(channel);
-    else st = { epoch: undefined, retired: [], last: undefined, held: [], timer: undefined, filling: false, attempts: 0, seenAt: 0, generation: 0, touched: 0 };
-    st.touched = Date.now();
+    else st = { epoch: undefined, retired: [], last: undefined, held: [], timer: undefined, filling: undefined, attempts: 0, suspended: false, seenAt: 0, generation: 0, touched: 0 };
+    if (this.lru) st.touched = Date.now();
     this.states.set(channel, st);
-    if (this.states.size > this.maxChannels) this.evict();
+    if (this.states.size > this.maxChannels) this.prune(() => this.states.size > this.maxChannels);
     return st;
   }
 
-  /** Whether `h` may be delivered now. */
-  private startable(st: ChannelState<M>, h: Held<M>): boolean {
-    if (h.filled) return true;
-    const meta = h.meta as M;
-    if (st.last !== undefined) return this.options.predecessor(h.pub, meta) <= st.last;
-    return this.options.starts?.(h.pub, meta) ?? true;
+  /** Whether `pub` may be delivered now (one read from history needs no predecessor). */
+  private startable(st: ChannelState<M>, pub: BrokerPublication, meta: M | undefined, filled: boolean): boolean {
+    if (filled) return true;
+    if (st.last !== undefined) return this.options.predecessor(pub, meta as M) <= st.last;
+    return this.options.starts?.(pub, meta as M) ?? true;
   }
 
   private hold(st: ChannelState<M>, h: Held<M>): void {
@@ -244,6 +282,7 @@ export class ChannelOrder<M = void> {
 
   /** Deliver what has become deliverable; keep a timer on what still waits. */
   private drain(channel: string, st: ChannelState<M>): void {
+    if (st.suspended) return;
     while (st.held.length > 0) {
       const h = st.held[0]!;
       if (st.last !== undefined && h.offset <= st.last) {
@@ -251,7 +290,7 @@ export class ChannelOrder<M = void> {
         this.counts.dropped++;
         continue;
       }
-      if (!this.startable(st, h)) break;
+      if (!this.startable(st, h.pub, h.meta, h.filled)) break;
       st.held.shift();
       st.last = h.offset;
       this.emit(h.pub);
@@ -270,41 +309,49 @@ export class ChannelOrder<M = void> {
     if (st.timer) clearTimeout(st.timer);
     st.timer = undefined;
     const first = st.held[0];
-    if (this.closed || st.filling || !first || this.states.get(channel) !== st) return;
-    const fill = this.options.fill;
-    if (!fill) return this.release(channel, st);
+    if (this.closed || st.filling || st.suspended || !first || this.states.get(channel) !== st) return;
+    if (!this.options.fill) return this.release(channel, st);
     if (this.fills >= this.maxFills) {
       st.timer = setTimeout(() => this.gap(channel, st), this.options.holdMs);
       return;
     }
     const from = (st.last ?? this.predecessorOf(first) - 1) + 1;
-    const to = first.offset - 1;
+    if (st.attempts === 0) this.options.onGap?.(channel, from - 1, first.offset);
+    void this.read(channel, st, from, first.offset - 1);
+  }
+
+  /** Read `from..to` of `channel` from history and go on with what it gives. */
+  private read(channel: string, st: ChannelState<M>, from: number, to: number): Promise<void> {
+    if (st.timer) clearTimeout(st.timer);
+    st.timer = undefined;
     const limit = Math.min(this.fillLimit, to - from + 1);
     const generation = st.generation;
-    st.filling = true;
     this.fills++;
     const done = (range: FilledRange | undefined, err?: unknown): void => {
       this.fills--;
       if (this.closed || st.generation !== generation || this.states.get(channel) !== st) return;
-      st.filling = false;
+      st.filling = undefined;
       this.filled(channel, st, from, to, limit, range, err);
     };
-    fill(channel, from, to, limit).then(
+    const filling = this.options.fill!(channel, from, to, limit).then(
       (range) => done(range),
       (err: unknown) => done(undefined, err),
     );
+    st.filling = filling;
+    return filling;
   }
 
   private filled(channel: string, st: ChannelState<M>, from: number, to: number, limit: number, range: FilledRange | undefined, err: unknown): void {
     if (!range) {
-      if (++st.attempts < FILL_ATTEMPTS) {
+      if (++st.attempts < this.fillAttempts) {
         st.timer = setTimeout(() => this.gap(channel, st), this.options.holdMs);
         return;
       }
       const why = err instanceof Error ? err.message : String(err);
       return this.release(channel, st, `history unreadable (${why})`);
     }
-    if (range.epoch !== st.epoch) return this.release(channel, st, 'its numbering restarted');
+    if (range.epoch !== st.epoch) return this.unfillable(channel, st, 'its numbering restarted');
+    if (range.trimmed) return this.unfillable(channel, st, `offsets from ${from} are not in history`);
     st.attempts = 0;
     for (const m of range.messages) {
       const offset = m.offset;
@@ -315,31 +362,32 @@ export class ChannelOrder<M = void> {
     st.last ??= from - 1;
     this.drain(channel, st);
     const first = st.held[0];
-    if (!first || first.offset > to + 1 || this.startable(st, first)) return;
+    // After a catch-up, what is still missing is a gap like any other (`drain` set its timer).
+    if (!first || to === Infinity || first.offset > to + 1 || this.startable(st, first.pub, first.meta, first.filled)) return;
     if (range.messages.length >= limit) {
       // A long gap is read page by page.
       if (st.timer) clearTimeout(st.timer);
       st.timer = setTimeout(() => this.gap(channel, st), 0);
       return;
     }
-    // History no longer has what is missing (trimmed or expired): skip it.
-    this.release(channel, st, `offsets ${(st.last ?? 0) + 1}–${this.predecessorOf(first)} are not in history`);
+    // History no longer has what is missing (trimmed or expired).
+    this.unfillable(channel, st, `offsets ${(st.last ?? 0) + 1}–${this.predecessorOf(first)} are not in history`);
   }
 
-  /**
-   * Give up on the gap before the first held publication: deliver everything
-   * held, in order (`why` says why, when it is worth a fault). A user with
-   * `lost` drops it all instead, and the channel with it.
-   */
+  /** The gap cannot be filled: passed over, or for a user with `lost`, the channel is dropped. */
+  private unfillable(channel: string, st: ChannelState<M>, why: string): void {
+    if (!this.options.lost) return this.release(channel, st, why);
+    this.counts.skipped++;
+    this.forget(channel);
+    this.options.lost(channel, why);
+  }
+
+  /** Give up on the gap before the first held publication: deliver everything held, in order (`why` says why, worth a fault). */
   private release(channel: string, st: ChannelState<M>, why?: string): void {
     const held = st.held;
+    if (why !== undefined) this.options.onFault?.(new Error(`channel order: ${channel}: gap skipped, ${why}`), 'channel order');
     if (held.length === 0) return;
     this.counts.skipped++;
-    if (why !== undefined && this.options.lost) {
-      this.forget(channel);
-      return this.options.lost(channel, why);
-    }
-    if (why !== undefined) this.options.onFault?.(new Error(`channel order: ${channel}: gap skipped, ${why}`), 'channel order');
     st.held = [];
     this.flush(st, held);
     this.drain(channel, st);
@@ -368,8 +416,9 @@ export class ChannelOrder<M = void> {
     if (st.timer) clearTimeout(st.timer);
     st.timer = undefined;
     st.held = [];
-    st.filling = false;
+    st.filling = undefined;
     st.attempts = 0;
+    st.suspended = false;
     st.generation++;
   }
 
@@ -385,17 +434,10 @@ export class ChannelOrder<M = void> {
     }
   }
 
-  private sweep(idleMs: number): void {
-    const before = Date.now() - idleMs;
+  /** Forget channels without held ones, least recently used first, while `more` says so. */
+  private prune(more: (st: ChannelState<M>) => boolean): void {
     for (const [channel, st] of this.states) {
-      if (st.touched > before) break;
-      if (st.held.length === 0 && !st.filling) this.states.delete(channel);
-    }
-  }
-
-  private evict(): void {
-    for (const [channel, st] of this.states) {
-      if (this.states.size <= this.maxChannels) return;
+      if (!more(st)) return;
       if (st.held.length === 0 && !st.filling) this.states.delete(channel);
     }
   }
