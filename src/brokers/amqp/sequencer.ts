@@ -37,32 +37,21 @@
  * The holding, filling and forgetting are the shared channel order
  * (`../channel-order.ts`); this file says what differs for RabbitMQ.
  */
-import { ChannelOrder, type FilledRange, type OrderStats } from '../channel-order.js';
+import { ChannelOrder, type ChannelOrderOptions, type FilledRange, type OrderStats } from '../channel-order.js';
 import type { BrokerPublication } from '../broker.js';
 import type { Order } from './codec.js';
 
 export type { FilledRange };
 export type SequencerStats = OrderStats;
 
-export interface SequencerOptions {
-  /** Hands a publication to the node, in order. */
-  deliver(pub: BrokerPublication): void;
-  /** Stored publications of `channel` with offsets `from..to` (inclusive, at most `limit`). */
-  fill(channel: string, from: number, to: number, limit: number): Promise<FilledRange>;
-  /** A gap that could not be filled, or a handler that threw. */
+/** The channel order's settings RabbitMQ passes on (`maxHeld` defaults to 1000, `idleMs` to 60 000 ms here). */
+type Passed = 'deliver' | 'maxHeld' | 'idleMs' | 'maxChannels' | 'maxFills' | 'fillLimit';
+
+export interface SequencerOptions extends Pick<ChannelOrderOptions<Order>, Passed> {
+  fill: NonNullable<ChannelOrderOptions<Order>['fill']>;
   onFault(err: Error, where: string): void;
   /** How long a gap may stay open before it is filled from history (default 150 ms). */
   gapMs?: number;
-  /** Publications held per channel; beyond it the gap is filled at once (default 1000). */
-  maxHeld?: number;
-  /** A channel without traffic is forgotten after this long (default 60 000 ms). */
-  idleMs?: number;
-  /** Channels remembered at most (default 100 000). */
-  maxChannels?: number;
-  /** History reads in flight at most (default 32); other gaps wait their turn. */
-  maxFills?: number;
-  /** Publications per history read (default 1000). */
-  fillLimit?: number;
 }
 
 /** Epochs a channel remembers as past: their late publications are dropped. */
@@ -75,19 +64,15 @@ export class Sequencer {
 
   constructor(options: SequencerOptions) {
     const idleMs = options.idleMs ?? 60_000;
+    const { gapMs, ...passed } = options;
     this.order = new ChannelOrder<Order>({
-      deliver: options.deliver,
-      fill: options.fill,
-      onFault: options.onFault,
+      ...passed,
       predecessor: (_pub, order) => order.prev,
       starts: (_pub, order) => order.prev === 0 || order.prevAt <= this.horizon || order.at - order.prevAt >= idleMs / 2,
       epochs: { retired: RETIRED, storedAt: (order) => order.at },
-      holdMs: options.gapMs ?? 150,
+      holdMs: gapMs ?? 150,
       maxHeld: options.maxHeld ?? 1000,
       idleMs,
-      ...(options.maxChannels === undefined ? {} : { maxChannels: options.maxChannels }),
-      ...(options.maxFills === undefined ? {} : { maxFills: options.maxFills }),
-      ...(options.fillLimit === undefined ? {} : { fillLimit: options.fillLimit }),
     });
   }
 

@@ -54,7 +54,7 @@ export class Continuity {
     private readonly metrics: Metrics,
     private readonly log: Logger,
     /** Delivers a publication to the channel's local subscribers. */
-    private readonly deliver: (pub: BrokerPublication) => void,
+    deliver: (pub: BrokerPublication) => void,
     /** Bytes of recovered messages one reply may carry. */
     private readonly replayBudget: number,
   ) {
