@@ -79,7 +79,7 @@ export class Core {
       subscriptions: g.subscriptionCount,
       localChannels: g['interest']['local'].size,
       brokerSubscriptions: g['interest']['subscribing'].size,
-      positions: g['continuity']['positions'].size,
+      positions: g['continuity'].channels,
     };
   }
 

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { BrokerPublication } from '../../src/brokers/broker.js';
-import { Reorder } from '../../src/brokers/nats/reorder.js';
+import { ChannelOrder } from '../../src/brokers/channel-order.js';
 
 const pub = (offset: number | undefined, epoch = 'e1', channel = 'chat:a'): BrokerPublication =>
   offset === undefined ? { channel, data: 'x', ts: 0 } : { channel, data: offset, ts: 0, offset, epoch };
@@ -10,7 +10,8 @@ describe('NATS reorder window', () => {
 
   function setup(holdMs = 100) {
     const out: Array<[string, number | undefined, string | undefined]> = [];
-    const r = new Reorder((p) => out.push([p.channel, p.offset, p.epoch]), holdMs);
+    // Configured as the NATS broker configures it.
+    const r = new ChannelOrder({ deliver: (p) => void out.push([p.channel, p.offset, p.epoch]), predecessor: (p) => p.offset! - 1, holdMs });
     return { r, out, offsets: (channel = 'chat:a') => out.filter((o) => o[0] === channel).map((o) => o[1]) };
   }
 

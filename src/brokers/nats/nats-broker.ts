@@ -34,6 +34,7 @@ import type {
 import type { HistoryPage, HistoryPolicy, HistoryQuery } from '../history.js';
 import { TO_SUBSCRIBERS } from '../broker.js';
 import { closedError, notStartedError } from '../errors.js';
+import { ChannelOrder } from '../channel-order.js';
 import { NetworkedBroker } from '../networked.js';
 import { H_ROUTE, H_SEQUENCE, H_STREAM, decodeDelivered, encodeStored, isMarker, publicationHeaders, type PublishInput } from './codec.js';
 import { NatsHistory } from './history.js';
@@ -41,7 +42,6 @@ import { DEFAULT_TUNING, NatsLink, type LinkTuning } from './link.js';
 import { NatsLedger } from './ledger.js';
 import { DEFAULT_PREFIX, NatsNames } from './names.js';
 import { NatsPresence } from './presence.js';
-import { Reorder } from './reorder.js';
 import { NatsStreams } from './streams.js';
 import { parseNatsUrl, type NatsTarget } from './url.js';
 
@@ -72,8 +72,21 @@ export class NatsBroker extends NetworkedBroker implements Broker {
   private readonly histories: NatsHistory;
   private readonly presences: NatsPresence;
   private readonly ledger: NatsLedger;
-  /** Publications pass through here to reach the node in offset order per channel. */
-  private readonly order = new Reorder((pub) => this.calls.publication(pub));
+  /**
+   * Publications pass through here to reach the node in offset order per
+   * channel. A history stream stores a channel's messages in offset order,
+   * but a NATS server may republish two of them, stored from two client
+   * connections at once, in the other order (seen on 2.9 under load). One
+   * that skips ahead waits at most 100 ms for the ones before it; after the
+   * wait the held ones go on with the gap left open: the node fills it from
+   * history (see the gateway's continuity).
+   */
+  private readonly order = new ChannelOrder({
+    deliver: (pub) => this.calls.publication(pub),
+    onFault: (err, where) => this.fault(err, where),
+    predecessor: (pub) => pub.offset! - 1,
+    holdMs: 100,
+  });
   private link: NatsLink | undefined;
   private controlSelf = '';
   /** Interest mode: the subscription of each channel. */
@@ -281,7 +294,7 @@ export class NatsBroker extends NetworkedBroker implements Broker {
   }
 
   protected async release(): Promise<void> {
-    this.order.clear();
+    this.order.close();
     this.subscriptions.clear();
     this.local.clear();
     this.wanted.clear();

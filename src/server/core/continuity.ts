@@ -4,14 +4,17 @@
  * `?since` from the position its device acknowledged); the node keeps the
  * newest offset it dispatched per channel, fills a gap in the live stream
  * from history, and after a broker outage catches every channel up while
- * holding back the live publications that would overtake the older ones.
- * Where history cannot fill the hole, the channel's sessions are closed
- * with 4104 (StateLost) so that they reconnect and learn `recovered: false`.
+ * holding back the live publications that would overtake the older ones
+ * (the shared channel order, `brokers/channel-order.ts`, does the holding
+ * and filling). Where history cannot fill the hole, the channel's sessions
+ * are closed with 4104 (StateLost) so that they reconnect and learn
+ * `recovered: false`.
  */
 import type { Logger } from 'pino';
 import { CloseCode, encodeMessage, ErrorCode, personalChannel, SwitchboardError } from '../../protocol/index.js';
 import type { Publication, StreamPosition, SubscribeResult } from '../../protocol/index.js';
 import type { Broker, BrokerPublication } from '../../brokers/broker.js';
+import { ChannelOrder, type FilledRange } from '../../brokers/channel-order.js';
 import { covers, type HistoryPage, type HistoryQuery } from '../../brokers/history.js';
 import type { Metrics } from '../metrics.js';
 import { AckWriter } from './acks.js';
@@ -32,18 +35,15 @@ export interface Recovery {
 const MAX_HELD = 10_000;
 
 export class Continuity {
-  /** The newest offset this node has dispatched per local channel with history: where a catch-up starts. */
-  private readonly positions = new Map<string, { offset: number; epoch: string }>();
+  /**
+   * The newest offset this node has dispatched per local channel with
+   * history (where a catch-up starts), and the live publications held back
+   * while a gap is filled or, after a broker outage, the channel caught up:
+   * none overtakes the older ones read from history.
+   */
+  private readonly order: ChannelOrder;
   /** Whether the broker was unreachable since the last catch-up. */
   private brokerWasDown = false;
-  /**
-   * While the broker is down and until each channel's catch-up is done: the
-   * live publications of the channels being caught up, held back so that
-   * none overtakes the older ones the catch-up reads from history.
-   */
-  private readonly held = new Map<string, BrokerPublication[]>();
-  /** The catch-up of each channel under way: one at a time per channel. */
-  private readonly catching = new Map<string, Promise<void>>();
   /** Acknowledged personal-channel positions on their way to the broker. */
   private readonly acks: AckWriter;
 
@@ -54,11 +54,35 @@ export class Continuity {
     private readonly metrics: Metrics,
     private readonly log: Logger,
     /** Delivers a publication to the channel's local subscribers. */
-    private readonly deliver: (pub: BrokerPublication) => void,
+    deliver: (pub: BrokerPublication) => void,
     /** Bytes of recovered messages one reply may carry. */
     private readonly replayBudget: number,
   ) {
     this.acks = new AckWriter(broker, metrics, log);
+    this.order = new ChannelOrder({
+      deliver,
+      // A node with subscribers of a channel receives every one of its publications.
+      predecessor: (pub) => pub.offset! - 1,
+      fill: (channel, from, _to, limit) => this.missed(channel, from, limit),
+      lost: (channel) => this.lost(channel),
+      onGap: (channel, after, got) => {
+        // One was lost on the way (a broker hiccup): it is filled from history at once.
+        this.metrics.gaps.inc();
+        this.log.warn({ channel, after, got }, 'gap in a channel: filling it from history');
+      },
+      onFault: (err, where) => this.log.warn({ err }, where === 'channel order' ? 'catch-up failed' : `${where} failed`),
+      holdMs: 0,
+      maxHeld: MAX_HELD,
+      maxChannels: Infinity,
+      maxFills: Infinity,
+      fillLimit: Infinity,
+      fillAttempts: 1,
+    });
+  }
+
+  /** Channels whose position is kept. */
+  get channels(): number {
+    return this.order.size;
   }
 
   /**
@@ -87,6 +111,7 @@ export class Continuity {
 
   /** Write the positions acknowledged last, before the broker goes (best effort: a write that fails is re-delivered later). */
   async close(): Promise<void> {
+    this.order.close();
     if (this.broker.ready) await this.acks.flush();
     this.acks.stop();
   }
@@ -128,7 +153,7 @@ export class Continuity {
       messages: since && recovered ? page.messages : [],
     };
     if (since && since !== 'start') this.metrics.recoveries.inc({ result: recovered ? 'recovered' : 'failed' });
-    if (!this.positions.has(channel)) this.positions.set(channel, { offset: page.offset, epoch: page.epoch });
+    this.order.start(channel, page.offset, page.epoch);
     const split = splitReplay(result.messages, this.replayBudget);
     if (split.rest.length > 0) {
       // The reply's position is where what it carries ends; the rest follows as `message` frames.
@@ -138,59 +163,25 @@ export class Continuity {
   }
 
   /**
-   * Whether `pub` waits instead of being delivered now: its channel is
-   * being caught up, or `pub` shows a gap that a catch-up starts to fill.
+   * Whether continuity takes `pub` over: a numbered publication of a local
+   * channel is delivered through the channel order (now, or once what it
+   * follows is); the others are the caller's to deliver.
    */
   withholds(pub: BrokerPublication): boolean {
-    const held = this.held.get(pub.channel);
-    if (held && pub.offset !== undefined) {
-      if (held.length < MAX_HELD) {
-        held.push(pub);
-        return true;
-      }
-      // Too much to hold: these sessions reconnect and recover instead.
-      this.lost(pub.channel);
-      return true;
-    }
-    if (pub.offset !== undefined && pub.epoch !== undefined && this.interest.holds(pub.channel)) {
-      const pos = this.positions.get(pub.channel);
-      if (pos && pos.epoch === pub.epoch && pub.offset > pos.offset + 1) {
-        // A node with subscribers of a channel receives every one of its
-        // publications, so a gap means one was lost on the way (a broker
-        // hiccup): fill it from history before going on.
-        this.metrics.gaps.inc();
-        this.log.warn({ channel: pub.channel, after: pos.offset, got: pub.offset }, 'gap in a channel: filling it from history');
-        this.held.set(pub.channel, [pub]);
-        void this.catchUpChannel(pub.channel);
-        return true;
-      }
-    }
-    return false;
-  }
-
-  /** `pub` is being delivered: its offset is the channel's newest dispatched one. */
-  advance(pub: BrokerPublication): void {
-    if (pub.offset === undefined || pub.epoch === undefined) return;
-    const pos = this.positions.get(pub.channel);
-    // Moved in place: an object per message, kept until the channel's next
-    // one, would outlive young-generation GCs and be collected by the
-    // slow old-generation ones.
-    if (pos && pos.epoch === pub.epoch) {
-      if (pos.offset < pub.offset) pos.offset = pub.offset;
-    } else {
-      this.positions.set(pub.channel, { offset: pub.offset, epoch: pub.epoch });
-    }
+    if (pub.offset === undefined || pub.epoch === undefined || !this.interest.holds(pub.channel)) return false;
+    this.order.push(pub);
+    return true;
   }
 
   /** The channel's last local subscriber left: nothing to keep for it. */
   forget(channel: string): void {
-    this.positions.delete(channel);
+    this.order.forget(channel);
   }
 
   /** The broker became unreachable: from now until its catch-up, a channel's live publications wait (see `catchUp`). */
   brokerLost(): void {
     this.brokerWasDown = true;
-    for (const channel of this.positions.keys()) if (!this.held.has(channel)) this.held.set(channel, []);
+    this.order.suspend();
   }
 
   /** The broker is reachable again: true when it was unreachable since the last catch-up, so one is due. */
@@ -207,56 +198,23 @@ export class Continuity {
    * the gap cannot be filled (history lost or too short), the channel's
    * sessions are told to reconnect: their recovery then says `recovered: false`.
    */
-  async catchUp(): Promise<void> {
-    for (const channel of [...this.positions.keys()]) await this.catchUpChannel(channel);
-    // Channels that left meanwhile, or joined the list after the loop started.
-    for (const channel of [...this.held.keys()]) if (!this.catching.has(channel)) this.release(channel);
+  catchUp(): Promise<void> {
+    return this.order.catchUp();
   }
 
-  /** Catch `channel` up from history; joins the catch-up already under way for it, if any. */
-  private catchUpChannel(channel: string): Promise<void> {
-    let running = this.catching.get(channel);
-    if (!running) {
-      running = this.fill(channel).finally(() => this.catching.delete(channel));
-      this.catching.set(channel, running);
-    }
-    return running;
-  }
-
-  /** Deliver what `channel` missed since the last dispatched offset, then what was held meanwhile. */
-  private async fill(channel: string): Promise<void> {
-    const kept = this.positions.get(channel);
+  /**
+   * What `channel` missed from offset `from` on, as one history read; marked
+   * trimmed where history no longer covers it (the epoch is checked by the order).
+   */
+  private async missed(channel: string, from: number, limit: number): Promise<FilledRange> {
     const policy = this.namespaces.of(channel).history;
-    if (!kept || !policy || !this.interest.holds(channel)) {
-      this.release(channel);
-      return;
-    }
-    // The position as it was when the catch-up began (deliveries move the kept one in place).
-    const pos = { ...kept };
-    try {
-      const page = await this.metrics.brokerCall('history', () => this.broker.history(channel, { since: pos.offset, limit: policy.size }, policy));
-      if (!covers(page, pos)) {
-        this.lost(channel);
-        return;
-      }
-      const ts = Date.now();
-      for (const m of page.messages) this.deliver({ ...m, ts });
-    } catch (err) {
-      this.log.warn({ err, channel }, 'catch-up failed');
-    }
-    this.release(channel);
-  }
-
-  /** Deliver what was held back for `channel` (sessions drop what the catch-up already gave them), and stop holding. */
-  private release(channel: string): void {
-    const held = this.held.get(channel);
-    this.held.delete(channel);
-    for (const pub of held ?? []) this.deliver(pub);
+    if (!policy || !this.interest.holds(channel)) throw new Error(`${channel} keeps no history here`);
+    const page = await this.metrics.brokerCall('history', () => this.broker.history(channel, { since: from - 1, limit: Math.min(limit, policy.size) }, policy));
+    return { epoch: page.epoch, messages: page.messages, trimmed: !covers(page, { offset: from - 1, epoch: page.epoch }) };
   }
 
   /** What `channel` missed cannot be delivered: its sessions reconnect and recover (4104). */
   private lost(channel: string): void {
-    this.held.delete(channel);
     this.metrics.recoveries.inc({ result: 'failed' });
     for (const s of [...(this.interest.subscribers(channel) ?? [])]) {
       s.disconnect(CloseCode.StateLost, 'messages may have been lost: reconnect to recover', true);

@@ -236,7 +236,6 @@ export class Gateway {
       return;
     }
     this.metrics.brokerReceived.inc({ use: 'used' });
-    this.continuity.advance(pub);
     const { ts, ...wire } = pub;
     // Encoded once for every subscriber; transports add their framing to it once, too.
     const message: Outgoing = { pub: wire as Publication, text: Buffer.from(encodeMessage(wire as Publication)) };
