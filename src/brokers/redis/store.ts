@@ -8,14 +8,13 @@
  */
 import type { Cluster, Redis } from 'ioredis';
 import { BrokerError } from '../errors.js';
-import { RedisAcks } from './acks.js';
 import { DEFAULT_TUNING, clusterClient, commandConnection, type ConnectionTuning } from './connections.js';
 import { DEFAULT_PREFIX, RedisKeys } from './keys.js';
 import { quit } from './link.js';
-import { RedisPresence } from './presence.js';
-import { RedisRegistry } from './registry.js';
 import type { CommandClient } from './lua.js';
-import { RedisStreams } from './stream.js';
+import { RedisRecords } from './records.js';
+import type { RedisRegistry } from './registry.js';
+import type { RedisStreams } from './stream.js';
 import type { RedisTarget } from './url.js';
 
 export interface RedisStoreHooks {
@@ -37,10 +36,12 @@ const noop = (): void => undefined;
 
 export class RedisStore {
   readonly keys: RedisKeys;
+  /** History, acks and presence (the broker's `Store`), and the registry. */
+  readonly records: RedisRecords;
+  /** Numbering and storing of publications (`records.streams`). */
   readonly streams: RedisStreams;
-  readonly presence: RedisPresence;
+  /** The registry by node id (`records.registry`). */
   readonly registry: RedisRegistry;
-  readonly acks: RedisAcks;
   private client: Redis | Cluster | undefined;
   private healthTimer: ReturnType<typeof setInterval> | undefined;
   private checking = false;
@@ -55,10 +56,9 @@ export class RedisStore {
   ) {
     this.keys = new RedisKeys(options.prefix ?? target.prefix ?? DEFAULT_PREFIX);
     const client = (): CommandClient => this.commands();
-    this.streams = new RedisStreams(client, this.keys, target.mode === 'cluster' ? 'spublish' : 'publish');
-    this.presence = new RedisPresence(client, this.keys);
-    this.registry = new RedisRegistry(client, this.keys);
-    this.acks = new RedisAcks(client, this.keys);
+    this.records = new RedisRecords(client, this.keys, target.mode === 'cluster' ? 'spublish' : 'publish');
+    this.streams = this.records.streams;
+    this.registry = this.records.registry;
   }
 
   get ready(): boolean {

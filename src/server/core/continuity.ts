@@ -68,7 +68,7 @@ export class Continuity {
    */
   async resumePoint(channel: string, device: string): Promise<Since> {
     if (!this.namespaces.of(channel).history) return undefined;
-    return (await this.broker.loadAck(channel, device)) ?? 'start';
+    return (await this.broker.store.loadAck(channel, device)) ?? 'start';
   }
 
   /**
@@ -97,7 +97,7 @@ export class Continuity {
     if (!policy.history) throw new SwitchboardError(ErrorCode.NotFound, `namespace "${policy.namespace}" keeps no history`);
     const history = policy.history;
     try {
-      return await this.metrics.brokerCall('history', () => this.broker.history(channel, query, history));
+      return await this.metrics.brokerCall('history', () => this.broker.store.history(channel, query, history));
     } catch {
       throw new SwitchboardError(ErrorCode.Unavailable, 'broker unavailable');
     }
@@ -108,7 +108,7 @@ export class Continuity {
     const history = this.namespaces.of(channel).history;
     if (!history) return undefined;
     const query = since === 'start' ? { since: 0, limit: history.size } : since ? { since: since.offset, limit: history.size } : { limit: 0 };
-    return this.metrics.brokerCall('history', () => this.broker.history(channel, query, history));
+    return this.metrics.brokerCall('history', () => this.broker.store.history(channel, query, history));
   }
 
   /** The reply to a subscriber resuming from `since`, given the `page` read for it (undefined: no history). */
@@ -234,7 +234,7 @@ export class Continuity {
     // The position as it was when the catch-up began (deliveries move the kept one in place).
     const pos = { ...kept };
     try {
-      const page = await this.metrics.brokerCall('history', () => this.broker.history(channel, { since: pos.offset, limit: policy.size }, policy));
+      const page = await this.metrics.brokerCall('history', () => this.broker.store.history(channel, { since: pos.offset, limit: policy.size }, policy));
       if (!covers(page, pos)) {
         this.lost(channel);
         return;
