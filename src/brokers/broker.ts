@@ -227,15 +227,33 @@ export function bindRegistry(registry: NodeRegistry, self: () => string): Regist
   };
 }
 
-/** `store` with `check` run before each call: a call it throws from rejects without reaching the store. */
-export function checkedStore(store: Store, check: () => void): Store {
-  const methods = STORE_METHODS.map((name) => [
-    name,
-    async (...args: unknown[]): Promise<unknown> => {
-      check();
-      return (store[name] as (...a: unknown[]) => Promise<unknown>).apply(store, args);
-    },
-  ]);
+/** The `Store` methods none of `Parts` has. */
+type Uncovered<Parts extends ReadonlyArray<object>> = Exclude<keyof Store, Parts[number] extends infer U ? (U extends unknown ? keyof U : never) : never>;
+
+/**
+ * One `Store` made of the objects that keep its parts (history, acks,
+ * presence), each method taken from the first part that has it, so a new
+ * store method is written once, in the part that keeps it. With `check`,
+ * it runs before each call, and a call it throws from rejects without
+ * reaching the part.
+ */
+export function composeStore<Parts extends ReadonlyArray<object>>(
+  parts: Parts,
+  // Parts that leave a method out do not compile: the call then needs the missing names.
+  ...[check]: [Uncovered<Parts>] extends [never] ? [check?: () => void] : [missing: Uncovered<Parts>]
+): Store {
+  const methods = STORE_METHODS.map((name) => {
+    const part = parts.find((p) => name in p) as Record<typeof name, (...args: unknown[]) => Promise<unknown>> | undefined;
+    if (!part) throw new Error(`no part of the store has ${name}`);
+    const method = part[name];
+    const call = typeof check === 'function'
+      ? async (...args: unknown[]): Promise<unknown> => {
+          check();
+          return method.apply(part, args);
+        }
+      : method.bind(part);
+    return [name, call];
+  });
   return Object.fromEntries(methods) as unknown as Store;
 }
 

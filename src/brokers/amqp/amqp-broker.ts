@@ -26,7 +26,7 @@
 import type { PublishResult } from '../../protocol/index.js';
 import type { Broker, Idempotency, PublishReceipt, Registry, Route, Store } from '../broker.js';
 import type { HistoryPolicy } from '../history.js';
-import { ALL_ROUTES, TO_SUBSCRIBERS, checkedStore } from '../broker.js';
+import { ALL_ROUTES, TO_SUBSCRIBERS, composeStore } from '../broker.js';
 import { BrokerError, closedError, notStartedError } from '../errors.js';
 import { NetworkedBroker } from '../networked.js';
 import { encodeStored, type PublishInput } from '../redis/codec.js';
@@ -89,7 +89,7 @@ export class AmqpBroker extends NetworkedBroker implements Broker {
       { onChange: () => this.changed(), onError: (err, where) => this.fault(err, where) },
       { prefix: target.store.prefix ?? prefix },
     );
-    this.store = checkedStore(this.redis.records, () => this.live());
+    this.store = composeStore([this.redis.records], () => this.live());
     this.registry = {
       register: (channels, ttlMs) => this.register(channels, ttlMs),
       unregister: (channels) => this.unregister(channels),

@@ -1,7 +1,8 @@
 /**
  * The NATS broker (`nats://h1:p1,h2:p2`): core NATS carries publications
- * and control messages, JetStream keeps history, acks and presence
- * (`store.ts`). There is no registry (`registry` is undefined).
+ * and control messages, JetStream keeps history (`history.ts`), acks
+ * (`ledger.ts`) and presence (`presence.ts`). There is no registry
+ * (`registry` is undefined).
  *
  * Routes. NATS cannot read a registry in the same step as storing a
  * message, so this broker carries no `nodes` route. What it carries is
@@ -27,9 +28,9 @@
  */
 import type { Msg, Subscription } from '@nats-io/transport-node';
 import type { PublishResult } from '../../protocol/index.js';
-import type { Broker, Idempotency, PublishReceipt, Route } from '../broker.js';
+import type { Broker, Idempotency, PublishReceipt, Route, Store } from '../broker.js';
 import type { HistoryPolicy } from '../history.js';
-import { TO_SUBSCRIBERS } from '../broker.js';
+import { TO_SUBSCRIBERS, composeStore } from '../broker.js';
 import { closedError, notStartedError } from '../errors.js';
 import { NetworkedBroker } from '../networked.js';
 import { H_ROUTE, H_SEQUENCE, H_STREAM, decodeDelivered, encodeStored, isMarker, publicationHeaders, type PublishInput } from './codec.js';
@@ -38,7 +39,6 @@ import { DEFAULT_TUNING, NatsLink, type LinkTuning } from './link.js';
 import { NatsLedger } from './ledger.js';
 import { DEFAULT_PREFIX, NatsNames } from './names.js';
 import { NatsPresence } from './presence.js';
-import { NatsStore } from './store.js';
 import { Reorder } from './reorder.js';
 import { NatsStreams } from './streams.js';
 import { parseNatsUrl, type NatsTarget } from './url.js';
@@ -71,7 +71,7 @@ export class NatsBroker extends NetworkedBroker implements Broker {
   /** Acknowledged positions and idempotency keys. */
   private readonly ledger: NatsLedger;
   /** History, acks and presence; no `registry` (see `Broker`). */
-  readonly store: NatsStore;
+  readonly store: Store;
   /** Publications pass through here to reach the node in offset order per channel. */
   private readonly order = new Reorder((pub) => this.calls.publication(pub));
   private link: NatsLink | undefined;
@@ -103,7 +103,7 @@ export class NatsBroker extends NetworkedBroker implements Broker {
     const policyStreams = new NatsStreams(link, this.names, replicas);
     this.histories = new NatsHistory(link, this.names, policyStreams, (err, where) => this.fault(err, where));
     this.ledger = new NatsLedger(link, this.names, policyStreams, replicas);
-    this.store = new NatsStore(this.histories, this.ledger, new NatsPresence(link, this.names, policyStreams, replicas));
+    this.store = composeStore([this.histories, this.ledger, new NatsPresence(link, this.names, policyStreams, replicas)]);
   }
 
   get ready(): boolean {

@@ -15,7 +15,7 @@
  * only once every subscription is in place again.
  */
 import type { Cluster, Redis } from 'ioredis';
-import type { Broker, BrokerPublication, Idempotency, PublishReceipt, Registry, Route } from '../broker.js';
+import type { Broker, BrokerPublication, Idempotency, PublishReceipt, Registry, Route, Store } from '../broker.js';
 import type { HistoryPolicy } from '../history.js';
 import { ALL_ROUTES, TO_SUBSCRIBERS, bindRegistry } from '../broker.js';
 import { closedError, notStartedError } from '../errors.js';
@@ -33,7 +33,8 @@ import { DEFAULT_PREFIX, RedisKeys } from './keys.js';
 import { quit, type LinkHooks } from './link.js';
 import { ClassicPubSub, ShardedPubSub, type PubSub } from './pubsub.js';
 import type { CommandClient } from './lua.js';
-import { RedisRecords } from './records.js';
+import { redisRecords } from './records.js';
+import type { RedisStreams } from './stream.js';
 import { parseRedisUrl, type RedisTarget } from './url.js';
 
 export interface RedisBrokerOptions extends Partial<ConnectionTuning> {
@@ -55,6 +56,8 @@ export class RedisBroker extends NetworkedBroker implements Broker {
   readonly kind: 'redis' | 'redis-cluster';
   readonly routes = ALL_ROUTES;
   private readonly target: RedisTarget;
+  /** Numbering and storing: `publish` goes through it. */
+  private readonly streams: RedisStreams;
   private readonly keys: RedisKeys;
   private readonly tuning: ConnectionTuning;
   private nodeId: string | undefined;
@@ -65,8 +68,8 @@ export class RedisBroker extends NetworkedBroker implements Broker {
   private pubsub: PubSub | undefined;
   /** The broadcast and inbox channels: `pubsub` itself standalone, a classic subscriber of its own in a cluster. */
   private routed: PubSub | undefined;
-  /** History, acks, presence, and the numbering and storing that `publish` uses. */
-  readonly store: RedisRecords;
+  /** History, acks and presence. */
+  readonly store: Store;
   /** The registry, as this node's. */
   readonly registry: Registry;
   private healthTimer: ReturnType<typeof setInterval> | undefined;
@@ -86,8 +89,10 @@ export class RedisBroker extends NetworkedBroker implements Broker {
       maxBackoffMs: Math.min(options.maxBackoffMs ?? DEFAULT_TUNING.maxBackoffMs, 1000),
     };
     const client = (): CommandClient => this.commands();
-    this.store = new RedisRecords(client, this.keys, this.target.mode === 'cluster' ? 'spublish' : 'publish');
-    this.registry = bindRegistry(this.store.registry, () => this.self());
+    const records = redisRecords(client, this.keys, this.target.mode === 'cluster' ? 'spublish' : 'publish');
+    this.store = records.store;
+    this.streams = records.streams;
+    this.registry = bindRegistry(records.registry, () => this.self());
   }
 
   get ready(): boolean {
@@ -139,7 +144,7 @@ export class RedisBroker extends NetworkedBroker implements Broker {
   }
 
   publish(pub: PublishInput, history: HistoryPolicy | null, route: Route = TO_SUBSCRIBERS, once?: Idempotency): Promise<PublishReceipt> {
-    return this.store.streams.publish(pub, history, route, once);
+    return this.streams.publish(pub, history, route, once);
   }
 
   async sendControl(to: string | null, payload: string): Promise<void> {

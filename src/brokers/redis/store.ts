@@ -12,7 +12,8 @@ import { DEFAULT_TUNING, clusterClient, commandConnection, type ConnectionTuning
 import { DEFAULT_PREFIX, RedisKeys } from './keys.js';
 import { quit } from './link.js';
 import type { CommandClient } from './lua.js';
-import { RedisRecords } from './records.js';
+import type { Store } from '../broker.js';
+import { redisRecords } from './records.js';
 import type { RedisRegistry } from './registry.js';
 import type { RedisStreams } from './stream.js';
 import type { RedisTarget } from './url.js';
@@ -36,11 +37,11 @@ const noop = (): void => undefined;
 
 export class RedisStore {
   readonly keys: RedisKeys;
-  /** History, acks and presence (the broker's `Store`), and the registry. */
-  readonly records: RedisRecords;
-  /** Numbering and storing of publications (`records.streams`). */
+  /** History, acks and presence: the broker's `Store`. */
+  readonly records: Store;
+  /** Numbering and storing of publications. */
   readonly streams: RedisStreams;
-  /** The registry by node id (`records.registry`). */
+  /** The registry by node id. */
   readonly registry: RedisRegistry;
   private client: Redis | Cluster | undefined;
   private healthTimer: ReturnType<typeof setInterval> | undefined;
@@ -56,9 +57,11 @@ export class RedisStore {
   ) {
     this.keys = new RedisKeys(options.prefix ?? target.prefix ?? DEFAULT_PREFIX);
     const client = (): CommandClient => this.commands();
-    this.records = new RedisRecords(client, this.keys, target.mode === 'cluster' ? 'spublish' : 'publish');
-    this.streams = this.records.streams;
-    this.registry = this.records.registry;
+    ({ store: this.records, streams: this.streams, registry: this.registry } = redisRecords(
+      client,
+      this.keys,
+      target.mode === 'cluster' ? 'spublish' : 'publish',
+    ));
   }
 
   get ready(): boolean {
