@@ -26,7 +26,8 @@
 import type { PublishResult } from '../../protocol/index.js';
 import type { Broker, Idempotency, PublishReceipt, Registry, Route, Store } from '../broker.js';
 import type { HistoryPolicy } from '../history.js';
-import { ALL_ROUTES, TO_SUBSCRIBERS, composeStore } from '../broker.js';
+import { ALL_ROUTES, TO_SUBSCRIBERS } from '../broker.js';
+import { composeStore } from '../store.js';
 import { BrokerError, closedError, notStartedError } from '../errors.js';
 import { NetworkedBroker } from '../networked.js';
 import { encodeStored, type PublishInput } from '../redis/codec.js';

@@ -14,7 +14,8 @@ import type {
   PublishReceipt, Registry, Route, Store,
 } from '../broker.js';
 import type { HistoryPolicy } from '../history.js';
-import { ALL_ROUTES, TO_SUBSCRIBERS, bindRegistry } from '../broker.js';
+import { ALL_ROUTES, TO_SUBSCRIBERS } from '../broker.js';
+import { bindRegistry } from '../store.js';
 import { ExpiringIndex } from './expiring.js';
 import { MemoryStore } from './store.js';
 

@@ -7,7 +7,8 @@
  * step as it delivers.
  */
 import type { Publication, StreamPosition } from '../../protocol/index.js';
-import type { NodeRegistry, PresenceEntry, PresenceItem, Store } from '../broker.js';
+import type { PresenceEntry, PresenceItem, Store } from '../broker.js';
+import type { NodeRegistry } from '../store.js';
 import type { HistoryPage, HistoryPolicy, HistoryQuery } from '../history.js';
 import { ExpiringIndex } from './expiring.js';
 import { MemoryStream } from './stream.js';

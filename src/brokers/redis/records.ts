@@ -4,7 +4,7 @@
  * and numbering (`streams`), acks, presence, and the registry by node id.
  */
 import type { Store } from '../broker.js';
-import { composeStore } from '../broker.js';
+import { composeStore } from '../store.js';
 import { RedisAcks } from './acks.js';
 import type { RedisKeys } from './keys.js';
 import type { CommandClient } from './lua.js';

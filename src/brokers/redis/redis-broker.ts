@@ -17,7 +17,8 @@
 import type { Cluster, Redis } from 'ioredis';
 import type { Broker, BrokerPublication, Idempotency, PublishReceipt, Registry, Route, Store } from '../broker.js';
 import type { HistoryPolicy } from '../history.js';
-import { ALL_ROUTES, TO_SUBSCRIBERS, bindRegistry } from '../broker.js';
+import { ALL_ROUTES, TO_SUBSCRIBERS } from '../broker.js';
+import { bindRegistry } from '../store.js';
 import { closedError, notStartedError } from '../errors.js';
 import { NetworkedBroker } from '../networked.js';
 import { decodeEnvelope, type PublishInput } from './codec.js';

@@ -5,7 +5,7 @@
  */
 import type { Logger } from 'pino';
 import type { Broker, Registry } from '../../brokers/broker.js';
-import { NO_REGISTRY } from '../../brokers/broker.js';
+import { NO_REGISTRY } from '../../brokers/store.js';
 import type { RoutingStrategy } from '../routing/strategies.js';
 import type { Session } from './session.js';
 
