@@ -3,8 +3,8 @@
  * calls of the `Transport` methods, and store and registry calls as one
  * generic `store` call (method name and arguments), one way; their answers
  * and the handler events the other way. A new store method needs nothing
- * here. Keys are one letter because every publication a
- * worker receives crosses the channel once and is serialized each time.
+ * here. Keys are one letter because every publication a worker receives
+ * crosses the channel once and is serialized each time.
  *
  * Messages go in batches (`{ sbipc: [...] }`): one serialization and one
  * write per event-loop turn instead of one per message, and the envelope
