@@ -1,8 +1,13 @@
 /**
  * The seam between a node's core and whatever carries messages between
- * nodes. The core (sessions, channels, routing) talks only to this
- * interface; each broker lives in its own folder and nothing outside that
+ * nodes. The core (sessions, channels, routing) talks only to these
+ * interfaces; each broker lives in its own folder and nothing outside that
  * folder imports its client library.
+ *
+ * A `Broker` is two things: a `Transport` (what carries messages) and a
+ * `Store` (history, acknowledged positions, presence), plus a `Registry`
+ * where the backend can keep one. Each broker exposes its store objects
+ * rather than forwarding each store method.
  */
 import type { Publication, PublishResult, StreamPosition } from '../protocol/index.js';
 import type { HistoryPage, HistoryPolicy, HistoryQuery } from './history.js';
@@ -83,7 +88,12 @@ export interface BrokerHandlers {
   onControl(payload: string): void;
 }
 
-export interface Broker {
+/**
+ * What carries messages between nodes: connecting, subscriptions, publish
+ * and control messages. `publish` stays here (not in `Store`) because it
+ * numbers and stores a publication in the same step as it sends it.
+ */
+export interface Transport {
   /** A short name for logs and metrics: `memory`, `redis`, … */
   readonly kind: string;
   /**
@@ -117,6 +127,23 @@ export interface Broker {
     route?: Route,
     once?: Idempotency,
   ): Promise<PublishReceipt>;
+
+  /**
+   * Send a control message to one node, or to every node (`to: null`, the
+   * sender included). One sender's messages arrive in the order sent; there
+   * is no order across senders.
+   */
+  sendControl(to: string | null, payload: string): Promise<void>;
+}
+
+/**
+ * What a broker keeps for the cluster besides carrying messages: history,
+ * acknowledged positions and presence. A new method here is implemented by
+ * each backend's store object and listed in `STORE_METHODS`; the brokers
+ * and the IPC wire carry it without change.
+ */
+export interface Store {
+  /** A page of `channel`'s history (stored by `publish`). */
   history(channel: string, query: HistoryQuery, policy: HistoryPolicy): Promise<HistoryPage>;
 
   /**
@@ -138,7 +165,14 @@ export interface Broker {
   presenceRemove(items: Array<{ channel: string; session: string }>): Promise<void>;
   /** The unexpired entries of a channel. */
   presence(channel: string): Promise<PresenceEntry[]>;
+}
 
+/**
+ * The routing registry, which a broker has only if it can read it in the
+ * same step as storing a publication (a `nodes` route with `registered`).
+ * Entries are this node's: the broker knows its node id once started.
+ */
+export interface Registry {
   /**
    * Register this node for `channels` (registry routing: a `nodes` route with
    * `registered` reaches it). Each entry expires after `ttlMs` unless
@@ -150,11 +184,26 @@ export interface Broker {
   unregister(channels: string[]): Promise<void>;
   /** The nodes with an unexpired entry for `channel`, each once. */
   registered(channel: string): Promise<string[]>;
-
-  /**
-   * Send a control message to one node, or to every node (`to: null`, the
-   * sender included). One sender's messages arrive in the order sent; there
-   * is no order across senders.
-   */
-  sendControl(to: string | null, payload: string): Promise<void>;
 }
+
+/**
+ * A broker: a transport, the store beside it and, when it can carry a
+ * `nodes` route with `registered`, the registry. A broker without a
+ * registry (NATS) has `registry` undefined, and the node refuses at start
+ * a routing strategy that needs it (see `routes`).
+ */
+export interface Broker extends Transport {
+  readonly store: Store;
+  readonly registry?: Registry;
+}
+
+/** Every `Store` method, for carrying store calls generically (IPC). The type check keeps the list complete. */
+export const STORE_METHODS = ['history', 'saveAck', 'loadAck', 'presenceAdd', 'presenceRemove', 'presence'] as const satisfies ReadonlyArray<keyof Store>;
+
+/** Every `Registry` method, as `STORE_METHODS`. */
+export const REGISTRY_METHODS = ['register', 'unregister', 'registered'] as const satisfies ReadonlyArray<keyof Registry>;
+
+/** Compiles only when a list names every method of its interface. */
+type Complete<List extends ReadonlyArray<string>, Of> = Exclude<keyof Of, List[number]> extends never ? true : never;
+const _complete: [Complete<typeof STORE_METHODS, Store>, Complete<typeof REGISTRY_METHODS, Registry>] = [true, true];
+void _complete;

@@ -165,9 +165,9 @@ describe('rabbitmq broker: outages', () => {
     expect(a.readyChanges).toEqual([false]);
     for (const call of [
       () => send(a, room, 'refused'),
-      () => a.broker.history(room, { limit: 10 }, LONG),
-      () => a.broker.presence(room),
-      () => a.broker.register([room], 10_000),
+      () => a.broker.store.history(room, { limit: 10 }, LONG),
+      () => a.broker.store.presence(room),
+      () => a.broker.registry.register([room], 10_000),
     ]) {
       const t0 = Date.now();
       await expect(call()).rejects.toThrow();

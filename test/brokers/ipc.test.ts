@@ -158,7 +158,7 @@ describe('ipc broker: the channel to the primary', () => {
     expect(hub.size).toBe(2);
 
     port.blocked = true;
-    const waiting = broker.presence('room');
+    const waiting = broker.store.presence('room');
     const began = Date.now();
     channel.port1.close();
     // long before the 60 s call timeout
@@ -181,9 +181,9 @@ describe('ipc broker: the channel to the primary', () => {
     const { broker, port } = setup({ callTimeoutMs: 60_000, maxPending: 3 });
     await broker.start('n-cap', seen().handlers);
     port.blocked = true;
-    const waiting = [broker.presence('a'), broker.presence('b'), broker.presence('c')];
+    const waiting = [broker.store.presence('a'), broker.store.presence('b'), broker.store.presence('c')];
     for (const w of waiting) w.catch(() => undefined);
-    await expect(broker.presence('d')).rejects.toThrow(/3 calls to the primary are already waiting/);
+    await expect(broker.store.presence('d')).rejects.toThrow(/3 calls to the primary are already waiting/);
   });
 
   it('sends a burst of calls as one batch, and answers each', async () => {
@@ -214,7 +214,7 @@ describe('ipc broker: the channel to the primary', () => {
     channel.port1.postMessage(JSON.stringify({ sbipc: [{ t: 'zz' }, 42] }));
     channel.port1.postMessage(JSON.stringify({ hello: 'other user of the channel' }));
     await vi.waitFor(() => expect(faults).toEqual(['undecodable message from the primary', 'undecodable message from the primary']), { timeout: 5_000, interval: 20 });
-    expect(await broker.registered('x')).toEqual([]);
+    expect(await broker.registry.registered('x')).toEqual([]);
     expect(broker.ready).toBe(true);
   });
 });

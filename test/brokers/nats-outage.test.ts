@@ -74,9 +74,9 @@ describe('nats broker outage: one server killed and restarted', () => {
       // Everything fails at once while down, nothing hangs.
       await rejectsFast(pub(a, room, 'while down'));
       await rejectsFast(pub(a, room, 'while down, no history', null));
-      await rejectsFast(a.broker.history(room, { limit: 10 }, POLICY));
-      await rejectsFast(a.broker.presence(room));
-      await rejectsFast(a.broker.presenceAdd([{ channel: room, entry: { user: 'u', session: 's', node: 'a' } }], 10_000));
+      await rejectsFast(a.broker.store.history(room, { limit: 10 }, POLICY));
+      await rejectsFast(a.broker.store.presence(room));
+      await rejectsFast(a.broker.store.presenceAdd([{ channel: room, entry: { user: 'u', session: 's', node: 'a' } }], 10_000));
       await rejectsFast(a.broker.sendControl(null, 'ctl'));
       await rejectsFast(a.broker.subscribe('chat:other'));
 
@@ -90,7 +90,7 @@ describe('nats broker outage: one server killed and restarted', () => {
       await vi.waitFor(() => expect(a.got(room)).toEqual(['before', 'after', 'live']), { timeout: 5_000, interval: 20 });
       await vi.waitFor(() => expect(b.got(room)).toEqual(['before', 'after', 'live']), { timeout: 5_000, interval: 20 });
       // What JetStream stored before the crash is still there.
-      const page = await a.broker.history(room, { since: 0, limit: 10 }, POLICY);
+      const page = await a.broker.store.history(room, { since: 0, limit: 10 }, POLICY);
       expect(page).toMatchObject({ offset: 2, epoch: first.epoch, earliest: 1 });
       expect(page.messages.map((m) => m.data)).toEqual(['before', 'after']);
       // A subscription made while down was kept: it works now.
@@ -119,7 +119,7 @@ describe('nats broker outage: a cluster server dies', () => {
     await b.broker.subscribe(room);
     const first = await pub(b, room, 'before');
     await vi.waitFor(() => expect(a.got(room)).toEqual(['before']), { timeout: 5_000, interval: 20 });
-    await a.broker.presenceAdd([{ channel: room, entry: { user: 'u1', session: 's1', node: 'a' } }], 60_000);
+    await a.broker.store.presenceAdd([{ channel: room, entry: { user: 'u1', session: 's1', node: 'a' } }], 60_000);
 
     await s0.kill();
     await vi.waitFor(() => expect(a.readyChanges).toEqual([false, true]), { timeout: 20_000, interval: 20 });
@@ -135,10 +135,10 @@ describe('nats broker outage: a cluster server dies', () => {
     // Other streams (the presence bucket's) may still be electing a leader
     // on a loaded machine: a request then times out, and is asked again.
     await vi.waitFor(async () => {
-      const page = await a.broker.history(room, { since: 0, limit: 10 }, POLICY);
+      const page = await a.broker.store.history(room, { since: 0, limit: 10 }, POLICY);
       expect(page.messages.map((m) => m.data)).toEqual(['before', 'after']);
     }, { timeout: 20_000, interval: 250 });
-    await vi.waitFor(async () => expect(await b.broker.presence(room)).toEqual([{ user: 'u1', session: 's1', node: 'a' }]), { timeout: 20_000, interval: 250 });
+    await vi.waitFor(async () => expect(await b.broker.store.presence(room)).toEqual([{ user: 'u1', session: 's1', node: 'a' }]), { timeout: 20_000, interval: 250 });
     await b.broker.sendControl(null, 'still here');
     await vi.waitFor(() => expect(a.controls).toEqual(['still here']), { timeout: 5_000, interval: 20 });
   });

@@ -146,11 +146,11 @@ describe('redis broker (standalone)', () => {
 
       // a read refreshes the numbering's expiry
       await redisCommand(redis.port, ['PEXPIRE', `${prefix}:{news:1}:m`, '60000']);
-      await b!.broker.history('news:1', { limit: 0 }, { size: 10, ttlMs: 30_000 });
+      await b!.broker.store.history('news:1', { limit: 0 }, { size: 10, ttlMs: 30_000 });
       expect(Number(await redisCommand(redis.port, ['PTTL', `${prefix}:{news:1}:m`]))).toBeGreaterThan(23 * 3600_000);
 
       // presence keys too
-      await a!.broker.presenceAdd([{ channel: 'news:1', entry: { user: 'u', session: 's', node: 'a' } }], 5_000);
+      await a!.broker.store.presenceAdd([{ channel: 'news:1', entry: { user: 'u', session: 's', node: 'a' } }], 5_000);
       const zTtl = Number(await redisCommand(redis.port, ['PTTL', `${prefix}:{news:1}:z`]));
       expect(zTtl).toBeGreaterThan(3_000);
       expect(zTtl).toBeLessThanOrEqual(5_000);
@@ -160,8 +160,8 @@ describe('redis broker (standalone)', () => {
       const prefix = `t${uid()}`;
       const [a, b, c] = await Promise.all(['a', 'b', 'c'].map((n) => start(n, { prefix })));
       const key = `${prefix}:{news:2}:r`;
-      await b!.broker.register(['news:2', 'news:3'], 5_000);
-      await c!.broker.register(['news:2'], 20_000);
+      await b!.broker.registry.register(['news:2', 'news:3'], 5_000);
+      await c!.broker.registry.register(['news:2'], 20_000);
       expect(await cli(redis.port, 'ZRANGE', key, '0', '-1')).toEqual(['b', 'c']);
       const [, scoreB, , scoreC] = await cli(redis.port, 'ZRANGE', key, '0', '-1', 'WITHSCORES');
       const serverNow = Number((await cli(redis.port, 'TIME'))[0]) * 1000;
@@ -172,15 +172,15 @@ describe('redis broker (standalone)', () => {
       const keyTtl = Number(await redisCommand(redis.port, ['PTTL', key]));
       expect(keyTtl).toBeGreaterThan(18_000);
       expect(keyTtl).toBeLessThanOrEqual(20_000);
-      await b!.broker.register(['news:2'], 1_000);
+      await b!.broker.registry.register(['news:2'], 1_000);
       expect(Number(await redisCommand(redis.port, ['PTTL', key]))).toBeGreaterThan(18_000);
 
       // an expired entry is dropped when read
       await redisCommand(redis.port, ['ZADD', key, '1', 'ghost']);
-      expect((await a!.broker.registered('news:2')).sort()).toEqual(['b', 'c']);
+      expect((await a!.broker.registry.registered('news:2')).sort()).toEqual(['b', 'c']);
       expect(await cli(redis.port, 'ZRANGE', key, '0', '-1')).toEqual(['b', 'c']);
 
-      await b!.broker.unregister(['news:2']);
+      await b!.broker.registry.unregister(['news:2']);
       expect(await cli(redis.port, 'ZRANGE', key, '0', '-1')).toEqual(['c']);
       expect(await cli(redis.port, 'ZRANGE', `${prefix}:{news:3}:r`, '0', '-1')).toEqual(['b']);
 
@@ -196,7 +196,7 @@ describe('redis broker (standalone)', () => {
       expect(b!.got('news:2')).toEqual(['r', 'q']);
       expect(c!.got('news:2')).toEqual(['r', 'q']);
       // no history kept without a policy: the stored offset stays where it was
-      expect((await a!.broker.history('news:2', { limit: 0 }, LONG)).offset).toBe(1);
+      expect((await a!.broker.store.history('news:2', { limit: 0 }, LONG)).offset).toBe(1);
       expect([...a!.errors, ...b!.errors, ...c!.errors]).toEqual([]);
     });
 
@@ -205,7 +205,7 @@ describe('redis broker (standalone)', () => {
       const a = await start('a', { prefix });
       const first = await a.broker.publish({ channel: 'c:1', data: 1, ts: Date.now() }, LONG);
       await redisCommand(redis.port, ['DEL', `${prefix}:{c:1}:m`]);
-      const page = await a.broker.history('c:1', { since: 0, limit: 10 }, LONG);
+      const page = await a.broker.store.history('c:1', { since: 0, limit: 10 }, LONG);
       expect(page.epoch).not.toBe(first.epoch);
       expect(page).toMatchObject({ offset: 0, earliest: 1, messages: [] });
       // the old entries went with the old numbering
@@ -214,7 +214,7 @@ describe('redis broker (standalone)', () => {
       await a.broker.publish({ channel: 'c:1', data: 3, ts: Date.now() }, LONG);
       await redisCommand(redis.port, ['XADD', `${prefix}:{c:1}:h`, '3-0', 'd', 'not json', 't', String(Date.now())]);
       await redisCommand(redis.port, ['HSET', `${prefix}:{c:1}:m`, 'o', '3']);
-      const damaged = await a.broker.history('c:1', { since: 0, limit: 10 }, LONG);
+      const damaged = await a.broker.store.history('c:1', { since: 0, limit: 10 }, LONG);
       expect(damaged.offset).toBe(3);
       expect(damaged.messages.map((m) => m.data)).toEqual([2, 3]);
     });
@@ -352,8 +352,8 @@ describe('redis broker across a redis-server crash', () => {
     const t0 = Date.now();
     await expect(b.broker.publish({ channel: 'room:0', data: 'lost', ts: Date.now() }, LONG)).rejects.toThrow();
     await expect(b.broker.publish({ channel: 'room:0', data: 'lost', ts: Date.now() }, null)).rejects.toThrow();
-    await expect(b.broker.history('room:0', { limit: 1 }, LONG)).rejects.toThrow();
-    await expect(b.broker.presence('room:0')).rejects.toThrow();
+    await expect(b.broker.store.history('room:0', { limit: 1 }, LONG)).rejects.toThrow();
+    await expect(b.broker.store.presence('room:0')).rejects.toThrow();
     await expect(b.broker.sendControl(null, 'x')).rejects.toThrow();
     await expect(a.broker.subscribe('room:new')).rejects.toThrow();
     // unsubscribing while down is fine: it is not restored
@@ -395,7 +395,7 @@ describe('redis broker across a redis-server crash', () => {
     redis = await startRedis();
     const a = await start(redis.url, 'a');
     const b = await start(redis.url, 'b');
-    await a.broker.register(['reg:1'], 60_000);
+    await a.broker.registry.register(['reg:1'], 60_000);
     await b.broker.publish({ channel: 'all:1', data: 'before', ts: Date.now() }, LONG, ALL);
     await b.broker.publish({ channel: 'in:1', data: 'before', ts: Date.now() }, null, toNodes(['a']));
     await vi.waitFor(() => expect(a.pubs.map((p) => p.data)).toEqual(['before', 'before']), { timeout: 5_000, interval: 20 });
@@ -403,7 +403,7 @@ describe('redis broker across a redis-server crash', () => {
     await redis.kill();
     await vi.waitFor(() => expect(a.readyChanges).toEqual([false]), { timeout: 5_000, interval: 20 });
     await expect(b.broker.publish({ channel: 'all:1', data: 'lost', ts: Date.now() }, null, ALL)).rejects.toThrow();
-    await expect(a.broker.register(['reg:1'], 60_000)).rejects.toThrow();
+    await expect(a.broker.registry.register(['reg:1'], 60_000)).rejects.toThrow();
     await redis.restart();
     await vi.waitFor(() => {
       expect(a.readyChanges).toEqual([false, true]);
@@ -414,8 +414,8 @@ describe('redis broker across a redis-server crash', () => {
     expect((await cli(redis.port, 'PUBSUB', 'CHANNELS', 'sb:*')).sort()).toEqual(
       ['sb:ctl', 'sb:ctl:a', 'sb:ctl:b', 'sb:all', 'sb:in:a', 'sb:in:b'].sort(),
     );
-    expect(await b.broker.registered('reg:1')).toEqual([]);
-    await a.broker.register(['reg:1'], 60_000);
+    expect(await b.broker.registry.registered('reg:1')).toEqual([]);
+    await a.broker.registry.register(['reg:1'], 60_000);
     await b.broker.publish({ channel: 'all:1', data: 'after', ts: Date.now() }, LONG, ALL);
     await b.broker.publish({ channel: 'in:1', data: 'after', ts: Date.now() }, null, toNodes(['a']));
     await b.broker.publish({ channel: 'reg:1', data: 'after', ts: Date.now() }, LONG, toNodes([], true));
@@ -438,7 +438,7 @@ describe('redis broker across a redis-server crash', () => {
     await redis.restart();
     await vi.waitFor(() => expect(a.broker.ready).toBe(true), { timeout: 10_000, interval: 20 });
     expect(await a.broker.publish({ channel: 'p:1', data: 2, ts: Date.now() }, LONG)).toEqual({ offset: 2, epoch: first.epoch });
-    const page = await a.broker.history('p:1', { since: 0, limit: 10 }, LONG);
+    const page = await a.broker.store.history('p:1', { since: 0, limit: 10 }, LONG);
     expect(page.messages.map((m) => m.data)).toEqual([1, 2]);
   });
 });

@@ -201,8 +201,8 @@ describe('redis broker (cluster): sharding', () => {
     const a = await start('a', prefix);
     const b = await start('b', prefix);
     const channels = await channelPerMaster(prefix);
-    await b.broker.register(channels, 60_000);
-    expect(await a.broker.registered(channels[2]!)).toEqual(['b']);
+    await b.broker.registry.register(channels, 60_000);
+    expect(await a.broker.registry.registered(channels[2]!)).toEqual(['b']);
 
     await Promise.all(
       channels.map(async (channel) => {

@@ -280,7 +280,7 @@ export function brokerSuite(name: string, factory: () => Promise<BrokerBackend>,
           }
         }
 
-        const page = await c!.broker.history(room, { since: 0, limit: 1000 }, LONG);
+        const page = await c!.broker.store.history(room, { since: 0, limit: 1000 }, LONG);
         expect(page).toMatchObject({ offset: 2 * N, epoch, earliest: 1 });
         expect(offsets(page)).toEqual(sorted);
         for (const m of page.messages) expect(m.offset).toBe(offsetOf.get(m.data));
@@ -297,7 +297,7 @@ export function brokerSuite(name: string, factory: () => Promise<BrokerBackend>,
           expect(p.offset).toBeUndefined();
           expect(p.epoch).toBeUndefined();
         }
-        const page = await a!.broker.history(room, { limit: 10 }, LONG);
+        const page = await a!.broker.store.history(room, { limit: 10 }, LONG);
         expect(page).toMatchObject({ offset: 0, earliest: 1, messages: [] });
       });
     });
@@ -320,48 +320,48 @@ export function brokerSuite(name: string, factory: () => Promise<BrokerBackend>,
           ...(i % 2 ? { from: 'u1' } : {}),
         });
 
-        const all = await b!.broker.history(room, { limit: 100 }, policy);
+        const all = await b!.broker.store.history(room, { limit: 100 }, policy);
         expect(all).toEqual({ offset: 8, epoch, earliest: 4, messages: [4, 5, 6, 7, 8].map(expected) });
 
-        const after5 = await b!.broker.history(room, { since: 5, limit: 100 }, policy);
+        const after5 = await b!.broker.store.history(room, { since: 5, limit: 100 }, policy);
         expect(after5).toEqual({ offset: 8, epoch, earliest: 4, messages: [6, 7, 8].map(expected) });
 
         // `since` older than what is kept: from the earliest kept, limited, oldest first
-        expect(offsets(await c!.broker.history(room, { since: 1, limit: 2 }, policy))).toEqual([4, 5]);
-        expect(offsets(await c!.broker.history(room, { since: 0, limit: 3 }, policy))).toEqual([4, 5, 6]);
+        expect(offsets(await c!.broker.store.history(room, { since: 1, limit: 2 }, policy))).toEqual([4, 5]);
+        expect(offsets(await c!.broker.store.history(room, { since: 0, limit: 3 }, policy))).toEqual([4, 5, 6]);
         // no `since`: the newest ones
-        expect(offsets(await c!.broker.history(room, { limit: 2 }, policy))).toEqual([7, 8]);
+        expect(offsets(await c!.broker.store.history(room, { limit: 2 }, policy))).toEqual([7, 8]);
         // up to date
-        expect(await c!.broker.history(room, { since: 8, limit: 10 }, policy)).toEqual({ offset: 8, epoch, earliest: 4, messages: [] });
+        expect(await c!.broker.store.history(room, { since: 8, limit: 10 }, policy)).toEqual({ offset: 8, epoch, earliest: 4, messages: [] });
         // limit 0: the position only
-        expect(await a!.broker.history(room, { limit: 0 }, policy)).toEqual({ offset: 8, epoch, earliest: 4, messages: [] });
-        expect(await a!.broker.history(room, { since: 2, limit: 0 }, policy)).toEqual({ offset: 8, epoch, earliest: 4, messages: [] });
+        expect(await a!.broker.store.history(room, { limit: 0 }, policy)).toEqual({ offset: 8, epoch, earliest: 4, messages: [] });
+        expect(await a!.broker.store.history(room, { since: 2, limit: 0 }, policy)).toEqual({ offset: 8, epoch, earliest: 4, messages: [] });
 
         // the ring moves on
         for (let i = 9; i <= 11; i++) await publish(b!, room, { i }, policy, i % 2 ? 'u1' : undefined);
-        const later = await c!.broker.history(room, { since: 0, limit: 100 }, policy);
+        const later = await c!.broker.store.history(room, { since: 0, limit: 100 }, policy);
         expect(later).toEqual({ offset: 11, epoch, earliest: 7, messages: [7, 8, 9, 10, 11].map(expected) });
       });
 
       it('keeps one epoch per channel across calls, nodes and the first publish', async () => {
         const [a, b] = await nodes(2);
         const fresh = ch('fresh');
-        const first = await a!.broker.history(fresh, { limit: 10 }, LONG);
+        const first = await a!.broker.store.history(fresh, { limit: 10 }, LONG);
         expect(first).toEqual({ offset: 0, epoch: first.epoch, earliest: 1, messages: [] });
         expect(typeof first.epoch).toBe('string');
         expect(first.epoch.length).toBeGreaterThan(0);
 
-        expect((await a!.broker.history(fresh, { limit: 10 }, LONG)).epoch).toBe(first.epoch);
-        expect((await b!.broker.history(fresh, { since: 0, limit: 0 }, LONG)).epoch).toBe(first.epoch);
+        expect((await a!.broker.store.history(fresh, { limit: 10 }, LONG)).epoch).toBe(first.epoch);
+        expect((await b!.broker.store.history(fresh, { since: 0, limit: 0 }, LONG)).epoch).toBe(first.epoch);
 
         expect(await publish(b!, fresh, 'one', LONG)).toEqual({ offset: 1, epoch: first.epoch });
         expect(await publish(a!, fresh, 'two', LONG)).toEqual({ offset: 2, epoch: first.epoch });
-        const page = await b!.broker.history(fresh, { since: 0, limit: 10 }, LONG);
+        const page = await b!.broker.store.history(fresh, { since: 0, limit: 10 }, LONG);
         expect(page.epoch).toBe(first.epoch);
         expect(page.messages.map((m) => m.data)).toEqual(['one', 'two']);
 
         // channels are independent
-        const otherPage = await a!.broker.history(ch('other'), { limit: 10 }, LONG);
+        const otherPage = await a!.broker.store.history(ch('other'), { limit: 10 }, LONG);
         expect(otherPage.offset).toBe(0);
         expect(await publish(a!, ch('other'), 'x', LONG)).toMatchObject({ offset: 1 });
       });
@@ -373,21 +373,21 @@ export function brokerSuite(name: string, factory: () => Promise<BrokerBackend>,
         const r1 = await publish(a!, room, 'm1', policy);
         await publish(a!, room, 'm2', policy);
         const epoch = r1.epoch!;
-        expect(offsets(await b!.broker.history(room, { limit: 10 }, policy))).toEqual([1, 2]);
+        expect(offsets(await b!.broker.store.history(room, { limit: 10 }, policy))).toEqual([1, 2]);
 
         // Pause, not a wait: time passes so that m1 and m2 expire before m3.
         await sleep(400);
         await publish(b!, room, 'm3', policy);
         // m1 and m2 expire about 400 ms before m3: watch for the step in between
         const partial = await vi.waitFor(async () => {
-          const page = await b!.broker.history(room, { since: 0, limit: 10 }, policy);
+          const page = await b!.broker.store.history(room, { since: 0, limit: 10 }, policy);
           expect(page.messages.every((m) => m.offset! > 2)).toBe(true);
           return page;
         }, { timeout: 5_000, interval: 20 });
         expect(partial).toEqual({ offset: 3, epoch, earliest: 3, messages: [{ channel: room, data: 'm3', offset: 3, epoch }] });
 
         const empty = await vi.waitFor(async () => {
-          const page = await a!.broker.history(room, { since: 0, limit: 10 }, policy);
+          const page = await a!.broker.store.history(room, { since: 0, limit: 10 }, policy);
           expect(page.messages).toEqual([]);
           return page;
         }, { timeout: 5_000, interval: 20 });
@@ -395,7 +395,7 @@ export function brokerSuite(name: string, factory: () => Promise<BrokerBackend>,
 
         // numbering continues under the same epoch
         expect(await publish(a!, room, 'm4', policy)).toEqual({ offset: 4, epoch });
-        expect(await b!.broker.history(room, { since: 3, limit: 10 }, policy)).toEqual({
+        expect(await b!.broker.store.history(room, { since: 3, limit: 10 }, policy)).toEqual({
           offset: 4,
           epoch,
           earliest: 4,
@@ -411,8 +411,8 @@ export function brokerSuite(name: string, factory: () => Promise<BrokerBackend>,
         const lobby = ch('lobby');
         const e = (user: string, session: string, n: Node): PresenceEntry => ({ user, session, node: n.id });
 
-        expect(await c!.broker.presence(room)).toEqual([]);
-        await a!.broker.presenceAdd(
+        expect(await c!.broker.store.presence(room)).toEqual([]);
+        await a!.broker.store.presenceAdd(
           [
             { channel: room, entry: e('u1', 's1', a!) },
             { channel: room, entry: e('u2', 's2', a!) },
@@ -420,26 +420,26 @@ export function brokerSuite(name: string, factory: () => Promise<BrokerBackend>,
           ],
           30_000,
         );
-        await b!.broker.presenceAdd([{ channel: room, entry: e('u3', 's3', b!) }], 30_000);
+        await b!.broker.store.presenceAdd([{ channel: room, entry: e('u3', 's3', b!) }], 30_000);
 
-        expect((await c!.broker.presence(room)).sort(bySession)).toEqual([e('u1', 's1', a!), e('u2', 's2', a!), e('u3', 's3', b!)]);
-        expect(await b!.broker.presence(lobby)).toEqual([e('u1', 's1', a!)]);
+        expect((await c!.broker.store.presence(room)).sort(bySession)).toEqual([e('u1', 's1', a!), e('u2', 's2', a!), e('u3', 's3', b!)]);
+        expect(await b!.broker.store.presence(lobby)).toEqual([e('u1', 's1', a!)]);
 
         // re-adding a session replaces its entry rather than duplicating it
-        await a!.broker.presenceAdd([{ channel: room, entry: e('u2', 's2', a!) }], 30_000);
-        expect(await c!.broker.presence(room)).toHaveLength(3);
+        await a!.broker.store.presenceAdd([{ channel: room, entry: e('u2', 's2', a!) }], 30_000);
+        expect(await c!.broker.store.presence(room)).toHaveLength(3);
 
-        await a!.broker.presenceRemove([
+        await a!.broker.store.presenceRemove([
           { channel: room, session: 's1' },
           { channel: room, session: 'never-there' },
           { channel: ch('nowhere'), session: 's1' },
         ]);
-        expect((await b!.broker.presence(room)).sort(bySession)).toEqual([e('u2', 's2', a!), e('u3', 's3', b!)]);
+        expect((await b!.broker.store.presence(room)).sort(bySession)).toEqual([e('u2', 's2', a!), e('u3', 's3', b!)]);
         // only that channel's entry went
-        expect(await c!.broker.presence(lobby)).toEqual([e('u1', 's1', a!)]);
+        expect(await c!.broker.store.presence(lobby)).toEqual([e('u1', 's1', a!)]);
 
-        await c!.broker.presenceRemove([{ channel: lobby, session: 's1' }]);
-        expect(await a!.broker.presence(lobby)).toEqual([]);
+        await c!.broker.store.presenceRemove([{ channel: lobby, session: 's1' }]);
+        expect(await a!.broker.store.presence(lobby)).toEqual([]);
       });
 
       it('expires entries after their TTL unless refreshed', async () => {
@@ -449,29 +449,29 @@ export function brokerSuite(name: string, factory: () => Promise<BrokerBackend>,
         const kept: PresenceEntry = { user: 'u2', session: 'kept', node: a!.id };
         const stays: PresenceEntry = { user: 'u3', session: 'stays', node: b!.id };
         const TTL = 400;
-        await a!.broker.presenceAdd([{ channel: room, entry: gone }, { channel: room, entry: kept }], TTL);
-        await b!.broker.presenceAdd([{ channel: room, entry: stays }], 30_000);
-        expect(await b!.broker.presence(room)).toHaveLength(3);
+        await a!.broker.store.presenceAdd([{ channel: room, entry: gone }, { channel: room, entry: kept }], TTL);
+        await b!.broker.store.presenceAdd([{ channel: room, entry: stays }], 30_000);
+        expect(await b!.broker.store.presence(room)).toHaveLength(3);
 
         let refreshing = true;
         const refresher = (async () => {
           while (refreshing) {
-            await a!.broker.presenceAdd([{ channel: room, entry: kept }], TTL);
+            await a!.broker.store.presenceAdd([{ channel: room, entry: kept }], TTL);
             // Pause, not a wait: the refresher saves the entry four times per TTL.
             await sleep(TTL / 4);
           }
         })();
         try {
-          await vi.waitFor(async () => expect((await b!.broker.presence(room)).sort(bySession)).toEqual([kept, stays]), { timeout: 5_000, interval: 20 });
+          await vi.waitFor(async () => expect((await b!.broker.store.presence(room)).sort(bySession)).toEqual([kept, stays]), { timeout: 5_000, interval: 20 });
           // Pause, not a wait: twice the TTL passes; the refreshed entry must outlive it.
           // still there well after its first TTL has passed
           await sleep(2 * TTL);
-          expect((await b!.broker.presence(room)).sort(bySession)).toEqual([kept, stays]);
+          expect((await b!.broker.store.presence(room)).sort(bySession)).toEqual([kept, stays]);
         } finally {
           refreshing = false;
           await refresher;
         }
-        await vi.waitFor(async () => expect(await a!.broker.presence(room)).toEqual([stays]), { timeout: 5_000, interval: 20 });
+        await vi.waitFor(async () => expect(await a!.broker.store.presence(room)).toEqual([stays]), { timeout: 5_000, interval: 20 });
       });
     });
 
@@ -543,7 +543,7 @@ export function brokerSuite(name: string, factory: () => Promise<BrokerBackend>,
         await publish(a!, room, 'barrier', LONG);
         await vi.waitFor(() => expect(b!.got(room)).toEqual(['x', 'y', 'barrier']), { timeout: 5_000, interval: 20 });
         await vi.waitFor(() => expect(b!.got(other)).toEqual(['z']), { timeout: 5_000, interval: 20 });
-        const page = await a!.broker.history(room, { since: 0, limit: 10 }, LONG);
+        const page = await a!.broker.store.history(room, { since: 0, limit: 10 }, LONG);
         expect(page.messages.map((m) => m.data)).toEqual(['x', 'y', 'barrier']);
       });
 
@@ -607,36 +607,36 @@ export function brokerSuite(name: string, factory: () => Promise<BrokerBackend>,
       it('are kept per channel and reader, seen from every node, and only move forward within an epoch', async () => {
         const [a, b] = await nodes(2);
         const inbox = ch('acks', 'user');
-        expect(await a!.broker.loadAck(inbox, '')).toBeNull();
-        await a!.broker.saveAck(inbox, '', { offset: 5, epoch: 'e1' }, 60_000);
-        expect(await b!.broker.loadAck(inbox, '')).toEqual({ offset: 5, epoch: 'e1' });
-        expect(await b!.broker.loadAck(inbox, 'phone')).toBeNull();
-        expect(await b!.broker.loadAck(ch('acks-other', 'user'), '')).toBeNull();
-        await b!.broker.saveAck(inbox, '', { offset: 3, epoch: 'e1' }, 60_000);
-        expect(await a!.broker.loadAck(inbox, '')).toEqual({ offset: 5, epoch: 'e1' });
-        await b!.broker.saveAck(inbox, '', { offset: 9, epoch: 'e1' }, 60_000);
-        expect(await a!.broker.loadAck(inbox, '')).toEqual({ offset: 9, epoch: 'e1' });
+        expect(await a!.broker.store.loadAck(inbox, '')).toBeNull();
+        await a!.broker.store.saveAck(inbox, '', { offset: 5, epoch: 'e1' }, 60_000);
+        expect(await b!.broker.store.loadAck(inbox, '')).toEqual({ offset: 5, epoch: 'e1' });
+        expect(await b!.broker.store.loadAck(inbox, 'phone')).toBeNull();
+        expect(await b!.broker.store.loadAck(ch('acks-other', 'user'), '')).toBeNull();
+        await b!.broker.store.saveAck(inbox, '', { offset: 3, epoch: 'e1' }, 60_000);
+        expect(await a!.broker.store.loadAck(inbox, '')).toEqual({ offset: 5, epoch: 'e1' });
+        await b!.broker.store.saveAck(inbox, '', { offset: 9, epoch: 'e1' }, 60_000);
+        expect(await a!.broker.store.loadAck(inbox, '')).toEqual({ offset: 9, epoch: 'e1' });
         // history restarted: the new epoch's position replaces the old one
-        await a!.broker.saveAck(inbox, '', { offset: 2, epoch: 'e2' }, 60_000);
-        expect(await b!.broker.loadAck(inbox, '')).toEqual({ offset: 2, epoch: 'e2' });
-        await a!.broker.saveAck(inbox, 'phone', { offset: 1, epoch: 'e2' }, 60_000);
-        expect(await b!.broker.loadAck(inbox, 'phone')).toEqual({ offset: 1, epoch: 'e2' });
-        expect(await b!.broker.loadAck(inbox, '')).toEqual({ offset: 2, epoch: 'e2' });
+        await a!.broker.store.saveAck(inbox, '', { offset: 2, epoch: 'e2' }, 60_000);
+        expect(await b!.broker.store.loadAck(inbox, '')).toEqual({ offset: 2, epoch: 'e2' });
+        await a!.broker.store.saveAck(inbox, 'phone', { offset: 1, epoch: 'e2' }, 60_000);
+        expect(await b!.broker.store.loadAck(inbox, 'phone')).toEqual({ offset: 1, epoch: 'e2' });
+        expect(await b!.broker.store.loadAck(inbox, '')).toEqual({ offset: 2, epoch: 'e2' });
       });
 
       it('expire after their TTL unless saved again', async () => {
         const [a] = await nodes(1);
         const inbox = ch('acks-ttl', 'user');
-        await a!.broker.saveAck(inbox, 'gone', { offset: 1, epoch: 'e' }, 400);
-        await a!.broker.saveAck(inbox, 'kept', { offset: 1, epoch: 'e' }, 400);
+        await a!.broker.store.saveAck(inbox, 'gone', { offset: 1, epoch: 'e' }, 400);
+        await a!.broker.store.saveAck(inbox, 'kept', { offset: 1, epoch: 'e' }, 400);
         // Pause, not a wait: part of the 400 ms TTL passes.
         await sleep(250);
         // a save that does not move the position still refreshes it
-        await a!.broker.saveAck(inbox, 'kept', { offset: 1, epoch: 'e' }, 400);
+        await a!.broker.store.saveAck(inbox, 'kept', { offset: 1, epoch: 'e' }, 400);
         // Pause, not a wait: part of the 400 ms TTL passes.
         await sleep(250);
-        expect(await a!.broker.loadAck(inbox, 'gone')).toBeNull();
-        expect(await a!.broker.loadAck(inbox, 'kept')).toEqual({ offset: 1, epoch: 'e' });
+        expect(await a!.broker.store.loadAck(inbox, 'gone')).toBeNull();
+        expect(await a!.broker.store.loadAck(inbox, 'kept')).toEqual({ offset: 1, epoch: 'e' });
       });
     });
 
@@ -676,7 +676,7 @@ export function brokerSuite(name: string, factory: () => Promise<BrokerBackend>,
           expect(p1!.offset).toBeUndefined();
           expect(p2!.epoch).toBeUndefined();
         }
-        expect((await a!.broker.history(room, { limit: 0 }, LONG)).offset).toBe(N);
+        expect((await a!.broker.store.history(room, { limit: 0 }, LONG)).offset).toBe(N);
 
         // a node started later receives what follows; a closed one nothing more
         const d = await node('d');
@@ -695,7 +695,7 @@ export function brokerSuite(name: string, factory: () => Promise<BrokerBackend>,
         const [a, b, c] = await nodes(3);
         const d = await node('d');
         const room = ch('inbox');
-        await c!.broker.register([room], 30_000);
+        await c!.broker.registry!.register([room], 30_000);
         // a subscriber that is not listed: a `nodes` route is not interest routing
         await d.broker.subscribe(room);
 
@@ -720,20 +720,20 @@ export function brokerSuite(name: string, factory: () => Promise<BrokerBackend>,
         const [a, b, c] = await nodes(3);
         const room = ch('reg');
         const other = ch('reg-other');
-        expect(await a!.broker.registered(room)).toEqual([]);
+        expect(await a!.broker.registry!.registered(room)).toEqual([]);
 
-        await b!.broker.register([room, other], 30_000);
-        await c!.broker.register([room], 30_000);
-        await c!.broker.register([room], 30_000);
-        expect((await a!.broker.registered(room)).sort()).toEqual([b!.id, c!.id].sort());
-        expect(await a!.broker.registered(other)).toEqual([b!.id]);
+        await b!.broker.registry!.register([room, other], 30_000);
+        await c!.broker.registry!.register([room], 30_000);
+        await c!.broker.registry!.register([room], 30_000);
+        expect((await a!.broker.registry!.registered(room)).sort()).toEqual([b!.id, c!.id].sort());
+        expect(await a!.broker.registry!.registered(other)).toEqual([b!.id]);
 
         await send(a!, room, 'r1', toNodes([], true));
         await send(a!, room, 'r2', toNodes([], false));
-        await b!.broker.unregister([room, ch('never')]);
-        expect(await c!.broker.registered(room)).toEqual([c!.id]);
+        await b!.broker.registry!.unregister([room, ch('never')]);
+        expect(await c!.broker.registry!.registered(room)).toEqual([c!.id]);
         // only that channel's entry went
-        expect(await c!.broker.registered(other)).toEqual([b!.id]);
+        expect(await c!.broker.registry!.registered(other)).toEqual([b!.id]);
         await send(a!, room, 'r3', toNodes([], true), null);
         await send(b!, room, 'r4', toNodes([a!.id], true));
 
@@ -745,38 +745,38 @@ export function brokerSuite(name: string, factory: () => Promise<BrokerBackend>,
         expect(b!.got(room)).toEqual(['r1', 'end']);
         expect(c!.got(room)).toEqual(['r1', 'r3', 'r4', 'end']);
 
-        await c!.broker.unregister([room]);
-        expect(await a!.broker.registered(room)).toEqual([]);
+        await c!.broker.registry!.unregister([room]);
+        expect(await a!.broker.registry!.registered(room)).toEqual([]);
       });
 
       withNodes?.('registry entries expire after their TTL unless registered again', async () => {
         const [a, b, c] = await nodes(3);
         const room = ch('reg-ttl');
         const TTL = 300;
-        await b!.broker.register([room], TTL);
-        await c!.broker.register([room], TTL);
-        expect((await a!.broker.registered(room)).sort()).toEqual([b!.id, c!.id].sort());
+        await b!.broker.registry!.register([room], TTL);
+        await c!.broker.registry!.register([room], TTL);
+        expect((await a!.broker.registry!.registered(room)).sort()).toEqual([b!.id, c!.id].sort());
 
         let refreshing = true;
         const refresher = (async () => {
           while (refreshing) {
-            await c!.broker.register([room], TTL);
+            await c!.broker.registry!.register([room], TTL);
             // Pause, not a wait: the refresher saves the entry four times per TTL.
             await sleep(TTL / 4);
           }
         })();
         try {
-          await vi.waitFor(async () => expect(await a!.broker.registered(room)).toEqual([c!.id]), { timeout: 5_000, interval: 20 });
+          await vi.waitFor(async () => expect(await a!.broker.registry!.registered(room)).toEqual([c!.id]), { timeout: 5_000, interval: 20 });
           // Pause, not a wait: twice the TTL passes; the refreshed entry must outlive it.
           // still there well after its first TTL has passed
           await sleep(2 * TTL);
-          expect(await a!.broker.registered(room)).toEqual([c!.id]);
+          expect(await a!.broker.registry!.registered(room)).toEqual([c!.id]);
           await send(a!, room, 'to-live', toNodes([], true));
         } finally {
           refreshing = false;
           await refresher;
         }
-        await vi.waitFor(async () => expect(await b!.broker.registered(room)).toEqual([]), { timeout: 5_000, interval: 20 });
+        await vi.waitFor(async () => expect(await b!.broker.registry!.registered(room)).toEqual([]), { timeout: 5_000, interval: 20 });
         await send(a!, room, 'to-none', toNodes([], true));
         await send(a!, room, 'end', ALL);
         for (const n of [a, b, c]) await vi.waitFor(() => expect(n!.got(room).at(-1)).toBe('end'), { timeout: 5_000, interval: 20 });
@@ -813,8 +813,8 @@ export function brokerSuite(name: string, factory: () => Promise<BrokerBackend>,
           const starts = new Map<Node, number[]>();
           for (const [i, n] of joiners.entries()) {
             await vi.waitFor(() => expect(fired).toBeGreaterThan(100 + 300 * i), { timeout: 5_000, interval: 20 });
-            await n.broker.register(rooms, 30_000);
-            starts.set(n, await Promise.all(rooms.map(async (room) => (await n.broker.history(room, { limit: 0 }, LONG)).offset)));
+            await n.broker.registry!.register(rooms, 30_000);
+            starts.set(n, await Promise.all(rooms.map(async (room) => (await n.broker.store.history(room, { limit: 0 }, LONG)).offset)));
           }
           const firedThen = fired;
           await vi.waitFor(() => expect(fired).toBeGreaterThan(firedThen + 800), { timeout: 5_000, interval: 20 });
@@ -848,7 +848,7 @@ export function brokerSuite(name: string, factory: () => Promise<BrokerBackend>,
         const [a, b, c] = await nodes(3);
         const viaAll = ch('many-all');
         const viaNodes = ch('many-nodes');
-        await c!.broker.register([viaNodes], 30_000);
+        await c!.broker.registry!.register([viaNodes], 30_000);
         const N = 100;
         const publishers = [a!, b!, c!];
         await Promise.all(

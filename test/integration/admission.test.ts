@@ -8,8 +8,8 @@ import { randomBytes } from 'node:crypto';
 import { request, type IncomingHttpHeaders } from 'node:http';
 import type { Socket } from 'node:net';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import type { HistoryPage, HistoryPolicy, HistoryQuery } from '../../src/brokers/history.js';
-import { MemoryBroker } from '../../src/brokers/memory/memory-broker.js';
+import type { Store } from '../../src/brokers/broker.js';
+import { MemoryBroker, MemoryBus } from '../../src/brokers/memory/memory-broker.js';
 import { startNode, type SwitchboardNode } from '../../src/server/node.js';
 import type { NodeOptionsInput } from '../../src/server/options.js';
 import { TEST_NODE } from '../helpers/fixture.js';
@@ -113,9 +113,18 @@ class GatedBroker extends MemoryBroker {
     this.gate = Promise.resolve();
   }
 
-  override async history(channel: string, query: HistoryQuery, policy: HistoryPolicy): Promise<HistoryPage> {
-    await this.gate;
-    return super.history(channel, query, policy);
+  /** The bus's store, with history reads held until `open()`. */
+  override readonly store: Store;
+
+  constructor() {
+    const bus = new MemoryBus();
+    super(bus);
+    this.store = Object.assign(Object.create(bus.store) as Store, {
+      history: async (...args: Parameters<Store['history']>) => {
+        await this.gate;
+        return bus.store.history(...args);
+      },
+    });
   }
 }
 

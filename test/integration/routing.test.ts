@@ -410,8 +410,8 @@ describe.each(CASES)('routing: $title', (variant) => {
       // Wait for the killed node's entries to expire.
       await vi.waitUntil(
         async () => {
-          const left = registry ? await Promise.all(moved.map(async (t) => (await probe.registered(t.room!)).includes(victim.id))) : [];
-          const present = await Promise.all(moved.map(async (t) => (await probe.presence(t.room!)).some((e) => e.node === victim.id)));
+          const left = registry ? await Promise.all(moved.map(async (t) => (await probe.registry!.registered(t.room!)).includes(victim.id))) : [];
+          const present = await Promise.all(moved.map(async (t) => (await probe.store.presence(t.room!)).some((e) => e.node === victim.id)));
           return !left.some(Boolean) && !present.some(Boolean);
         },
         { timeout: 10_000, interval: 200 },

@@ -7,8 +7,7 @@
  */
 import { pino } from 'pino';
 import { afterEach, expect, it, vi } from 'vitest';
-import type { BrokerHandlers, BrokerPublication } from '../../src/brokers/broker.js';
-import type { HistoryPage, HistoryPolicy, HistoryQuery } from '../../src/brokers/history.js';
+import type { BrokerHandlers, BrokerPublication, Store } from '../../src/brokers/broker.js';
 import { MemoryBroker, MemoryBus } from '../../src/brokers/memory/memory-broker.js';
 import type { ServerFrame } from '../../src/protocol/index.js';
 import { Gateway } from '../../src/server/core/gateway.js';
@@ -39,9 +38,17 @@ class FlakyBroker extends MemoryBroker {
     if (!this.isDown) super.deliver(pub);
   }
 
-  override async history(channel: string, query: HistoryQuery, policy: HistoryPolicy): Promise<HistoryPage> {
-    await sleep(this.historyDelayMs);
-    return super.history(channel, query, policy);
+  /** The bus's store, with history answering after `historyDelayMs`. */
+  override readonly store: Store;
+
+  constructor(bus: MemoryBus) {
+    super(bus);
+    this.store = Object.assign(Object.create(bus.store) as Store, {
+      history: async (...args: Parameters<Store['history']>) => {
+        await sleep(this.historyDelayMs);
+        return bus.store.history(...args);
+      },
+    });
   }
 
   down(): void {

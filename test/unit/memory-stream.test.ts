@@ -203,12 +203,12 @@ describe('MemoryBroker.close on a shared bus', () => {
     await a.start('a', handlers);
     await b.start('b', handlers);
     const policy: HistoryPolicy = { size: 10, ttlMs: 1000 };
-    const before = (await b.history('quiet', { limit: 0 }, policy)).epoch;
+    const before = (await b.store.history('quiet', { limit: 0 }, policy)).epoch;
     await a.close();
     await a.close();
     now += 25 * 3600 * 1000;
     vi.advanceTimersByTime(60_000);
-    expect((await b.history('quiet', { limit: 0 }, policy)).epoch).not.toBe(before);
+    expect((await b.store.history('quiet', { limit: 0 }, policy)).epoch).not.toBe(before);
     await b.close();
   });
 });

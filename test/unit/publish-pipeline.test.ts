@@ -134,7 +134,7 @@ describe('publish and send frames', () => {
     expect(replies).toHaveLength(30);
     expect(broker.maxInFlight).toBe(10);
     for (let u = 0; u < 10; u++) {
-      const page = await broker.history(`user:u${u}`, { since: 0, limit: 10 }, { size: 1000, ttlMs: 60_000 });
+      const page = await broker.store.history(`user:u${u}`, { since: 0, limit: 10 }, { size: 1000, ttlMs: 60_000 });
       expect(page.messages.map((m) => m.data)).toEqual([0, 1, 2]);
     }
   });

@@ -23,13 +23,11 @@
  * link reconnects by itself with a capped backoff and reports itself up
  * only once the queue, every binding and the consumer are back.
  */
-import type { PublishResult, StreamPosition } from '../../protocol/index.js';
-import type {
-  Broker, Idempotency, PresenceEntry, PresenceItem,
-  PublishReceipt, Route,
-} from '../broker.js';
-import type { HistoryPage, HistoryPolicy, HistoryQuery } from '../history.js';
+import type { PublishResult } from '../../protocol/index.js';
+import type { Broker, Idempotency, PublishReceipt, Registry, Route, Store } from '../broker.js';
+import type { HistoryPolicy } from '../history.js';
 import { ALL_ROUTES, TO_SUBSCRIBERS } from '../broker.js';
+import { composeStore } from '../store.js';
 import { BrokerError, closedError, notStartedError } from '../errors.js';
 import { NetworkedBroker } from '../networked.js';
 import { encodeStored, type PublishInput } from '../redis/codec.js';
@@ -63,7 +61,12 @@ export class AmqpBroker extends NetworkedBroker implements Broker {
   readonly routes = ALL_ROUTES;
   private readonly target: AmqpTarget & { store: NonNullable<AmqpTarget['store']> };
   private readonly names: AmqpNames;
-  private readonly store: RedisStore;
+  /** The Redis store: its connection, numbering and registry. */
+  private readonly redis: RedisStore;
+  /** History, acks and presence in the Redis store. */
+  readonly store: Store;
+  /** The registry in the Redis store, as this node's. */
+  readonly registry: Registry;
   private nodeId = '';
   private link: AmqpLink | undefined;
   private sequencer: Sequencer | undefined;
@@ -82,11 +85,20 @@ export class AmqpBroker extends NetworkedBroker implements Broker {
     this.target = { ...target, store: target.store };
     const prefix = options.prefix ?? target.prefix ?? DEFAULT_PREFIX;
     this.names = new AmqpNames(prefix);
-    this.store = new RedisStore(
+    this.redis = new RedisStore(
       target.store,
       { onChange: () => this.changed(), onError: (err, where) => this.fault(err, where) },
       { prefix: target.store.prefix ?? prefix },
     );
+    this.store = composeStore([this.redis.records], () => this.live());
+    this.registry = {
+      register: (channels, ttlMs) => this.register(channels, ttlMs),
+      unregister: (channels) => this.unregister(channels),
+      registered: async (channel) => {
+        this.live();
+        return this.redis.registry.list(channel);
+      },
+    };
   }
 
   /** The ordering state: gaps filled from history, skipped, duplicates dropped. */
@@ -103,7 +115,7 @@ export class AmqpBroker extends NetworkedBroker implements Broker {
     const options = this.options;
     this.sequencer = new Sequencer({
       deliver: (pub) => this.calls.publication(pub, 'publication handler'),
-      fill: (channel, from, to, limit) => this.store.streams.range(channel, from, to, limit),
+      fill: (channel, from, to, limit) => this.redis.streams.range(channel, from, to, limit),
       onFault: (err, where) => this.fault(err, where),
       ...(options.gapMs === undefined ? {} : { gapMs: options.gapMs }),
       ...(options.maxHeld === undefined ? {} : { maxHeld: options.maxHeld }),
@@ -118,20 +130,20 @@ export class AmqpBroker extends NetworkedBroker implements Broker {
     this.link = new AmqpLink(withDefault(this.target.url, 'heartbeat', String(options.heartbeatS ?? 5)), this.names, nodeId, tuning, {
       onDelivery: (type, body) => this.delivered(type, body),
       // Everything stored after this instant was published after the bindings were in place.
-      beforeConsume: async () => sequencer.setHorizon(await this.store.time()),
+      beforeConsume: async () => sequencer.setHorizon(await this.redis.time()),
       onChange: () => this.changed(),
       onError: (err, where) => this.fault(err, where),
     });
 
     const timeoutMs = options.startTimeoutMs ?? 5000;
-    this.store.connect();
+    this.redis.connect();
     this.link.start();
     try {
       await this.waitUntil(() => this.bothUp, Date.now() + timeoutMs);
     } catch (err) {
       if (this.closing) throw closedError('broker closed while starting');
       const link = this.link;
-      const storeUp = this.store.ready;
+      const storeUp = this.redis.ready;
       await this.close();
       const problems: string[] = [];
       // Without the store the link fails its last step (reading the store's clock): that is no fault of RabbitMQ's.
@@ -139,7 +151,7 @@ export class AmqpBroker extends NetworkedBroker implements Broker {
         problems.push(`rabbitmq at ${this.target.where}${link.lastFault ? ` (${link.lastFault.message})` : ''}`);
       }
       if (!storeUp) {
-        problems.push(`the redis store at ${this.store.where}${this.store.lastFault ? ` (${this.store.lastFault.message})` : ''}`);
+        problems.push(`the redis store at ${this.redis.where}${this.redis.lastFault ? ` (${this.redis.lastFault.message})` : ''}`);
       }
       throw new Error(`${problems.join(' and ')} not reachable within ${timeoutMs} ms`, { cause: err });
     }
@@ -159,7 +171,7 @@ export class AmqpBroker extends NetworkedBroker implements Broker {
     subscribing = (async () => {
       await link.bind(key);
       // Read after the binding is in place: anything up to `top` is in history, anything later arrives.
-      const { top, epoch } = await this.store.streams.range(channel, 1, 0, 1);
+      const { top, epoch } = await this.redis.streams.range(channel, 1, 0, 1);
       if (this.subscriptions.get(channel) === subscribing) this.sequencer?.prime(channel, top, epoch === '' ? undefined : epoch);
     })();
     this.subscriptions.set(channel, subscribing);
@@ -181,7 +193,7 @@ export class AmqpBroker extends NetworkedBroker implements Broker {
 
   async publish(pub: PublishInput, history: HistoryPolicy | null, route: Route = TO_SUBSCRIBERS, once?: Idempotency): Promise<PublishReceipt> {
     const link = this.live();
-    if (!this.ready) throw new BrokerError('unavailable', this.store.ready ? 'rabbitmq is unreachable' : 'the redis store is unreachable');
+    if (!this.ready) throw new BrokerError('unavailable', this.redis.ready ? 'rabbitmq is unreachable' : 'the redis store is unreachable');
     const stored = encodeStored(pub);
     const ts = Number.isFinite(pub.ts) ? Math.trunc(pub.ts) : Date.now();
     const keeps = history !== null && history.size > 0;
@@ -189,7 +201,7 @@ export class AmqpBroker extends NetworkedBroker implements Broker {
     // idempotency keys: without any of them, straight to RabbitMQ.
     const placed: StoredRoute | undefined =
       keeps || (route.to === 'nodes' && route.registered) || once
-        ? await this.store.streams.storeRouted(pub, history, route, once)
+        ? await this.redis.streams.storeRouted(pub, history, route, once)
         : undefined;
     const numbered =
       keeps && placed?.offset !== undefined && placed.epoch !== undefined ? { ...placed, offset: placed.offset, epoch: placed.epoch } : undefined;
@@ -219,53 +231,19 @@ export class AmqpBroker extends NetworkedBroker implements Broker {
     return result;
   }
 
-  async history(channel: string, query: HistoryQuery, policy: HistoryPolicy): Promise<HistoryPage> {
+  /** Registered channels keep their ordering state while unsubscribed (see `unsubscribe`). */
+  private async register(channels: string[], ttlMs: number): Promise<void> {
     this.live();
-    return this.store.streams.read(channel, query, policy);
-  }
-
-  async saveAck(channel: string, reader: string, position: StreamPosition, ttlMs: number): Promise<void> {
-    this.live();
-    await this.store.acks.save(channel, reader, position, ttlMs);
-  }
-
-  async loadAck(channel: string, reader: string): Promise<StreamPosition | null> {
-    this.live();
-    return this.store.acks.load(channel, reader);
-  }
-
-  async presenceAdd(items: PresenceItem[], ttlMs: number): Promise<void> {
-    this.live();
-    await this.store.presence.add(items, ttlMs);
-  }
-
-  async presenceRemove(items: Array<{ channel: string; session: string }>): Promise<void> {
-    this.live();
-    await this.store.presence.remove(items);
-  }
-
-  async presence(channel: string): Promise<PresenceEntry[]> {
-    this.live();
-    return this.store.presence.list(channel);
-  }
-
-  async register(channels: string[], ttlMs: number): Promise<void> {
-    this.live();
-    await this.store.registry.add(this.nodeId, channels, ttlMs);
+    await this.redis.registry.add(this.nodeId, channels, ttlMs);
     for (const c of channels) this.registeredHere.add(c);
   }
 
-  async unregister(channels: string[]): Promise<void> {
+  private async unregister(channels: string[]): Promise<void> {
     this.live();
-    await this.store.registry.remove(this.nodeId, channels);
+    await this.redis.registry.remove(this.nodeId, channels);
     for (const c of channels) {
       if (this.registeredHere.delete(c) && !this.subscriptions.has(c)) this.sequencer?.forget(c);
     }
-  }
-
-  async registered(channel: string): Promise<string[]> {
-    this.live();
-    return this.store.registry.list(channel);
   }
 
   async sendControl(to: string | null, payload: string): Promise<void> {
@@ -276,7 +254,7 @@ export class AmqpBroker extends NetworkedBroker implements Broker {
   // ---- internals -------------------------------------------------------------
 
   private get bothUp(): boolean {
-    return (this.link?.up ?? false) && this.store.ready;
+    return (this.link?.up ?? false) && this.redis.ready;
   }
 
   /** The link of a started broker; throws otherwise (callers are async: a rejection, at once). */
@@ -303,7 +281,7 @@ export class AmqpBroker extends NetworkedBroker implements Broker {
 
   protected async release(): Promise<void> {
     this.sequencer?.close();
-    await Promise.all([this.link?.close(), this.store.close()]);
+    await Promise.all([this.link?.close(), this.redis.close()]);
   }
 }
 

@@ -10,20 +10,13 @@
  * events a call causes for a worker are queued before that worker's later
  * answers: each worker sees what an in-process broker would show it.
  */
-import type { StreamPosition } from '../../protocol/index.js';
-import type {
-  BrokerHandlers,
-  BrokerPublication,
-  Idempotency,
-  PresenceItem,
-  Route,
-} from '../broker.js';
-import type { HistoryPolicy, HistoryQuery } from '../history.js';
+import type { BrokerHandlers, BrokerPublication, Idempotency, Registry, Route, Store } from '../broker.js';
+import type { HistoryPolicy } from '../history.js';
 import { Faults } from '../faults.js';
 import { MemoryBroker, MemoryBus } from '../memory/memory-broker.js';
 import { Outbox } from './outbox.js';
 import type { IpcPort } from './port.js';
-import { asCall, openEnvelope, type CallMessage } from './wire.js';
+import { asCall, isRegistryMethod, isStoreMethod, openEnvelope, type CallMessage, type StoreMethod } from './wire.js';
 
 export interface IpcHubOptions {
   /** Told of every fault the hub survives (undecodable messages from a worker). */
@@ -140,28 +133,20 @@ export class HubLink {
           (a[2] ?? undefined) as Route | undefined,
           (a[3] ?? undefined) as Idempotency | undefined,
         );
-      case 'history':
-        return b.history(a[0] as string, a[1] as HistoryQuery, a[2] as HistoryPolicy);
-      case 'saveAck':
-        return b.saveAck(a[0] as string, a[1] as string, a[2] as StreamPosition, a[3] as number);
-      case 'loadAck':
-        return b.loadAck(a[0] as string, a[1] as string);
-      case 'presenceAdd':
-        return b.presenceAdd(a[0] as PresenceItem[], a[1] as number);
-      case 'presenceRemove':
-        return b.presenceRemove(a[0] as Array<{ channel: string; session: string }>);
-      case 'presence':
-        return b.presence(a[0] as string);
-      case 'register':
-        return b.register(a[0] as string[], a[1] as number);
-      case 'unregister':
-        return b.unregister(a[0] as string[]);
-      case 'registered':
-        return b.registered(a[0] as string);
+      case 'store':
+        return this.store(a);
       case 'sendControl':
         return b.sendControl(a[0] as string | null, a[1] as string);
       default:
         return Promise.reject(new Error(`unknown call ${JSON.stringify(o satisfies never)}`));
     }
+  }
+
+  /** Run a store or registry call (`StoreCall`: the method's name and its arguments) on the worker's broker. */
+  private store([method, args]: unknown[]): Promise<unknown> {
+    if (!isStoreMethod(method) || !Array.isArray(args)) return Promise.reject(new Error(`unknown store call ${JSON.stringify(method)}`));
+    const target: Store | Registry = isRegistryMethod(method) ? this.broker.registry : this.broker.store;
+    const fn = (target as unknown as Record<StoreMethod, (...a: unknown[]) => Promise<unknown>>)[method];
+    return fn.apply(target, args);
   }
 }

@@ -3,7 +3,8 @@
  * with the memory broker: every call goes over the IPC channel to the
  * primary's `IpcHub`, which runs it on that worker's `MemoryBroker` on the
  * one `MemoryBus` all workers share; publications, control messages and
- * readiness come back as events on the same channel.
+ * readiness come back as events on the same channel. Store and registry
+ * calls all travel as one generic `store` call (see `wire.ts`).
  *
  * The channel keeps order, and the bus does a publish's deliveries before
  * it answers, so a worker sees events and answers in the order the bus
@@ -14,19 +15,18 @@
  * hangs); true again with the next answer. The bus itself, in the
  * primary's memory, is always ready.
  */
-import type { StreamPosition } from '../../protocol/index.js';
 import type {
   Broker, BrokerHandlers, BrokerPublication, Idempotency,
-  PresenceEntry, PresenceItem, PublishReceipt, Route,
+  PublishReceipt, Registry, Route, Store,
 } from '../broker.js';
-import type { HistoryPage, HistoryPolicy, HistoryQuery } from '../history.js';
-import { ALL_ROUTES } from '../broker.js';
+import type { HistoryPolicy } from '../history.js';
+import { ALL_ROUTES, REGISTRY_METHODS, STORE_METHODS } from '../broker.js';
 import { Faults } from '../faults.js';
 import { HandlerCalls } from '../handler-calls.js';
 import { Outbox } from './outbox.js';
 import { PendingCalls } from './pending.js';
 import type { IpcPort } from './port.js';
-import { asToWorker, openEnvelope, type Op, type ToWorker } from './wire.js';
+import { asToWorker, openEnvelope, type Op, type StoreCall, type StoreMethod, type ToWorker } from './wire.js';
 
 export interface IpcBrokerOptions {
   /** Milliseconds a call waits for the primary's answer before it rejects. Default 5000. */
@@ -43,6 +43,10 @@ export const DEFAULT_MAX_PENDING = 10_000;
 export class IpcBroker implements Broker {
   readonly kind = 'ipc';
   readonly routes = ALL_ROUTES;
+  /** The primary's store: each call is one `store` call over the channel. */
+  readonly store: Store = this.remote<Store>(STORE_METHODS);
+  /** The primary's registry, as `store`. */
+  readonly registry: Registry = this.remote<Registry>(REGISTRY_METHODS);
   private started = false;
   private closing: Promise<void> | undefined;
   /** The channel to the primary is open. */
@@ -130,50 +134,20 @@ export class IpcBroker implements Broker {
     return (await this.call('publish', args)) as PublishReceipt;
   }
 
-  async history(channel: string, query: HistoryQuery, policy: HistoryPolicy): Promise<HistoryPage> {
-    return (await this.call('history', [channel, query, policy])) as HistoryPage;
-  }
-
-  async saveAck(channel: string, reader: string, position: StreamPosition, ttlMs: number): Promise<void> {
-    await this.call('saveAck', [channel, reader, position, ttlMs]);
-  }
-
-  async loadAck(channel: string, reader: string): Promise<StreamPosition | null> {
-    return ((await this.call('loadAck', [channel, reader])) as StreamPosition | undefined) ?? null;
-  }
-
-  async presenceAdd(items: PresenceItem[], ttlMs: number): Promise<void> {
-    await this.call('presenceAdd', [items, ttlMs]);
-  }
-
-  async presenceRemove(items: Array<{ channel: string; session: string }>): Promise<void> {
-    await this.call('presenceRemove', [items]);
-  }
-
-  async presence(channel: string): Promise<PresenceEntry[]> {
-    return (await this.call('presence', [channel])) as PresenceEntry[];
-  }
-
-  async register(channels: string[], ttlMs: number): Promise<void> {
-    await this.call('register', [channels, ttlMs]);
-  }
-
-  async unregister(channels: string[]): Promise<void> {
-    await this.call('unregister', [channels]);
-  }
-
-  async registered(channel: string): Promise<string[]> {
-    return (await this.call('registered', [channel])) as string[];
-  }
-
   async sendControl(to: string | null, payload: string): Promise<void> {
     await this.call('sendControl', [to, payload]);
   }
 
-  /** Send a call and wait for its answer; rejects at once when the channel is gone. */
-  private call(op: Op, args: unknown[]): Promise<unknown> {
-    if (!this.connected) return Promise.reject(new Error(`${op}: the IPC channel to the primary is closed`));
-    const { id, answer } = this.pending.open(op);
+  /** An object whose every method in `methods` is a `store` call of that method over the channel. */
+  private remote<T>(methods: ReadonlyArray<StoreMethod & keyof T>): T {
+    const call = (method: StoreMethod, args: unknown[]): Promise<unknown> => this.call('store', [method, args] as StoreCall, method);
+    return Object.fromEntries(methods.map((m) => [m, async (...args: unknown[]) => call(m, args)])) as T;
+  }
+
+  /** Send a call and wait for its answer (`label` names it in errors); rejects at once when the channel is gone. */
+  private call(op: Op, args: unknown[], label: string = op): Promise<unknown> {
+    if (!this.connected) return Promise.reject(new Error(`${label}: the IPC channel to the primary is closed`));
+    const { id, answer } = this.pending.open(label);
     this.outbox.push({ t: 'q', i: id, o: op, a: args });
     return answer;
   }

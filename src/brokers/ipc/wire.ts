@@ -1,35 +1,45 @@
 /**
  * What travels between a worker's `IpcBroker` and the primary's `IpcHub`:
- * calls of the `Broker` methods one way, their answers and the handler
- * events the other way. Keys are one letter because every publication a
- * worker receives crosses the channel once and is serialized each time.
+ * calls of the `Transport` methods, and store and registry calls as one
+ * generic `store` call (method name and arguments), one way; their answers
+ * and the handler events the other way. A new store method needs nothing
+ * here. Keys are one letter because every publication a worker receives
+ * crosses the channel once and is serialized each time.
  *
  * Messages go in batches (`{ sbipc: [...] }`): one serialization and one
  * write per event-loop turn instead of one per message, and the envelope
  * key keeps them apart from anything else on the same IPC channel.
  */
-import type { Broker, BrokerPublication } from '../broker.js';
+import type { BrokerPublication, Registry, Store, Transport } from '../broker.js';
+import { REGISTRY_METHODS, STORE_METHODS } from '../broker.js';
 
-/** The `Broker` methods a worker calls through the hub (`start` and `close` included). */
-export type Op = Exclude<keyof Broker, 'kind' | 'routes' | 'ready'>;
+/**
+ * What a worker calls through the hub: the `Transport` methods (`start`
+ * and `close` included), and `store` for any `Store` or `Registry` method
+ * (its arguments are a `StoreCall`).
+ */
+export type Op = Exclude<keyof Transport, 'kind' | 'routes' | 'ready'> | 'store';
 
-export const OPS: ReadonlySet<string> = new Set<Op>([
-  'start',
-  'close',
-  'subscribe',
-  'unsubscribe',
-  'publish',
-  'history',
-  'saveAck',
-  'loadAck',
-  'presenceAdd',
-  'presenceRemove',
-  'presence',
-  'register',
-  'unregister',
-  'registered',
-  'sendControl',
-]);
+export const OPS: ReadonlySet<string> = new Set<Op>(['start', 'close', 'subscribe', 'unsubscribe', 'publish', 'sendControl', 'store']);
+
+/** The store and registry methods, as one interface. */
+export type StoreMethods = Store & Registry;
+export type StoreMethod = keyof StoreMethods;
+
+/** The arguments of a `store` call: a store or registry method's name and its arguments, typed per method. */
+export type StoreCall = { [M in StoreMethod]: [method: M, args: Parameters<StoreMethods[M]>] }[StoreMethod];
+
+const STORE_METHOD_NAMES: ReadonlySet<string> = new Set<StoreMethod>([...STORE_METHODS, ...REGISTRY_METHODS]);
+
+/** Whether `name` is a store or registry method (the hub calls nothing else). */
+export function isStoreMethod(name: unknown): name is StoreMethod {
+  return typeof name === 'string' && STORE_METHOD_NAMES.has(name);
+}
+
+/** Whether `method` belongs to the registry rather than the store. */
+export function isRegistryMethod(method: StoreMethod): method is keyof Registry {
+  return (REGISTRY_METHODS as ReadonlyArray<string>).includes(method);
+}
 
 /** Worker → hub: call `o` with arguments `a`; `i` pairs the answer with the call. */
 export interface CallMessage {

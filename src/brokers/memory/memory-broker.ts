@@ -1,50 +1,40 @@
 /**
- * The in-process broker: history, presence and pub/sub in this process's
- * memory. A `MemoryBus` is the shared "server"; each node attaches its own
+ * The in-process broker: pub/sub in this process's memory, beside the
+ * store (`store.ts`: history, acks, presence, registry). A `MemoryBus` is
+ * the shared "server"; each node attaches its own
  * `MemoryBroker` to it, so several nodes in one process (tests) behave like
  * a cluster. `switchboard start` with no `--broker` uses one bus per node.
  *
  * Everything happens synchronously inside one call, so numbering, storing,
  * the registry read and the deliveries of a publish are one atomic step.
  */
-import type { PublishResult, StreamPosition } from '../../protocol/index.js';
+import type { PublishResult } from '../../protocol/index.js';
 import type {
   Broker, BrokerHandlers, BrokerPublication, Idempotency,
-  PresenceEntry, PresenceItem, PublishReceipt, Route,
+  PublishReceipt, Registry, Route, Store,
 } from '../broker.js';
-import type { HistoryPage, HistoryPolicy, HistoryQuery } from '../history.js';
+import type { HistoryPolicy } from '../history.js';
 import { ALL_ROUTES, TO_SUBSCRIBERS } from '../broker.js';
+import { bindRegistry } from '../store.js';
 import { ExpiringIndex } from './expiring.js';
-import { MemoryStream } from './stream.js';
+import { MemoryStore } from './store.js';
 
-/** Streams that hold nothing are forgotten (and get a new epoch) after this long without use. */
-const STREAM_IDLE_MS = 24 * 3600 * 1000;
-/**
- * Streams only ever read (subscribed, never published to) go sooner: a
- * client subscribing to many names must not pin memory for a day. A reader
- * that saw nothing recovers under any epoch (see the gateway), so nothing
- * is lost when one is forgotten.
- */
-const UNPUBLISHED_IDLE_MS = 10 * 60 * 1000;
 const SWEEP_INTERVAL_MS = 60 * 1000;
 
 export class MemoryBus {
-  private readonly streams = new Map<string, MemoryStream>();
-  /** Presence entries by channel and session. */
-  private readonly presences = new ExpiringIndex<PresenceEntry>();
-  /** The routing registry: node ids by channel and node id. */
-  private readonly registry = new ExpiringIndex<string>();
+  /** History, acknowledged positions, presence and the registry, shared by every broker on the bus. */
+  readonly store: MemoryStore;
   /** The result of each idempotent publish, by channel and key. */
   private readonly onces = new ExpiringIndex<PublishResult>();
-  /** Acknowledged positions by channel and reader. */
-  private readonly acks = new ExpiringIndex<StreamPosition>();
   private readonly subscribers = new Map<string, Set<MemoryBroker>>();
   /** Started brokers by node id, for control messages and routed publications. */
   private readonly nodes = new Map<string, MemoryBroker>();
   private sweeper: ReturnType<typeof setInterval> | undefined;
   private attached = 0;
 
-  constructor(private readonly now: () => number = Date.now) {}
+  constructor(private readonly now: () => number = Date.now) {
+    this.store = new MemoryStore(now);
+  }
 
   attach(nodeId: string, broker: MemoryBroker): void {
     this.nodes.set(nodeId, broker);
@@ -95,7 +85,7 @@ export class MemoryBus {
     let delivered: BrokerPublication = pub;
     let result: PublishResult = {};
     if (history && history.size > 0) {
-      const stored = this.stream(pub.channel).append(strip(pub), history, this.now());
+      const stored = this.store.append(strip(pub), history);
       delivered = { ...pub, offset: stored.offset, epoch: stored.epoch };
       result = { offset: stored.offset, epoch: stored.epoch };
     }
@@ -112,7 +102,7 @@ export class MemoryBus {
         return [...this.nodes.values()];
       case 'nodes': {
         const ids = new Set(route.nodes);
-        if (route.registered) for (const id of this.registry.live(channel, this.now())) ids.add(id);
+        if (route.registered) for (const id of this.store.registeredNow(channel)) ids.add(id);
         const out: MemoryBroker[] = [];
         for (const id of ids) {
           const b = this.nodes.get(id);
@@ -125,63 +115,9 @@ export class MemoryBus {
     }
   }
 
-  history(channel: string, query: HistoryQuery): HistoryPage {
-    return this.stream(channel).read(query, this.now());
-  }
-
-  saveAck(channel: string, reader: string, position: StreamPosition, ttlMs: number): void {
-    const now = this.now();
-    const kept = this.acks.get(channel, reader, now);
-    const next = kept && kept.epoch === position.epoch && kept.offset > position.offset ? kept : { ...position };
-    this.acks.set(channel, reader, next, now + ttlMs);
-  }
-
-  loadAck(channel: string, reader: string): StreamPosition | null {
-    const kept = this.acks.get(channel, reader, this.now());
-    return kept ? { ...kept } : null;
-  }
-
-  presenceAdd(items: PresenceItem[], ttlMs: number): void {
-    const expiresAt = this.now() + ttlMs;
-    for (const { channel, entry } of items) this.presences.set(channel, entry.session, entry, expiresAt);
-  }
-
-  presenceRemove(items: Array<{ channel: string; session: string }>): void {
-    for (const { channel, session } of items) this.presences.delete(channel, session);
-  }
-
-  presence(channel: string): PresenceEntry[] {
-    return this.presences.live(channel, this.now());
-  }
-
-  register(nodeId: string, channels: string[], ttlMs: number): void {
-    const expiresAt = this.now() + ttlMs;
-    for (const channel of channels) this.registry.set(channel, nodeId, nodeId, expiresAt);
-  }
-
-  unregister(nodeId: string, channels: string[]): void {
-    for (const channel of channels) this.registry.delete(channel, nodeId);
-  }
-
-  registered(channel: string): string[] {
-    return this.registry.live(channel, this.now());
-  }
-
-  private stream(channel: string): MemoryStream {
-    let s = this.streams.get(channel);
-    if (!s) this.streams.set(channel, (s = new MemoryStream(this.now())));
-    return s;
-  }
-
   private sweep(): void {
-    const now = this.now();
-    for (const [channel, s] of this.streams) {
-      if (s.idle(now, s.top === 0 ? UNPUBLISHED_IDLE_MS : STREAM_IDLE_MS)) this.streams.delete(channel);
-    }
-    this.presences.sweep(now);
-    this.registry.sweep(now);
-    this.onces.sweep(now);
-    this.acks.sweep(now);
+    this.store.sweep();
+    this.onces.sweep(this.now());
   }
 }
 
@@ -195,11 +131,18 @@ export class MemoryBroker implements Broker {
   readonly kind = 'memory';
   readonly routes = ALL_ROUTES;
   readonly ready = true;
+  /** The bus's store: every broker on one bus shares it. */
+  readonly store: Store;
+  /** The bus's registry, as this node's. */
+  readonly registry: Registry;
   private handlers: BrokerHandlers | undefined;
   private nodeId: string | undefined;
   private readonly channels = new Set<string>();
 
-  constructor(private readonly bus: MemoryBus = new MemoryBus()) {}
+  constructor(private readonly bus: MemoryBus = new MemoryBus()) {
+    this.store = bus.store;
+    this.registry = bindRegistry(bus.store, () => this.started());
+  }
 
   async start(nodeId: string, handlers: BrokerHandlers): Promise<void> {
     if (this.nodeId !== undefined) throw new Error('broker already started');
@@ -245,42 +188,6 @@ export class MemoryBroker implements Broker {
     once?: Idempotency,
   ): Promise<PublishReceipt> {
     return this.bus.publish(pub, history, route, once);
-  }
-
-  async saveAck(channel: string, reader: string, position: StreamPosition, ttlMs: number): Promise<void> {
-    this.bus.saveAck(channel, reader, position, ttlMs);
-  }
-
-  async loadAck(channel: string, reader: string): Promise<StreamPosition | null> {
-    return this.bus.loadAck(channel, reader);
-  }
-
-  async history(channel: string, query: HistoryQuery, _policy: HistoryPolicy): Promise<HistoryPage> {
-    return this.bus.history(channel, query);
-  }
-
-  async presenceAdd(items: PresenceItem[], ttlMs: number): Promise<void> {
-    this.bus.presenceAdd(items, ttlMs);
-  }
-
-  async presenceRemove(items: Array<{ channel: string; session: string }>): Promise<void> {
-    this.bus.presenceRemove(items);
-  }
-
-  async presence(channel: string): Promise<PresenceEntry[]> {
-    return this.bus.presence(channel);
-  }
-
-  async register(channels: string[], ttlMs: number): Promise<void> {
-    this.bus.register(this.started(), channels, ttlMs);
-  }
-
-  async unregister(channels: string[]): Promise<void> {
-    this.bus.unregister(this.started(), channels);
-  }
-
-  async registered(channel: string): Promise<string[]> {
-    return this.bus.registered(channel);
   }
 
   async sendControl(to: string | null, payload: string): Promise<void> {

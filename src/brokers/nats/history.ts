@@ -31,6 +31,7 @@ import { sleep } from '../../shared/time.js';
 import { newEpoch } from '../epoch.js';
 import type { PublishResult, Publication } from '../../protocol/index.js';
 import type { HistoryPage, HistoryPolicy, HistoryQuery } from '../history.js';
+import type { Store } from '../broker.js';
 import { decodeStored, numberingOf, publicationHeaders, type Numbering } from './codec.js';
 import type { NatsLink } from './link.js';
 import type { NatsNames } from './names.js';
@@ -69,7 +70,7 @@ function after(subject: string, seq: number): { msgID: string; expect: { lastSub
 
 const noop = (): void => undefined;
 
-export class NatsHistory {
+export class NatsHistory implements Pick<Store, 'history'> {
   /** Key `<stream>\n<channel>`, oldest first (a map keeps insertion order). */
   private readonly heads = new Map<string, Head>();
   private readonly queues = new Map<string, Promise<unknown>>();
@@ -118,8 +119,8 @@ export class NatsHistory {
     });
   }
 
-  /** See `Broker.history`. */
-  async read(channel: string, query: HistoryQuery, policy: HistoryPolicy): Promise<HistoryPage> {
+  /** See `Store.history`. */
+  async history(channel: string, query: HistoryQuery, policy: HistoryPolicy): Promise<HistoryPage> {
     const streams = await this.ensure(policy);
     const key = `${streams.history}\n${channel}`;
     const subject = this.names.historySubject(policy, channel);

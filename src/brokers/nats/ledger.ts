@@ -14,7 +14,7 @@ import type { KV } from '@nats-io/kv';
 import { sleep } from '../../shared/time.js';
 import { KvBucket } from './bucket.js';
 import type { PublishResult, StreamPosition } from '../../protocol/index.js';
-import type { Idempotency, PublishReceipt } from '../broker.js';
+import type { Idempotency, PublishReceipt, Store } from '../broker.js';
 import type { NatsLink } from './link.js';
 import type { NatsNames } from './names.js';
 import { getMessage, type Stored } from './reader.js';
@@ -47,7 +47,7 @@ function parse(m: Stored | null): { record: Record_; revision: number; storedAt:
 }
 
 
-export class NatsLedger {
+export class NatsLedger implements Pick<Store, 'saveAck' | 'loadAck'> {
   private readonly bucket: KvBucket;
 
   constructor(

@@ -1,7 +1,8 @@
 /**
  * The NATS broker (`nats://h1:p1,h2:p2`): core NATS carries publications
- * and control messages, JetStream keeps history (`history.ts`) and
- * presence (`presence.ts`).
+ * and control messages, JetStream keeps history (`history.ts`), acks
+ * (`ledger.ts`) and presence (`presence.ts`). There is no registry
+ * (`registry` is undefined).
  *
  * Routes. NATS cannot read a registry in the same step as storing a
  * message, so this broker carries no `nodes` route. What it carries is
@@ -26,13 +27,11 @@
  * and JetStream answers.
  */
 import type { Msg, Subscription } from '@nats-io/transport-node';
-import type { PublishResult, StreamPosition } from '../../protocol/index.js';
-import type {
-  Broker, Idempotency, PresenceEntry, PresenceItem,
-  PublishReceipt, Route,
-} from '../broker.js';
-import type { HistoryPage, HistoryPolicy, HistoryQuery } from '../history.js';
+import type { PublishResult } from '../../protocol/index.js';
+import type { Broker, Idempotency, PublishReceipt, Route, Store } from '../broker.js';
+import type { HistoryPolicy } from '../history.js';
 import { TO_SUBSCRIBERS } from '../broker.js';
+import { composeStore } from '../store.js';
 import { closedError, notStartedError } from '../errors.js';
 import { ChannelOrder } from '../channel-order.js';
 import { NetworkedBroker } from '../networked.js';
@@ -70,8 +69,10 @@ export class NatsBroker extends NetworkedBroker implements Broker {
   private readonly allMode: boolean;
   /** History: numbering, storing, reading. */
   private readonly histories: NatsHistory;
-  private readonly presences: NatsPresence;
+  /** Acknowledged positions and idempotency keys. */
   private readonly ledger: NatsLedger;
+  /** History, acks and presence; no `registry` (see `Broker`). */
+  readonly store: Store;
   /**
    * Publications pass through here to reach the node in offset order per
    * channel. A history stream stores a channel's messages in offset order,
@@ -115,8 +116,8 @@ export class NatsBroker extends NetworkedBroker implements Broker {
     const link = (): NatsLink => this.live();
     const policyStreams = new NatsStreams(link, this.names, replicas);
     this.histories = new NatsHistory(link, this.names, policyStreams, (err, where) => this.fault(err, where));
-    this.presences = new NatsPresence(link, this.names, policyStreams, replicas);
     this.ledger = new NatsLedger(link, this.names, policyStreams, replicas);
+    this.store = composeStore([this.histories, this.ledger, new NatsPresence(link, this.names, policyStreams, replicas)]);
   }
 
   get ready(): boolean {
@@ -189,14 +190,6 @@ export class NatsBroker extends NetworkedBroker implements Broker {
     return this.publishNow(pub, history, route);
   }
 
-  saveAck(channel: string, reader: string, position: StreamPosition, ttlMs: number): Promise<void> {
-    return this.ledger.saveAck(channel, reader, position, ttlMs);
-  }
-
-  loadAck(channel: string, reader: string): Promise<StreamPosition | null> {
-    return this.ledger.loadAck(channel, reader);
-  }
-
   private async publishNow(pub: PublishInput, history: HistoryPolicy | null, route: Route): Promise<PublishResult> {
     if (route.to === 'nodes') throw new Error(`publish to ${route.to}: ${NOT_SUPPORTED}`);
     if (route.to === 'all' && !this.allMode) {
@@ -210,34 +203,6 @@ export class NatsBroker extends NetworkedBroker implements Broker {
     link.nc.publish(this.names.channel(pub.channel), stored, { headers: publicationHeaders(ts, null, toAll) });
     await link.flush();
     return {};
-  }
-
-  history(channel: string, query: HistoryQuery, policy: HistoryPolicy): Promise<HistoryPage> {
-    return this.histories.read(channel, query, policy);
-  }
-
-  presenceAdd(items: PresenceItem[], ttlMs: number): Promise<void> {
-    return items.length === 0 ? Promise.resolve() : this.presences.add(items, ttlMs);
-  }
-
-  presenceRemove(items: Array<{ channel: string; session: string }>): Promise<void> {
-    return items.length === 0 ? Promise.resolve() : this.presences.remove(items);
-  }
-
-  presence(channel: string): Promise<PresenceEntry[]> {
-    return this.presences.list(channel);
-  }
-
-  register(_channels: string[], _ttlMs: number): Promise<void> {
-    return Promise.reject(new Error(NOT_SUPPORTED));
-  }
-
-  unregister(_channels: string[]): Promise<void> {
-    return Promise.reject(new Error(NOT_SUPPORTED));
-  }
-
-  registered(_channel: string): Promise<string[]> {
-    return Promise.reject(new Error(NOT_SUPPORTED));
   }
 
   async sendControl(to: string | null, payload: string): Promise<void> {

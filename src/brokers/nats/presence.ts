@@ -11,7 +11,7 @@
  */
 import type { KV } from '@nats-io/kv';
 import { KvBucket } from './bucket.js';
-import type { PresenceEntry, PresenceItem } from '../broker.js';
+import type { PresenceEntry, PresenceItem, Store } from '../broker.js';
 import type { NatsLink } from './link.js';
 import type { NatsNames } from './names.js';
 import { getMessage, type Stored } from './reader.js';
@@ -52,7 +52,8 @@ async function pooled<T>(items: T[], work: (item: T) => Promise<unknown>): Promi
   if (failure !== undefined) throw failure;
 }
 
-export class NatsPresence {
+/** Presence in its bucket: the presence part of the NATS broker's `Store`. */
+export class NatsPresence implements Pick<Store, 'presenceAdd' | 'presenceRemove' | 'presence'> {
   private readonly bucket: KvBucket;
 
   constructor(
@@ -64,7 +65,8 @@ export class NatsPresence {
     this.bucket = new KvBucket(names.presenceBucket, link, streams, replicas, BUCKET_MAX_AGE_MS);
   }
 
-  async add(items: PresenceItem[], ttlMs: number): Promise<void> {
+  async presenceAdd(items: PresenceItem[], ttlMs: number): Promise<void> {
+    if (items.length === 0) return;
     const kv = await this.kv();
     const ttl = Math.max(1, Math.ceil(ttlMs));
     await pooled(items, ({ channel, entry }) => {
@@ -73,12 +75,13 @@ export class NatsPresence {
     });
   }
 
-  async remove(items: Array<{ channel: string; session: string }>): Promise<void> {
+  async presenceRemove(items: Array<{ channel: string; session: string }>): Promise<void> {
+    if (items.length === 0) return;
     const kv = await this.kv();
     await pooled(items, ({ channel, session }) => kv.delete(this.names.presenceKey(channel, session)));
   }
 
-  async list(channel: string): Promise<PresenceEntry[]> {
+  async presence(channel: string): Promise<PresenceEntry[]> {
     const kv = await this.kv();
     const link = this.link();
     // One key per subject (the bucket keeps one message per subject), walked

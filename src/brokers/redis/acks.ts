@@ -5,21 +5,23 @@
  * monotonic within an epoch, whichever node saves.
  */
 import type { StreamPosition } from '../../protocol/index.js';
+import type { Store } from '../broker.js';
 import type { RedisKeys } from './keys.js';
 import type { CommandClient } from './lua.js';
 import { SAVE_ACK } from './scripts.js';
 
-export class RedisAcks {
+/** The acks part of the Redis store. */
+export class RedisAcks implements Pick<Store, 'saveAck' | 'loadAck'> {
   constructor(
     private readonly client: () => CommandClient,
     private readonly keys: RedisKeys,
   ) {}
 
-  async save(channel: string, reader: string, position: StreamPosition, ttlMs: number): Promise<void> {
+  async saveAck(channel: string, reader: string, position: StreamPosition, ttlMs: number): Promise<void> {
     await SAVE_ACK.run(this.client(), [this.keys.ack(channel, reader)], [position.epoch, Math.max(0, Math.floor(position.offset)), Math.max(1, Math.ceil(ttlMs))]);
   }
 
-  async load(channel: string, reader: string): Promise<StreamPosition | null> {
+  async loadAck(channel: string, reader: string): Promise<StreamPosition | null> {
     const kept = await this.client().get(this.keys.ack(channel, reader));
     if (kept === null) return null;
     const sep = kept.indexOf(':');

@@ -4,7 +4,7 @@
  * hash tag. Entries expire unless re-added; reads drop expired ones. Calls
  * for several channels go out together (auto-pipelined, one script per channel).
  */
-import type { PresenceEntry, PresenceItem } from '../broker.js';
+import type { PresenceEntry, PresenceItem, Store } from '../broker.js';
 import type { RedisKeys } from './keys.js';
 import type { CommandClient } from './lua.js';
 import { PRESENCE_ADD, PRESENCE_LIST, PRESENCE_REMOVE } from './scripts.js';
@@ -34,13 +34,14 @@ function isEntry(v: unknown): v is PresenceEntry {
   return typeof e.user === 'string' && typeof e.session === 'string' && typeof e.node === 'string';
 }
 
-export class RedisPresence {
+/** The presence part of the Redis store. */
+export class RedisPresence implements Pick<Store, 'presenceAdd' | 'presenceRemove' | 'presence'> {
   constructor(
     private readonly client: () => CommandClient,
     private readonly keys: RedisKeys,
   ) {}
 
-  async add(items: PresenceItem[], ttlMs: number): Promise<void> {
+  async presenceAdd(items: PresenceItem[], ttlMs: number): Promise<void> {
     const ttl = Math.max(1, Math.ceil(ttlMs));
     const calls: Array<Promise<unknown>> = [];
     for (const [channel, group] of groupByChannel(items)) {
@@ -55,7 +56,7 @@ export class RedisPresence {
     await Promise.all(calls);
   }
 
-  async remove(items: Array<{ channel: string; session: string }>): Promise<void> {
+  async presenceRemove(items: Array<{ channel: string; session: string }>): Promise<void> {
     const calls: Array<Promise<unknown>> = [];
     for (const [channel, group] of groupByChannel(items)) {
       for (const part of chunks(group)) {
@@ -65,7 +66,7 @@ export class RedisPresence {
     await Promise.all(calls);
   }
 
-  async list(channel: string): Promise<PresenceEntry[]> {
+  async presence(channel: string): Promise<PresenceEntry[]> {
     const reply = await PRESENCE_LIST.run(this.client(), this.keysOf(channel), []);
     const entries: PresenceEntry[] = [];
     if (!Array.isArray(reply)) return entries;

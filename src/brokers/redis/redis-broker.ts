@@ -15,13 +15,10 @@
  * only once every subscription is in place again.
  */
 import type { Cluster, Redis } from 'ioredis';
-import type { PublishResult, StreamPosition } from '../../protocol/index.js';
-import type {
-  Broker, BrokerPublication, Idempotency, PresenceEntry,
-  PresenceItem, PublishReceipt, Route,
-} from '../broker.js';
-import type { HistoryPage, HistoryPolicy, HistoryQuery } from '../history.js';
+import type { Broker, BrokerPublication, Idempotency, PublishReceipt, Registry, Route, Store } from '../broker.js';
+import type { HistoryPolicy } from '../history.js';
 import { ALL_ROUTES, TO_SUBSCRIBERS } from '../broker.js';
+import { bindRegistry } from '../store.js';
 import { closedError, notStartedError } from '../errors.js';
 import { NetworkedBroker } from '../networked.js';
 import { decodeEnvelope, type PublishInput } from './codec.js';
@@ -35,12 +32,10 @@ import {
 import { ClusterInbox } from './inbox.js';
 import { DEFAULT_PREFIX, RedisKeys } from './keys.js';
 import { quit, type LinkHooks } from './link.js';
-import { RedisPresence } from './presence.js';
 import { ClassicPubSub, ShardedPubSub, type PubSub } from './pubsub.js';
-import { RedisAcks } from './acks.js';
-import { RedisRegistry } from './registry.js';
 import type { CommandClient } from './lua.js';
-import { RedisStreams } from './stream.js';
+import { redisRecords } from './records.js';
+import type { RedisStreams } from './stream.js';
 import { parseRedisUrl, type RedisTarget } from './url.js';
 
 export interface RedisBrokerOptions extends Partial<ConnectionTuning> {
@@ -62,6 +57,8 @@ export class RedisBroker extends NetworkedBroker implements Broker {
   readonly kind: 'redis' | 'redis-cluster';
   readonly routes = ALL_ROUTES;
   private readonly target: RedisTarget;
+  /** Numbering and storing: `publish` goes through it. */
+  private readonly streams: RedisStreams;
   private readonly keys: RedisKeys;
   private readonly tuning: ConnectionTuning;
   private nodeId: string | undefined;
@@ -72,10 +69,10 @@ export class RedisBroker extends NetworkedBroker implements Broker {
   private pubsub: PubSub | undefined;
   /** The broadcast and inbox channels: `pubsub` itself standalone, a classic subscriber of its own in a cluster. */
   private routed: PubSub | undefined;
-  private readonly streams: RedisStreams;
-  private readonly presences: RedisPresence;
-  private readonly registry: RedisRegistry;
-  private readonly acks: RedisAcks;
+  /** History, acks and presence. */
+  readonly store: Store;
+  /** The registry, as this node's. */
+  readonly registry: Registry;
   private healthTimer: ReturnType<typeof setInterval> | undefined;
   private checking = false;
 
@@ -93,10 +90,10 @@ export class RedisBroker extends NetworkedBroker implements Broker {
       maxBackoffMs: Math.min(options.maxBackoffMs ?? DEFAULT_TUNING.maxBackoffMs, 1000),
     };
     const client = (): CommandClient => this.commands();
-    this.streams = new RedisStreams(client, this.keys, this.target.mode === 'cluster' ? 'spublish' : 'publish');
-    this.presences = new RedisPresence(client, this.keys);
-    this.registry = new RedisRegistry(client, this.keys);
-    this.acks = new RedisAcks(client, this.keys);
+    const records = redisRecords(client, this.keys, this.target.mode === 'cluster' ? 'spublish' : 'publish');
+    this.store = records.store;
+    this.streams = records.streams;
+    this.registry = bindRegistry(records.registry, () => this.self());
   }
 
   get ready(): boolean {
@@ -149,42 +146,6 @@ export class RedisBroker extends NetworkedBroker implements Broker {
 
   publish(pub: PublishInput, history: HistoryPolicy | null, route: Route = TO_SUBSCRIBERS, once?: Idempotency): Promise<PublishReceipt> {
     return this.streams.publish(pub, history, route, once);
-  }
-
-  saveAck(channel: string, reader: string, position: StreamPosition, ttlMs: number): Promise<void> {
-    return this.acks.save(channel, reader, position, ttlMs);
-  }
-
-  loadAck(channel: string, reader: string): Promise<StreamPosition | null> {
-    return this.acks.load(channel, reader);
-  }
-
-  history(channel: string, query: HistoryQuery, policy: HistoryPolicy): Promise<HistoryPage> {
-    return this.streams.read(channel, query, policy);
-  }
-
-  presenceAdd(items: PresenceItem[], ttlMs: number): Promise<void> {
-    return this.presences.add(items, ttlMs);
-  }
-
-  presenceRemove(items: Array<{ channel: string; session: string }>): Promise<void> {
-    return this.presences.remove(items);
-  }
-
-  presence(channel: string): Promise<PresenceEntry[]> {
-    return this.presences.list(channel);
-  }
-
-  async register(channels: string[], ttlMs: number): Promise<void> {
-    await this.registry.add(this.self(), channels, ttlMs);
-  }
-
-  async unregister(channels: string[]): Promise<void> {
-    await this.registry.remove(this.self(), channels);
-  }
-
-  registered(channel: string): Promise<string[]> {
-    return this.registry.list(channel);
   }
 
   async sendControl(to: string | null, payload: string): Promise<void> {

@@ -8,14 +8,14 @@
  */
 import type { Cluster, Redis } from 'ioredis';
 import { BrokerError } from '../errors.js';
-import { RedisAcks } from './acks.js';
 import { DEFAULT_TUNING, clusterClient, commandConnection, type ConnectionTuning } from './connections.js';
 import { DEFAULT_PREFIX, RedisKeys } from './keys.js';
 import { quit } from './link.js';
-import { RedisPresence } from './presence.js';
-import { RedisRegistry } from './registry.js';
 import type { CommandClient } from './lua.js';
-import { RedisStreams } from './stream.js';
+import type { Store } from '../broker.js';
+import { redisRecords } from './records.js';
+import type { RedisRegistry } from './registry.js';
+import type { RedisStreams } from './stream.js';
 import type { RedisTarget } from './url.js';
 
 export interface RedisStoreHooks {
@@ -37,10 +37,12 @@ const noop = (): void => undefined;
 
 export class RedisStore {
   readonly keys: RedisKeys;
+  /** History, acks and presence: the broker's `Store`. */
+  readonly records: Store;
+  /** Numbering and storing of publications. */
   readonly streams: RedisStreams;
-  readonly presence: RedisPresence;
+  /** The registry by node id. */
   readonly registry: RedisRegistry;
-  readonly acks: RedisAcks;
   private client: Redis | Cluster | undefined;
   private healthTimer: ReturnType<typeof setInterval> | undefined;
   private checking = false;
@@ -55,10 +57,11 @@ export class RedisStore {
   ) {
     this.keys = new RedisKeys(options.prefix ?? target.prefix ?? DEFAULT_PREFIX);
     const client = (): CommandClient => this.commands();
-    this.streams = new RedisStreams(client, this.keys, target.mode === 'cluster' ? 'spublish' : 'publish');
-    this.presence = new RedisPresence(client, this.keys);
-    this.registry = new RedisRegistry(client, this.keys);
-    this.acks = new RedisAcks(client, this.keys);
+    ({ store: this.records, streams: this.streams, registry: this.registry } = redisRecords(
+      client,
+      this.keys,
+      target.mode === 'cluster' ? 'spublish' : 'publish',
+    ));
   }
 
   get ready(): boolean {

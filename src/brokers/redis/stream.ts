@@ -15,6 +15,7 @@ import {
   type Idempotency,
   type PublishReceipt,
   type Route,
+  type Store,
 } from '../broker.js';
 import type { HistoryPage, HistoryPolicy, HistoryQuery } from '../history.js';
 import { decodeStored, encodeEnvelope, encodeStored, type PublishInput } from './codec.js';
@@ -71,7 +72,7 @@ export interface HistoryRange {
   messages: Publication[];
 }
 
-export class RedisStreams {
+export class RedisStreams implements Pick<Store, 'history'> {
   constructor(
     private readonly client: () => CommandClient,
     private readonly keys: RedisKeys,
@@ -230,7 +231,8 @@ export class RedisStreams {
     return out;
   }
 
-  async read(channel: string, query: HistoryQuery, policy: HistoryPolicy): Promise<HistoryPage> {
+  /** See `Store.history`. */
+  async history(channel: string, query: HistoryQuery, policy: HistoryPolicy): Promise<HistoryPage> {
     const since = query.since === undefined || !Number.isFinite(query.since) ? '' : String(Math.floor(query.since));
     const reply = await HISTORY.run(
       this.client(),

@@ -69,7 +69,7 @@ export class AckWriter {
     await Promise.all(
       [...batch].map(async ([key, p]) => {
         try {
-          await this.broker.saveAck(p.channel, p.reader, p.position, p.ttlMs);
+          await this.broker.store.saveAck(p.channel, p.reader, p.position, p.ttlMs);
           this.metrics.acksSaved.inc({ result: 'ok' });
         } catch (err) {
           this.metrics.acksSaved.inc({ result: 'failed' });

@@ -92,7 +92,7 @@ export class Continuity {
    */
   async resumePoint(channel: string, device: string): Promise<Since> {
     if (!this.namespaces.of(channel).history) return undefined;
-    return (await this.broker.loadAck(channel, device)) ?? 'start';
+    return (await this.broker.store.loadAck(channel, device)) ?? 'start';
   }
 
   /**
@@ -122,7 +122,7 @@ export class Continuity {
     if (!policy.history) throw new SwitchboardError(ErrorCode.NotFound, `namespace "${policy.namespace}" keeps no history`);
     const history = policy.history;
     try {
-      return await this.metrics.brokerCall('history', () => this.broker.history(channel, query, history));
+      return await this.metrics.brokerCall('history', () => this.broker.store.history(channel, query, history));
     } catch {
       throw new SwitchboardError(ErrorCode.Unavailable, 'broker unavailable');
     }
@@ -133,7 +133,7 @@ export class Continuity {
     const history = this.namespaces.of(channel).history;
     if (!history) return undefined;
     const query = since === 'start' ? { since: 0, limit: history.size } : since ? { since: since.offset, limit: history.size } : { limit: 0 };
-    return this.metrics.brokerCall('history', () => this.broker.history(channel, query, history));
+    return this.metrics.brokerCall('history', () => this.broker.store.history(channel, query, history));
   }
 
   /** The reply to a subscriber resuming from `since`, given the `page` read for it (undefined: no history). */
@@ -209,7 +209,7 @@ export class Continuity {
   private async missed(channel: string, from: number, limit: number): Promise<FilledRange> {
     const policy = this.namespaces.of(channel).history;
     if (!policy || !this.interest.holds(channel)) throw new Error(`${channel} keeps no history here`);
-    const page = await this.metrics.brokerCall('history', () => this.broker.history(channel, { since: from - 1, limit: Math.min(limit, policy.size) }, policy));
+    const page = await this.metrics.brokerCall('history', () => this.broker.store.history(channel, { since: from - 1, limit: Math.min(limit, policy.size) }, policy));
     return { epoch: page.epoch, messages: page.messages, trimmed: !covers(page, { offset: from - 1, epoch: page.epoch }) };
   }
 

@@ -4,7 +4,8 @@
  * registry entry, or nothing) so that their publications reach this node.
  */
 import type { Logger } from 'pino';
-import type { Broker } from '../../brokers/broker.js';
+import type { Broker, Registry } from '../../brokers/broker.js';
+import { NO_REGISTRY } from '../../brokers/store.js';
 import type { RoutingStrategy } from '../routing/strategies.js';
 import type { Session } from './session.js';
 
@@ -78,7 +79,7 @@ export class Interest {
     }
     if (this.registering.delete(channel)) {
       // If this fails (broker down), the entry expires on its own: nobody refreshes it.
-      this.broker.unregister([channel]).catch((err: unknown) => this.log.debug({ err, channel }, 'unregister failed'));
+      this.registry.unregister([channel]).catch((err: unknown) => this.log.debug({ err, channel }, 'unregister failed'));
     }
     return true;
   }
@@ -109,14 +110,19 @@ export class Interest {
         // A channel whose last subscriber left meanwhile is not registered again.
         const part = keep.slice(i, i + REGISTER_BATCH).filter((c) => this.local.has(c));
         if (part.length === 0) continue;
-        const p = this.broker.register(part, this.registryTtlMs);
+        const p = this.registry.register(part, this.registryTtlMs);
         for (const c of part) this.registering.set(c, p);
         await p;
       }
-      if (drop.length > 0) await this.broker.unregister(drop);
+      if (drop.length > 0) await this.registry.unregister(drop);
     } catch (err) {
       this.log.warn({ err }, 'registry refresh failed');
     }
+  }
+
+  /** The broker's registry (a routing that registers is refused at start on a broker without one). */
+  private get registry(): Registry {
+    return this.broker.registry ?? NO_REGISTRY;
   }
 
   private subscribeOnce(channel: string): Promise<void> {
@@ -138,7 +144,7 @@ export class Interest {
     const fresh = channels.filter((c) => !this.registering.has(c));
     const waits = channels.filter((c) => this.registering.has(c)).map((c) => this.registering.get(c)!);
     if (fresh.length > 0) {
-      const p = this.broker.register(fresh, this.registryTtlMs);
+      const p = this.registry.register(fresh, this.registryTtlMs);
       for (const c of fresh) this.registering.set(c, p);
       // A failed registration is tried afresh by the next subscriber or refresh.
       p.catch(() => {

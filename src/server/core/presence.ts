@@ -32,12 +32,12 @@ export class Presence {
   /** Add the entry of `session` on `channel`, if the channel keeps presence. */
   add(session: Session, channel: string): Promise<void> | undefined {
     if (!this.tracks(channel)) return undefined;
-    return this.broker.presenceAdd([{ channel, entry: this.entry(session) }], this.ttlMs);
+    return this.broker.store.presenceAdd([{ channel, entry: this.entry(session) }], this.ttlMs);
   }
 
   /** Remove the entry of `session` on `channel` and wait for the broker. */
   removeNow(session: Session, channel: string): Promise<void> {
-    return this.broker.presenceRemove([{ channel, session: session.id }]);
+    return this.broker.store.presenceRemove([{ channel, session: session.id }]);
   }
 
   /** Remove the entry of `session` on `channel`, if the channel keeps presence, without waiting. */
@@ -50,7 +50,7 @@ export class Presence {
   /** The entries of `channel` across the cluster. */
   async list(channel: string): Promise<PresenceEntry[]> {
     try {
-      return await this.broker.presence(channel);
+      return await this.broker.store.presence(channel);
     } catch {
       throw new SwitchboardError(ErrorCode.Unavailable, 'broker unavailable');
     }
@@ -63,7 +63,7 @@ export class Presence {
     const flush = async () => {
       const items = batch;
       batch = [];
-      await this.broker.presenceAdd(items, this.ttlMs);
+      await this.broker.store.presenceAdd(items, this.ttlMs);
     };
     try {
       for (const [channel, sessions] of this.interest.channels()) {

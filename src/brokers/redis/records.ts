@@ -1,0 +1,30 @@
+/**
+ * The parts of the Redis store on one command client, as the Redis broker
+ * and RabbitMQ's Redis store keep them (same keys, same scripts): history
+ * and numbering (`streams`), acks, presence, and the registry by node id.
+ */
+import type { Store } from '../broker.js';
+import { composeStore } from '../store.js';
+import { RedisAcks } from './acks.js';
+import type { RedisKeys } from './keys.js';
+import type { CommandClient } from './lua.js';
+import { RedisPresence } from './presence.js';
+import { RedisRegistry } from './registry.js';
+import { RedisStreams } from './stream.js';
+
+export interface RedisRecords {
+  /** History, acks and presence: the broker's `Store`. */
+  store: Store;
+  /** Numbering and storing of publications (and history reads). */
+  streams: RedisStreams;
+  registry: RedisRegistry;
+}
+
+export function redisRecords(client: () => CommandClient, keys: RedisKeys, publishCommand: 'publish' | 'spublish'): RedisRecords {
+  const streams = new RedisStreams(client, keys, publishCommand);
+  return {
+    store: composeStore([streams, new RedisAcks(client, keys), new RedisPresence(client, keys)]),
+    streams,
+    registry: new RedisRegistry(client, keys),
+  };
+}
