@@ -167,7 +167,7 @@ export class Continuity {
    * channel is delivered through the channel order (now, or once what it
    * follows is); the others are the caller's to deliver.
    */
-  withholds(pub: BrokerPublication): boolean {
+  takes(pub: BrokerPublication): boolean {
     if (pub.offset === undefined || pub.epoch === undefined || !this.interest.holds(pub.channel)) return false;
     this.order.push(pub);
     return true;

@@ -225,7 +225,7 @@ export class Gateway {
 
   /** A publication from the broker: delivered now, unless continuity holds it back. */
   private dispatch(pub: BrokerPublication): void {
-    if (!this.continuity.withholds(pub)) this.deliverLocal(pub);
+    if (!this.continuity.takes(pub)) this.deliverLocal(pub);
   }
 
   /** Fan a publication out to local subscribers: encoded once, the same bytes written to each. */
