@@ -21,6 +21,7 @@
  */
 import type { Publication } from '../protocol/index.js';
 import type { BrokerPublication } from './broker.js';
+import { moreOf, newState, slim, type ChannelState, type Held } from './channel-state.js';
 
 export interface FilledRange {
   /** The channel's epoch now ('' when it has none). */
@@ -90,34 +91,6 @@ export interface OrderStats {
   dropped: number;
 }
 
-/** A publication waiting; one read from history (`filled`, no `meta`) needs no predecessor. */
-interface Held<M> {
-  pub: BrokerPublication;
-  offset: number;
-  meta: M | undefined;
-  filled: boolean;
-}
-
-interface ChannelState<M> {
-  epoch: string | undefined;
-  retired: string[];
-  /** The last offset delivered (or known not to be needed); undefined until the channel starts. */
-  last: number | undefined;
-  /** Waiting for their predecessors, by offset. */
-  held: Array<Held<M>>;
-  timer: ReturnType<typeof setTimeout> | undefined;
-  /** The history read under way, if any. */
-  filling: Promise<void> | undefined;
-  attempts: number;
-  /** Everything is held until `catchUp`. */
-  suspended: boolean;
-  /** The latest store time among the publications seen (for telling epochs apart). */
-  seenAt: number;
-  /** Bumped when the state is reset: fills begun before are stale. */
-  generation: number;
-  touched: number;
-}
-
 export class ChannelOrder<M = void> {
   private readonly states = new Map<string, ChannelState<M>>();
   private fills = 0;
@@ -131,6 +104,8 @@ export class ChannelOrder<M = void> {
   private readonly fillAttempts: number;
   /** Whether channels are kept in the order of their last use (for forgetting idle or surplus ones). */
   private readonly lru: boolean;
+  /** Whether a channel's `More` is kept for good (it then holds what must outlast a gap: epochs or last use). */
+  private readonly lasting: boolean;
 
   constructor(private readonly options: ChannelOrderOptions<M>) {
     this.maxHeld = options.maxHeld ?? Infinity;
@@ -139,9 +114,10 @@ export class ChannelOrder<M = void> {
     this.fillLimit = options.fillLimit ?? 1000;
     this.fillAttempts = options.fillAttempts ?? 3;
     this.lru = options.idleMs !== undefined || this.maxChannels !== Infinity;
+    this.lasting = this.lru || options.epochs !== undefined;
     const idleMs = options.idleMs;
     if (idleMs !== undefined) {
-      this.sweeper = setInterval(() => this.prune((st) => st.touched <= Date.now() - idleMs), Math.max(10, idleMs / 2));
+      this.sweeper = setInterval(() => this.prune((st) => (st.more?.touched ?? 0) <= Date.now() - idleMs), Math.max(10, idleMs / 2));
       this.sweeper.unref();
     }
   }
@@ -153,7 +129,7 @@ export class ChannelOrder<M = void> {
 
   get stats(): OrderStats {
     let held = 0;
-    for (const st of this.states.values()) held += st.held.length;
+    for (const st of this.states.values()) held += st.more?.held.length ?? 0;
     return { channels: this.states.size, held, ...this.counts };
   }
 
@@ -166,29 +142,34 @@ export class ChannelOrder<M = void> {
     if (st.epoch === undefined) st.epoch = pub.epoch;
     else if (st.epoch !== pub.epoch) {
       // While suspended the old numbering stays: the catch-up finds it gone.
-      if (!epochs && !st.suspended) {
+      if (!epochs && !st.more?.suspended) {
         this.forget(pub.channel);
         st = this.state(pub.channel);
         st.epoch = pub.epoch;
       } else if (epochs) {
         // Stored before the newest one seen: a late publication of an older numbering.
-        if (st.retired.includes(pub.epoch) || epochs.storedAt(meta) < st.seenAt) return void this.counts.dropped++;
+        const more = moreOf(st);
+        if (more.retired.includes(pub.epoch) || epochs.storedAt(meta) < more.seenAt) return void this.counts.dropped++;
         this.renumber(st, pub.epoch, epochs.retired);
       }
     }
-    if (epochs) st.seenAt = Math.max(st.seenAt, epochs.storedAt(meta));
+    if (epochs) {
+      const more = moreOf(st);
+      more.seenAt = Math.max(more.seenAt, epochs.storedAt(meta));
+    }
     const offset = pub.offset;
     if (st.last !== undefined && offset <= st.last) return void this.counts.dropped++;
     const startable = this.startable(st, pub, meta, false);
-    if (st.held.length === 0 && startable && !st.suspended) {
+    if (startable && (!st.more || (st.more.held.length === 0 && !st.more.suspended))) {
       st.last = offset;
       this.emit(pub);
       return;
     }
     if (!startable) this.counts.waited++;
+    const more = moreOf(st);
     this.hold(st, { pub, offset, meta, filled: false });
-    if (st.held.length > this.maxHeld) {
-      if (st.filling || st.suspended) this.unfillable(pub.channel, st, `more than ${this.maxHeld} publications held`);
+    if (more.held.length > this.maxHeld) {
+      if (more.filling || more.suspended) this.unfillable(pub.channel, st, `more than ${this.maxHeld} publications held`);
       else this.gap(pub.channel, st);
       return;
     }
@@ -214,7 +195,7 @@ export class ChannelOrder<M = void> {
   forgetHeld(channel: string): void {
     const st = this.states.get(channel);
     if (!st) return;
-    const top = st.held.at(-1)?.offset;
+    const top = st.more?.held.at(-1)?.offset;
     if (top !== undefined) st.last = Math.max(st.last ?? 0, top);
     this.reset(st);
   }
@@ -229,7 +210,7 @@ export class ChannelOrder<M = void> {
 
   /** The source went away: hold every publication of the channels known now until `catchUp`. */
   suspend(): void {
-    for (const st of this.states.values()) st.suspended = true;
+    for (const st of this.states.values()) moreOf(st).suspended = true;
   }
 
   /** Read what each known channel missed since its position, deliver it and then what was held: one channel at a time. */
@@ -237,8 +218,9 @@ export class ChannelOrder<M = void> {
     for (const [channel, st] of [...this.states]) {
       if (this.closed) return;
       if (this.states.get(channel) !== st) continue;
-      st.suspended = false;
-      if (st.filling) await st.filling;
+      const more = st.more;
+      if (more) more.suspended = false;
+      if (more?.filling) await more.filling;
       else if (st.last === undefined || !this.options.fill) this.drain(channel, st);
       else await this.read(channel, st, st.last + 1, Infinity);
     }
@@ -259,8 +241,8 @@ export class ChannelOrder<M = void> {
     let st = this.states.get(channel);
     if (st && !this.lru) return st;
     if (st) this.states.delete(channel);
-    else st = { epoch: undefined, retired: [], last: undefined, held: [], timer: undefined, filling: undefined, attempts: 0, suspended: false, seenAt: 0, generation: 0, touched: 0 };
-    if (this.lru) st.touched = Date.now();
+    else st = newState();
+    if (this.lru) moreOf(st).touched = Date.now();
     this.states.set(channel, st);
     if (this.states.size > this.maxChannels) this.prune(() => this.states.size > this.maxChannels);
     return st;
@@ -274,77 +256,84 @@ export class ChannelOrder<M = void> {
   }
 
   private hold(st: ChannelState<M>, h: Held<M>): void {
-    let i = st.held.length;
-    while (i > 0 && st.held[i - 1]!.offset > h.offset) i--;
-    if (i > 0 && st.held[i - 1]!.offset === h.offset) return void this.counts.dropped++;
-    st.held.splice(i, 0, h);
+    const held = moreOf(st).held;
+    let i = held.length;
+    while (i > 0 && held[i - 1]!.offset > h.offset) i--;
+    if (i > 0 && held[i - 1]!.offset === h.offset) return void this.counts.dropped++;
+    held.splice(i, 0, h);
   }
 
   /** Deliver what has become deliverable; keep a timer on what still waits. */
   private drain(channel: string, st: ChannelState<M>): void {
-    if (st.suspended) return;
-    while (st.held.length > 0) {
-      const h = st.held[0]!;
+    const more = st.more;
+    if (!more || more.suspended) return;
+    while (more.held.length > 0) {
+      const h = more.held[0]!;
       if (st.last !== undefined && h.offset <= st.last) {
-        st.held.shift();
+        more.held.shift();
         this.counts.dropped++;
         continue;
       }
       if (!this.startable(st, h.pub, h.meta, h.filled)) break;
-      st.held.shift();
+      more.held.shift();
       st.last = h.offset;
       this.emit(h.pub);
     }
-    if (st.held.length === 0) {
-      if (st.timer) clearTimeout(st.timer);
-      st.timer = undefined;
-      st.attempts = 0;
-    } else if (!st.timer && !st.filling) {
-      st.timer = setTimeout(() => this.gap(channel, st), this.options.holdMs);
+    if (more.held.length === 0) {
+      if (more.timer) clearTimeout(more.timer);
+      more.timer = undefined;
+      more.attempts = 0;
+      slim(st, this.lasting);
+    } else if (!more.timer && !more.filling) {
+      more.timer = setTimeout(() => this.gap(channel, st), this.options.holdMs);
     }
   }
 
   /** The first held publication's predecessor is overdue: read what is missing from history, or pass over it. */
   private gap(channel: string, st: ChannelState<M>): void {
-    if (st.timer) clearTimeout(st.timer);
-    st.timer = undefined;
-    const first = st.held[0];
-    if (this.closed || st.filling || st.suspended || !first || this.states.get(channel) !== st) return;
+    const more = st.more;
+    if (!more) return;
+    if (more.timer) clearTimeout(more.timer);
+    more.timer = undefined;
+    const first = more.held[0];
+    if (this.closed || more.filling || more.suspended || !first || this.states.get(channel) !== st) return;
     if (!this.options.fill) return this.release(channel, st);
     if (this.fills >= this.maxFills) {
-      st.timer = setTimeout(() => this.gap(channel, st), this.options.holdMs);
+      more.timer = setTimeout(() => this.gap(channel, st), this.options.holdMs);
       return;
     }
     const from = (st.last ?? this.predecessorOf(first) - 1) + 1;
-    if (st.attempts === 0) this.options.onGap?.(channel, from - 1, first.offset);
+    if (more.attempts === 0) this.options.onGap?.(channel, from - 1, first.offset);
     void this.read(channel, st, from, first.offset - 1);
   }
 
   /** Read `from..to` of `channel` from history and go on with what it gives. */
   private read(channel: string, st: ChannelState<M>, from: number, to: number): Promise<void> {
-    if (st.timer) clearTimeout(st.timer);
-    st.timer = undefined;
+    const more = moreOf(st);
+    if (more.timer) clearTimeout(more.timer);
+    more.timer = undefined;
     const limit = Math.min(this.fillLimit, to - from + 1);
-    const generation = st.generation;
     this.fills++;
     const done = (range: FilledRange | undefined, err?: unknown): void => {
       this.fills--;
-      if (this.closed || st.generation !== generation || this.states.get(channel) !== st) return;
-      st.filling = undefined;
+      // A reset since dropped this read: it is stale.
+      if (this.closed || st.more?.filling !== filling || this.states.get(channel) !== st) return;
+      st.more.filling = undefined;
       this.filled(channel, st, from, to, limit, range, err);
     };
-    const filling = this.options.fill!(channel, from, to, limit).then(
+    const filling: Promise<void> = this.options.fill!(channel, from, to, limit).then(
       (range) => done(range),
       (err: unknown) => done(undefined, err),
     );
-    st.filling = filling;
+    more.filling = filling;
     return filling;
   }
 
   private filled(channel: string, st: ChannelState<M>, from: number, to: number, limit: number, range: FilledRange | undefined, err: unknown): void {
+    const more = moreOf(st);
     if (!range) {
-      if (++st.attempts < this.fillAttempts) {
-        st.timer = setTimeout(() => this.gap(channel, st), this.options.holdMs);
+      if (++more.attempts < this.fillAttempts) {
+        more.timer = setTimeout(() => this.gap(channel, st), this.options.holdMs);
         return;
       }
       const why = err instanceof Error ? err.message : String(err);
@@ -352,7 +341,7 @@ export class ChannelOrder<M = void> {
     }
     if (range.epoch !== st.epoch) return this.unfillable(channel, st, 'its numbering restarted');
     if (range.trimmed) return this.unfillable(channel, st, `offsets from ${from} are not in history`);
-    st.attempts = 0;
+    more.attempts = 0;
     for (const m of range.messages) {
       const offset = m.offset;
       if (offset === undefined || offset < from || offset > to || (st.last !== undefined && offset <= st.last)) continue;
@@ -361,13 +350,14 @@ export class ChannelOrder<M = void> {
     }
     st.last ??= from - 1;
     this.drain(channel, st);
-    const first = st.held[0];
+    const first = st.more?.held[0];
     // After a catch-up, what is still missing is a gap like any other (`drain` set its timer).
     if (!first || to === Infinity || first.offset > to + 1 || this.startable(st, first.pub, first.meta, first.filled)) return;
     if (range.messages.length >= limit) {
       // A long gap is read page by page.
-      if (st.timer) clearTimeout(st.timer);
-      st.timer = setTimeout(() => this.gap(channel, st), 0);
+      const rest = moreOf(st);
+      if (rest.timer) clearTimeout(rest.timer);
+      rest.timer = setTimeout(() => this.gap(channel, st), 0);
       return;
     }
     // History no longer has what is missing (trimmed or expired).
@@ -384,20 +374,24 @@ export class ChannelOrder<M = void> {
 
   /** Give up on the gap before the first held publication: deliver everything held, in order (`why` says why, worth a fault). */
   private release(channel: string, st: ChannelState<M>, why?: string): void {
-    const held = st.held;
+    const more = st.more;
+    const held = more?.held;
     if (why !== undefined) this.options.onFault?.(new Error(`channel order: ${channel}: gap skipped, ${why}`), 'channel order');
-    if (held.length === 0) return;
+    if (!more || !held?.length) return;
     this.counts.skipped++;
-    st.held = [];
+    more.held = [];
     this.flush(st, held);
     this.drain(channel, st);
   }
 
   /** The channel's numbering restarted: what it holds can never be completed; deliver it in order and start over. */
   private renumber(st: ChannelState<M>, epoch: string, retired: number): void {
-    this.flush(st, st.held);
+    if (st.more) this.flush(st, st.more.held);
     this.reset(st);
-    if (st.epoch !== undefined) st.retired = [st.epoch, ...st.retired].slice(0, retired);
+    if (st.epoch !== undefined && retired > 0) {
+      const more = moreOf(st);
+      more.retired = [st.epoch, ...more.retired].slice(0, retired);
+    }
     st.epoch = epoch;
     st.last = 0;
   }
@@ -413,13 +407,15 @@ export class ChannelOrder<M = void> {
 
   /** Drop what is held and any fill under way. */
   private reset(st: ChannelState<M>): void {
-    if (st.timer) clearTimeout(st.timer);
-    st.timer = undefined;
-    st.held = [];
-    st.filling = undefined;
-    st.attempts = 0;
-    st.suspended = false;
-    st.generation++;
+    const more = st.more;
+    if (!more) return;
+    if (more.timer) clearTimeout(more.timer);
+    more.timer = undefined;
+    more.held = [];
+    more.filling = undefined;
+    more.attempts = 0;
+    more.suspended = false;
+    slim(st, this.lasting);
   }
 
   private predecessorOf(h: Held<M>): number {
@@ -438,7 +434,7 @@ export class ChannelOrder<M = void> {
   private prune(more: (st: ChannelState<M>) => boolean): void {
     for (const [channel, st] of this.states) {
       if (!more(st)) return;
-      if (st.held.length === 0 && !st.filling) this.states.delete(channel);
+      if (!st.more?.held.length && !st.more?.filling) this.states.delete(channel);
     }
   }
 }
