@@ -7,8 +7,9 @@
  *
  *   npm run bench -- bench/channel-order-memory.ts [--channels 100000]
  *
- * `lru` is the order of a broker (NATS), which forgets idle or surplus
- * channels and so tracks each one's last use.
+ * `after an outage` is continuity's order once a broker outage was caught
+ * up (`suspend`, then `catchUp`). `lru` is the order of a broker (NATS),
+ * which forgets idle or surplus channels and so tracks each one's last use.
  */
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
@@ -30,11 +31,11 @@ const EPOCH = 'k3x9q2';
 const names = Array.from({ length: N }, (_, i) => `#user-${i}`);
 
 /** Heap bytes per channel that `build` keeps (the channel names are allocated before). */
-function perChannel(build: () => unknown): number {
+async function perChannel(build: () => unknown): Promise<number> {
   gc();
   gc();
   const before = process.memoryUsage().heapUsed;
-  const kept = build();
+  const kept = await build();
   gc();
   gc();
   const after = process.memoryUsage().heapUsed;
@@ -49,7 +50,7 @@ const positions = (): unknown => {
 };
 
 /** An order passed one publication per channel after its start from history (top 10). */
-const ordered = (options: Partial<ChannelOrderOptions<void>>) => (): unknown => {
+const ordered = (options: Partial<ChannelOrderOptions<void>>) => (): ChannelOrder => {
   const order = new ChannelOrder({ deliver: () => undefined, predecessor: (pub) => pub.offset! - 1, holdMs: 0, ...options });
   for (const channel of names) {
     order.start(channel, 10, EPOCH);
@@ -68,13 +69,20 @@ const continuity = ordered({
   fillLimit: Infinity,
   fillAttempts: 1,
 });
+const outage = async (): Promise<unknown> => {
+  const order = continuity();
+  order.suspend();
+  await order.catchUp();
+  return order;
+};
 const lru = ordered({ holdMs: 100, maxChannels: Infinity, idleMs: 60_000 });
 
-const base = perChannel(positions);
+const base = await perChannel(positions);
 const rows = [
   { structure: 'Map of { offset, epoch }', bytes: base },
-  { structure: 'ChannelOrder (continuity)', bytes: perChannel(continuity) },
-  { structure: 'ChannelOrder (lru)', bytes: perChannel(lru) },
+  { structure: 'ChannelOrder (continuity)', bytes: await perChannel(continuity) },
+  { structure: '  after an outage', bytes: await perChannel(outage) },
+  { structure: 'ChannelOrder (lru)', bytes: await perChannel(lru) },
 ];
 console.log(`${N} channels, Node ${process.version}`);
 for (const r of rows) console.log(`${r.structure.padEnd(28)} ${r.bytes.toFixed(1).padStart(7)} B/channel  ×${(r.bytes / base).toFixed(2)}`);
