@@ -88,13 +88,21 @@ export function ratiosOfCurrent(results: ScaleKindResult[]): Record<'baseline' |
   return { baseline: of(isBaseline), socketio: of(isKind('socketio')), ws: of(isKind('ws')) };
 }
 
+/**
+ * A server's whole footprint before the connections and with them, in MB:
+ * per-connection figures are differences, so a server that starts smaller
+ * (a broker library not loaded) shows a larger one for the same total.
+ */
+const beforeAfter = (before: number, after: number): string => `${fmt(before / 1e6, 1)} → ${fmt(after / 1e6, 1)}`;
+
 export function idleTable(results: ScaleKindResult[]): string {
   return table(
-    ['server', 'processes', 'opened / asked', 'connect/s (achieved)', 'connect p50 ms', 'p99 ms', 'CPU µs/connect', 'heap B/conn', 'RSS B/conn', 'SB/SIO heap', 'SB/ws heap', ...baseHeads(results, ['SB/base heap', 'SB/base RSS'])],
+    ['server', 'processes', 'opened / asked', 'connect/s (achieved)', 'connect p50 ms', 'p99 ms', 'CPU µs/connect', 'heap B/conn', 'RSS B/conn', 'heap MB before → after', 'RSS MB before → after', 'SB/SIO heap', 'SB/ws heap', ...baseHeads(results, ['SB/base heap', 'SB/base RSS'])],
     results.flatMap((r) => {
       const i = r.idle;
       return i ? [[labelOf(r), String(i.serverProcesses), `${i.opened} / ${i.connections}`, `${i.rate} (${fmt(i.achievedRate, 0)})`, fmt(i.connect.p50, 2), fmt(i.connect.p99, 2), fmt(i.cpuUsPerConnect, 0),
-        fmt(i.heapPerConnection, 0), fmt(i.rssPerConnection, 0), ...ratios(results, r, idleHeap, [idleHeap, idleRss])]] : [];
+        fmt(i.heapPerConnection, 0), fmt(i.rssPerConnection, 0), beforeAfter(i.heapBefore, i.heapAfter), beforeAfter(i.rssBefore, i.rssAfter),
+        ...ratios(results, r, idleHeap, [idleHeap, idleRss])]] : [];
     }),
   );
 }
