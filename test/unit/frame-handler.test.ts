@@ -3,7 +3,7 @@
  * to a recording transport; the core runs on the real in-process broker.
  */
 import { pino } from 'pino';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { MemoryBroker } from '../../src/brokers/memory/memory-broker.js';
 import type { ServerFrame } from '../../src/protocol/index.js';
 import { FrameHandler } from '../../src/server/core/frame-handler.js';
@@ -44,17 +44,14 @@ async function setup(opts: NodeOptionsInput = {}): Promise<void> {
 async function session(user = 'alice'): Promise<{ s: Session; t: Recorder }> {
   const t = new Recorder();
   const s = gateway.open({ user, grants: [], transport: t });
-  for (let waited = 0; t.frames.length === 0 && waited < 1000; waited += 5) await settle();
+  await vi.waitUntil(() => t.frames.length > 0, { timeout: 1000, interval: 5 });
   expect(t.frames[0]).toMatchObject({ type: 'welcome', user });
   return { s, t };
 }
 
-/** Let queued frame tasks finish. */
-const settle = () => sleep(5);
-
 async function send(s: Session, frame: unknown): Promise<void> {
   handler.receive(s, Buffer.from(typeof frame === 'string' ? frame : JSON.stringify(frame)), false);
-  await settle();
+  await s.settled;
 }
 
 beforeEach(() => setup());
@@ -100,7 +97,7 @@ describe('malformed frames get bad_request and the connection survives', () => {
   it('binary frames get an error frame', async () => {
     const { s, t } = await session();
     handler.receive(s, Buffer.from([0xff, 0x00]), true);
-    await settle();
+    await s.settled;
     expect(t.last()).toMatchObject({ type: 'error', error: { code: 'bad_request', message: expect.stringContaining('binary') } });
     expect(t.closedWith).toBeUndefined();
   });
@@ -146,11 +143,11 @@ describe('permissions and state errors', () => {
     await setup({ limits: { maxMessagesPerSecond: 5 } });
     const { s, t } = await session();
     for (let i = 1; i <= 6; i++) handler.receive(s, Buffer.from(JSON.stringify({ type: 'ping', id: i })), false);
-    await settle();
+    await s.settled;
     expect(t.frames.filter((f) => f.type === 'pong')).toHaveLength(5);
     expect(t.last()).toMatchObject({ type: 'reply', id: 6, error: { code: 'rate_limited' } });
     for (let i = 7; i <= 20; i++) handler.receive(s, Buffer.from(JSON.stringify({ type: 'ping', id: i })), false);
-    await settle();
+    await s.settled;
     expect(t.closedWith?.code).toBe(4129);
   });
 });
@@ -184,6 +181,7 @@ describe('subscribing while the broker subscription is still pending', () => {
   /** The in-process broker with a slow `subscribe`, as a remote broker has. */
   class SlowSubscribeBroker extends MemoryBroker {
     override async subscribe(channel: string): Promise<void> {
+      // A pause by design: the broker's round trip that the test's publish falls into.
       await sleep(50);
       return super.subscribe(channel);
     }
@@ -204,7 +202,8 @@ describe('subscribing while the broker subscription is still pending', () => {
     await sleep(10);
     // Published after both asked, before the node receives the channel.
     const sent = await gateway.publish('race', 'in between');
-    await sleep(120);
+    // Both subscribe tasks done: each reply is written and the channel's held messages delivered.
+    await Promise.all([a.s.settled, b.s.settled]);
     for (const { t } of [a, b]) {
       const reply = t.frames.find((f) => f.type === 'reply' && f.id === 1) as { result: { offset: number } };
       const live = t.frames.filter((f) => f.type === 'message');

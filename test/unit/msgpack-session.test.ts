@@ -8,7 +8,7 @@
  */
 import { encode } from '@msgpack/msgpack';
 import { pino } from 'pino';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { MemoryBroker } from '../../src/brokers/memory/memory-broker.js';
 import type { Publication, ServerFrame } from '../../src/protocol/frames.js';
 import { encodeClientFrameBinary, parseMsgpack, type WireCodec } from '../../src/protocol/msgpack.js';
@@ -18,7 +18,6 @@ import { Session, type Outgoing, type Transport } from '../../src/server/core/se
 import { Metrics } from '../../src/server/metrics.js';
 import { DEFAULT_LIMITS, withDefaults } from '../../src/server/options.js';
 import { InterestRouting } from '../../src/server/routing/strategies.js';
-import { sleep } from '../helpers/wait.js';
 
 /** Records what a session writes, decoding it in the codec it expects; `fast` adds `sendMessage` (the shared object). */
 class Recorder implements Transport {
@@ -52,7 +51,6 @@ class Recorder implements Transport {
 
 let gateway: Gateway;
 let handler: FrameHandler;
-const settle = () => sleep(5);
 
 beforeEach(async () => {
   const options = withDefaults({ nodeId: 'n1', logLevel: 'silent' });
@@ -66,7 +64,7 @@ afterEach(() => gateway.close());
 async function open(user: string, codec: WireCodec, fast = false): Promise<{ s: Session; t: Recorder }> {
   const t = new Recorder(codec, fast);
   const s = gateway.open({ user, grants: [], transport: t, codec });
-  for (let waited = 0; t.raw.length === 0 && waited < 1000; waited += 5) await settle();
+  await vi.waitUntil(() => t.raw.length > 0, { timeout: 1000, interval: 5 });
   expect(t.frames[0]).toMatchObject({ type: 'welcome', user });
   return { s, t };
 }
@@ -75,7 +73,7 @@ async function subscribe(s: Session, t: Recorder, channel: string, id: number): 
   const frame = { type: 'subscribe' as const, id, channel };
   if (s.codec === 'msgpack') handler.receive(s, Buffer.from(encodeClientFrameBinary(frame)), true);
   else handler.receive(s, Buffer.from(JSON.stringify(frame)), false);
-  for (let waited = 0; !t.frames.some((f) => f.type === 'reply' && f.id === id) && waited < 1000; waited += 5) await settle();
+  await vi.waitUntil(() => t.frames.some((f) => f.type === 'reply' && f.id === id), { timeout: 1000, interval: 5 });
 }
 
 describe('a session on the MessagePack codec', () => {
@@ -84,7 +82,7 @@ describe('a session on the MessagePack codec', () => {
     expect(s.codec).toBe('msgpack');
     expect(t.raw.every((d) => Buffer.isBuffer(d))).toBe(true);
     handler.receive(s, Buffer.from(encodeClientFrameBinary({ type: 'ping', id: 3 })), true);
-    await settle();
+    await s.settled;
     expect(t.frames.at(-1)).toEqual({ type: 'pong', id: 3 });
     s.disconnect(4100, 'draining', true);
     expect(t.frames.at(-1)).toEqual({ type: 'disconnect', code: 4100, reason: 'draining', reconnect: true });
@@ -101,15 +99,15 @@ describe('a session on the MessagePack codec', () => {
   it('refuses a text frame as a JSON session refuses a binary one, and counts it as malformed', async () => {
     const { s, t } = await open('alice', 'msgpack');
     handler.receive(s, Buffer.from(JSON.stringify({ type: 'ping', id: 1 })), false);
-    await settle();
+    await s.settled;
     expect(t.frames.at(-1)).toMatchObject({ type: 'error', error: { code: 'bad_request', message: expect.stringMatching(/text frames are not supported/) } });
     for (let i = 0; i < 10; i++) handler.receive(s, Buffer.from('{}'), false);
-    await settle();
+    await s.settled;
     expect(t.closedWith).toBe(4008);
 
     const json = await open('bob', 'json');
     handler.receive(json.s, Buffer.from(encodeClientFrameBinary({ type: 'ping', id: 1 })), true);
-    await settle();
+    await json.s.settled;
     expect(json.t.frames.at(-1)).toMatchObject({ type: 'error', error: { message: expect.stringMatching(/binary frames are not supported/) } });
   });
 
@@ -119,7 +117,7 @@ describe('a session on the MessagePack codec', () => {
     for (let i = 0; i < 50; i++) deep = { d: deep };
     handler.receive(s, Buffer.from(encode({ type: 'publish', id: 4, channel: 'chat:a', data: deep })), true);
     handler.receive(s, Buffer.from([0xdb, 0xff, 0xff, 0xff, 0xff, 0x61]), true);
-    await settle();
+    await s.settled;
     expect(t.frames.slice(-2)).toEqual([
       { type: 'reply', id: 4, error: { code: 'bad_request', message: 'frame nests deeper than 32 levels' } },
       { type: 'error', error: { code: 'bad_request', message: expect.stringMatching(/^frame is not valid MessagePack/) } },
@@ -136,7 +134,7 @@ describe('fan-out', () => {
     for (const [i, x] of [a, b, c].entries()) await subscribe(x.s, x.t, 'chat:room', 10 + i);
     const before = [a, b, c].map((x) => x.t.raw.length);
     await gateway.publish('chat:room', { hello: 'all' }, { from: 'a' });
-    for (let waited = 0; c.t.raw.length === before[2] && waited < 1000; waited += 5) await settle();
+    await vi.waitUntil(() => c.t.raw.length > before[2]!, { timeout: 1000, interval: 5 });
     const [wa, wb, wc] = [a, b, c].map((x, i) => x.t.raw[before[i]!]);
     expect(Buffer.isBuffer(wa)).toBe(true);
     expect(wb).toBe(wa); // the same bytes object: encoded once
@@ -149,7 +147,7 @@ describe('fan-out', () => {
     const c = await open('c', 'json', true);
     await subscribe(c.s, c.t, 'chat:json-only', 1);
     await gateway.publish('chat:json-only', { n: 1 }, { from: 'c' });
-    for (let waited = 0; c.t.outgoing.length === 0 && waited < 1000; waited += 5) await settle();
+    await vi.waitUntil(() => c.t.outgoing.length > 0, { timeout: 1000, interval: 5 });
     expect(c.t.outgoing).toHaveLength(1);
     expect(c.t.outgoing[0]?.binary).toBeUndefined();
   });

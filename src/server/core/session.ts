@@ -181,6 +181,11 @@ export class Session {
     return true;
   }
 
+  /** Settles when the frame tasks queued so far have run (read-only view of the queue; tests wait on it). */
+  get settled(): Promise<void> {
+    return this.queue ?? Promise.resolve();
+  }
+
   /**
    * Run a publish of this connection on `channel`: after the ones it made
    * earlier on the same channel (their order is kept), but without waiting
