@@ -41,8 +41,6 @@ function deferred<T>(): { promise: Promise<T>; resolve: (v: T) => void; reject: 
   return { promise, resolve, reject };
 }
 
-const tick = () => sleep(0);
-
 describe('Session.publishInOrder', () => {
   it('starts publishes on different channels at once', async () => {
     const s = session();
@@ -50,7 +48,7 @@ describe('Session.publishInOrder', () => {
     const gates = [deferred<number>(), deferred<number>()];
     s.publishInOrder('a', () => (started.push('a'), gates[0]!.promise));
     s.publishInOrder('b', () => (started.push('b'), gates[1]!.promise));
-    await tick();
+    await vi.waitUntil(() => started.length >= 2, { timeout: 1000, interval: 5 });
     expect(started).toEqual(['a', 'b']);
   });
 
@@ -59,15 +57,16 @@ describe('Session.publishInOrder', () => {
     const started: number[] = [];
     const gates = [deferred<number>(), deferred<number>(), deferred<number>()];
     const results = gates.map((g, i) => s.publishInOrder('a', () => (started.push(i), g.promise)));
-    await tick();
+    // A pause: the later publishes must not start while the first is at the broker.
+    await sleep(0);
     expect(started).toEqual([0]);
     gates[0]!.reject(new Error('broker down'));
     await expect(results[0]).rejects.toThrow('broker down');
-    await tick();
+    await vi.waitUntil(() => started.length >= 2, { timeout: 1000, interval: 5 });
     expect(started).toEqual([0, 1]);
     gates[1]!.resolve(1);
     await expect(results[1]).resolves.toBe(1);
-    await tick();
+    await vi.waitUntil(() => started.length >= 3, { timeout: 1000, interval: 5 });
     expect(started).toEqual([0, 1, 2]);
     gates[2]!.resolve(2);
     await expect(results[2]).resolves.toBe(2);
@@ -76,10 +75,13 @@ describe('Session.publishInOrder', () => {
   it('refuses past 1000 publishes in flight, and accepts again once they settle', async () => {
     const s = session();
     const gate = deferred<number>();
-    for (let i = 0; i < 1000; i++) expect(s.publishInOrder(`c${i}`, () => gate.promise)).toBeDefined();
+    const inFlight: Array<Promise<number> | undefined> = [];
+    for (let i = 0; i < 1000; i++) inFlight.push(s.publishInOrder(`c${i}`, () => gate.promise));
+    for (const p of inFlight) expect(p).toBeDefined();
     expect(s.publishInOrder('one-more', () => gate.promise)).toBeUndefined();
     gate.resolve(0);
-    await tick();
+    // Settled: the session counts a publish done before its caller sees the result.
+    await Promise.all(inFlight);
     expect(s.publishInOrder('one-more', () => Promise.resolve(1))).toBeDefined();
   });
 });
