@@ -63,10 +63,14 @@ describe('Session.publishInOrder', () => {
     gates[0]!.reject(new Error('broker down'));
     await expect(results[0]).rejects.toThrow('broker down');
     await vi.waitUntil(() => started.length >= 2, { timeout: 1000, interval: 5 });
+    // A pause as well: the publish after it must not start meanwhile.
+    await sleep(0);
     expect(started).toEqual([0, 1]);
     gates[1]!.resolve(1);
     await expect(results[1]).resolves.toBe(1);
     await vi.waitUntil(() => started.length >= 3, { timeout: 1000, interval: 5 });
+    // A pause as well: the publish after it must not start meanwhile.
+    await sleep(0);
     expect(started).toEqual([0, 1, 2]);
     gates[2]!.resolve(2);
     await expect(results[2]).resolves.toBe(2);
