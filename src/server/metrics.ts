@@ -53,6 +53,9 @@ export class Metrics {
   readonly registry = new Registry();
   /** Open client connections. */
   readonly connections: Gauge;
+  /** WebSocket handshakes admitted whose `welcome` is not sent yet (admission's in-flight count), read when scraped. */
+  readonly handshakesInFlight: Gauge;
+  private readHandshakes: () => number = () => 0;
   /** Channel subscriptions held by this node's sessions, personal channels included. */
   readonly subscriptions: Gauge;
   /** Client frames received, by frame type. */
@@ -99,6 +102,15 @@ export class Metrics {
     this.registry.setDefaultLabels(labels);
     collectDefaultMetrics({ register: this.registry, prefix: 'switchboard_' });
     this.connections = new Gauge({ name: 'switchboard_connections', help: 'Open client connections', registers });
+    const readHandshakes = (): number => this.readHandshakes();
+    this.handshakesInFlight = new Gauge({
+      name: 'switchboard_handshakes_in_flight',
+      help: 'WebSocket handshakes admitted whose welcome is not sent yet',
+      registers,
+      collect() {
+        this.set(readHandshakes());
+      },
+    });
     this.subscriptions = new Gauge({
       name: 'switchboard_subscriptions',
       help: 'Channel subscriptions of connected sessions, personal channels included',
@@ -203,6 +215,11 @@ export class Metrics {
       registers,
     });
     this.initLabels();
+  }
+
+  /** Where `switchboard_handshakes_in_flight` is read from (the node's WebSocket upgrade). */
+  countHandshakes(read: () => number): void {
+    this.readHandshakes = read;
   }
 
   /**

@@ -7,12 +7,13 @@
 import { randomBytes } from 'node:crypto';
 import { request, type IncomingHttpHeaders } from 'node:http';
 import type { Socket } from 'node:net';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import type { Store } from '../../src/brokers/broker.js';
 import { MemoryBroker, MemoryBus } from '../../src/brokers/memory/memory-broker.js';
 import { startNode, type SwitchboardNode } from '../../src/server/node.js';
 import type { NodeOptionsInput } from '../../src/server/options.js';
 import { TEST_NODE } from '../helpers/fixture.js';
+import { metric } from '../helpers/metrics.js';
 import { sleep } from '../helpers/wait.js';
 
 interface Answer {
@@ -174,8 +175,7 @@ describe('admission', () => {
     expect(gone.status).toBe(101);
     expect((await upgrade(n, 'blocked')).status).toBe(503);
     gone.socket!.destroy();
-    // Pause: the node frees the slot when it sees the socket gone, and shows that nowhere a test can watch.
-    await sleep(100);
+    await vi.waitUntil(async () => (await metric(n.url('/metrics'), 'switchboard_handshakes_in_flight')) === 0, { timeout: 5000, interval: 20 });
     const next = upgrade(n, 'next');
     broker.open();
     expect((await next).status).toBe(101);

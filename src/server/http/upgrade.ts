@@ -117,6 +117,7 @@ export class Upgrader implements SocketOwner {
     this.ipLimiter = new IpConnectionLimiter(ctx.options.limits.maxConnectionsPerIpPerSecond);
     const { maxHandshakesPerSecond, maxHandshakesInFlight } = ctx.options.limits;
     this.admission = new Admission({ perSecond: maxHandshakesPerSecond, inFlight: maxHandshakesInFlight }, Date.now());
+    ctx.metrics.countHandshakes(() => this.admission.inFlight);
   }
 
   /** Handshakes admitted whose `welcome` is not sent yet. */
