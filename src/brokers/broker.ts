@@ -157,14 +157,27 @@ export interface Store {
   loadAck(channel: string, reader: string): Promise<StreamPosition | null>;
 
   /**
-   * Record (or refresh) presence entries, each expiring after `ttlMs` unless
-   * refreshed again: the owning node refreshes its entries periodically, so a
-   * node that dies leaves no ghosts.
+   * Record presence entries. An entry lives until it is removed or its
+   * node's entries are dropped (`dropNode`): nothing expires on a timer and
+   * nothing is refreshed, so an idle node costs the store nothing.
    */
-  presenceAdd(items: PresenceItem[], ttlMs: number): Promise<void>;
-  presenceRemove(items: Array<{ channel: string; session: string }>): Promise<void>;
-  /** The unexpired entries of a channel. */
+  presenceAdd(items: PresenceItem[]): Promise<void>;
+  /** Remove presence entries (each names its node, whose entries the store can drop together). */
+  presenceRemove(items: PresenceItem[]): Promise<void>;
+  /**
+   * Every entry of `channel`, those of a node that died and was not dropped
+   * yet included: the reader keeps the entries of the nodes it knows alive.
+   */
   presence(channel: string): Promise<PresenceEntry[]>;
+
+  /**
+   * Drop every entry `node` holds here, presence and registry: a node that
+   * died or left, or this node starting under an id it had before.
+   * Idempotent; entries the node adds afterwards stay.
+   */
+  dropNode(node: string): Promise<void>;
+  /** The nodes holding entries here, so that entries of nodes that died unseen can be dropped. */
+  nodesWithEntries(): Promise<string[]>;
 }
 
 /**
@@ -175,14 +188,13 @@ export interface Store {
 export interface Registry {
   /**
    * Register this node for `channels` (registry routing: a `nodes` route with
-   * `registered` reaches it). Each entry expires after `ttlMs` unless
-   * registered again: the node re-registers periodically, so a node that
-   * dies leaves no entries behind.
+   * `registered` reaches it). An entry lives until unregistered or until the
+   * node's entries are dropped (`Store.dropNode`).
    */
-  register(channels: string[], ttlMs: number): Promise<void>;
+  register(channels: string[]): Promise<void>;
   /** Remove this node's entries for `channels`. */
   unregister(channels: string[]): Promise<void>;
-  /** The nodes with an unexpired entry for `channel`, each once. */
+  /** The nodes with an entry for `channel`, each once, those of a dead node not dropped yet included. */
   registered(channel: string): Promise<string[]>;
 }
 
@@ -198,7 +210,7 @@ export interface Broker extends Transport {
 }
 
 /** Every `Store` method, for carrying store calls generically (IPC). The type check keeps the list complete. */
-export const STORE_METHODS = ['history', 'saveAck', 'loadAck', 'presenceAdd', 'presenceRemove', 'presence'] as const satisfies ReadonlyArray<keyof Store>;
+export const STORE_METHODS = ['history', 'saveAck', 'loadAck', 'presenceAdd', 'presenceRemove', 'presence', 'dropNode', 'nodesWithEntries'] as const satisfies ReadonlyArray<keyof Store>;
 
 /** Every `Registry` method, as `STORE_METHODS`. */
 export const REGISTRY_METHODS = ['register', 'unregister', 'registered'] as const satisfies ReadonlyArray<keyof Registry>;

@@ -12,7 +12,7 @@ import { STORE_METHODS } from './broker.js';
  * the node id explicitly), bound to this node's id as a `Registry`.
  */
 export interface NodeRegistry {
-  add(nodeId: string, channels: string[], ttlMs: number): Promise<void>;
+  add(nodeId: string, channels: string[]): Promise<void>;
   remove(nodeId: string, channels: string[]): Promise<void>;
   list(channel: string): Promise<string[]>;
 }
@@ -20,7 +20,7 @@ export interface NodeRegistry {
 /** `registry` as this node's `Registry`; `self` names the node (and throws while the broker is not started). */
 export function bindRegistry(registry: NodeRegistry, self: () => string): Registry {
   return {
-    register: async (channels, ttlMs) => registry.add(self(), channels, ttlMs),
+    register: async (channels) => registry.add(self(), channels),
     unregister: async (channels) => registry.remove(self(), channels),
     registered: (channel) => registry.list(channel),
   };

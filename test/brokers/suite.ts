@@ -412,66 +412,72 @@ export function brokerSuite(name: string, factory: () => Promise<BrokerBackend>,
         const e = (user: string, session: string, n: Node): PresenceEntry => ({ user, session, node: n.id });
 
         expect(await c!.broker.store.presence(room)).toEqual([]);
-        await a!.broker.store.presenceAdd(
-          [
-            { channel: room, entry: e('u1', 's1', a!) },
-            { channel: room, entry: e('u2', 's2', a!) },
-            { channel: lobby, entry: e('u1', 's1', a!) },
-          ],
-          30_000,
-        );
-        await b!.broker.store.presenceAdd([{ channel: room, entry: e('u3', 's3', b!) }], 30_000);
+        await a!.broker.store.presenceAdd([
+          { channel: room, entry: e('u1', 's1', a!) },
+          { channel: room, entry: e('u2', 's2', a!) },
+          { channel: lobby, entry: e('u1', 's1', a!) },
+        ]);
+        await b!.broker.store.presenceAdd([{ channel: room, entry: e('u3', 's3', b!) }]);
 
         expect((await c!.broker.store.presence(room)).sort(bySession)).toEqual([e('u1', 's1', a!), e('u2', 's2', a!), e('u3', 's3', b!)]);
         expect(await b!.broker.store.presence(lobby)).toEqual([e('u1', 's1', a!)]);
 
         // re-adding a session replaces its entry rather than duplicating it
-        await a!.broker.store.presenceAdd([{ channel: room, entry: e('u2', 's2', a!) }], 30_000);
+        await a!.broker.store.presenceAdd([{ channel: room, entry: e('u2', 's2', a!) }]);
         expect(await c!.broker.store.presence(room)).toHaveLength(3);
 
         await a!.broker.store.presenceRemove([
-          { channel: room, session: 's1' },
-          { channel: room, session: 'never-there' },
-          { channel: ch('nowhere'), session: 's1' },
+          { channel: room, entry: e('u1', 's1', a!) },
+          { channel: room, entry: e('u9', 'never-there', a!) },
+          { channel: ch('nowhere'), entry: e('u1', 's1', a!) },
         ]);
         expect((await b!.broker.store.presence(room)).sort(bySession)).toEqual([e('u2', 's2', a!), e('u3', 's3', b!)]);
         // only that channel's entry went
         expect(await c!.broker.store.presence(lobby)).toEqual([e('u1', 's1', a!)]);
 
-        await c!.broker.store.presenceRemove([{ channel: lobby, session: 's1' }]);
+        await c!.broker.store.presenceRemove([{ channel: lobby, entry: e('u1', 's1', a!) }]);
         expect(await a!.broker.store.presence(lobby)).toEqual([]);
       });
 
-      it('expires entries after their TTL unless refreshed', async () => {
-        const [a, b] = await nodes(2);
+      it("keeps entries until removed, and drops every entry of one node at once, that node's only", async () => {
+        const [a, b, c] = await nodes(3);
         const room = ch('room');
-        const gone: PresenceEntry = { user: 'u1', session: 'gone', node: a!.id };
-        const kept: PresenceEntry = { user: 'u2', session: 'kept', node: a!.id };
-        const stays: PresenceEntry = { user: 'u3', session: 'stays', node: b!.id };
-        const TTL = 400;
-        await a!.broker.store.presenceAdd([{ channel: room, entry: gone }, { channel: room, entry: kept }], TTL);
-        await b!.broker.store.presenceAdd([{ channel: room, entry: stays }], 30_000);
-        expect(await b!.broker.store.presence(room)).toHaveLength(3);
+        const lobby = ch('lobby');
+        const fromA: PresenceEntry[] = range(1, 30).map((i) => ({ user: `u${i}`, session: `a${i}`, node: a!.id }));
+        const fromB: PresenceEntry = { user: 'u1', session: 'b1', node: b!.id };
+        await a!.broker.store.presenceAdd(fromA.map((entry, i) => ({ channel: i % 2 ? room : lobby, entry })));
+        await b!.broker.store.presenceAdd([{ channel: room, entry: fromB }, { channel: lobby, entry: fromB }]);
+        if (withNodes) await a!.broker.registry!.register([room, lobby]);
+        if (withNodes) await b!.broker.registry!.register([room]);
+        expect((await c!.broker.store.nodesWithEntries()).sort()).toEqual([a!.id, b!.id].sort());
+        // Pause, not a wait: entries do not expire on a timer (nothing refreshes them here).
+        await sleep(QUIET_MS);
+        expect(await c!.broker.store.presence(room)).toHaveLength(16);
 
-        let refreshing = true;
-        const refresher = (async () => {
-          while (refreshing) {
-            await a!.broker.store.presenceAdd([{ channel: room, entry: kept }], TTL);
-            // Pause, not a wait: the refresher saves the entry four times per TTL.
-            await sleep(TTL / 4);
-          }
-        })();
-        try {
-          await vi.waitFor(async () => expect((await b!.broker.store.presence(room)).sort(bySession)).toEqual([kept, stays]), { timeout: 5_000, interval: 20 });
-          // Pause, not a wait: twice the TTL passes; the refreshed entry must outlive it.
-          // still there well after its first TTL has passed
-          await sleep(2 * TTL);
-          expect((await b!.broker.store.presence(room)).sort(bySession)).toEqual([kept, stays]);
-        } finally {
-          refreshing = false;
-          await refresher;
+        // any node may drop a node that died, more than once
+        await c!.broker.store.dropNode(a!.id);
+        await b!.broker.store.dropNode(a!.id);
+        expect(await c!.broker.store.presence(room)).toEqual([fromB]);
+        expect(await c!.broker.store.presence(lobby)).toEqual([fromB]);
+        expect(await c!.broker.store.nodesWithEntries()).toEqual([b!.id]);
+        if (withNodes) expect(await c!.broker.registry!.registered(room)).toEqual([b!.id]);
+        if (withNodes) expect(await c!.broker.registry!.registered(lobby)).toEqual([]);
+        if (withBoth) {
+          // a publication routed to the registered nodes reaches b only
+          await send(c!, room, 'to-registered', toNodes([], true));
+          await send(c!, room, 'end', ALL);
+          for (const n of [a, b]) await vi.waitFor(() => expect(n!.got(room).at(-1)).toBe('end'), { timeout: 5_000, interval: 20 });
+          expect(a!.got(room)).toEqual(['end']);
+          expect(b!.got(room)).toEqual(['to-registered', 'end']);
         }
-        await vi.waitFor(async () => expect(await a!.broker.store.presence(room)).toEqual([stays]), { timeout: 5_000, interval: 20 });
+
+        // what the node adds afterwards (it was not dead after all, or starts again under its id) stays
+        await a!.broker.store.presenceAdd([{ channel: room, entry: fromA[0]! }]);
+        if (withNodes) await a!.broker.registry!.register([lobby]);
+        expect((await c!.broker.store.presence(room)).sort(bySession)).toEqual([fromA[0], fromB]);
+        if (withNodes) expect(await c!.broker.registry!.registered(lobby)).toEqual([a!.id]);
+        await c!.broker.store.dropNode(`n-${tag}-nobody`);
+        expect((await c!.broker.store.nodesWithEntries()).sort()).toEqual([a!.id, b!.id].sort());
       });
     });
 
@@ -695,7 +701,7 @@ export function brokerSuite(name: string, factory: () => Promise<BrokerBackend>,
         const [a, b, c] = await nodes(3);
         const d = await node('d');
         const room = ch('inbox');
-        await c!.broker.registry!.register([room], 30_000);
+        await c!.broker.registry!.register([room]);
         // a subscriber that is not listed: a `nodes` route is not interest routing
         await d.broker.subscribe(room);
 
@@ -722,9 +728,9 @@ export function brokerSuite(name: string, factory: () => Promise<BrokerBackend>,
         const other = ch('reg-other');
         expect(await a!.broker.registry!.registered(room)).toEqual([]);
 
-        await b!.broker.registry!.register([room, other], 30_000);
-        await c!.broker.registry!.register([room], 30_000);
-        await c!.broker.registry!.register([room], 30_000);
+        await b!.broker.registry!.register([room, other]);
+        await c!.broker.registry!.register([room]);
+        await c!.broker.registry!.register([room]);
         expect((await a!.broker.registry!.registered(room)).sort()).toEqual([b!.id, c!.id].sort());
         expect(await a!.broker.registry!.registered(other)).toEqual([b!.id]);
 
@@ -747,43 +753,6 @@ export function brokerSuite(name: string, factory: () => Promise<BrokerBackend>,
 
         await c!.broker.registry!.unregister([room]);
         expect(await a!.broker.registry!.registered(room)).toEqual([]);
-      });
-
-      withNodes?.('registry entries expire after their TTL unless registered again', async () => {
-        const [a, b, c] = await nodes(3);
-        const room = ch('reg-ttl');
-        const TTL = 300;
-        await b!.broker.registry!.register([room], TTL);
-        await c!.broker.registry!.register([room], TTL);
-        expect((await a!.broker.registry!.registered(room)).sort()).toEqual([b!.id, c!.id].sort());
-
-        let refreshing = true;
-        const refresher = (async () => {
-          while (refreshing) {
-            await c!.broker.registry!.register([room], TTL);
-            // Pause, not a wait: the refresher saves the entry four times per TTL.
-            await sleep(TTL / 4);
-          }
-        })();
-        try {
-          await vi.waitFor(async () => expect(await a!.broker.registry!.registered(room)).toEqual([c!.id]), { timeout: 5_000, interval: 20 });
-          // Pause, not a wait: twice the TTL passes; the refreshed entry must outlive it.
-          // still there well after its first TTL has passed
-          await sleep(2 * TTL);
-          expect(await a!.broker.registry!.registered(room)).toEqual([c!.id]);
-          await send(a!, room, 'to-live', toNodes([], true));
-        } finally {
-          refreshing = false;
-          await refresher;
-        }
-        await vi.waitFor(async () => expect(await b!.broker.registry!.registered(room)).toEqual([]), { timeout: 5_000, interval: 20 });
-        await send(a!, room, 'to-none', toNodes([], true));
-        await send(a!, room, 'end', ALL);
-        for (const n of [a, b, c]) await vi.waitFor(() => expect(n!.got(room).at(-1)).toBe('end'), { timeout: 5_000, interval: 20 });
-        // Pause, not a wait: nothing else may arrive.
-        await sleep(QUIET_MS);
-        expect(b!.got(room)).toEqual(['end']);
-        expect(c!.got(room)).toEqual(['to-live', 'end']);
       });
 
       withNodes?.('a node that registers and then reads the position misses nothing published concurrently', async () => {
@@ -813,7 +782,7 @@ export function brokerSuite(name: string, factory: () => Promise<BrokerBackend>,
           const starts = new Map<Node, number[]>();
           for (const [i, n] of joiners.entries()) {
             await vi.waitFor(() => expect(fired).toBeGreaterThan(100 + 300 * i), { timeout: 5_000, interval: 20 });
-            await n.broker.registry!.register(rooms, 30_000);
+            await n.broker.registry!.register(rooms);
             starts.set(n, await Promise.all(rooms.map(async (room) => (await n.broker.store.history(room, { limit: 0 }, LONG)).offset)));
           }
           const firedThen = fired;
@@ -848,7 +817,7 @@ export function brokerSuite(name: string, factory: () => Promise<BrokerBackend>,
         const [a, b, c] = await nodes(3);
         const viaAll = ch('many-all');
         const viaNodes = ch('many-nodes');
-        await c!.broker.registry!.register([viaNodes], 30_000);
+        await c!.broker.registry!.register([viaNodes]);
         const N = 100;
         const publishers = [a!, b!, c!];
         await Promise.all(

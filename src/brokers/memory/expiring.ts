@@ -1,8 +1,7 @@
 /**
- * Per-channel entries that expire unless set again: presence (session →
- * entry), the routing registry (node id → node id), idempotency keys and
- * acknowledged positions. Reads drop what has
- * expired; `sweep` drops it for channels nobody reads.
+ * Per-channel entries that expire unless set again: idempotency keys and
+ * acknowledged positions. Reads drop what has expired; `sweep` drops it for
+ * channels nobody reads.
  */
 
 export class ExpiringIndex<T> {

@@ -25,10 +25,10 @@ const UNPUBLISHED_IDLE_MS = 10 * 60 * 1000;
 
 export class MemoryStore implements Store, NodeRegistry {
   private readonly streams = new Map<string, MemoryStream>();
-  /** Presence entries by channel and session. */
-  private readonly presences = new ExpiringIndex<PresenceEntry>();
-  /** The routing registry: node ids by channel and node id. */
-  private readonly registry = new ExpiringIndex<string>();
+  /** Presence entries by channel and session; they live until removed or their node is dropped. */
+  private readonly presences = new Map<string, Map<string, PresenceEntry>>();
+  /** The routing registry: the nodes registered for each channel. */
+  private readonly registry = new Map<string, Set<string>>();
   /** Acknowledged positions by channel and reader. */
   private readonly acks = new ExpiringIndex<StreamPosition>();
 
@@ -41,7 +41,8 @@ export class MemoryStore implements Store, NodeRegistry {
 
   /** The registered nodes of `channel`, synchronously (for the bus's publish). */
   registeredNow(channel: string): string[] {
-    return this.registry.live(channel, this.now());
+    const nodes = this.registry.get(channel);
+    return nodes ? [...nodes] : [];
   }
 
   async history(channel: string, query: HistoryQuery, _policy?: HistoryPolicy): Promise<HistoryPage> {
@@ -60,40 +61,69 @@ export class MemoryStore implements Store, NodeRegistry {
     return kept ? { ...kept } : null;
   }
 
-  async presenceAdd(items: PresenceItem[], ttlMs: number): Promise<void> {
-    const expiresAt = this.now() + ttlMs;
-    for (const { channel, entry } of items) this.presences.set(channel, entry.session, entry, expiresAt);
+  async presenceAdd(items: PresenceItem[]): Promise<void> {
+    for (const { channel, entry } of items) {
+      let entries = this.presences.get(channel);
+      if (!entries) this.presences.set(channel, (entries = new Map()));
+      entries.set(entry.session, { user: entry.user, session: entry.session, node: entry.node });
+    }
   }
 
-  async presenceRemove(items: Array<{ channel: string; session: string }>): Promise<void> {
-    for (const { channel, session } of items) this.presences.delete(channel, session);
+  async presenceRemove(items: PresenceItem[]): Promise<void> {
+    for (const { channel, entry } of items) {
+      const entries = this.presences.get(channel);
+      if (entries?.delete(entry.session) && entries.size === 0) this.presences.delete(channel);
+    }
   }
 
   async presence(channel: string): Promise<PresenceEntry[]> {
-    return this.presences.live(channel, this.now());
+    const entries = this.presences.get(channel);
+    return entries ? [...entries.values()].map((e) => ({ ...e })) : [];
   }
 
-  async add(nodeId: string, channels: string[], ttlMs: number): Promise<void> {
-    const expiresAt = this.now() + ttlMs;
-    for (const channel of channels) this.registry.set(channel, nodeId, nodeId, expiresAt);
+  /** Walks every entry: dropping a node is rare (it died or left), an index per node would cost memory on every entry. */
+  async dropNode(node: string): Promise<void> {
+    for (const [channel, entries] of this.presences) {
+      for (const [session, entry] of entries) if (entry.node === node) entries.delete(session);
+      if (entries.size === 0) this.presences.delete(channel);
+    }
+    for (const [channel, nodes] of this.registry) {
+      if (nodes.delete(node) && nodes.size === 0) this.registry.delete(channel);
+    }
+  }
+
+  async nodesWithEntries(): Promise<string[]> {
+    const nodes = new Set<string>();
+    for (const entries of this.presences.values()) for (const entry of entries.values()) nodes.add(entry.node);
+    for (const registered of this.registry.values()) for (const node of registered) nodes.add(node);
+    return [...nodes];
+  }
+
+  async add(nodeId: string, channels: string[]): Promise<void> {
+    for (const channel of channels) {
+      let nodes = this.registry.get(channel);
+      if (!nodes) this.registry.set(channel, (nodes = new Set()));
+      nodes.add(nodeId);
+    }
   }
 
   async remove(nodeId: string, channels: string[]): Promise<void> {
-    for (const channel of channels) this.registry.delete(channel, nodeId);
+    for (const channel of channels) {
+      const nodes = this.registry.get(channel);
+      if (nodes?.delete(nodeId) && nodes.size === 0) this.registry.delete(channel);
+    }
   }
 
   async list(channel: string): Promise<string[]> {
     return this.registeredNow(channel);
   }
 
-  /** Forget idle streams and expired entries. */
+  /** Forget idle streams and expired acknowledged positions. */
   sweep(): void {
     const now = this.now();
     for (const [channel, s] of this.streams) {
       if (s.idle(now, s.top === 0 ? UNPUBLISHED_IDLE_MS : STREAM_IDLE_MS)) this.streams.delete(channel);
     }
-    this.presences.sweep(now);
-    this.registry.sweep(now);
     this.acks.sweep(now);
   }
 
