@@ -24,9 +24,9 @@
  * commandstats` around each phase, after `CONFIG RESETSTAT`, so set-up is
  * not counted. Commandstats counts the commands a Lua script runs, too.
  * Background traffic (cluster heartbeats, health-check PINGs) is measured in
- * an idle window of its own and reported, not subtracted. Presence refresh
- * (every presenceTtl/3) is moved out of the run by `presenceTtl: 600`: it is
- * a per-subscription cost, not a per-publication one.
+ * an idle window of its own and reported, not subtracted. Presence entries
+ * are not refreshed (they live while their node does), so no per-session
+ * work lands in a window.
  *
  * Every loop is bounded in count, every wait in time; traffic stays on 127.0.0.1.
  */
@@ -190,8 +190,6 @@ function nodeOptions(i: number, redis: RedisProcess): NodeOptionsInput {
     nodeId: `bench-${i}`,
     // 200 connections from one IP in a second would hit the default per-IP cap.
     limits: { maxConnectionsPerIpPerSecond: 0 },
-    // Presence refresh (every presenceTtl/3) would land in some windows and not others.
-    presenceTtl: 600,
   };
 }
 

@@ -131,7 +131,6 @@ async function main(): Promise<void> {
   const config = writeConfig({
     insecure: true,
     apiKeys: [API_KEY],
-    presenceTtl: 600,
     limits: { maxConnectionsPerIpPerSecond: 0, maxMessagesPerSecond: 100_000 },
     defaultNamespace: { history: { size: 1000, ttl: 600 } },
   });

@@ -3,6 +3,12 @@
  * heartbeats (a node missing `deadAfterBeats` beats is dead), and requests
  * to every live node with a timeout that never waits for a node already
  * known to be dead. Brokers only carry the bytes (`sendControl`/`onControl`).
+ *
+ * A node's entries at the store (presence, registry) live while it does:
+ * when a node dies or leaves, `onGone` drops them. A node declared dead
+ * that beats again (it stalled, or lost the broker for longer than the
+ * detection time) is told `swept` once its entries are gone, and puts its
+ * own back (`onSwept`).
  */
 import type { Logger } from 'pino';
 import type { Broker } from '../brokers/broker.js';
@@ -22,6 +28,16 @@ export interface RequestOutcome {
   error?: ErrorBody;
 }
 
+/** What a node does when the membership changes. */
+export interface ClusterHooks {
+  /** Called with the ids of the other live nodes whenever a node joins, leaves or is declared dead. */
+  onMembers?(others: string[]): void;
+  /** A node died or left: drop its entries. Resolves when they are gone (or could not be dropped). */
+  onGone?(node: string): Promise<void>;
+  /** This node was declared dead by another, which dropped its entries: put them back. */
+  onSwept?(): void;
+}
+
 interface Member {
   info: NodeInfo;
   lastSeen: number;
@@ -35,10 +51,14 @@ interface Pending {
 
 /** Requests waiting for answers at once; past it, new ones fail with `unavailable`. */
 const MAX_PENDING = 1000;
+/** Departed nodes remembered, in case one beats again. */
+const MAX_GONE = 1000;
 
 export class Cluster {
   private readonly members = new Map<string, Member>();
   private readonly pending = new Map<number, Pending>();
+  /** Nodes this one saw die or leave, with the dropping of their entries. */
+  private readonly gone = new Map<string, Promise<void>>();
   private nextId = 1;
   private timer: ReturnType<typeof setInterval> | undefined;
 
@@ -49,8 +69,7 @@ export class Cluster {
     private readonly self: () => NodeInfo,
     private readonly serve: (request: ClusterRequest) => Promise<unknown>,
     private readonly log: Logger,
-    /** Called with the ids of the other live nodes whenever a node joins, leaves or is declared dead. */
-    private readonly onMembers: (others: string[]) => void = () => undefined,
+    private readonly hooks: ClusterHooks = {},
   ) {}
 
   start(): void {
@@ -95,6 +114,7 @@ export class Cluster {
         const known = this.members.has(msg.from);
         this.members.set(msg.from, { info: msg.info, lastSeen: Date.now() });
         if (!known) this.changed();
+        if (!known) this.returned(msg.from);
         // A newcomer learns of this node now rather than at its next beat.
         if (!known && this.timer) {
           this.send(msg.from, { type: 'heartbeat', info: this.self() }).catch((err: unknown) =>
@@ -105,6 +125,10 @@ export class Cluster {
       }
       case 'leave':
         this.forget(msg.from);
+        return;
+      case 'swept':
+        this.log.warn({ by: msg.from }, 'this node was declared dead and its entries dropped: putting them back');
+        this.hooks.onSwept?.();
         return;
       case 'request':
         void this.answer(msg.from, msg.id, msg.request);
@@ -185,7 +209,7 @@ export class Cluster {
 
   private changed(): void {
     try {
-      this.onMembers([...this.members.keys()]);
+      this.hooks.onMembers?.([...this.members.keys()]);
     } catch (err) {
       this.log.error({ err }, 'membership change handler failed');
     }
@@ -201,9 +225,26 @@ export class Cluster {
     }
   }
 
-  /** A dead or departed node: stop waiting for its answers. */
+  /** A node this one had seen go beats again: once its entries are dropped, tell it to put them back. */
+  private returned(node: string): void {
+    const dropping = this.gone.get(node);
+    if (!dropping) return;
+    this.gone.delete(node);
+    void dropping.then(() =>
+      this.send(node, { type: 'swept' }).catch((err: unknown) => this.log.warn({ err, to: node }, 'could not tell a returning node to put its entries back')),
+    );
+  }
+
+  /** A dead or departed node: drop its entries, and stop waiting for its answers. */
   private forget(node: string): void {
-    if (this.members.delete(node)) this.changed();
+    if (this.members.delete(node)) {
+      this.changed();
+      if (!this.gone.has(node)) {
+        // Bounded: only a node that returns needs its entry, and ids of nodes that never do pile up.
+        if (this.gone.size >= MAX_GONE) this.gone.delete(this.gone.keys().next().value!);
+        this.gone.set(node, this.hooks.onGone?.(node).catch(() => undefined) ?? Promise.resolve());
+      }
+    }
     for (const p of [...this.pending.values()]) {
       if (p.waiting.delete(node)) {
         p.outcomes.push({ node, error: { code: ErrorCode.Unavailable, message: 'node left the cluster' } });

@@ -13,12 +13,14 @@ export type ClusterRequest = { kind: 'disconnect' } & Required<DisconnectRequest
 export type ControlBody =
   | { type: 'heartbeat'; info: NodeInfo }
   | { type: 'leave' }
+  /** To a node declared dead that beats again: its entries were dropped (`Cluster`). */
+  | { type: 'swept' }
   | { type: 'request'; id: number; request: ClusterRequest }
   | { type: 'response'; id: number; result?: unknown; error?: ErrorBody };
 
 export type ControlMessage = ControlBody & { from: string };
 
-const TYPES = new Set(['heartbeat', 'leave', 'request', 'response']);
+const TYPES = new Set(['heartbeat', 'leave', 'swept', 'request', 'response']);
 
 /** Parse a control payload; undefined for anything malformed (it is counted and dropped by the caller). */
 export function decodeControl(payload: string): ControlMessage | undefined {

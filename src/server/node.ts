@@ -13,6 +13,7 @@ import { TokenVerifier } from './auth/token.js';
 import { FrameHandler } from './core/frame-handler.js';
 import { Gateway } from './core/gateway.js';
 import { Cluster } from '../cluster/cluster.js';
+import { NodeEntries } from '../cluster/entries.js';
 import type { ClusterRequest, NodeInfo } from '../cluster/messages.js';
 import { ServerApi } from './http/api.js';
 import { sendError, sendJson } from './http/respond.js';
@@ -41,6 +42,8 @@ export interface SwitchboardNode {
 
 /** Files of the demo page, relative to the package root. */
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+/** After the cluster's detection time, a little more before dropping the entries of nodes nobody saw die. */
+const SETTLE_MARGIN_MS = 1000;
 /** How long a cluster-wide request (e.g. `/api/disconnect`) waits for the other nodes. */
 const CLUSTER_REQUEST_TIMEOUT_MS = 3000;
 
@@ -65,7 +68,7 @@ export async function startNode(partial: NodeOptionsInput = {}, deps: NodeDeps =
   const metrics = new Metrics({ node: options.nodeId });
   const routing = createRouting(options.routing, options.nodeId, {
     vnodes: options.hashringVnodes,
-    // Longer than the cluster takes to agree on a join or a death.
+    // The time the cluster takes to agree on a join or a death.
     settleMs: options.heartbeat * options.deadAfterBeats * 1000,
   });
   const broker =
@@ -81,7 +84,10 @@ export async function startNode(partial: NodeOptionsInput = {}, deps: NodeDeps =
   }
   const urlOf = (node: string): string | undefined =>
     node === options.nodeId ? publicUrl() : cluster.nodes().find((n) => n.id === node)?.url;
-  const gateway = new Gateway(options.nodeId, options, broker, routing, metrics, log, urlOf);
+  const gateway = new Gateway(options.nodeId, options, broker, routing, metrics, log, { urlOf, isAlive: (node) => cluster.isAlive(node) });
+  const entries = new NodeEntries(broker.store, options.nodeId, log);
+  /** The time the cluster takes to agree on a join or a death. */
+  const detectionMs = options.heartbeat * options.deadAfterBeats * 1000;
   const verifier = new TokenVerifier({ secret: options.secret, publicKey: options.publicKey });
   const frames = new FrameHandler(gateway, metrics, options.limits.maxSubscriptions);
   const startedAt = Date.now();
@@ -121,10 +127,14 @@ export async function startNode(partial: NodeOptionsInput = {}, deps: NodeDeps =
     info,
     serve,
     log,
-    (others) => {
-      const mixed = cluster.nodes().filter((n) => n.routing !== options.routing && n.routing !== undefined);
-      for (const n of mixed) log.error({ node: n.id, routing: n.routing }, `node ${n.id} uses routing ${n.routing}, this one ${options.routing}: messages will be lost; use one routing per cluster`);
-      gateway.membersChanged(others);
+    {
+      onMembers: (others) => {
+        const mixed = cluster.nodes().filter((n) => n.routing !== options.routing && n.routing !== undefined);
+        for (const n of mixed) log.error({ node: n.id, routing: n.routing }, `node ${n.id} uses routing ${n.routing}, this one ${options.routing}: messages will be lost; use one routing per cluster`);
+        gateway.membersChanged(others);
+      },
+      onGone: (node) => entries.drop(node),
+      onSwept: () => gateway.swept(),
     },
   );
   const api = new ServerApi({
@@ -194,6 +204,8 @@ export async function startNode(partial: NodeOptionsInput = {}, deps: NodeDeps =
   }
 
   await gateway.start((payload) => cluster.receive(payload));
+  // Entries an earlier life of this node left under its id go before it serves anyone.
+  await entries.clearOwn().catch((err: unknown) => log.warn({ err }, 'could not drop the entries of an earlier life of this node'));
   try {
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -208,6 +220,9 @@ export async function startNode(partial: NodeOptionsInput = {}, deps: NodeDeps =
   }
   port = (server.address() as AddressInfo).port;
   cluster.start();
+  // Once every live node has beaten, the entries of nodes nobody saw die go.
+  const unknownSweep = setTimeout(() => void entries.dropUnknown((node) => cluster.isAlive(node)), detectionMs + SETTLE_MARGIN_MS);
+  unknownSweep.unref();
   load.start();
   log.info({ port, host: options.host, broker: broker.kind }, 'switchboard node listening');
 
@@ -216,6 +231,7 @@ export async function startNode(partial: NodeOptionsInput = {}, deps: NodeDeps =
     // While clients leave, the HTTP side stays up: /readyz says 503 and
     // upgrades are refused, so load balancers steer new clients elsewhere.
     draining = true;
+    clearTimeout(unknownSweep);
     load.stop();
     await cluster.leave();
     for (const s of [...gateway.sessions]) s.disconnect(CloseCode.Draining, 'node draining', true);

@@ -82,8 +82,6 @@ export interface NodeOptions {
   ping: number;
   /** Heartbeat: seconds the server waits for an answer to its `ping` before closing with 4103. */
   pongTimeout: number;
-  /** Seconds a presence entry lives unless its node refreshes it (every third of this). */
-  presenceTtl: number;
   /** Seconds between a node's cluster heartbeats. */
   heartbeat: number;
   /** Missed heartbeats after which a node is declared dead. */
@@ -169,7 +167,6 @@ export function withDefaults(partial: NodeOptionsInput = {}): NodeOptions {
     workers: 1,
     ping: 25,
     pongTimeout: 10,
-    presenceTtl: 30,
     heartbeat: 2,
     deadAfterBeats: 3,
     trustProxy: false,

@@ -75,7 +75,6 @@ beforeAll(async () => {
       insecure: true,
       apiKeys: [KEY],
       heartbeat: 1,
-      presenceTtl: 3,
       limits: { maxConnectionsPerIpPerSecond: 0 },
       defaultNamespace: { history: { size: 2000, ttl: 600 } },
     }),

@@ -79,7 +79,7 @@ describe.each(CASES)('broker outage: $title', ({ backend, routing }) => {
     outage = await backend.start();
     for (const id of ['bo-a', 'bo-b']) {
       // A short publish deadline: publishes wait 200 ms for the broker, then answer 503 (the outage lasts longer).
-      nodes.push(await startNode({ ...TEST_NODE, nodeId: id, broker: outage.url, heartbeat: 1, presenceTtl: 3, routing, publishDeadline: 200 }));
+      nodes.push(await startNode({ ...TEST_NODE, nodeId: id, broker: outage.url, heartbeat: 1, routing, publishDeadline: 200 }));
     }
     const [a, b] = nodes as [SwitchboardNode, SwitchboardNode];
     const x = await RawClient.connect(`ws://127.0.0.1:${a.port}/ws?user=x`);

@@ -36,7 +36,7 @@ async function cluster(
   // Registry entries live 3 s: an outage longer than that outlives them.
   for (const id of ['ro-a', 'ro-b']) {
     // A short publish deadline: publishes wait 200 ms for Redis, then answer 503 (the outage lasts longer).
-    nodes.push(await startNode({ ...TEST_NODE, nodeId: id, broker: redis.url, heartbeat: 1, presenceTtl: 3, routing, publishDeadline: 200 }));
+    nodes.push(await startNode({ ...TEST_NODE, nodeId: id, broker: redis.url, heartbeat: 1, routing, publishDeadline: 200 }));
   }
   const [a, b] = nodes as [SwitchboardNode, SwitchboardNode];
   const x = await RawClient.connect(`ws://127.0.0.1:${a.port}/ws?user=x`);

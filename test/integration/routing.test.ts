@@ -291,7 +291,6 @@ describe.each(CASES)('routing: $title', (variant) => {
       apiKeys: [KEY],
       heartbeat: 1,
       deadAfterBeats: 2,
-      presenceTtl: 3,
       limits: { maxConnectionsPerIpPerSecond: 0 },
       defaultNamespace: { history: { size: 1000, ttl: 600 } },
     });

@@ -5,7 +5,7 @@
 import { pino } from 'pino';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { MemoryBroker, MemoryBus } from '../../src/brokers/memory/memory-broker.js';
-import { Cluster } from '../../src/cluster/cluster.js';
+import { Cluster, type ClusterHooks } from '../../src/cluster/cluster.js';
 import type { ClusterRequest, NodeInfo } from '../../src/cluster/messages.js';
 import { sleep } from '../helpers/wait.js';
 
@@ -20,9 +20,10 @@ async function member(
   bus: MemoryBus,
   id: string,
   serve: (r: ClusterRequest) => Promise<unknown> = async () => id,
+  hooks: ClusterHooks = {},
 ): Promise<Cluster> {
   const broker = new MemoryBroker(bus);
-  const cluster = new Cluster(id, broker, { heartbeatMs: 50, deadAfterBeats: 3 }, () => info(id), serve, log);
+  const cluster = new Cluster(id, broker, { heartbeatMs: 50, deadAfterBeats: 3 }, () => info(id), serve, log, hooks);
   await broker.start(id, { onPublication: () => undefined, onReadyChange: () => undefined, onControl: (p) => cluster.receive(p) });
   cluster.start();
   started.push({ cluster, broker });
@@ -78,6 +79,41 @@ describe('membership', () => {
     await vi.waitUntil(() => !a.isAlive('c'), { timeout: 5_000, interval: 10 });
     expect(a.isAlive('c')).toBe(false);
     expect(ids(a)).toEqual(['a']);
+  });
+
+  it("each survivor drops the entries of a node that leaves or dies, and tells one that beats again to put its own back once that drop is done", async () => {
+    const bus = new MemoryBus();
+    const gone: Record<string, string[]> = { a: [], c: [] };
+    const drops: Record<string, Array<() => void>> = { a: [], c: [] };
+    /** A drop that finishes when the test says so. */
+    const onGone = (self: string) => (node: string) => {
+      gone[self]!.push(node);
+      return new Promise<void>((resolve) => drops[self]!.push(resolve));
+    };
+    let swept = 0;
+    const a = await member(bus, 'a', undefined, { onGone: onGone('a') });
+    const b = await member(bus, 'b', undefined, { onSwept: () => void swept++ });
+    const c = await member(bus, 'c', undefined, { onGone: onGone('c') });
+    const d = await member(bus, 'd');
+    await vi.waitUntil(() => [a, b, c, d].every((x) => x.nodes().length === 4), { timeout: 5_000, interval: 10 });
+
+    await d.leave();
+    expect(gone).toEqual({ a: ['d'], c: ['d'] });
+    b.stop(); // it stalls: no more beats, but it is not gone
+    await vi.waitUntil(() => !a.isAlive('b') && !c.isAlive('b'), { timeout: 5_000, interval: 10 });
+    expect(gone).toEqual({ a: ['d', 'b'], c: ['d', 'b'] });
+
+    b.start();
+    await vi.waitUntil(() => a.isAlive('b') && c.isAlive('b'), { timeout: 5_000, interval: 10 });
+    // Pause, not a wait: while the survivors' drops are under way, b must not be told to put its entries back.
+    await sleep(100);
+    expect(swept).toBe(0);
+    drops.a![1]!();
+    await vi.waitUntil(() => swept === 1, { timeout: 5_000, interval: 10 });
+    drops.c![1]!();
+    await vi.waitUntil(() => swept === 2, { timeout: 5_000, interval: 10 });
+    // A node that returns is dropped again only when it goes again.
+    expect(gone).toEqual({ a: ['d', 'b'], c: ['d', 'b'] });
   });
 });
 

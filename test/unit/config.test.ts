@@ -304,6 +304,13 @@ describe('environment', () => {
     expect(o.port).toBe(8080);
     expect(warnings).toEqual(['SWITCHBOARD_PROT is not a setting and is ignored (did you mean SWITCHBOARD_PORT?)']);
   });
+
+  it('a removed setting says it was removed and why: an error as a flag or a file key, a warning as a variable', () => {
+    expect(problem(['--presence-ttl', '30'])).toMatch(/^--presence-ttl was removed \(presence entries no longer expire: .*--heartbeat × --dead-after-beats\): leave it out$/);
+    expect(fileProblem({ presenceTtl: 30 })).toMatch(/^"presenceTtl" in config file \/app\/sb.json was removed \(presence entries no longer expire: .*\): leave it out$/);
+    const { warnings } = load(['--insecure'], { env: { SWITCHBOARD_PRESENCE_TTL: '30' } });
+    expect(warnings).toEqual([expect.stringMatching(/^SWITCHBOARD_PRESENCE_TTL was removed and is ignored \(presence entries no longer expire: /)]);
+  });
 });
 
 describe('numbers', () => {

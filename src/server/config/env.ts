@@ -4,7 +4,7 @@
  * comma-separated; switches are `1|true|0|false`.
  */
 import { resolve } from 'node:path';
-import { CONFIG_FLAG, emptyLayer, envName, SETTING_KEYS, setValue, specOf, type Layer } from './settings.js';
+import { CONFIG_FLAG, emptyLayer, envName, REMOVED_SETTINGS, SETTING_KEYS, setValue, specOf, type Layer } from './settings.js';
 import { didYouMean } from './suggest.js';
 import { fromText } from './values.js';
 
@@ -22,6 +22,7 @@ export interface ParsedEnv {
 
 const PREFIX = 'SWITCHBOARD_';
 const CONFIG_VAR = envName(CONFIG_FLAG);
+const REMOVED_BY_ENV = new Map(Object.entries(REMOVED_SETTINGS).map(([flag, why]) => [envName(flag), why]));
 const KNOWN = new Set([...SETTING_KEYS.map((key) => envName(specOf(key).flag)), CONFIG_VAR]);
 
 /** Reads the environment. Throws `ConfigError` on a bad value. `cwd` resolves relative paths. */
@@ -38,7 +39,10 @@ export function parseEnv(env: Env, cwd: string): ParsedEnv {
   const warnings = Object.keys(env)
     .filter((name) => name.startsWith(PREFIX) && !KNOWN.has(name))
     .sort()
-    .map((name) => `${name} is not a setting and is ignored${didYouMean(name, KNOWN)}`);
+    .map((name) => {
+      const removed = REMOVED_BY_ENV.get(name);
+      return removed !== undefined ? `${name} was removed and is ignored (${removed})` : `${name} is not a setting and is ignored${didYouMean(name, KNOWN)}`;
+    });
   const config = env[CONFIG_VAR];
   return config === undefined || config === '' ? { layer, warnings } : { layer, config: resolve(cwd, config), warnings };
 }

@@ -8,7 +8,7 @@ import { DEFAULT_NAMESPACE, type NamespaceOptions } from '../options.js';
 import { ConfigError, oneLine } from './errors.js';
 import { isObject, keyOrigin, rejectUnknownKeys, type JsonObject } from './json.js';
 import { parseNamespace, parseNamespaces } from './namespaces.js';
-import { emptyLayer, fileKey, SETTING_KEYS, setValue, specOf, type Layer, type SettingKey } from './settings.js';
+import { emptyLayer, fileKey, REMOVED_SETTINGS, removedFileKey, SETTING_KEYS, setValue, specOf, type Layer, type SettingKey } from './settings.js';
 import { describeJson, fromJson } from './values.js';
 
 /** What the config file says. */
@@ -27,6 +27,10 @@ export function parseConfigFile(text: string, path: string): ParsedFile {
   const where = `config file ${path}`;
   const json = parseJson(text, where);
   if (!isObject(json)) throw new ConfigError(`${where} must hold a JSON object ({…}), got ${describeJson(undefined, json)}`);
+  for (const [flag, why] of Object.entries(REMOVED_SETTINGS)) {
+    const key = removedFileKey(flag);
+    if (key in json) throw new ConfigError(`${keyOrigin(key, where)} was removed (${why}): leave it out`);
+  }
   rejectUnknownKeys(json, TOP_KEYS, '', where);
   const layer = emptyLayer();
   readSettings(json, TOP_SETTINGS, layer, where, dirname(path));

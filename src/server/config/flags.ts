@@ -6,7 +6,7 @@
 import { resolve } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ConfigError } from './errors.js';
-import { CONFIG_FLAG, emptyLayer, SETTING_KEYS, setValue, specOf, type Layer, type SettingKey } from './settings.js';
+import { CONFIG_FLAG, emptyLayer, REMOVED_SETTINGS, SETTING_KEYS, setValue, specOf, type Layer, type SettingKey } from './settings.js';
 import { didYouMean } from './suggest.js';
 import { fromText } from './values.js';
 
@@ -60,6 +60,8 @@ export function parseFlags(argv: readonly string[], cwd: string): ParsedFlags {
       continue;
     }
     const key = BY_FLAG.get(token.name);
+    const removed = REMOVED_SETTINGS[token.name];
+    if (key === undefined && removed !== undefined) throw new ConfigError(`${token.rawName} was removed (${removed}): leave it out`);
     if (key === undefined) {
       throw new ConfigError(`unknown flag ${token.rawName}${didYouMean(token.name, ALL_FLAGS, (f) => `--${f}`)}: see switchboard --help`);
     }

@@ -126,7 +126,6 @@ function toOptions(v: SettingValues, publicKey: string | undefined, file: Parsed
       workers: v.workers,
       ping: v.ping,
       pongTimeout: v.pongTimeout,
-      presenceTtl: v.presenceTtl,
       heartbeat: v.heartbeat,
       deadAfterBeats: v.deadAfterBeats,
       trustProxy: v.trustProxy,

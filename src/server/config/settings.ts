@@ -154,14 +154,6 @@ export const SETTINGS = {
   },
   ping: { flag: 'ping', kind: 'integer', arg: '<seconds>', min: 1, max: 3600, help: 'quiet time before the server pings a client' },
   pongTimeout: { flag: 'pong-timeout', kind: 'integer', arg: '<seconds>', min: 1, max: 3600, help: 'time to wait for a pong before closing (4103)' },
-  presenceTtl: {
-    flag: 'presence-ttl',
-    kind: 'integer',
-    arg: '<seconds>',
-    min: 3,
-    max: 86400,
-    help: 'presence entries expire after this unless their node refreshes them',
-  },
   heartbeat: { flag: 'heartbeat', kind: 'integer', arg: '<seconds>', min: 1, max: 3600, help: 'seconds between cluster heartbeats' },
   deadAfterBeats: {
     flag: 'dead-after-beats',
@@ -230,6 +222,21 @@ export const SETTINGS = {
 } as const satisfies Record<string, SettingSpec>;
 
 export type SettingKey = keyof typeof SETTINGS;
+
+/**
+ * Settings that existed and were removed, by flag, with why: giving one is
+ * an error that says so (a flag, a config key) or a warning (a variable),
+ * rather than an unknown name or a silently ignored value.
+ */
+export const REMOVED_SETTINGS: Readonly<Record<string, string>> = {
+  'presence-ttl':
+    "presence entries no longer expire: they live while their node does, and a dead node's entries go within --heartbeat × --dead-after-beats",
+};
+
+/** `--presence-ttl` → `presenceTtl`: the config-file key a removed flag had. */
+export function removedFileKey(flag: string): string {
+  return flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+}
 
 /** Parsed values of one source (flags, env or file), each optional. */
 export type SettingValues = { [K in SettingKey]?: ValueOf<(typeof SETTINGS)[K]> };

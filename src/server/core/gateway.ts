@@ -23,6 +23,7 @@ import type { HistoryPage, HistoryQuery } from '../../brokers/history.js';
 import type { Metrics } from '../metrics.js';
 import type { NodeOptions } from '../options.js';
 import type { RoutingStrategy } from '../routing/strategies.js';
+import { ALONE, type ClusterView } from './cluster-view.js';
 import { Continuity, type Since } from './continuity.js';
 import { Heartbeat } from './heartbeat.js';
 import { Interest } from './interest.js';
@@ -55,7 +56,6 @@ export class Gateway {
   private readonly publisher: Publisher;
   private readonly heartbeat: Heartbeat;
   private readonly redirects: Redirects;
-  private refreshTimer: ReturnType<typeof setInterval> | undefined;
   /** Shared by every session (closures per session would cost memory on each of 100k connections). */
   private readonly onSessionClosed = (s: Session): void => this.forget(s);
   private readonly onFrameOut = (type: ServerFrame['type']): void => this.metrics.framesOut.inc({ type });
@@ -67,19 +67,15 @@ export class Gateway {
     readonly routing: RoutingStrategy,
     private readonly metrics: Metrics,
     private readonly log: Logger,
-    /** The public WebSocket URL of a live node (hash-ring redirects). */
-    urlOf: (node: string) => string | undefined = () => undefined,
+    cluster: ClusterView = ALONE,
   ) {
     this.namespaces = new Namespaces(options);
-    // Registry entries live as long as presence entries, and are refreshed with them.
-    const ttlMs = options.presenceTtl * 1000;
-    this.interest = new Interest(broker, routing, ttlMs, log);
-    this.presenceEntries = new Presence(nodeId, broker, this.namespaces, this.interest, ttlMs, log);
-    const deliver = (pub: BrokerPublication): void => this.deliverLocal(pub);
-    this.continuity = new Continuity(broker, this.namespaces, this.interest, metrics, log, deliver, options.limits.maxBufferedBytes / 2);
+    this.interest = new Interest(broker, routing, options.heartbeat * options.deadAfterBeats * 1000, log);
+    this.presenceEntries = new Presence(nodeId, broker, this.namespaces, this.interest, (node) => cluster.isAlive(node), log);
+    this.continuity = new Continuity(broker, this.namespaces, this.interest, metrics, log, (pub) => this.deliverLocal(pub), options.limits.maxBufferedBytes / 2);
     this.publisher = new Publisher(broker, this.namespaces, routing, options, metrics, log);
     this.heartbeat = new Heartbeat(this.sessions, options.ping, options.pongTimeout);
-    this.redirects = new Redirects(nodeId, routing, options.hashringRedirect, urlOf, metrics);
+    this.redirects = new Redirects(nodeId, routing, options.hashringRedirect, (node) => cluster.urlOf(node), metrics);
   }
 
   /** Connect the broker; `onControl` receives node-to-node messages. */
@@ -90,16 +86,13 @@ export class Gateway {
       onControl,
     });
     this.heartbeat.start();
-    // Presence entries, then registry entries, refreshed before they expire.
-    const refresh = () => Promise.all([this.presenceEntries.refresh(), this.interest.refreshRegistry()]);
-    this.refreshTimer = setInterval(() => void refresh(), (this.options.presenceTtl * 1000) / 3);
-    this.refreshTimer.unref();
+    this.interest.rerouted();
   }
 
   async close(): Promise<void> {
     this.publisher.close();
     this.heartbeat.stop();
-    if (this.refreshTimer) clearInterval(this.refreshTimer);
+    this.interest.close();
     await this.continuity.close();
     await this.broker.close();
   }
@@ -179,11 +172,13 @@ export class Gateway {
     this.metrics.subscriptions.inc();
     this.interest.join(session, channel);
     try {
+      // The presence entry goes in the round trip of the subscription; awaited below.
+      const presence = this.presenceEntries.add(session, channel);
+      presence?.catch(() => undefined);
       // Not only the first subscriber waits: history must be read after the
       // node receives the channel, or a publication in between is lost.
       const [, since] = await Promise.all([this.interest.ensure(channel), from]);
-      // The presence entry and the history read go to the broker together (one round trip).
-      const [, page] = await Promise.all([this.presenceEntries.add(session, channel), this.continuity.read(channel, since)]);
+      const [, page] = await Promise.all([presence, this.continuity.read(channel, since)]);
       // Closed meanwhile: `forget` may have run before the presence entry existed, so remove it here.
       if (!session.channels.has(channel) && this.presenceEntries.tracks(channel)) {
         await this.presenceEntries.removeNow(session, channel);
@@ -269,18 +264,30 @@ export class Gateway {
     if (this.redirects.enabled) for (const s of [...this.sessions]) this.redirects.apply(s);
   }
 
+  /**
+   * Another node declared this one dead and dropped its entries (it stalled,
+   * or lost the broker for longer than the detection time).
+   */
+  swept(): void {
+    // Otherwise `brokerReadiness` restores everything when the broker returns.
+    if (this.broker.ready) this.restore();
+  }
+
   private brokerReadiness(ready: boolean): void {
     this.log.warn({ ready }, ready ? 'broker reachable again' : 'broker unreachable');
-    if (!ready) {
-      this.continuity.brokerLost();
-      return;
-    }
-    if (this.continuity.brokerBack()) {
-      // Registry entries may have expired (or Redis lost them): they are
-      // back before the catch-up reads history, so nothing falls in between.
-      void this.interest.refreshRegistry().then(() => this.continuity.catchUp());
-      void this.presenceEntries.refresh();
-    }
+    if (!ready) this.continuity.brokerLost();
+    else if (this.continuity.brokerBack()) this.restore();
+  }
+
+  /**
+   * Put back what this node keeps at the broker, which may be gone (Redis
+   * lost it, or a survivor dropped this node's entries): registry entries
+   * before the catch-up reads history, so no publication falls in between;
+   * presence entries, with the removals that failed meanwhile.
+   */
+  private restore(): void {
+    void this.interest.reassert().then(() => this.continuity.catchUp());
+    void this.presenceEntries.reassert();
   }
 
   private forget(session: Session): void {

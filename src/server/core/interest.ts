@@ -9,8 +9,12 @@ import { NO_REGISTRY } from '../../brokers/store.js';
 import type { RoutingStrategy } from '../routing/strategies.js';
 import type { Session } from './session.js';
 
-/** Channels per registry call of a refresh. */
+/** Channels per registry call when they are all registered again. */
 const REGISTER_BATCH = 1000;
+/** After the routing has settled, a little more before dropping the registry entries it no longer needs. */
+const SETTLE_MARGIN_MS = 500;
+/** Unregistrations that failed (broker down) kept for retrying; past this, the oldest are given up. */
+const MAX_PENDING_UNREGISTERS = 100_000;
 
 export class Interest {
   /** Local subscribers by channel. */
@@ -19,12 +23,17 @@ export class Interest {
   private readonly subscribing = new Map<string, Promise<void>>();
   /** The registry entry of each local channel that has one (registry, hash-ring routing), confirmed or pending. */
   private readonly registering = new Map<string, Promise<void>>();
+  /** Channels whose unregistration the broker did not take, retried when it is back (`reassert`). */
+  private readonly pendingUnregisters = new Set<string>();
+
+  /** Runs once the routing has settled after a change, to drop the registry entries it no longer needs. */
+  private settleTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(
     private readonly broker: Broker,
     private readonly routing: RoutingStrategy,
-    /** How long a registry entry lives unless refreshed. */
-    private readonly registryTtlMs: number,
+    /** How long the routing takes to settle after a membership change (`--heartbeat` × `--dead-after-beats`). */
+    private readonly settleMs: number,
     private readonly log: Logger,
   ) {}
 
@@ -78,31 +87,50 @@ export class Interest {
       this.broker.unsubscribe(channel).catch((err: unknown) => this.log.warn({ err, channel }, 'unsubscribe failed'));
     }
     if (this.registering.delete(channel)) {
-      // If this fails (broker down), the entry expires on its own: nobody refreshes it.
-      this.registry.unregister([channel]).catch((err: unknown) => this.log.debug({ err, channel }, 'unregister failed'));
+      this.registry.unregister([channel]).catch((err: unknown) => {
+        this.log.debug({ err, channel }, 'unregister failed; retried when the broker is back');
+        if (this.pendingUnregisters.size >= MAX_PENDING_UNREGISTERS) this.pendingUnregisters.delete(this.pendingUnregisters.values().next().value!);
+        this.pendingUnregisters.add(channel);
+      });
     }
     return true;
   }
 
-  /** The routing changed: register every local channel it now needs an entry for (a settling hash ring). */
+  /**
+   * The routing changed (or started): register every local channel it now
+   * needs an entry for (a settling hash ring), and once it has settled drop
+   * the entries it no longer needs.
+   */
   rerouted(): void {
     const needed = [...this.local.keys()].filter((c) => this.routing.registers(c));
     if (needed.length > 0) {
       this.registerOnce(needed).catch((err: unknown) => this.log.warn({ err }, 'registering after a ring change failed'));
     }
+    if (this.settleTimer) clearTimeout(this.settleTimer);
+    this.settleTimer = setTimeout(() => void this.reassert(), this.settleMs + SETTLE_MARGIN_MS);
+    this.settleTimer.unref();
+  }
+
+  /** Stop the timer of `rerouted`. */
+  close(): void {
+    if (this.settleTimer) clearTimeout(this.settleTimer);
   }
 
   /**
-   * Re-register every channel that needs an entry, and drop the entries the
-   * routing no longer needs (a hash ring that settled with this node as owner).
+   * Register every channel that needs an entry again, drop the entries the
+   * routing no longer needs (a hash ring that settled with this node as
+   * owner), and retry the unregistrations that failed: after the broker was
+   * unreachable, or after another node declared this one dead and dropped
+   * its entries.
    */
-  async refreshRegistry(): Promise<void> {
+  async reassert(): Promise<void> {
     if (!this.broker.ready) return;
     const keep: string[] = [];
-    const drop: string[] = [];
+    const drop = new Set([...this.pendingUnregisters].filter((c) => !this.local.has(c)));
+    this.pendingUnregisters.clear();
     for (const channel of this.local.keys()) {
       if (this.routing.registers(channel)) keep.push(channel);
-      else if (this.registering.has(channel)) drop.push(channel);
+      else if (this.registering.has(channel)) drop.add(channel);
     }
     for (const c of drop) this.registering.delete(c);
     try {
@@ -110,13 +138,14 @@ export class Interest {
         // A channel whose last subscriber left meanwhile is not registered again.
         const part = keep.slice(i, i + REGISTER_BATCH).filter((c) => this.local.has(c));
         if (part.length === 0) continue;
-        const p = this.registry.register(part, this.registryTtlMs);
+        const p = this.registry.register(part);
         for (const c of part) this.registering.set(c, p);
         await p;
       }
-      if (drop.length > 0) await this.registry.unregister(drop);
+      if (drop.size > 0) await this.registry.unregister([...drop]);
     } catch (err) {
-      this.log.warn({ err }, 'registry refresh failed');
+      for (const c of drop) if (!this.local.has(c)) this.pendingUnregisters.add(c);
+      this.log.warn({ err }, 'registering again failed');
     }
   }
 
@@ -144,9 +173,9 @@ export class Interest {
     const fresh = channels.filter((c) => !this.registering.has(c));
     const waits = channels.filter((c) => this.registering.has(c)).map((c) => this.registering.get(c)!);
     if (fresh.length > 0) {
-      const p = this.registry.register(fresh, this.registryTtlMs);
+      const p = this.registry.register(fresh);
       for (const c of fresh) this.registering.set(c, p);
-      // A failed registration is tried afresh by the next subscriber or refresh.
+      // A failed registration is tried afresh by the next subscriber, or when the broker is back.
       p.catch(() => {
         for (const c of fresh) if (this.registering.get(c) === p) this.registering.delete(c);
       });

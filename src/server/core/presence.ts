@@ -1,7 +1,10 @@
 /**
  * Presence: one entry per session and channel at the broker, for the
  * channels of namespaces that keep it and for every personal channel.
- * Entries expire unless refreshed, so a node that dies leaves none behind.
+ * Entries live while their session is subscribed and their node is alive:
+ * nothing refreshes them, so idle sessions cost the broker nothing. Reads
+ * keep the entries of live nodes only (the cluster drops a dead node's
+ * entries, and until it has, they are filtered out here).
  */
 import type { Logger } from 'pino';
 import { ErrorCode, personalChannelUser, SwitchboardError } from '../../protocol/index.js';
@@ -10,17 +13,22 @@ import type { Interest } from './interest.js';
 import type { Namespaces } from './namespaces.js';
 import type { Session } from './session.js';
 
-/** Entries per broker call of a refresh. */
-const REFRESH_BATCH = 1000;
+/** Entries per broker call when they are all put back. */
+const REASSERT_BATCH = 1000;
+/** Removals that failed (broker down) kept for retrying when it is back; past this, the oldest are given up. */
+const MAX_PENDING_REMOVALS = 100_000;
 
 export class Presence {
+  /** Removals the broker did not take, retried when it is back (keyed by channel and session). */
+  private readonly pendingRemovals = new Map<string, PresenceItem>();
+
   constructor(
     private readonly nodeId: string,
     private readonly broker: Broker,
     private readonly namespaces: Namespaces,
     private readonly interest: Interest,
-    /** How long an entry lives unless refreshed. */
-    private readonly ttlMs: number,
+    /** Whether a node is alive in this node's view of the cluster. */
+    private readonly isAlive: (node: string) => boolean,
     private readonly log: Logger,
   ) {}
 
@@ -32,54 +40,70 @@ export class Presence {
   /** Add the entry of `session` on `channel`, if the channel keeps presence. */
   add(session: Session, channel: string): Promise<void> | undefined {
     if (!this.tracks(channel)) return undefined;
-    return this.broker.store.presenceAdd([{ channel, entry: this.entry(session) }], this.ttlMs);
+    this.pendingRemovals.delete(`${channel}\n${session.id}`);
+    return this.broker.store.presenceAdd([this.item(session, channel)]);
   }
 
   /** Remove the entry of `session` on `channel` and wait for the broker. */
   removeNow(session: Session, channel: string): Promise<void> {
-    return this.broker.store.presenceRemove([{ channel, session: session.id }]);
+    return this.broker.store.presenceRemove([this.item(session, channel)]);
   }
 
   /** Remove the entry of `session` on `channel`, if the channel keeps presence, without waiting. */
   remove(session: Session, channel: string): void {
     if (!this.tracks(channel)) return;
-    // If this fails (broker down), the entry expires on its own: nobody refreshes it.
-    this.removeNow(session, channel).catch((err: unknown) => this.log.debug({ err, channel }, 'presence remove failed'));
+    const item = this.item(session, channel);
+    this.broker.store.presenceRemove([item]).catch((err: unknown) => {
+      // Retried when the broker is back (`reassert`): an entry is never left behind by a live node.
+      this.log.debug({ err, channel }, 'presence remove failed; retried when the broker is back');
+      if (this.pendingRemovals.size >= MAX_PENDING_REMOVALS) this.pendingRemovals.delete(this.pendingRemovals.keys().next().value!);
+      this.pendingRemovals.set(`${channel}\n${session.id}`, item);
+    });
   }
 
-  /** The entries of `channel` across the cluster. */
+  /** The entries of `channel` across the cluster, of live nodes only. */
   async list(channel: string): Promise<PresenceEntry[]> {
+    let entries: PresenceEntry[];
     try {
-      return await this.broker.store.presence(channel);
+      entries = await this.broker.store.presence(channel);
     } catch {
       throw new SwitchboardError(ErrorCode.Unavailable, 'broker unavailable');
     }
+    return entries.filter((e) => this.isAlive(e.node));
   }
 
-  /** Re-add every local entry before it expires, in batches. */
-  async refresh(): Promise<void> {
+  /**
+   * Put every local entry back and retry the removals that failed: after the
+   * broker was unreachable (a removal may not have reached it), or after
+   * another node declared this one dead and dropped its entries.
+   */
+  async reassert(): Promise<void> {
     if (!this.broker.ready) return;
-    let batch: PresenceItem[] = [];
-    const flush = async () => {
-      const items = batch;
-      batch = [];
-      await this.broker.store.presenceAdd(items, this.ttlMs);
-    };
     try {
+      const removals = [...this.pendingRemovals];
+      for (let i = 0; i < removals.length; i += REASSERT_BATCH) {
+        const part = removals.slice(i, i + REASSERT_BATCH);
+        await this.broker.store.presenceRemove(part.map(([, item]) => item));
+        for (const [key] of part) this.pendingRemovals.delete(key);
+      }
+      let batch: PresenceItem[] = [];
       for (const [channel, sessions] of this.interest.channels()) {
         if (!this.tracks(channel)) continue;
         for (const s of sessions) {
-          batch.push({ channel, entry: this.entry(s) });
-          if (batch.length >= REFRESH_BATCH) await flush();
+          batch.push(this.item(s, channel));
+          if (batch.length >= REASSERT_BATCH) {
+            await this.broker.store.presenceAdd(batch);
+            batch = [];
+          }
         }
       }
-      if (batch.length > 0) await flush();
+      if (batch.length > 0) await this.broker.store.presenceAdd(batch);
     } catch (err) {
-      this.log.warn({ err }, 'presence refresh failed');
+      this.log.warn({ err }, 'putting presence entries back failed');
     }
   }
 
-  private entry(session: Session): PresenceEntry {
-    return { user: session.user, session: session.id, node: this.nodeId };
+  private item(session: Session, channel: string): PresenceItem {
+    return { channel, entry: { user: session.user, session: session.id, node: this.nodeId } };
   }
 }

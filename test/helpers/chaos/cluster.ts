@@ -35,7 +35,6 @@ function commonArgs(redisUrl: string): string[] {
     '--api-key', API_KEY,
     '--heartbeat', '1',
     '--dead-after-beats', '3',
-    '--presence-ttl', '3',
     '--ping', '1',
     '--pong-timeout', '2',
     '--drain-timeout', '5',
