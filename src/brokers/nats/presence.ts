@@ -43,7 +43,7 @@ const MAX_ENTRIES = 100_000;
 /** Node marks one `nodesWithEntries` reads at most. */
 const MAX_NODES = 10_000;
 /** A node's mark is written again by an add once this long has passed since it was last written (ms). */
-export const MARK_EVERY_MS = 60_000;
+const MARK_EVERY_MS = 60_000;
 /** A mark whose node holds no entry is removed once it is this old (ms): well above `MARK_EVERY_MS`, clock skew included. */
 export const STALE_MARK_MS = 10 * 60_000;
 /** Messages a look for a node's first entry walks past (purge markers) before it counts the node as holding entries. */
