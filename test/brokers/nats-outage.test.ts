@@ -76,7 +76,7 @@ describe('nats broker outage: one server killed and restarted', () => {
       await rejectsFast(pub(a, room, 'while down, no history', null));
       await rejectsFast(a.broker.store.history(room, { limit: 10 }, POLICY));
       await rejectsFast(a.broker.store.presence(room));
-      await rejectsFast(a.broker.store.presenceAdd([{ channel: room, entry: { user: 'u', session: 's', node: 'a' } }], 10_000));
+      await rejectsFast(a.broker.store.presenceAdd([{ channel: room, entry: { user: 'u', session: 's', node: 'a' } }]));
       await rejectsFast(a.broker.sendControl(null, 'ctl'));
       await rejectsFast(a.broker.subscribe('chat:other'));
 
@@ -119,7 +119,7 @@ describe('nats broker outage: a cluster server dies', () => {
     await b.broker.subscribe(room);
     const first = await pub(b, room, 'before');
     await vi.waitFor(() => expect(a.got(room)).toEqual(['before']), { timeout: 5_000, interval: 20 });
-    await a.broker.store.presenceAdd([{ channel: room, entry: { user: 'u1', session: 's1', node: 'a' } }], 60_000);
+    await a.broker.store.presenceAdd([{ channel: room, entry: { user: 'u1', session: 's1', node: 'a' } }]);
 
     await s0.kill();
     await vi.waitFor(() => expect(a.readyChanges).toEqual([false, true]), { timeout: 20_000, interval: 20 });

@@ -12,7 +12,9 @@ import { createBroker } from '../../src/brokers/index.js';
 import { dropNatsPrefix } from '../../src/brokers/nats/admin.js';
 import { NatsBroker } from '../../src/brokers/nats/nats-broker.js';
 import { parseNatsUrl } from '../../src/brokers/nats/url.js';
-import { startNats, type NatsProcess } from '../helpers/nats-server.js';
+import { startNats, streamSeen, type NatsProcess } from '../helpers/nats-server.js';
+import { STALE_MARK_MS } from '../../src/brokers/nats/presence.js';
+import type { PresenceItem } from '../../src/brokers/broker.js';
 import { brokerSuite, type BrokerBackend } from './suite.js';
 import { sleep } from '../helpers/wait.js';
 
@@ -147,15 +149,91 @@ describe('nats broker', serverCrashed, () => {
           entry: { user: `u${i}`, session: `s.${i}/x`, node: 'n1' },
         }));
         const t0 = Date.now();
-        await broker.store.presenceAdd(entries, 60_000);
+        await broker.store.presenceAdd(entries);
         expect(await broker.store.presence('room:big.one')).toHaveLength(N);
-        await broker.store.presenceRemove(entries.slice(0, N / 2).map((e) => ({ channel: e.channel, session: e.entry.session })));
+        await broker.store.presenceRemove(entries.slice(0, N / 2));
         expect(await broker.store.presence('room:big.one')).toHaveLength(N / 2);
         expect(Date.now() - t0).toBeLessThan(15_000);
       } finally {
         await broker.close();
         await dropNatsPrefix(server!.url, prefix);
       }
+    });
+
+    describe('presence owned by nodes', () => {
+      let prefix = '';
+      let broker: NatsBroker;
+      const bucketStream = (): string => `KV_${prefix}_presence_v2`;
+      beforeEach(async () => {
+        prefix = `t${randomBytes(3).toString('hex')}`;
+        broker = new NatsBroker(server!.url, { prefix });
+        await broker.start('reader', { onPublication: () => undefined, onControl: () => undefined, onReadyChange: () => undefined });
+      });
+      afterEach(async () => {
+        vi.useRealTimers();
+        await broker.close();
+        await dropNatsPrefix(server!.url, prefix);
+      });
+      const items = (node: string, channels: string[], perChannel: number): PresenceItem[] =>
+        channels.flatMap((channel) => Array.from({ length: perChannel }, (_, i) => ({ channel, entry: { user: `u${i}`, session: `${node}/${channel}/${i}`, node } })));
+      const nodesOf = async (channel: string): Promise<string[]> => [...new Set((await broker.store.presence(channel)).map((e) => e.node))].sort();
+
+      it('drops a node whose id holds dots and wildcards on every channel in one step, and no other node; the bucket has no max age', async () => {
+        const channels = ['a.b.c:d', 'room:*', 'room:x.>'];
+        // ids that a careless subject filter would confuse with one another
+        const dropped = 'host.a';
+        const kept = ['host.a.b', 'host', 'h*', 'h>', 'ü n/1'];
+        await broker.store.presenceAdd(items(dropped, channels, 300));
+        for (const node of kept) await broker.store.presenceAdd(items(node, channels, 3));
+        expect((await broker.store.nodesWithEntries()).sort()).toEqual([dropped, ...kept].sort());
+
+        await broker.store.dropNode(dropped);
+        for (const channel of channels) expect(await nodesOf(channel)).toEqual([...kept].sort());
+        expect((await broker.store.nodesWithEntries()).sort()).toEqual([...kept].sort());
+        // the entries are gone from the stream, not hidden: what is left is the others' entries and one mark per node
+        const left = kept.length * channels.length * 3 + 1 + kept.length;
+        expect((await streamSeen(server!, bucketStream()))?.messages).toBe(left);
+        expect((await streamSeen(server!, bucketStream()))?.maxAgeNs).toBe(0);
+      });
+
+      it('removed entries leave nothing behind, and an entry added again right after its removal stays', async () => {
+        const room = 'room:churn';
+        const all = items('n1', [room], 200);
+        await broker.store.presenceAdd(all);
+        await broker.store.presenceRemove(all);
+        expect(await broker.store.presence(room)).toEqual([]);
+        // the purge markers go too, in the background: the node's mark alone stays
+        await vi.waitFor(async () => expect((await streamSeen(server!, bucketStream()))?.messages).toBe(1), { timeout: 5_000, interval: 50 });
+
+        // removed and added again at once (a session leaving a channel and joining it again): the values
+        // reach the server after the purge markers and before the markers' own purge, which, bound to
+        // each marker's sequence, leaves them alone
+        const again = all.slice(0, 100);
+        await Promise.all([broker.store.presenceRemove(again), broker.store.presenceAdd(again)]);
+        await vi.waitFor(async () => expect((await streamSeen(server!, bucketStream()))?.messages).toBe(1 + again.length), { timeout: 5_000, interval: 50 });
+        expect(await broker.store.presence(room)).toHaveLength(again.length);
+        expect(await broker.store.nodesWithEntries()).toEqual(['n1']);
+      });
+
+      it("lists a node only while it holds entries, forgets a stale mark, and the node's next add marks it again", async () => {
+        const room = 'room:marks';
+        const gone = items('gone', [room], 2);
+        await broker.store.presenceAdd([...gone, ...items('stays', [room], 1)]);
+        await broker.store.presenceRemove(gone);
+        expect(await broker.store.nodesWithEntries()).toEqual(['stays']);
+        // a fresh mark stays: its node may be adding an entry right now
+        await vi.waitFor(async () => expect((await streamSeen(server!, bucketStream()))?.messages).toBe(3), { timeout: 5_000, interval: 50 });
+
+        vi.useFakeTimers({ toFake: ['Date'] });
+        vi.setSystemTime(Date.now() + STALE_MARK_MS + 60_000);
+        expect(await broker.store.nodesWithEntries()).toEqual(['stays']);
+        // the stale mark of `gone` went; that of `stays` (as old, but its node holds an entry) did not
+        await vi.waitFor(async () => expect((await streamSeen(server!, bucketStream()))?.messages).toBe(2), { timeout: 5_000, interval: 50 });
+
+        await broker.store.presenceAdd(gone.slice(0, 1));
+        expect((await broker.store.nodesWithEntries()).sort()).toEqual(['gone', 'stays']);
+        expect((await streamSeen(server!, bucketStream()))?.messages).toBe(4);
+      });
     });
   });
 });

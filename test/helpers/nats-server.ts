@@ -80,6 +80,26 @@ function monitor(port: number, path: string, timeoutMs = 1_000): Promise<{ statu
   });
 }
 
+/** What the monitoring endpoint says of a JetStream stream. */
+export interface StreamSeen {
+  /** Messages the stream holds now. */
+  messages: number;
+  /** Its configured max age, in nanoseconds (0: none). */
+  maxAgeNs: number;
+}
+
+/** A stream as `server`'s monitoring endpoint (`/jsz`) sees it, or undefined when it has none of that name. */
+export async function streamSeen(server: NatsProcess, name: string): Promise<StreamSeen | undefined> {
+  const { status, body } = await monitor(server.monitorPort, '/jsz?streams=true&config=true');
+  if (status !== 200) throw new Error(`GET /jsz answered ${status}: ${body.slice(0, 200)}`);
+  interface Jsz {
+    account_details?: Array<{ stream_detail?: Array<{ name: string; config?: { max_age?: number }; state?: { messages?: number } }> }>;
+  }
+  const streams = ((JSON.parse(body) as Jsz).account_details ?? []).flatMap((a) => a.stream_detail ?? []);
+  const found = streams.find((st) => st.name === name);
+  return found && { messages: found.state?.messages ?? 0, maxAgeNs: found.config?.max_age ?? 0 };
+}
+
 // ---- one server process ----------------------------------------------------
 
 class BindError extends Error {}

@@ -23,7 +23,7 @@ export async function dropNatsPrefix(url: string, prefix?: string): Promise<stri
   try {
     const jsm = await jetstreamManager(nc, { timeout: 5000 });
     const ours = (name: string): boolean =>
-      name.startsWith(`${names.prefix}_h_`) || name.startsWith(`${names.prefix}_p_`) || name === `KV_${names.presenceBucket}` || name === `KV_${names.ledgerBucket}`;
+      name.startsWith(`${names.prefix}_h_`) || name.startsWith(`${names.prefix}_p_`) || [names.presenceBucket, names.legacyPresenceBucket, names.ledgerBucket].some((bucket) => name === `KV_${bucket}`);
     const found: string[] = [];
     for await (const name of jsm.streams.names()) if (ours(name)) found.push(name);
     // Mirrors first: a mirror whose source vanished only logs, but there is no need for that.

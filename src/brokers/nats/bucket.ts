@@ -18,7 +18,7 @@ export class KvBucket {
     private readonly link: () => NatsLink,
     private readonly streams: NatsStreams,
     private readonly replicas: number,
-    /** The bucket drops whatever was not written for this long (ms). */
+    /** The bucket drops whatever was not written for this long (ms); 0 keeps everything until removed. */
     private readonly maxAgeMs: number,
   ) {}
 

@@ -1,8 +1,8 @@
 /**
  * Acknowledged positions and idempotency records in a JetStream KV bucket
- * (`<p>_ledger`). Like presence (see `presence.ts`), NATS 2.9 has no per-key
- * TTL: a value carries its own `ttl`, judged against the time the server
- * stored it, and the bucket drops whatever was not written for a week.
+ * (`<p>_ledger`). NATS 2.9 has no per-key TTL: a value carries its own
+ * `ttl`, judged against the time the server stored it, and the bucket drops
+ * whatever was not written for a week.
  *
  * Idempotency here is a claim, not one atomic step as in Redis: the first
  * publisher creates the record (`pending`), publishes, then writes the

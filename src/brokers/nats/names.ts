@@ -9,7 +9,11 @@
  *   of its policy, `<p>_h_<size>_<ttlMs>`, whose position mirror is
  *   `<p>_p_<size>_<ttlMs>` (see `streams.ts`);
  * - `<p>.ctl` and `<p>.ctl.<tok(node)>`: control messages;
- * - the KV bucket `<p>_presence`, key `<tok(channel)>.<tok(session)>`;
+ * - the KV bucket `<p>_presence_v2`: `<tok(channel)>.<tok(node)>.<tok(session)>`
+ *   (presence entries, the node in the key so that its entries can be found
+ *   and dropped together) and `n.<tok(node)>` (the nodes that added entries;
+ *   two tokens, so no entry key is one). `<p>_presence` is the bucket of
+ *   earlier versions, keyed by channel and session, with a one-day max age;
  * - the KV bucket `<p>_ledger`: `a.<tok(channel)>.r<tok(reader)>` (acknowledged
  *   positions) and `i.<tok(channel)>.<tok(key)>` (idempotency records).
  *
@@ -26,6 +30,11 @@ export function tok(name: string): string {
   return Buffer.from(name, 'utf8').toString('base64url');
 }
 
+/** The text a token was made from (`tok` is reversible). */
+export function untok(token: string): string {
+  return Buffer.from(token, 'base64url').toString('utf8');
+}
+
 /** Size and TTL as they appear in names: whole numbers, at least 1. */
 export function policyKey(policy: HistoryPolicy): { size: number; ttlMs: number } {
   return { size: Math.max(1, Math.floor(policy.size)), ttlMs: Math.max(1, Math.ceil(policy.ttlMs)) };
@@ -37,6 +46,8 @@ export class NatsNames {
   /** Every channel's publications: what a node in all mode subscribes to. */
   readonly everything: string;
   readonly presenceBucket: string;
+  /** The presence bucket of earlier versions (other keys, a one-day max age): only ever deleted. */
+  readonly legacyPresenceBucket: string;
   /** The KV bucket of acknowledged positions and idempotency records. */
   readonly ledgerBucket: string;
   private readonly channelHead: string;
@@ -49,7 +60,8 @@ export class NatsNames {
     this.controlAll = `${prefix}.ctl`;
     this.channelHead = `${prefix}.r.`;
     this.everything = `${prefix}.r.>`;
-    this.presenceBucket = `${prefix}_presence`;
+    this.presenceBucket = `${prefix}_presence_v2`;
+    this.legacyPresenceBucket = `${prefix}_presence`;
     this.ledgerBucket = `${prefix}_ledger`;
   }
 
@@ -96,12 +108,33 @@ export class NatsNames {
   }
 
   /** The KV key of a presence entry. */
-  presenceKey(channel: string, session: string): string {
-    return `${tok(channel)}.${tok(session)}`;
+  presenceKey(channel: string, node: string, session: string): string {
+    return `${tok(channel)}.${tok(node)}.${tok(session)}`;
   }
 
   /** The KV keys of a channel's presence entries (a wildcard). */
   presenceKeys(channel: string): string {
-    return `${tok(channel)}.>`;
+    return `${tok(channel)}.*.*`;
+  }
+
+  /** The KV keys of a node's presence entries, on every channel (a wildcard). */
+  nodePresenceKeys(node: string): string {
+    return `*.${tok(node)}.*`;
+  }
+
+  /** The KV key that marks `node` as one that added presence entries. */
+  nodeMarkKey(node: string): string {
+    return `n.${tok(node)}`;
+  }
+
+  /** Every node mark key (a wildcard). */
+  nodeMarkKeys(): string {
+    return 'n.*';
+  }
+
+  /** The node a mark key names, or undefined for any other key. */
+  markedNode(key: string): string | undefined {
+    const [head, token, ...rest] = key.split('.');
+    return head === 'n' && token && rest.length === 0 ? untok(token) : undefined;
   }
 }
