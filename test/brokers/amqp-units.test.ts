@@ -122,7 +122,7 @@ describe('amqp broker with a store', () => {
       const policy = { size: 10, ttlMs: 60_000 };
       const put = (route: Parameters<typeof store.streams.storeRouted>[2], history: typeof policy | null = policy) =>
         store.streams.storeRouted({ channel: c, data: 0, ts: 1 }, history, route);
-      await store.registry.add('r', [c], 30_000);
+      await store.registry.add('r', [c]);
 
       const s1 = await put({ to: 'all' });
       expect(s1).toMatchObject({ offset: 1, prevs: [{ node: '', offset: 0, at: 0 }] });

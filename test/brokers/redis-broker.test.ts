@@ -149,40 +149,28 @@ describe('redis broker (standalone)', () => {
       await b!.broker.store.history('news:1', { limit: 0 }, { size: 10, ttlMs: 30_000 });
       expect(Number(await redisCommand(redis.port, ['PTTL', `${prefix}:{news:1}:m`]))).toBeGreaterThan(23 * 3600_000);
 
-      // presence keys too
-      await a!.broker.store.presenceAdd([{ channel: 'news:1', entry: { user: 'u', session: 's', node: 'a' } }], 5_000);
-      const zTtl = Number(await redisCommand(redis.port, ['PTTL', `${prefix}:{news:1}:z`]));
-      expect(zTtl).toBeGreaterThan(3_000);
-      expect(zTtl).toBeLessThanOrEqual(5_000);
+      // presence keys have no expiry: an entry lives until removed or its node is dropped
+      await a!.broker.store.presenceAdd([{ channel: 'news:1', entry: { user: 'u', session: 's', node: 'a' } }]);
+      expect(await redisCommand(redis.port, ['PTTL', `${prefix}:{news:1}:s`])).toBe('-1');
     });
 
-    it('keeps the registry under the channel hash tag with expiries, and routes with one script call', async () => {
+    it('keeps the registry under the channel hash tag without expiry, indexed per node, and routes with one script call', async () => {
       const prefix = `t${uid()}`;
       const [a, b, c] = await Promise.all(['a', 'b', 'c'].map((n) => start(n, { prefix })));
-      const key = `${prefix}:{news:2}:r`;
-      await b!.broker.registry.register(['news:2', 'news:3'], 5_000);
-      await c!.broker.registry.register(['news:2'], 20_000);
-      expect(await cli(redis.port, 'ZRANGE', key, '0', '-1')).toEqual(['b', 'c']);
-      const [, scoreB, , scoreC] = await cli(redis.port, 'ZRANGE', key, '0', '-1', 'WITHSCORES');
-      const serverNow = Number((await cli(redis.port, 'TIME'))[0]) * 1000;
-      expect(Number(scoreB) - serverNow).toBeGreaterThan(3_000);
-      expect(Number(scoreB) - serverNow).toBeLessThanOrEqual(6_000);
-      expect(Number(scoreC) - Number(scoreB)).toBeGreaterThan(14_000);
-      // the key lives as long as its newest entry, and no longer
-      const keyTtl = Number(await redisCommand(redis.port, ['PTTL', key]));
-      expect(keyTtl).toBeGreaterThan(18_000);
-      expect(keyTtl).toBeLessThanOrEqual(20_000);
-      await b!.broker.registry.register(['news:2'], 1_000);
-      expect(Number(await redisCommand(redis.port, ['PTTL', key]))).toBeGreaterThan(18_000);
-
-      // an expired entry is dropped when read
-      await redisCommand(redis.port, ['ZADD', key, '1', 'ghost']);
-      expect((await a!.broker.registry.registered('news:2')).sort()).toEqual(['b', 'c']);
-      expect(await cli(redis.port, 'ZRANGE', key, '0', '-1')).toEqual(['b', 'c']);
+      const key = `${prefix}:{news:2}:n`;
+      await b!.broker.registry.register(['news:2', 'news:3']);
+      await c!.broker.registry.register(['news:2']);
+      expect((await cli(redis.port, 'SMEMBERS', key)).sort()).toEqual(['b', 'c']);
+      expect(await redisCommand(redis.port, ['PTTL', key])).toBe('-1');
+      // each node lists its registrations under its own hash tag, and is named among the nodes with entries
+      expect((await cli(redis.port, 'SMEMBERS', `${prefix}:node:{b}:r`)).sort()).toEqual(['news:2', 'news:3']);
+      expect((await cli(redis.port, 'SMEMBERS', `${prefix}:nodes`)).sort()).toEqual(['b', 'c']);
 
       await b!.broker.registry.unregister(['news:2']);
-      expect(await cli(redis.port, 'ZRANGE', key, '0', '-1')).toEqual(['c']);
-      expect(await cli(redis.port, 'ZRANGE', `${prefix}:{news:3}:r`, '0', '-1')).toEqual(['b']);
+      expect(await cli(redis.port, 'SMEMBERS', key)).toEqual(['c']);
+      expect(await cli(redis.port, 'SMEMBERS', `${prefix}:{news:3}:n`)).toEqual(['b']);
+      expect(await cli(redis.port, 'SMEMBERS', `${prefix}:node:{b}:r`)).toEqual(['news:3']);
+      await b!.broker.registry.register(['news:2']);
 
       // a routed publish is one script call, history or not; a subscriber publish without history is a plain PUBLISH
       await a!.broker.publish({ channel: 'warm:up', data: 0, ts: Date.now() }, null, ALL);
@@ -197,6 +185,13 @@ describe('redis broker (standalone)', () => {
       expect(c!.got('news:2')).toEqual(['r', 'q']);
       // no history kept without a policy: the stored offset stays where it was
       expect((await a!.broker.store.history('news:2', { limit: 0 }, LONG)).offset).toBe(1);
+
+      // a dropped node's registrations go, with its index and its name among the nodes with entries
+      await a!.broker.store.dropNode('b');
+      expect(await cli(redis.port, 'SMEMBERS', key)).toEqual(['c']);
+      expect(await cli(redis.port, 'KEYS', `${prefix}:{news:3}*`)).toEqual([]);
+      expect(await cli(redis.port, 'KEYS', `${prefix}:node:{b}*`)).toEqual([]);
+      expect(await cli(redis.port, 'SMEMBERS', `${prefix}:nodes`)).toEqual(['c']);
       expect([...a!.errors, ...b!.errors, ...c!.errors]).toEqual([]);
     });
 
@@ -217,6 +212,41 @@ describe('redis broker (standalone)', () => {
       const damaged = await a.broker.store.history('c:1', { since: 0, limit: 10 }, LONG);
       expect(damaged.offset).toBe(3);
       expect(damaged.messages.map((m) => m.data)).toEqual([2, 3]);
+    });
+
+    it('adds and removes presence with plain commands in one round trip, indexed by node', async () => {
+      const prefix = `t${uid()}`;
+      const a = await start('a', { prefix });
+      const item = { channel: 'room:1', entry: { user: 'u', session: 's1', node: 'a' } };
+      await redisCommand(redis.port, ['CONFIG', 'RESETSTAT']);
+      await a.broker.store.presenceAdd([item]);
+      // the node index, the entry, the node named among those with entries: no script
+      expect([await calls(redis.port, 'sadd'), await calls(redis.port, 'hset'), await calls(redis.port, 'evalsha')]).toEqual([2, 1, 0]);
+      expect(await redisCommand(redis.port, ['SCARD', `${prefix}:node:{a}:s`])).toBe('1');
+      expect(await redisCommand(redis.port, ['SISMEMBER', `${prefix}:node:{a}:s`, 'room:1\ns1'])).toBe('1');
+      expect(await cli(redis.port, 'HKEYS', `${prefix}:{room:1}:s`)).toEqual(['s1']);
+      await a.broker.store.presenceRemove([item]);
+      expect(await cli(redis.port, 'KEYS', `${prefix}:*:s`)).toEqual([]);
+    });
+
+    it('does no work while idle, however many entries it holds: nothing is refreshed', async () => {
+      const prefix = `t${uid()}`;
+      // no health check: its PING is the broker's, not the entries'
+      const [a, b] = await Promise.all(['a', 'b'].map((n) => start(n, { prefix, healthCheckMs: 0 })));
+      const rooms = Array.from({ length: 50 }, (_, i) => `room:${i}`);
+      const N = 2_000;
+      await a!.broker.store.presenceAdd(Array.from({ length: N }, (_, i) => ({ channel: rooms[i % rooms.length]!, entry: { user: `u${i}`, session: `s${i}`, node: 'a' } })));
+      await b!.broker.registry.register(rooms);
+      expect(await b!.broker.store.presence('room:7')).toHaveLength(N / rooms.length);
+
+      await redisCommand(redis.port, ['CONFIG', 'RESETSTAT']);
+      // Pause, not a wait: an idle window in which no command may reach Redis.
+      await sleep(2_000);
+      const stats = await redisCommand(redis.port, ['INFO', 'commandstats']);
+      const used = [...stats.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)].map(([, name, n]) => `${name}=${n}`);
+      expect(used.filter((u) => !/^(config|info)[|=]/.test(u))).toEqual([]);
+      // and the entries are all still there
+      expect(await a!.broker.store.presence('room:7')).toHaveLength(N / rooms.length);
     });
   });
 
@@ -395,7 +425,7 @@ describe('redis broker across a redis-server crash', () => {
     redis = await startRedis();
     const a = await start(redis.url, 'a');
     const b = await start(redis.url, 'b');
-    await a.broker.registry.register(['reg:1'], 60_000);
+    await a.broker.registry.register(['reg:1']);
     await b.broker.publish({ channel: 'all:1', data: 'before', ts: Date.now() }, LONG, ALL);
     await b.broker.publish({ channel: 'in:1', data: 'before', ts: Date.now() }, null, toNodes(['a']));
     await vi.waitFor(() => expect(a.pubs.map((p) => p.data)).toEqual(['before', 'before']), { timeout: 5_000, interval: 20 });
@@ -403,7 +433,7 @@ describe('redis broker across a redis-server crash', () => {
     await redis.kill();
     await vi.waitFor(() => expect(a.readyChanges).toEqual([false]), { timeout: 5_000, interval: 20 });
     await expect(b.broker.publish({ channel: 'all:1', data: 'lost', ts: Date.now() }, null, ALL)).rejects.toThrow();
-    await expect(a.broker.registry.register(['reg:1'], 60_000)).rejects.toThrow();
+    await expect(a.broker.registry.register(['reg:1'])).rejects.toThrow();
     await redis.restart();
     await vi.waitFor(() => {
       expect(a.readyChanges).toEqual([false, true]);
@@ -415,7 +445,7 @@ describe('redis broker across a redis-server crash', () => {
       ['sb:ctl', 'sb:ctl:a', 'sb:ctl:b', 'sb:all', 'sb:in:a', 'sb:in:b'].sort(),
     );
     expect(await b.broker.registry.registered('reg:1')).toEqual([]);
-    await a.broker.registry.register(['reg:1'], 60_000);
+    await a.broker.registry.register(['reg:1']);
     await b.broker.publish({ channel: 'all:1', data: 'after', ts: Date.now() }, LONG, ALL);
     await b.broker.publish({ channel: 'in:1', data: 'after', ts: Date.now() }, null, toNodes(['a']));
     await b.broker.publish({ channel: 'reg:1', data: 'after', ts: Date.now() }, LONG, toNodes([], true));

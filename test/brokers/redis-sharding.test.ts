@@ -8,7 +8,7 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import type { BrokerPublication, Route } from '../../src/brokers/broker.js';
+import type { BrokerPublication, PresenceEntry, Route } from '../../src/brokers/broker.js';
 import type { HistoryPolicy } from '../../src/brokers/history.js';
 import { createBroker } from '../../src/brokers/index.js';
 import { RedisBroker } from '../../src/brokers/redis/redis-broker.js';
@@ -201,7 +201,7 @@ describe('redis broker (cluster): sharding', () => {
     const a = await start('a', prefix);
     const b = await start('b', prefix);
     const channels = await channelPerMaster(prefix);
-    await b.broker.registry.register(channels, 60_000);
+    await b.broker.registry.register(channels);
     expect(await a.broker.registry.registered(channels[2]!)).toEqual(['b']);
 
     await Promise.all(
@@ -218,6 +218,37 @@ describe('redis broker (cluster): sharding', () => {
       const mine = (n: Started): unknown[] => n.pubs.filter((p) => p.channel === channel).map((p) => [p.data, p.offset]);
       await vi.waitFor(() => expect(mine(a)).toEqual([['all-1', 1], ['a-3', undefined], ['all-4', 3]]), { timeout: 5_000, interval: 20 });
       await vi.waitFor(() => expect(mine(b)).toEqual([['all-1', 1], ['reg-2', 2], ['all-4', 3]]), { timeout: 5_000, interval: 20 });
+    }
+    expect([...a.faults, ...b.faults]).toEqual([]);
+  });
+
+  it("drops a node's presence and registry entries from every master at once, that node's only", async () => {
+    const prefix = `t${uid()}`;
+    const a = await start('a', prefix);
+    const b = await start('b', prefix);
+    const channels = [...(await channelPerMaster(prefix)), ...Array.from({ length: 30 }, (_, i) => `lobby:${i}`)];
+    const entry = (node: string, i: number): PresenceEntry => ({ user: `u${i}`, session: `${node}-${i}`, node });
+    // a holds 40 sessions on each channel (more than one step of its index walk), b one
+    await a.broker.store.presenceAdd(channels.flatMap((channel) => Array.from({ length: 40 }, (_, i) => ({ channel, entry: entry('a', i) }))));
+    await b.broker.store.presenceAdd(channels.map((channel) => ({ channel, entry: entry('b', 0) })));
+    await a.broker.registry.register(channels);
+    await b.broker.registry.register(channels.slice(0, 3));
+    // a's index lives in a's slot, the entries in their channels' slots, on every master
+    const indexAt = await ownerOf(`${prefix}:node:{a}:s`);
+    expect(await ownerOf(`${prefix}:node:{a}:r`)).toBe(indexAt);
+    expect(String(keySlot(`${prefix}:node:{a}:s`))).toBe(await redisCommand(indexAt, ['CLUSTER', 'KEYSLOT', 'a']));
+    expect(await redisCommand(indexAt, ['SCARD', `${prefix}:node:{a}:s`])).toBe(String(channels.length * 40));
+    expect((await b.broker.store.nodesWithEntries()).sort()).toEqual(['a', 'b']);
+
+    await b.broker.store.dropNode('a');
+    for (const channel of channels) expect(await a.broker.store.presence(channel)).toEqual([entry('b', 0)]);
+    for (const channel of channels.slice(0, 3)) expect(await a.broker.registry.registered(channel)).toEqual(['b']);
+    for (const channel of channels.slice(3)) expect(await a.broker.registry.registered(channel)).toEqual([]);
+    expect(await a.broker.store.nodesWithEntries()).toEqual(['b']);
+    // nothing of a's is left on any master
+    for (const port of cluster.ports) expect(await cli(port, 'KEYS', `${prefix}:node:{a}*`)).toEqual([]);
+    for (const port of cluster.ports) {
+      for (const key of await cli(port, 'KEYS', `${prefix}:{*}:s`)) expect(await cli(port, 'HKEYS', key)).toEqual(['b-0']);
     }
     expect([...a.faults, ...b.faults]).toEqual([]);
   });

@@ -54,9 +54,13 @@ describe('redis url', () => {
 describe('redis names', () => {
   it('puts every key of a channel under its hash tag and maps pub/sub names back', () => {
     const k = new RedisKeys('sb');
-    const names = [k.meta('chat:a'), k.history('chat:a'), k.pubsub('chat:a'), k.presenceExpiry('chat:a'), k.presenceData('chat:a'), k.registry('chat:a')];
-    expect(names).toEqual(['sb:{chat:a}:m', 'sb:{chat:a}:h', 'sb:{chat:a}:p', 'sb:{chat:a}:z', 'sb:{chat:a}:d', 'sb:{chat:a}:r']);
+    const names = [k.meta('chat:a'), k.history('chat:a'), k.pubsub('chat:a'), k.presence('chat:a'), k.registry('chat:a')];
+    expect(names).toEqual(['sb:{chat:a}:m', 'sb:{chat:a}:h', 'sb:{chat:a}:p', 'sb:{chat:a}:s', 'sb:{chat:a}:n']);
     expect(new Set(names.map(keySlot)).size).toBe(1);
+    // a node's index of its entries lives under the node's hash tag, both parts in one slot
+    expect([k.presenceOf('n1'), k.registeredBy('n1'), k.nodes]).toEqual(['sb:node:{n1}:s', 'sb:node:{n1}:r', 'sb:nodes']);
+    expect(keySlot(k.presenceOf('n1'))).toBe(keySlot(k.registeredBy('n1')));
+    expect(keySlot(k.presenceOf('n1'))).toBe(keySlot('n1'));
     expect(k.channelOf('sb:{chat:a}:p')).toBe('chat:a');
     expect(k.channelOf('sb:ctl')).toBeUndefined();
     expect(k.channelOf('other:{chat:a}:p')).toBeUndefined();

@@ -92,7 +92,7 @@ export class AmqpBroker extends NetworkedBroker implements Broker {
     );
     this.store = composeStore([this.redis.records], () => this.live());
     this.registry = {
-      register: (channels, ttlMs) => this.register(channels, ttlMs),
+      register: (channels) => this.register(channels),
       unregister: (channels) => this.unregister(channels),
       registered: async (channel) => {
         this.live();
@@ -232,9 +232,9 @@ export class AmqpBroker extends NetworkedBroker implements Broker {
   }
 
   /** Registered channels keep their ordering state while unsubscribed (see `unsubscribe`). */
-  private async register(channels: string[], ttlMs: number): Promise<void> {
+  private async register(channels: string[]): Promise<void> {
     this.live();
-    await this.redis.registry.add(this.nodeId, channels, ttlMs);
+    await this.redis.registry.add(this.nodeId, channels);
     for (const c of channels) this.registeredHere.add(c);
   }
 

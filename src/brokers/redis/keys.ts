@@ -5,6 +5,10 @@
  * script can touch them all, and the sharded pub/sub channel is served by
  * the node that holds the keys.
  *
+ * A node's index of the entries it holds (`presenceOf`, `registeredBy`)
+ * carries the hash tag `{<node id>}` instead: it is read and written with
+ * single-key commands only, so its slot need not be any channel's.
+ *
  * Publications routed to every node or to node inboxes travel on classic
  * pub/sub channels outside any hash tag (`<prefix>:all`, `<prefix>:in:<node>`):
  * a script may PUBLISH to any classic channel, and Redis Cluster carries
@@ -20,7 +24,10 @@ export class RedisKeys {
   readonly broadcast: string;
   /** Head of every node inbox channel: `inbox(node)` is this plus the node id. */
   readonly inboxHead: string;
+  /** Set: the ids of the nodes holding presence or registry entries. */
+  readonly nodes: string;
   private readonly channelHead: string;
+  private readonly nodeHead: string;
 
   constructor(readonly prefix: string = DEFAULT_PREFIX) {
     // A brace in the prefix would become the hash tag and break the one-slot rule.
@@ -29,6 +36,8 @@ export class RedisKeys {
     this.broadcast = `${prefix}:all`;
     this.inboxHead = `${prefix}:in:`;
     this.channelHead = `${prefix}:{`;
+    this.nodes = `${prefix}:nodes`;
+    this.nodeHead = `${prefix}:node:{`;
   }
 
   /** Hash: `o` (top offset) and `e` (epoch) of a channel's history. */
@@ -46,19 +55,14 @@ export class RedisKeys {
     return `${this.channelHead}${channel}}:p`;
   }
 
-  /** Sorted set: session → expiry time (ms). */
-  presenceExpiry(channel: string): string {
-    return `${this.channelHead}${channel}}:z`;
+  /** Hash: session → presence entry JSON. No expiry: an entry lives until removed or its node is dropped. */
+  presence(channel: string): string {
+    return `${this.channelHead}${channel}}:s`;
   }
 
-  /** Hash: session → presence entry JSON. */
-  presenceData(channel: string): string {
-    return `${this.channelHead}${channel}}:d`;
-  }
-
-  /** Sorted set: node id → expiry time (ms): the nodes registered for the channel (registry routing). */
+  /** Set: the node ids registered for the channel (registry routing). No expiry, as presence. */
   registry(channel: string): string {
-    return `${this.channelHead}${channel}}:r`;
+    return `${this.channelHead}${channel}}:n`;
   }
 
   /**
@@ -77,6 +81,16 @@ export class RedisKeys {
   /** String: `<offset>:<epoch>` acknowledged by `reader` on the channel (offline delivery). */
   ack(channel: string, reader: string): string {
     return `${this.channelHead}${channel}}:a:${reader}`;
+  }
+
+  /** Set: `<channel>\n<session>` of every presence entry `node` holds (under the node's hash tag), for `dropNode`. */
+  presenceOf(node: string): string {
+    return `${this.nodeHead}${node}}:s`;
+  }
+
+  /** Set: the channels `node` is registered for (under the node's hash tag), for `dropNode`. */
+  registeredBy(node: string): string {
+    return `${this.nodeHead}${node}}:r`;
   }
 
   /** Classic pub/sub channel of the publications routed to one node. */

@@ -6,6 +6,7 @@
  */
 import type { Redis } from 'ioredis';
 import { settleWithin } from '../../shared/time.js';
+import { groupBy } from './batches.js';
 import { keySlot } from './slot.js';
 import { InterestSet, type InterestLink } from './subscriptions.js';
 
@@ -65,13 +66,7 @@ export class SubscriberLink implements InterestLink {
       return;
     }
     // One SSUBSCRIBE may only name channels of one slot.
-    const bySlot = new Map<number, string[]>();
-    for (const c of channels) {
-      const slot = keySlot(c);
-      const list = bySlot.get(slot);
-      if (list) list.push(c);
-      else bySlot.set(slot, [c]);
-    }
+    const bySlot = groupBy(channels, keySlot);
     await Promise.all(
       [...bySlot.values()].map((list) => (op === 'subscribe' ? this.conn.ssubscribe(...list) : this.conn.sunsubscribe(...list))),
     );

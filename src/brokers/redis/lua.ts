@@ -10,8 +10,15 @@ export interface CommandClient {
   eval(...args: [script: string, numkeys: number, ...args: Array<string | number>]): Promise<unknown>;
   publish(channel: string, message: string): Promise<unknown>;
   spublish(channel: string, message: string): Promise<unknown>;
-  zrem(...args: [key: string, ...members: string[]]): Promise<unknown>;
   get(key: string): Promise<string | null>;
+  hset(...args: [key: string, ...fieldValues: string[]]): Promise<unknown>;
+  hdel(...args: [key: string, ...fields: string[]]): Promise<unknown>;
+  hvals(key: string): Promise<string[]>;
+  sadd(...args: [key: string, ...members: string[]]): Promise<unknown>;
+  srem(...args: [key: string, ...members: string[]]): Promise<unknown>;
+  smembers(key: string): Promise<string[]>;
+  sscan(key: string, cursor: string, countToken: 'COUNT', count: number): Promise<[cursor: string, elements: string[]]>;
+  exists(...args: [key: string]): Promise<number>;
 }
 
 /** A script sent by SHA, and in full when the server does not have it yet (after a restart or failover). */

@@ -1,32 +1,16 @@
 /**
- * Presence in Redis, per channel: a sorted set session → expiry time (ms,
- * server clock) and a hash session → entry JSON, both under the channel's
- * hash tag. Entries expire unless re-added; reads drop expired ones. Calls
- * for several channels go out together (auto-pipelined, one script per channel).
+ * Presence in Redis, per channel: a hash session → entry JSON under the
+ * channel's hash tag, with no expiry. Each entry is also listed in its
+ * node's index (`<channel>\n<session>`, see `owners.ts`), written before the
+ * entry and removed after it, so that `dropNode` finds every entry of a node.
+ * Plain commands, no script: an add or a remove is one pipelined write per
+ * channel and per node (auto-pipelined, so one round trip for the call).
  */
 import type { PresenceEntry, PresenceItem, Store } from '../broker.js';
+import { chunks, groupBy } from './batches.js';
 import type { RedisKeys } from './keys.js';
 import type { CommandClient } from './lua.js';
-import { PRESENCE_ADD, PRESENCE_LIST, PRESENCE_REMOVE } from './scripts.js';
-
-/** Sessions per script call: bounds the size of one command. */
-const CHUNK = 500;
-
-function groupByChannel<T extends { channel: string }>(items: T[]): Map<string, T[]> {
-  const groups = new Map<string, T[]>();
-  for (const item of items) {
-    const list = groups.get(item.channel);
-    if (list) list.push(item);
-    else groups.set(item.channel, [item]);
-  }
-  return groups;
-}
-
-function chunks<T>(list: T[]): T[][] {
-  const out: T[][] = [];
-  for (let i = 0; i < list.length; i += CHUNK) out.push(list.slice(i, i + CHUNK));
-  return out;
-}
+import { eachIndexed, type IndexedByNode } from './owners.js';
 
 function isEntry(v: unknown): v is PresenceEntry {
   if (typeof v !== 'object' || v === null) return false;
@@ -34,54 +18,82 @@ function isEntry(v: unknown): v is PresenceEntry {
   return typeof e.user === 'string' && typeof e.session === 'string' && typeof e.node === 'string';
 }
 
+/** The node index member of an entry. Channel names hold no line break (see `protocol/channel.ts`). */
+function indexMember({ channel, entry }: PresenceItem): string {
+  return `${channel}\n${entry.session}`;
+}
+
 /** The presence part of the Redis store. */
-export class RedisPresence implements Pick<Store, 'presenceAdd' | 'presenceRemove' | 'presence'> {
+export class RedisPresence implements Pick<Store, 'presenceAdd' | 'presenceRemove' | 'presence'>, IndexedByNode {
   constructor(
     private readonly client: () => CommandClient,
     private readonly keys: RedisKeys,
   ) {}
 
-  async presenceAdd(items: PresenceItem[], ttlMs: number): Promise<void> {
-    const ttl = Math.max(1, Math.ceil(ttlMs));
+  async presenceAdd(items: PresenceItem[]): Promise<void> {
+    if (items.length === 0) return;
+    const client = this.client();
+    const byNode = groupBy(items, (i) => i.entry.node);
     const calls: Array<Promise<unknown>> = [];
-    for (const [channel, group] of groupByChannel(items)) {
+    // Index members first: standalone, one connection runs commands in the order sent, so no entry is ever
+    // unindexed. In a cluster the two go to their masters at once; should the index write alone fail, the
+    // call rejects and the entry is left to the readers, who keep only the entries of live nodes.
+    for (const [node, group] of byNode) {
+      for (const part of chunks(group)) calls.push(client.sadd(this.keys.presenceOf(node), ...part.map(indexMember)));
+    }
+    for (const [channel, group] of groupBy(items, (i) => i.channel)) {
       for (const part of chunks(group)) {
-        const args: Array<string | number> = [ttl];
-        for (const { entry } of part) {
-          args.push(entry.session, JSON.stringify({ user: entry.user, session: entry.session, node: entry.node }));
-        }
-        calls.push(PRESENCE_ADD.run(this.client(), this.keysOf(channel), args));
+        const fields: string[] = [];
+        for (const { entry } of part) fields.push(entry.session, JSON.stringify({ user: entry.user, session: entry.session, node: entry.node }));
+        calls.push(client.hset(this.keys.presence(channel), ...fields));
       }
     }
+    // Every write names its node again: one SADD, and a node dropped while it was alive is listed again by its next write.
+    for (const node of byNode.keys()) calls.push(client.sadd(this.keys.nodes, node));
     await Promise.all(calls);
   }
 
-  async presenceRemove(items: Array<{ channel: string; session: string }>): Promise<void> {
+  async presenceRemove(items: PresenceItem[]): Promise<void> {
+    if (items.length === 0) return;
+    const client = this.client();
     const calls: Array<Promise<unknown>> = [];
-    for (const [channel, group] of groupByChannel(items)) {
-      for (const part of chunks(group)) {
-        calls.push(PRESENCE_REMOVE.run(this.client(), this.keysOf(channel), part.map((i) => i.session)));
-      }
+    // The entry first, its index member after it.
+    for (const [channel, group] of groupBy(items, (i) => i.channel)) {
+      for (const part of chunks(group)) calls.push(client.hdel(this.keys.presence(channel), ...part.map((i) => i.entry.session)));
+    }
+    for (const [node, group] of groupBy(items, (i) => i.entry.node)) {
+      for (const part of chunks(group)) calls.push(client.srem(this.keys.presenceOf(node), ...part.map(indexMember)));
     }
     await Promise.all(calls);
   }
 
   async presence(channel: string): Promise<PresenceEntry[]> {
-    const reply = await PRESENCE_LIST.run(this.client(), this.keysOf(channel), []);
     const entries: PresenceEntry[] = [];
-    if (!Array.isArray(reply)) return entries;
-    for (const text of reply) {
+    for (const text of await this.client().hvals(this.keys.presence(channel))) {
       try {
-        const e: unknown = JSON.parse(String(text));
+        const e: unknown = JSON.parse(text);
         if (isEntry(e)) entries.push({ user: e.user, session: e.session, node: e.node });
       } catch {
-        // A damaged entry is skipped; it expires like any other.
+        // A damaged entry is skipped; it goes with its session or its node.
       }
     }
     return entries;
   }
 
-  private keysOf(channel: string): string[] {
-    return [this.keys.presenceExpiry(channel), this.keys.presenceData(channel)];
+  async dropIndexed(node: string): Promise<void> {
+    const index = this.keys.presenceOf(node);
+    await eachIndexed(this.client, index, async (members) => {
+      const client = this.client();
+      const located = members.flatMap((m) => {
+        const cut = m.indexOf('\n');
+        return cut < 0 ? [] : [{ channel: m.slice(0, cut), session: m.slice(cut + 1) }];
+      });
+      await Promise.all(
+        [...groupBy(located, (l) => l.channel)].flatMap(([channel, group]) =>
+          chunks(group).map((part) => client.hdel(this.keys.presence(channel), ...part.map((l) => l.session))),
+        ),
+      );
+      await Promise.all(chunks(members).map((part) => client.srem(index, ...part)));
+    });
   }
 }

@@ -86,10 +86,9 @@ return {offset, epoch}
  */
 export const ROUTED_PUBLISH = new LuaScript(
   'routed-publish',
-  `${NOW}
-local envelope, result
+  `local envelope, result
 if ARGV[7] == '1' then
-${EPOCH}${STORE}
+${EPOCH}${NOW}${STORE}
   envelope = ${NUMBERED_ENVELOPE}
   result = {offset, epoch}
 else
@@ -109,7 +108,7 @@ local function send(node)
 end
 for i = 11, #ARGV do send(ARGV[i]) end
 if ARGV[10] == '1' then
-  local live = redis.call('ZRANGEBYSCORE', KEYS[3], string.format('(%d', now), '+inf')
+  local live = redis.call('SMEMBERS', KEYS[3])
   for i = 1, #live do send(live[i]) end
 end
 return result
@@ -142,8 +141,7 @@ return result
  */
 export const STORE_ROUTED = new LuaScript(
   'store-routed',
-  `${NOW}
-local targets = {}
+  `local targets = {}
 if ARGV[7] == 'n' then
   local seen = {}
   local function add(node)
@@ -154,7 +152,7 @@ if ARGV[7] == 'n' then
   end
   for i = 9, #ARGV do add(ARGV[i]) end
   if ARGV[8] == '1' then
-    local live = redis.call('ZRANGEBYSCORE', KEYS[3], string.format('(%d', now), '+inf')
+    local live = redis.call('SMEMBERS', KEYS[3])
     for i = 1, #live do add(live[i]) end
   end
 end
@@ -167,7 +165,7 @@ if ARGV[6] ~= '1' then
   end
   return out
 end
-${EPOCH}
+${EPOCH}${NOW}
 if epoch == ARGV[1] then redis.call('DEL', KEYS[4]) end
 ${STORE}
 local b = tonumber(redis.call('HGET', KEYS[1], 'b')) or 0
@@ -291,89 +289,6 @@ if limit > 0 and earliest <= top then
   ${APPEND_ENTRIES}
 end
 return out
-`,
-);
-
-/**
- * KEYS: expiry zset, data hash. ARGV: ttl ms, then session, entry JSON pairs.
- * Each entry expires at now + ttl (its score); the keys live at least as
- * long as their newest entry.
- */
-export const PRESENCE_ADD = new LuaScript(
-  'presence-add',
-  `${NOW}
-local ttl = tonumber(ARGV[1])
-local score = string.format('%d', now + ttl)
-for i = 2, #ARGV, 2 do
-  redis.call('ZADD', KEYS[1], score, ARGV[i])
-  redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
-end
-for _, key in ipairs(KEYS) do
-  if redis.call('PTTL', key) < ttl then redis.call('PEXPIRE', key, ttl) end
-end
-return 0
-`,
-);
-
-/** KEYS: expiry zset, data hash. ARGV: sessions. */
-export const PRESENCE_REMOVE = new LuaScript(
-  'presence-remove',
-  `
-for i = 1, #ARGV, 500 do
-  local last = math.min(i + 499, #ARGV)
-  redis.call('ZREM', KEYS[1], unpack(ARGV, i, last))
-  redis.call('HDEL', KEYS[2], unpack(ARGV, i, last))
-end
-return 0
-`,
-);
-
-/** KEYS: expiry zset, data hash. Removes expired entries; returns the JSON of the live ones. */
-export const PRESENCE_LIST = new LuaScript(
-  'presence-list',
-  `${NOW}
-local nowText = string.format('%d', now)
-local gone = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', nowText)
-if #gone > 0 then
-  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', nowText)
-  for i = 1, #gone, 500 do
-    redis.call('HDEL', KEYS[2], unpack(gone, i, math.min(i + 499, #gone)))
-  end
-end
-local live = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. nowText, '+inf')
-local out = {}
-for i = 1, #live, 500 do
-  local values = redis.call('HMGET', KEYS[2], unpack(live, i, math.min(i + 499, #live)))
-  for j = 1, #values do
-    if values[j] then out[#out + 1] = values[j] end
-  end
-end
-return out
-`,
-);
-
-/**
- * KEYS: registry zset. ARGV: ttl ms, node id. The entry expires at now + ttl
- * (its score); expired entries go; the key lives at least as long as the newest.
- */
-export const REGISTER = new LuaScript(
-  'register',
-  `${NOW}
-local ttl = tonumber(ARGV[1])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', string.format('%d', now))
-redis.call('ZADD', KEYS[1], string.format('%d', now + ttl), ARGV[2])
-if redis.call('PTTL', KEYS[1]) < ttl then redis.call('PEXPIRE', KEYS[1], ttl) end
-return 0
-`,
-);
-
-/** KEYS: registry zset. Removes expired entries; returns the live node ids. */
-export const REGISTRY_LIST = new LuaScript(
-  'registry-list',
-  `${NOW}
-local nowText = string.format('%d', now)
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', nowText)
-return redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. nowText, '+inf')
 `,
 );
 
