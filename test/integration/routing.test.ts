@@ -396,17 +396,28 @@ describe.each(CASES)('routing: $title', (variant) => {
     await publishing;
     await expectExactlyOnce(tracked, pub, 20_000);
 
-    // Wait for the killed node to leave the list.
+    // Wait for the killed node to leave the survivors' lists.
+    const survivors = nodes.filter((n) => n !== victim);
     await vi.waitUntil(
-      async () => !((await get(nodes[0]!, '/api/nodes')).nodes as Array<{ id: string }>).map((n) => n.id).includes(victim.id),
+      async () => {
+        const lists = await Promise.all(survivors.map(async (n) => ((await get(n, '/api/nodes')).nodes as Array<{ id: string }>).map((m) => m.id)));
+        return lists.every((ids) => !ids.includes(victim.id));
+      },
       { timeout: 10_000, interval: 100 },
     );
-    // Its registry entries (registry, hash ring) and presence entries expire: nobody refreshes them.
+    // From then on no answer shows its sessions, whether the survivors have dropped its entries yet or not.
+    for (const n of survivors) {
+      for (const room of rooms) {
+        const { members } = (await get(n, `/api/presence/${room}`)) as { members: Array<{ node: string }> };
+        expect(members.filter((m) => m.node === victim.id)).toEqual([]);
+      }
+    }
+    // Its registry entries (registry, hash ring) and presence entries are dropped at the broker by the survivors.
     const probe = await createBroker(backend.url, { routes: ['subscribers'] });
     const registry = variant.args.includes('registry') || variant.args.includes('hashring');
     await probe.start('probe', { onPublication: () => undefined, onReadyChange: () => undefined, onControl: () => undefined });
     try {
-      // Wait for the killed node's entries to expire.
+      // Wait for the survivors to drop the killed node's entries.
       await vi.waitUntil(
         async () => {
           const left = registry ? await Promise.all(moved.map(async (t) => (await probe.registry!.registered(t.room!)).includes(victim.id))) : [];

@@ -7,7 +7,6 @@
  */
 import { pino } from 'pino';
 import { afterEach, expect, it, vi } from 'vitest';
-import type { BrokerHandlers, BrokerPublication, Store } from '../../src/brokers/broker.js';
 import { MemoryBroker, MemoryBus } from '../../src/brokers/memory/memory-broker.js';
 import type { ServerFrame } from '../../src/protocol/index.js';
 import { Gateway } from '../../src/server/core/gateway.js';
@@ -15,52 +14,8 @@ import type { Transport } from '../../src/server/core/session.js';
 import { Metrics } from '../../src/server/metrics.js';
 import { withDefaults } from '../../src/server/options.js';
 import { InterestRouting } from '../../src/server/routing/strategies.js';
+import { FlakyBroker } from '../helpers/flaky-broker.js';
 import { sleep } from '../helpers/wait.js';
-
-/** A memory broker that can be "unreachable" (drops what the bus delivers) and whose history answers late. */
-class FlakyBroker extends MemoryBroker {
-  private handlersOf: BrokerHandlers | undefined;
-  private isDown = false;
-  historyDelayMs = 0;
-  /** Deliveries still to drop silently, as a broker hiccup would. */
-  dropNext = 0;
-
-  override async start(nodeId: string, handlers: BrokerHandlers): Promise<void> {
-    this.handlersOf = handlers;
-    await super.start(nodeId, handlers);
-  }
-
-  override deliver(pub: BrokerPublication): void {
-    if (this.dropNext > 0) {
-      this.dropNext--;
-      return;
-    }
-    if (!this.isDown) super.deliver(pub);
-  }
-
-  /** The bus's store, with history answering after `historyDelayMs`. */
-  override readonly store: Store;
-
-  constructor(bus: MemoryBus) {
-    super(bus);
-    this.store = Object.assign(Object.create(bus.store) as Store, {
-      history: async (...args: Parameters<Store['history']>) => {
-        await sleep(this.historyDelayMs);
-        return bus.store.history(...args);
-      },
-    });
-  }
-
-  down(): void {
-    this.isDown = true;
-    this.handlersOf?.onReadyChange(false);
-  }
-
-  up(): void {
-    this.isDown = false;
-    this.handlersOf?.onReadyChange(true);
-  }
-}
 
 const frames: ServerFrame[] = [];
 const transport: Transport = {
