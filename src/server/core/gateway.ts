@@ -31,6 +31,7 @@ import { Namespaces } from './namespaces.js';
 import { Presence } from './presence.js';
 import { Publisher, type PublishOptions } from './publisher.js';
 import { Redirects } from './redirects.js';
+import { SameTurn } from '../../shared/time.js';
 import type { WireCodec } from '../../protocol/msgpack.js';
 import { Session, type Outgoing, type Transport } from './session.js';
 
@@ -56,6 +57,8 @@ export class Gateway {
   private readonly publisher: Publisher;
   private readonly heartbeat: Heartbeat;
   private readonly redirects: Redirects;
+  private readonly opening = new SameTurn();
+  private subscribed = 0;
   /** Shared by every session (closures per session would cost memory on each of 100k connections). */
   private readonly onSessionClosed = (s: Session): void => this.forget(s);
   private readonly onFrameOut = (type: ServerFrame['type']): void => this.metrics.framesOut.inc({ type });
@@ -97,10 +100,9 @@ export class Gateway {
     await this.broker.close();
   }
 
+  /** Subscriptions of every session, personal channels aside: counted as they change, not summed over the sessions at each heartbeat. */
   get subscriptionCount(): number {
-    let n = 0;
-    for (const s of this.sessions) n += s.subscriptionCount;
-    return n;
+    return this.subscribed;
   }
 
   /**
@@ -127,22 +129,10 @@ export class Gateway {
     if (this.redirects.apply(session)) return session;
     session.enqueue(async () => {
       try {
-        // Read while the channel's subscription is set up: one broker round trip less per connection.
+        // Sessions opened in one turn go to the broker together (one pipelined write).
+        await this.opening.wait();
         const since = init.since ?? this.continuity.resumePoint(channel, session.device);
-        await this.subscribe(session, channel, since, (result) =>
-          session.send({
-            type: 'welcome',
-            session: session.id,
-            node: this.nodeId,
-            user: init.user,
-            channel,
-            offset: result.offset ?? 0,
-            epoch: result.epoch ?? '',
-            recovered: result.recovered,
-            messages: result.messages,
-            ping: this.options.ping,
-          }),
-        );
+        await this.subscribe(session, channel, since, (result) => session.welcome(this.nodeId, channel, result, this.options.ping));
       } catch (err) {
         this.log.warn({ err, user: init.user }, 'could not open session');
         session.disconnect(CloseCode.GoingAway, 'broker unavailable', true);
@@ -170,6 +160,7 @@ export class Gateway {
   ): Promise<void> {
     session.begin(channel);
     this.metrics.subscriptions.inc();
+    if (channel !== personalChannel(session.user)) this.subscribed++;
     this.interest.join(session, channel);
     try {
       // The presence entry goes in the round trip of the subscription; awaited below.
@@ -247,6 +238,7 @@ export class Gateway {
   private drop(session: Session, channel: string): void {
     session.channels.delete(channel);
     this.metrics.subscriptions.dec();
+    if (channel !== personalChannel(session.user)) this.subscribed--;
     if (this.interest.leave(session, channel)) this.continuity.forget(channel);
     this.presenceEntries.remove(session, channel);
   }

@@ -4,7 +4,7 @@
  * `deliver`, which de-duplicates by offset and holds messages back while a
  * subscription is still recovering; all teardown goes through `disconnect`.
  */
-import { CloseCode, encodeMessage, type DisconnectFrame, type Publication, type ServerFrame } from '../../protocol/index.js';
+import { CloseCode, encodeMessage, type DisconnectFrame, type Publication, type ServerFrame, type SubscribeResult } from '../../protocol/index.js';
 import { encodeMessageBinary, encodeServerFrameBinary, type WireCodec } from '../../protocol/msgpack.js';
 import type { Limits } from '../options.js';
 import { TokenBucket, WindowCounter } from './rate.js';
@@ -306,6 +306,12 @@ export class Session {
     const state = this.channels.get(channel);
     if (!state || state.pending || state.epoch === undefined) return undefined;
     return { offset: state.offset, epoch: state.epoch };
+  }
+
+  /** The `welcome` frame: this session, its node, and what the personal `channel` recovered. */
+  welcome(node: string, channel: string, result: SubscribeResult, ping: number): void {
+    const { offset = 0, epoch = '', recovered, messages } = result;
+    this.send({ type: 'welcome', session: this.id, node, user: this.user, channel, offset, epoch, recovered, messages, ping });
   }
 
   send(frame: ServerFrame): boolean {
