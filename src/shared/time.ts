@@ -37,23 +37,3 @@ export async function settleWithin(p: Promise<unknown>, ms: number): Promise<voi
 
 function noop(): void {}
 
-/**
- * One promise for every caller within a turn of the event loop, resolved in
- * that turn's check phase (`setImmediate`, after the I/O callbacks of the
- * poll phase). Work that callers of one poll phase start after it runs in
- * one go, so a client that pipelines what is issued together (ioredis)
- * sends it in one write, and the server answers it in one read.
- */
-export class SameTurn {
-  private pending: Promise<void> | undefined;
-
-  wait(): Promise<void> {
-    this.pending ??= new Promise<void>((resolve) =>
-      setImmediate(() => {
-        this.pending = undefined;
-        resolve();
-      }),
-    );
-    return this.pending;
-  }
-}

@@ -31,7 +31,7 @@ import { Namespaces } from './namespaces.js';
 import { Presence } from './presence.js';
 import { Publisher, type PublishOptions } from './publisher.js';
 import { Redirects } from './redirects.js';
-import { SameTurn } from '../../shared/time.js';
+import { SameTurn } from '../../shared/batch.js';
 import type { WireCodec } from '../../protocol/msgpack.js';
 import { Session, type Outgoing, type Transport } from './session.js';
 

@@ -9,6 +9,7 @@
 import type { Logger } from 'pino';
 import { ErrorCode, personalChannelUser, SwitchboardError } from '../../protocol/index.js';
 import type { Broker, PresenceEntry, PresenceItem } from '../../brokers/broker.js';
+import { TurnBatch } from '../../shared/batch.js';
 import type { Interest } from './interest.js';
 import type { Namespaces } from './namespaces.js';
 import type { Session } from './session.js';
@@ -21,6 +22,13 @@ const MAX_PENDING_REMOVALS = 100_000;
 export class Presence {
   /** Removals the broker did not take, retried when it is back (keyed by channel and session). */
   private readonly pendingRemovals = new Map<string, PresenceItem>();
+  /**
+   * Entries added, and removed, within one turn go to the broker in one call.
+   * A removal may overtake the add of its session; the subscribe that made
+   * the add then finds the session gone and removes the entry again.
+   */
+  private readonly adds = new TurnBatch<PresenceItem>((items) => this.broker.store.presenceAdd(items));
+  private readonly removals = new TurnBatch<PresenceItem>((items) => this.broker.store.presenceRemove(items));
 
   constructor(
     private readonly nodeId: string,
@@ -41,19 +49,19 @@ export class Presence {
   add(session: Session, channel: string): Promise<void> | undefined {
     if (!this.tracks(channel)) return undefined;
     this.pendingRemovals.delete(`${channel}\n${session.id}`);
-    return this.broker.store.presenceAdd([this.item(session, channel)]);
+    return this.adds.add(this.item(session, channel));
   }
 
   /** Remove the entry of `session` on `channel` and wait for the broker. */
   removeNow(session: Session, channel: string): Promise<void> {
-    return this.broker.store.presenceRemove([this.item(session, channel)]);
+    return this.removals.add(this.item(session, channel));
   }
 
   /** Remove the entry of `session` on `channel`, if the channel keeps presence, without waiting. */
   remove(session: Session, channel: string): void {
     if (!this.tracks(channel)) return;
     const item = this.item(session, channel);
-    this.broker.store.presenceRemove([item]).catch((err: unknown) => {
+    this.removals.add(item).catch((err: unknown) => {
       // Retried when the broker is back (`reassert`): an entry is never left behind by a live node.
       this.log.debug({ err, channel }, 'presence remove failed; retried when the broker is back');
       if (this.pendingRemovals.size >= MAX_PENDING_REMOVALS) this.pendingRemovals.delete(this.pendingRemovals.keys().next().value!);
