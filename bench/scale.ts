@@ -9,7 +9,7 @@
  *       [--replay-clients 1000] [--missed 200]
  *       [--memory-connections 5000] [--cpu-clients 1000] [--cpu-messages 200] [--cpu-rate 50]
  *       [--cross-users 500] [--cross-rates 100,500,2000] [--cross-seconds 5] [--cross-warmup 200]
- *       [--connect-nodes 2] [--connect-count 5000] [--connect-rates 500,1000,2000] [--connect-in-flight 50]
+ *       [--connect-nodes 2] [--connect-count 5000] [--connect-rates 500,1000,2000] [--connect-in-flight 50] [--connect-warmup 1000]
  *       [--idle-cpu-sizes 10000,100000] [--idle-cpu-seconds 60]
  *       [--scenarios idle,broadcast,targeted,recovery,memory,broadcast-cpu,cross-node,connect,idle-cpu] [--skip …] [--out name|path]
  *       [--baseline <built checkout>]
@@ -49,7 +49,8 @@
  * Two more, what a connection costs (bench/scale/cost.ts), with the clients
  * in the load generators on --connect-nodes servers of each kind (bare ws:
  * one), each client in one room, when `--scenarios` names them:
- * 8. connect: --connect-count connections at each of --connect-rates, then
+ * 8. connect: after --connect-warmup connections opened and closed
+ *    unmeasured, --connect-count connections at each of --connect-rates, then
  *    as fast as possible with --connect-in-flight opening at once; connect
  *    p50/p99, CPU per connect of the servers and of their redis-server;
  * 9. idle-cpu: for each of --idle-cpu-sizes, a fresh cluster (enough
@@ -140,7 +141,7 @@ async function runKind(kind: Kind, a: Args, fleet: Fleet | undefined, baseline?:
   if (fleet && on('connect')) {
     r.connect = await scenario(r, `connect ${a.connectCount} at ${a.connectRates.join(', ')}/s${a.connectInFlight > 0 ? ` and unpaced, ${a.connectInFlight} in flight` : ''}`, () =>
       withCluster(start(a.connectNodes, costWorkers(a.connectCount)), (c) =>
-        connectCost(fleet, c, a.connectCount, a.connectRates, a.connectInFlight, (p) =>
+        connectCost(fleet, c, a.connectCount, a.connectRates, a.connectInFlight, a.connectWarmup, (p) =>
           console.log(`  ${kind} ${p.rate > 0 ? `${p.rate}/s` : `max, ${p.inFlight} in flight`}: ${p.opened}/${p.count} at ${p.achievedRate.toFixed(0)}/s (failed ${p.failed}${p.firstError ? `: ${p.firstError}` : ''}), p50 ${p.connect.p50.toFixed(2)} p99 ${p.connect.p99.toFixed(2)} ms, CPU ${p.cpuUsPerConnect.servers.toFixed(0)} + Redis ${p.cpuUsPerConnect.redis.toFixed(0)} µs/connect`))));
   }
   if (fleet && on('idle-cpu')) {

@@ -111,10 +111,19 @@ async function connectPhase(fleet: Fleet, c: Cluster, count: number, phase: Pick
 }
 
 /**
- * Connect: a phase at each of `rates`, then one unpaced with at most
+ * Connect: `warmup` connections opened and closed unmeasured (the servers'
+ * code compiled, their pools filled, so that the first phase is not charged
+ * for it), then a phase at each of `rates`, then one unpaced with at most
  * `inFlight` opening at once (none when 0); `onPhase` hears each as it ends.
  */
-export async function connectCost(fleet: Fleet, c: Cluster, count: number, rates: number[], inFlight: number, onPhase: (p: ConnectPhase) => void): Promise<ConnectPhase[]> {
+export async function connectCost(fleet: Fleet, c: Cluster, count: number, rates: number[], inFlight: number, warmup: number, onPhase: (p: ConnectPhase) => void): Promise<ConnectPhase[]> {
+  if (warmup > 0) {
+    try {
+      await connectAll(fleet, c, c.ports, warmup, 'room', 0, inFlight || undefined);
+    } finally {
+      await closeAll(fleet);
+    }
+  }
   const phases = [...rates.map((rate) => ({ rate, inFlight: undefined })), ...(inFlight > 0 ? [{ rate: 0, inFlight }] : [])];
   const out: ConnectPhase[] = [];
   for (const phase of phases) {
