@@ -75,7 +75,7 @@ export interface IdleCpuResult {
 
 const loads = (): number[] => loadavg().map((x) => +x.toFixed(2));
 
-/** `spent` less `idle` (ms per ms) over as long, never below 0, divided into `per` units of `scale` ms each. */
+/** `spent` less `idle` (CPU ms per ms) over as long, never below 0, divided by `per`, in units of `scale` ms (1e-3: µs). */
 function split(spent: CpuSpent, per: number, scale: number, idle: CpuSplit = { servers: 0, redis: 0, total: 0 }): CpuSplit {
   const servers = Math.max(0, spent.servers - idle.servers * spent.ms) / per / scale;
   const redis = Math.max(0, spent.redis - idle.redis * spent.ms) / per / scale;
