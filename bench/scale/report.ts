@@ -80,6 +80,8 @@ const COMPARED: Record<string, Figure> = {
 
 /** A connect phase's name: its rate, or "max, N in flight". */
 const phaseName = (p: ConnectPhase): string => (p.rate > 0 ? `${p.rate}/s` : `max, ${p.inFlight} in flight`);
+/** The same, as the JSON's ratio names carry it: the rate, or "max-N-in-flight". */
+const phaseKey = (p: ConnectPhase): string => (p.rate > 0 ? String(p.rate) : `max-${p.inFlight}-in-flight`);
 /** The same phase in another row. */
 const samePhase = (x: ScaleKindResult, p: ConnectPhase): ConnectPhase | undefined => x.connect?.find((y) => y.rate === p.rate && y.inFlight === p.inFlight);
 /** The same size in another row. */
@@ -90,8 +92,8 @@ function costFigures(results: ScaleKindResult[]): Record<string, Figure> {
   const sb = results.find(isCurrent);
   return Object.fromEntries([
     ...(sb?.connect ?? []).flatMap((p) => [
-      [`connectCpuUsPerConnect@${phaseName(p)}`, (x: ScaleKindResult) => samePhase(x, p)?.cpuUsPerConnect.total],
-      [`connectP99@${phaseName(p)}`, (x: ScaleKindResult) => samePhase(x, p)?.connect.p99],
+      [`connectCpuUsPerConnect@${phaseKey(p)}`, (x: ScaleKindResult) => samePhase(x, p)?.cpuUsPerConnect.total],
+      [`connectP99@${phaseKey(p)}`, (x: ScaleKindResult) => samePhase(x, p)?.connect.p99],
     ]),
     ...(sb?.idleCpu ?? []).map((i) => [`idleCpuUsPerConnectionMinute@${i.connections}`, (x: ScaleKindResult) => sameSize(x, i)?.usPerConnectionMinute.total]),
   ]) as Record<string, Figure>;
