@@ -13,7 +13,7 @@
 //   servers and of their redis-server as % of a core and µs per connection
 //   per minute.
 import { loadavg } from 'node:os';
-import { type Cluster, cpuMeter, type CpuSpent, pids } from '../lib/cluster.js';
+import { type Cluster, cpuMeter, type CpuSpent, pids, type ServerStalls, stalls } from '../lib/cluster.js';
 import { type Quantiles, quantilesOfSorted as quantiles } from '../lib/stats.js';
 import { sleep } from '../lib/wait.js';
 import type { Fleet } from './fleet.js';
@@ -52,6 +52,9 @@ export interface ConnectPhase {
   cpuUsPerConnect: CpuSplit;
   /** The cluster's CPU with no clients just before the phase, ms per second (what was subtracted). */
   idleCpuMsPerSecond: CpuSplit;
+  /** Server GC pauses and event-loop delay during the phase (every process), and the generators' worst loop delay: which side stalled. */
+  server: ServerStalls;
+  generatorLoopDelayMaxMs: number;
   /** The 1-minute load average at the phase's end: other work on the machine. */
   load1: number;
 }
@@ -93,6 +96,7 @@ async function restingCpu(c: Cluster): Promise<CpuSplit> {
 /** One connect phase: `count` connections over every server of `c` at `phase.rate`, at most `phase.inFlight` opening at once; closed afterwards. */
 async function connectPhase(fleet: Fleet, c: Cluster, count: number, phase: Pick<ConnectPhase, 'rate' | 'inFlight'>): Promise<ConnectPhase> {
   const idle = await restingCpu(c);
+  await stalls(c);
   const read = cpuMeter(c);
   try {
     const r = await connectAll(fleet, c, c.ports, count, 'room', phase.rate, phase.inFlight);
@@ -103,6 +107,8 @@ async function connectPhase(fleet: Fleet, c: Cluster, count: number, phase: Pick
       connect: quantiles(r.latencies),
       cpuUsPerConnect: split(spent, Math.max(1, r.opened), 1e-3, idle),
       idleCpuMsPerSecond: { servers: idle.servers * 1000, redis: idle.redis * 1000, total: idle.total * 1000 },
+      server: await stalls(c),
+      generatorLoopDelayMaxMs: r.generatorLoopDelayMaxMs,
       load1: loads()[0] ?? NaN,
     };
   } finally {

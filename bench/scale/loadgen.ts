@@ -47,6 +47,7 @@ const sorted = (xs: number[]): number[] => Float64Array.from(xs).sort().reduce<n
 /** Opens `count` connections at `rate`/s (start times spread evenly; 0: as fast as the window allows), at most `concurrency` pending at once. */
 async function connect(c: ConnectCommand): Promise<ConnectReply> {
   const began = nowMs();
+  loopDelay.reset();
   const latencies: number[] = [];
   let failed = 0;
   let firstError: string | undefined;
@@ -80,7 +81,7 @@ async function connect(c: ConnectCommand): Promise<ConnectReply> {
     );
   }
   await Promise.all(opening);
-  return { opened: latencies.length, failed, firstError, seconds: (nowMs() - began) / 1000, latencies: sorted(latencies) };
+  return { opened: latencies.length, failed, firstError, seconds: (nowMs() - began) / 1000, latencies: sorted(latencies), loopDelayMaxMs: loopDelay.max / 1e6 };
 }
 
 function collect(): CollectReply {

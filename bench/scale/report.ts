@@ -181,14 +181,14 @@ const cpuCells = (r: ScaleKindResult, x: CpuSplit, digits: number): string[] => 
 
 export function connectTable(results: ScaleKindResult[]): string {
   return table(
-    ['server', 'phase', 'opened / asked', 'connect/s (achieved)', 'p50 ms', 'p99 ms', 'max ms', 'servers µs/connect', 'Redis µs/connect', 'total µs/connect', 'load 1 min',
+    ['server', 'phase', 'opened / asked', 'connect/s (achieved)', 'p50 ms', 'p99 ms', 'max ms', 'servers µs/connect', 'Redis µs/connect', 'total µs/connect', 'server GC / loop max ms', 'generator loop max ms', 'load 1 min',
       'SB/SIO CPU', 'SB/ws CPU', ...baseHeads(results, ['SB/base CPU']), 'SB/SIO p99', 'SB/ws p99', ...baseHeads(results, ['SB/base p99'])],
     results.flatMap((r) =>
       (r.connect ?? []).map((p) => {
         const cpu: Figure = (x) => samePhase(x, p)?.cpuUsPerConnect.total;
         const p99: Figure = (x) => samePhase(x, p)?.connect.p99;
         return [labelOf(r), phaseName(p), `${p.opened} / ${p.count}`, fmt(p.achievedRate, 0), fmt(p.connect.p50, 2), fmt(p.connect.p99, 2), fmt(p.connect.max, 1),
-          ...cpuCells(r, p.cpuUsPerConnect, 0), fmt(p.load1, 2), ...ratios(results, r, cpu, [cpu]), ...ratios(results, r, p99, [p99])];
+          ...cpuCells(r, p.cpuUsPerConnect, 0), `${fmt(p.server.gcMaxMs, 0)} / ${fmt(p.server.loopDelayMaxMs, 0)}`, fmt(p.generatorLoopDelayMaxMs, 0), fmt(p.load1, 2), ...ratios(results, r, cpu, [cpu]), ...ratios(results, r, p99, [p99])];
       }),
     ),
     2,

@@ -107,6 +107,8 @@ export interface Opened {
   firstError?: string;
   seconds: number;
   latencies: Float64Array;
+  /** The generators' worst event-loop delay while connecting, ms. */
+  generatorLoopDelayMaxMs: number;
 }
 
 /**
@@ -128,6 +130,7 @@ export async function connectAll(fleet: Fleet, c: Cluster, ports: number[], coun
     firstError: replies.find((r) => r.firstError)?.firstError,
     seconds: Math.max(...replies.map((r) => r.seconds)),
     latencies: merged(replies.map((r) => r.latencies)),
+    generatorLoopDelayMaxMs: Math.max(...replies.map((r) => r.loopDelayMaxMs)),
   };
 }
 
