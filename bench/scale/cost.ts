@@ -17,6 +17,7 @@ import { type Cluster, cpuMeter, type CpuSpent, pids, type ServerStalls, stalls 
 import { type Quantiles, quantilesOfSorted as quantiles } from '../lib/stats.js';
 import { sleep } from '../lib/wait.js';
 import type { Fleet } from './fleet.js';
+import { nowMs } from './protocol.js';
 import { closeAll, connectAll } from './scenarios.js';
 
 /**
@@ -50,6 +51,12 @@ export interface ConnectPhase {
   connect: Quantiles;
   /** CPU µs per opened connection from the first connect to `WAIT_MS.tail` after the last, less the cluster's CPU with no clients over as long. */
   cpuUsPerConnect: CpuSplit;
+  /**
+   * Seconds each connection was open within the CPU window, on average: the
+   * window also holds the servers' per-connection periodic work (presence
+   * refresh, pings) for that long, which the idle-cpu scenario prices apart.
+   */
+  heldSecondsPerConnect: number;
   /** The cluster's CPU with no clients just before the phase, ms per second (what was subtracted). */
   idleCpuMsPerSecond: CpuSplit;
   /** Server GC pauses and event-loop delay during the phase (every process), and the generators' worst loop delay: which side stalled. */
@@ -102,10 +109,12 @@ async function connectPhase(fleet: Fleet, c: Cluster, count: number, phase: Pick
     const r = await connectAll(fleet, c, c.ports, count, 'room', phase.rate, phase.inFlight);
     await sleep(WAIT_MS.tail);
     const spent = read();
+    const end = nowMs();
     return {
       ...phase, count, opened: r.opened, failed: r.failed, firstError: r.firstError, seconds: r.seconds, achievedRate: r.opened / r.seconds,
       connect: quantiles(r.latencies),
       cpuUsPerConnect: split(spent, Math.max(1, r.opened), 1e-3, idle),
+      heldSecondsPerConnect: (r.opened * end - r.openedAtSum) / 1000 / Math.max(1, r.opened),
       idleCpuMsPerSecond: { servers: idle.servers * 1000, redis: idle.redis * 1000, total: idle.total * 1000 },
       server: await stalls(c),
       generatorLoopDelayMaxMs: r.generatorLoopDelayMaxMs,

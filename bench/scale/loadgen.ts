@@ -51,6 +51,7 @@ async function connect(c: ConnectCommand): Promise<ConnectReply> {
   const latencies: number[] = [];
   let failed = 0;
   let firstError: string | undefined;
+  let openedAtSum = 0;
   let pending = 0;
   // Woken when a connection settles, so that a full window refills at once (each open is bounded by CONNECT_TIMEOUT_MS).
   let wake: (() => void) | undefined;
@@ -66,6 +67,7 @@ async function connect(c: ConnectCommand): Promise<ConnectReply> {
       conn.open().then(
         (ms) => {
           latencies.push(ms);
+          openedAtSum += nowMs();
           conns.push(conn);
         },
         (err: Error) => {
@@ -81,7 +83,7 @@ async function connect(c: ConnectCommand): Promise<ConnectReply> {
     );
   }
   await Promise.all(opening);
-  return { opened: latencies.length, failed, firstError, seconds: (nowMs() - began) / 1000, latencies: sorted(latencies), loopDelayMaxMs: loopDelay.max / 1e6 };
+  return { opened: latencies.length, failed, firstError, seconds: (nowMs() - began) / 1000, latencies: sorted(latencies), openedAtSum, loopDelayMaxMs: loopDelay.max / 1e6 };
 }
 
 function collect(): CollectReply {

@@ -107,6 +107,8 @@ export interface Opened {
   firstError?: string;
   seconds: number;
   latencies: Float64Array;
+  /** The `nowMs()` at which each connection became ready, summed. */
+  openedAtSum: number;
   /** The generators' worst event-loop delay while connecting, ms. */
   generatorLoopDelayMaxMs: number;
 }
@@ -130,6 +132,7 @@ export async function connectAll(fleet: Fleet, c: Cluster, ports: number[], coun
     firstError: replies.find((r) => r.firstError)?.firstError,
     seconds: Math.max(...replies.map((r) => r.seconds)),
     latencies: merged(replies.map((r) => r.latencies)),
+    openedAtSum: replies.reduce((s, r) => s + r.openedAtSum, 0),
     generatorLoopDelayMaxMs: Math.max(...replies.map((r) => r.loopDelayMaxMs)),
   };
 }
