@@ -9,7 +9,9 @@
  *       [--replay-clients 1000] [--missed 200]
  *       [--memory-connections 5000] [--cpu-clients 1000] [--cpu-messages 200] [--cpu-rate 50]
  *       [--cross-users 500] [--cross-rates 100,500,2000] [--cross-seconds 5] [--cross-warmup 200]
- *       [--scenarios idle,broadcast,targeted,recovery,memory,broadcast-cpu,cross-node] [--skip …] [--out name|path]
+ *       [--connect-nodes 2] [--connect-count 5000] [--connect-rates 500,1000,2000] [--connect-in-flight 50] [--connect-warmup 1000]
+ *       [--idle-cpu-sizes 10000,100000] [--idle-cpu-seconds 60]
+ *       [--scenarios idle,broadcast,targeted,recovery,memory,broadcast-cpu,cross-node,connect,idle-cpu] [--skip …] [--out name|path]
  *       [--baseline <built checkout>]
  *
  * Clients live in forked load-generator processes (bench/scale/loadgen.ts),
@@ -44,10 +46,24 @@
  *    each at each of --cross-rates for --cross-seconds (after --cross-warmup
  *    unmeasured); p50/p99/max publish-to-delivery and losses.
  *
+ * Two more, what a connection costs (bench/scale/cost.ts), with the clients
+ * in the load generators on --connect-nodes servers of each kind (bare ws:
+ * one), each client in one room, when `--scenarios` names them:
+ * 8. connect: after --connect-warmup connections opened and closed
+ *    unmeasured, --connect-count connections at each of --connect-rates, then
+ *    as fast as possible with --connect-in-flight opening at once; connect
+ *    p50/p99, CPU per connect of the servers and of their redis-server;
+ * 9. idle-cpu: for each of --idle-cpu-sizes, a fresh cluster (enough
+ *    processes per server for 15000 sockets each), the connections opened
+ *    as fast as they go with --connect-in-flight at once (0: 500 per
+ *    generator), then --idle-cpu-seconds left alone; CPU of the
+ *    servers and of their redis-server as % of a core and µs per connection
+ *    per minute.
+ *
  * `--baseline <dir>` names another checkout of Switchboard, already built
  * (bin/ and dist/), e.g. the commit before a change: right after this
  * checkout's Switchboard, its nodes (started from its own bin/) run idle,
- * broadcast, memory and broadcast-cpu with the same settings, as the row
+ * broadcast, memory, broadcast-cpu, connect and idle-cpu with the same settings, as the row
  * "Switchboard (baseline <commit>)"; the tables add this checkout over the
  * baseline beside the ratios over the peers.
  *
@@ -66,20 +82,21 @@ import { commandVersion, commit, machine, packageVersion, resultPath, today, wri
 import { buildServers, type Kind } from './lib/servers.js';
 import { type Args, parseArgs, type Scenario } from './scale/args.js';
 import { type Baseline, openBaseline } from './scale/baseline.js';
-import { Fleet } from './scale/fleet.js';
+import { connectCost, idleCpu } from './scale/cost.js';
+import { Fleet, MAX_SOCKETS_PER_GEN } from './scale/fleet.js';
 import { broadcastCpu, crossNode, memory } from './scale/in-process.js';
 import { REPLAY_CHANNEL } from './scale/protocol.js';
 import {
-  broadcastCpuTable, broadcastTable, crossNodePlot, crossNodeTable, idleTable, labelOf, memoryTable, P99_BOUND_MS, ratiosOfCurrent, recoveryTable, type ScaleKindResult, targetedPlot, targetedTable,
+  broadcastCpuTable, broadcastTable, connectTable, crossNodePlot, crossNodeTable, idleCpuTable, idleTable, labelOf, memoryTable, P99_BOUND_MS, ratiosOfCurrent, recoveryTable, type ScaleKindResult, targetedPlot, targetedTable,
 } from './scale/report.js';
 import { broadcast, idle, recovery, targeted } from './scale/scenarios.js';
 
 /** History kept on the replay channel (Switchboard), enough for any `--missed`. */
 const REPLAY_HISTORY = 10_000;
 /** The scenarios that need the load generators. */
-const FLEET_SCENARIOS: Scenario[] = ['idle', 'broadcast', 'targeted', 'recovery'];
+const FLEET_SCENARIOS: Scenario[] = ['idle', 'broadcast', 'targeted', 'recovery', 'connect', 'idle-cpu'];
 /** The scenarios the `--baseline` checkout's Switchboard runs too. */
-const BASELINE_SCENARIOS: Scenario[] = ['idle', 'broadcast', 'memory', 'broadcast-cpu'];
+const BASELINE_SCENARIOS: Scenario[] = ['idle', 'broadcast', 'memory', 'broadcast-cpu', 'connect', 'idle-cpu'];
 
 function versions(): Record<string, unknown> {
   return {
@@ -119,6 +136,22 @@ async function runKind(kind: Kind, a: Args, fleet: Fleet | undefined, baseline?:
     r.idle = await scenario(r, `idle ${a.idle} at ${a.connectRate}/s, ${a.idleWorkers} server process(es)`, () =>
       withCluster(start(1, a.idleWorkers), (c) => idle(fleet, c, a.idle, a.connectRate)));
   }
+  // The cost scenarios: processes per server enough for `size` connections over the servers at 15000 each.
+  const costWorkers = (size: number): number => Math.max(1, Math.ceil(size / ((kind === 'ws' ? 1 : a.connectNodes) * MAX_SOCKETS_PER_GEN)));
+  if (fleet && on('connect')) {
+    r.connect = await scenario(r, `connect ${a.connectCount} at ${a.connectRates.join(', ')}/s${a.connectInFlight > 0 ? ` and unpaced, ${a.connectInFlight} in flight` : ''}`, () =>
+      withCluster(start(a.connectNodes, costWorkers(a.connectCount)), (c) =>
+        connectCost(fleet, c, a.connectCount, a.connectRates, a.connectInFlight, a.connectWarmup, (p) =>
+          console.log(`  ${kind} ${p.rate > 0 ? `${p.rate}/s` : `max, ${p.inFlight} in flight`}: ${p.opened}/${p.count} at ${p.achievedRate.toFixed(0)}/s (failed ${p.failed}${p.firstError ? `: ${p.firstError}` : ''}), p50 ${p.connect.p50.toFixed(2)} p99 ${p.connect.p99.toFixed(2)} ms, CPU ${p.cpuUsPerConnect.servers.toFixed(0)} + Redis ${p.cpuUsPerConnect.redis.toFixed(0)} µs/connect`))));
+  }
+  if (fleet && on('idle-cpu')) {
+    for (const size of a.idleCpuSizes) {
+      const workers = costWorkers(size);
+      const v = await scenario(r, `idle-cpu ${size} over ${kind === 'ws' ? 1 : a.connectNodes} server(s) of ${workers} process(es), ${a.idleCpuSeconds} s`, () =>
+        withCluster(start(a.connectNodes, workers), (c) => idleCpu(fleet, c, size, a.connectInFlight || undefined, a.idleCpuSeconds)));
+      if (v) (r.idleCpu ??= []).push(v);
+    }
+  }
   if (fleet && (on('broadcast') || on('targeted') || (on('recovery') && kind === 'switchboard'))) {
     await withCluster(start(kind === 'ws' ? 1 : a.nodes, 1), async (c) => {
       if (on('broadcast')) r.broadcast = await scenario(r, `broadcast ${a.subscribers} subscribers, ${a.bursts} × ${a.burst}`, () => broadcast(fleet, c, a.subscribers, a.bursts, a.burst, a.burstPauseMs));
@@ -154,6 +187,8 @@ function tables(a: Args, results: ScaleKindResult[]): string {
     [on('recovery'), `## Recovery (${a.replayClients} clients drop, ${a.missed} messages published, they rejoin from their position)`, recoveryTable(results)],
     [on('memory'), `## Idle memory (${a.memoryConnections} connections to one server process, clients in this process; memory inside it after forced GC)`, memoryTable(results)],
     [on('broadcast-cpu'), `## Broadcast CPU (${a.cpuClients} clients in one room on one server, ${a.cpuMessages} publications at ${a.cpuRate}/s)`, broadcastCpuTable(results)],
+    [on('connect'), `## Connect (${a.connectCount} connections per phase over ${a.connectNodes} servers, one Redis; ws: one server; each client in one room; CPU from the first connect to 1 s after the last, less the cluster's CPU with no clients)`, connectTable(results)],
+    [on('idle-cpu'), `## Idle CPU (connections over ${a.connectNodes} servers, one Redis; ws: one server; opened ${a.connectInFlight || 'up to 500 per generator'} at once, then ${a.idleCpuSeconds} s with no traffic)`, idleCpuTable(results)],
     [on('cross-node'), `## Cross-node latency (${a.crossUsers} users on server A, sends through server B, ${a.crossSeconds} s per rate; ws: one process)`, crossNodeTable(results)],
   ];
   return parts.filter(([run]) => run).map(([, head, body]) => `${head}\n${body}`).join('\n\n');

@@ -154,6 +154,21 @@ export function cpuUsed(before: Map<number, number>, after: Map<number, number>)
   return sum;
 }
 
+/** CPU ms of the server processes and of the redis-server, and the wall ms, since a `cpuMeter` started. */
+export interface CpuSpent {
+  servers: number;
+  redis: number;
+  ms: number;
+}
+
+/** Starts counting the cluster's CPU (every server process, and its redis-server apart); each call of the answer reads what was spent since. */
+export function cpuMeter(c: Cluster): () => CpuSpent {
+  const servers0 = cpuByPid(c);
+  const redis0 = redisCpuMs(c);
+  const t0 = performance.now();
+  return () => ({ servers: cpuUsed(servers0, cpuByPid(c)), redis: redisCpuMs(c) - redis0, ms: performance.now() - t0 });
+}
+
 /** Memory summed over the processes of `servers` (by default every server), each read inside it after forced GCs. */
 export async function memorySum(c: Cluster, servers: Server[] = c.servers): Promise<Memory & { processes: number }> {
   const list = await Promise.all(pids(c, servers).map(memoryOf));

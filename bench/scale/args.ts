@@ -1,12 +1,13 @@
 // Command-line flags of bench/scale.ts, with defaults small enough for a
 // run of a few minutes; the big run is `--idle 100000`. The in-process
 // scenarios (memory, broadcast-cpu, cross-node: what bench/peers.ts used to
-// measure) run only when `--scenarios` names them.
+// measure) and the cost scenarios (connect, idle-cpu) run only when
+// `--scenarios` names them.
 import { choices, type Flag, int, ints, parseFlags, valued } from '../lib/flags.js';
 import { type Kind, KINDS } from '../lib/servers.js';
 import { MAX_SOCKETS_PER_GEN } from './fleet.js';
 
-export const SCENARIOS = ['idle', 'broadcast', 'targeted', 'recovery', 'memory', 'broadcast-cpu', 'cross-node'] as const;
+export const SCENARIOS = ['idle', 'broadcast', 'targeted', 'recovery', 'memory', 'broadcast-cpu', 'cross-node', 'connect', 'idle-cpu'] as const;
 export type Scenario = (typeof SCENARIOS)[number];
 /** What runs without `--scenarios`. */
 const DEFAULT_SCENARIOS: Scenario[] = ['idle', 'broadcast', 'targeted', 'recovery'];
@@ -52,6 +53,17 @@ export interface Args {
   crossRates: number[];
   crossSeconds: number;
   crossWarmup: number;
+  /** What a connection costs (cost.ts), on `connectNodes` servers of each kind (bare ws: one). */
+  connectNodes: number;
+  /** Connections per connect phase; the phases: each of `connectRates`, then unpaced with `connectInFlight` opening at once (0: no such phase). */
+  connectCount: number;
+  connectRates: number[];
+  connectInFlight: number;
+  /** Connections opened and closed unmeasured before the first phase (0: none). */
+  connectWarmup: number;
+  /** Idle CPU: a fresh cluster per size, its connections opened `connectInFlight` at once (0: 500 per generator), then `idleCpuSeconds` left alone. */
+  idleCpuSizes: number[];
+  idleCpuSeconds: number;
   /** The scenarios that run: `--scenarios` less `--skip`. */
   scenarios: Scenario[];
   skip: Scenario[];
@@ -94,6 +106,13 @@ const FLAGS: Record<string, F> = {
   '--cross-rates': nums((a, n) => (a.crossRates = n), 1, 20_000),
   '--cross-seconds': num((a, n) => (a.crossSeconds = n), 1, 120),
   '--cross-warmup': num((a, n) => (a.crossWarmup = n), 1, 10_000),
+  '--connect-nodes': num((a, n) => (a.connectNodes = n), 1, 8),
+  '--connect-count': num((a, n) => (a.connectCount = n), 1, 100_000),
+  '--connect-rates': nums((a, n) => (a.connectRates = n), 1, 50_000),
+  '--connect-in-flight': num((a, n) => (a.connectInFlight = n), 0, 5_000),
+  '--connect-warmup': num((a, n) => (a.connectWarmup = n), 0, 100_000),
+  '--idle-cpu-sizes': nums((a, n) => (a.idleCpuSizes = n), 1, 200_000),
+  '--idle-cpu-seconds': num((a, n) => (a.idleCpuSeconds = n), 1, 600),
   '--out': valued((a, v) => (a.out = v)),
   '--baseline': valued((a, v) => (a.baseline = v)),
 };
@@ -106,10 +125,11 @@ export function parseArgs(argv: string[]): Args {
     replayClients: 1000, missed: 200,
     memoryConnections: 5000, cpuClients: 1000, cpuMessages: 200, cpuRate: 50,
     crossUsers: 500, crossRates: [100, 500, 2000], crossSeconds: 5, crossWarmup: 200,
+    connectNodes: 2, connectCount: 5000, connectRates: [500, 1000, 2000], connectInFlight: 50, connectWarmup: 1000, idleCpuSizes: [10_000, 100_000], idleCpuSeconds: 60,
     scenarios: DEFAULT_SCENARIOS, skip: [], out: undefined, baseline: undefined,
   }, FLAGS, USAGE);
   a.scenarios = a.scenarios.filter((s) => !a.skip.includes(s));
-  const most = Math.max(a.idle, a.subscribers, a.users, a.replayClients);
+  const most = Math.max(a.idle, a.subscribers, a.users, a.replayClients, a.scenarios.includes('connect') ? Math.max(a.connectCount, a.connectWarmup) : 0, a.scenarios.includes('idle-cpu') ? Math.max(...a.idleCpuSizes) : 0);
   if (a.gens === 0) a.gens = Math.max(2, Math.ceil(most / MAX_SOCKETS_PER_GEN));
   if (a.idleWorkers === 0) a.idleWorkers = Math.ceil(a.idle / MAX_SOCKETS_PER_GEN);
   if (Math.ceil(most / a.gens) > MAX_SOCKETS_PER_GEN) throw new Error(`--gens ${a.gens}: ${most} sockets need at least ${Math.ceil(most / MAX_SOCKETS_PER_GEN)} generators`);

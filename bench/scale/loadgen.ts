@@ -44,23 +44,30 @@ function onData(conn: Conn, p: Payload): void {
 
 const sorted = (xs: number[]): number[] => Float64Array.from(xs).sort().reduce<number[]>((out, v) => (out.push(Math.round(v * 1000) / 1000), out), []);
 
-/** Opens `count` connections at `rate`/s (start times spread evenly), at most `concurrency` pending at once. */
+/** Opens `count` connections at `rate`/s (start times spread evenly; 0: as fast as the window allows), at most `concurrency` pending at once. */
 async function connect(c: ConnectCommand): Promise<ConnectReply> {
   const began = nowMs();
+  loopDelay.reset();
   const latencies: number[] = [];
   let failed = 0;
   let firstError: string | undefined;
+  let openedAtSum = 0;
   let pending = 0;
+  // Woken when a connection settles, so that a full window refills at once (each open is bounded by CONNECT_TIMEOUT_MS).
+  let wake: (() => void) | undefined;
+  const concurrency = Math.max(1, c.concurrency);
   const opening: Promise<void>[] = [];
   for (let i = 0; i < c.count; i++) {
     const due = began + (c.rate > 0 ? (i * 1000) / c.rate : 0);
-    while (nowMs() < due || pending >= c.concurrency) await sleep(pending >= c.concurrency ? 2 : Math.max(0, Math.min(5, due - nowMs())));
+    while (nowMs() < due) await sleep(Math.max(0, Math.min(5, due - nowMs())));
+    while (pending >= concurrency) await new Promise<void>((resolve) => (wake = resolve));
     const conn = makeConn({ kind: c.kind, port: c.ports[i % c.ports.length]!, user: `u${c.first + i}`, join: c.join, localAddress: source(i), onData });
     pending++;
     opening.push(
       conn.open().then(
         (ms) => {
           latencies.push(ms);
+          openedAtSum += nowMs();
           conns.push(conn);
         },
         (err: Error) => {
@@ -68,11 +75,15 @@ async function connect(c: ConnectCommand): Promise<ConnectReply> {
           firstError ??= err.message;
           conn.close();
         },
-      ).finally(() => pending--),
+      ).finally(() => {
+        pending--;
+        wake?.();
+        wake = undefined;
+      }),
     );
   }
   await Promise.all(opening);
-  return { opened: latencies.length, failed, firstError, seconds: (nowMs() - began) / 1000, latencies: sorted(latencies) };
+  return { opened: latencies.length, failed, firstError, seconds: (nowMs() - began) / 1000, latencies: sorted(latencies), openedAtSum, loopDelayMaxMs: loopDelay.max / 1e6 };
 }
 
 function collect(): CollectReply {

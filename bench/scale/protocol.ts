@@ -29,6 +29,10 @@ export interface ConnectReply {
   seconds: number;
   /** Upgrade request → ready (Switchboard: `welcome`; Socket.IO: `connect`; ws: `open`), ms, sorted. */
   latencies: number[];
+  /** The sum of the `nowMs()` at which each connection became ready: with the count, how long they have been open at any later time. */
+  openedAtSum: number;
+  /** This generator's worst event-loop delay while connecting, ms: a large one means the generator, not the server, delayed connects. */
+  loopDelayMaxMs: number;
 }
 
 /** Start counting deliveries of payloads numbered 0 … messages-1 (a fresh phase). */

@@ -5,6 +5,7 @@
 import { svgPlot } from '../lib/plot.js';
 import { fmt, ratio as over, table } from '../lib/report.js';
 import { COLOURS, type Kind, KINDS, LABEL } from '../lib/servers.js';
+import type { ConnectPhase, CpuSplit, IdleCpuResult } from './cost.js';
 import type { BroadcastCpuResult, CrossNodeResult, MemoryResult } from './in-process.js';
 import type { BroadcastResult, IdleResult, RecoveryResult, TargetedResult } from './scenarios.js';
 
@@ -21,6 +22,9 @@ export interface ScaleKindResult {
   memory?: MemoryResult;
   broadcastCpu?: BroadcastCpuResult;
   crossNode?: CrossNodeResult[];
+  /** The cost scenarios (see cost.ts): connect phases, and idle CPU per size. */
+  connect?: ConnectPhase[];
+  idleCpu?: IdleCpuResult[];
   /** A scenario that threw: its name and message (the run goes on with the next). */
   errors: string[];
   /** Set on the row of the `--baseline` checkout's Switchboard: its short commit. */
@@ -74,14 +78,36 @@ const COMPARED: Record<string, Figure> = {
   memoryHeapPerConnection: memoryHeap, memoryRssPerConnection: memoryRss, broadcastCpuPer1000: broadcastCpuA,
 };
 
+/** A connect phase's name: its rate, or "max, N in flight". */
+const phaseName = (p: ConnectPhase): string => (p.rate > 0 ? `${p.rate}/s` : `max, ${p.inFlight} in flight`);
+/** The same, as the JSON's ratio names carry it: the rate, or "max-N-in-flight". */
+const phaseKey = (p: ConnectPhase): string => (p.rate > 0 ? String(p.rate) : `max-${p.inFlight}-in-flight`);
+/** The same phase in another row. */
+const samePhase = (x: ScaleKindResult, p: ConnectPhase): ConnectPhase | undefined => x.connect?.find((y) => y.rate === p.rate && y.inFlight === p.inFlight);
+/** The same size in another row. */
+const sameSize = (x: ScaleKindResult, i: IdleCpuResult): IdleCpuResult | undefined => x.idleCpu?.find((y) => y.connections === i.connections);
+
+/** The cost scenarios' compared figures, one per connect phase and idle size this checkout's Switchboard ran, named for the JSON. */
+function costFigures(results: ScaleKindResult[]): Record<string, Figure> {
+  const sb = results.find(isCurrent);
+  return Object.fromEntries([
+    ...(sb?.connect ?? []).flatMap((p) => [
+      [`connectCpuUsPerConnect@${phaseKey(p)}`, (x: ScaleKindResult) => samePhase(x, p)?.cpuUsPerConnect.total],
+      [`connectP99@${phaseKey(p)}`, (x: ScaleKindResult) => samePhase(x, p)?.connect.p99],
+    ]),
+    ...(sb?.idleCpu ?? []).map((i) => [`idleCpuUsPerConnectionMinute@${i.connections}`, (x: ScaleKindResult) => sameSize(x, i)?.usPerConnectionMinute.total]),
+  ]) as Record<string, Figure>;
+}
+
 /**
  * This checkout's Switchboard over the baseline, Socket.IO and bare ws for
  * each compared figure that both sides measured, for the JSON (the tables
  * show the same quotients).
  */
 export function ratiosOfCurrent(results: ScaleKindResult[]): Record<'baseline' | 'socketio' | 'ws', Record<string, number>> {
+  const compared = { ...COMPARED, ...costFigures(results) };
   const of = (other: Row): Record<string, number> =>
-    Object.fromEntries(Object.entries(COMPARED).flatMap(([name, get]) => {
+    Object.fromEntries(Object.entries(compared).flatMap(([name, get]) => {
       const q = quotient(results, other, get);
       return q === undefined ? [] : [[name, +q.toFixed(4)]];
     }));
@@ -147,6 +173,39 @@ export function recoveryTable(results: ScaleKindResult[]): string {
       return [[labelOf(r), v.setup, `${v.clients} × ${v.missed}`, String(v.rejoined), String(v.notRecovered), String(v.complete), String(v.replayed), fmt(v.seconds, 2), fmt(v.replayedPerSecond, 0)]];
     }),
     2,
+  );
+}
+
+/** Servers, their redis-server, and both (bare ws has no broker: "–"). */
+const cpuCells = (r: ScaleKindResult, x: CpuSplit, digits: number): string[] => [fmt(x.servers, digits), r.kind === 'ws' ? '–' : fmt(x.redis, digits), fmt(x.total, digits)];
+
+export function connectTable(results: ScaleKindResult[]): string {
+  return table(
+    ['server', 'phase', 'opened / asked', 'connect/s (achieved)', 'p50 ms', 'p99 ms', 'max ms', 'servers µs/connect', 'Redis µs/connect', 'total µs/connect', 'server GC / loop max ms', 'generator loop max ms', 'load 1 min',
+      'SB/SIO CPU', 'SB/ws CPU', ...baseHeads(results, ['SB/base CPU']), 'SB/SIO p99', 'SB/ws p99', ...baseHeads(results, ['SB/base p99'])],
+    results.flatMap((r) =>
+      (r.connect ?? []).map((p) => {
+        const cpu: Figure = (x) => samePhase(x, p)?.cpuUsPerConnect.total;
+        const p99: Figure = (x) => samePhase(x, p)?.connect.p99;
+        return [labelOf(r), phaseName(p), `${p.opened} / ${p.count}`, fmt(p.achievedRate, 0), fmt(p.connect.p50, 2), fmt(p.connect.p99, 2), fmt(p.connect.max, 1),
+          ...cpuCells(r, p.cpuUsPerConnect, 0), `${fmt(p.server.gcMaxMs, 0)} / ${fmt(p.server.loopDelayMaxMs, 0)}`, fmt(p.generatorLoopDelayMaxMs, 0), fmt(p.load1, 2), ...ratios(results, r, cpu, [cpu]), ...ratios(results, r, p99, [p99])];
+      }),
+    ),
+    2,
+  );
+}
+
+export function idleCpuTable(results: ScaleKindResult[]): string {
+  return table(
+    ['server', 'connections (opened)', 'processes', 'window s', 'servers % core', 'Redis % core', 'total % core', 'servers µs/conn/min', 'Redis µs/conn/min', 'total µs/conn/min', 'load 1 min start → end',
+      'SB/SIO total', 'SB/ws total', ...baseHeads(results, ['SB/base total'])],
+    results.flatMap((r) =>
+      (r.idleCpu ?? []).map((i) => {
+        const total: Figure = (x) => sameSize(x, i)?.usPerConnectionMinute.total;
+        return [labelOf(r), `${i.connections} (${i.opened})`, String(i.serverProcesses), fmt(i.windowSeconds, 0), ...cpuCells(r, i.corePercent, 2), ...cpuCells(r, i.usPerConnectionMinute, 1),
+          `${fmt(i.loadStart[0] ?? NaN, 2)} → ${fmt(i.loadEnd[0] ?? NaN, 2)}`, ...ratios(results, r, total, [total])];
+      }),
+    ),
   );
 }
 

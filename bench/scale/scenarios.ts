@@ -12,10 +12,12 @@ import { pooledCount } from '../lib/pool.js';
 import { merged, type Quantiles, quantilesOfSorted as quantiles } from '../lib/stats.js';
 import { sleep } from '../lib/wait.js';
 import { type Fleet, shares } from './fleet.js';
-import { nowMs, type RejoinReply, REPLAY_CHANNEL, ROOM } from './protocol.js';
+import { type Join, nowMs, type RejoinReply, REPLAY_CHANNEL, ROOM } from './protocol.js';
 
 /** Connections opening at once per generator, at most (the rate is the real limit). */
 const CONNECT_CONCURRENCY = 500;
+/** Connects per second an unpaced phase (rate 0) is given time for, at the least. */
+const SLOWEST_UNPACED_RATE = 100;
 /** A phase's connects may take their nominal time plus this. */
 const CONNECT_SLACK_MS = 60_000;
 const COMMAND_TIMEOUT_MS = 30_000;
@@ -98,22 +100,45 @@ export type RecoveryResult =
   | { supported: false; reason: string }
   | (RejoinReply & { supported: true; setup: string; clients: number; missed: number; replayedPerSecond: number });
 
-async function connectAll(fleet: Fleet, c: Cluster, ports: number[], count: number, join: 'plain' | 'room' | 'replay', rate: number): Promise<{ opened: number; failed: number; firstError?: string; seconds: number; latencies: Float64Array }> {
+/** What the generators' connects of one phase came to, summed. */
+export interface Opened {
+  opened: number;
+  failed: number;
+  firstError?: string;
+  seconds: number;
+  latencies: Float64Array;
+  /** The `nowMs()` at which each connection became ready, summed. */
+  openedAtSum: number;
+  /** The generators' worst event-loop delay while connecting, ms. */
+  generatorLoopDelayMaxMs: number;
+}
+
+/**
+ * Opens `count` connections spread over the generators, connection i to
+ * `ports[i % ports.length]`, at `rate`/s in all (0: as fast as they go);
+ * at most `inFlight` opening at once over the whole fleet (split among the
+ * generators, at least one each), by default `CONNECT_CONCURRENCY` per generator.
+ */
+export async function connectAll(fleet: Fleet, c: Cluster, ports: number[], count: number, join: Join, rate: number, inFlight?: number): Promise<Opened> {
   const parts = shares(count, fleet.gens.length);
   const firsts = parts.map((_, i) => parts.slice(0, i).reduce((s, n) => s + n, 0));
+  const windows = inFlight === undefined ? parts.map(() => CONNECT_CONCURRENCY) : shares(inFlight, fleet.gens.length).map((n) => Math.max(1, n));
   const perGen = rate > 0 ? rate / fleet.gens.length : 0;
-  const timeout = (rate > 0 ? (count / rate) * 1000 : 0) + CONNECT_SLACK_MS;
-  const replies = await fleet.all((i) => ({ type: 'connect', kind: c.kind, ports, first: firsts[i]!, count: parts[i]!, join, rate: perGen, concurrency: CONNECT_CONCURRENCY }), timeout);
+  const timeout = (count / (rate > 0 ? rate : SLOWEST_UNPACED_RATE)) * 1000 + CONNECT_SLACK_MS;
+  const replies = await fleet.all((i) => ({ type: 'connect', kind: c.kind, ports, first: firsts[i]!, count: parts[i]!, join, rate: perGen, concurrency: windows[i]! }), timeout);
   return {
     opened: replies.reduce((s, r) => s + r.opened, 0),
     failed: replies.reduce((s, r) => s + r.failed, 0),
     firstError: replies.find((r) => r.firstError)?.firstError,
     seconds: Math.max(...replies.map((r) => r.seconds)),
     latencies: merged(replies.map((r) => r.latencies)),
+    openedAtSum: replies.reduce((s, r) => s + r.openedAtSum, 0),
+    generatorLoopDelayMaxMs: Math.max(...replies.map((r) => r.loopDelayMaxMs)),
   };
 }
 
-async function closeAll(fleet: Fleet): Promise<void> {
+/** Closes every generator's connections and waits `SETTLE_MS`, so that the servers have processed the closes. */
+export async function closeAll(fleet: Fleet): Promise<void> {
   await fleet.all(() => ({ type: 'close' }), COMMAND_TIMEOUT_MS);
   await sleep(SETTLE_MS);
 }
