@@ -1,29 +1,10 @@
 /**
  * Work gathered over one turn of the event loop and done at its check phase
  * (`setImmediate`, after the I/O callbacks of the poll phase), so that what
- * many connections ask in the same moment goes to the broker together: one
- * pipelined write, one read, one call carrying many items (Node only).
+ * many connections ask in the same moment goes to the broker as one call
+ * carrying many items (Node only). ioredis pipelines the same way: the
+ * commands issued within a turn go out in one write.
  */
-
-/**
- * One promise for every caller within a turn, resolved at its check phase:
- * work that the callers of one poll phase start after it runs in one go, so
- * a client that pipelines what is issued together (ioredis) sends it in one
- * write.
- */
-export class SameTurn {
-  private pending: Promise<void> | undefined;
-
-  wait(): Promise<void> {
-    this.pending ??= new Promise<void>((resolve) =>
-      setImmediate(() => {
-        this.pending = undefined;
-        resolve();
-      }),
-    );
-    return this.pending;
-  }
-}
 
 /**
  * Items added within a turn, handed to `run` together at its check phase;

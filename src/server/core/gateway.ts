@@ -31,7 +31,6 @@ import { Namespaces } from './namespaces.js';
 import { Presence } from './presence.js';
 import { Publisher, type PublishOptions } from './publisher.js';
 import { Redirects } from './redirects.js';
-import { SameTurn } from '../../shared/batch.js';
 import type { WireCodec } from '../../protocol/msgpack.js';
 import { Session, type Outgoing, type Transport } from './session.js';
 
@@ -57,7 +56,6 @@ export class Gateway {
   private readonly publisher: Publisher;
   private readonly heartbeat: Heartbeat;
   private readonly redirects: Redirects;
-  private readonly opening = new SameTurn();
   private subscribed = 0;
   /** Shared by every session (closures per session would cost memory on each of 100k connections). */
   private readonly onSessionClosed = (s: Session): void => this.forget(s);
@@ -129,8 +127,6 @@ export class Gateway {
     if (this.redirects.apply(session)) return session;
     session.enqueue(async () => {
       try {
-        // Sessions opened in one turn go to the broker together (one pipelined write).
-        await this.opening.wait();
         const since = init.since ?? this.continuity.resumePoint(channel, session.device);
         await this.subscribe(session, channel, since, (result) => session.welcome(this.nodeId, channel, result, this.options.ping));
       } catch (err) {
@@ -163,12 +159,13 @@ export class Gateway {
     if (channel !== personalChannel(session.user)) this.subscribed++;
     this.interest.join(session, channel);
     try {
-      // The presence entry goes in the round trip of the subscription; awaited below.
+      // The presence entry goes in the write of the subscription (or of the history read); awaited below.
       const presence = this.presenceEntries.add(session, channel);
       presence?.catch(() => undefined);
-      // Not only the first subscriber waits: history must be read after the
-      // node receives the channel, or a publication in between is lost.
-      const [, since] = await Promise.all([this.interest.ensure(channel), from]);
+      // History must be read after the node receives the channel, or a
+      // publication in between is lost: every subscriber waits for that, and
+      // only one whose channel is held already goes on in the same turn.
+      const since = this.interest.ensured(channel) && !(from instanceof Promise) ? from : (await Promise.all([this.interest.ensure(channel), from]))[1];
       const [, page] = await Promise.all([presence, this.continuity.read(channel, since)]);
       // Closed meanwhile: `forget` may have run before the presence entry existed, so remove it here.
       if (!session.channels.has(channel) && this.presenceEntries.tracks(channel)) {

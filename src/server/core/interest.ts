@@ -23,6 +23,9 @@ export class Interest {
   private readonly subscribing = new Map<string, Promise<void>>();
   /** The registry entry of each local channel that has one (registry, hash-ring routing), confirmed or pending. */
   private readonly registering = new Map<string, Promise<void>>();
+  /** Channels whose broker subscription, and whose registry entry, the broker confirmed (dropped with the channel). */
+  private readonly confirmed = new Set<string>();
+  private readonly confirmedRegistered = new Set<string>();
   /** Channels whose unregistration the broker did not take, retried when it is back (`reassert`). */
   private readonly pendingUnregisters = new Set<string>();
 
@@ -60,6 +63,18 @@ export class Interest {
   }
 
   /**
+   * Whether what `ensure` waits for is in place already (the channel's
+   * broker subscription or registry entry confirmed, or none needed): the
+   * caller may go on without waiting a turn, and its next broker calls
+   * share the write of what it sent just before.
+   */
+  ensured(channel: string): boolean {
+    const subscribed = !this.routing.subscribes(channel) || this.confirmed.has(channel);
+    const registered = !this.routing.registers(channel) || this.confirmedRegistered.has(channel);
+    return subscribed && registered;
+  }
+
+  /**
    * What the routing needs before this node can count on receiving
    * `channel`: a broker subscription, a registry entry, or nothing.
    */
@@ -83,6 +98,8 @@ export class Interest {
     const subscribers = this.local.get(channel);
     if (!subscribers?.delete(session) || subscribers.size > 0) return false;
     this.local.delete(channel);
+    this.confirmed.delete(channel);
+    this.confirmedRegistered.delete(channel);
     if (this.subscribing.delete(channel)) {
       this.broker.unsubscribe(channel).catch((err: unknown) => this.log.warn({ err, channel }, 'unsubscribe failed'));
     }
@@ -132,7 +149,10 @@ export class Interest {
       if (this.routing.registers(channel)) keep.push(channel);
       else if (this.registering.has(channel)) drop.add(channel);
     }
-    for (const c of drop) this.registering.delete(c);
+    for (const c of drop) {
+      this.registering.delete(c);
+      this.confirmedRegistered.delete(c);
+    }
     try {
       for (let i = 0; i < keep.length; i += REGISTER_BATCH) {
         // A channel whose last subscriber left meanwhile is not registered again.
@@ -159,10 +179,15 @@ export class Interest {
     if (!pending) {
       const p = this.broker.subscribe(channel);
       this.subscribing.set(channel, p);
-      // A failed subscription is tried afresh by the next subscriber.
-      p.catch(() => {
-        if (this.subscribing.get(channel) === p) this.subscribing.delete(channel);
-      });
+      p.then(
+        () => {
+          if (this.subscribing.get(channel) === p) this.confirmed.add(channel);
+        },
+        // A failed subscription is tried afresh by the next subscriber.
+        () => {
+          if (this.subscribing.get(channel) === p) this.subscribing.delete(channel);
+        },
+      );
       pending = p;
     }
     return pending;
@@ -175,10 +200,15 @@ export class Interest {
     if (fresh.length > 0) {
       const p = this.registry.register(fresh);
       for (const c of fresh) this.registering.set(c, p);
-      // A failed registration is tried afresh by the next subscriber, or when the broker is back.
-      p.catch(() => {
-        for (const c of fresh) if (this.registering.get(c) === p) this.registering.delete(c);
-      });
+      p.then(
+        () => {
+          for (const c of fresh) if (this.registering.get(c) === p) this.confirmedRegistered.add(c);
+        },
+        // A failed registration is tried afresh by the next subscriber, or when the broker is back.
+        () => {
+          for (const c of fresh) if (this.registering.get(c) === p) this.registering.delete(c);
+        },
+      );
       waits.push(p);
     }
     return Promise.all(waits).then(() => undefined);

@@ -23,11 +23,12 @@ export class Presence {
   /** Removals the broker did not take, retried when it is back (keyed by channel and session). */
   private readonly pendingRemovals = new Map<string, PresenceItem>();
   /**
-   * Entries added, and removed, within one turn go to the broker in one call.
-   * A removal may overtake the add of its session; the subscribe that made
+   * Entries removed within one turn (sessions that close together) go to
+   * the broker in one call. Adds are not held for a turn: they go with the
+   * subscription's other broker calls, in the same pipelined write. A
+   * removal may overtake the add of its session; the subscribe that made
    * the add then finds the session gone and removes the entry again.
    */
-  private readonly adds = new TurnBatch<PresenceItem>((items) => this.broker.store.presenceAdd(items));
   private readonly removals = new TurnBatch<PresenceItem>((items) => this.broker.store.presenceRemove(items));
 
   constructor(
@@ -49,7 +50,7 @@ export class Presence {
   add(session: Session, channel: string): Promise<void> | undefined {
     if (!this.tracks(channel)) return undefined;
     this.pendingRemovals.delete(`${channel}\n${session.id}`);
-    return this.adds.add(this.item(session, channel));
+    return this.broker.store.presenceAdd([this.item(session, channel)]);
   }
 
   /** Remove the entry of `session` on `channel` and wait for the broker. */

@@ -1,0 +1,72 @@
+/**
+ * What a connect asks of Redis, counted by Redis itself (`INFO stats`): the
+ * sessions that open in one turn of the event loop share their round trips
+ * (their commands go out in one pipelined write, read by Redis in one
+ * go), so a burst of connects costs a few reads, not a few per session; and
+ * an idle node sends Redis nothing however many sessions it holds.
+ */
+import { pino } from 'pino';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { RedisBroker } from '../../src/brokers/redis/redis-broker.js';
+import { Gateway } from '../../src/server/core/gateway.js';
+import type { Session, Transport } from '../../src/server/core/session.js';
+import { Metrics } from '../../src/server/metrics.js';
+import { withDefaults } from '../../src/server/options.js';
+import { InterestRouting } from '../../src/server/routing/strategies.js';
+import { redisCommand, startRedis, type RedisProcess } from '../helpers/redis-server.js';
+import { sleep } from '../helpers/wait.js';
+
+const SESSIONS = 50;
+const transport: Transport = { send: () => undefined, close: () => undefined, bufferedAmount: 0 };
+
+let redis: RedisProcess;
+let gateway: Gateway;
+
+beforeAll(async () => {
+  redis = await startRedis();
+  // No health-check pings: every read Redis counts below is the gateway's.
+  const broker = new RedisBroker(redis.url, { healthCheckMs: 0 });
+  gateway = new Gateway('n1', withDefaults({ nodeId: 'n1', logLevel: 'silent' }), broker, new InterestRouting(), new Metrics({ node: 'n1' }), pino({ level: 'silent' }));
+  await gateway.start();
+});
+
+afterAll(async () => {
+  await gateway?.close();
+  await redis?.stop();
+});
+
+/** Reads Redis has done from its clients' sockets, and commands it has run. */
+async function counters(): Promise<{ reads: number; commands: number }> {
+  const text = await redisCommand(redis.port, ['INFO', 'stats']);
+  const field = (name: string): number => Number(new RegExp(`${name}:(\\d+)`).exec(text)?.[1]);
+  return { reads: field('total_reads_processed'), commands: field('total_commands_processed') };
+}
+
+it(`opens ${SESSIONS} sessions arriving in one turn with a few Redis reads, not a few per session`, async () => {
+  const before = await counters();
+  // Each upgrade completes in a callback of its own, as the sockets of one poll phase do: the
+  // microtasks run between them, so without sharing each session's commands would go out alone.
+  const sessions = await Promise.all(
+    Array.from({ length: SESSIONS }, (_, i) => new Promise<Session>((resolve) => setImmediate(() => resolve(gateway.open({ user: `u${i}`, grants: [], transport }))))),
+  );
+  await Promise.all(sessions.map((s) => s.settled));
+  for (const s of sessions) expect(s.channels.size).toBe(1);
+  const after = await counters();
+  const reads = after.reads - before.reads;
+  const commands = after.commands - before.commands;
+  console.log(`${SESSIONS} sessions opened in one turn: ${commands} Redis commands in ${reads} reads`);
+  // Each session: a subscription, its acknowledged position, its presence entry and a history read.
+  expect(commands).toBeGreaterThanOrEqual(4 * SESSIONS);
+  // The subscriptions in one write, the positions and presence entries in one, the history reads in one
+  // (Redis reads a large write in parts of 16 KiB), and the INFO of `counters`: not one or more per session.
+  expect(reads).toBeLessThanOrEqual(SESSIONS / 4);
+});
+
+it('sends Redis nothing while the sessions sit idle', async () => {
+  const before = await counters();
+  // Pause, not a wait: the window in which nothing may happen.
+  await sleep(1_500);
+  const after = await counters();
+  // The INFO that read `before` is the only command.
+  expect(after.commands - before.commands).toBe(1);
+});
