@@ -286,7 +286,14 @@ describe('redis broker (standalone)', () => {
 
       // the server forgets a killed client's subscriptions: only the broker can put them back
       await redisCommand(redis.port, ['CLIENT', 'KILL', 'TYPE', 'pubsub']);
-      await vi.waitFor(() => expect(a.readyChanges).toEqual([false, true]), { timeout: 5_000, interval: 20 });
+      // Both brokers lost their subscriber: each is ready again once it has restored its subscriptions.
+      await vi.waitFor(
+        () => {
+          expect(a.readyChanges).toEqual([false, true]);
+          expect(b.readyChanges).toEqual([false, true]);
+        },
+        { timeout: 5_000, interval: 20 },
+      );
       expect(a.broker.ready).toBe(true);
       expect((await cli(redis.port, 'PUBSUB', 'CHANNELS', `${prefix}:*`)).sort()).toEqual(
         [
