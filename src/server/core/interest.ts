@@ -19,13 +19,15 @@ const MAX_PENDING_UNREGISTERS = 100_000;
 export class Interest {
   /** Local subscribers by channel. */
   private readonly local = new Map<string, Set<Session>>();
-  /** The broker subscription of each local channel (interest routing), confirmed or still pending: every subscriber waits for it. */
-  private readonly subscribing = new Map<string, Promise<void>>();
-  /** The registry entry of each local channel that has one (registry, hash-ring routing), confirmed or pending. */
-  private readonly registering = new Map<string, Promise<void>>();
-  /** Channels whose broker subscription, and whose registry entry, the broker confirmed (dropped with the channel). */
-  private readonly confirmed = new Set<string>();
-  private readonly confirmedRegistered = new Set<string>();
+  /**
+   * The broker subscription of each local channel (interest routing):
+   * pending (its promise, which every subscriber waits for) or `true` once
+   * the broker confirmed it (a held channel keeps no promise: one per
+   * connection, for its personal channel).
+   */
+  private readonly subscribing = new Map<string, Promise<void> | true>();
+  /** The registry entry of each local channel that has one (registry, hash-ring routing), pending or `true`, as `subscribing`. */
+  private readonly registering = new Map<string, Promise<void> | true>();
   /** Channels whose unregistration the broker did not take, retried when it is back (`reassert`). */
   private readonly pendingUnregisters = new Set<string>();
 
@@ -69,8 +71,8 @@ export class Interest {
    * share the write of what it sent just before.
    */
   ensured(channel: string): boolean {
-    const subscribed = !this.routing.subscribes(channel) || this.confirmed.has(channel);
-    const registered = !this.routing.registers(channel) || this.confirmedRegistered.has(channel);
+    const subscribed = !this.routing.subscribes(channel) || this.subscribing.get(channel) === true;
+    const registered = !this.routing.registers(channel) || this.registering.get(channel) === true;
     return subscribed && registered;
   }
 
@@ -98,8 +100,6 @@ export class Interest {
     const subscribers = this.local.get(channel);
     if (!subscribers?.delete(session) || subscribers.size > 0) return false;
     this.local.delete(channel);
-    this.confirmed.delete(channel);
-    this.confirmedRegistered.delete(channel);
     if (this.subscribing.delete(channel)) {
       this.broker.unsubscribe(channel).catch((err: unknown) => this.log.warn({ err, channel }, 'unsubscribe failed'));
     }
@@ -149,10 +149,7 @@ export class Interest {
       if (this.routing.registers(channel)) keep.push(channel);
       else if (this.registering.has(channel)) drop.add(channel);
     }
-    for (const c of drop) {
-      this.registering.delete(c);
-      this.confirmedRegistered.delete(c);
-    }
+    for (const c of drop) this.registering.delete(c);
     try {
       for (let i = 0; i < keep.length; i += REGISTER_BATCH) {
         // A channel whose last subscriber left meanwhile is not registered again.
@@ -160,7 +157,18 @@ export class Interest {
         if (part.length === 0) continue;
         const p = this.registry.register(part);
         for (const c of part) this.registering.set(c, p);
-        await p;
+        let ok = false;
+        try {
+          await p;
+          ok = true;
+        } finally {
+          // Confirmed, or tried afresh by the next subscriber (a rejected promise is not kept).
+          for (const c of part) {
+            if (this.registering.get(c) !== p) continue;
+            if (ok) this.registering.set(c, true);
+            else this.registering.delete(c);
+          }
+        }
       }
       if (drop.size > 0) await this.registry.unregister([...drop]);
     } catch (err) {
@@ -175,34 +183,37 @@ export class Interest {
   }
 
   private subscribeOnce(channel: string): Promise<void> {
-    let pending = this.subscribing.get(channel);
-    if (!pending) {
-      const p = this.broker.subscribe(channel);
-      this.subscribing.set(channel, p);
-      p.then(
-        () => {
-          if (this.subscribing.get(channel) === p) this.confirmed.add(channel);
-        },
-        // A failed subscription is tried afresh by the next subscriber.
-        () => {
-          if (this.subscribing.get(channel) === p) this.subscribing.delete(channel);
-        },
-      );
-      pending = p;
-    }
-    return pending;
+    const held = this.subscribing.get(channel);
+    if (held === true) return Promise.resolve();
+    if (held) return held;
+    const p = this.broker.subscribe(channel);
+    this.subscribing.set(channel, p);
+    p.then(
+      () => {
+        if (this.subscribing.get(channel) === p) this.subscribing.set(channel, true);
+      },
+      // A failed subscription is tried afresh by the next subscriber.
+      () => {
+        if (this.subscribing.get(channel) === p) this.subscribing.delete(channel);
+      },
+    );
+    return p;
   }
 
   /** Register the channels not registered (or being registered) yet, in one broker call. */
   private registerOnce(channels: string[]): Promise<void> {
     const fresh = channels.filter((c) => !this.registering.has(c));
-    const waits = channels.filter((c) => this.registering.has(c)).map((c) => this.registering.get(c)!);
+    const waits: Array<Promise<void>> = [];
+    for (const c of channels) {
+      const pending = this.registering.get(c);
+      if (pending instanceof Promise) waits.push(pending);
+    }
     if (fresh.length > 0) {
       const p = this.registry.register(fresh);
       for (const c of fresh) this.registering.set(c, p);
       p.then(
         () => {
-          for (const c of fresh) if (this.registering.get(c) === p) this.confirmedRegistered.add(c);
+          for (const c of fresh) if (this.registering.get(c) === p) this.registering.set(c, true);
         },
         // A failed registration is tried afresh by the next subscriber, or when the broker is back.
         () => {
