@@ -141,8 +141,8 @@ export class ChannelOrder<M = void> {
     const epochs = this.options.epochs;
     if (st.epoch === undefined) st.epoch = pub.epoch;
     else if (st.epoch !== pub.epoch) {
-      // While suspended the old numbering stays: the catch-up finds it gone.
-      if (!epochs && !st.more?.suspended) {
+      // While suspended, or while what it missed is being read, the old numbering stays: the read finds it gone.
+      if (!epochs && !st.more?.suspended && !st.more?.filling) {
         this.forget(pub.channel);
         st = this.state(pub.channel);
         st.epoch = pub.epoch;

@@ -59,8 +59,14 @@ describe('chaos: Redis killed and restarted under load', () => {
     await sleep(2000);
     await outage(run, 1000);
     // Each client is closed with 4104 and comes back told that recovery failed.
-    // Wait for every client to be told recovered: false.
-    await vi.waitUntil(() => run!.clients.every((c) => c.toldNotRecovered > 0 && c.connected), { timeout: 15_000, interval: 25 });
+    // Wait for every client to be told recovered: false (a timeout names the ones still waited for).
+    await vi.waitFor(
+      () =>
+        expect(
+          run!.clients.filter((c) => !(c.toldNotRecovered > 0 && c.connected)).map((c) => `${c.user} (${c.client.state}, told ${c.toldNotRecovered}, drops ${c.drops.map((d) => d.code).join('/')})`),
+        ).toEqual([]),
+      { timeout: 15_000, interval: 25 },
+    );
     // Pause, not a wait: traffic flows for a while after the recovery.
     await sleep(3000);
     const told = run.clients.filter((c) => c.toldNotRecovered > 0).length;

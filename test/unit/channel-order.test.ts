@@ -79,6 +79,18 @@ describe('channel order, gateway configuration', () => {
     expect(g.got).toEqual([1, 1]);
   });
 
+  it('a publication of a new epoch that arrives while the catch-up reads holds on: the read finds the numbering restarted and loses the channel', async () => {
+    const g = gateway({ epoch: 'e2', earliest: 1, top: 1 });
+    g.order.push(pub(1));
+    g.order.suspend();
+    const catchingUp = g.order.catchUp();
+    // The catch-up has taken the channel out of suspension and is reading; the broker (restarted empty) delivers anew.
+    g.order.push(pub(1, 'e2'));
+    await catchingUp;
+    expect(g.lost).toEqual([C]);
+    expect(g.got).toEqual([1]);
+  });
+
   it('a catch-up that cannot read history passes over the gap', async () => {
     const g = gateway({ epoch: 'e1', earliest: 1, top: 4, fails: true });
     g.order.push(pub(1));

@@ -44,6 +44,10 @@ const WRONG_LAST_SEQUENCE = 10071;
 const MAX_ATTEMPTS = 100;
 /** Channels whose last position a node remembers. */
 const MAX_HEADS = 10_000;
+/** Reads of one history page at most, while the stream changes under it (or a replica lags). */
+const MAX_READS = 5;
+/** Before reading a page again because a replica lagged, this long times the attempt (ms). */
+const LAG_PAUSE_MS = 5;
 /** How long a read waits for the position mirror to catch up before the numbering restarts. */
 const MIRROR_WAIT_MS = 1_000;
 
@@ -124,7 +128,7 @@ export class NatsHistory implements Pick<Store, 'history'> {
     const streams = await this.ensure(policy);
     const key = `${streams.history}\n${channel}`;
     const subject = this.names.historySubject(policy, channel);
-    for (let attempt = 0; attempt < 5; attempt++) {
+    for (let attempt = 0; attempt < MAX_READS; attempt++) {
       const [last, first] = await Promise.all([
         getMessage(this.link(), streams.history, { last: subject }),
         getMessage(this.link(), streams.history, { next: subject, seq: 0 }),
@@ -160,6 +164,12 @@ export class NatsHistory implements Pick<Store, 'history'> {
               stop: (m) => m.seq >= last.seq || (numberingOf(m.headers)?.offset ?? 0) >= to,
             });
       page.messages = this.publications(found, top.epoch, from, to);
+      // The newest ones not there yet: on a cluster the read went to a replica that had not applied
+      // what the last-message read saw (they are stored, offsets have no gaps). Read again.
+      if ((page.messages.at(-1)?.offset ?? from - 1) < to && attempt < MAX_READS - 1) {
+        await sleep(LAG_PAUSE_MS * (attempt + 1));
+        continue;
+      }
       // Dropped by the TTL while being read: the page must not claim them.
       if (page.messages[0]?.offset !== from) page.earliest = Math.max(earliest, page.messages[0]?.offset ?? top.offset + 1);
       return page;

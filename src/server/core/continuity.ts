@@ -46,6 +46,8 @@ export class Continuity {
   private brokerWasDown = false;
   /** Acknowledged personal-channel positions on their way to the broker. */
   private readonly acks: AckWriter;
+  /** The catch-up under way, if any (`catchUp`). */
+  private catching: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly broker: Broker,
@@ -199,7 +201,10 @@ export class Continuity {
    * sessions are told to reconnect: their recovery then says `recovered: false`.
    */
   catchUp(): Promise<void> {
-    return this.order.catchUp();
+    // One at a time: a second one (the broker came back, and this node was swept) waits for the first.
+    const run = this.catching.then(() => this.order.catchUp());
+    this.catching = run.catch(() => undefined);
+    return run;
   }
 
   /**
