@@ -58,7 +58,11 @@ describe.each(Object.keys(backends))('a cluster over the %s broker', (backendNam
     backend = await backends[backendName]!();
     for (const id of ['node-a', 'node-b', 'node-c']) nodes.push(await startOne(id));
     [a, b, c] = nodes as [SwitchboardNode, SwitchboardNode, SwitchboardNode];
-    await vi.waitUntil(async () => ((await api(a.url(), 'GET', '/api/nodes')).body.nodes as unknown[]).length === 3, { timeout: 5_000, interval: 25 });
+    // Every node has heard the others (the last one started learns of them from their answers to its first beat).
+    await vi.waitUntil(
+      async () => (await Promise.all(nodes.map(async (n) => ((await api(n.url(), 'GET', '/api/nodes')).body.nodes as unknown[]).length))).every((count) => count === 3),
+      { timeout: 5_000, interval: 25 },
+    );
   }, 60_000);
 
   afterAll(async () => {
