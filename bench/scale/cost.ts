@@ -8,8 +8,8 @@
 //   generators go with a bounded number opening at once; connect latency
 //   p50/p99, and CPU per connect of the servers and of their redis-server;
 // - idle CPU: `size` connections held open and left alone for a window long
-//   enough for every periodic job (Switchboard refreshes presence every
-//   presence-ttl / 3 = 10 s and pings every 25 s by default); CPU of the
+//   enough for every periodic job (pings every 25 s by default; before issue
+//   14 Switchboard also refreshed presence every 10 s); CPU of the
 //   servers and of their redis-server as % of a core and µs per connection
 //   per minute.
 import { loadavg } from 'node:os';
