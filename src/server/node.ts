@@ -22,7 +22,7 @@ import { createLogger } from './logger.js';
 import { Metrics } from './metrics.js';
 import { clusterView } from './admin/cluster-view.js';
 import { LoadMeter } from './admin/load-meter.js';
-import { ROUTINGS, withDefaults, type NodeOptions, type NodeOptionsInput } from './options.js';
+import { ROUTINGS, detectionMs, withDefaults, type NodeOptions, type NodeOptionsInput } from './options.js';
 import { createRouting, HashRingRouting } from './routing/strategies.js';
 
 export interface SwitchboardNode {
@@ -68,8 +68,7 @@ export async function startNode(partial: NodeOptionsInput = {}, deps: NodeDeps =
   const metrics = new Metrics({ node: options.nodeId });
   const routing = createRouting(options.routing, options.nodeId, {
     vnodes: options.hashringVnodes,
-    // The time the cluster takes to agree on a join or a death.
-    settleMs: options.heartbeat * options.deadAfterBeats * 1000,
+    settleMs: detectionMs(options),
   });
   const broker =
     deps.broker ??
@@ -86,8 +85,6 @@ export async function startNode(partial: NodeOptionsInput = {}, deps: NodeDeps =
     node === options.nodeId ? publicUrl() : cluster.nodes().find((n) => n.id === node)?.url;
   const gateway = new Gateway(options.nodeId, options, broker, routing, metrics, log, { urlOf, isAlive: (node) => cluster.isAlive(node) });
   const entries = new NodeEntries(broker.store, options.nodeId, log);
-  /** The time the cluster takes to agree on a join or a death. */
-  const detectionMs = options.heartbeat * options.deadAfterBeats * 1000;
   const verifier = new TokenVerifier({ secret: options.secret, publicKey: options.publicKey });
   const frames = new FrameHandler(gateway, metrics, options.limits.maxSubscriptions);
   const startedAt = Date.now();
@@ -221,7 +218,7 @@ export async function startNode(partial: NodeOptionsInput = {}, deps: NodeDeps =
   port = (server.address() as AddressInfo).port;
   cluster.start();
   // Once every live node has beaten, the entries of nodes nobody saw die go.
-  const unknownSweep = setTimeout(() => void entries.dropUnknown((node) => cluster.isAlive(node)), detectionMs + SETTLE_MARGIN_MS);
+  const unknownSweep = setTimeout(() => void entries.dropUnknown((node) => cluster.isAlive(node)), detectionMs(options) + SETTLE_MARGIN_MS);
   unknownSweep.unref();
   load.start();
   log.info({ port, host: options.host, broker: broker.kind }, 'switchboard node listening');

@@ -147,6 +147,11 @@ export type NodeOptionsInput = Partial<Omit<NodeOptions, 'limits' | 'defaultName
 };
 
 /** Complete options from a partial set, filling every default. */
+/** How long the cluster takes to agree on a join or a death: `--heartbeat` × `--dead-after-beats`, in milliseconds. */
+export function detectionMs(options: Pick<NodeOptions, 'heartbeat' | 'deadAfterBeats'>): number {
+  return options.heartbeat * options.deadAfterBeats * 1000;
+}
+
 export function withDefaults(partial: NodeOptionsInput = {}): NodeOptions {
   const namespaces: Record<string, NamespaceOptions> = {
     user: { ...DEFAULT_PERSONAL_NAMESPACE },

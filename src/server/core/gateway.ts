@@ -21,7 +21,7 @@ import {
 import type { Broker, BrokerPublication, PresenceEntry, PublishReceipt } from '../../brokers/broker.js';
 import type { HistoryPage, HistoryQuery } from '../../brokers/history.js';
 import type { Metrics } from '../metrics.js';
-import type { NodeOptions } from '../options.js';
+import { detectionMs, type NodeOptions } from '../options.js';
 import type { RoutingStrategy } from '../routing/strategies.js';
 import { ALONE, type ClusterView } from './cluster-view.js';
 import { Continuity, type Since } from './continuity.js';
@@ -71,7 +71,7 @@ export class Gateway {
     cluster: ClusterView = ALONE,
   ) {
     this.namespaces = new Namespaces(options);
-    this.interest = new Interest(broker, routing, options.heartbeat * options.deadAfterBeats * 1000, log);
+    this.interest = new Interest(broker, routing, detectionMs(options), log);
     this.presenceEntries = new Presence(nodeId, broker, this.namespaces, this.interest, (node) => cluster.isAlive(node), log);
     this.continuity = new Continuity(broker, this.namespaces, this.interest, metrics, log, (pub) => this.deliverLocal(pub), options.limits.maxBufferedBytes / 2);
     this.publisher = new Publisher(broker, this.namespaces, routing, options, metrics, log);

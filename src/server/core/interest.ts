@@ -155,20 +155,7 @@ export class Interest {
         // A channel whose last subscriber left meanwhile is not registered again.
         const part = keep.slice(i, i + REGISTER_BATCH).filter((c) => this.local.has(c));
         if (part.length === 0) continue;
-        const p = this.registry.register(part);
-        for (const c of part) this.registering.set(c, p);
-        let ok = false;
-        try {
-          await p;
-          ok = true;
-        } finally {
-          // Confirmed, or tried afresh by the next subscriber (a rejected promise is not kept).
-          for (const c of part) {
-            if (this.registering.get(c) !== p) continue;
-            if (ok) this.registering.set(c, true);
-            else this.registering.delete(c);
-          }
-        }
+        await this.track(this.registering, part, this.registry.register(part));
       }
       if (drop.size > 0) await this.registry.unregister([...drop]);
     } catch (err) {
@@ -186,18 +173,7 @@ export class Interest {
     const held = this.subscribing.get(channel);
     if (held === true) return Promise.resolve();
     if (held) return held;
-    const p = this.broker.subscribe(channel);
-    this.subscribing.set(channel, p);
-    p.then(
-      () => {
-        if (this.subscribing.get(channel) === p) this.subscribing.set(channel, true);
-      },
-      // A failed subscription is tried afresh by the next subscriber.
-      () => {
-        if (this.subscribing.get(channel) === p) this.subscribing.delete(channel);
-      },
-    );
-    return p;
+    return this.track(this.subscribing, [channel], this.broker.subscribe(channel));
   }
 
   /** Register the channels not registered (or being registered) yet, in one broker call. */
@@ -209,19 +185,27 @@ export class Interest {
       if (pending instanceof Promise) waits.push(pending);
     }
     if (fresh.length > 0) {
-      const p = this.registry.register(fresh);
-      for (const c of fresh) this.registering.set(c, p);
-      p.then(
-        () => {
-          for (const c of fresh) if (this.registering.get(c) === p) this.registering.set(c, true);
-        },
-        // A failed registration is tried afresh by the next subscriber, or when the broker is back.
-        () => {
-          for (const c of fresh) if (this.registering.get(c) === p) this.registering.delete(c);
-        },
-      );
-      waits.push(p);
+      waits.push(this.track(this.registering, fresh, this.registry.register(fresh)));
     }
     return Promise.all(waits).then(() => undefined);
+  }
+
+  /**
+   * Hold `p` for `channels` in `map` until it settles: then `true` once the
+   * broker confirmed, or nothing, so that a failure is tried afresh by the
+   * next subscriber or when the broker is back (a rejected promise is not
+   * kept). An entry that something newer replaced meanwhile is left alone.
+   */
+  private track(map: Map<string, Promise<void> | true>, channels: readonly string[], p: Promise<void>): Promise<void> {
+    for (const c of channels) map.set(c, p);
+    const settle = (ok: boolean): void => {
+      for (const c of channels) {
+        if (map.get(c) !== p) continue;
+        if (ok) map.set(c, true);
+        else map.delete(c);
+      }
+    };
+    p.then(() => settle(true), () => settle(false));
+    return p;
   }
 }

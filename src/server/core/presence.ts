@@ -49,7 +49,7 @@ export class Presence {
   /** Add the entry of `session` on `channel`, if the channel keeps presence. */
   add(session: Session, channel: string): Promise<void> | undefined {
     if (!this.tracks(channel)) return undefined;
-    this.pendingRemovals.delete(`${channel}\n${session.id}`);
+    this.pendingRemovals.delete(removalKey(channel, session.id));
     return this.broker.store.presenceAdd([this.item(session, channel)]);
   }
 
@@ -66,7 +66,7 @@ export class Presence {
       // Retried when the broker is back (`reassert`): an entry is never left behind by a live node.
       this.log.debug({ err, channel }, 'presence remove failed; retried when the broker is back');
       if (this.pendingRemovals.size >= MAX_PENDING_REMOVALS) this.pendingRemovals.delete(this.pendingRemovals.keys().next().value!);
-      this.pendingRemovals.set(`${channel}\n${session.id}`, item);
+      this.pendingRemovals.set(removalKey(channel, session.id), item);
     });
   }
 
@@ -115,4 +115,9 @@ export class Presence {
   private item(session: Session, channel: string): PresenceItem {
     return { channel, entry: { user: session.user, session: session.id, node: this.nodeId } };
   }
+}
+
+/** The key of a removal kept for retrying: one per session and channel. */
+function removalKey(channel: string, session: string): string {
+  return `${channel}\n${session}`;
 }
