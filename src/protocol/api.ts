@@ -30,6 +30,18 @@ export interface BroadcastRequest {
   idempotencyKey?: string;
 }
 
+/** One command of `POST /api/batch`: a publish to a channel or a send to a user, each with its own idempotency key. */
+export type BatchCommand = { publish: PublishRequest } | { send: SendRequest };
+
+/**
+ * `POST /api/batch`: 1 to `MAX_BATCH_COMMANDS` commands, run in one request.
+ * Commands on one channel (or to one user) are published in the order given;
+ * others concurrently.
+ */
+export interface BatchRequest {
+  commands: readonly BatchCommand[];
+}
+
 /** `POST /api/disconnect`: close every session of `user` on every node. */
 export interface DisconnectRequest {
   user: string;
@@ -49,6 +61,8 @@ export interface HistoryParams {
 
 /** Channels one `/api/broadcast` may name. */
 export const MAX_BROADCAST_CHANNELS = 1000;
+/** Commands one `/api/batch` may carry. */
+export const MAX_BATCH_COMMANDS = 1000;
 /** Messages one `/api/history` page may hold. */
 export const MAX_HISTORY_LIMIT = 10_000;
 
@@ -70,6 +84,15 @@ export type BroadcastResult = PublishAnswer | { error: ErrorBody };
 
 /** The answer to `/api/broadcast`: one result per channel, in the order given. */
 export interface BroadcastAnswer {
+  results: BroadcastResult[];
+}
+
+/**
+ * The answer to `/api/batch`: one result per command, in the order given.
+ * A command that failed (or was malformed) has its error; the others were
+ * published regardless.
+ */
+export interface BatchAnswer {
   results: BroadcastResult[];
 }
 
@@ -185,6 +208,7 @@ export interface ErrorAnswer {
 export type ApiAnswer =
   | PublishAnswer
   | BroadcastAnswer
+  | BatchAnswer
   | UserAnswer
   | PresenceAnswer
   | HistoryAnswer

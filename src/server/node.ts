@@ -12,6 +12,7 @@ import { createBroker, type Broker } from '../brokers/index.js';
 import { TokenVerifier } from './auth/token.js';
 import { FrameHandler } from './core/frame-handler.js';
 import { Gateway } from './core/gateway.js';
+import { Commands, dataFromJson, inProcessData, type ServerCommands } from './core/commands.js';
 import { Cluster } from '../cluster/cluster.js';
 import { NodeEntries } from '../cluster/entries.js';
 import type { ClusterRequest, NodeInfo } from '../cluster/messages.js';
@@ -25,7 +26,7 @@ import { LoadMeter } from './admin/load-meter.js';
 import { ROUTINGS, detectionMs, withDefaults, type NodeOptions, type NodeOptionsInput } from './options.js';
 import { createRouting, HashRingRouting } from './routing/strategies.js';
 
-export interface SwitchboardNode {
+export interface SwitchboardNode extends ServerCommands {
   /** This node's id. */
   readonly id: string;
   /** The TCP port actually bound (useful with `port: 0`). */
@@ -134,8 +135,10 @@ export async function startNode(partial: NodeOptionsInput = {}, deps: NodeDeps =
       onSwept: () => gateway.swept(),
     },
   );
+  const commands = new Commands(gateway, inProcessData(options.limits.maxBodyBytes));
   const api = new ServerApi({
     gateway,
+    commands: new Commands(gateway, dataFromJson),
     metrics,
     apiKeys: options.apiKeys,
     insecure: options.insecure,
@@ -255,6 +258,12 @@ export async function startNode(partial: NodeOptionsInput = {}, deps: NodeDeps =
     url: (path = '') => `http://127.0.0.1:${port}${path}`,
     drain: () => (stopping ??= stop(options.drainTimeout * 1000)),
     close: () => (stopping ??= stop(0)),
+    publish: (channel, data, opts) => commands.publish(channel, data, opts),
+    send: (user, data, opts) => commands.send(user, data, opts),
+    batch: (list) => commands.batch(list),
+    presence: (channel) => commands.presence(channel),
+    user: (user) => commands.user(user),
+    history: (channel, params) => commands.history(channel, params),
   };
 }
 

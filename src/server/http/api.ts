@@ -7,16 +7,14 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import {
   CloseCode,
   ErrorCode,
-  isValidChannel,
-  isValidUserId,
-  personalChannel,
   SwitchboardError,
   MAX_BROADCAST_CHANNELS,
-  MAX_HISTORY_LIMIT,
   REPLAYED_HEADER,
   toErrorBody,
   type AdminClusterAnswer,
   type ApiAnswer,
+  type BatchAnswer,
+  type BatchRequest,
   type BroadcastAnswer,
   type BroadcastRequest,
   type DisconnectAnswer,
@@ -32,12 +30,15 @@ import {
   type UserAnswer,
 } from '../../protocol/index.js';
 import type { PublishReceipt } from '../../brokers/broker.js';
+import { dataFromJson, requireChannel, requireIdempotencyKey, requireUser, type Commands } from '../core/commands.js';
 import type { Gateway } from '../core/gateway.js';
 import type { Metrics } from '../metrics.js';
 import { readJsonObject, sendError, sendJson } from './respond.js';
 
 export interface ApiContext {
   gateway: Gateway;
+  /** Publishing and reading, checked as for an in-process caller. */
+  commands: Commands;
   metrics: Metrics;
   apiKeys: string[];
   /** With no API key configured, `--insecure` leaves the API open. */
@@ -76,6 +77,7 @@ export class ServerApi {
       { method: 'POST', path: /^\/api\/publish$/, handler: (req, _p, _u, res) => this.publish(req, res) },
       { method: 'POST', path: /^\/api\/send$/, handler: (req, _p, _u, res) => this.send(req, res) },
       { method: 'POST', path: /^\/api\/broadcast$/, handler: (req) => this.broadcast(req) },
+      { method: 'POST', path: /^\/api\/batch$/, handler: (req) => this.batch(req) },
       { method: 'GET', path: /^\/api\/users\/([^/]+)$/, handler: (_r, p) => this.user(p[0] ?? '') },
       { method: 'GET', path: /^\/api\/presence\/([^/]+)$/, handler: (_r, p) => this.presence(p[0] ?? '') },
       { method: 'GET', path: /^\/api\/history\/([^/]+)$/, handler: (_r, p, url) => this.history(p[0] ?? '', url) },
@@ -143,16 +145,23 @@ export class ServerApi {
   // broker up to the publish deadline, and a draining node still publishes.
   private async publish(req: IncomingMessage, res: ServerResponse): Promise<PublishAnswer> {
     const body: Unchecked<PublishRequest> = await readJsonObject(req, this.ctx.maxBodyBytes);
-    const channel = requireChannel(body.channel);
-    requireData(body);
-    return answered(res, await this.ctx.gateway.publish(channel, body.data, { idempotencyKey: idempotencyKey(req, body) }));
+    return answered(res, await this.ctx.commands.publish(body.channel, body.data, { idempotencyKey: idempotencyKey(req, body) }));
   }
 
   private async send(req: IncomingMessage, res: ServerResponse): Promise<PublishAnswer> {
     const body: Unchecked<SendRequest> = await readJsonObject(req, this.ctx.maxBodyBytes);
-    const user = requireUser(body.user);
-    requireData(body);
-    return answered(res, await this.ctx.gateway.publish(personalChannel(user), body.data, { idempotencyKey: idempotencyKey(req, body) }));
+    return answered(res, await this.ctx.commands.send(body.user, body.data, { idempotencyKey: idempotencyKey(req, body) }));
+  }
+
+  /** `POST /api/batch`: each command carries its own idempotency key (the header would name them all). */
+  private async batch(req: IncomingMessage): Promise<BatchAnswer> {
+    if (req.headers['idempotency-key'] !== undefined) {
+      throw new SwitchboardError(ErrorCode.BadRequest, 'a batch takes an "idempotencyKey" in each command, not the Idempotency-Key header');
+    }
+    const body: Unchecked<BatchRequest> = await readJsonObject(req, this.ctx.maxBodyBytes);
+    const answer = await this.ctx.commands.batch(body.commands);
+    for (const r of answer.results) if ('error' in r) this.ctx.metrics.errors.inc({ code: r.error.code });
+    return answer;
   }
 
   private async broadcast(req: IncomingMessage): Promise<BroadcastAnswer> {
@@ -165,7 +174,7 @@ export class ServerApi {
       );
     }
     channels.forEach(requireChannel);
-    requireData(body);
+    dataFromJson(body.data);
     const key = idempotencyKey(req, body);
     const results = await Promise.all(
       (channels as string[]).map((c) =>
@@ -178,29 +187,18 @@ export class ServerApi {
     return { results };
   }
 
-  private async user(user: string): Promise<UserAnswer> {
-    requireUser(user);
-    const entries = await this.ctx.gateway.presence(personalChannel(user));
-    return { online: entries.length > 0, sessions: entries.map(({ session, node }) => ({ session, node })) };
+  private user(user: string): Promise<UserAnswer> {
+    return this.ctx.commands.user(user);
   }
 
-  private async presence(channel: string): Promise<PresenceAnswer> {
-    requireChannel(channel);
-    const policy = this.ctx.gateway.namespaces.of(channel);
-    if (!policy.presence) {
-      throw new SwitchboardError(ErrorCode.NotFound, `presence is not kept for namespace "${policy.namespace}"`);
-    }
-    return { members: await this.ctx.gateway.presence(channel) };
+  private presence(channel: string): Promise<PresenceAnswer> {
+    return this.ctx.commands.presence(channel);
   }
 
-  private async history(channel: string, url: URL): Promise<HistoryAnswer> {
-    requireChannel(channel);
-    const policy = this.ctx.gateway.namespaces.of(channel);
-    if (!policy.history) throw new SwitchboardError(ErrorCode.NotFound, `namespace "${policy.namespace}" keeps no history`);
+  private history(channel: string, url: URL): Promise<HistoryAnswer> {
     const since = optionalInt(url.searchParams.get('since'), 'since');
-    const limit = Math.min(optionalInt(url.searchParams.get('limit'), 'limit') ?? policy.history.size, MAX_HISTORY_LIMIT);
-    const page = await this.ctx.gateway.history(channel, since === undefined ? { limit } : { since, limit });
-    return { offset: page.offset, epoch: page.epoch, messages: page.messages };
+    const limit = optionalInt(url.searchParams.get('limit'), 'limit');
+    return this.ctx.commands.history(channel, { ...(since === undefined ? {} : { since }), ...(limit === undefined ? {} : { limit }) });
   }
 
   private async disconnect(req: IncomingMessage): Promise<DisconnectAnswer> {
@@ -222,18 +220,6 @@ function digest(key: string): Buffer {
   return createHash('sha256').update(key).digest();
 }
 
-function requireChannel(v: unknown): string {
-  if (!isValidChannel(v)) {
-    throw new SwitchboardError(ErrorCode.BadRequest, 'channel name must be 1-255 characters of A-Za-z0-9_-.:@=,');
-  }
-  return v;
-}
-
-function requireUser(v: unknown): string {
-  if (!isValidUserId(v)) throw new SwitchboardError(ErrorCode.BadRequest, '"user" must be a valid user id');
-  return v;
-}
-
 /** A percent-decoded path parameter; malformed escapes (`%ZZ`, `%C0%80`) are the caller's error, not a 500. */
 function decodeParam(p: string): string {
   try {
@@ -243,10 +229,6 @@ function decodeParam(p: string): string {
   }
 }
 
-function requireData(body: { data?: unknown }): void {
-  if (!('data' in body)) throw new SwitchboardError(ErrorCode.BadRequest, 'body needs "data"');
-}
-
 function optionalInt(v: string | null, name: string): number | undefined {
   if (v === null || v === '') return undefined;
   const n = /^\d+$/.test(v) ? Number(v) : NaN;
@@ -254,20 +236,11 @@ function optionalInt(v: string | null, name: string): number | undefined {
   return n;
 }
 
-/** An idempotency key: printable ASCII without spaces, like the `Idempotency-Key` header drafts allow. */
-const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,128}$/;
-
 /** The body's `idempotencyKey` or the `Idempotency-Key` header (both: they must agree). */
 function idempotencyKey(req: IncomingMessage, body: { idempotencyKey?: unknown }): string | undefined {
   const header = req.headers['idempotency-key'];
-  const fromHeader = Array.isArray(header) ? header[0] : header;
-  const fromBody = body.idempotencyKey;
-  if (fromBody !== undefined && (typeof fromBody !== 'string' || !IDEMPOTENCY_KEY.test(fromBody))) {
-    throw new SwitchboardError(ErrorCode.BadRequest, '"idempotencyKey" must be 1-128 printable ASCII characters without spaces');
-  }
-  if (fromHeader !== undefined && !IDEMPOTENCY_KEY.test(fromHeader)) {
-    throw new SwitchboardError(ErrorCode.BadRequest, 'the Idempotency-Key header must be 1-128 printable ASCII characters without spaces');
-  }
+  const fromHeader = requireIdempotencyKey(Array.isArray(header) ? header[0] : header, 'the Idempotency-Key header');
+  const fromBody = requireIdempotencyKey(body.idempotencyKey);
   if (fromBody !== undefined && fromHeader !== undefined && fromBody !== fromHeader) {
     throw new SwitchboardError(ErrorCode.BadRequest, '"idempotencyKey" and the Idempotency-Key header differ');
   }
