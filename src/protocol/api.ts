@@ -93,8 +93,11 @@ export interface BroadcastAnswer {
  * published regardless.
  */
 export interface BatchAnswer {
-  results: BroadcastResult[];
+  results: BatchResult[];
 }
+
+/** One command of a batch: its position (`replayed` when its idempotency key was seen before), or why it failed. */
+export type BatchResult = (PublishAnswer & { replayed?: true }) | { error: ErrorBody };
 
 /** One session of a user, and the node that holds it. */
 export interface UserSession {

@@ -7,12 +7,14 @@
 import { randomUUID } from 'node:crypto';
 import {
   REPLAYED_HEADER,
+  type BatchRequest,
   type BroadcastRequest,
   type DisconnectRequest,
   type PublishRequest,
   type SendRequest,
 } from '../protocol/index.js';
 import {
+  batchAnswer,
   broadcastAnswer,
   disconnectAnswer,
   historyAnswer,
@@ -23,8 +25,11 @@ import {
   userAnswer,
 } from './decode.js';
 import { resolveApiOptions, type SwitchboardApiOptions } from './options.js';
+import { Batcher, type KeyedCommand, type Settled } from './batcher.js';
 import { RequestRunner, type HttpAnswer } from './request.js';
 import type {
+  BatchCommand,
+  BatchReceipt,
   BroadcastReceipt,
   CallOptions,
   ClusterNode,
@@ -39,16 +44,23 @@ import type {
 } from './types.js';
 
 /** What a call may send. */
-type RequestBody = PublishRequest | SendRequest | BroadcastRequest | DisconnectRequest;
+type RequestBody = PublishRequest | SendRequest | BroadcastRequest | BatchRequest | DisconnectRequest;
 
 const seg = encodeURIComponent;
 
 export class SwitchboardApi {
   private readonly runner: RequestRunner;
+  private readonly batcher: Batcher;
 
   /** Throws `TypeError` for bad options (no base URL, a negative timeout…). */
   constructor(options: SwitchboardApiOptions) {
-    this.runner = new RequestRunner(resolveApiOptions(options));
+    const resolved = resolveApiOptions(options);
+    this.runner = new RequestRunner(resolved);
+    this.batcher = new Batcher(
+      resolved.maxInFlight,
+      (command, signal) => this.publishOne(command, signal),
+      async (commands) => batchAnswer((await this.post('/api/batch', { commands }, true, undefined)).body, 'answer').results,
+    );
   }
 
   /** The node the next call goes to first (it moves on when a node fails). */
@@ -56,14 +68,43 @@ export class SwitchboardApi {
     return this.runner.baseUrl;
   }
 
-  /** Publish `data` on `channel`. Retried within the deadline; stored once thanks to the idempotency key. */
+  /**
+   * Publish `data` on `channel`. Retried within the deadline; stored once
+   * thanks to the idempotency key. Past `maxInFlight` calls under way, it
+   * waits and leaves with others in one batch.
+   */
   async publish(channel: string, data: unknown, options: PublishOptions = {}): Promise<PublishReceipt> {
-    return this.publishTo('/api/publish', { channel, data }, options);
+    const idempotencyKey = options.idempotencyKey ?? randomUUID();
+    return receipt(await this.batcher.run({ publish: { channel, data, idempotencyKey } }, options.signal), idempotencyKey);
   }
 
-  /** Send `data` to every connection of `user` (their personal channel). Retried like `publish`. */
+  /** Send `data` to every connection of `user` (their personal channel). Retried and batched like `publish`. */
   async send(user: string, data: unknown, options: PublishOptions = {}): Promise<PublishReceipt> {
-    return this.publishTo('/api/send', { user, data }, options);
+    const idempotencyKey = options.idempotencyKey ?? randomUUID();
+    return receipt(await this.batcher.run({ send: { user, data, idempotencyKey } }, options.signal), idempotencyKey);
+  }
+
+  /**
+   * Run 1–1000 publish and send commands in one request: in order per
+   * channel, each with its own outcome (a failed one does not stop the
+   * others). Commands without an idempotency key get a fresh UUID, so the
+   * whole batch is retried safely.
+   */
+  async batch(commands: readonly BatchCommand[], options: CallOptions = {}): Promise<BatchReceipt> {
+    const keyed: KeyedCommand[] = commands.map((c) =>
+      'publish' in c
+        ? { publish: { ...c.publish, idempotencyKey: c.publish.idempotencyKey ?? randomUUID() } }
+        : { send: { ...c.send, idempotencyKey: c.send.idempotencyKey ?? randomUUID() } },
+    );
+    const answer = batchAnswer((await this.post('/api/batch', { commands: keyed }, true, options.signal)).body, 'answer');
+    return {
+      results: answer.results.map((r, i) => {
+        const idempotencyKey = keyOf(keyed[i]!);
+        if ('error' in r) return { error: r.error, idempotencyKey };
+        const { replayed, ...position } = r;
+        return { ...position, idempotencyKey, replayed: replayed === true };
+      }),
+    };
   }
 
   /** Publish `data` on 1–1000 channels; each has its own result. The key applies per channel. */
@@ -113,18 +154,12 @@ export class SwitchboardApi {
     return routeAnswer((await this.get(`/api/route?user=${seg(user)}`, options.signal)).body, 'answer');
   }
 
-  private async publishTo(
-    path: string,
-    body: Omit<PublishRequest, 'idempotencyKey'> | Omit<SendRequest, 'idempotencyKey'>,
-    options: PublishOptions,
-  ): Promise<PublishReceipt> {
-    const idempotencyKey = options.idempotencyKey ?? randomUUID();
-    const answer = await this.post(path, { ...body, idempotencyKey }, true, options.signal);
-    return {
-      ...publishAnswer(answer.body, 'answer'),
-      idempotencyKey,
-      replayed: answer.headers.get(REPLAYED_HEADER) === 'true',
-    };
+  /** One publish or send as its own request. */
+  private async publishOne(command: KeyedCommand, signal: AbortSignal | undefined): Promise<Settled> {
+    const answer = 'publish' in command
+      ? await this.post('/api/publish', command.publish, true, signal)
+      : await this.post('/api/send', command.send, true, signal);
+    return { answer: publishAnswer(answer.body, 'answer'), replayed: answer.headers.get(REPLAYED_HEADER) === 'true' };
   }
 
   private get(path: string, signal: AbortSignal | undefined): Promise<HttpAnswer> {
@@ -134,4 +169,12 @@ export class SwitchboardApi {
   private post(path: string, body: RequestBody, retryable: boolean, signal: AbortSignal | undefined): Promise<HttpAnswer> {
     return this.runner.run({ method: 'POST', path, body, retryable, signal });
   }
+}
+
+function receipt({ answer, replayed }: Settled, idempotencyKey: string): PublishReceipt {
+  return { ...answer, idempotencyKey, replayed };
+}
+
+function keyOf(command: KeyedCommand): string {
+  return 'publish' in command ? command.publish.idempotencyKey : command.send.idempotencyKey;
 }

@@ -7,6 +7,8 @@
 import {
   ErrorCode,
   type BroadcastAnswer,
+  type BatchAnswer,
+  type BatchResult,
   type BroadcastResult,
   type DisconnectAnswer,
   type HistoryAnswer,
@@ -96,6 +98,14 @@ const publication: Decoder<Publication> = (v, what) => {
 };
 
 export const broadcastAnswer = record<BroadcastAnswer>({ results: list(broadcastResult) });
+
+/** A batch command's result: as a broadcast's, and `replayed` kept when the node says so. */
+const batchResult: Decoder<BatchResult> = (v, what) => {
+  const result = broadcastResult(v, what);
+  return 'error' in result || (v as Json).replayed !== true ? result : { ...result, replayed: true };
+};
+
+export const batchAnswer = record<BatchAnswer>({ results: list(batchResult) });
 
 export const userAnswer = record<UserAnswer>({
   online: bool,

@@ -6,6 +6,9 @@ export { SwitchboardApi } from './api.js';
 export { SwitchboardApiError } from './errors.js';
 export type { SwitchboardApiOptions } from './options.js';
 export type {
+  BatchCommand,
+  BatchItemReceipt,
+  BatchReceipt,
   BroadcastReceipt,
   CallOptions,
   ClusterNode,

@@ -19,6 +19,13 @@ export interface SwitchboardApiOptions {
   backoffMin?: number;
   /** Largest backoff window in ms. Default 2000. */
   backoffMax?: number;
+  /**
+   * Publish and send requests under way at once before further calls wait
+   * and leave together as one `POST /api/batch` (each keeps its own result,
+   * error and idempotency key; order per channel is kept). 0: every call is
+   * its own request. Default 16.
+   */
+  maxInFlight?: number;
   /** The fetch to use. Default: the global `fetch` (Node 18+). */
   fetch?: typeof fetch;
   /** Uniform numbers in [0, 1) for the jitter. Default `Math.random`; tests inject their own. */
@@ -33,6 +40,7 @@ export interface ResolvedApiOptions {
   retries: number;
   backoffMin: number;
   backoffMax: number;
+  maxInFlight: number;
   fetch: typeof fetch;
   random: () => number;
 }
@@ -66,6 +74,8 @@ export function resolveApiOptions(options: SwitchboardApiOptions): ResolvedApiOp
   const retries = positive('retries', options.retries, 5, true);
   if (!Number.isInteger(retries)) throw new TypeError('SwitchboardApi: "retries" must be a whole number');
   const backoffMin = positive('backoffMin', options.backoffMin, 50);
+  const maxInFlight = positive('maxInFlight', options.maxInFlight, 16, true);
+  if (!Number.isInteger(maxInFlight)) throw new TypeError('SwitchboardApi: "maxInFlight" must be a whole number');
   return {
     baseUrls,
     apiKey: options.apiKey,
@@ -74,6 +84,7 @@ export function resolveApiOptions(options: SwitchboardApiOptions): ResolvedApiOp
     retries,
     backoffMin,
     backoffMax: Math.max(backoffMin, positive('backoffMax', options.backoffMax, 2000)),
+    maxInFlight,
     fetch: fetchFn,
     random: options.random ?? Math.random,
   };

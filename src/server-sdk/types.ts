@@ -6,6 +6,9 @@
 import type {
   BroadcastAnswer,
   DisconnectRequest,
+  ErrorBody,
+  PublishRequest,
+  SendRequest,
   HistoryAnswer,
   HistoryParams,
   NodeSummary,
@@ -45,6 +48,17 @@ export interface PublishReceipt extends PublishAnswer {
 /** The answer to `broadcast`: one result per channel, in the order given (its position, or why it failed). */
 export interface BroadcastReceipt extends BroadcastAnswer {
   idempotencyKey: string;
+}
+
+/** One command of `batch`: a publish or a send, each with its own idempotency key (default: a fresh UUID). */
+export type BatchCommand = { publish: PublishRequest } | { send: SendRequest };
+
+/** One command's outcome in `batch`: its position (as `publish` answers it), or why it failed. */
+export type BatchItemReceipt = PublishReceipt | { error: ErrorBody; idempotencyKey: string };
+
+/** The answer to `batch`: one outcome per command, in the order given. */
+export interface BatchReceipt {
+  results: BatchItemReceipt[];
 }
 
 /** Whether a user is connected anywhere, and where. */

@@ -232,3 +232,82 @@ describe('SwitchboardApi against a cluster', () => {
     expect(history.offset).toBe(receipt.offset);
   }, 30_000);
 });
+
+describe('SwitchboardApi batches', () => {
+  /** A fetch that counts requests per path. */
+  function countingFetch(): { fetch: typeof fetch; paths: string[] } {
+    const paths: string[] = [];
+    return {
+      paths,
+      fetch: (input, init) => {
+        paths.push(new URL(String(input)).pathname);
+        return fetch(input, init);
+      },
+    };
+  }
+
+  it('runs a batch: one result per command in order, keys of its own or generated, errors per command, repeats marked', async () => {
+    const api = new SwitchboardApi({ baseUrl: a.url(), apiKey: KEY });
+    const first = await api.batch([
+      { publish: { channel: 'sdk.batch', data: 1, idempotencyKey: 'sdk-batch-1' } },
+      { publish: { channel: 'bad channel!', data: 2 } },
+      { send: { user: 'bob', data: 3 } },
+      { publish: { channel: 'sdk.batch', data: 4 } },
+    ]);
+    expect(first.results).toEqual([
+      { offset: 1, epoch: expect.any(String), idempotencyKey: 'sdk-batch-1', replayed: false },
+      { error: { code: 'bad_request', message: expect.any(String) }, idempotencyKey: expect.any(String) },
+      { offset: expect.any(Number), epoch: expect.any(String), idempotencyKey: expect.any(String), replayed: false },
+      { offset: 2, epoch: expect.any(String), idempotencyKey: expect.any(String), replayed: false },
+    ]);
+    const again = await api.batch([{ publish: { channel: 'sdk.batch', data: 1, idempotencyKey: 'sdk-batch-1' } }]);
+    expect(again.results).toEqual([{ ...first.results[0], replayed: true }]);
+    expect((await api.history('sdk.batch', { since: 0 })).messages.map((m) => m.data)).toEqual([1, 4]);
+  });
+
+  it('sends publishes that pile up past maxInFlight as batches, each call with its own receipt, in order per channel', async () => {
+    const counting = countingFetch();
+    const api = new SwitchboardApi({ baseUrl: b.url(), apiKey: KEY, maxInFlight: 2, fetch: counting.fetch });
+    const watcher = await connect(a, 'user=batch-watcher');
+    await watcher.request({ type: 'subscribe', channel: 'sdk.piles' });
+    const calls = Array.from({ length: 300 }, (_, i) =>
+      i % 2 === 0 ? api.publish('sdk.piles', { i }) : api.send('batch-watcher', { i }),
+    );
+    const receipts = await Promise.all(calls);
+    expect(counting.paths.filter((p) => p === '/api/batch').length).toBeGreaterThan(0);
+    expect(counting.paths.length).toBeLessThan(30);
+    expect(new Set(receipts.map((r) => r.idempotencyKey)).size).toBe(300);
+    const offsets = receipts.filter((_, i) => i % 2 === 0).map((r) => r.offset);
+    expect(offsets).toEqual(offsets.map((_, k) => offsets[0]! + k));
+    await watcher.waitFor((f) => f.type === 'message', 300);
+    expect(watcher.messages('sdk.piles').map((m) => (m.data as { i: number }).i)).toEqual(calls.flatMap((_, i) => (i % 2 === 0 ? [i] : [])));
+    expect(watcher.messages('user:batch-watcher').map((m) => (m.data as { i: number }).i)).toEqual(calls.flatMap((_, i) => (i % 2 === 1 ? [i] : [])));
+  });
+
+  it('rejects only the call whose command failed in a batch, and a queued call that is aborted is never sent', async () => {
+    const counting = countingFetch();
+    const api = new SwitchboardApi({ baseUrl: a.url(), apiKey: KEY, maxInFlight: 1, fetch: counting.fetch });
+    const abort = new AbortController();
+    const first = api.publish('sdk.mixed', { n: 0 });
+    const good = api.publish('sdk.mixed', { n: 1 });
+    const bad = api.publish('not a channel', { n: 2 });
+    const aborted = api.publish('sdk.mixed', { n: 3 }, { signal: abort.signal });
+    const last = api.publish('sdk.mixed', { n: 4 });
+    abort.abort(new Error('changed my mind'));
+    await expect(aborted).rejects.toThrow('changed my mind');
+    expect(await first).toMatchObject({ replayed: false });
+    expect(await good).toMatchObject({ replayed: false });
+    const err = await rejection(bad);
+    expect([err.code, err.status]).toEqual(['bad_request', 400]);
+    expect(await last).toMatchObject({ replayed: false });
+    expect(counting.paths).toEqual(['/api/publish', '/api/batch']);
+    expect((await api.history('sdk.mixed', { since: 0 })).messages.map((m) => (m.data as { n: number }).n)).toEqual([0, 1, 4]);
+  });
+
+  it('with maxInFlight 0 sends every call as its own request', async () => {
+    const counting = countingFetch();
+    const api = new SwitchboardApi({ baseUrl: a.url(), apiKey: KEY, maxInFlight: 0, fetch: counting.fetch });
+    await Promise.all(Array.from({ length: 20 }, (_, i) => api.publish('sdk.single', { i })));
+    expect(counting.paths).toEqual(Array.from({ length: 20 }, () => '/api/publish'));
+  });
+});

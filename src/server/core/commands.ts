@@ -15,7 +15,7 @@ import {
   toErrorBody,
   type BatchAnswer,
   type BatchCommand,
-  type BroadcastResult,
+  type BatchResult,
   type HistoryAnswer,
   type HistoryParams,
   type PresenceAnswer,
@@ -79,14 +79,14 @@ export class Commands implements ServerCommands {
   /**
    * Run 1 to `MAX_BATCH_COMMANDS` publish and send commands: those on one
    * channel one after another in the order given, the others concurrently.
-   * Each gets its result or its error (a malformed one too); one failing
-   * does not stop the others.
+   * Each gets its result (marked `replayed` for a repeated idempotency key)
+   * or its error (a malformed one too); one failing does not stop the others.
    */
   async batch(commands: unknown): Promise<BatchAnswer> {
     if (!Array.isArray(commands) || commands.length === 0 || commands.length > MAX_BATCH_COMMANDS) {
       throw new SwitchboardError(ErrorCode.BadRequest, `"commands" must be an array of 1 to ${MAX_BATCH_COMMANDS} commands`);
     }
-    const results: BroadcastResult[] = new Array<BroadcastResult>(commands.length);
+    const results: BatchResult[] = new Array<BatchResult>(commands.length);
     const lanes = new Map<string, Array<{ index: number; publish: CheckedPublish }>>();
     commands.forEach((command: unknown, index) => {
       try {
@@ -102,7 +102,7 @@ export class Commands implements ServerCommands {
       [...lanes.values()].map(async (lane) => {
         for (const { index, publish } of lane) {
           results[index] = await this.run(publish).then(
-            ({ duplicate: _d, ...result }) => result,
+            ({ duplicate, ...result }): BatchResult => (duplicate ? { ...result, replayed: true } : result),
             (err: unknown) => ({ error: toErrorBody(err) }),
           );
         }
