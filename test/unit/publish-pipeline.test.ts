@@ -145,3 +145,48 @@ describe('publish and send frames', () => {
     }
   });
 });
+
+describe('back-pressure on a busy publisher', () => {
+  let gateway: Gateway | undefined;
+  afterEach(async () => {
+    await gateway?.close();
+    gateway = undefined;
+  });
+
+  it('stops reading the client at 128 publishes in flight and reads again at 64, refusing nothing', async () => {
+    const broker = new HeldBroker();
+    const options = withDefaults({ nodeId: 'n1', logLevel: 'silent', limits: { maxMessagesPerSecond: 100_000 } });
+    const metrics = new Metrics({ node: 'n1' });
+    gateway = new Gateway('n1', options, broker, new InterestRouting(), metrics, pino({ level: 'silent' }));
+    await gateway.start();
+    const handler = new FrameHandler(gateway, metrics, options.limits.maxSubscriptions);
+    const events: string[] = [];
+    const t = Object.assign(new Recorder(), {
+      paused: false,
+      pause(this: Recorder & { paused: boolean }) {
+        this.paused = true;
+        events.push('pause');
+      },
+      resume(this: Recorder & { paused: boolean }) {
+        this.paused = false;
+        events.push('resume');
+      },
+    });
+    const s = gateway.open({ user: 'pub', grants: [], transport: t });
+    await vi.waitUntil(() => t.frames.length > 0, { timeout: 2_000, interval: 5 });
+    // A client that writes until the node stops reading it: one frame per channel, each held at the broker.
+    let sent = 0;
+    while (!t.paused && sent < 1000) {
+      handler.receive(s, Buffer.from(JSON.stringify({ type: 'publish', id: sent, channel: `c${sent}`, data: sent })), false);
+      sent++;
+      if (sent % 16 === 0) await sleep(0);
+    }
+    await vi.waitUntil(() => broker.inFlight >= 128, { timeout: 2_000, interval: 5 });
+    expect(events).toEqual(['pause']);
+    expect(sent).toBeLessThanOrEqual(144);
+    broker.releaseAll();
+    await vi.waitUntil(() => t.frames.filter((f) => f.type === 'reply').length >= sent, { timeout: 2_000, interval: 5 });
+    expect(events).toEqual(['pause', 'resume']);
+    expect(t.frames.filter((f) => f.type === 'reply' && 'error' in f)).toEqual([]);
+  });
+});

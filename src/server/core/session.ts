@@ -51,6 +51,9 @@ export interface Transport {
   close(code: number, reason: string): void;
   /** Bytes queued but not yet written to the network. */
   readonly bufferedAmount: number;
+  /** Stop reading the client's frames (back-pressure: the broker is behind on this client's work), and start again. */
+  pause?(): void;
+  resume?(): void;
 }
 
 /** A subscription's delivery state. */
@@ -68,6 +71,14 @@ const MAX_PENDING = 10_000;
 const DRAIN_TIMEOUT_MS = 30_000;
 /** Frames waiting for earlier ones to finish (e.g. on a slow broker) before new ones are refused. */
 const MAX_QUEUED = 1000;
+/**
+ * Work in flight (frames waiting plus publishes at the broker) at which the
+ * session stops reading its client, and at which it reads again: a busy
+ * publisher is slowed by TCP back-pressure long before `MAX_QUEUED` refuses
+ * it (what one socket read already holds still arrives after the pause).
+ */
+const PAUSE_AT = 128;
+const RESUME_AT = 64;
 /** Malformed frames tolerated per 10 seconds before closing with 4008. */
 const MAX_MALFORMED = 10;
 
@@ -112,6 +123,8 @@ export class Session {
   /** Publishes of this connection at the broker, and the last one per channel (see `publishInOrder`); no map while none ever ran. */
   private publishing = 0;
   private publishTails: Map<string, Promise<void>> | undefined;
+  /** Reading is paused (see `PAUSE_AT`). */
+  private paused = false;
   private readonly transport: Transport;
   private readonly limits: Limits;
   private readonly onClosed: (session: Session) => void;
@@ -169,6 +182,7 @@ export class Session {
   enqueue(task: () => Promise<void>): boolean {
     if (this.queued >= MAX_QUEUED) return false;
     this.queued++;
+    this.loaded();
     const tail: Promise<void> = (this.queue ?? Promise.resolve())
       .then(task)
       // Tasks report their own errors; one that throws anyway is a bug, and
@@ -176,6 +190,7 @@ export class Session {
       .catch(() => this.disconnect(1011, 'internal error', true))
       .finally(() => {
         if (--this.queued === 0 && this.queue === tail) this.queue = undefined;
+        this.eased();
       });
     this.queue = tail;
     return true;
@@ -196,6 +211,7 @@ export class Session {
   publishInOrder<T>(channel: string, publish: () => Promise<T>): Promise<T> | undefined {
     if (this.publishing >= MAX_QUEUED) return undefined;
     this.publishing++;
+    this.loaded();
     this.publishTails ??= new Map();
     const tails = this.publishTails;
     const before = tails.get(channel);
@@ -212,6 +228,23 @@ export class Session {
   private published(channel: string, tail: Promise<void>): void {
     this.publishing--;
     if (this.publishTails?.get(channel) === tail) this.publishTails.delete(channel);
+    this.eased();
+  }
+
+  /** Work was added: past `PAUSE_AT`, stop reading the client. */
+  private loaded(): void {
+    if (!this.paused && this.queued + this.publishing >= PAUSE_AT) {
+      this.paused = true;
+      this.transport.pause?.();
+    }
+  }
+
+  /** Work finished: at `RESUME_AT`, read the client again. */
+  private eased(): void {
+    if (this.paused && this.queued + this.publishing <= RESUME_AT) {
+      this.paused = false;
+      this.transport.resume?.();
+    }
   }
 
   /** Begin a subscription: live messages are held until `ready` is called. */

@@ -109,6 +109,14 @@ export class WsTransport extends Outlet implements Transport {
     return this.ws.bufferedAmount;
   }
 
+  pause(): void {
+    this.ws.pause();
+  }
+
+  resume(): void {
+    this.ws.resume();
+  }
+
   /** The handshake is over: the first frame went out, or the session closed before it. */
   done(): void {
     const done = this.handshakeDone;
