@@ -56,11 +56,11 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
 }
 
 async function cluster(argv: readonly string[]): Promise<void> {
+  const { clusterHelpText, planCluster, runCluster } = await import('./cluster-command.js');
   if (wantsHelp(argv)) {
-    process.stdout.write(helpText());
+    process.stdout.write(clusterHelpText());
     return;
   }
-  const { planCluster, runCluster } = await import('./cluster-command.js');
   let plan;
   try {
     plan = planCluster(argv, process.env, process.cwd());

@@ -121,6 +121,16 @@ describe('switchboard --version and --help', () => {
       expect(result.stdout).toContain('--max-connections-per-ip-per-second');
     }
   });
+
+  it('cluster --help prints the cluster command\'s own usage and exits 0', async () => {
+    for (const args of [['cluster', '--help'], ['cluster', '--nodes', '3', '-h']]) {
+      const result = await run(args);
+      expect(result.code, result.stderr).toBe(0);
+      expect(result.stdout).toMatch(/^Usage: switchboard cluster --nodes N/);
+      expect(result.stdout).toContain('start --workers N');
+      expect(result.stdout).not.toContain('--max-connections-per-ip-per-second');
+    }
+  });
 });
 
 describe('usage and configuration errors: exit 2, one line on stderr', () => {
@@ -161,6 +171,13 @@ describe('usage and configuration errors: exit 2, one line on stderr', () => {
   it('a bad value in the environment', async () => {
     expect(await usageError(['start', '--insecure'], { SWITCHBOARD_PORT: 'eighty' })).toBe(
       'switchboard: SWITCHBOARD_PORT must be a whole number from 0 to 65535, got "eighty"',
+    );
+  });
+
+  it('cluster over the memory broker suggests start --workers N', async () => {
+    expect(await usageError(['cluster', '--nodes', '2', '--insecure'])).toBe(
+      'switchboard: cluster needs a shared broker: the memory broker lives in one process, so give --broker redis://127.0.0.1:6379 (or another broker URL),' +
+        ' or run switchboard start --workers 2 for 2 nodes on one port over the memory broker',
     );
   });
 
