@@ -3,8 +3,10 @@
  * Packs the three packages a user installs, from the built tree (`npm run
  * build` first; `npm run pack` does both), into one folder of tarballs:
  *
- * - `switchboard`: the gateway and its `switchboard` command — the
- *   repository's own package.json, whose `files` list says what it ships.
+ * - `switchboard`: the gateway and its `switchboard` command: what the
+ *   `files` list of the repository's package.json names, with that
+ *   package.json less its scripts and dev dependencies (its `prepare` builds
+ *   a clone; an installed package is built already and has no sources).
  * - `switchboard-client`: the client SDK for browsers and Node, with the
  *   protocol and shared code it imports; its one dependency is
  *   `@msgpack/msgpack` (the optional binary codec), and it imports nothing
@@ -71,15 +73,29 @@ for (const file of ['server/cli.js', 'client/index.js', 'server-sdk/index.js']) 
 }
 mkdirSync(out, { recursive: true });
 
-// The root package: its `files` list decides; `prepare` (the build) is skipped, the tree is built already.
-const tarballs = [npmPack(root)];
+const tarballs = [];
 const staging = mkdtempSync(join(tmpdir(), 'switchboard-pack-'));
 try {
+  tarballs.push(npmPack(assembleGateway(join(staging, rootPkg.name))));
   for (const spec of PACKAGES) tarballs.push(npmPack(assemble(spec, join(staging, spec.name))));
 } finally {
   rmSync(staging, { recursive: true, force: true });
 }
 for (const tarball of tarballs) console.log(tarball);
+
+/** Copies the files npm would pack from the repository (its `files` list) into `dir`, with the package.json an installed package needs; returns `dir`. */
+function assembleGateway(dir) {
+  const [listing] = JSON.parse(
+    execFileSync('npm', ['pack', root, '--dry-run', '--ignore-scripts', '--json'], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }),
+  );
+  for (const { path } of listing.files) {
+    mkdirSync(dirname(join(dir, path)), { recursive: true });
+    copyFileSync(join(root, path), join(dir, path));
+  }
+  const { scripts, devDependencies, ...pkg } = rootPkg;
+  writeFileSync(join(dir, 'package.json'), `${JSON.stringify(pkg, null, 2)}\n`);
+  return dir;
+}
 
 /** Copies what `spec.entry` needs from dist/ into `dir`, writes its package.json and README; returns `dir`. */
 function assemble(spec, dir) {
@@ -140,7 +156,7 @@ function importsOf(text) {
   return [...info.importedFiles, ...info.referencedFiles, ...info.typeReferenceDirectives].map((ref) => ref.fileName);
 }
 
-/** `npm pack` in `dir` into `out`, scripts skipped; returns the tarball's path. */
+/** `npm pack` of `dir` into `out`; returns the tarball's path. */
 function npmPack(dir) {
   const json = execFileSync('npm', ['pack', dir, '--ignore-scripts', '--json', '--pack-destination', out], {
     cwd: dir,

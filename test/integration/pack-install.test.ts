@@ -144,7 +144,10 @@ describe('the tarballs', () => {
     }
   });
 
-  it('installing the gateway did not build it (no sources, no dev dependencies needed)', () => {
+  it('installing the gateway did not build it (no scripts, no sources, no dev dependencies needed)', () => {
+    const pkg = packageJson('switchboard');
+    expect(pkg.scripts).toBeUndefined();
+    expect(pkg.devDependencies).toBeUndefined();
     const files = filesUnder(installed('switchboard'));
     expect(files.filter((f) => f.startsWith('src/') || f.startsWith('test/'))).toEqual([]);
     expect(filesUnder(join(PROJECT, 'node_modules')).some((f) => f.startsWith('typescript/'))).toBe(false);
@@ -152,6 +155,22 @@ describe('the tarballs', () => {
 });
 
 describe('from the scratch project', () => {
+  it('the installed packages\' types resolve and check for a TypeScript user (NodeNext)', async () => {
+    writeFileSync(
+      join(PROJECT, 'tsconfig.json'),
+      JSON.stringify({
+        compilerOptions: { target: 'ES2022', module: 'NodeNext', moduleResolution: 'NodeNext', lib: ['ES2022', 'DOM'], types: [], strict: true, noEmit: true },
+        files: ['types-check.ts'],
+      }),
+    );
+    writeFileSync(join(PROJECT, 'types-check.ts'), TYPES_CHECK);
+    const tsc = join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
+    const result = await run(process.execPath, [tsc, '-p', PROJECT], { cwd: PROJECT, env: cleanEnv(), timeout: 60_000 }).catch(
+      (err: { stdout?: string }) => ({ stdout: err.stdout ?? String(err) }),
+    );
+    expect(result.stdout).toBe('');
+  }, 90_000);
+
   it('switchboard --version runs from node_modules/.bin', async () => {
     const { stdout } = await run(process.execPath, [join(PROJECT, 'node_modules', '.bin', 'switchboard'), '--version'], {
       cwd: PROJECT,
@@ -233,4 +252,21 @@ console.log(JSON.stringify({
   subpaths: { client: typeof c.SwitchboardClient, serverSdk: typeof s.SwitchboardApi, protocol: typeof p.ErrorCode },
 }));
 process.exit(0);
+`;
+
+/** Uses the installed packages' types: wrong or missing declarations fail to compile. */
+const TYPES_CHECK = `
+import { SwitchboardClient, type ClientOptions, type Publication } from 'switchboard-client';
+import { SwitchboardApi, SwitchboardApiError, ErrorCode } from 'switchboard-server-sdk';
+import { SwitchboardClient as FromGateway } from 'switchboard/client';
+import type { ServerFrame } from 'switchboard/protocol';
+
+const options: ClientOptions = { url: 'ws://127.0.0.1:8080/ws', params: { user: 'alice' } };
+const client: SwitchboardClient = new SwitchboardClient(options);
+client.on('message', (m: Publication) => m.channel.length);
+const api = new SwitchboardApi({ baseUrl: 'http://127.0.0.1:8080' });
+const published: Promise<{ offset?: number; idempotencyKey: string }> = api.publish('news', { text: 'hi' });
+const code: string = ErrorCode.BadRequest;
+const frame: ServerFrame['type'] = 'welcome';
+export { client, published, code, frame, FromGateway, SwitchboardApiError };
 `;
