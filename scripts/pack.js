@@ -75,12 +75,16 @@ mkdirSync(out, { recursive: true });
 
 const tarballs = [];
 const staging = mkdtempSync(join(tmpdir(), 'switchboard-pack-'));
+let problem;
 try {
   tarballs.push(npmPack(assembleGateway(join(staging, rootPkg.name))));
   for (const spec of PACKAGES) tarballs.push(npmPack(assemble(spec, join(staging, spec.name))));
+} catch (err) {
+  problem = err instanceof Error ? err.message : String(err);
 } finally {
   rmSync(staging, { recursive: true, force: true });
 }
+if (problem !== undefined) fail(problem);
 for (const tarball of tarballs) console.log(tarball);
 
 /** Copies the files npm would pack from the repository (its `files` list) into `dir`, with the package.json an installed package needs; returns `dir`. */
@@ -102,7 +106,7 @@ function assemble(spec, dir) {
   const files = new Set();
   const problems = [];
   for (const ext of ['.js', '.d.ts']) walk(`${spec.entry}${ext}`, ext, spec, files, problems);
-  if (problems.length > 0) fail(`${spec.name} must import only ${[...spec.dependencies, 'its own files'].join(', ')}:\n  ${problems.join('\n  ')}`);
+  if (problems.length > 0) throw new Error(`${spec.name} must import only ${[...spec.dependencies, 'its own files'].join(', ')}:\n  ${problems.join('\n  ')}`);
   for (const file of files) {
     mkdirSync(dirname(join(dir, file)), { recursive: true });
     copyFileSync(join(dist, file), join(dir, file));
