@@ -23,6 +23,10 @@ RUN npm run build
 # ---- runtime: production dependencies and the compiled code only -------------
 FROM node:24-slim AS runtime
 ENV NODE_ENV=production
+# Listen on every interface of the container, or the published port reaches
+# nothing: under --insecure the node would otherwise keep to 127.0.0.1. Who
+# reaches the container is decided by `docker run -p` and its network.
+ENV SWITCHBOARD_HOST=0.0.0.0
 WORKDIR /app
 COPY package.json package-lock.json ./
 # --ignore-scripts: `prepare` (the build) needs the dev dependencies left out here.

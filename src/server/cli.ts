@@ -56,11 +56,11 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
 }
 
 async function cluster(argv: readonly string[]): Promise<void> {
+  const { clusterHelpText, planCluster, runCluster } = await import('./cluster-command.js');
   if (wantsHelp(argv)) {
-    process.stdout.write(helpText());
+    process.stdout.write(clusterHelpText());
     return;
   }
-  const { planCluster, runCluster } = await import('./cluster-command.js');
   let plan;
   try {
     plan = planCluster(argv, process.env, process.cwd());
@@ -88,12 +88,12 @@ async function start(argv: readonly string[]): Promise<void> {
   }
   // --workers N: this process is the primary that forks and watches them, or one of them (see workers/).
   if (options.workers > 1 && nodeCluster.isPrimary) {
-    if (options.insecure) process.stderr.write(insecureBanner());
+    if (options.insecure) process.stderr.write(insecureBanner(options.host));
     const { runPrimary } = await import('./workers/primary.js');
     process.exit(await runPrimary({ argv, env: process.env, cwd: process.cwd(), options, say, chatty: CHATTY_LEVELS.includes(options.logLevel) }));
   }
   const worker = options.workers > 1 ? await import('./workers/worker.js') : undefined;
-  if (options.insecure && !worker) process.stderr.write(insecureBanner());
+  if (options.insecure && !worker) process.stderr.write(insecureBanner(options.host));
   let node: SwitchboardNode;
   try {
     // Loaded here so that --help, --version and configuration errors do not load the whole server.
@@ -157,18 +157,30 @@ export function describeStartError(err: unknown, host: string, port: number): st
   return `cannot start the node: ${oneLine(err instanceof Error ? err.message : String(err))}`;
 }
 
-/** The loud warning printed when `--insecure` is on. */
-export function insecureBanner(): string {
+/**
+ * The loud warning printed when `--insecure` is on. It says where the node
+ * listens: on a loopback address only this machine reaches it (the default
+ * under `--insecure`); any other host needed an explicit `--host`.
+ */
+export function insecureBanner(host: string): string {
   const bar = '!'.repeat(78);
+  const where = isLoopback(host)
+    ? [`!!  It listens on ${host} only, so other machines cannot reach it`, '!!  (an explicit --host, e.g. --host 0.0.0.0, would open it to the network).']
+    : [`!!  It listens on ${host} (from --host): other machines may reach it.`, '!!  Never run a node that is reachable from a network like this.'];
   return [
     bar,
     '!!  WARNING: --insecure is on. DEVELOPMENT ONLY.',
     '!!  Anyone who can reach this node can connect as ANY user with ?user=<id>,',
     '!!  without a token, and may call the server API without an API key.',
-    '!!  Never run a node that is reachable from a network like this.',
+    ...where,
     bar,
     '',
   ].join('\n');
+}
+
+/** Whether `host` names this machine only: 127.0.0.0/8, ::1 or localhost. */
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
 }
 
 /** The version in package.json. */

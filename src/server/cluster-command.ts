@@ -41,7 +41,8 @@ export function planCluster(argv: readonly string[], env: NodeJS.ProcessEnv, cwd
   const { options } = loadConfig({ argv: rest, env, cwd });
   if (options.broker === 'memory') {
     throw new ConfigError(
-      'cluster needs a shared broker: the memory broker lives in one process, so give --broker redis://127.0.0.1:6379 (or another broker URL)',
+      'cluster needs a shared broker: the memory broker lives in one process, so give --broker redis://127.0.0.1:6379 (or another broker URL),' +
+        ` or run switchboard start --workers ${nodes} for ${nodes} nodes on one port over the memory broker`,
     );
   }
   if (options.port === 0) throw new ConfigError('cluster needs a fixed --port: the nodes take it and the ports after it');
@@ -49,6 +50,29 @@ export function planCluster(argv: readonly string[], env: NodeJS.ProcessEnv, cwd
   const startArgs = withoutFlags(rest, ['--port', '--node-id']);
   const idPrefix = options.nodeId && hasFlag(rest, '--node-id') ? options.nodeId : 'node';
   return { nodes, startArgs, basePort: options.port, host: options.host, idPrefix };
+}
+
+/** The `switchboard cluster --help` text, ending with a newline. */
+export function clusterHelpText(): string {
+  return [
+    'Usage: switchboard cluster --nodes N [flags of start]',
+    '',
+    'Runs N local nodes for development on consecutive ports (--port, --port + 1, …)',
+    'over one shared broker, prints the nginx upstream block for them, and drains',
+    'them all on SIGTERM or Ctrl-C.',
+    '',
+    `  --nodes <n>       how many nodes to start, 1 to ${MAX_CLUSTER_NODES} (required)`,
+    '  --broker <url>    the broker they share: redis://, redis+cluster://, nats:// or',
+    '                    amqp:// (required: the memory broker lives in one process; for',
+    '                    several nodes on one machine over it, use start --workers N)',
+    '  --port <port>     the first node\'s port; the others take the ports after it [8080]',
+    '  --node-id <id>    the prefix of the node ids: <id>-1, <id>-2, … [node]',
+    '  -h, --help        show this text',
+    '',
+    'Every other flag, environment variable and --config file setting of start is',
+    'passed to each node: see switchboard start --help.',
+    '',
+  ].join('\n');
 }
 
 /** The nginx upstream block for a plan, to paste into deploy/nginx.conf. */

@@ -7,7 +7,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
-import { tmpdir } from 'node:os';
+import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it, vi } from 'vitest';
@@ -121,6 +121,16 @@ describe('switchboard --version and --help', () => {
       expect(result.stdout).toContain('--max-connections-per-ip-per-second');
     }
   });
+
+  it('cluster --help prints the cluster command\'s own usage and exits 0', async () => {
+    for (const args of [['cluster', '--help'], ['cluster', '--nodes', '3', '-h']]) {
+      const result = await run(args);
+      expect(result.code, result.stderr).toBe(0);
+      expect(result.stdout).toMatch(/^Usage: switchboard cluster --nodes N/);
+      expect(result.stdout).toContain('start --workers N');
+      expect(result.stdout).not.toContain('--max-connections-per-ip-per-second');
+    }
+  });
 });
 
 describe('usage and configuration errors: exit 2, one line on stderr', () => {
@@ -164,6 +174,13 @@ describe('usage and configuration errors: exit 2, one line on stderr', () => {
     );
   });
 
+  it('cluster over the memory broker suggests start --workers N', async () => {
+    expect(await usageError(['cluster', '--nodes', '2', '--insecure'])).toBe(
+      'switchboard: cluster needs a shared broker: the memory broker lives in one process, so give --broker redis://127.0.0.1:6379 (or another broker URL),' +
+        ' or run switchboard start --workers 2 for 2 nodes on one port over the memory broker',
+    );
+  });
+
   it('an invalid config file', async () => {
     const path = join(TMP, 'bad.json');
     writeFileSync(path, '{"port": 80,\n "limits": {"maxFrameByte": 1}}');
@@ -187,6 +204,36 @@ describe('switchboard start', () => {
     expect(result.code, result.stderr).toBe(0);
     expect(result.stderr).toContain('WARNING: --insecure is on');
   }, 30_000);
+
+  it('--insecure listens on 127.0.0.1 unless --host is given, and says so', async () => {
+    // An address of this machine that is not loopback, if it has one: a loopback-only node must refuse it.
+    const outside = Object.values(networkInterfaces())
+      .flat()
+      .find((i) => i !== undefined && i.family === 'IPv4' && !i.internal)?.address;
+    const answers = (host: string, port: number) =>
+      fetch(`http://${host}:${port}/healthz`, { signal: AbortSignal.timeout(2000) }).then((r) => r.status === 200, () => false);
+    for (const host of [undefined, '0.0.0.0']) {
+      const port = await freePort();
+      const hostArgs = host === undefined ? [] : ['--host', host];
+      const { child, done } = spawnCli(['start', '--insecure', ...hostArgs, '--port', String(port), '--log-level', 'info']);
+      const early = done.then((r) => {
+        throw new Error(`switchboard exited early with ${String(r.code)}: ${r.stderr}`);
+      });
+      await Promise.race([waitForHealth(port, 10_000), early]);
+      early.catch(() => undefined);
+      if (outside !== undefined) expect(await answers(outside, port), `${outside}:${port} with --host ${host ?? '(none)'}`).toBe(host !== undefined);
+      child.kill('SIGTERM');
+      const result = await within(done, 10_000, () => child.kill('SIGKILL'), 'switchboard did not exit within 10 s of SIGTERM');
+      expect(result.code, result.stderr).toBe(0);
+      if (host === undefined) {
+        expect(result.stderr).toContain('It listens on 127.0.0.1 only, so other machines cannot reach it');
+        expect(result.stderr).toContain(`listening: demo page http://127.0.0.1:${port}/`);
+      } else {
+        expect(result.stderr).toContain('It listens on 0.0.0.0 (from --host): other machines may reach it.');
+        expect(result.stderr).toContain(`listening: demo page http://localhost:${port}/`);
+      }
+    }
+  }, 60_000);
 
   it('a port in use: exit 1 and one line naming host and port', async () => {
     const blocker: Server = createServer();

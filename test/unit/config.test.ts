@@ -67,9 +67,10 @@ function fileProblem(json: unknown, argv: string[] = ['--insecure']): string {
 describe('defaults', () => {
   it('fill everything that is not given', () => {
     const o = options(['--insecure']);
-    const d = withDefaults({ nodeId: o.nodeId, insecure: true });
+    // Under --insecure the host defaults to loopback (see 'where an --insecure node listens').
+    const d = withDefaults({ nodeId: o.nodeId, insecure: true, host: '127.0.0.1' });
     expect(o).toEqual(d);
-    expect(o).toMatchObject({ port: 8080, host: '0.0.0.0', broker: 'memory', routing: 'interest', workers: 1, drainTimeout: 30 });
+    expect(o).toMatchObject({ port: 8080, host: '127.0.0.1', broker: 'memory', routing: 'interest', workers: 1, drainTimeout: 30 });
     expect(o.limits).toEqual(DEFAULT_LIMITS);
     expect(o.defaultNamespace).toEqual(DEFAULT_NAMESPACE);
     expect(o.namespaces).toEqual({ user: DEFAULT_PERSONAL_NAMESPACE });
@@ -83,6 +84,24 @@ describe('defaults', () => {
     const o = loadOptions({ argv: ['--insecure', '--node-id', 'n1'], env: {}, readFile: reader({}), cwd: CWD });
     expect(o.nodeId).toBe('n1');
     expect(o.insecure).toBe(true);
+  });
+});
+
+describe('where an --insecure node listens', () => {
+  it('127.0.0.1 when no host is given; 0.0.0.0 stays the default with authentication', () => {
+    expect(options(['--insecure']).host).toBe('127.0.0.1');
+    expect(options(['--insecure', '--broker', 'memory', '--port', '9000']).host).toBe('127.0.0.1');
+    expect(options([], { env: { SWITCHBOARD_INSECURE: '1' } }).host).toBe('127.0.0.1');
+    expect(withFile({ insecure: true }, []).host).toBe('127.0.0.1');
+    expect(options(['--secret', SECRET]).host).toBe('0.0.0.0');
+  });
+
+  it('the host given explicitly, by flag, environment or config file', () => {
+    expect(options(['--insecure', '--host', '0.0.0.0']).host).toBe('0.0.0.0');
+    expect(options(['--host=::', '--insecure']).host).toBe('::');
+    expect(options(['--insecure'], { env: { SWITCHBOARD_HOST: '0.0.0.0' } }).host).toBe('0.0.0.0');
+    expect(withFile({ host: '10.0.0.1' }).host).toBe('10.0.0.1');
+    expect(withFile({ insecure: true, host: '0.0.0.0' }, []).host).toBe('0.0.0.0');
   });
 });
 
@@ -707,6 +726,7 @@ describe('help and docs', () => {
     expect(help).toContain('--config <file>');
     expect(help).toMatch(/--port <port> +TCP port to listen on \(0 picks a free one\) \[8080\]/);
     expect(help).toMatch(/--max-buffered-bytes <n> .*\[4194304\]/);
+    expect(help).toMatch(/--host <address> +address to listen on \(127\.0\.0\.1 under --insecure unless given\) \[0\.0\.0\.0\]/);
   });
 
   it('docs/configuration.md names every flag, variable and config key', () => {

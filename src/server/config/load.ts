@@ -38,6 +38,12 @@ export interface LoadedConfig {
 /** HS256 keys shorter than this are guessable; they are accepted with a warning. */
 export const MIN_SECRET_LENGTH = 32;
 
+/**
+ * Where an `--insecure` node listens unless a host is given (flag, environment
+ * or config file): a node that lets anyone in as any user stays on this machine.
+ */
+export const INSECURE_DEFAULT_HOST = '127.0.0.1';
+
 const defaultReadFile: ReadFile = (path) => readFileSync(path, 'utf8');
 
 /** Loads and checks the options; throws `ConfigError`. */
@@ -109,7 +115,7 @@ function toOptions(v: SettingValues, publicKey: string | undefined, file: Parsed
   return withDefaults(
     compact({
       port: v.port,
-      host: v.host,
+      host: v.host ?? (v.insecure === true ? INSECURE_DEFAULT_HOST : undefined),
       nodeId: v.nodeId,
       broker: v.broker,
       routing: v.routing,

@@ -99,7 +99,7 @@ function checkHost(value: string): string | undefined {
 
 export const SETTINGS = {
   port: { flag: 'port', kind: 'integer', arg: '<port>', min: 0, max: 65535, help: 'TCP port to listen on (0 picks a free one)' },
-  host: { flag: 'host', kind: 'string', arg: '<address>', check: checkHost, help: 'address to listen on' },
+  host: { flag: 'host', kind: 'string', arg: '<address>', check: checkHost, help: 'address to listen on (127.0.0.1 under --insecure unless given)' },
   nodeId: { flag: 'node-id', kind: 'string', arg: '<id>', check: checkNodeId, help: 'the node id in the cluster' },
   broker: {
     flag: 'broker',
