@@ -12,6 +12,7 @@ import { dirname, join } from 'node:path';
 import { transform } from 'esbuild';
 import { afterAll, describe, expect, it } from 'vitest';
 import { tempDir } from '../helpers/children.js';
+import { asUser } from '../helpers/doc-shell.js';
 import { markedBlock, readDoc, ROOT, section } from '../helpers/markdown.js';
 import { startNodeProcess, type NodeProcess } from '../helpers/node-process.js';
 
@@ -155,8 +156,10 @@ async function attempt(mistake: Mistake): Promise<Exit> {
   const env = cleanEnv({ SWITCHBOARD_PORT: '0', SWITCHBOARD_HOST: '127.0.0.1', ...mistake.env });
   let out: Exit;
   if (mistake.locked && asRoot) {
+    // Root reads anything: the CLI runs as the doc tests' ordinary user, the root folder stays root's own.
     chmodSync(root, 0o700);
-    out = await run('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, BIN, ...args], env, 10_000);
+    const [command, ...rest] = asUser([process.execPath, BIN, ...args]);
+    out = await run(command as string, rest, env, 10_000);
   } else {
     if (mistake.locked) chmodSync(join(root, 'etc'), 0o000);
     out = await run(process.execPath, [BIN, ...args], env, 10_000);

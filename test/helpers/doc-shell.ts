@@ -16,7 +16,15 @@ import { within } from '../../src/shared/time.js';
 
 /** The unprivileged account the blocks run as when the tests run as root. */
 const NOBODY = 65534;
-const asNobody = process.getuid?.() === 0 && spawnSync('setpriv', ['--version']).status === 0;
+const DROP = ['setpriv', `--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups'];
+/**
+ * Root runs the blocks as nobody, when setpriv exists and nobody can run this
+ * repository's command (a checkout under /root, say, it cannot read: then
+ * the blocks run as root, and a command that needs root is not caught).
+ */
+const asNobody =
+  process.getuid?.() === 0 &&
+  spawnSync(DROP[0] as string, [...DROP.slice(1), process.execPath, join(ROOT, 'bin', 'switchboard.js'), '--version'], { stdio: 'ignore' }).status === 0;
 
 export interface ShellRun {
   code: number | null;
@@ -67,6 +75,11 @@ function shim(): string {
   return dir;
 }
 
+/** `argv` as the user the blocks run as: behind setpriv when that is nobody. */
+export function asUser(argv: string[]): string[] {
+  return asNobody ? [...DROP, ...argv] : argv;
+}
+
 /** The test runner's environment without SWITCHBOARD_* variables, with the shim first on PATH, plus `env`. */
 function userEnv(env: Record<string, string>): NodeJS.ProcessEnv {
   const out: NodeJS.ProcessEnv = {};
@@ -77,7 +90,7 @@ function userEnv(env: Record<string, string>): NodeJS.ProcessEnv {
 /** Start `script` with `bash -e -c` (so a single command is exec'd, and signals reach it), in `cwd`. */
 export function startShell(script: string, env: Record<string, string> = {}, cwd = ROOT): Shell {
   const bash = ['bash', '-e', '-c', script];
-  const [command, ...args] = asNobody ? ['setpriv', `--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', ...bash] : bash;
+  const [command, ...args] = asUser(bash);
   const child = spawn(command as string, args, { cwd, env: userEnv(env), detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
   if (child.pid !== undefined) groups.add(child.pid);
   let stdout = '';
