@@ -12,7 +12,7 @@ import { dirname, join } from 'node:path';
 import { transform } from 'esbuild';
 import { afterAll, describe, expect, it } from 'vitest';
 import { tempDir } from '../helpers/children.js';
-import { asUser } from '../helpers/doc-shell.js';
+import { asUser, cleanEnv } from '../helpers/doc-shell.js';
 import { markedBlock, readDoc, ROOT, section } from '../helpers/markdown.js';
 import { startNodeProcess, type NodeProcess } from '../helpers/node-process.js';
 
@@ -50,13 +50,6 @@ function run(command: string, args: string[], env: NodeJS.ProcessEnv, ms = 15_00
       resolve({ code, stdout, stderr });
     });
   });
-}
-
-/** The test runner's environment without SWITCHBOARD_* variables, plus `extra`. */
-function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [name, value] of Object.entries(process.env)) if (!name.startsWith('SWITCHBOARD_')) env[name] = value;
-  return { ...env, ...extra };
 }
 
 describe('docs/server-sdk.md: the example', () => {

@@ -80,11 +80,16 @@ export function asUser(argv: string[]): string[] {
   return asNobody ? [...DROP, ...argv] : argv;
 }
 
-/** The test runner's environment without SWITCHBOARD_* variables, with the shim first on PATH, plus `env`. */
-function userEnv(env: Record<string, string>): NodeJS.ProcessEnv {
+/** The test runner's environment without its SWITCHBOARD_* variables (so only what a doc sets counts), plus `extra`. */
+export function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   const out: NodeJS.ProcessEnv = {};
   for (const [name, value] of Object.entries(process.env)) if (!name.startsWith('SWITCHBOARD_')) out[name] = value;
-  return { ...out, HOME: userDir('sb-home-'), PATH: `${shim()}:${process.env.PATH ?? '/usr/bin:/bin'}`, ...env };
+  return { ...out, ...extra };
+}
+
+/** What the blocks run with: a clean environment, a home of their own, the shim first on PATH, plus `env`. */
+function userEnv(env: Record<string, string>): NodeJS.ProcessEnv {
+  return cleanEnv({ HOME: userDir('sb-home-'), PATH: `${shim()}:${process.env.PATH ?? '/usr/bin:/bin'}`, ...env });
 }
 
 /** Start `script` with `bash -e -c` (so a single command is exec'd, and signals reach it), in `cwd`. */
