@@ -2,11 +2,13 @@
  * The docs stay inside the repository and true to its folders: every
  * relative link of every doc resolves to a file of the repository (and to a
  * heading, when it names one), no doc points at the old outside spec, and
- * the README's Layout names exactly the folders that exist.
+ * the README's Layout names exactly the folders that exist, and
+ * docs/cluster.md shows the upstream block `switchboard cluster` prints.
  */
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { nginxUpstream } from '../../src/server/cluster-command.js';
 import { anchors, codeBlocks, docFiles, links, readDoc, ROOT, section } from '../helpers/markdown.js';
 
 /** Top-level names .gitignore leaves out of a clone (`dist/`, `node_modules/`, …). */
@@ -186,5 +188,12 @@ describe("the README's Layout", () => {
     expect(named(fake, 'src/')).toBe(true);
     expect(named(fake, 'docs/cluster.md')).toBe(true);
     expect(named(fake, 'docs/protocol.md')).toBe(false);
+  });
+});
+
+describe('docs/cluster.md', () => {
+  it('shows the upstream block exactly as `switchboard cluster --nodes 3 --port 8080` prints it', () => {
+    const shown = codeBlocks(readDoc('docs/cluster.md')).filter((b) => b.text.startsWith('upstream switchboard {'));
+    expect(shown.map((b) => b.text)).toEqual([nginxUpstream({ nodes: 3, startArgs: [], basePort: 8080, host: '0.0.0.0', idPrefix: 'node' })]);
   });
 });
