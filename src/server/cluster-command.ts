@@ -94,8 +94,9 @@ export function runCluster(plan: ClusterPlan, say: (line: string) => void): Prom
     children.push(child);
   }
   say(`started ${plan.nodes} nodes on ports ${plan.basePort}–${plan.basePort + plan.nodes - 1}`);
-  say('put a load balancer in front (round-robin, no sticky sessions needed), e.g. nginx with deploy/nginx.conf and:');
-  for (const line of nginxUpstream(plan).split('\n')) say(`  ${line}`);
+  say('put a load balancer in front (round-robin, no sticky sessions needed), e.g. nginx with this upstream block (docs/cluster.md):');
+  // Unprefixed and in one write, so the block can be pasted (or cut out of a log) as it is.
+  process.stderr.write(`${nginxUpstream(plan)}\n`);
 
   let stopping = false;
   const stop = (signal: NodeJS.Signals) => {

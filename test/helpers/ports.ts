@@ -42,3 +42,15 @@ export async function freePortPair(avoid: ReadonlySet<number> = new Set()): Prom
   }
   throw new Error('no free port pair (P, P+10000) found in 20000–39999');
 }
+
+/** A free port P whose next `count - 1` ports are free too, for a command that takes P, P+1, … itself. */
+export async function freePortRun(count: number): Promise<number> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const port = await freePort();
+    if (port + count - 1 > 65535) continue;
+    let free = true;
+    for (let i = 1; i < count && free; i++) free = await isPortFree(port + i);
+    if (free) return port;
+  }
+  throw new Error(`no run of ${count} free ports found`);
+}
