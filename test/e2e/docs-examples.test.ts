@@ -12,7 +12,7 @@ import { dirname, join } from 'node:path';
 import { transform } from 'esbuild';
 import { afterAll, describe, expect, it } from 'vitest';
 import { tempDir } from '../helpers/children.js';
-import { asUser, cleanEnv } from '../helpers/doc-shell.js';
+import { cleanEnv } from '../helpers/doc-shell.js';
 import { markedBlock, readDoc, ROOT, section } from '../helpers/markdown.js';
 import { startNodeProcess, type NodeProcess } from '../helpers/node-process.js';
 
@@ -90,7 +90,7 @@ interface Mistake {
   env?: Record<string, string>;
   /** Files to write under the scratch root (`etc/switchboard.json` → `<root>/etc/switchboard.json`); a trailing `/` makes a folder. */
   files?: Record<string, string>;
-  /** Make the scratch root's `etc/` unreadable to the CLI (runs it as nobody when the tests run as root). */
+  /** Make the scratch root's `etc/` unreadable to the CLI (as root: run without the capabilities that override permissions). */
   locked?: boolean;
 }
 
@@ -132,6 +132,8 @@ const MISTAKES: Mistake[] = [
 ];
 
 const asRoot = process.getuid?.() === 0;
+/** Runs a command as root but without the capabilities that let root read what file permissions refuse. */
+const WITHOUT_DAC = ['setpriv', '--bounding-set=-dac_override,-dac_read_search', '--inh-caps=-dac_override,-dac_read_search'];
 
 /** Run the CLI on `mistake` in a scratch root of its own; its stderr with the root's path taken out, so paths read as in the doc. */
 async function attempt(mistake: Mistake): Promise<Exit> {
@@ -148,16 +150,11 @@ async function attempt(mistake: Mistake): Promise<Exit> {
   // Port 0 on the loopback: if the CLI were to accept a mistake, the node it starts takes nothing of anyone's.
   const env = cleanEnv({ SWITCHBOARD_PORT: '0', SWITCHBOARD_HOST: '127.0.0.1', ...mistake.env });
   let out: Exit;
-  if (mistake.locked && asRoot) {
-    // Root reads anything: the CLI runs as the doc tests' ordinary user, the root folder stays root's own.
-    chmodSync(root, 0o700);
-    const [command, ...rest] = asUser([process.execPath, BIN, ...args]);
-    out = await run(command as string, rest, env, 10_000);
-  } else {
-    if (mistake.locked) chmodSync(join(root, 'etc'), 0o000);
-    out = await run(process.execPath, [BIN, ...args], env, 10_000);
-    if (mistake.locked) chmodSync(join(root, 'etc'), 0o700);
-  }
+  if (mistake.locked) chmodSync(join(root, 'etc'), 0o000);
+  // Root reads anything: it runs the CLI without the capabilities that override file permissions.
+  const [command, ...rest] = mistake.locked && asRoot ? [...WITHOUT_DAC, process.execPath, BIN, ...args] : [process.execPath, BIN, ...args];
+  out = await run(command as string, rest, env, 10_000);
+  if (mistake.locked) chmodSync(join(root, 'etc'), 0o700);
   return { ...out, stderr: out.stderr.split(root).join('') };
 }
 
