@@ -8,6 +8,7 @@
  * routes against its paths.
  */
 import { ErrorCode, MAX_BROADCAST_CHANNELS, MAX_HISTORY_LIMIT, REPLAYED_HEADER } from '../../protocol/index.js';
+import { ROUTINGS } from '../options.js';
 
 /** A JSON Schema as plain data. */
 export type JsonSchema = { readonly [keyword: string]: unknown };
@@ -100,13 +101,13 @@ function nodeProperties(): Record<string, JsonSchema> {
     id: { type: 'string' },
     address: text('Public address of the node’s HTTP and WebSocket port.'),
     url: text('Public WebSocket URL of the node (`--advertise-url`).'),
-    routing: { type: 'string', enum: ['interest', 'broadcast', 'registry', 'hashring'] },
+    routing: { type: 'string', enum: [...ROUTINGS] },
     connections: integer(0),
     subscriptions: integer(0),
     uptime: integer(0, 'Seconds since the node started.'),
     ready: { type: 'boolean' },
     draining: { type: 'boolean' },
-    broker: { type: 'string', enum: ['memory', 'redis', 'nats', 'amqp', 'ipc'] },
+    broker: text('The broker kind (`memory`, `redis`, `redis-cluster`, `nats`, `rabbitmq`, `ipc`); its health is `ready`.'),
     messagesInPerSec: figure('Client frames received per second (last second).'),
     messagesOutPerSec: figure('Message frames written to client sockets per second (last second).'),
     latencyP50Ms: figure('Delivery latency median over the last seconds, ms; absent with no deliveries.'),
@@ -192,7 +193,7 @@ const SCHEMAS: Record<string, JsonSchema> = {
   AdminClusterAnswer: answer({
     node: text('The node that answered.'),
     at: integer(0, 'Milliseconds since the Unix epoch on the answering node.'),
-    routing: { type: 'string' },
+    routing: { type: 'string', enum: [...ROUTINGS] },
     nodes: {
       type: 'array',
       items: answer(
@@ -275,6 +276,10 @@ const KEY_HEADER: Parameter = {
   schema: ref('IdempotencyKey'),
 };
 
+/** `/api/publish` and `/api/send`: one publish, under an optional idempotency key, answered with its position. */
+const keyedPublish = (id: string, summary: string, body: string): Operation =>
+  operation(id, summary, { parameters: [KEY_HEADER], body, answers: { 200: PUBLISHED }, errors: [400, 401, 413, 503] });
+
 export const OPENAPI: OpenApiDocument = {
   openapi: '3.1.0',
   info: {
@@ -290,20 +295,10 @@ export const OPENAPI: OpenApiDocument = {
   security: [{ apiKey: [] }],
   paths: {
     '/api/publish': {
-      post: operation('publish', 'Publish to a channel', {
-        parameters: [KEY_HEADER],
-        body: 'PublishRequest',
-        answers: { 200: PUBLISHED },
-        errors: [400, 401, 413, 503],
-      }),
+      post: keyedPublish('publish', 'Publish to a channel', 'PublishRequest'),
     },
     '/api/send': {
-      post: operation('send', 'Send to every connection of a user (its personal channel `user:<user>`)', {
-        parameters: [KEY_HEADER],
-        body: 'SendRequest',
-        answers: { 200: PUBLISHED },
-        errors: [400, 401, 413, 503],
-      }),
+      post: keyedPublish('send', 'Send to every connection of a user (its personal channel `user:<user>`)', 'SendRequest'),
     },
     '/api/broadcast': {
       post: operation('broadcast', `Publish one message to 1–${MAX_BROADCAST_CHANNELS} channels`, {
