@@ -1,5 +1,5 @@
 /**
- * The server API for business services (SPEC "Server API"): JSON over HTTP,
+ * The server API for business services (docs/api.md): JSON over HTTP,
  * `Authorization: Bearer <api-key>`, errors as `{"error": {code, message}}`.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
