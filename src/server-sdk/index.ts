@@ -1,6 +1,6 @@
 /**
  * The server SDK for business services: `import { SwitchboardApi } from 'switchboard/server-sdk'`.
- * Node 18+ (global fetch); see docs/server-sdk.md.
+ * Node 20+ (global fetch); see docs/server-sdk.md.
  */
 export { SwitchboardApi } from './api.js';
 export { SwitchboardApiError } from './errors.js';

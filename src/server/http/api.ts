@@ -1,5 +1,5 @@
 /**
- * The server API for business services (SPEC "Server API"): JSON over HTTP,
+ * The server API for business services (docs/api.md): JSON over HTTP,
  * `Authorization: Bearer <api-key>`, errors as `{"error": {code, message}}`.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
@@ -33,6 +33,7 @@ import type { PublishReceipt } from '../../brokers/broker.js';
 import { dataFromJson, requireChannel, requireIdempotencyKey, requireUser, type Commands } from '../core/commands.js';
 import type { Gateway } from '../core/gateway.js';
 import type { Metrics } from '../metrics.js';
+import { OPENAPI, type OpenApiDocument } from './openapi.js';
 import { readJsonObject, sendError, sendJson } from './respond.js';
 
 export interface ApiContext {
@@ -54,45 +55,59 @@ export interface ApiContext {
   adminCluster?: () => AdminClusterAnswer;
 }
 
-type Handler = (req: IncomingMessage, params: string[], url: URL, res: ServerResponse) => Promise<ApiAnswer>;
+type Handler = (api: ServerApi, req: IncomingMessage, params: string[], url: URL, res: ServerResponse) => Promise<ApiAnswer | OpenApiDocument>;
 
 /** A request body before its checks: the protocol's field names, values not yet known. */
 type Unchecked<T> = { [K in keyof T]?: unknown };
 
 interface Route {
   method: string;
+  /** The path as an OpenAPI template: each `{name}` is one segment, handed to the handler percent-decoded. */
+  template: string;
   path: RegExp;
   handler: Handler;
   /** Open without an API key (it reveals only what clients are told anyway). */
-  open?: boolean;
+  open: boolean;
+}
+
+/** A route whose path is matched by its template, so that the router and the description share one spelling. */
+function endpoint(method: string, template: string, handler: Handler, open = false): Route {
+  const source = template.replace(/\./g, '\\.').replace(/\{[^}/]+\}/g, '([^/]+)');
+  return { method, template, path: new RegExp(`^${source}$`), handler, open };
 }
 
 export class ServerApi {
+  private static readonly routes: readonly Route[] = [
+    endpoint('POST', '/api/publish', (api, req, _p, _u, res) => api.publish(req, res)),
+    endpoint('POST', '/api/send', (api, req, _p, _u, res) => api.send(req, res)),
+    endpoint('POST', '/api/broadcast', (api, req) => api.broadcast(req)),
+    endpoint('POST', '/api/batch', (api, req) => api.batch(req)),
+    endpoint('GET', '/api/users/{user}', (api, _r, p) => api.user(p[0] ?? '')),
+    endpoint('GET', '/api/presence/{channel}', (api, _r, p) => api.presence(p[0] ?? '')),
+    endpoint('GET', '/api/history/{channel}', (api, _r, p, url) => api.history(p[0] ?? '', url)),
+    endpoint('POST', '/api/disconnect', (api, req) => api.disconnect(req)),
+    endpoint('GET', '/api/nodes', async (api) => api.nodes()),
+    endpoint('GET', '/api/admin/cluster', async (api) => api.adminCluster()),
+    endpoint('GET', '/api/route', async (api, _r, _p, url) => api.route(url), true),
+    endpoint('GET', '/api/openapi.json', async () => OPENAPI, true),
+  ];
+
+  /** Every endpoint this router serves, by method and OpenAPI path template (the description's test holds them to it). */
+  static readonly endpoints: ReadonlyArray<{ method: string; path: string; open: boolean }> = ServerApi.routes.map(
+    ({ method, template, open }) => ({ method, path: template, open }),
+  );
+
   private readonly keyDigests: Buffer[];
-  private readonly routes: Route[];
 
   constructor(private readonly ctx: ApiContext) {
     this.keyDigests = ctx.apiKeys.map(digest);
-    this.routes = [
-      { method: 'POST', path: /^\/api\/publish$/, handler: (req, _p, _u, res) => this.publish(req, res) },
-      { method: 'POST', path: /^\/api\/send$/, handler: (req, _p, _u, res) => this.send(req, res) },
-      { method: 'POST', path: /^\/api\/broadcast$/, handler: (req) => this.broadcast(req) },
-      { method: 'POST', path: /^\/api\/batch$/, handler: (req) => this.batch(req) },
-      { method: 'GET', path: /^\/api\/users\/([^/]+)$/, handler: (_r, p) => this.user(p[0] ?? '') },
-      { method: 'GET', path: /^\/api\/presence\/([^/]+)$/, handler: (_r, p) => this.presence(p[0] ?? '') },
-      { method: 'GET', path: /^\/api\/history\/([^/]+)$/, handler: (_r, p, url) => this.history(p[0] ?? '', url) },
-      { method: 'POST', path: /^\/api\/disconnect$/, handler: (req) => this.disconnect(req) },
-      { method: 'GET', path: /^\/api\/nodes$/, handler: async () => this.nodes() },
-      { method: 'GET', path: /^\/api\/admin\/cluster$/, handler: async () => this.adminCluster() },
-      { method: 'GET', path: /^\/api\/route$/, handler: async (_r, _p, url) => this.route(url), open: true },
-    ];
   }
 
   async handle(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
     try {
-      const pathMatches = this.routes.filter((r) => r.path.test(url.pathname));
+      const pathMatches = ServerApi.routes.filter((r) => r.path.test(url.pathname));
       if (pathMatches.length > 0 && pathMatches.every((r) => r.open)) {
-        // A browser on another origin may ask where to connect.
+        // A browser on another origin may ask where to connect, or read the description.
         res.setHeader('access-control-allow-origin', '*');
       } else {
         this.authorize(req);
@@ -105,7 +120,7 @@ export class ServerApi {
         return;
       }
       const params = (route.path.exec(url.pathname) ?? []).slice(1).map(decodeParam);
-      sendJson(res, 200, await route.handler(req, params, url, res));
+      sendJson(res, 200, await route.handler(this, req, params, url, res));
     } catch (err) {
       const error = toErrorBody(err);
       this.ctx.metrics.errors.inc({ code: error.code });
