@@ -9,7 +9,7 @@
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { Browser, Page } from 'playwright-core';
-import { launchChromium } from '../helpers/browser.js';
+import { launchChromium, newWatchedPage } from '../helpers/browser.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startNode, type SwitchboardNode } from '../../src/server/node.js';
 
@@ -22,12 +22,7 @@ let browser: Browser | undefined;
 /** A new page with the demo, not connected; page errors and console errors go to `errors`. */
 async function openPage(errors: string[]): Promise<Page> {
   if (!browser || !node) throw new Error('not set up');
-  const page = await browser.newPage();
-  page.setDefaultTimeout(TIMEOUT);
-  page.on('pageerror', (err) => errors.push(err.message));
-  page.on('console', (msg) => {
-    if (msg.type() === 'error') errors.push(msg.text());
-  });
+  const page = await newWatchedPage(browser, TIMEOUT, errors);
   await page.goto(node.url('/'));
   return page;
 }

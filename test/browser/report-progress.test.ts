@@ -9,7 +9,7 @@
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { Browser, Page } from 'playwright-core';
-import { launchChromium } from '../helpers/browser.js';
+import { launchChromium, newWatchedPage } from '../helpers/browser.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startReportProgress, type ReportProgressApp } from '../../examples/report-progress/server.js';
 import { SwitchboardApi } from '../../src/server-sdk/index.js';
@@ -57,12 +57,7 @@ describe('report-progress example in chromium', () => {
   /** A new tab of `user`, connected; page errors and console errors go to `errors`. */
   async function openTab(user: string, errors: string[]): Promise<Page> {
     if (!browser || !app) throw new Error('not set up');
-    const page = await browser.newPage();
-    page.setDefaultTimeout(TIMEOUT);
-    page.on('pageerror', (err) => errors.push(err.message));
-    page.on('console', (msg) => {
-      if (msg.type() === 'error') errors.push(msg.text());
-    });
+    const page = await newWatchedPage(browser, TIMEOUT, errors);
     await page.goto(`${app.url}/?user=${user}`);
     await expect.poll(() => page.getByTestId('state').textContent(), { timeout: TIMEOUT }).toBe('connected');
     return page;
