@@ -3,13 +3,16 @@
  * balancer or Kubernetes sees it: the node keeps listening while it drains —
  * `/readyz` answers 503 `draining` and new upgrades 503 while a client is
  * still leaving, and for a few seconds even with no client at all — then
- * closes its port and exits 0 within `--drain-timeout`.
+ * closes its port and exits 0 within `--drain-timeout`. And, in process,
+ * that a drain tells its clients to go a few at a time, not all at once.
  */
 import { randomBytes } from 'node:crypto';
 import { request } from 'node:http';
 import type { Socket } from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
-import { READINESS_LINGER_MS } from '../../src/server/drain-pace.js';
+import { DRAIN_CLOSES_PER_SECOND, READINESS_LINGER_MS } from '../../src/server/drain-pace.js';
+import { startNode } from '../../src/server/node.js';
+import { TEST_NODE } from '../helpers/fixture.js';
 import { startNodeProcess, type NodeProcess } from '../helpers/node-process.js';
 import { RawClient } from '../helpers/raw-client.js';
 import { sleep } from '../helpers/wait.js';
@@ -134,5 +137,31 @@ describe('SIGTERM', () => {
     const firstRefused = answers.findIndex((a) => a.status === 'refused');
     if (firstRefused >= 0) expect(answers.slice(firstRefused).every((a) => a.status === 'refused')).toBe(true);
     expect(Date.now() - sent).toBeLessThan(15_000);
+  }, 30_000);
+});
+
+describe('drain pace', () => {
+  it('tells its clients to go (4100) spread over a while, not all at once', async () => {
+    const n = await startNode({ ...TEST_NODE, drainTimeout: 4, limits: { maxConnectionsPerIpPerSecond: 0, maxHandshakesPerSecond: 0, maxHandshakesInFlight: 0 } });
+    const count = 200;
+    const clients: RawClient[] = [];
+    try {
+      for (let i = 0; i < count; i += 50) {
+        clients.push(...(await Promise.all(Array.from({ length: 50 }, (_, j) => RawClient.connect(`ws://127.0.0.1:${n.port}/ws?user=pace-${i + j}`)))));
+      }
+      const start = Date.now();
+      const at: number[] = [];
+      const closes = clients.map((c) => c.closed.then((closed) => (at.push(Date.now() - start), closed.code)));
+      await n.drain();
+      expect(await Promise.all(closes)).toEqual(Array.from({ length: count }, () => 4100));
+      // 200 at DRAIN_CLOSES_PER_SECOND take 200 ms: none is sent before its turn (a loaded machine only delays them),
+      // so the last arrives near the end of that, and the second half after the first 50 ms.
+      const spread = (count * 1000) / DRAIN_CLOSES_PER_SECOND;
+      expect(Math.max(...at)).toBeGreaterThanOrEqual(spread * 0.8);
+      expect(at.filter((t) => t < spread / 4).length).toBeLessThanOrEqual(count / 2);
+    } finally {
+      await Promise.all(clients.map((c) => c.close()));
+      await n.close();
+    }
   }, 30_000);
 });
