@@ -13,6 +13,7 @@ import { TokenVerifier } from './auth/token.js';
 import { FrameHandler } from './core/frame-handler.js';
 import { Gateway } from './core/gateway.js';
 import { Commands, dataFromJson, inProcessData, type ServerCommands } from './core/commands.js';
+import type { Session } from './core/session.js';
 import { Cluster } from '../cluster/cluster.js';
 import { NodeEntries } from '../cluster/entries.js';
 import type { ClusterRequest, NodeInfo } from '../cluster/messages.js';
@@ -23,6 +24,8 @@ import { createLogger } from './logger.js';
 import { Metrics } from './metrics.js';
 import { clusterView } from './admin/cluster-view.js';
 import { LoadMeter } from './admin/load-meter.js';
+import { closeSpread, drainPlan } from './drain-pace.js';
+import { sleep } from '../shared/time.js';
 import { ROUTINGS, detectionMs, withDefaults, type NodeOptions, type NodeOptionsInput } from './options.js';
 import { createRouting, HashRingRouting } from './routing/strategies.js';
 
@@ -35,7 +38,11 @@ export interface SwitchboardNode extends ServerCommands {
   readonly log: Logger;
   /** `http://host:port` + path, for tests and logs. */
   url(path?: string): string;
-  /** SIGTERM behaviour: stop accepting, close clients with 4100, leave the cluster; resolves when done or after `drainTimeout`. */
+  /**
+   * SIGTERM behaviour: `/readyz` 503 and upgrades refused, leave the cluster,
+   * close clients with 4100 a few at a time, keep listening a little while
+   * (drain-pace.ts); resolves when done, within `drainTimeout`.
+   */
   drain(): Promise<void>;
   /** Stop at once, closing every connection. */
   close(): Promise<void>;
@@ -228,15 +235,21 @@ export async function startNode(partial: NodeOptionsInput = {}, deps: NodeDeps =
 
   let stopping: Promise<void> | undefined;
   const stop = async (graceMs: number): Promise<void> => {
-    // While clients leave, the HTTP side stays up: /readyz says 503 and
-    // upgrades are refused, so load balancers steer new clients elsewhere.
+    // While clients leave, and for a while even with none left, the HTTP
+    // side stays up: /readyz says 503 and upgrades are refused, so load
+    // balancers steer new clients elsewhere instead of finding the port closed.
     draining = true;
+    const deadline = Date.now() + graceMs;
+    const plan = drainPlan(gateway.sessions.size, graceMs);
+    const lingerUntil = Date.now() + plan.lingerMs;
     clearTimeout(unknownSweep);
     load.stop();
     await cluster.leave();
-    for (const s of [...gateway.sessions]) s.disconnect(CloseCode.Draining, 'node draining', true);
-    const deadline = Date.now() + graceMs;
-    while (upgrader.wss.clients.size > 0 && Date.now() < deadline) await sleep(20);
+    const goAway = (s: Session): void => s.disconnect(CloseCode.Draining, 'node draining', true);
+    await closeSpread([...gateway.sessions], plan.spreadMs, goAway);
+    // A handshake under way when the drain began may have added a session since.
+    for (const s of [...gateway.sessions]) goAway(s);
+    while ((upgrader.wss.clients.size > 0 || Date.now() < lingerUntil) && Date.now() < deadline) await sleep(20);
     for (const ws of upgrader.wss.clients) ws.terminate();
     server.close();
     server.closeIdleConnections();
@@ -266,9 +279,3 @@ export async function startNode(partial: NodeOptionsInput = {}, deps: NodeDeps =
     history: (channel, params) => commands.history(channel, params),
   };
 }
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
-

@@ -114,6 +114,33 @@ describe('GET /api/admin/cluster', () => {
     expect(seen.totals.connections).toBe(1);
   });
 
+  it('counts publications through the server API as messages in, on a node no client talks to', async () => {
+    const fed = await ringNode('adm-fed');
+    // Publish for a few seconds (bounded: 40 messages, 10 per second) so a one-second sample holds some.
+    let publishing = true;
+    const publisher = (async () => {
+      for (let i = 0; i < 40 && publishing; i++) {
+        expect((await api(fed.url(), 'POST', '/api/publish', { channel: 'adm.fed', data: i })).status).toBe(200);
+        await sleep(100);
+      }
+    })();
+    try {
+      const seen = await vi.waitUntil(
+        async () => {
+          const n = (await view(fed)).nodes.find((m) => m.id === 'adm-fed');
+          if (n !== undefined && (n.messagesInPerSec ?? 0) > 0) return n;
+        },
+        { timeout: 10_000, interval: 100 },
+      );
+      expect(seen.connections).toBe(0);
+      // About 10 per second; a loaded machine publishes fewer, never more than one sample can hold.
+      expect(seen.messagesInPerSec).toBeLessThanOrEqual(40);
+    } finally {
+      publishing = false;
+      await publisher;
+    }
+  });
+
   it('is open on an --insecure node without an API key, like the rest of the API', async () => {
     const open = await startNode({ ...TEST_NODE, nodeId: 'adm-open', apiKeys: [], insecure: true });
     nodes.push(open);

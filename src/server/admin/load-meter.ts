@@ -1,6 +1,9 @@
 /**
  * Live load figures of one node for the cluster heartbeat and the admin
  * dashboard: messages per second in and out and delivery latency p50/p99.
+ * "In" is everything that enters the node: client frames of every type and
+ * publications accepted through the server API (a node fed only by a
+ * backend's API calls is not idle).
  *
  * prom-client only keeps totals since the start, so the meter samples the
  * counters of `Metrics` (read only) once a second and reports the change
@@ -11,7 +14,7 @@
 import type { Metrics } from '../metrics.js';
 
 export interface LoadFigures {
-  /** Client frames received per second (all types). */
+  /** Client frames received (all types) plus publications accepted through the server API, per second. */
   messagesInPerSec: number;
   /** Message frames written to client sockets per second. */
   messagesOutPerSec: number;
@@ -69,8 +72,9 @@ export class LoadMeter {
 
   private async sample(): Promise<void> {
     try {
-      const [messagesIn, delivered, latency] = await Promise.all([
+      const [frames, published, delivered, latency] = await Promise.all([
         this.metrics.messagesIn.get(),
+        this.metrics.published.get(),
         this.metrics.delivered.get(),
         this.metrics.latency.get(),
       ]);
@@ -80,8 +84,9 @@ export class LoadMeter {
         .sort((a, b) => a.le - b.le);
       this.samples.push({
         at: Date.now(),
-        messagesIn: messagesIn.values.reduce((n, v) => n + v.value, 0),
-        delivered: delivered.values.reduce((n, v) => n + v.value, 0),
+        // A client's publish is already one of its frames: only the API's publications add to them.
+        messagesIn: sum(frames.values) + sum(published.values.filter((v) => v.labels.source === 'api')),
+        delivered: sum(delivered.values),
         buckets,
       });
       if (this.samples.length > LATENCY_WINDOW) this.samples.shift();
@@ -107,6 +112,10 @@ function quantile(from: Sample, to: Sample, q: number): number | undefined {
 
 function lastFinite(buckets: Array<{ le: number }>): number {
   return [...buckets].reverse().find((b) => Number.isFinite(b.le))?.le ?? 0;
+}
+
+function sum(values: Array<{ value: number }>): number {
+  return values.reduce((n, v) => n + v.value, 0);
 }
 
 function round(n: number): number {
