@@ -8,33 +8,34 @@
 
 /**
  * Items added within a turn, handed to `run` together at its check phase;
- * each `add` settles as that call does.
+ * each `add` settles as that call does, with its own result when `run`
+ * answers one per item (in the order given).
  */
-export class TurnBatch<T> {
+export class TurnBatch<T, R = void> {
   private items: T[] = [];
-  private waiters: Array<{ resolve: () => void; reject: (err: unknown) => void }> = [];
+  private waiters: Array<{ resolve: (result: R) => void; reject: (err: unknown) => void }> = [];
 
-  constructor(private readonly run: (items: T[]) => Promise<void>) {}
+  constructor(private readonly run: (items: T[]) => Promise<readonly R[] | void>) {}
 
-  add(item: T): Promise<void> {
+  add(item: T): Promise<R> {
     if (this.items.length === 0) setImmediate(() => this.flush());
     this.items.push(item);
-    return new Promise<void>((resolve, reject) => this.waiters.push({ resolve, reject }));
+    return new Promise<R>((resolve, reject) => this.waiters.push({ resolve, reject }));
   }
 
   private flush(): void {
     const { items, waiters } = this;
     this.items = [];
     this.waiters = [];
-    let call: Promise<void>;
+    let call: Promise<readonly R[] | void>;
     try {
       call = this.run(items);
     } catch (err) {
       call = Promise.reject(err);
     }
     call.then(
-      () => {
-        for (const w of waiters) w.resolve();
+      (results) => {
+        waiters.forEach((w, i) => w.resolve(results?.[i] as R));
       },
       (err: unknown) => {
         for (const w of waiters) w.reject(err);

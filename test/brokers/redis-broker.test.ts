@@ -137,9 +137,12 @@ describe('redis broker (standalone)', () => {
       for (const n of [a, b, c]) await vi.waitFor(() => expect(n!.got('news:1')).toEqual(['x']), { timeout: 5_000, interval: 20 });
 
       expect((await cli(redis.port, 'KEYS', `${prefix}:{news:1}*`)).sort()).toEqual([`${prefix}:{news:1}:h`, `${prefix}:{news:1}:m`]);
+      // the TTLs are set for a sixteenth longer, and then only once per sixteenth of the TTL (see STORE in scripts.ts)
       const streamTtl = Number(await redisCommand(redis.port, ['PTTL', `${prefix}:{news:1}:h`]));
-      expect(streamTtl).toBeGreaterThan(25_000);
-      expect(streamTtl).toBeLessThanOrEqual(30_000);
+      expect(streamTtl).toBeGreaterThan(30_000);
+      expect(streamTtl).toBeLessThanOrEqual(30_000 + 30_000 / 16);
+      await a!.broker.publish({ channel: 'news:1', data: 'y', ts: Date.now() }, { size: 10, ttlMs: 30_000 });
+      expect(await calls(redis.port, 'pexpire')).toBe(2);
       const metaTtl = Number(await redisCommand(redis.port, ['PTTL', `${prefix}:{news:1}:m`]));
       expect(metaTtl).toBeGreaterThan(23 * 3600_000);
       expect(await cli(redis.port, 'XRANGE', `${prefix}:{news:1}:h`, '-', '+')).toContain('1-0');
@@ -152,6 +155,30 @@ describe('redis broker (standalone)', () => {
       // presence keys have no expiry: an entry lives until removed or its node is dropped
       await a!.broker.store.presenceAdd([{ channel: 'news:1', entry: { user: 'u', session: 's', node: 'a' } }]);
       expect(await redisCommand(redis.port, ['PTTL', `${prefix}:{news:1}:s`])).toBe('-1');
+    });
+
+    it('numbers, stores and publishes what is ready in the same moment with one script call, in order, each with its own key', async () => {
+      const prefix = `t${uid()}`;
+      const [a, b] = await Promise.all(['a', 'b'].map((n) => start(n, { prefix })));
+      await b!.broker.subscribe('burst:1');
+      const policy = { size: 100, ttlMs: 30_000 };
+      await a!.broker.publish({ channel: 'burst:0', data: 0, ts: Date.now() }, policy);
+      const once = { key: 'k-2', windowMs: 60_000 };
+      await a!.broker.publish({ channel: 'burst:1', data: 'first k-2', ts: Date.now() }, policy, undefined, once);
+      await redisCommand(redis.port, ['CONFIG', 'RESETSTAT']);
+      const receipts = await Promise.all([
+        ...Array.from({ length: 20 }, (_, i) => a!.broker.publish({ channel: 'burst:1', data: i, ts: Date.now() }, policy)),
+        a!.broker.publish({ channel: 'burst:1', data: 'again k-2', ts: Date.now() }, policy, undefined, once),
+        a!.broker.publish({ channel: 'burst:1', data: 'k-3', ts: Date.now() }, policy, undefined, { key: 'k-3', windowMs: 60_000 }),
+        a!.broker.publish({ channel: 'burst:2', data: 'other channel', ts: Date.now() }, policy),
+      ]);
+      expect(await calls(redis.port, 'evalsha')).toBe(1);
+      expect(receipts.slice(0, 20).map((r) => r.offset)).toEqual(Array.from({ length: 20 }, (_, i) => i + 2));
+      expect(receipts[20]).toMatchObject({ offset: 1, duplicate: true });
+      expect(receipts[21]).toMatchObject({ offset: 22 });
+      expect(receipts[21]).not.toHaveProperty('duplicate');
+      expect(receipts[22]).toMatchObject({ offset: 1 });
+      await vi.waitFor(() => expect(b!.got('burst:1')).toEqual(['first k-2', ...Array.from({ length: 20 }, (_, i) => i), 'k-3']), { timeout: 5_000, interval: 20 });
     });
 
     it('keeps the registry under the channel hash tag without expiry, indexed per node, and routes with one script call', async () => {

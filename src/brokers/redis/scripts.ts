@@ -15,35 +15,53 @@ local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 `;
 
 /**
- * A channel's numbering: `o` and `e` in the meta hash. When the epoch is
- * missing the numbering restarts: a new epoch (ARGV[1], random, from the
- * caller) and an empty stream, so old entries never mix with new offsets.
+ * The locals EPOCH and STORE work on, bound from the KEYS and ARGV of a
+ * script about one publication. KEYS: meta, stream. ARGV: epoch if new,
+ * history size, history ttl ms, meta ttl ms, stored publication JSON,
+ * publisher ts. (The batch script binds them per publication instead.)
+ */
+const BIND = `
+local meta, stream = KEYS[1], KEYS[2]
+local fresh, size, historyTtl, metaTtl, stored, ts = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+`;
+
+/**
+ * A channel's numbering: `o` and `e` in the meta hash (and `x`, when its
+ * TTLs were last set, see STORE). When the epoch is missing the numbering
+ * restarts: a new epoch (`fresh`, random, from the caller) and an empty
+ * stream, so old entries never mix with new offsets.
  */
 const EPOCH = `
-local state = redis.call('HMGET', KEYS[1], 'e', 'o')
-local epoch, top = state[1], tonumber(state[2]) or 0
+local state = redis.call('HMGET', meta, 'e', 'o', 'x')
+local epoch, top, expirySetAt = state[1], tonumber(state[2]) or 0, tonumber(state[3]) or 0
 if not epoch then
-  epoch, top = ARGV[1], 0
-  redis.call('DEL', KEYS[2])
-  redis.call('HSET', KEYS[1], 'e', epoch, 'o', 0)
+  epoch, top, expirySetAt = fresh, 0, 0
+  redis.call('DEL', stream)
+  redis.call('HSET', meta, 'e', epoch, 'o', 0)
 end
 `;
 
 /**
- * Number and store a publication (after EPOCH and NOW). KEYS: meta, stream.
- * ARGV: epoch if new, size, history ttl ms, meta ttl ms, stored publication
- * JSON, publisher ts. Sets `offset`.
+ * Number and store a publication (after EPOCH and NOW). Sets `offset`.
+ *
+ * The TTLs are set only when a sixteenth of the history TTL has passed since
+ * they were last set, each for that sixteenth longer: a busy channel pays for
+ * them once in a while instead of twice per message, and its history still
+ * lives at least the history TTL after its last publication.
  */
 const STORE = `
-local offset = redis.call('HINCRBY', KEYS[1], 'o', 1)
-local id = string.format('%d-0', offset)
-redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[2], id, 'd', ARGV[5], 't', string.format('%d', now))
-redis.call('PEXPIRE', KEYS[2], ARGV[3])
-redis.call('PEXPIRE', KEYS[1], ARGV[4])
+local offset = redis.call('HINCRBY', meta, 'o', 1)
+redis.call('XADD', stream, 'MAXLEN', size, string.format('%d-0', offset), 'd', stored, 't', string.format('%d', now))
+local slack = math.floor(tonumber(historyTtl) / 16)
+if now - expirySetAt >= slack then
+  redis.call('PEXPIRE', stream, tonumber(historyTtl) + slack)
+  redis.call('PEXPIRE', meta, tonumber(metaTtl) + slack)
+  redis.call('HSET', meta, 'x', string.format('%d', now))
+end
 `;
 
 /** The envelope of a stored publication (after STORE). Keep it in step with `codec.ts`. */
-const NUMBERED_ENVELOPE = `string.format('{"o":%d,"e":"%s","t":%s,"p":', offset, epoch, ARGV[6]) .. ARGV[5] .. '}'`;
+const NUMBERED_ENVELOPE = `string.format('{"o":%d,"e":"%s","t":%s,"p":', offset, epoch, ts) .. stored .. '}'`;
 
 /**
  * Append the stream entries `entries` to `out` as offset, stored JSON pairs
@@ -59,16 +77,48 @@ const APPEND_ENTRIES = `for i = 1, #entries do
   out[#out + 1] = data or 'null'
 end`;
 
+/** Values per publication in the ARGV of PUBLISH_BATCH, after its first. */
+const BATCH_ARGS = 8;
+
 /**
- * KEYS: meta, stream. ARGV: epoch if new, size, history ttl ms, meta ttl ms,
- * stored publication JSON, publisher ts, pub/sub channel, PUBLISH or SPUBLISH.
- * Returns {offset, epoch}.
+ * Publications with history, routed to subscribers, that a node has ready in
+ * the same moment: numbered, stored and published in one call, in the order
+ * given (several may be on one channel). Each may be run at most once per
+ * idempotency key, as `once` does for one script.
+ *
+ * KEYS, per publication: meta, stream, idempotency key (the meta key again
+ * when it has none). ARGV: PUBLISH or SPUBLISH; then per publication
+ * `BATCH_ARGS` values: epoch if new, size, history ttl ms, meta ttl ms, stored
+ * publication JSON, publisher ts, pub/sub channel, idempotency window ms (0:
+ * none). Returns per publication '0' or '1' (a repeat of its key: nothing
+ * done, the first numbering returned), offset, epoch.
  */
-export const PUBLISH = new LuaScript(
-  'publish',
-  `${EPOCH}${NOW}${STORE}
-redis.call(ARGV[8], ARGV[7], ${NUMBERED_ENVELOPE})
-return {offset, epoch}
+export const PUBLISH_BATCH = new LuaScript(
+  'publish-batch',
+  `${NOW}
+local out = {}
+for i = 0, #KEYS / 3 - 1 do
+  local a = 2 + i * ${BATCH_ARGS}
+  local meta, stream, key = KEYS[i * 3 + 1], KEYS[i * 3 + 2], KEYS[i * 3 + 3]
+  local fresh, size, historyTtl, metaTtl, stored, ts = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5]
+  local window = tonumber(ARGV[a + 7])
+  local first = nil
+  if window > 0 then first = redis.call('GET', key) end
+  if first then
+    local reply = cjson.decode(first)
+    out[#out + 1] = '1'
+    out[#out + 1] = reply[1]
+    out[#out + 1] = reply[2]
+  else
+${EPOCH}${STORE}
+    redis.call(ARGV[1], ARGV[a + 6], ${NUMBERED_ENVELOPE})
+    if window > 0 then redis.call('SET', key, cjson.encode({offset, epoch}), 'PX', window) end
+    out[#out + 1] = '0'
+    out[#out + 1] = offset
+    out[#out + 1] = epoch
+  end
+end
+return out
 `,
 );
 
@@ -86,13 +136,13 @@ return {offset, epoch}
  */
 export const ROUTED_PUBLISH = new LuaScript(
   'routed-publish',
-  `local envelope, result
+  `${BIND}local envelope, result
 if ARGV[7] == '1' then
 ${EPOCH}${NOW}${STORE}
   envelope = ${NUMBERED_ENVELOPE}
   result = {offset, epoch}
 else
-  envelope = '{"t":' .. ARGV[6] .. ',"p":' .. ARGV[5] .. '}'
+  envelope = '{"t":' .. ts .. ',"p":' .. stored .. '}'
   result = {}
 end
 if ARGV[8] == 'all' then
@@ -141,7 +191,7 @@ return result
  */
 export const STORE_ROUTED = new LuaScript(
   'store-routed',
-  `local targets = {}
+  `${BIND}local targets = {}
 if ARGV[7] == 'n' then
   local seen = {}
   local function add(node)
@@ -235,8 +285,10 @@ return out
  */
 export const HISTORY = new LuaScript(
   'history',
-  `${EPOCH}${NOW}
-redis.call('PEXPIRE', KEYS[1], ARGV[5])
+  `local meta, stream, fresh = KEYS[1], KEYS[2], ARGV[1]
+${EPOCH}${NOW}
+-- As long as a publish sets it (see STORE), so that a read never shortens it.
+redis.call('PEXPIRE', meta, tonumber(ARGV[5]) + math.floor(tonumber(ARGV[4]) / 16))
 local cutoff = now - tonumber(ARGV[4])
 local earliest = top + 1
 local stale = nil

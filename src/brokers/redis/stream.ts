@@ -25,11 +25,14 @@ import {
   HISTORY_RANGE,
   once as onceOf,
   PLAIN_PUBLISH,
-  PUBLISH,
+  PUBLISH_BATCH,
   ROUTED_PUBLISH,
   STORE_ROUTED,
 } from './scripts.js';
 import type { CommandClient, LuaScript } from './lua.js';
+import { TurnBatch } from '../../shared/batch.js';
+import { chunks, groupBy } from './batches.js';
+import { keySlot } from './slot.js';
 
 /**
  * The numbering of a channel outlives quiet periods: its meta hash expires
@@ -72,7 +75,26 @@ export interface HistoryRange {
   messages: Publication[];
 }
 
+/** A publication with history on its way to the broker in the turn's batch. */
+interface Queued {
+  channel: string;
+  stored: string;
+  ts: number;
+  history: HistoryPolicy;
+  once: Idempotency | undefined;
+}
+
+/** What one publication of a batch came to: its receipt, or why its part of the batch failed. */
+type Outcome = { receipt: PublishReceipt } | { error: unknown };
+
 export class RedisStreams implements Pick<Store, 'history'> {
+  /**
+   * Publications with history routed to subscribers, gathered over a turn
+   * and sent as one script call (per slot, in a cluster): Redis numbers,
+   * stores and publishes them in one step, in the order they were made.
+   */
+  private readonly batch = new TurnBatch<Queued, Outcome>((items) => this.publishBatch(items));
+
   constructor(
     private readonly client: () => CommandClient,
     private readonly keys: RedisKeys,
@@ -94,23 +116,50 @@ export class RedisStreams implements Pick<Store, 'history'> {
       await (this.publishCommand === 'publish' ? this.client().publish(channel, envelope) : this.client().spublish(channel, envelope));
       return {};
     }
-    const { reply, duplicate } = await this.run(
-      PUBLISH,
-      pub.channel,
-      [this.keys.meta(pub.channel), this.keys.history(pub.channel)],
-      [
-        newEpoch(),
-        Math.floor(history.size),
-        ttl(history.ttlMs),
-        metaTtl(history),
-        stored,
-        ts,
-        channel,
-        this.publishCommand,
-      ],
-      once,
+    const outcome = await this.batch.add({ channel: pub.channel, stored, ts, history, once });
+    if ('error' in outcome) throw outcome.error;
+    return outcome.receipt;
+  }
+
+  /** One script call per slot (all of them outside a cluster) and chunk; a failed call fails only its own publications. */
+  private async publishBatch(items: Queued[]): Promise<Outcome[]> {
+    const outcomes = new Array<Outcome>(items.length);
+    const indexed = items.map((item, index) => ({ item, index }));
+    const groups = this.publishCommand === 'spublish' ? [...groupBy(indexed, ({ item }) => keySlot(this.keys.meta(item.channel))).values()] : [indexed];
+    const epoch = newEpoch();
+    await Promise.all(
+      groups.flatMap(chunks).map(async (part) => {
+        const keys: string[] = [];
+        const args: Array<string | number> = [this.publishCommand];
+        for (const { item } of part) {
+          const meta = this.keys.meta(item.channel);
+          keys.push(meta, this.keys.history(item.channel), item.once ? this.keys.once(item.channel, item.once.key) : meta);
+          args.push(
+            epoch,
+            Math.floor(item.history.size),
+            ttl(item.history.ttlMs),
+            metaTtl(item.history),
+            item.stored,
+            item.ts,
+            this.keys.pubsub(item.channel),
+            item.once ? Math.max(1, Math.ceil(item.once.windowMs)) : 0,
+          );
+        }
+        try {
+          const reply = await PUBLISH_BATCH.run(this.client(), keys, args);
+          if (!Array.isArray(reply) || reply.length !== part.length * 3) {
+            throw new Error(`unexpected reply from the publish script: ${JSON.stringify(reply)}`);
+          }
+          part.forEach(({ index }, k) => {
+            const result = numbered([reply[k * 3 + 1], reply[k * 3 + 2]]);
+            outcomes[index] = { receipt: receipt(result, reply[k * 3] === '1') };
+          });
+        } catch (error) {
+          for (const { index } of part) outcomes[index] = { error };
+        }
+      }),
     );
-    return receipt(numbered(reply), duplicate);
+    return outcomes;
   }
 
   private async publishRouted(
