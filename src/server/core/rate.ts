@@ -2,6 +2,7 @@
  * Rate limiting primitives. Time is passed in (milliseconds) so that the
  * logic is testable without clocks.
  */
+import type { Limits } from '../options.js';
 
 /** A token bucket: `rate` tokens per second, holding at most `burst`. */
 export class TokenBucket {
@@ -49,6 +50,57 @@ export class WindowCounter {
       this.count = 0;
     }
     return ++this.count > this.limit;
+  }
+}
+
+/**
+ * What a client frame draws on: `subscriptions` for well-formed `subscribe`
+ * and `unsubscribe` frames, `frames` for every other frame (malformed ones
+ * included).
+ */
+export type Budget = 'frames' | 'subscriptions';
+
+/** How a frame was taken: within its budget, refused, or refused once too often (the connection must close). */
+export type Admission = 'ok' | 'limited' | 'abuse';
+
+/** The limits a `FrameBudget` follows. */
+export type FrameLimits = Pick<Limits, 'maxMessagesPerSecond' | 'maxSubscriptions' | 'maxSubscribesPerSecond'>;
+
+/**
+ * One connection's budgets for incoming frames. Each limit counts what it
+ * protects: subscription changes (broker interest, recovery reads) have
+ * their own bucket, holding the connection's whole subscription limit so
+ * that a (re)connecting client can subscribe to all it may hold at once,
+ * and refilling slowly so that churn stays bounded. Every other frame draws
+ * on the frame rate, which holds one second's worth. A client that keeps
+ * sending while refused, `max(10, maxMessagesPerSecond)` refusals within
+ * 10 s on either budget, is abusive.
+ */
+export class FrameBudget {
+  private readonly frames: TokenBucket;
+  /** Made at the first subscription change: a bucket made then starts as full as one made with the connection. */
+  private subscriptions: TokenBucket | undefined;
+  /** Made at the first refusal: most connections never need one. */
+  private violations: WindowCounter | undefined;
+
+  constructor(
+    private readonly limits: FrameLimits,
+    now: number,
+  ) {
+    this.frames = new TokenBucket(limits.maxMessagesPerSecond, limits.maxMessagesPerSecond, now);
+  }
+
+  /** Take one frame from `budget`. */
+  take(budget: Budget, now: number): Admission {
+    if (this.bucket(budget, now).take(now)) return 'ok';
+    this.violations ??= new WindowCounter(Math.max(10, this.limits.maxMessagesPerSecond), 10_000, now);
+    return this.violations.hit(now) ? 'abuse' : 'limited';
+  }
+
+  private bucket(budget: Budget, now: number): TokenBucket {
+    if (budget === 'frames') return this.frames;
+    const { maxSubscriptions, maxSubscribesPerSecond } = this.limits;
+    return (this.subscriptions ??= new TokenBucket(maxSubscribesPerSecond, Math.max(maxSubscriptions, maxSubscribesPerSecond), now));
   }
 }
 
