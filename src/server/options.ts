@@ -41,10 +41,11 @@ export interface Limits {
   /** Channels one connection may subscribe to (its personal channel not counted). */
   maxSubscriptions: number;
   /**
-   * `subscribe` and `unsubscribe` frames per connection per second, after a
-   * burst of `maxSubscriptions` (or one second's worth, if more): a client
-   * can always (re)subscribe to all it may hold at once, while churn stays
-   * bounded. Past it, `rate_limited` errors, then close 4129.
+   * `subscribe` frames per connection per second, after a burst of
+   * `maxSubscriptions` (or one second's worth, if more): a client can always
+   * (re)subscribe to all it may hold at once, while churn stays bounded.
+   * Each subscribe pays for one `unsubscribe`; one nothing paid for counts
+   * as a subscribe. Past it, `rate_limited` errors, then close 4129.
    */
   maxSubscribesPerSecond: number;
   /** Bytes queued for a connection that does not read; past it, close 4101. */

@@ -4,7 +4,8 @@
  * recovery position, and resends every subscribe at once on each of ten
  * reconnects (five closed by the server, five by a cut transport); every
  * time all 1000 are subscribed again, recover what was published while
- * away, and get what is published next, and nothing is ever rate limited.
+ * away, and get what is published next, and nothing is ever rate limited;
+ * then it leaves all 1000 at once.
  * Churn past the burst is still refused, and its 4129 reaches the SDK's
  * `error` event.
  */
@@ -102,6 +103,19 @@ describe('many channels across reconnects', () => {
       for (const ch of channels) got.get(ch)!.pop();
       expectAllGot(round);
     }
+
+    // Right after a whole resubscription, leaving all of it at once is not refused either: each subscribe paid for it.
+    const held = async (): Promise<number> => {
+      const { body } = await api(n.url(), 'GET', '/api/nodes');
+      return (body.nodes as Array<{ id: string; subscriptions: number }>).find((x) => x.id === n.id)?.subscriptions ?? -1;
+    };
+    expect(await held()).toBe(1000);
+    const session = c.connection?.session;
+    for (const sub of subs) sub.unsubscribe();
+    // Fenced by a ping: every unsubscribe before it has its reply.
+    await c.ping();
+    expect(await held()).toBe(0);
+    expect(c.connection?.session).toBe(session);
 
     expect(drops.map((d) => d.code)).toEqual([4100, 1006, 4100, 1006, 4100, 1006, 4100, 1006, 4100, 1006]);
     expect(errors.map((e) => e.error.code)).not.toContain('rate_limited');

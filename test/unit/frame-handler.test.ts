@@ -55,7 +55,10 @@ async function send(s: Session, frame: unknown): Promise<void> {
 }
 
 beforeEach(() => setup());
-afterEach(() => gateway.close());
+afterEach(() => {
+  vi.restoreAllMocks();
+  return gateway.close();
+});
 
 describe('malformed frames get bad_request and the connection survives', () => {
   const cases: Array<[string, unknown, number | undefined]> = [
@@ -182,20 +185,23 @@ describe('subscription changes have their own budget', () => {
     const { s, t } = await session('churner');
     const churn = (from: number, n: number) =>
       [...Array(n).keys()].map((i) => ({ type: (from + i) % 2 ? 'unsubscribe' : 'subscribe', id: from + i, channel: `c${Math.floor((from + i) / 2)}` }));
-    // Paced: each answered before the next, so none waits in the queue.
-    for (const f of churn(0, 40)) await send(s, f);
-    expect(replies(t).filter((f) => 'result' in f)).toHaveLength(40);
-    await send(s, churn(40, 1)[0]);
-    expect(t.last()).toMatchObject({ type: 'reply', id: 40, error: { code: 'rate_limited' } });
+    // The clock stands still: no subscribe comes back meanwhile.
+    const now = Date.now();
+    vi.spyOn(Date, 'now').mockReturnValue(now);
+    // Paced, each answered before the next: 40 rounds, each subscribe paying for its unsubscribe.
+    for (const f of churn(0, 80)) await send(s, f);
+    expect(replies(t).filter((f) => 'result' in f)).toHaveLength(80);
+    await send(s, churn(80, 1)[0]);
+    expect(t.last()).toMatchObject({ type: 'reply', id: 80, error: { code: 'rate_limited' } });
     // Other frames still pass: they draw on the frame rate.
     await send(s, { type: 'ping', id: 1000 });
     expect(t.last()).toEqual({ type: 'pong', id: 1000 });
     // max(10, 100) refusals within 10 s, then the close.
-    burst(s, churn(41, 99));
+    burst(s, churn(81, 99));
     await s.settled;
     expect(s.closed).toBe(false);
     expect(limited(t)).toHaveLength(100);
-    burst(s, churn(140, 1));
+    burst(s, churn(180, 1));
     expect(t.closedWith).toEqual({ code: 4129, reason: expect.stringContaining('--max-subscribes-per-second') });
     expect(t.last()).toMatchObject({ type: 'disconnect', code: 4129, reconnect: true });
     const logged = lines.find((l) => l.msg === 'closed a client that broke a limit');
@@ -210,13 +216,17 @@ describe('subscription changes have their own budget', () => {
     expect(t.closedWith).toEqual({ code: 4129, reason: expect.stringContaining('--max-messages-per-second') });
   });
 
-  it('lets a full resubscription wait its turn when the subscription limit is above the 1000 frames that may wait', async () => {
+  it('lets a full resubscription, and leaving all of it, wait their turn when the subscription limit is above the 1000 frames that may wait', async () => {
     await gateway.close();
     await setup({ limits: { maxSubscriptions: 1500 } });
     const { s, t } = await session();
     burst(s, [...Array(1500).keys()].map((i) => ({ type: 'subscribe', id: i, channel: `wide-${i}` })));
+    burst(s, [...Array(1500).keys()].map((i) => ({ type: 'unsubscribe', id: 1500 + i, channel: `wide-${i}` })));
+    burst(s, [...Array(100).keys()].map((i) => ({ type: 'ping', id: 3000 + i })));
     await s.settled;
-    expect(replies(t).filter((f) => 'result' in f)).toHaveLength(1500);
+    expect(replies(t).filter((f) => 'result' in f)).toHaveLength(3000);
+    expect(t.frames.filter((f) => f.type === 'pong')).toHaveLength(100);
+    expect(s.subscriptionCount).toBe(0);
   });
 });
 

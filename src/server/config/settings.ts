@@ -216,7 +216,7 @@ export const SETTINGS = {
     kind: 'integer',
     min: 1,
     max: MAX,
-    help: 'subscribe and unsubscribe frames per connection per second, after a burst of --max-subscriptions',
+    help: 'subscribes per connection per second, after a burst of --max-subscriptions (each pays for an unsubscribe)',
   },
   maxBufferedBytes: {
     flag: 'max-buffered-bytes',

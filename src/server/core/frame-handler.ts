@@ -19,7 +19,7 @@ import {
 import { decodeClientFrameBinary, type WireCodec } from '../../protocol/msgpack.js';
 import type { Metrics } from '../metrics.js';
 import type { Gateway } from './gateway.js';
-import type { Budget } from './rate.js';
+import type { FrameKind } from './rate.js';
 import type { Session } from './session.js';
 
 /** The refusal of a frame of the other kind: binary on a JSON connection, text on a MessagePack one. */
@@ -36,9 +36,9 @@ function decodeIn(codec: WireCodec, data: Buffer | string, isBinary: boolean): D
 }
 
 /** Subscription changes have their own budget (see `FrameBudget`); every other frame, malformed ones included, draws on the frame rate. */
-function budgetOf(decoded: DecodeResult | undefined): Budget {
+function kindOf(decoded: DecodeResult | undefined): FrameKind {
   const type = decoded?.ok ? decoded.frame.type : undefined;
-  return type === 'subscribe' || type === 'unsubscribe' ? 'subscriptions' : 'frames';
+  return type === 'subscribe' || type === 'unsubscribe' ? type : 'frame';
 }
 
 export class FrameHandler {
@@ -53,8 +53,8 @@ export class FrameHandler {
     const now = Date.now();
     const decoded = decodeIn(session.codec, data, isBinary);
     // A frame of the other kind is limited like any other (and, past the limit, not counted as malformed too).
-    const budget = budgetOf(decoded);
-    const admitted = session.admit(budget, now);
+    const kind = kindOf(decoded);
+    const admitted = session.admit(kind, now);
     if (admitted === 'closed') return;
     if (admitted === 'limited') {
       const id = !decoded ? undefined : decoded.ok ? ('id' in decoded.frame ? decoded.frame.id : undefined) : decoded.id;
@@ -84,7 +84,7 @@ export class FrameHandler {
       } catch (err) {
         this.sendError(session, id, toErrorBody(err));
       }
-    }, budget);
+    }, kind);
     if (!queued) this.fail(session, id, { code: ErrorCode.RateLimited, message: 'too many requests in flight' });
   }
 

@@ -54,11 +54,10 @@ export class WindowCounter {
 }
 
 /**
- * What a client frame draws on: `subscriptions` for well-formed `subscribe`
- * and `unsubscribe` frames, `frames` for every other frame (malformed ones
- * included).
+ * What a client frame spends: a well-formed `subscribe` or `unsubscribe`,
+ * or any other `frame` (malformed ones included).
  */
-export type Budget = 'frames' | 'subscriptions';
+export type FrameKind = 'frame' | 'subscribe' | 'unsubscribe';
 
 /** How a frame was taken: within its budget, refused, or refused once too often (the connection must close). */
 export type Admission = 'ok' | 'limited' | 'abuse';
@@ -68,18 +67,22 @@ export type FrameLimits = Pick<Limits, 'maxMessagesPerSecond' | 'maxSubscription
 
 /**
  * One connection's budgets for incoming frames. Each limit counts what it
- * protects: subscription changes (broker interest, recovery reads) have
- * their own bucket, holding the connection's whole subscription limit so
- * that a (re)connecting client can subscribe to all it may hold at once,
- * and refilling slowly so that churn stays bounded. Every other frame draws
- * on the frame rate, which holds one second's worth. A client that keeps
- * sending while refused, `max(10, maxMessagesPerSecond)` refusals within
- * 10 s on either budget, is abusive.
+ * protects. Subscribing (broker interest, recovery reads) has its own
+ * bucket, holding the connection's whole subscription limit so that a
+ * (re)connecting client can subscribe to all it may hold at once, and
+ * refilling slowly so that churn stays bounded. Each subscribe also pays
+ * for one later unsubscribe, so a client can always leave what it holds;
+ * an unsubscribe nothing paid for draws on the subscription bucket. Every
+ * other frame draws on the frame rate, which holds one second's worth. A
+ * client that keeps sending while refused, `max(10, maxMessagesPerSecond)`
+ * refusals within 10 s on either budget, is abusive.
  */
 export class FrameBudget {
   private readonly frames: TokenBucket;
   /** Made at the first subscription change: a bucket made then starts as full as one made with the connection. */
   private subscriptions: TokenBucket | undefined;
+  /** Unsubscribes paid for by the subscribes admitted before them, at most a burst's worth. */
+  private paidUnsubscribes = 0;
   /** Made at the first refusal: most connections never need one. */
   private violations: WindowCounter | undefined;
 
@@ -90,17 +93,28 @@ export class FrameBudget {
     this.frames = new TokenBucket(limits.maxMessagesPerSecond, limits.maxMessagesPerSecond, now);
   }
 
-  /** Take one frame from `budget`. */
-  take(budget: Budget, now: number): Admission {
-    if (this.bucket(budget, now).take(now)) return 'ok';
+  /** Subscribes a connection may send at once: its subscription limit, or one second's worth if more. */
+  get subscribeBurst(): number {
+    return Math.max(this.limits.maxSubscriptions, this.limits.maxSubscribesPerSecond);
+  }
+
+  /** Take one frame of `kind`. */
+  take(kind: FrameKind, now: number): Admission {
+    if (this.admits(kind, now)) return 'ok';
     this.violations ??= new WindowCounter(Math.max(10, this.limits.maxMessagesPerSecond), 10_000, now);
     return this.violations.hit(now) ? 'abuse' : 'limited';
   }
 
-  private bucket(budget: Budget, now: number): TokenBucket {
-    if (budget === 'frames') return this.frames;
-    const { maxSubscriptions, maxSubscribesPerSecond } = this.limits;
-    return (this.subscriptions ??= new TokenBucket(maxSubscribesPerSecond, Math.max(maxSubscriptions, maxSubscribesPerSecond), now));
+  private admits(kind: FrameKind, now: number): boolean {
+    if (kind === 'frame') return this.frames.take(now);
+    if (kind === 'unsubscribe' && this.paidUnsubscribes > 0) {
+      this.paidUnsubscribes--;
+      return true;
+    }
+    this.subscriptions ??= new TokenBucket(this.limits.maxSubscribesPerSecond, this.subscribeBurst, now);
+    if (!this.subscriptions.take(now)) return false;
+    if (kind === 'subscribe') this.paidUnsubscribes = Math.min(this.paidUnsubscribes + 1, this.subscribeBurst);
+    return true;
   }
 }
 

@@ -7,7 +7,7 @@
 import { CloseCode, encodeMessage, type DisconnectFrame, type Publication, type ServerFrame, type SubscribeResult } from '../../protocol/index.js';
 import { encodeMessageBinary, encodeServerFrameBinary, type WireCodec } from '../../protocol/msgpack.js';
 import type { Limits } from '../options.js';
-import { FrameBudget, WindowCounter, type Admission, type Budget } from './rate.js';
+import { FrameBudget, WindowCounter, type Admission, type FrameKind } from './rate.js';
 
 /**
  * A publication encoded for delivery, built once per publication and shared
@@ -69,14 +69,16 @@ const DRAIN_TIMEOUT_MS = 30_000;
 /**
  * Frames waiting for earlier ones to finish (e.g. on a slow broker) before
  * new ones are refused. Subscription changes wait in the same line but are
- * counted apart, up to the subscription limit, so that a client's whole
- * (re)subscription and the requests it sends with it all wait their turn.
+ * counted apart, up to twice the subscription limit, so that a client's
+ * whole (re)subscription, leaving all of it, and the requests it sends
+ * meanwhile all wait their turn.
  */
 const MAX_QUEUED = 1000;
-/** The reason of a 4129 close, by the budget the client overspent: it names the setting. */
-const RATE_LIMITED: Readonly<Record<Budget, string>> = {
-  frames: 'rate limited: too many frames (--max-messages-per-second)',
-  subscriptions: 'rate limited: too many subscribe/unsubscribe frames (--max-subscribes-per-second)',
+/** The reason of a 4129 close, by the kind of frame the client overspent on: it names the setting. */
+const RATE_LIMITED: Readonly<Record<FrameKind, string>> = {
+  frame: 'rate limited: too many frames (--max-messages-per-second)',
+  subscribe: 'rate limited: too many subscribe/unsubscribe frames (--max-subscribes-per-second)',
+  unsubscribe: 'rate limited: too many subscribe/unsubscribe frames (--max-subscribes-per-second)',
 };
 /** Malformed frames tolerated per 10 seconds before closing with 4008. */
 const MAX_MALFORMED = 10;
@@ -153,15 +155,15 @@ export class Session {
   }
 
   /**
-   * Record a received frame, drawn on `budget` (see `FrameBudget`): 'ok',
+   * Record a received frame of `kind` (see `FrameBudget`): 'ok',
    * 'limited' (reply rate_limited), or 'closed' (4129 sent: the client kept
    * sending while limited).
    */
-  admit(budget: Budget, now: number): Exclude<Admission, 'abuse'> | 'closed' {
+  admit(kind: FrameKind, now: number): Exclude<Admission, 'abuse'> | 'closed' {
     this.pingSentAt = undefined;
-    const admitted = this.budget.take(budget, now);
+    const admitted = this.budget.take(kind, now);
     if (admitted !== 'abuse') return admitted;
-    this.disconnect(CloseCode.RateLimited, RATE_LIMITED[budget], true);
+    this.disconnect(CloseCode.RateLimited, RATE_LIMITED[kind], true);
     return 'closed';
   }
 
@@ -173,13 +175,13 @@ export class Session {
   }
 
   /**
-   * Run `task` after every task queued before it; `budget` says what it
+   * Run `task` after every task queued before it; `kind` is the frame it
    * handles (see `MAX_QUEUED`). False (and `task` not run) when too many are
    * waiting: the broker is not keeping up with this client.
    */
-  enqueue(task: () => Promise<void>, budget: Budget = 'frames'): boolean {
-    const change = budget === 'subscriptions';
-    if (change ? this.queuedChanges >= this.limits.maxSubscriptions : this.queued - this.queuedChanges >= MAX_QUEUED) return false;
+  enqueue(task: () => Promise<void>, kind: FrameKind = 'frame'): boolean {
+    const change = kind !== 'frame';
+    if (change ? this.queuedChanges >= 2 * this.limits.maxSubscriptions : this.queued - this.queuedChanges >= MAX_QUEUED) return false;
     this.queued++;
     if (change) this.queuedChanges++;
     const tail: Promise<void> = (this.queue ?? Promise.resolve())
