@@ -58,7 +58,7 @@ export class FrameHandler {
     if (admitted === 'closed') return;
     if (admitted === 'limited') {
       const id = !decoded ? undefined : decoded.ok ? ('id' in decoded.frame ? decoded.frame.id : undefined) : decoded.id;
-      this.fail(session, id, { code: ErrorCode.RateLimited, message: 'too many messages: slow down' });
+      this.fail(session, id, { code: ErrorCode.RateLimited, message: kind === 'frame' ? 'too many messages: slow down' : 'too many subscribes: slow down' });
       return;
     }
     if (!decoded) {
