@@ -45,7 +45,8 @@ export interface Limits {
    * `maxSubscriptions` (or one second's worth, if more): a client can always
    * (re)subscribe to all it may hold at once, while churn stays bounded.
    * Each subscribe pays for one `unsubscribe`; one nothing paid for counts
-   * as a subscribe. Past it, `rate_limited` errors, then close 4129.
+   * as a subscribe. Past it, `rate_limited` errors; past as many refusals
+   * within 10 s as the burst, close 4129.
    */
   maxSubscribesPerSecond: number;
   /** Bytes queued for a connection that does not read; past it, close 4101. */

@@ -60,13 +60,29 @@ describe('FrameBudget', () => {
     expect(count(takes(b, 'unsubscribe', 25, T0 + 7_200_000), 'ok')).toBe(10);
   });
 
-  it('refuses subscribe/unsubscribe churn past the burst, one token a round, and calls it abuse after max(10, maxMessagesPerSecond) refusals within 10 s', () => {
+  it('refuses subscribe/unsubscribe churn past the burst, one token a round, and calls it abuse after a burst of refusals within 10 s', () => {
     const b = new FrameBudget({ maxMessagesPerSecond: 30, maxSubscriptions: 100, maxSubscribesPerSecond: 5 }, T0);
     const loop = churn(b, 100, T0);
     expect(count(loop, 'ok')).toBe(200);
     // The unsubscribes were paid for; the next subscribe is not.
-    expect(takes(b, 'subscribe', 30, T0)).toEqual(Array(30).fill('limited'));
+    expect(churn(b, 50, T0)).toEqual(Array(100).fill('limited'));
     expect(b.take('subscribe', T0 + 10)).toBe('abuse');
+  });
+
+  it('never closes a client that retries refused subscribes with backoff while it stays within its subscription limit', () => {
+    const b = new FrameBudget(DEFAULT_LIMITS, T0);
+    // A whole resubscription, then 100 channels switched for others at once.
+    takes(b, 'subscribe', 1000, T0);
+    takes(b, 'unsubscribe', 100, T0);
+    let waiting = 100;
+    const seen: Admission[] = [];
+    for (let second = 0; waiting > 0 && second < 60; second++) {
+      const got = takes(b, 'subscribe', waiting, T0 + second * 1000);
+      seen.push(...got);
+      waiting -= count(got, 'ok');
+    }
+    expect(waiting).toBe(0);
+    expect(seen).not.toContain('abuse');
   });
 
   it('lets churn go on at maxSubscribesPerSecond rounds per second', () => {
@@ -77,12 +93,13 @@ describe('FrameBudget', () => {
     expect(second.slice(10)).toEqual(Array(10).fill('limited'));
   });
 
-  it('counts refusals of both budgets together, and forgets them after 10 s', () => {
+  it('counts refusals per budget, at least 10 each, and forgets them after 10 s', () => {
     const b = new FrameBudget({ maxMessagesPerSecond: 2, maxSubscriptions: 1, maxSubscribesPerSecond: 1 }, T0);
     takes(b, 'frame', 2, T0);
     takes(b, 'subscribe', 1, T0);
-    expect([...takes(b, 'frame', 5, T0), ...takes(b, 'subscribe', 5, T0)]).toEqual(Array(10).fill('limited'));
+    expect([...takes(b, 'frame', 10, T0), ...takes(b, 'subscribe', 10, T0)]).toEqual(Array(20).fill('limited'));
     expect(b.take('frame', T0)).toBe('abuse');
+    expect(b.take('subscribe', T0)).toBe('abuse');
     // A new window: the client slowed down.
     expect(b.take('subscribe', T0 + 10_000)).toBe('ok');
     expect(takes(b, 'frame', 12, T0 + 10_000)).toEqual([...Array(2).fill('ok'), ...Array(10).fill('limited')]);

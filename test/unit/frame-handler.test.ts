@@ -196,12 +196,12 @@ describe('subscription changes have their own budget', () => {
     // Other frames still pass: they draw on the frame rate.
     await send(s, { type: 'ping', id: 1000 });
     expect(t.last()).toEqual({ type: 'pong', id: 1000 });
-    // max(10, 100) refusals within 10 s, then the close.
-    burst(s, churn(81, 99));
+    // As many refusals within 10 s as the budget holds (40), then the close.
+    burst(s, churn(81, 39));
     await s.settled;
     expect(s.closed).toBe(false);
-    expect(limited(t)).toHaveLength(100);
-    burst(s, churn(180, 1));
+    expect(limited(t)).toHaveLength(40);
+    burst(s, churn(120, 1));
     expect(t.closedWith).toEqual({ code: 4129, reason: expect.stringContaining('--max-subscribes-per-second') });
     expect(t.last()).toMatchObject({ type: 'disconnect', code: 4129, reconnect: true });
     const logged = lines.find((l) => l.msg === 'closed a client that broke a limit');

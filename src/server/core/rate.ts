@@ -74,8 +74,10 @@ export type FrameLimits = Pick<Limits, 'maxMessagesPerSecond' | 'maxSubscription
  * for one later unsubscribe, so a client can always leave what it holds;
  * an unsubscribe nothing paid for draws on the subscription bucket. Every
  * other frame draws on the frame rate, which holds one second's worth. A
- * client that keeps sending while refused, `max(10, maxMessagesPerSecond)`
- * refusals within 10 s on either budget, is abusive.
+ * client that keeps sending while refused is abusive: more refusals within
+ * 10 s than its budget holds (at least 10). Subscribes refused for a while
+ * and retried (the SDK does, with backoff) thus never close a client that
+ * stays within its subscription limit.
  */
 export class FrameBudget {
   private readonly frames: TokenBucket;
@@ -83,8 +85,9 @@ export class FrameBudget {
   private subscriptions: TokenBucket | undefined;
   /** Unsubscribes paid for by the subscribes admitted before them, at most a burst's worth. */
   private paidUnsubscribes = 0;
-  /** Made at the first refusal: most connections never need one. */
-  private violations: WindowCounter | undefined;
+  /** Refusals by budget, each made at its first: most connections never need one. */
+  private refusedFrames: WindowCounter | undefined;
+  private refusedSubscribes: WindowCounter | undefined;
 
   constructor(
     private readonly limits: FrameLimits,
@@ -101,8 +104,11 @@ export class FrameBudget {
   /** Take one frame of `kind`. */
   take(kind: FrameKind, now: number): Admission {
     if (this.admits(kind, now)) return 'ok';
-    this.violations ??= new WindowCounter(Math.max(10, this.limits.maxMessagesPerSecond), 10_000, now);
-    return this.violations.hit(now) ? 'abuse' : 'limited';
+    const refused =
+      kind === 'frame'
+        ? (this.refusedFrames ??= new WindowCounter(Math.max(10, this.limits.maxMessagesPerSecond), 10_000, now))
+        : (this.refusedSubscribes ??= new WindowCounter(Math.max(10, this.subscribeBurst), 10_000, now));
+    return refused.hit(now) ? 'abuse' : 'limited';
   }
 
   private admits(kind: FrameKind, now: number): boolean {
