@@ -4,28 +4,47 @@
  */
 import type { Limits } from '../options.js';
 
-/** A token bucket: `rate` tokens per second, holding at most `burst`. */
+/**
+ * `takeToken` counts time from here: sums of intervals that are not whole
+ * milliseconds (1000 / 3) keep their precision on small numbers, not on
+ * milliseconds since 1970.
+ */
+const ORIGIN = Date.now();
+
+/**
+ * A token bucket kept as one number, the time at which it is full again
+ * (the generic cell rate algorithm), so that one per connection costs a
+ * field rather than an object: `rate` tokens per second, holding at most
+ * `burst`; `FULL` (or any time past) is a full bucket. Returns the new
+ * time after taking one token at `now`, or undefined when there is none.
+ */
+export function takeToken(fullAt: number, now: number, rate: number, burst: number): number | undefined {
+  const interval = 1000 / rate;
+  const t = now - ORIGIN;
+  // A millionth of a token of slack for the float sums: a token due at `now` is there.
+  if (fullAt - t > (burst - 1 + 1e-6) * interval) return undefined;
+  return Math.max(fullAt, t) + interval;
+}
+
+/** The `fullAt` of a bucket that starts full. */
+export const FULL = -Infinity;
+
+/** A token bucket: `rate` tokens per second, holding at most `burst` (full at `now`). */
 export class TokenBucket {
-  private tokens: number;
-  private last: number;
+  private fullAt: number;
 
   constructor(
     private readonly rate: number,
     private readonly burst: number,
     now: number,
   ) {
-    this.tokens = burst;
-    this.last = now;
+    this.fullAt = now - ORIGIN;
   }
 
   take(now: number): boolean {
-    const elapsed = now - this.last;
-    if (elapsed > 0) {
-      this.tokens = Math.min(this.burst, this.tokens + (elapsed * this.rate) / 1000);
-      this.last = now;
-    }
-    if (this.tokens < 1) return false;
-    this.tokens -= 1;
+    const next = takeToken(this.fullAt, now, this.rate, this.burst);
+    if (next === undefined) return false;
+    this.fullAt = next;
     return true;
   }
 }
@@ -80,21 +99,16 @@ export type FrameLimits = Pick<Limits, 'maxMessagesPerSecond' | 'maxSubscription
  * stays within its subscription limit.
  */
 export class FrameBudget {
-  private readonly frames: TokenBucket;
-  /** Made at the first subscription change: a bucket made then starts as full as one made with the connection. */
-  private subscriptions: TokenBucket | undefined;
+  /** The two buckets, as the times they are full again (see `takeToken`); both start full. */
+  private framesFullAt = FULL;
+  private subscribesFullAt = FULL;
   /** Unsubscribes paid for by the subscribes admitted before them, at most a burst's worth. */
   private paidUnsubscribes = 0;
   /** Refusals by budget, each made at its first: most connections never need one. */
   private refusedFrames: WindowCounter | undefined;
   private refusedSubscribes: WindowCounter | undefined;
 
-  constructor(
-    private readonly limits: FrameLimits,
-    now: number,
-  ) {
-    this.frames = new TokenBucket(limits.maxMessagesPerSecond, limits.maxMessagesPerSecond, now);
-  }
+  constructor(private readonly limits: FrameLimits) {}
 
   /** Subscribes a connection may send at once: its subscription limit, or one second's worth if more. */
   get subscribeBurst(): number {
@@ -112,13 +126,19 @@ export class FrameBudget {
   }
 
   private admits(kind: FrameKind, now: number): boolean {
-    if (kind === 'frame') return this.frames.take(now);
+    const { maxMessagesPerSecond, maxSubscribesPerSecond } = this.limits;
+    if (kind === 'frame') {
+      const next = takeToken(this.framesFullAt, now, maxMessagesPerSecond, maxMessagesPerSecond);
+      if (next !== undefined) this.framesFullAt = next;
+      return next !== undefined;
+    }
     if (kind === 'unsubscribe' && this.paidUnsubscribes > 0) {
       this.paidUnsubscribes--;
       return true;
     }
-    this.subscriptions ??= new TokenBucket(this.limits.maxSubscribesPerSecond, this.subscribeBurst, now);
-    if (!this.subscriptions.take(now)) return false;
+    const next = takeToken(this.subscribesFullAt, now, maxSubscribesPerSecond, this.subscribeBurst);
+    if (next === undefined) return false;
+    this.subscribesFullAt = next;
     if (kind === 'subscribe') this.paidUnsubscribes = Math.min(this.paidUnsubscribes + 1, this.subscribeBurst);
     return true;
   }

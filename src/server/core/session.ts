@@ -146,7 +146,7 @@ export class Session {
     this.onClosed = init.onClosed;
     this.onFrameOut = init.onFrameOut ?? (() => undefined);
     this.lastSentAt = init.now;
-    this.budget = new FrameBudget(init.limits, init.now);
+    this.budget = new FrameBudget(init.limits);
   }
 
   /** Count of subscriptions the client asked for (the personal channel is not one). */
