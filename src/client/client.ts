@@ -26,7 +26,7 @@ import { applyRecovery } from './cursor.js';
 import { decodeServerFrame } from './decode.js';
 import { openSocket, resolveBase } from './dial.js';
 import { Emitter } from './emitter.js';
-import { ClientError, LocalErrorCode } from './errors.js';
+import { ClientError, LocalErrorCode, serverCloseError } from './errors.js';
 import type { ClientEvents, ClientState, ConnectedEvent, DisconnectedEvent } from './events.js';
 import { resolveOptions, type ClientOptions, type ResolvedOptions } from './options.js';
 import { PersonalChannel } from './personal.js';
@@ -213,7 +213,7 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
       if (this.ws === ws) this.onFrame(ev.data, ws);
     };
     ws.onclose = (ev) => {
-      if (this.ws === ws) this.teardown(ev.code, ev.reason, !isTerminalClose(ev.code));
+      if (this.ws === ws) this.closedBy(ev.code, ev.reason, !isTerminalClose(ev.code));
     };
     ws.onerror = (ev) => {
       // Always keep a handler: the `ws` package throws on an 'error' nobody listens to.
@@ -336,7 +336,14 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
         redirect = frame.url;
       }
     }
-    this.teardown(frame.code, frame.reason, reconnect, redirect);
+    this.closedBy(frame.code, frame.reason, reconnect, redirect);
+  }
+
+  /** The server closed the connection (its `disconnect` frame, or the socket's close): a fault is an `error` too. */
+  private closedBy(code: number, reason: string, reconnect: boolean, redirect?: string): void {
+    const error = serverCloseError(code, reason, reconnect);
+    if (error) this.emitError(error);
+    this.teardown(code, reason, reconnect, redirect);
   }
 
   private onWelcome(w: WelcomeFrame): void {

@@ -6,7 +6,7 @@ export { SwitchboardClient } from './client.js';
 export { MAX_REDIRECTS } from './reconnect.js';
 export { routeResolver, type RouteResolverInit } from './route.js';
 export { Subscription } from './subscription.js';
-export { ClientError, LocalErrorCode, type ClientErrorCode } from './errors.js';
+export { ClientError, LocalErrorCode, ServerCloseError, type ClientErrorCode } from './errors.js';
 export type { ClientOptions } from './options.js';
 export type {
   ClientErrorEvent,

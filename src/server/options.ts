@@ -36,10 +36,19 @@ export interface Limits {
   maxHandshakesPerSecond: number;
   /** Handshakes under way at once (token check and recovery reads until `welcome`); past it, HTTP 503 with `Retry-After`. 0 disables. */
   maxHandshakesInFlight: number;
-  /** Frames per connection per second; past it, `rate_limited` errors, then close 4129. */
+  /** Frames per connection per second, `subscribe` and `unsubscribe` aside; past it, `rate_limited` errors, then close 4129. */
   maxMessagesPerSecond: number;
   /** Channels one connection may subscribe to (its personal channel not counted). */
   maxSubscriptions: number;
+  /**
+   * `subscribe` frames per connection per second, after a burst of
+   * `maxSubscriptions` (or one second's worth, if more): a client can always
+   * (re)subscribe to all it may hold at once, while churn stays bounded.
+   * Each subscribe pays for one `unsubscribe`; one nothing paid for counts
+   * as a subscribe. Past it, `rate_limited` errors; past as many refusals
+   * within 10 s as the burst, close 4129.
+   */
+  maxSubscribesPerSecond: number;
   /** Bytes queued for a connection that does not read; past it, close 4101. */
   maxBufferedBytes: number;
   /** Largest server API request body, bytes; past it, 413 `too_large`. */
@@ -113,6 +122,7 @@ export const DEFAULT_LIMITS: Readonly<Limits> = {
   maxHandshakesInFlight: 500,
   maxMessagesPerSecond: 100,
   maxSubscriptions: 1000,
+  maxSubscribesPerSecond: 20,
   maxBufferedBytes: 4 * 1024 * 1024,
   maxBodyBytes: 1024 * 1024,
 };

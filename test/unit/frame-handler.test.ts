@@ -2,7 +2,7 @@
  * Every error path of the frame handler, without sockets: a session writes
  * to a recording transport; the core runs on the real in-process broker.
  */
-import { pino } from 'pino';
+import { pino, type Logger } from 'pino';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { MemoryBroker } from '../../src/brokers/memory/memory-broker.js';
 import type { ServerFrame } from '../../src/protocol/index.js';
@@ -32,10 +32,10 @@ class Recorder implements Transport {
 let gateway: Gateway;
 let handler: FrameHandler;
 
-async function setup(opts: NodeOptionsInput = {}): Promise<void> {
+async function setup(opts: NodeOptionsInput = {}, log: Logger = pino({ level: 'silent' })): Promise<void> {
   const options = withDefaults({ nodeId: 'n1', logLevel: 'silent', ...opts });
   const metrics = new Metrics({ node: 'n1' });
-  gateway = new Gateway('n1', options, new MemoryBroker(), new InterestRouting(), metrics, pino({ level: 'silent' }));
+  gateway = new Gateway('n1', options, new MemoryBroker(), new InterestRouting(), metrics, log);
   await gateway.start();
   handler = new FrameHandler(gateway, metrics, options.limits.maxSubscriptions);
 }
@@ -55,7 +55,10 @@ async function send(s: Session, frame: unknown): Promise<void> {
 }
 
 beforeEach(() => setup());
-afterEach(() => gateway.close());
+afterEach(() => {
+  vi.restoreAllMocks();
+  return gateway.close();
+});
 
 describe('malformed frames get bad_request and the connection survives', () => {
   const cases: Array<[string, unknown, number | undefined]> = [
@@ -149,6 +152,81 @@ describe('permissions and state errors', () => {
     for (let i = 7; i <= 20; i++) handler.receive(s, Buffer.from(JSON.stringify({ type: 'ping', id: i })), false);
     await s.settled;
     expect(t.closedWith?.code).toBe(4129);
+  });
+});
+
+describe('subscription changes have their own budget', () => {
+  /** `n` frames in one tick: no token comes back meanwhile to speak of (20 per second). */
+  const burst = (s: Session, frames: readonly object[]): void => {
+    for (const f of frames) handler.receive(s, Buffer.from(JSON.stringify(f)), false);
+  };
+  const replies = (t: Recorder) => t.frames.filter((f) => f.type === 'reply');
+  const limited = (t: Recorder) => replies(t).filter((f) => 'error' in f && f.error.code === 'rate_limited');
+
+  it('takes a whole resubscription of the default 1000 channels, with positions, in one burst, and a second of other frames beside it', async () => {
+    const { s, t } = await session();
+    for (let i = 0; i < 1000; i++) await gateway.publish(`many-${i}`, i);
+    burst(s, [...Array(1000).keys()].map((i) => ({ type: 'subscribe', id: i, channel: `many-${i}`, since: { offset: 0, epoch: 'old' } })));
+    burst(s, [...Array(100).keys()].map((i) => ({ type: 'ping', id: 1000 + i })));
+    await s.settled;
+    const results = replies(t).filter((f) => 'result' in f);
+    expect(results).toHaveLength(1000);
+    expect(limited(t)).toEqual([]);
+    expect(t.frames.filter((f) => f.type === 'pong')).toHaveLength(100);
+    expect(s.subscriptionCount).toBe(1000);
+    expect(s.closed).toBe(false);
+  });
+
+  it('refuses subscribe/unsubscribe churn past the burst with rate_limited, then closes with 4129 naming the limit, and logs it', async () => {
+    await gateway.close();
+    const lines: Array<Record<string, unknown>> = [];
+    const log = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
+    await setup({ limits: { maxSubscriptions: 40, maxSubscribesPerSecond: 1 } }, log);
+    const { s, t } = await session('churner');
+    const churn = (from: number, n: number) =>
+      [...Array(n).keys()].map((i) => ({ type: (from + i) % 2 ? 'unsubscribe' : 'subscribe', id: from + i, channel: `c${Math.floor((from + i) / 2)}` }));
+    // The clock stands still: no subscribe comes back meanwhile.
+    const now = Date.now();
+    vi.spyOn(Date, 'now').mockReturnValue(now);
+    // Paced, each answered before the next: 40 rounds, each subscribe paying for its unsubscribe.
+    for (const f of churn(0, 80)) await send(s, f);
+    expect(replies(t).filter((f) => 'result' in f)).toHaveLength(80);
+    await send(s, churn(80, 1)[0]);
+    expect(t.last()).toMatchObject({ type: 'reply', id: 80, error: { code: 'rate_limited' } });
+    // Other frames still pass: they draw on the frame rate.
+    await send(s, { type: 'ping', id: 1000 });
+    expect(t.last()).toEqual({ type: 'pong', id: 1000 });
+    // As many refusals within 10 s as the budget holds (40), then the close.
+    burst(s, churn(81, 39));
+    await s.settled;
+    expect(s.closed).toBe(false);
+    expect(limited(t)).toHaveLength(40);
+    burst(s, churn(120, 1));
+    expect(t.closedWith).toEqual({ code: 4129, reason: expect.stringContaining('--max-subscribes-per-second') });
+    expect(t.last()).toMatchObject({ type: 'disconnect', code: 4129, reconnect: true });
+    const logged = lines.find((l) => l.msg === 'closed a client that broke a limit');
+    expect(logged).toMatchObject({ level: 30, session: s.id, user: 'churner', code: 4129, reason: expect.stringContaining('--max-subscribes-per-second') });
+  });
+
+  it('names the frame rate in a 4129 for other frames', async () => {
+    await gateway.close();
+    await setup({ limits: { maxMessagesPerSecond: 5 } });
+    const { s, t } = await session();
+    burst(s, [...Array(5 + 11).keys()].map((i) => ({ type: 'ping', id: i })));
+    expect(t.closedWith).toEqual({ code: 4129, reason: expect.stringContaining('--max-messages-per-second') });
+  });
+
+  it('lets a full resubscription, and leaving all of it, wait their turn when the subscription limit is above the 1000 frames that may wait', async () => {
+    await gateway.close();
+    await setup({ limits: { maxSubscriptions: 1500 } });
+    const { s, t } = await session();
+    burst(s, [...Array(1500).keys()].map((i) => ({ type: 'subscribe', id: i, channel: `wide-${i}` })));
+    burst(s, [...Array(1500).keys()].map((i) => ({ type: 'unsubscribe', id: 1500 + i, channel: `wide-${i}` })));
+    burst(s, [...Array(100).keys()].map((i) => ({ type: 'ping', id: 3000 + i })));
+    await s.settled;
+    expect(replies(t).filter((f) => 'result' in f)).toHaveLength(3000);
+    expect(t.frames.filter((f) => f.type === 'pong')).toHaveLength(100);
+    expect(s.subscriptionCount).toBe(0);
   });
 });
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { IpConnectionLimiter, TokenBucket, WindowCounter } from '../../src/server/core/rate.js';
+import { FULL, IpConnectionLimiter, takeToken, TokenBucket, WindowCounter } from '../../src/server/core/rate.js';
 
 const T0 = 1_700_000_000_000;
 
@@ -51,6 +51,26 @@ describe('TokenBucket', () => {
     for (let i = 0; i < 50; i++) results.push(b.take(T0 + i * 100));
     expect(results.every(Boolean)).toBe(true);
     expect(b.take(T0 + 49 * 100 + 50)).toBe(false);
+  });
+});
+
+describe('takeToken (a bucket as one number)', () => {
+  it('keeps its precision with intervals that are not whole milliseconds, at today\'s timestamps', () => {
+    const now = Date.now();
+    let fullAt = FULL;
+    const take = (t: number): boolean => {
+      const next = takeToken(fullAt, t, 7, 50);
+      if (next !== undefined) fullAt = next;
+      return next !== undefined;
+    };
+    // A whole burst at one instant, and not one more.
+    expect(Array.from({ length: 51 }, () => take(now))).toEqual([...Array(50).fill(true), false]);
+    // Then a steady 7 per second for an hour: each due token is there, and none more.
+    const start = now + 50_000;
+    let granted = 0;
+    for (let i = 0; i < 7 * 3600; i++) if (take(start + (i * 1000) / 7)) granted++;
+    expect(granted).toBe(7 * 3600);
+    expect(Array.from({ length: 51 }, () => take(start + 3600 * 1000 - 1000 / 7 + 50_000)).filter(Boolean)).toHaveLength(50);
   });
 });
 

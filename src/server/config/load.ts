@@ -109,6 +109,7 @@ function toOptions(v: SettingValues, publicKey: string | undefined, file: Parsed
     maxHandshakesInFlight: v.maxHandshakesInFlight,
     maxMessagesPerSecond: v.maxMessagesPerSecond,
     maxSubscriptions: v.maxSubscriptions,
+    maxSubscribesPerSecond: v.maxSubscribesPerSecond,
     maxBufferedBytes: v.maxBufferedBytes,
     maxBodyBytes: v.maxBodyBytes,
   });

@@ -207,9 +207,17 @@ export const SETTINGS = {
     kind: 'integer',
     min: 1,
     max: MAX,
-    help: 'frames per connection per second',
+    help: 'frames per connection per second (subscribe and unsubscribe aside)',
   },
   maxSubscriptions: { flag: 'max-subscriptions', section: 'limits', kind: 'integer', min: 1, max: MAX, help: 'channels per connection' },
+  maxSubscribesPerSecond: {
+    flag: 'max-subscribes-per-second',
+    section: 'limits',
+    kind: 'integer',
+    min: 1,
+    max: MAX,
+    help: 'subscribes per connection per second, after a burst of --max-subscriptions (each pays for an unsubscribe)',
+  },
   maxBufferedBytes: {
     flag: 'max-buffered-bytes',
     section: 'limits',

@@ -19,6 +19,7 @@ import {
 import { decodeClientFrameBinary, type WireCodec } from '../../protocol/msgpack.js';
 import type { Metrics } from '../metrics.js';
 import type { Gateway } from './gateway.js';
+import type { FrameKind } from './rate.js';
 import type { Session } from './session.js';
 
 /** The refusal of a frame of the other kind: binary on a JSON connection, text on a MessagePack one. */
@@ -34,6 +35,12 @@ function decodeIn(codec: WireCodec, data: Buffer | string, isBinary: boolean): D
   return decodeClientFrame(typeof data === 'string' ? data : data.toString('utf8'));
 }
 
+/** Subscription changes have their own budget (see `FrameBudget`); every other frame, malformed ones included, draws on the frame rate. */
+function kindOf(decoded: DecodeResult | undefined): FrameKind {
+  const type = decoded?.ok ? decoded.frame.type : undefined;
+  return type === 'subscribe' || type === 'unsubscribe' ? type : 'frame';
+}
+
 export class FrameHandler {
   constructor(
     private readonly gateway: Gateway,
@@ -44,13 +51,14 @@ export class FrameHandler {
   /** Handle a received WebSocket message: checks now, the work in the session's queue. Never throws. */
   receive(session: Session, data: Buffer | string, isBinary: boolean): void {
     const now = Date.now();
-    const admitted = session.admit(now);
-    if (admitted === 'closed') return;
-    // A frame of the other kind is limited like any other (and, past the limit, not counted as malformed too).
     const decoded = decodeIn(session.codec, data, isBinary);
+    // A frame of the other kind is limited like any other (and, past the limit, not counted as malformed too).
+    const kind = kindOf(decoded);
+    const admitted = session.admit(kind, now);
+    if (admitted === 'closed') return;
     if (admitted === 'limited') {
       const id = !decoded ? undefined : decoded.ok ? ('id' in decoded.frame ? decoded.frame.id : undefined) : decoded.id;
-      this.fail(session, id, { code: ErrorCode.RateLimited, message: 'too many messages: slow down' });
+      this.fail(session, id, { code: ErrorCode.RateLimited, message: kind === 'frame' ? 'too many messages: slow down' : 'too many subscribes: slow down' });
       return;
     }
     if (!decoded) {
@@ -76,7 +84,7 @@ export class FrameHandler {
       } catch (err) {
         this.sendError(session, id, toErrorBody(err));
       }
-    });
+    }, kind);
     if (!queued) this.fail(session, id, { code: ErrorCode.RateLimited, message: 'too many requests in flight' });
   }
 

@@ -283,6 +283,11 @@ export class Gateway {
     if (!this.sessions.delete(session)) return;
     this.metrics.connections.dec();
     if (session.closeCode !== undefined) this.metrics.disconnects.inc({ code: String(session.closeCode) });
+    if (session.closeCode === CloseCode.RateLimited || session.closeCode === CloseCode.PolicyViolation) {
+      // Otherwise only the client would know which limit it broke.
+      const { id, user, closeCode: code, closeReason: reason } = session;
+      this.log.info({ session: id, user, code, reason }, 'closed a client that broke a limit');
+    }
     for (const channel of [...session.channels.keys()]) this.drop(session, channel);
   }
 }

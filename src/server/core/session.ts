@@ -7,7 +7,7 @@
 import { CloseCode, encodeMessage, type DisconnectFrame, type Publication, type ServerFrame, type SubscribeResult } from '../../protocol/index.js';
 import { encodeMessageBinary, encodeServerFrameBinary, type WireCodec } from '../../protocol/msgpack.js';
 import type { Limits } from '../options.js';
-import { TokenBucket, WindowCounter } from './rate.js';
+import { FrameBudget, WindowCounter, type Admission, type FrameKind } from './rate.js';
 
 /**
  * A publication encoded for delivery, built once per publication and shared
@@ -69,7 +69,13 @@ interface ChannelState {
 const MAX_PENDING = 10_000;
 /** How long a recovery that does not fit one reply waits for the socket to drain before the client counts as too slow. */
 const DRAIN_TIMEOUT_MS = 30_000;
-/** Frames waiting for earlier ones to finish (e.g. on a slow broker) before new ones are refused. */
+/**
+ * Frames waiting for earlier ones to finish (e.g. on a slow broker) before
+ * new ones are refused. Subscription changes wait in the same line but are
+ * counted apart, up to twice the subscription limit, so that a client's
+ * whole (re)subscription, leaving all of it, and the requests it sends
+ * meanwhile all wait their turn.
+ */
 const MAX_QUEUED = 1000;
 /**
  * Work in flight (frames waiting plus publishes at the broker) at which the
@@ -79,6 +85,12 @@ const MAX_QUEUED = 1000;
  */
 const PAUSE_AT = 128;
 const RESUME_AT = 64;
+/** The reason of a 4129 close, by the kind of frame the client overspent on: it names the setting. */
+const RATE_LIMITED: Readonly<Record<FrameKind, string>> = {
+  frame: 'rate limited: too many frames (--max-messages-per-second)',
+  subscribe: 'rate limited: too many subscribe/unsubscribe frames (--max-subscribes-per-second)',
+  unsubscribe: 'rate limited: too many subscribe/unsubscribe frames (--max-subscribes-per-second)',
+};
 /** Malformed frames tolerated per 10 seconds before closing with 4008. */
 const MAX_MALFORMED = 10;
 
@@ -110,8 +122,9 @@ export class Session {
   /** Every channel this session is subscribed to or subscribing to, its personal channel included. */
   readonly channels = new Map<string, ChannelState>();
   closed = false;
-  /** The close code the server closed with, if it did. */
+  /** The close code the server closed with, if it did, and its reason. */
   closeCode: number | undefined;
+  closeReason: string | undefined;
   lastSentAt: number;
   /** When the server's unanswered `ping` was sent, if one is outstanding. */
   pingSentAt: number | undefined;
@@ -120,6 +133,8 @@ export class Session {
   /** The last frame task queued, while any is queued (an idle session keeps no promise). */
   private queue: Promise<void> | undefined;
   private queued = 0;
+  /** Of those, subscription changes (see `MAX_QUEUED`). */
+  private queuedChanges = 0;
   /** Publishes of this connection at the broker, and the last one per channel (see `publishInOrder`); no map while none ever ran. */
   private publishing = 0;
   private publishTails: Map<string, Promise<void>> | undefined;
@@ -129,9 +144,7 @@ export class Session {
   private readonly limits: Limits;
   private readonly onClosed: (session: Session) => void;
   private readonly onFrameOut: (type: ServerFrame['type']) => void;
-  private readonly bucket: TokenBucket;
-  /** Made at the first limited frame: most sessions never need one (a node holds 100k sessions). */
-  private violations: WindowCounter | undefined;
+  private readonly budget: FrameBudget;
   /** Made at the first malformed frame. */
   private malformed: WindowCounter | undefined;
 
@@ -146,8 +159,7 @@ export class Session {
     this.onClosed = init.onClosed;
     this.onFrameOut = init.onFrameOut ?? (() => undefined);
     this.lastSentAt = init.now;
-    const rate = init.limits.maxMessagesPerSecond;
-    this.bucket = new TokenBucket(rate, rate, init.now);
+    this.budget = new FrameBudget(init.limits);
   }
 
   /** Count of subscriptions the client asked for (the personal channel is not one). */
@@ -155,17 +167,17 @@ export class Session {
     return this.channels.size - 1;
   }
 
-  /** Record a received frame; 'ok', 'limited' (reply rate_limited), or 'closed' (4129 sent). */
-  admit(now: number): 'ok' | 'limited' | 'closed' {
+  /**
+   * Record a received frame of `kind` (see `FrameBudget`): 'ok',
+   * 'limited' (reply rate_limited), or 'closed' (4129 sent: the client kept
+   * sending while limited).
+   */
+  admit(kind: FrameKind, now: number): Exclude<Admission, 'abuse'> | 'closed' {
     this.pingSentAt = undefined;
-    if (this.bucket.take(now)) return 'ok';
-    // A client that keeps sending while limited for about a second more is closed.
-    this.violations ??= new WindowCounter(Math.max(10, this.limits.maxMessagesPerSecond), 10_000, now);
-    if (this.violations.hit(now)) {
-      this.disconnect(CloseCode.RateLimited, 'rate limited', true);
-      return 'closed';
-    }
-    return 'limited';
+    const admitted = this.budget.take(kind, now);
+    if (admitted !== 'abuse') return admitted;
+    this.disconnect(CloseCode.RateLimited, RATE_LIMITED[kind], true);
+    return 'closed';
   }
 
   /** Record a malformed frame; closes with 4008 on repeated abuse. Returns whether the session is still open. */
@@ -176,12 +188,15 @@ export class Session {
   }
 
   /**
-   * Run `task` after every task queued before it. False (and `task` not run)
-   * when too many are waiting: the broker is not keeping up with this client.
+   * Run `task` after every task queued before it; `kind` is the frame it
+   * handles (see `MAX_QUEUED`). False (and `task` not run) when too many are
+   * waiting: the broker is not keeping up with this client.
    */
-  enqueue(task: () => Promise<void>): boolean {
-    if (this.queued >= MAX_QUEUED) return false;
+  enqueue(task: () => Promise<void>, kind: FrameKind = 'frame'): boolean {
+    const change = kind !== 'frame';
+    if (change ? this.queuedChanges >= 2 * this.limits.maxSubscriptions : this.queued - this.queuedChanges >= MAX_QUEUED) return false;
     this.queued++;
+    if (change) this.queuedChanges++;
     this.loaded();
     const tail: Promise<void> = (this.queue ?? Promise.resolve())
       .then(task)
@@ -189,6 +204,7 @@ export class Session {
       // the session cannot be trusted to be consistent after it.
       .catch(() => this.disconnect(1011, 'internal error', true))
       .finally(() => {
+        if (change) this.queuedChanges--;
         if (--this.queued === 0 && this.queue === tail) this.queue = undefined;
         this.eased();
       });
@@ -386,6 +402,7 @@ export class Session {
     this.onFrameOut('disconnect');
     this.closed = true;
     this.closeCode = code;
+    this.closeReason = reason;
     this.transport.close(code, reason);
     this.onClosed(this);
   }
