@@ -181,6 +181,28 @@ describe('redis broker (standalone)', () => {
       await vi.waitFor(() => expect(b!.got('burst:1')).toEqual(['first k-2', ...Array.from({ length: 20 }, (_, i) => i), 'k-3']), { timeout: 5_000, interval: 20 });
     });
 
+    it('trims a history stream approximately but never answers more than the history size', async () => {
+      const prefix = `t${uid()}`;
+      const [a] = await Promise.all(['a'].map((n) => start(n, { prefix })));
+      const policy = { size: 10, ttlMs: 30_000 };
+      const xlen = async (): Promise<number> => Number(await redisCommand(redis.port, ['XLEN', `${prefix}:{trim:1}:h`]));
+      let top = 0;
+      let longest = 0;
+      // On until the stream holds more than `size` (whole internal nodes are cut at a time), and not many more
+      for (; top < 200 || ((await xlen()) <= 10 && top < 400); ) {
+        await a!.broker.publish({ channel: 'trim:1', data: ++top, ts: Date.now() }, policy);
+        longest = Math.max(longest, await xlen());
+      }
+      expect(await xlen()).toBeGreaterThan(10);
+      expect(longest).toBeLessThanOrEqual(10 + 100);
+      const newest = await a!.broker.store.history('trim:1', { limit: 100 }, policy);
+      expect(newest).toMatchObject({ offset: top, earliest: top - 9 });
+      expect(newest.messages.map((m) => m.data)).toEqual(Array.from({ length: 10 }, (_, i) => top - 9 + i));
+      const since = await a!.broker.store.history('trim:1', { since: 100, limit: 100 }, policy);
+      expect(since.earliest).toBe(top - 9);
+      expect(since.messages.map((m) => m.offset)).toEqual(Array.from({ length: 10 }, (_, i) => top - 9 + i));
+    });
+
     it('keeps the registry under the channel hash tag without expiry, indexed per node, and routes with one script call', async () => {
       const prefix = `t${uid()}`;
       const [a, b, c] = await Promise.all(['a', 'b', 'c'].map((n) => start(n, { prefix })));

@@ -44,6 +44,11 @@ end
 /**
  * Number and store a publication (after EPOCH and NOW). Sets `offset`.
  *
+ * The stream is trimmed approximately (`MAXLEN ~`: whole internal nodes at
+ * a time, far cheaper than cutting one entry per message), so it may hold up
+ * to about a hundred entries more than the history size; HISTORY never
+ * returns those (its earliest offset is at most `size` below the top).
+ *
  * The TTLs are set only when a sixteenth of the history TTL has passed since
  * they were last set, each for that sixteenth longer: a busy channel pays for
  * them once in a while instead of twice per message, and its history still
@@ -51,7 +56,7 @@ end
  */
 const STORE = `
 local offset = redis.call('HINCRBY', meta, 'o', 1)
-redis.call('XADD', stream, 'MAXLEN', size, string.format('%d-0', offset), 'd', stored, 't', string.format('%d', now))
+redis.call('XADD', stream, 'MAXLEN', '~', size, string.format('%d-0', offset), 'd', stored, 't', string.format('%d', now))
 local slack = math.floor(tonumber(historyTtl) / 16)
 if now - expirySetAt >= slack then
   redis.call('PEXPIRE', stream, tonumber(historyTtl) + slack)
@@ -278,7 +283,8 @@ return out
 
 /**
  * KEYS: meta, stream. ARGV: epoch if new, since ('' for the newest), limit,
- * history ttl ms, meta ttl ms. Returns {top, epoch, earliest, offset1, json1, …}.
+ * history ttl ms, meta ttl ms, history size. Returns {top, epoch, earliest,
+ * offset1, json1, …}.
  *
  * Entries older than the TTL are trimmed first: the stream is in accept
  * order, so they form its head and the scan stops at the first fresh one.
@@ -322,6 +328,8 @@ if stale then
     redis.call('DEL', KEYS[2])
   end
 end
+-- What approximate trimming left beyond the history size is not history.
+earliest = math.max(earliest, top - tonumber(ARGV[6]) + 1)
 
 local out = {top, epoch, earliest}
 local limit = tonumber(ARGV[3])
