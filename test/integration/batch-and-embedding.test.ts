@@ -4,7 +4,7 @@
  * nodes over a real redis-server: commands in order per channel, one result
  * each, idempotency keys per command, and the same checks and errors as HTTP.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ErrorCode, SwitchboardError, type BatchCommand, type Publication } from '../../src/protocol/index.js';
 import { startNode, type SwitchboardNode } from '../../src/server/node.js';
 import { api } from '../helpers/api.js';
@@ -48,14 +48,6 @@ function received(c: RawClient, channel: string): number[] {
   return c.messages(channel).map((m) => (m.data as { i: number }).i);
 }
 
-async function until(check: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
 describe('POST /api/batch', () => {
   it('publishes every command, in order per channel, with one result each in the order given', async () => {
     const [x, y] = [fresh('room'), fresh('room')];
@@ -77,7 +69,7 @@ describe('POST /api/batch', () => {
       expect(offsets, lane).toEqual(offsets.map((_, k) => offsets[0]! + k));
     }
     const personal = `user:${user}`;
-    await until(() => received(watcher, x).length === 100 && received(watcher, y).length === 100 && received(watcher, personal).length === 100, 'all 300');
+    await vi.waitFor(() => expect(received(watcher, x).length === 100 && received(watcher, y).length === 100 && received(watcher, personal).length === 100).toBe(true), { timeout: 10_000, interval: 10 });
     expect(received(watcher, x)).toEqual(commands.flatMap((_, i) => (i % 3 === 0 ? [i] : [])));
     expect(received(watcher, y)).toEqual(commands.flatMap((_, i) => (i % 3 === 1 ? [i] : [])));
     expect(received(watcher, personal)).toEqual(commands.flatMap((_, i) => (i % 3 === 2 ? [i] : [])));
@@ -108,7 +100,7 @@ describe('POST /api/batch', () => {
       'bad_request',
       'ok',
     ]);
-    await until(() => received(watcher, room).length === 2, 'the two good ones');
+    await vi.waitFor(() => expect(received(watcher, room).length === 2).toBe(true), { timeout: 10_000, interval: 10 });
     expect(received(watcher, room)).toEqual([1, 4]);
   });
 
@@ -123,7 +115,7 @@ describe('POST /api/batch', () => {
     expect(againResults!.slice(0, 3)).toEqual(firstResults!.map((r) => ({ ...r, replayed: true })));
     expect(againResults![3]).not.toHaveProperty('replayed');
     expect(againResults![3]!.offset).toBe(firstResults![2]!.offset + 1);
-    await until(() => received(watcher, room).length >= 4, 'four messages');
+    await vi.waitFor(() => expect(received(watcher, room).length >= 4).toBe(true), { timeout: 10_000, interval: 10 });
     expect(received(watcher, room)).toEqual([1, 2, 3, 4]);
   });
 
@@ -157,7 +149,7 @@ describe('the embedded node', () => {
       { publish: { channel: room, data: { i: 5 } } },
     ]);
     expect(results.every((r) => !('error' in r))).toBe(true);
-    await until(() => received(watcher, room).length === 3 && received(watcher, `user:${user}`).length === 2, 'five messages');
+    await vi.waitFor(() => expect(received(watcher, room).length === 3 && received(watcher, `user:${user}`).length === 2).toBe(true), { timeout: 10_000, interval: 10 });
     expect(received(watcher, room)).toEqual([1, 3, 5]);
     expect(received(watcher, `user:${user}`)).toEqual([2, 4]);
     const page = await b.history(room);
