@@ -132,6 +132,9 @@ export class Commands implements ServerCommands {
     const name = requireChannel(channel);
     const policy = this.gateway.namespaces.of(name);
     if (!policy.history) throw new SwitchboardError(ErrorCode.NotFound, `namespace "${policy.namespace}" keeps no history`);
+    for (const [name, v] of [['since', since], ['limit', limit]] as const) {
+      if (v !== undefined && (!Number.isSafeInteger(v) || v < 0)) throw new SwitchboardError(ErrorCode.BadRequest, `"${name}" must be a non-negative integer`);
+    }
     const size = Math.min(limit ?? policy.history.size, MAX_HISTORY_LIMIT);
     const page = await this.gateway.history(name, since === undefined ? { limit: size } : { since, limit: size });
     return { offset: page.offset, epoch: page.epoch, messages: page.messages };
