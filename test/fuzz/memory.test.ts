@@ -196,7 +196,7 @@ describe('memory under hostile input', () => {
     const n = await node({
       // Personal channels keep 100 messages here (1000 by default), so that the warm-up fills their rings.
       namespaces: { user: { historySize: 100, historyTtl: 86_400, presence: true, publish: true, private: false } },
-      limits: { maxMessagesPerSecond: 1e6, maxConnectionsPerIpPerSecond: 0, maxSubscriptions: MAX_SUBSCRIPTIONS, maxFrameBytes: MAX_FRAME, maxBodyBytes: 64 * 1024 },
+      limits: { maxMessagesPerSecond: 1e6, maxSubscribesPerSecond: 1e6, maxConnectionsPerIpPerSecond: 0, maxSubscriptions: MAX_SUBSCRIPTIONS, maxFrameBytes: MAX_FRAME, maxBodyBytes: 64 * 1024 },
     });
     // Warm-up: fills the bounded pools' history rings (100 per channel, 1000 per personal channel) and the JIT.
     for (let r = 0; r < 2; r++) await round(n, r);
