@@ -6,12 +6,15 @@
  *       [--idle 3000] [--connect-rate 1000] [--idle-workers N] [--gens N] [--nodes 3]
  *       [--subscribers 1000] [--bursts 10] [--burst 50] [--burst-pause-ms 500]
  *       [--users 3000] [--rates 1000,2000,5000] [--seconds 5] [--publishers-per-node 32]
+ *       [--via ws,http,batch] [--layout spread|across] [--batch-in-flight 4] [--search-steps 0]
+ *       [--steady-rates 10,100,1000] [--steady-seconds 3] [--steady-max-publications 1000]
+ *       [--fanout-size 10000] [--fanout-publications 20] [--fanout-in-flight 4] [--fanout-workers N]
  *       [--replay-clients 1000] [--missed 200]
  *       [--memory-connections 5000] [--cpu-clients 1000] [--cpu-messages 200] [--cpu-rate 50]
  *       [--cross-users 500] [--cross-rates 100,500,2000] [--cross-seconds 5] [--cross-warmup 200]
  *       [--connect-nodes 2] [--connect-count 5000] [--connect-rates 500,1000,2000] [--connect-in-flight 50] [--connect-warmup 1000]
  *       [--idle-cpu-sizes 10000,100000] [--idle-cpu-seconds 60]
- *       [--scenarios idle,broadcast,targeted,recovery,memory,broadcast-cpu,cross-node,connect,idle-cpu] [--skip …] [--out name|path]
+ *       [--scenarios idle,broadcast,targeted,recovery,memory,broadcast-cpu,cross-node,connect,idle-cpu,steady,fanout] [--skip …] [--out name|path]
  *       [--baseline <built checkout>]
  *
  * Clients live in forked load-generator processes (bench/scale/loadgen.ts),
@@ -24,11 +27,19 @@
  * 2. broadcast: --subscribers in one room on one server, --bursts bursts of
  *    --burst publications (HTTP, back to back), --burst-pause-ms apart; CPU
  *    of every server process per delivery, deliveries/s, exactly once;
- * 3. targeted: --users spread over --nodes servers (one Redis), the
- *    publisher sends to one user each over WebSocket (Switchboard `send`
- *    frames; Socket.IO a `send` event the server turns into
- *    `io.to(user).emit`; ws a `send` frame) spread over every server, at
- *    each of --rates for --seconds; p50/p99/max publish-to-delivery;
+ * 3. targeted: --users on --nodes servers (one Redis), the publisher sends
+ *    to one user each, for each of --via in turn: over WebSocket
+ *    (Switchboard `send` frames; Socket.IO a `send` event the server turns
+ *    into `io.to(user).emit`; ws a `send` frame), one HTTP request each
+ *    (`POST /api/send`, the peers' `POST /send`), or Switchboard's batch API
+ *    through the server SDK (`SwitchboardApi` with `maxInFlight`
+ *    --batch-in-flight: `POST /api/batch` once requests pile up; the peers
+ *    have none); --layout spread: users and sends over every server;
+ *    across: users on the first server, sends through the others; at each
+ *    of --rates for --seconds, then --search-steps more rates looking for
+ *    the highest with p99 under 50 ms and nothing refused or lost;
+ *    p50/p99/max publish-to-delivery, CPU per message of the servers and
+ *    of Redis, refusals;
  * 4. recovery: --replay-clients on a channel with history drop without a
  *    goodbye, --missed messages are published, they rejoin from their
  *    position; missed messages replayed per second.
@@ -60,16 +71,30 @@
  *    servers and of their redis-server as % of a core and µs per connection
  *    per minute.
  *
+ * Two more, what a message costs (bench/scale/fanout.ts), with the clients
+ * in the load generators, when `--scenarios` names them:
+ * 10. steady: --subscribers in one room on one server of each kind, for
+ *    each of --steady-rates, publications through it one at a time at that
+ *    rate for --steady-seconds (at most --steady-max-publications); CPU per
+ *    delivery of the servers and of their redis-server less their CPU with
+ *    nothing published, every delivery exactly once, p50/p99 (sampled);
+ * 11. fanout: --fanout-size connections in one room on one server of
+ *    --fanout-workers processes (0: enough for 15000 each; bare ws: one,
+ *    so at most 15000), --fanout-publications through it with
+ *    --fanout-in-flight at once; deliveries per second at the clients, CPU
+ *    per delivery of the servers, Redis and the generators, and the share
+ *    of the cores each side used.
+ *
  * `--baseline <dir>` names another checkout of Switchboard, already built
  * (bin/ and dist/), e.g. the commit before a change: right after this
  * checkout's Switchboard, its nodes (started from its own bin/) run idle,
- * broadcast, memory, broadcast-cpu, connect and idle-cpu with the same settings, as the row
+ * broadcast, memory, broadcast-cpu, connect, idle-cpu, steady and fanout with the same settings, as the row
  * "Switchboard (baseline <commit>)"; the tables add this checkout over the
  * baseline beside the ratios over the peers.
  *
  * Writes bench/results/scale-<date>.json (command, commit, machine, every
  * figure, the baseline's commit and the ratios) and scale-<date>.svg (p99 and p50 against rate; with cross-node,
- * also scale-<date>-cross-node.svg); `--out` names them instead, or gives a
+ * also scale-<date>-cross-node.svg; with steady, scale-<date>-steady.svg); `--out` names them instead, or gives a
  * path (with a `/`) outside bench/results. Every process started here is
  * stopped, on failure too.
  */
