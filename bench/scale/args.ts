@@ -113,7 +113,11 @@ const FLAGS: Record<string, F> = {
   '--seconds': num((a, n) => (a.seconds = n), 1, 120),
   '--publishers-per-node': num((a, n) => (a.publishersPerNode = n), 1, 64),
   '--via': valued((a, v, flag) => (a.via = choices(flag, v, VIAS))),
-  '--layout': valued((a, v, flag) => (a.layout = choices(flag, v, LAYOUTS)[0]!)),
+  '--layout': valued((a, v, flag) => {
+    const [layout, ...more] = choices(flag, v, LAYOUTS);
+    if (layout === undefined || more.length > 0) throw new Error(`${flag}: one of ${LAYOUTS.join(', ')}, got "${v}"`);
+    a.layout = layout;
+  }),
   '--batch-in-flight': num((a, n) => (a.batchInFlight = n), 1, 256),
   '--search-steps': num((a, n) => (a.searchSteps = n), 0, 10),
   '--steady-rates': nums((a, n) => (a.steadyRates = n), 1, 10_000),

@@ -58,22 +58,22 @@ interface Delivered {
 /**
  * One broadcast phase on connected subscribers: `publish` sends
  * `publications` (numbered from 0) and answers how many failed; waits for
- * every delivery (bounded), then collects the counts. `window` is started
- * and read with the CPU meter (other processes' CPU over the same window).
+ * every delivery (bounded), then collects the counts. `alsoMeter` is
+ * started and read with the CPU meter (other processes' CPU over the same window).
  */
-async function broadcastPhase(fleet: Fleet, c: Cluster, subscribers: number, publications: number, publish: () => Promise<number>, window?: () => () => void): Promise<Delivered> {
+async function broadcastPhase(fleet: Fleet, c: Cluster, subscribers: number, publications: number, publish: () => Promise<number>, alsoMeter?: () => () => void): Promise<Delivered> {
   const expected = publications * subscribers;
   const latencyEvery = Math.max(1, Math.ceil(expected / LATENCY_SAMPLES));
   await fleet.all(() => ({ type: 'expect', messages: publications, latencies: true, latencyEvery }), COMMAND_TIMEOUT_MS);
   const read = cpuMeter(c);
-  const readWindow = window?.();
+  const readAlso = alsoMeter?.();
   const began = nowMs();
   const failed = await publish();
   const drainMs = Math.min(MOST_DRAIN_MS, Math.max(DRAIN_MS, (expected / SLOWEST_DRAIN_RATE) * 1000));
   await waitReceived(fleet, (publications - failed) * subscribers, drainMs);
   await sleep(300); // late duplicates
   const spent = read();
-  readWindow?.();
+  readAlso?.();
   const replies = await fleet.all(() => ({ type: 'collect' }), COMMAND_TIMEOUT_MS);
   const counts = new Float64Array(publications);
   for (const r of replies) r.counts.forEach((v, i) => (counts[i]! += v));
@@ -107,7 +107,7 @@ async function withRoom<T>(fleet: Fleet, c: Cluster, subscribers: number, body: 
   }
 }
 
-export interface BroadcastResult extends Omit<Delivered, 'spent' | 'latencyEvery' | 'generatorLoopDelayMaxMs'> {
+export interface BroadcastResult extends Omit<Delivered, 'spent'> {
   subscribers: number;
   bursts: number;
   burst: number;
@@ -131,7 +131,7 @@ export async function broadcast(fleet: Fleet, c: Cluster, subscribers: number, b
       }
       return failed;
     });
-    const { spent, latencyEvery: _e, generatorLoopDelayMaxMs: _g, ...rest } = d;
+    const { spent, ...rest } = d;
     const per = Math.max(1, d.delivered);
     return { ...rest, subscribers, bursts, burst, pauseMs, cpuUsPerDelivery: (spent.servers * 1000) / per, redisCpuUsPerDelivery: (spent.redis * 1000) / per };
   });
@@ -171,7 +171,7 @@ export async function steady(fleet: Fleet, c: Cluster, subscribers: number, rate
       });
       const { spent, ...rest } = d;
       const r: SteadyResult = {
-        ...rest, subscribers, rate, achievedRate: publications / sending,
+        ...rest, subscribers, rate, achievedRate: publications / Math.max(sending, 1e-3),
         cpuUsPerDelivery: splitCpu(spent, Math.max(1, d.delivered), 1e-3, idle),
         idleCpuMsPerSecond: { servers: idle.servers * 1000, redis: idle.redis * 1000, total: idle.total * 1000 },
         server: await stalls(c),
@@ -224,7 +224,7 @@ export async function fanout(fleet: Fleet, c: Cluster, size: number, publication
     const genPids = fleet.gens.map((g) => g.proc.pid);
     const genCpu = (): number => genPids.reduce<number>((s, p) => s + cpuMs(p), 0);
     let shares = { generators: 0, coordinator: 0, machine: 0 };
-    const window = (): (() => void) => {
+    const meterOthers = (): (() => void) => {
       const g0 = genCpu();
       const o0 = ownCpuMs();
       const m0 = machineBusyMs();
@@ -234,7 +234,7 @@ export async function fanout(fleet: Fleet, c: Cluster, size: number, publication
       const r = await pooledCount(0, publications, inFlight, (n) => c.publish(0, ROOM, { n, t: nowMs() }));
       if (r.firstError) console.log(`  ${r.failed} publications failed: ${r.firstError}`);
       return r.failed;
-    }, window);
+    }, meterOthers);
     const { spent, ...rest } = d;
     const pct = (ms: number): number => (ms / spent.ms) * 100;
     const known = spent.servers + spent.redis + shares.generators + shares.coordinator;
