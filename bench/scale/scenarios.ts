@@ -13,6 +13,7 @@ import { pooledCount } from '../lib/pool.js';
 import { merged, type Quantiles, quantilesOfSorted as quantiles } from '../lib/stats.js';
 import { sleep } from '../lib/wait.js';
 import { type Fleet, shares } from './fleet.js';
+import { nextRate } from './search.js';
 import { type Join, nowMs, type PublishReply, type RejoinReply, REPLAY_CHANNEL, type Via } from './protocol.js';
 
 /** Connections opening at once per generator, at most (the rate is the real limit). */
@@ -175,14 +176,6 @@ export async function idle(fleet: Fleet, c: Cluster, count: number, rate: number
 export const pooledCalls = (from: number, count: number, fn: (n: number) => Promise<void>): Promise<{ failed: number; firstError?: string }> =>
   pooledCount(from, count, HTTP_IN_FLIGHT, fn);
 
-/** The p99 bound for "highest sustained rate", ms. */
-export const P99_BOUND_MS = 50;
-/** Targeted rates tried at most, msg/s (the `--rates` flag's bound). */
-const MOST_RATE = 50_000;
-
-/** A rate was sustained: p99 under the bound, nothing lost or refused, and the generator on pace (≥ 95 % of the rate). */
-export const sustained = (t: TargetedResult): boolean => t.latency.p99 < P99_BOUND_MS && t.lost === 0 && t.failed === 0 && t.achievedRate >= 0.95 * t.rate;
-
 /**
  * Where the targeted scenario's users live and where its messages enter:
  * `spread`, users over every server and sends spread over every server (a
@@ -201,16 +194,6 @@ export interface TargetedOptions {
   batchInFlight: number;
   /** After the fixed rates, steps of the search for the highest sustained rate per via (0: none). */
   searchSteps: number;
-}
-
-/** The next rate of the search: between the highest sustained and the lowest not, or twice the highest when all held; undefined when close enough. */
-function nextRate(done: TargetedResult[]): number | undefined {
-  const lo = Math.max(0, ...done.filter(sustained).map((t) => t.rate));
-  const above = done.filter((t) => !sustained(t) && t.rate > lo).map((t) => t.rate);
-  const hi = above.length > 0 ? Math.min(...above) : undefined;
-  if (hi === undefined) return lo === 0 || lo >= MOST_RATE ? undefined : Math.min(MOST_RATE, lo * 2);
-  const next = Math.round((lo + hi) / 2 / 100) * 100;
-  return hi - lo <= Math.max(200, lo * 0.1) || next <= lo || next >= hi ? undefined : next;
 }
 
 /**
