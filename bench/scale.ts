@@ -8,7 +8,7 @@
  *       [--users 3000] [--rates 1000,2000,5000] [--seconds 5] [--publishers-per-node 32]
  *       [--via ws,http,batch] [--layout spread|across] [--batch-in-flight 4] [--search-steps 0]
  *       [--steady-rates 10,100,1000] [--steady-seconds 3] [--steady-max-publications 1000]
- *       [--fanout-size 10000] [--fanout-publications 20] [--fanout-in-flight 4] [--fanout-workers N]
+ *       [--fanout-size 10000] [--fanout-publications 20] [--fanout-in-flight 1,4,16] [--fanout-workers N]
  *       [--replay-clients 1000] [--missed 200]
  *       [--memory-connections 5000] [--cpu-clients 1000] [--cpu-messages 200] [--cpu-rate 50]
  *       [--cross-users 500] [--cross-rates 100,500,2000] [--cross-seconds 5] [--cross-warmup 200]
@@ -80,8 +80,8 @@
  *    nothing published, every delivery exactly once, p50/p99 (sampled);
  * 11. fanout: --fanout-size connections in one room on one server of
  *    --fanout-workers processes (0: enough for 15000 each; bare ws: one,
- *    so at most 15000), --fanout-publications through it with
- *    --fanout-in-flight at once; deliveries per second at the clients, CPU
+ *    so at most 15000), --fanout-publications through it with each of
+ *    --fanout-in-flight at once in turn; deliveries per second at the clients, CPU
  *    per delivery of the servers, Redis and the generators, and the share
  *    of the cores each side used.
  *
@@ -200,9 +200,11 @@ async function runKind(kind: Kind, a: Args, fleet: Fleet | undefined, baseline?:
   if (fleet && on('fanout')) {
     // Bare ws has one process's maps: its workers cannot reach each other's sockets.
     const workers = kind === 'ws' ? 1 : a.fanoutWorkers;
-    r.fanout = await scenario(r, `fanout ${a.fanoutSize} connections on one server of ${workers} process(es), ${a.fanoutPublications} publications, ${a.fanoutInFlight} in flight`, () => {
+    r.fanout = await scenario(r, `fanout ${a.fanoutSize} connections on one server of ${workers} process(es), ${a.fanoutPublications} publications, ${a.fanoutInFlight.join(', ')} in flight`, () => {
       if (a.fanoutSize > MAX_SOCKETS_PER_GEN * workers) throw new Error(`${a.fanoutSize} connections need ${Math.ceil(a.fanoutSize / MAX_SOCKETS_PER_GEN)} server processes${kind === 'ws' ? '; bare ws has no fan-out across processes' : ''}`);
-      return withCluster(start(1, workers), (c) => fanout(fleet, c, a.fanoutSize, a.fanoutPublications, a.fanoutInFlight));
+      return withCluster(start(1, workers), (c) =>
+        fanout(fleet, c, a.fanoutSize, a.fanoutPublications, a.fanoutInFlight, (f) =>
+          console.log(`  ${kind} ${f.inFlight} in flight: ${f.delivered}/${f.expected} (lost ${f.lost}, dup ${f.duplicates}) in ${f.seconds.toFixed(1)} s, ${f.deliveriesPerSecond.toFixed(0)} deliveries/s; CPU ${f.cpuUsPerDelivery.servers.toFixed(2)} + Redis ${f.cpuUsPerDelivery.redis.toFixed(2)} µs/delivery, generators ${f.generatorCpuUsPerDelivery.toFixed(2)}`)));
     });
   }
   if (fleet && on('recovery') && kind === 'socketio') {
@@ -232,7 +234,7 @@ function tables(a: Args, results: ScaleKindResult[]): string {
     [on('connect'), `## Connect (${a.connectCount} connections per phase over ${a.connectNodes} servers, one Redis; ws: one server; each client in one room; CPU from the first connect to 1 s after the last, less the cluster's CPU with no clients)`, connectTable(results)],
     [on('idle-cpu'), `## Idle CPU (connections over ${a.connectNodes} servers, one Redis; ws: one server; opened ${a.connectInFlight || 'up to 500 per generator'} at once, then ${a.idleCpuSeconds} s with no traffic)`, idleCpuTable(results)],
     [on('steady'), `## Broadcast at steady rates (${a.subscribers} subscribers of one room on one server; publications one at a time through it at each rate for ${a.steadySeconds} s, at most ${a.steadyMaxPublications}; CPU of every server process and of its redis-server, less their CPU with nothing published)`, steadyTable(results)],
-    [on('fanout'), `## Fan-out maximum (${a.fanoutSize} connections in one room on one server of ${a.fanoutWorkers} processes (bare ws: one), ${a.fanoutPublications} publications with ${a.fanoutInFlight} in flight; % of one core over the phase, the machine has ${cpus().length} cores)`, fanoutTable(results)],
+    [on('fanout'), `## Fan-out maximum (${a.fanoutSize} connections in one room on one server of ${a.fanoutWorkers} processes (bare ws: one), ${a.fanoutPublications} publications with ${a.fanoutInFlight.join(', ')} in flight in turn; % of one core over the phase, the machine has ${cpus().length} cores)`, fanoutTable(results)],
     [on('cross-node'), `## Cross-node latency (${a.crossUsers} users on server A, sends through server B, ${a.crossSeconds} s per rate; ws: one process)`, crossNodeTable(results)],
   ];
   return parts.filter(([run]) => run).map(([, head, body]) => `${head}\n${body}`).join('\n\n');

@@ -50,10 +50,10 @@ export interface Args {
   steadyRates: number[];
   steadySeconds: number;
   steadyMaxPublications: number;
-  /** Fan-out maximum: `fanoutSize` connections in one room on one server of `fanoutWorkers` processes (0: enough for 15000 each), `fanoutPublications` with `fanoutInFlight` at once. */
+  /** Fan-out maximum: `fanoutSize` connections in one room on one server of `fanoutWorkers` processes (0: enough for 15000 each), `fanoutPublications` with each of `fanoutInFlight` at once in turn. */
   fanoutSize: number;
   fanoutPublications: number;
-  fanoutInFlight: number;
+  fanoutInFlight: number[];
   fanoutWorkers: number;
   /** Scenario 4. */
   replayClients: number;
@@ -125,7 +125,7 @@ const FLAGS: Record<string, F> = {
   '--steady-max-publications': num((a, n) => (a.steadyMaxPublications = n), 1, 100_000),
   '--fanout-size': num((a, n) => (a.fanoutSize = n), 1, 200_000),
   '--fanout-publications': num((a, n) => (a.fanoutPublications = n), 1, 10_000),
-  '--fanout-in-flight': num((a, n) => (a.fanoutInFlight = n), 1, 64),
+  '--fanout-in-flight': nums((a, n) => (a.fanoutInFlight = n), 1, 64),
   '--fanout-workers': num((a, n) => (a.fanoutWorkers = n), 0, 32),
   '--replay-clients': num((a, n) => (a.replayClients = n), 1, 50_000),
   '--missed': num((a, n) => (a.missed = n), 1, 10_000),
@@ -155,7 +155,7 @@ export function parseArgs(argv: string[]): Args {
     users: 3000, rates: [1000, 2000, 5000], seconds: 5, publishersPerNode: 32,
     via: ['ws'], layout: 'spread', batchInFlight: 4, searchSteps: 0,
     steadyRates: [10, 100, 1000], steadySeconds: 3, steadyMaxPublications: 1000,
-    fanoutSize: 10_000, fanoutPublications: 20, fanoutInFlight: 4, fanoutWorkers: 0,
+    fanoutSize: 10_000, fanoutPublications: 20, fanoutInFlight: [1, 4, 16], fanoutWorkers: 0,
     replayClients: 1000, missed: 200,
     memoryConnections: 5000, cpuClients: 1000, cpuMessages: 200, cpuRate: 50,
     crossUsers: 500, crossRates: [100, 500, 2000], crossSeconds: 5, crossWarmup: 200,

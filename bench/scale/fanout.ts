@@ -215,38 +215,49 @@ export interface FanoutResult extends Omit<Delivered, 'spent'> {
 
 /**
  * Fan-out maximum: `size` connections in one room on server 0 (the cluster
- * has processes enough for them), `publications` through server 0 with
- * `inFlight` under way at once; the delivery rate at the clients and the
- * CPU of every side over the phase.
+ * has processes enough for them); for each of `inFlights`, `publications`
+ * through server 0 with that many under way at once; the delivery rate at
+ * the clients and the CPU of every side over each phase.
  */
-export async function fanout(fleet: Fleet, c: Cluster, size: number, publications: number, inFlight: number): Promise<FanoutResult> {
+export async function fanout(fleet: Fleet, c: Cluster, size: number, publications: number, inFlights: number[], onPhase: (f: FanoutResult) => void): Promise<FanoutResult[]> {
   return withRoom(fleet, c, size, async () => {
-    const genPids = fleet.gens.map((g) => g.proc.pid);
-    const genCpu = (): number => genPids.reduce<number>((s, p) => s + cpuMs(p), 0);
-    let shares = { generators: 0, coordinator: 0, machine: 0 };
-    const meterOthers = (): (() => void) => {
-      const g0 = genCpu();
-      const o0 = ownCpuMs();
-      const m0 = machineBusyMs();
-      return () => (shares = { generators: genCpu() - g0, coordinator: ownCpuMs() - o0, machine: machineBusyMs() - m0 });
-    };
-    const d = await broadcastPhase(fleet, c, size, publications, async () => {
-      const r = await pooledCount(0, publications, inFlight, (n) => c.publish(0, ROOM, { n, t: nowMs() }));
-      if (r.firstError) console.log(`  ${r.failed} publications failed: ${r.firstError}`);
-      return r.failed;
-    }, meterOthers);
-    const { spent, ...rest } = d;
-    const pct = (ms: number): number => (ms / spent.ms) * 100;
-    const known = spent.servers + spent.redis + shares.generators + shares.coordinator;
-    const per = Math.max(1, d.delivered);
-    return {
-      ...rest, connections: size, serverProcesses: pids(c).length, generators: fleet.gens.length, inFlight,
-      cpuUsPerDelivery: splitCpu(spent, per, 1e-3),
-      generatorCpuUsPerDelivery: (shares.generators * 1000) / per,
-      corePercent: {
-        servers: pct(spent.servers), redis: pct(spent.redis), generators: pct(shares.generators), coordinator: pct(shares.coordinator),
-        machine: pct(shares.machine), other: pct(Math.max(0, shares.machine - known)), cores: cpus().length,
-      },
-    };
+    const out: FanoutResult[] = [];
+    for (const inFlight of inFlights) {
+      const f = await fanoutPhase(fleet, c, size, publications, inFlight);
+      out.push(f);
+      onPhase(f);
+    }
+    return out;
   });
+}
+
+/** One fan-out phase on the connected room: `publications` with `inFlight` under way at once. */
+async function fanoutPhase(fleet: Fleet, c: Cluster, size: number, publications: number, inFlight: number): Promise<FanoutResult> {
+  const genPids = fleet.gens.map((g) => g.proc.pid);
+  const genCpu = (): number => genPids.reduce<number>((s, p) => s + cpuMs(p), 0);
+  let shares = { generators: 0, coordinator: 0, machine: 0 };
+  const meterOthers = (): (() => void) => {
+    const g0 = genCpu();
+    const o0 = ownCpuMs();
+    const m0 = machineBusyMs();
+    return () => (shares = { generators: genCpu() - g0, coordinator: ownCpuMs() - o0, machine: machineBusyMs() - m0 });
+  };
+  const d = await broadcastPhase(fleet, c, size, publications, async () => {
+    const r = await pooledCount(0, publications, inFlight, (n) => c.publish(0, ROOM, { n, t: nowMs() }));
+    if (r.firstError) console.log(`  ${r.failed} publications failed: ${r.firstError}`);
+    return r.failed;
+  }, meterOthers);
+  const { spent, ...rest } = d;
+  const pct = (ms: number): number => (ms / spent.ms) * 100;
+  const known = spent.servers + spent.redis + shares.generators + shares.coordinator;
+  const per = Math.max(1, d.delivered);
+  return {
+    ...rest, connections: size, serverProcesses: pids(c).length, generators: fleet.gens.length, inFlight,
+    cpuUsPerDelivery: splitCpu(spent, per, 1e-3),
+    generatorCpuUsPerDelivery: (shares.generators * 1000) / per,
+    corePercent: {
+      servers: pct(spent.servers), redis: pct(spent.redis), generators: pct(shares.generators), coordinator: pct(shares.coordinator),
+      machine: pct(shares.machine), other: pct(Math.max(0, shares.machine - known)), cores: cpus().length,
+    },
+  };
 }

@@ -23,7 +23,7 @@ export interface ScaleKindResult {
   recovery?: RecoveryResult;
   /** The message-cost scenarios (see fanout.ts): broadcast at steady rates, and the fan-out maximum. */
   steady?: SteadyResult[];
-  fanout?: FanoutResult;
+  fanout?: FanoutResult[];
   /** The in-process scenarios (see in-process.ts). */
   memory?: MemoryResult;
   broadcastCpu?: BroadcastCpuResult;
@@ -103,6 +103,8 @@ const sameTargeted = (x: ScaleKindResult, t: TargetedResult): TargetedResult | u
   const via: Via = t.via === 'batch' && x.kind !== 'switchboard' ? 'http' : t.via;
   return x.targeted?.find((y) => y.rate === t.rate && y.via === via);
 };
+/** The same fan-out phase (publications in flight) in another row. */
+const sameFanout = (x: ScaleKindResult, f: FanoutResult): FanoutResult | undefined => x.fanout?.find((y) => y.inFlight === f.inFlight);
 /** A targeted rate's CPU per message, servers and Redis. */
 const messageCpu = (t: TargetedResult | undefined): number | undefined => (t ? t.cpuUsPerMessage + t.redisCpuUsPerMessage : undefined);
 
@@ -120,7 +122,7 @@ function costFigures(results: ScaleKindResult[]): Record<string, Figure> {
       [`targetedCpuUsPerMessage@${t.via}@${t.rate}`, (x: ScaleKindResult) => messageCpu(sameTargeted(x, t))],
       [`targetedP99@${t.via}@${t.rate}`, (x: ScaleKindResult) => sameTargeted(x, t)?.latency.p99],
     ]),
-    ['fanoutCpuUsPerDelivery', (x: ScaleKindResult) => x.fanout?.cpuUsPerDelivery.total],
+    ...(sb?.fanout ?? []).map((f) => [`fanoutCpuUsPerDelivery@${f.inFlight}`, (x: ScaleKindResult) => sameFanout(x, f)?.cpuUsPerDelivery.total]),
   ]) as Record<string, Figure>;
 }
 
@@ -208,19 +210,20 @@ export function steadyTable(results: ScaleKindResult[]): string {
 }
 
 export function fanoutTable(results: ScaleKindResult[]): string {
-  const fan: Figure = (x) => x.fanout?.cpuUsPerDelivery.total;
-  return table(
-    ['server', 'connections', 'server processes / generators', 'publications (in flight)', 'delivered / expected', 'lost', 'dup', 'seconds', 'deliveries/s', 'servers µs/delivery', 'Redis µs/delivery', 'total µs/delivery', 'generators µs/delivery',
-      '% core: servers / Redis / generators / publisher / other', 'p50 ms', 'p99 ms', 'SB/SIO CPU', 'SB/ws CPU'],
-    results.flatMap((r) => {
-      const f = r.fanout;
-      if (!f) return [];
+  const rows = results.flatMap((r) =>
+    (r.fanout ?? []).map((f) => {
+      const fan: Figure = (x) => sameFanout(x, f)?.cpuUsPerDelivery.total;
       const c = f.corePercent;
-      return [[labelOf(r), String(f.connections), `${f.serverProcesses} / ${f.generators}`, `${f.publications} (${f.inFlight})`, `${f.delivered} / ${f.expected}`, String(f.lost), String(f.duplicates), fmt(f.seconds, 1),
+      return [labelOf(r), String(f.connections), `${f.serverProcesses} / ${f.generators}`, `${f.publications} (${f.inFlight})`, `${f.delivered} / ${f.expected}`, String(f.lost), String(f.duplicates), fmt(f.seconds, 1),
         fmt(f.deliveriesPerSecond, 0), ...cpuCells(r, f.cpuUsPerDelivery, 2), fmt(f.generatorCpuUsPerDelivery, 2),
-        `${[c.servers, c.redis, c.generators, c.coordinator, c.other].map((v) => fmt(v, 0)).join(' / ')} of ${c.cores * 100}`, fmt(f.latency.p50, 1), fmt(f.latency.p99, 1), ...ratios(results, r, fan)]];
+        `${[c.servers, c.redis, c.generators, c.coordinator, c.other].map((v) => fmt(v, 0)).join(' / ')} of ${c.cores * 100}`, fmt(f.latency.p50, 1), fmt(f.latency.p99, 1), ...ratios(results, r, fan)];
     }),
   );
+  const best = results.filter((r) => r.fanout?.length).map((r) => `${labelOf(r)} ${fmt(Math.max(...(r.fanout ?? []).map((f) => f.deliveriesPerSecond)), 0)}`).join('; ');
+  return `${table(['server', 'connections', 'server processes / generators', 'publications (in flight)', 'delivered / expected', 'lost', 'dup', 'seconds', 'deliveries/s', 'servers µs/delivery', 'Redis µs/delivery', 'total µs/delivery', 'generators µs/delivery',
+    '% core: servers / Redis / generators / publisher / other', 'p50 ms', 'p99 ms', 'SB/SIO CPU', 'SB/ws CPU'], rows)}
+
+Highest deliveries per second counted at the clients (lost and dup above say whether each was exactly once): ${best}`;
 }
 
 export function recoveryTable(results: ScaleKindResult[]): string {
