@@ -196,13 +196,16 @@ export function targetedTable(results: ScaleKindResult[]): string {
 Highest rate with p99 < ${P99_BOUND_MS} ms and nothing lost or refused (of the rates tried): ${best}. The ratios set Switchboard's batch rows against the peers' HTTP rows (they have no batch API).`;
 }
 
+/** ", N failed" after a count of publications when some failed (an error or no HTTP answer in time; counted as lost where never delivered). */
+const failedNote = (failed: number): string => (failed > 0 ? `, ${failed} failed` : '');
+
 export function steadyTable(results: ScaleKindResult[]): string {
   return table(
     ['server', 'pubs/s (achieved)', 'publications', 'delivered / expected', 'lost', 'dup', 'conns off', 'deliveries/s', 'servers µs/delivery', 'Redis µs/delivery', 'total µs/delivery', 'p50 ms', 'p99 ms', 'server GC / loop max ms', 'SB/SIO CPU', 'SB/ws CPU', ...baseHeads(results, ['SB/base CPU'])],
     results.flatMap((r) =>
       (r.steady ?? []).map((t) => {
         const cpu: Figure = (x) => sameSteady(x, t)?.cpuUsPerDelivery.total;
-        return [labelOf(r), `${t.rate} (${fmt(t.achievedRate, 0)})`, String(t.publications), `${t.delivered} / ${t.expected}`, String(t.lost), String(t.duplicates), String(t.connectionsOff),
+        return [labelOf(r), `${t.rate} (${fmt(t.achievedRate, 0)})`, `${t.publications}${failedNote(t.failedPublications)}`, `${t.delivered} / ${t.expected}`, String(t.lost), String(t.duplicates), String(t.connectionsOff),
           fmt(t.deliveriesPerSecond, 0), ...cpuCells(r, t.cpuUsPerDelivery, 2), fmt(t.latency.p50, 1), fmt(t.latency.p99, 1), `${fmt(t.server.gcMaxMs, 0)} / ${fmt(t.server.loopDelayMaxMs, 0)}`, ...ratios(results, r, cpu, [cpu])];
       }),
     ),
@@ -214,7 +217,7 @@ export function fanoutTable(results: ScaleKindResult[]): string {
     (r.fanout ?? []).map((f) => {
       const fan: Figure = (x) => sameFanout(x, f)?.cpuUsPerDelivery.total;
       const c = f.corePercent;
-      return [labelOf(r), String(f.connections), `${f.serverProcesses} / ${f.generators}`, `${f.publications} (${f.inFlight})`, `${f.delivered} / ${f.expected}`, String(f.lost), String(f.duplicates), fmt(f.seconds, 1),
+      return [labelOf(r), String(f.connections), `${f.serverProcesses} / ${f.generators}`, `${f.publications} (${f.inFlight})${failedNote(f.failedPublications)}`, `${f.delivered} / ${f.expected}`, String(f.lost), String(f.duplicates), fmt(f.seconds, 1),
         fmt(f.deliveriesPerSecond, 0), ...cpuCells(r, f.cpuUsPerDelivery, 2), fmt(f.generatorCpuUsPerDelivery, 2),
         `${[c.servers, c.redis, c.generators, c.coordinator, c.other].map((v) => fmt(v, 0)).join(' / ')} of ${c.cores * 100}`, fmt(f.latency.p50, 1), fmt(f.latency.p99, 1), ...ratios(results, r, fan)];
     }),
