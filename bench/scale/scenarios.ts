@@ -219,7 +219,7 @@ export async function targeted(fleet: Fleet, c: Cluster, users: number, rates: n
       await waitReceived(fleet, warm, DRAIN_MS);
       const done: TargetedResult[] = [];
       const run = async (rate: number, searched: boolean): Promise<void> => {
-        const r = { ...(await targetedRate(fleet, c, users, rate, seconds, (count) => publish(via, count, rate, seconds * 3_000 + 30_000))), via, searched };
+        const r = { ...(await targetedRate(fleet, c, rate, seconds, (count) => publish(via, count, rate, seconds * 3_000 + 30_000))), via, searched };
         done.push(r);
         out.push(r);
         onRate(r);
@@ -238,7 +238,7 @@ export async function targeted(fleet: Fleet, c: Cluster, users: number, rates: n
 }
 
 /** One rate of the targeted scenario: `rate × seconds` messages that `publish` sends; latency, losses, CPU per message. */
-async function targetedRate(fleet: Fleet, c: Cluster, users: number, rate: number, seconds: number, publish: (count: number) => Promise<PublishReply>): Promise<Omit<TargetedResult, 'via' | 'searched'>> {
+async function targetedRate(fleet: Fleet, c: Cluster, rate: number, seconds: number, publish: (count: number) => Promise<PublishReply>): Promise<Omit<TargetedResult, 'via' | 'searched'>> {
   const count = Math.round(rate * seconds);
   await fleet.all(() => ({ type: 'expect', messages: count, latencies: true }), COMMAND_TIMEOUT_MS);
   // The servers' CPU while nothing is sent (heartbeats, timers, GC of the last phase), to subtract below.
