@@ -6,12 +6,15 @@
  *       [--idle 3000] [--connect-rate 1000] [--idle-workers N] [--gens N] [--nodes 3]
  *       [--subscribers 1000] [--bursts 10] [--burst 50] [--burst-pause-ms 500]
  *       [--users 3000] [--rates 1000,2000,5000] [--seconds 5] [--publishers-per-node 32]
+ *       [--via ws,http,batch] [--layout spread|across] [--batch-in-flight 4] [--search-steps 0]
+ *       [--steady-rates 10,100,1000] [--steady-seconds 3] [--steady-max-publications 1000]
+ *       [--fanout-size 10000] [--fanout-publications 20] [--fanout-in-flight 1,4,16] [--fanout-workers N]
  *       [--replay-clients 1000] [--missed 200]
  *       [--memory-connections 5000] [--cpu-clients 1000] [--cpu-messages 200] [--cpu-rate 50]
  *       [--cross-users 500] [--cross-rates 100,500,2000] [--cross-seconds 5] [--cross-warmup 200]
  *       [--connect-nodes 2] [--connect-count 5000] [--connect-rates 500,1000,2000] [--connect-in-flight 50] [--connect-warmup 1000]
  *       [--idle-cpu-sizes 10000,100000] [--idle-cpu-seconds 60]
- *       [--scenarios idle,broadcast,targeted,recovery,memory,broadcast-cpu,cross-node,connect,idle-cpu] [--skip …] [--out name|path]
+ *       [--scenarios idle,broadcast,targeted,recovery,memory,broadcast-cpu,cross-node,connect,idle-cpu,steady,fanout] [--skip …] [--out name|path]
  *       [--baseline <built checkout>]
  *
  * Clients live in forked load-generator processes (bench/scale/loadgen.ts),
@@ -24,11 +27,19 @@
  * 2. broadcast: --subscribers in one room on one server, --bursts bursts of
  *    --burst publications (HTTP, back to back), --burst-pause-ms apart; CPU
  *    of every server process per delivery, deliveries/s, exactly once;
- * 3. targeted: --users spread over --nodes servers (one Redis), the
- *    publisher sends to one user each over WebSocket (Switchboard `send`
- *    frames; Socket.IO a `send` event the server turns into
- *    `io.to(user).emit`; ws a `send` frame) spread over every server, at
- *    each of --rates for --seconds; p50/p99/max publish-to-delivery;
+ * 3. targeted: --users on --nodes servers (one Redis), the publisher sends
+ *    to one user each, for each of --via in turn: over WebSocket
+ *    (Switchboard `send` frames; Socket.IO a `send` event the server turns
+ *    into `io.to(user).emit`; ws a `send` frame), one HTTP request each
+ *    (`POST /api/send`, the peers' `POST /send`), or Switchboard's batch API
+ *    through the server SDK (`SwitchboardApi` with `maxInFlight`
+ *    --batch-in-flight: `POST /api/batch` once requests pile up; the peers
+ *    have none); --layout spread: users and sends over every server;
+ *    across: users on the first server, sends through the others; at each
+ *    of --rates for --seconds, then --search-steps more rates looking for
+ *    the highest with p99 under 50 ms and nothing refused or lost;
+ *    p50/p99/max publish-to-delivery, CPU per message of the servers and
+ *    of Redis, refusals;
  * 4. recovery: --replay-clients on a channel with history drop without a
  *    goodbye, --missed messages are published, they rejoin from their
  *    position; missed messages replayed per second.
@@ -60,16 +71,30 @@
  *    servers and of their redis-server as % of a core and µs per connection
  *    per minute.
  *
+ * Two more, what a message costs (bench/scale/fanout.ts), with the clients
+ * in the load generators, when `--scenarios` names them:
+ * 10. steady: --subscribers in one room on one server of each kind, for
+ *    each of --steady-rates, publications through it one at a time at that
+ *    rate for --steady-seconds (at most --steady-max-publications); CPU per
+ *    delivery of the servers and of their redis-server less their CPU with
+ *    nothing published, every delivery exactly once, p50/p99 (sampled);
+ * 11. fanout: --fanout-size connections in one room on one server of
+ *    --fanout-workers processes (0: enough for 15000 each; bare ws: one,
+ *    so at most 15000), --fanout-publications through it with each of
+ *    --fanout-in-flight at once in turn; deliveries per second at the clients, CPU
+ *    per delivery of the servers, Redis and the generators, and the share
+ *    of the cores each side used.
+ *
  * `--baseline <dir>` names another checkout of Switchboard, already built
  * (bin/ and dist/), e.g. the commit before a change: right after this
  * checkout's Switchboard, its nodes (started from its own bin/) run idle,
- * broadcast, memory, broadcast-cpu, connect and idle-cpu with the same settings, as the row
+ * broadcast, memory, broadcast-cpu, connect, idle-cpu, steady and fanout with the same settings, as the row
  * "Switchboard (baseline <commit>)"; the tables add this checkout over the
  * baseline beside the ratios over the peers.
  *
  * Writes bench/results/scale-<date>.json (command, commit, machine, every
  * figure, the baseline's commit and the ratios) and scale-<date>.svg (p99 and p50 against rate; with cross-node,
- * also scale-<date>-cross-node.svg); `--out` names them instead, or gives a
+ * also scale-<date>-cross-node.svg; with steady, scale-<date>-steady.svg); `--out` names them instead, or gives a
  * path (with a `/`) outside bench/results. Every process started here is
  * stopped, on failure too.
  */
@@ -83,20 +108,21 @@ import { buildServers, type Kind } from './lib/servers.js';
 import { type Args, parseArgs, type Scenario } from './scale/args.js';
 import { type Baseline, openBaseline } from './scale/baseline.js';
 import { connectCost, idleCpu } from './scale/cost.js';
+import { broadcast, fanout, steady } from './scale/fanout.js';
 import { Fleet, MAX_SOCKETS_PER_GEN } from './scale/fleet.js';
 import { broadcastCpu, crossNode, memory } from './scale/in-process.js';
 import { REPLAY_CHANNEL } from './scale/protocol.js';
 import {
-  broadcastCpuTable, broadcastTable, connectTable, crossNodePlot, crossNodeTable, idleCpuTable, idleTable, labelOf, memoryTable, P99_BOUND_MS, ratiosOfCurrent, recoveryTable, type ScaleKindResult, targetedPlot, targetedTable,
+  broadcastCpuTable, broadcastTable, connectTable, crossNodePlot, crossNodeTable, fanoutTable, idleCpuTable, idleTable, labelOf, memoryTable, P99_BOUND_MS, ratiosOfCurrent, recoveryTable, type ScaleKindResult, steadyPlot, steadyTable, targetedPlot, targetedTable,
 } from './scale/report.js';
-import { broadcast, idle, recovery, targeted } from './scale/scenarios.js';
+import { idle, recovery, targeted } from './scale/scenarios.js';
 
 /** History kept on the replay channel (Switchboard), enough for any `--missed`. */
 const REPLAY_HISTORY = 10_000;
 /** The scenarios that need the load generators. */
-const FLEET_SCENARIOS: Scenario[] = ['idle', 'broadcast', 'targeted', 'recovery', 'connect', 'idle-cpu'];
+const FLEET_SCENARIOS: Scenario[] = ['idle', 'broadcast', 'targeted', 'recovery', 'connect', 'idle-cpu', 'steady', 'fanout'];
 /** The scenarios the `--baseline` checkout's Switchboard runs too. */
-const BASELINE_SCENARIOS: Scenario[] = ['idle', 'broadcast', 'memory', 'broadcast-cpu', 'connect', 'idle-cpu'];
+const BASELINE_SCENARIOS: Scenario[] = ['idle', 'broadcast', 'memory', 'broadcast-cpu', 'connect', 'idle-cpu', 'steady', 'fanout'];
 
 function versions(): Record<string, unknown> {
   return {
@@ -156,11 +182,29 @@ async function runKind(kind: Kind, a: Args, fleet: Fleet | undefined, baseline?:
     await withCluster(start(kind === 'ws' ? 1 : a.nodes, 1), async (c) => {
       if (on('broadcast')) r.broadcast = await scenario(r, `broadcast ${a.subscribers} subscribers, ${a.bursts} × ${a.burst}`, () => broadcast(fleet, c, a.subscribers, a.bursts, a.burst, a.burstPauseMs));
       if (on('targeted')) {
-        r.targeted = await scenario(r, `targeted ${a.users} users over ${c.ports.length} server(s), rates ${a.rates.join(',')}`, () =>
-          targeted(fleet, c, a.users, a.rates, a.seconds, a.publishersPerNode, (t) =>
-            console.log(`  ${kind} ${t.rate}/s (achieved ${t.achievedRate.toFixed(0)}): p50 ${t.latency.p50.toFixed(2)} p99 ${t.latency.p99.toFixed(2)} max ${t.latency.max.toFixed(1)} ms, lost ${t.lost}/${t.sent} (refused ${t.failed}${t.firstError ? `: ${t.firstError}` : ''}); server CPU ${t.cpuUsPerMessage.toFixed(1)} µs/msg, GC max ${t.server.gcMaxMs.toFixed(0)}, loop delay max ${t.server.loopDelayMaxMs.toFixed(0)}; generators' loop delay max ${t.generatorLoopDelayMaxMs.toFixed(0)} ms`)));
+        // The peers have no batch API.
+        const vias = kind === 'switchboard' ? a.via : a.via.filter((v) => v !== 'batch');
+        r.targeted = await scenario(r, `targeted ${a.users} users over ${c.ports.length} server(s) (${a.layout}), via ${vias.join(',')}, rates ${a.rates.join(',')}${a.searchSteps > 0 ? `, then ${a.searchSteps} search steps` : ''}`, () =>
+          targeted(fleet, c, a.users, a.rates, a.seconds, a.publishersPerNode, { vias, layout: a.layout, batchInFlight: a.batchInFlight, searchSteps: a.searchSteps }, (t) =>
+            console.log(`  ${kind} ${t.via} ${t.rate}/s${t.searched ? ' (search)' : ''} (achieved ${t.achievedRate.toFixed(0)}): p50 ${t.latency.p50.toFixed(2)} p99 ${t.latency.p99.toFixed(2)} max ${t.latency.max.toFixed(1)} ms, lost ${t.lost}/${t.sent} (refused ${t.failed}${t.firstError ? `: ${t.firstError}` : ''}); server CPU ${t.cpuUsPerMessage.toFixed(1)} µs/msg, GC max ${t.server.gcMaxMs.toFixed(0)}, loop delay max ${t.server.loopDelayMaxMs.toFixed(0)}; generators' loop delay max ${t.generatorLoopDelayMaxMs.toFixed(0)} ms`)));
       }
       if (on('recovery') && kind === 'switchboard') r.recovery = await scenario(r, `recovery ${a.replayClients} × ${a.missed}`, () => recovery(fleet, c, a.replayClients, a.missed, `${c.ports.length} nodes, Redis history, subscribe with since`));
+    });
+  }
+  if (fleet && on('steady')) {
+    r.steady = await scenario(r, `steady ${a.subscribers} subscribers, ${a.steadyRates.join(', ')} publications/s for ${a.steadySeconds} s (at most ${a.steadyMaxPublications})`, () =>
+      withCluster(start(1, 1), (c) =>
+        steady(fleet, c, a.subscribers, a.steadyRates, a.steadySeconds, a.steadyMaxPublications, (t) =>
+          console.log(`  ${kind} ${t.rate}/s (achieved ${t.achievedRate.toFixed(0)}): ${t.delivered}/${t.expected} (lost ${t.lost}, dup ${t.duplicates}), ${t.deliveriesPerSecond.toFixed(0)} deliveries/s, CPU ${t.cpuUsPerDelivery.servers.toFixed(2)} + Redis ${t.cpuUsPerDelivery.redis.toFixed(2)} µs/delivery, p50 ${t.latency.p50.toFixed(1)} p99 ${t.latency.p99.toFixed(1)} ms`))));
+  }
+  if (fleet && on('fanout')) {
+    // Bare ws has one process's maps: its workers cannot reach each other's sockets.
+    const workers = kind === 'ws' ? 1 : a.fanoutWorkers;
+    r.fanout = await scenario(r, `fanout ${a.fanoutSize} connections on one server of ${workers} process(es), ${a.fanoutPublications} publications, ${a.fanoutInFlight.join(', ')} in flight`, () => {
+      if (a.fanoutSize > MAX_SOCKETS_PER_GEN * workers) throw new Error(`${a.fanoutSize} connections need ${Math.ceil(a.fanoutSize / MAX_SOCKETS_PER_GEN)} server processes${kind === 'ws' ? '; bare ws has no fan-out across processes' : ''}`);
+      return withCluster(start(1, workers), (c) =>
+        fanout(fleet, c, a.fanoutSize, a.fanoutPublications, a.fanoutInFlight, (f) =>
+          console.log(`  ${kind} ${f.inFlight} in flight: ${f.delivered}/${f.expected} (lost ${f.lost}, dup ${f.duplicates}) in ${f.seconds.toFixed(1)} s, ${f.deliveriesPerSecond.toFixed(0)} deliveries/s; CPU ${f.cpuUsPerDelivery.servers.toFixed(2)} + Redis ${f.cpuUsPerDelivery.redis.toFixed(2)} µs/delivery, generators ${f.generatorCpuUsPerDelivery.toFixed(2)}`)));
     });
   }
   if (fleet && on('recovery') && kind === 'socketio') {
@@ -183,12 +227,14 @@ function tables(a: Args, results: ScaleKindResult[]): string {
   const parts: Array<[boolean, string, string]> = [
     [on('idle'), `## Idle connections (${a.idle} to one server of ${a.idleWorkers} process(es), ${a.connectRate} new/s; memory summed over the server's processes after forced GC)`, idleTable(results)],
     [on('broadcast'), `## Broadcast (${a.subscribers} subscribers of one room on one server, ${a.bursts} bursts of ${a.burst} publications ${a.burstPauseMs} ms apart; CPU of every server process)`, broadcastTable(results)],
-    [on('targeted'), `## Targeted (${a.users} users over ${a.nodes} servers, one Redis; publisher over WebSocket spread over the servers; ${a.seconds} s per rate; ws: one process)`, targetedTable(results)],
+    [on('targeted'), `## Targeted (${a.users} users, ${a.nodes} servers, one Redis; ${a.layout === 'across' ? 'users on the first server, sends through the others' : 'users and sends spread over the servers'}; via ${a.via.join(', ')}${a.via.includes('batch') ? ` (SDK maxInFlight ${a.batchInFlight})` : ''}; ${a.seconds} s per rate; ws: one process)`, targetedTable(results)],
     [on('recovery'), `## Recovery (${a.replayClients} clients drop, ${a.missed} messages published, they rejoin from their position)`, recoveryTable(results)],
     [on('memory'), `## Idle memory (${a.memoryConnections} connections to one server process, clients in this process; memory inside it after forced GC)`, memoryTable(results)],
     [on('broadcast-cpu'), `## Broadcast CPU (${a.cpuClients} clients in one room on one server, ${a.cpuMessages} publications at ${a.cpuRate}/s)`, broadcastCpuTable(results)],
     [on('connect'), `## Connect (${a.connectCount} connections per phase over ${a.connectNodes} servers, one Redis; ws: one server; each client in one room; CPU from the first connect to 1 s after the last, less the cluster's CPU with no clients)`, connectTable(results)],
     [on('idle-cpu'), `## Idle CPU (connections over ${a.connectNodes} servers, one Redis; ws: one server; opened ${a.connectInFlight || 'up to 500 per generator'} at once, then ${a.idleCpuSeconds} s with no traffic)`, idleCpuTable(results)],
+    [on('steady'), `## Broadcast at steady rates (${a.subscribers} subscribers of one room on one server; publications one at a time through it at each rate for ${a.steadySeconds} s, at most ${a.steadyMaxPublications}; CPU of every server process and of its redis-server, less their CPU with nothing published)`, steadyTable(results)],
+    [on('fanout'), `## Fan-out maximum (${a.fanoutSize} connections in one room on one server of ${a.fanoutWorkers} processes (bare ws: one), ${a.fanoutPublications} publications with ${a.fanoutInFlight.join(', ')} in flight in turn; % of one core over the phase, the machine has ${cpus().length} cores)`, fanoutTable(results)],
     [on('cross-node'), `## Cross-node latency (${a.crossUsers} users on server A, sends through server B, ${a.crossSeconds} s per rate; ws: one process)`, crossNodeTable(results)],
   ];
   return parts.filter(([run]) => run).map(([, head, body]) => `${head}\n${body}`).join('\n\n');
@@ -230,7 +276,8 @@ async function main(): Promise<void> {
   console.log(`\n# ${seconds.toFixed(0)} s; load average ${m.loadStart.join('/')} at the start, ${m.loadEnd.join('/')} at the end, on ${cpus().length} cores`);
   const name = `scale-${today()}`;
   const written = [writeResult(resultPath(a.out, name, '.json'), `${JSON.stringify({ command, date: new Date().toISOString(), ...at, baseline: baseline && { dir: baseline.dir, commit: baseline.commit, dirty: baseline.dirty }, seconds, machine: m, args: a, p99BoundMs: P99_BOUND_MS, ratios: ratiosOfCurrent(results), results, tables: text }, null, 2)}\n`)];
-  if (a.scenarios.includes('targeted')) written.push(writeResult(resultPath(a.out, name, '.svg'), targetedPlot(results, `targeted sends across ${a.nodes} nodes (${a.seconds} s per rate)`)));
+  if (a.scenarios.includes('targeted')) written.push(writeResult(resultPath(a.out, name, '.svg'), targetedPlot(results, `targeted sends, ${a.nodes} nodes, ${a.layout} (${a.seconds} s per rate)`)));
+  if (a.scenarios.includes('steady')) written.push(writeResult(resultPath(a.out, name, '-steady.svg'), steadyPlot(results, `broadcast to ${a.subscribers} subscribers at steady rates`)));
   if (a.scenarios.includes('cross-node')) written.push(writeResult(resultPath(a.out, name, '-cross-node.svg'), crossNodePlot(results, `p99 latency, targeted sends across nodes (${a.crossSeconds} s per rate)`)));
   console.log(`wrote ${written.join(', ')}`);
 }

@@ -11,6 +11,7 @@ import { postJson } from './http.js';
 import { API_KEY } from './paths.js';
 import { cpuMs, processTree, type Server, stopProcess } from './procs.js';
 import { type Kind, type Memory, memoryOf, pausesOf, PEER, spawnProbed, switchboardArgs } from './servers.js';
+import { sleep } from './wait.js';
 
 const READY_TIMEOUT_MS = 60_000;
 
@@ -167,6 +168,28 @@ export function cpuMeter(c: Cluster): () => CpuSpent {
   const redis0 = redisCpuMs(c);
   const t0 = performance.now();
   return () => ({ servers: cpuUsed(servers0, cpuByPid(c)), redis: redisCpuMs(c) - redis0, ms: performance.now() - t0 });
+}
+
+/** CPU per unit, split as the tables show it: the server processes, their redis-server (0 for bare ws), both. */
+export interface CpuSplit {
+  servers: number;
+  redis: number;
+  total: number;
+}
+
+/** `spent` less `idle` (CPU ms per ms) over as long, never below 0, divided by `per`, in units of `scale` ms (1e-3: µs). */
+export function splitCpu(spent: CpuSpent, per: number, scale: number, idle: CpuSplit = { servers: 0, redis: 0, total: 0 }): CpuSplit {
+  const servers = Math.max(0, spent.servers - idle.servers * spent.ms) / per / scale;
+  const redis = Math.max(0, spent.redis - idle.redis * spent.ms) / per / scale;
+  return { servers, redis, total: servers + redis };
+}
+
+/** The cluster's CPU over `ms` of whatever it does unasked (timers, pings, GC), ms per ms: to subtract from a measured phase. */
+export async function restingCpu(c: Cluster, ms: number): Promise<CpuSplit> {
+  const read = cpuMeter(c);
+  await sleep(ms);
+  const spent = read();
+  return splitCpu(spent, spent.ms, 1);
 }
 
 /** Memory summed over the processes of `servers` (by default every server), each read inside it after forced GCs. */

@@ -1,13 +1,15 @@
 // Command-line flags of bench/scale.ts, with defaults small enough for a
 // run of a few minutes; the big run is `--idle 100000`. The in-process
 // scenarios (memory, broadcast-cpu, cross-node: what bench/peers.ts used to
-// measure) and the cost scenarios (connect, idle-cpu) run only when
-// `--scenarios` names them.
+// measure), the cost scenarios (connect, idle-cpu) and the message-cost
+// ones (steady, fanout) run only when `--scenarios` names them.
 import { choices, type Flag, int, ints, parseFlags, valued } from '../lib/flags.js';
 import { type Kind, KINDS } from '../lib/servers.js';
 import { MAX_SOCKETS_PER_GEN } from './fleet.js';
+import { type Via, VIAS } from './protocol.js';
+import { type Layout, LAYOUTS } from './scenarios.js';
 
-export const SCENARIOS = ['idle', 'broadcast', 'targeted', 'recovery', 'memory', 'broadcast-cpu', 'cross-node', 'connect', 'idle-cpu'] as const;
+export const SCENARIOS = ['idle', 'broadcast', 'targeted', 'recovery', 'memory', 'broadcast-cpu', 'cross-node', 'connect', 'idle-cpu', 'steady', 'fanout'] as const;
 export type Scenario = (typeof SCENARIOS)[number];
 /** What runs without `--scenarios`. */
 const DEFAULT_SCENARIOS: Scenario[] = ['idle', 'broadcast', 'targeted', 'recovery'];
@@ -39,6 +41,20 @@ export interface Args {
    * connection sustained only about 1/RTT sends per second.
    */
   publishersPerNode: number;
+  /** Targeted: how the publisher sends, each in turn (batch: Switchboard only), where users and sends go, the SDK's `maxInFlight` for batch, and search steps for the highest sustained rate after `rates`. */
+  via: Via[];
+  layout: Layout;
+  batchInFlight: number;
+  searchSteps: number;
+  /** Steady broadcast (fanout.ts): `subscribers` in one room, publications one at a time at each rate for `steadySeconds`, at most `steadyMaxPublications` per rate. */
+  steadyRates: number[];
+  steadySeconds: number;
+  steadyMaxPublications: number;
+  /** Fan-out maximum: `fanoutSize` connections in one room on one server of `fanoutWorkers` processes (0: enough for 15000 each), `fanoutPublications` with each of `fanoutInFlight` at once in turn. */
+  fanoutSize: number;
+  fanoutPublications: number;
+  fanoutInFlight: number[];
+  fanoutWorkers: number;
   /** Scenario 4. */
   replayClients: number;
   missed: number;
@@ -96,6 +112,21 @@ const FLAGS: Record<string, F> = {
   '--rates': nums((a, n) => (a.rates = n), 1, 50_000),
   '--seconds': num((a, n) => (a.seconds = n), 1, 120),
   '--publishers-per-node': num((a, n) => (a.publishersPerNode = n), 1, 64),
+  '--via': valued((a, v, flag) => (a.via = choices(flag, v, VIAS))),
+  '--layout': valued((a, v, flag) => {
+    const [layout, ...more] = choices(flag, v, LAYOUTS);
+    if (layout === undefined || more.length > 0) throw new Error(`${flag}: one of ${LAYOUTS.join(', ')}, got "${v}"`);
+    a.layout = layout;
+  }),
+  '--batch-in-flight': num((a, n) => (a.batchInFlight = n), 1, 256),
+  '--search-steps': num((a, n) => (a.searchSteps = n), 0, 10),
+  '--steady-rates': nums((a, n) => (a.steadyRates = n), 1, 10_000),
+  '--steady-seconds': num((a, n) => (a.steadySeconds = n), 1, 120),
+  '--steady-max-publications': num((a, n) => (a.steadyMaxPublications = n), 1, 100_000),
+  '--fanout-size': num((a, n) => (a.fanoutSize = n), 1, 200_000),
+  '--fanout-publications': num((a, n) => (a.fanoutPublications = n), 1, 10_000),
+  '--fanout-in-flight': nums((a, n) => (a.fanoutInFlight = n), 1, 64),
+  '--fanout-workers': num((a, n) => (a.fanoutWorkers = n), 0, 32),
   '--replay-clients': num((a, n) => (a.replayClients = n), 1, 50_000),
   '--missed': num((a, n) => (a.missed = n), 1, 10_000),
   '--memory-connections': num((a, n) => (a.memoryConnections = n), 1, 50_000),
@@ -122,6 +153,9 @@ export function parseArgs(argv: string[]): Args {
     servers: [...KINDS], idle: 3000, connectRate: 1000, idleWorkers: 0, gens: 0, nodes: 3,
     subscribers: 1000, bursts: 10, burst: 50, burstPauseMs: 500,
     users: 3000, rates: [1000, 2000, 5000], seconds: 5, publishersPerNode: 32,
+    via: ['ws'], layout: 'spread', batchInFlight: 4, searchSteps: 0,
+    steadyRates: [10, 100, 1000], steadySeconds: 3, steadyMaxPublications: 1000,
+    fanoutSize: 10_000, fanoutPublications: 20, fanoutInFlight: [1, 4, 16], fanoutWorkers: 0,
     replayClients: 1000, missed: 200,
     memoryConnections: 5000, cpuClients: 1000, cpuMessages: 200, cpuRate: 50,
     crossUsers: 500, crossRates: [100, 500, 2000], crossSeconds: 5, crossWarmup: 200,
@@ -129,7 +163,8 @@ export function parseArgs(argv: string[]): Args {
     scenarios: DEFAULT_SCENARIOS, skip: [], out: undefined, baseline: undefined,
   }, FLAGS, USAGE);
   a.scenarios = a.scenarios.filter((s) => !a.skip.includes(s));
-  const most = Math.max(a.idle, a.subscribers, a.users, a.replayClients, a.scenarios.includes('connect') ? Math.max(a.connectCount, a.connectWarmup) : 0, a.scenarios.includes('idle-cpu') ? Math.max(...a.idleCpuSizes) : 0);
+  const most = Math.max(a.idle, a.subscribers, a.users, a.replayClients, a.scenarios.includes('connect') ? Math.max(a.connectCount, a.connectWarmup) : 0, a.scenarios.includes('idle-cpu') ? Math.max(...a.idleCpuSizes) : 0, a.scenarios.includes('fanout') ? a.fanoutSize : 0);
+  if (a.fanoutWorkers === 0) a.fanoutWorkers = Math.ceil(a.fanoutSize / MAX_SOCKETS_PER_GEN);
   if (a.gens === 0) a.gens = Math.max(2, Math.ceil(most / MAX_SOCKETS_PER_GEN));
   if (a.idleWorkers === 0) a.idleWorkers = Math.ceil(a.idle / MAX_SOCKETS_PER_GEN);
   if (Math.ceil(most / a.gens) > MAX_SOCKETS_PER_GEN) throw new Error(`--gens ${a.gens}: ${most} sockets need at least ${Math.ceil(most / MAX_SOCKETS_PER_GEN)} generators`);

@@ -6,8 +6,11 @@
 // be dropped (no goodbye, as a network loss) and rejoined from its position.
 import WebSocket from 'ws';
 import { io, type ManagerOptions, type Socket, type SocketOptions } from 'socket.io-client';
+import { SwitchboardApi } from '../../src/server-sdk/index.js';
+import { MAX_IN_FLIGHT, postJson } from '../lib/http.js';
+import { API_KEY } from '../lib/paths.js';
 import type { Kind } from '../lib/servers.js';
-import { type Join, nowMs, type Payload, REPLAY_CHANNEL, ROOM } from './protocol.js';
+import { type Join, nowMs, type Payload, REPLAY_CHANNEL, ROOM, type Via } from './protocol.js';
 
 export const CONNECT_TIMEOUT_MS = 15_000;
 
@@ -242,9 +245,11 @@ export function makeConn(spec: ConnSpec): Conn {
 }
 
 /**
- * A publishing connection for the targeted scenario: Switchboard's `send`
- * frame (replies counted for failures), a Socket.IO `send` event that the
- * server turns into `io.to(user).emit`, or the ws floor's `send` frame.
+ * A publisher for the targeted scenario, by `via` (protocol.ts): a
+ * WebSocket connection (Switchboard's `send` frame, replies counted for
+ * failures; a Socket.IO `send` event that the server turns into
+ * `io.to(user).emit`; the ws floor's `send` frame), HTTP requests, or the
+ * server SDK's batches.
  */
 export interface Publisher {
   send(n: number, user: string, payload: Payload): void;
@@ -257,7 +262,51 @@ export interface Publisher {
   close(): void;
 }
 
-export async function openPublisher(kind: Kind, port: number, user: string, localAddress: string): Promise<Publisher> {
+/** HTTP requests (or SDK calls) under way at once per publisher, at most; past this the publisher skips ticks (falls behind its rate). */
+const HTTP_PENDING_MAX = MAX_IN_FLIGHT;
+const SDK_PENDING_MAX = 20_000;
+
+/** A publisher whose every send is a promise: one HTTP request each, or one call of the server SDK (which batches them). */
+function callingPublisher(call: (user: string, data: Payload) => Promise<void>, most: number): Publisher {
+  let failed = 0;
+  let firstError: string | undefined;
+  let pending = 0;
+  return {
+    send: (_n, to, data) => {
+      pending++;
+      call(to, data).then(
+        () => pending--,
+        (err: unknown) => {
+          pending--;
+          failed++;
+          firstError ??= err instanceof Error ? err.message : String(err);
+        },
+      );
+    },
+    buffered: () => (pending >= most ? Number.POSITIVE_INFINITY : 0),
+    failed: () => failed,
+    firstError: () => firstError,
+    pending: () => pending,
+    close: () => {},
+  };
+}
+
+export interface PublisherSpec {
+  kind: Kind;
+  via: Via;
+  /** `via` batch: the SDK's `maxInFlight`. */
+  batchInFlight: number;
+}
+
+export async function openPublisher(spec: PublisherSpec, port: number, user: string, localAddress: string): Promise<Publisher> {
+  const { kind, via } = spec;
+  if (via === 'http') return callingPublisher((to, data) => postJson(port, kind === 'switchboard' ? '/api/send' : '/send', { user: to, data }), HTTP_PENDING_MAX);
+  if (via === 'batch') {
+    if (kind !== 'switchboard') throw new Error(`${kind} has no batch API`);
+    // No retries: a refusal is counted, not hidden behind a second attempt.
+    const api = new SwitchboardApi({ baseUrl: `http://127.0.0.1:${port}`, apiKey: API_KEY, maxInFlight: spec.batchInFlight, retries: 0 });
+    return callingPublisher(async (to, data) => void (await api.send(to, data)), SDK_PENDING_MAX);
+  }
   let failed = 0;
   let firstError: string | undefined;
   let pending = 0;

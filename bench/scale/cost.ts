@@ -13,7 +13,7 @@
 //   servers and of their redis-server as % of a core and µs per connection
 //   per minute.
 import { loadavg } from 'node:os';
-import { type Cluster, cpuMeter, type CpuSpent, pids, type ServerStalls, stalls } from '../lib/cluster.js';
+import { type Cluster, cpuMeter, type CpuSplit, pids, restingCpu, type ServerStalls, splitCpu, stalls } from '../lib/cluster.js';
 import { type Quantiles, quantilesOfSorted as quantiles } from '../lib/stats.js';
 import { sleep } from '../lib/wait.js';
 import type { Fleet } from './fleet.js';
@@ -28,13 +28,6 @@ import { closeAll, connectAll } from './scenarios.js';
  * connections opened, before the window (the connects' own work and GC end).
  */
 const WAIT_MS = { tail: 1_000, resting: 3_000, settle: 5_000 } as const;
-
-/** CPU per unit, split as the tables show it: the server processes, their redis-server (0 for bare ws), both. */
-export interface CpuSplit {
-  servers: number;
-  redis: number;
-  total: number;
-}
 
 export interface ConnectPhase {
   /** New connections per second asked for; 0: as fast as `inFlight` allows. */
@@ -85,24 +78,9 @@ export interface IdleCpuResult {
 
 const loads = (): number[] => loadavg().map((x) => +x.toFixed(2));
 
-/** `spent` less `idle` (CPU ms per ms) over as long, never below 0, divided by `per`, in units of `scale` ms (1e-3: µs). */
-function split(spent: CpuSpent, per: number, scale: number, idle: CpuSplit = { servers: 0, redis: 0, total: 0 }): CpuSplit {
-  const servers = Math.max(0, spent.servers - idle.servers * spent.ms) / per / scale;
-  const redis = Math.max(0, spent.redis - idle.redis * spent.ms) / per / scale;
-  return { servers, redis, total: servers + redis };
-}
-
-/** The cluster's CPU with nothing connected over `WAIT_MS.resting`, ms per ms. */
-async function restingCpu(c: Cluster): Promise<CpuSplit> {
-  const read = cpuMeter(c);
-  await sleep(WAIT_MS.resting);
-  const spent = read();
-  return split(spent, spent.ms, 1);
-}
-
 /** One connect phase: `count` connections over every server of `c` at `phase.rate`, at most `phase.inFlight` opening at once; closed afterwards. */
 async function connectPhase(fleet: Fleet, c: Cluster, count: number, phase: Pick<ConnectPhase, 'rate' | 'inFlight'>): Promise<ConnectPhase> {
-  const idle = await restingCpu(c);
+  const idle = await restingCpu(c, WAIT_MS.resting);
   await stalls(c);
   const read = cpuMeter(c);
   try {
@@ -113,7 +91,7 @@ async function connectPhase(fleet: Fleet, c: Cluster, count: number, phase: Pick
     return {
       ...phase, count, opened: r.opened, failed: r.failed, firstError: r.firstError, seconds: r.seconds, achievedRate: r.opened / r.seconds,
       connect: quantiles(r.latencies),
-      cpuUsPerConnect: split(spent, Math.max(1, r.opened), 1e-3, idle),
+      cpuUsPerConnect: splitCpu(spent, Math.max(1, r.opened), 1e-3, idle),
       heldSecondsPerConnect: (r.opened * end - r.openedAtSum) / 1000 / Math.max(1, r.opened),
       idleCpuMsPerSecond: { servers: idle.servers * 1000, redis: idle.redis * 1000, total: idle.total * 1000 },
       server: await stalls(c),
@@ -167,8 +145,8 @@ export async function idleCpu(fleet: Fleet, c: Cluster, size: number, inFlight: 
       connections: size, opened: r.opened, failed: r.failed, firstError: r.firstError,
       serverProcesses: pids(c).length,
       windowSeconds: spent.ms / 1000,
-      corePercent: split(spent, spent.ms, 1e-2),
-      usPerConnectionMinute: split(spent, n * (spent.ms / 60_000), 1e-3),
+      corePercent: splitCpu(spent, spent.ms, 1e-2),
+      usPerConnectionMinute: splitCpu(spent, n * (spent.ms / 60_000), 1e-3),
       loadStart, loadEnd: loads(),
     };
   } finally {

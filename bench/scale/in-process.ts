@@ -9,7 +9,7 @@
 // - cross-node: users on A, sends through B to one user each at each rate;
 //   p50/p99/max publish-to-delivery (same process, same clock) and losses.
 import { cpuMs } from '../lib/procs.js';
-import { pooled } from '../lib/pool.js';
+import { paced, pooled } from '../lib/pool.js';
 import { percentile, sortedOf } from '../lib/stats.js';
 import { sleep, waitUntil } from '../lib/wait.js';
 import { type Cluster, memorySum } from '../lib/cluster.js';
@@ -86,31 +86,11 @@ async function closeClients(conns: Conn[]): Promise<void> {
   await sleep(SETTLE_MS);
 }
 
-/** Calls `fn(n)` for n < count at `rate` per second, at most `MAX_IN_FLIGHT` at once; resolves with the seconds it took and the failures. */
-async function paced(count: number, rate: number, fn: (n: number) => Promise<void>): Promise<{ seconds: number; failed: number }> {
-  const began = performance.now();
-  let next = 0;
-  let inFlight = 0;
-  let failed = 0;
-  let firstError: unknown;
-  while (next < count) {
-    const due = Math.min(count, Math.floor(((performance.now() - began) / 1000) * rate) + 1);
-    while (next < due && inFlight < MAX_IN_FLIGHT) {
-      inFlight++;
-      fn(next++).then(
-        () => inFlight--,
-        (err: unknown) => {
-          inFlight--;
-          failed++;
-          firstError ??= err;
-        },
-      );
-    }
-    await sleep(next < due ? 1 : Math.max(1, Math.min(5, 1000 / rate)));
-  }
-  await waitUntil(() => inFlight === 0, DRAIN_MS);
-  if (failed > 0) console.log(`  ${failed} publications failed, first: ${(firstError as Error).message}`);
-  return { seconds: (performance.now() - began) / 1000, failed };
+/** Calls `fn(n)` for n < count at `rate` per second, at most `MAX_IN_FLIGHT` at once; failures are logged. */
+async function pacedCalls(count: number, rate: number, fn: (n: number) => Promise<void>): Promise<{ seconds: number; failed: number }> {
+  const r = await paced(count, rate, MAX_IN_FLIGHT, DRAIN_MS, fn);
+  if (r.failed > 0) console.log(`  ${r.failed} publications failed, first: ${r.firstError}`);
+  return r;
 }
 
 /** Memory: `n` idle connections to A; memory inside A before and after, after forced GCs. */
@@ -146,7 +126,7 @@ export async function broadcastCpu(c: Cluster, clients: number, messages: number
     await sleep(SETTLE_MS);
     const cpuA = cpuMs(pidA);
     const cpuB = cpuMs(pidB);
-    const pub = await paced(messages, rate, (n) => c.publish(A, ROOM, { n, t: nowMs() }));
+    const pub = await pacedCalls(messages, rate, (n) => c.publish(A, ROOM, { n, t: nowMs() }));
     const expected = (messages - pub.failed) * clients;
     await waitUntil(() => delivered >= expected, DRAIN_MS);
     await sleep(300); // late duplicates
@@ -183,14 +163,14 @@ export async function crossNode(c: Cluster, users: number, rates: number[], seco
   try {
     await sleep(SETTLE_MS);
     // Unmeasured warm-up: JIT, broker connections, keep-alive sockets.
-    await paced(warmup, Math.min(200, rates[0] ?? 200), (n) => c.send(b(c), `u${n % users}`, { n, t: nowMs() }));
+    await pacedCalls(warmup, Math.min(200, rates[0] ?? 200), (n) => c.send(b(c), `u${n % users}`, { n, t: nowMs() }));
     await waitUntil(() => sink.received >= warmup, DRAIN_MS);
     for (const rate of rates) {
       const count = Math.round(rate * seconds);
       const here = { counts: new Uint8Array(count), lat: [] as number[], received: 0 };
       sink = here;
       await sleep(500);
-      const pub = await paced(count, rate, (n) => c.send(b(c), `u${(n * 7919) % users}`, { n, t: nowMs() }));
+      const pub = await pacedCalls(count, rate, (n) => c.send(b(c), `u${(n * 7919) % users}`, { n, t: nowMs() }));
       await waitUntil(() => here.received >= count - pub.failed, DRAIN_MS);
       await sleep(300);
       let lost = 0;

@@ -27,7 +27,7 @@ const source = (i: number): string => `127.0.${index + 1}.${1 + (i % ADDRESSES)}
 const loopDelay = monitorEventLoopDelay({ resolution: 10 });
 loopDelay.enable();
 let conns: Conn[] = [];
-let phase = { messages: 0, counts: new Uint32Array(0), latencies: [] as number[], keepLatencies: false, received: 0, firstAt: 0, lastAt: 0 };
+let phase = { messages: 0, counts: new Uint32Array(0), latencies: [] as number[], keepLatencies: false, latencyEvery: 1, received: 0, firstAt: 0, lastAt: 0 };
 
 function onData(conn: Conn, p: Payload): void {
   const at = nowMs();
@@ -36,7 +36,7 @@ function onData(conn: Conn, p: Payload): void {
   if (phase.firstAt === 0) phase.firstAt = at;
   phase.lastAt = at;
   if (typeof p?.n === 'number' && p.n >= 0 && p.n < phase.messages) phase.counts[p.n]!++;
-  if (phase.keepLatencies && typeof p?.t === 'number') {
+  if (phase.keepLatencies && typeof p?.t === 'number' && phase.received % phase.latencyEvery === 0) {
     phase.latencies.push(at - p.t);
     if (SLOW_MS > 0 && at - p.t > SLOW_MS) console.log(`slow ${p.n} ${conn.user} sent ${p.t.toFixed(1)} +${(at - p.t).toFixed(1)} ms`);
   }
@@ -96,7 +96,9 @@ function collect(): CollectReply {
 async function publish(c: PublishCommand): Promise<PublishReply> {
   const pubs: Publisher[] = [];
   try {
-    for (const [p, port] of c.ports.entries()) for (let k = 0; k < c.perPort; k++) pubs.push(await openPublisher(c.kind, port, `pub${index}-${p}-${k}`, source(pubs.length)));
+    // Over HTTP one client per port is enough: it keeps its own pool of requests (or batches) under way.
+    const perPort = c.via === 'ws' ? c.perPort : 1;
+    for (const [p, port] of c.ports.entries()) for (let k = 0; k < perPort; k++) pubs.push(await openPublisher(c, port, `pub${index}-${p}-${k}`, source(pubs.length)));
     const began = nowMs();
     let n = 0;
     let behindTicks = 0;
@@ -159,7 +161,7 @@ async function handle(command: Command): Promise<ReplyOf[Command['type']]> {
     case 'connect':
       return connect(command);
     case 'expect':
-      phase = { messages: command.messages, counts: new Uint32Array(command.messages), latencies: [], keepLatencies: command.latencies, received: 0, firstAt: 0, lastAt: 0 };
+      phase = { messages: command.messages, counts: new Uint32Array(command.messages), latencies: [], keepLatencies: command.latencies, latencyEvery: Math.max(1, command.latencyEvery ?? 1), received: 0, firstAt: 0, lastAt: 0 };
       for (const c of conns) c.received = 0;
       loopDelay.reset();
       return { ok: true };

@@ -41,6 +41,8 @@ export interface ExpectCommand {
   messages: number;
   /** Keep each delivery's latency (targeted, replay); off for large broadcasts, which keep only counts. */
   latencies: boolean;
+  /** With `latencies`, keep one delivery's in this many (1 or absent: every one), so that a big fan-out stays a bounded sample. */
+  latencyEvery?: number;
 }
 
 export interface ExpectReply {
@@ -83,10 +85,24 @@ export interface CloseReply {
   closed: number;
 }
 
-/** Publisher role: open `perPort` publishing connections to each port, then send `count` targeted messages at `rate`/s. */
+/**
+ * How the publisher sends a targeted message: over its WebSocket connections
+ * (Switchboard `send` frames, a Socket.IO `send` event, a ws `send` frame),
+ * one HTTP request each (Switchboard `POST /api/send`, the peers' `POST
+ * /send`), or Switchboard's batch API through the server SDK
+ * (`SwitchboardApi.send`, which goes out as `POST /api/batch` once its
+ * requests in flight pile up).
+ */
+export const VIAS = ['ws', 'http', 'batch'] as const;
+export type Via = (typeof VIAS)[number];
+
+/** Publisher role: open `perPort` publishing connections (`via` ws; else one HTTP client) to each port, then send `count` targeted messages at `rate`/s. */
 export interface PublishCommand {
   type: 'publish';
   kind: Kind;
+  via: Via;
+  /** `via` batch: the SDK's `maxInFlight` (requests under way before calls wait and leave as one batch). */
+  batchInFlight: number;
   ports: number[];
   perPort: number;
   users: number;

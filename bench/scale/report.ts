@@ -5,12 +5,15 @@
 import { svgPlot } from '../lib/plot.js';
 import { fmt, ratio as over, table } from '../lib/report.js';
 import { COLOURS, type Kind, KINDS, LABEL } from '../lib/servers.js';
-import type { ConnectPhase, CpuSplit, IdleCpuResult } from './cost.js';
+import type { CpuSplit } from '../lib/cluster.js';
+import type { ConnectPhase, IdleCpuResult } from './cost.js';
 import type { BroadcastCpuResult, CrossNodeResult, MemoryResult } from './in-process.js';
-import type { BroadcastResult, IdleResult, RecoveryResult, TargetedResult } from './scenarios.js';
+import type { BroadcastResult, FanoutResult, SteadyResult } from './fanout.js';
+import type { Via } from './protocol.js';
+import type { IdleResult, RecoveryResult, TargetedResult } from './scenarios.js';
+import { P99_BOUND_MS, sustained } from './search.js';
 
-/** The p99 bound for "highest sustained rate", ms. */
-export const P99_BOUND_MS = 50;
+export { P99_BOUND_MS };
 
 export interface ScaleKindResult {
   kind: Kind;
@@ -18,6 +21,9 @@ export interface ScaleKindResult {
   broadcast?: BroadcastResult;
   targeted?: TargetedResult[];
   recovery?: RecoveryResult;
+  /** The message-cost scenarios (see fanout.ts): broadcast at steady rates, and the fan-out maximum. */
+  steady?: SteadyResult[];
+  fanout?: FanoutResult[];
   /** The in-process scenarios (see in-process.ts). */
   memory?: MemoryResult;
   broadcastCpu?: BroadcastCpuResult;
@@ -87,6 +93,21 @@ const samePhase = (x: ScaleKindResult, p: ConnectPhase): ConnectPhase | undefine
 /** The same size in another row. */
 const sameSize = (x: ScaleKindResult, i: IdleCpuResult): IdleCpuResult | undefined => x.idleCpu?.find((y) => y.connections === i.connections);
 
+/** The same steady rate in another row. */
+const sameSteady = (x: ScaleKindResult, t: SteadyResult): SteadyResult | undefined => x.steady?.find((y) => y.rate === t.rate);
+/**
+ * The same targeted rate in another row, sent the same way; the peers have
+ * no batch API, so Switchboard's batch rows are set against their HTTP rows.
+ */
+const sameTargeted = (x: ScaleKindResult, t: TargetedResult): TargetedResult | undefined => {
+  const via: Via = t.via === 'batch' && x.kind !== 'switchboard' ? 'http' : t.via;
+  return x.targeted?.find((y) => y.rate === t.rate && y.via === via);
+};
+/** The same fan-out phase (publications in flight) in another row. */
+const sameFanout = (x: ScaleKindResult, f: FanoutResult): FanoutResult | undefined => x.fanout?.find((y) => y.inFlight === f.inFlight);
+/** A targeted rate's CPU per message, servers and Redis. */
+const messageCpu = (t: TargetedResult | undefined): number | undefined => (t ? t.cpuUsPerMessage + t.redisCpuUsPerMessage : undefined);
+
 /** The cost scenarios' compared figures, one per connect phase and idle size this checkout's Switchboard ran, named for the JSON. */
 function costFigures(results: ScaleKindResult[]): Record<string, Figure> {
   const sb = results.find(isCurrent);
@@ -96,6 +117,12 @@ function costFigures(results: ScaleKindResult[]): Record<string, Figure> {
       [`connectP99@${phaseKey(p)}`, (x: ScaleKindResult) => samePhase(x, p)?.connect.p99],
     ]),
     ...(sb?.idleCpu ?? []).map((i) => [`idleCpuUsPerConnectionMinute@${i.connections}`, (x: ScaleKindResult) => sameSize(x, i)?.usPerConnectionMinute.total]),
+    ...(sb?.steady ?? []).map((t) => [`steadyCpuUsPerDelivery@${t.rate}`, (x: ScaleKindResult) => sameSteady(x, t)?.cpuUsPerDelivery.total]),
+    ...(sb?.targeted ?? []).flatMap((t) => [
+      [`targetedCpuUsPerMessage@${t.via}@${t.rate}`, (x: ScaleKindResult) => messageCpu(sameTargeted(x, t))],
+      [`targetedP99@${t.via}@${t.rate}`, (x: ScaleKindResult) => sameTargeted(x, t)?.latency.p99],
+    ]),
+    ...(sb?.fanout ?? []).map((f) => [`fanoutCpuUsPerDelivery@${f.inFlight}`, (x: ScaleKindResult) => sameFanout(x, f)?.cpuUsPerDelivery.total]),
   ]) as Record<string, Figure>;
 }
 
@@ -144,23 +171,62 @@ export function broadcastTable(results: ScaleKindResult[]): string {
   );
 }
 
-/** The highest rate with p99 under the bound, nothing lost and the generator on pace (≥ 95 % of the rate). */
-export function highestRate(list: TargetedResult[] | undefined): number | undefined {
-  const ok = (list ?? []).filter((t) => t.latency.p99 < P99_BOUND_MS && t.lost === 0 && t.failed === 0 && t.achievedRate >= 0.95 * t.rate);
+/** The highest rate with p99 under the bound, nothing lost or refused and the generator on pace, of those sent `via`. */
+export function highestRate(list: TargetedResult[] | undefined, via: Via): number | undefined {
+  const ok = (list ?? []).filter((t) => t.via === via && sustained(t));
   return ok.length === 0 ? undefined : Math.max(...ok.map((t) => t.rate));
 }
+
+/** The ways in that `results` sent targeted messages, in the order of the first row that used each. */
+const viasOf = (results: ScaleKindResult[]): Via[] => [...new Set(results.flatMap((r) => (r.targeted ?? []).map((t) => t.via)))];
 
 export function targetedTable(results: ScaleKindResult[]): string {
   const rows = results.flatMap((r) =>
     (r.targeted ?? []).map((t) => {
-      const same = (x: ScaleKindResult): number | undefined => x.targeted?.find((y) => y.rate === t.rate)?.latency.p99;
-      return [labelOf(r), `${t.rate} (${fmt(t.achievedRate, 0)}${t.achievedRate < 0.95 * t.rate ? ', generator behind' : ''})`, String(t.sent), `${t.lost} (${t.failed})`,
+      const p99: Figure = (x) => sameTargeted(x, t)?.latency.p99;
+      const cpu: Figure = (x) => messageCpu(sameTargeted(x, t));
+      return [labelOf(r), t.via, `${t.rate}${t.searched ? ' (search)' : ''} (${fmt(t.achievedRate, 0)}${t.achievedRate < 0.95 * t.rate ? ', generator behind' : ''})`, String(t.sent), `${t.lost} (${t.failed})`,
         fmt(t.latency.p50, 2), fmt(t.latency.p99, 2), fmt(t.latency.max, 1), fmt(t.cpuUsPerMessage, 1), r.kind === 'ws' ? '–' : fmt(t.redisCpuUsPerMessage, 1),
-        `${fmt(t.server.gcMaxMs, 0)} / ${fmt(t.server.loopDelayMaxMs, 0)}`, fmt(t.generatorLoopDelayMaxMs, 0), ...ratios(results, r, same)];
+        `${fmt(t.server.gcMaxMs, 0)} / ${fmt(t.server.loopDelayMaxMs, 0)}`, fmt(t.generatorLoopDelayMaxMs, 0), ...ratios(results, r, cpu), ...ratios(results, r, p99)];
     }),
   );
-  const best = results.map((r) => `${labelOf(r)}: ${highestRate(r.targeted) ?? 'none'}`).join('; ');
-  return `${table(['server', 'rate/s (achieved)', 'sent', 'lost (refused)', 'p50 ms', 'p99 ms', 'max ms', 'server CPU µs/msg', 'Redis µs/msg', 'server GC / loop max ms', 'generator loop max ms', 'SB/SIO p99', 'SB/ws p99'], rows)}\n\nHighest rate with p99 < ${P99_BOUND_MS} ms and nothing lost: ${best}`;
+  const best = viasOf(results).map((via) => `${via}: ${results.filter((r) => r.targeted?.some((t) => t.via === via)).map((r) => `${labelOf(r)} ${highestRate(r.targeted, via) ?? 'none'}`).join(', ')}`).join('; ');
+  return `${table(['server', 'via', 'rate/s (achieved)', 'sent', 'lost (refused)', 'p50 ms', 'p99 ms', 'max ms', 'server CPU µs/msg', 'Redis µs/msg', 'server GC / loop max ms', 'generator loop max ms', 'SB/SIO CPU', 'SB/ws CPU', 'SB/SIO p99', 'SB/ws p99'], rows, 2)}
+
+Highest rate with p99 < ${P99_BOUND_MS} ms and nothing lost or refused (of the rates tried): ${best}. The ratios set Switchboard's batch rows against the peers' HTTP rows (they have no batch API).`;
+}
+
+/** ", N failed" after a count of publications when some failed (an error or no HTTP answer in time; counted as lost where never delivered). */
+const failedNote = (failed: number): string => (failed > 0 ? `, ${failed} failed` : '');
+
+export function steadyTable(results: ScaleKindResult[]): string {
+  return table(
+    ['server', 'pubs/s (achieved)', 'publications', 'delivered / expected', 'lost', 'dup', 'conns off', 'deliveries/s', 'servers µs/delivery', 'Redis µs/delivery', 'total µs/delivery', 'p50 ms', 'p99 ms', 'server GC / loop max ms', 'SB/SIO CPU', 'SB/ws CPU', ...baseHeads(results, ['SB/base CPU'])],
+    results.flatMap((r) =>
+      (r.steady ?? []).map((t) => {
+        const cpu: Figure = (x) => sameSteady(x, t)?.cpuUsPerDelivery.total;
+        return [labelOf(r), `${t.rate} (${fmt(t.achievedRate, 0)})`, `${t.publications}${failedNote(t.failedPublications)}`, `${t.delivered} / ${t.expected}`, String(t.lost), String(t.duplicates), String(t.connectionsOff),
+          fmt(t.deliveriesPerSecond, 0), ...cpuCells(r, t.cpuUsPerDelivery, 2), fmt(t.latency.p50, 1), fmt(t.latency.p99, 1), `${fmt(t.server.gcMaxMs, 0)} / ${fmt(t.server.loopDelayMaxMs, 0)}`, ...ratios(results, r, cpu, [cpu])];
+      }),
+    ),
+  );
+}
+
+export function fanoutTable(results: ScaleKindResult[]): string {
+  const rows = results.flatMap((r) =>
+    (r.fanout ?? []).map((f) => {
+      const fan: Figure = (x) => sameFanout(x, f)?.cpuUsPerDelivery.total;
+      const c = f.corePercent;
+      return [labelOf(r), String(f.connections), `${f.serverProcesses} / ${f.generators}`, `${f.publications} (${f.inFlight})${failedNote(f.failedPublications)}`, `${f.delivered} / ${f.expected}`, String(f.lost), String(f.duplicates), fmt(f.seconds, 1),
+        fmt(f.deliveriesPerSecond, 0), ...cpuCells(r, f.cpuUsPerDelivery, 2), fmt(f.generatorCpuUsPerDelivery, 2),
+        `${[c.servers, c.redis, c.generators, c.coordinator, c.other].map((v) => fmt(v, 0)).join(' / ')} of ${c.cores * 100}`, fmt(f.latency.p50, 1), fmt(f.latency.p99, 1), ...ratios(results, r, fan)];
+    }),
+  );
+  const best = results.filter((r) => r.fanout?.length).map((r) => `${labelOf(r)} ${fmt(Math.max(...(r.fanout ?? []).map((f) => f.deliveriesPerSecond)), 0)}`).join('; ');
+  return `${table(['server', 'connections', 'server processes / generators', 'publications (in flight)', 'delivered / expected', 'lost', 'dup', 'seconds', 'deliveries/s', 'servers µs/delivery', 'Redis µs/delivery', 'total µs/delivery', 'generators µs/delivery',
+    '% core: servers / Redis / generators / publisher / other', 'p50 ms', 'p99 ms', 'SB/SIO CPU', 'SB/ws CPU'], rows)}
+
+Highest deliveries per second counted at the clients (lost and dup above say whether each was exactly once): ${best}`;
 }
 
 export function recoveryTable(results: ScaleKindResult[]): string {
@@ -247,17 +313,38 @@ export function crossNodeTable(results: ScaleKindResult[]): string {
   );
 }
 
-/** Targeted sends: p99 (solid) and p50 (dashed) against rate, both axes log-scaled. */
+/** A colour per way in, for the plots when a kind sent more than one way. */
+const VIA_COLOURS: Record<Kind, Record<Via, string>> = {
+  switchboard: { ws: COLOURS.switchboard, http: '#ff7f0e', batch: '#8c564b' },
+  socketio: { ws: COLOURS.socketio, http: '#17becf', batch: '#9467bd' },
+  ws: { ws: COLOURS.ws, http: '#bcbd22', batch: '#7f7f7f' },
+};
+
+/** Targeted sends: p99 (solid) and p50 (dashed) against rate, both axes log-scaled; a series per kind and way in. */
 export function targetedPlot(results: ScaleKindResult[], title: string): string {
-  const series = KINDS.flatMap((k) => {
-    const pts = (results.find(isKind(k))?.targeted ?? []).filter((t) => Number.isFinite(t.latency.p99));
-    return (['p99', 'p50'] as const).map((q) => ({ label: LABEL[k], colour: COLOURS[k], dashed: q === 'p50', points: pts.map((t) => ({ x: t.rate, y: t.latency[q] })) }));
-  });
+  const several = viasOf(results).length > 1;
+  const series = KINDS.flatMap((k) =>
+    viasOf(results).flatMap((via) => {
+      const pts = (results.find(isKind(k))?.targeted ?? []).filter((t) => t.via === via && Number.isFinite(t.latency.p99)).sort((x, y) => x.rate - y.rate);
+      if (pts.length === 0) return [];
+      const label = several ? `${LABEL[k]} (${via})` : LABEL[k];
+      return (['p99', 'p50'] as const).map((q) => ({ label, colour: VIA_COLOURS[k][via], dashed: q === 'p50', points: pts.map((t) => ({ x: t.rate, y: t.latency[q] })) }));
+    }),
+  );
   return svgPlot({
-    title, series, width: 760, yScale: 'log', yFloor: 0.1, xSpan: [1000, 10_000],
+    title, series, width: 820, yScale: 'log', yFloor: 0.1, xSpan: [1000, 10_000],
     xLabel: 'targeted messages per second (log scale)', yLabel: 'latency, ms (log scale)',
     notes: ['solid: p99, dashed: p50'], bound: { y: P99_BOUND_MS, note: `dotted: ${P99_BOUND_MS} ms` },
   });
+}
+
+/** Broadcast at steady rates: p99 (solid) and p50 (dashed) publish-to-delivery against publications per second. */
+export function steadyPlot(results: ScaleKindResult[], title: string): string {
+  const series = KINDS.flatMap((k) => {
+    const pts = (results.find(isKind(k))?.steady ?? []).filter((t) => Number.isFinite(t.latency.p99));
+    return (['p99', 'p50'] as const).map((q) => ({ label: LABEL[k], colour: COLOURS[k], dashed: q === 'p50', points: pts.map((t) => ({ x: t.rate, y: t.latency[q] })) }));
+  });
+  return svgPlot({ title, series, width: 760, yScale: 'log', yFloor: 0.1, xSpan: [10, 1000], xLabel: 'publications per second (log scale)', yLabel: 'latency, ms (log scale)', notes: ['solid: p99, dashed: p50'] });
 }
 
 /** Cross-node sends: p99 against rate, log-scaled rate axis, linear latency axis. */

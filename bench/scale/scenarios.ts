@@ -1,18 +1,20 @@
-// The four scenarios, each on running servers and a running fleet of load
-// generators, each bounded in count and time:
-// 1. idle: open connections at a fixed rate, connect latency, memory per connection;
-// 2. broadcast: subscribers of one room on one server, publications in bursts,
-//    server CPU per delivery, deliveries/s, every delivery exactly once;
-// 3. targeted: users spread over the servers, a separate publisher process
-//    sends to one user each at fixed rates over WebSocket, publish-to-delivery latency;
-// 4. recovery: subscribers of a channel with history drop, miss messages,
-//    rejoin from their position; messages replayed per second.
-import { type Cluster, cpuByPid, cpuUsed, memorySum, redisCpuMs, type ServerStalls, stalls } from '../lib/cluster.js';
+// The scenarios on running servers and a running fleet of load generators
+// (the broadcast ones are in fanout.ts), each bounded in count and time,
+// and the fleet's connect, count and close steps they share:
+// - idle: open connections at a fixed rate, connect latency, memory per connection;
+// - targeted: users on the servers, a separate publisher process sends to
+//   one user each at fixed rates (over WebSocket, HTTP or the batch API),
+//   publish-to-delivery latency, CPU per message, refusals; then a search
+//   for the highest sustained rate;
+// - recovery: subscribers of a channel with history drop, miss messages,
+//   rejoin from their position; messages replayed per second.
+import { type Cluster, cpuByPid, cpuMeter, cpuUsed, memorySum, restingCpu, type ServerStalls, splitCpu, stalls } from '../lib/cluster.js';
 import { pooledCount } from '../lib/pool.js';
 import { merged, type Quantiles, quantilesOfSorted as quantiles } from '../lib/stats.js';
 import { sleep } from '../lib/wait.js';
 import { type Fleet, shares } from './fleet.js';
-import { type Join, nowMs, type RejoinReply, REPLAY_CHANNEL, ROOM } from './protocol.js';
+import { nextRate } from './search.js';
+import { type Join, nowMs, type PublishReply, type RejoinReply, REPLAY_CHANNEL, type Via } from './protocol.js';
 
 /** Connections opening at once per generator, at most (the rate is the real limit). */
 const CONNECT_CONCURRENCY = 500;
@@ -20,11 +22,11 @@ const CONNECT_CONCURRENCY = 500;
 const SLOWEST_UNPACED_RATE = 100;
 /** A phase's connects may take their nominal time plus this. */
 const CONNECT_SLACK_MS = 60_000;
-const COMMAND_TIMEOUT_MS = 30_000;
+export const COMMAND_TIMEOUT_MS = 30_000;
 /** After the last publication, how long deliveries may still arrive. */
-const DRAIN_MS = 15_000;
+export const DRAIN_MS = 15_000;
 /** After closing connections, so that the servers have processed the closes before the next phase. */
-const SETTLE_MS = 2_000;
+export const SETTLE_MS = 2_000;
 /** Before each rate, how long the servers' idle CPU is measured. */
 const IDLE_CPU_WINDOW_MS = 1_000;
 /** Publications through HTTP at once (one burst goes out back to back up to this). */
@@ -50,30 +52,10 @@ export interface IdleResult {
   rssAfter: number;
 }
 
-export interface BroadcastResult {
-  subscribers: number;
-  bursts: number;
-  burst: number;
-  pauseMs: number;
-  publications: number;
-  failedPublications: number;
-  expected: number;
-  delivered: number;
-  lost: number;
-  duplicates: number;
-  /** Connections that did not get every publication exactly once. */
-  connectionsOff: number;
-  seconds: number;
-  deliveriesPerSecond: number;
-  /** CPU of every server process of the kind, µs per delivery. */
-  cpuUsPerDelivery: number;
-  /** CPU of the kind's redis-server over the same window, µs per delivery (0 for bare ws). */
-  redisCpuUsPerDelivery: number;
-  /** Publication → delivery over all deliveries (same clock in every process). */
-  latency: Quantiles;
-}
-
 export interface TargetedResult {
+  /** How the publisher sent (protocol.ts), and whether this rate was a step of the search for the highest sustained one. */
+  via: Via;
+  searched: boolean;
   rate: number;
   seconds: number;
   sent: number;
@@ -143,12 +125,13 @@ export async function closeAll(fleet: Fleet): Promise<void> {
   await sleep(SETTLE_MS);
 }
 
+/** Deliveries the generators counted so far in this phase, summed. */
 async function received(fleet: Fleet): Promise<number> {
   return (await fleet.all(() => ({ type: 'count' }), COMMAND_TIMEOUT_MS)).reduce((s, r) => s + r.received, 0);
 }
 
 /** Waits until the generators together have `n` deliveries, or `timeoutMs`; true when they do. */
-async function waitReceived(fleet: Fleet, n: number, timeoutMs: number): Promise<boolean> {
+export async function waitReceived(fleet: Fleet, n: number, timeoutMs: number): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if ((await received(fleet)) >= n) return true;
@@ -190,107 +173,98 @@ export async function idle(fleet: Fleet, c: Cluster, count: number, rate: number
 }
 
 /** Calls `fn(n)` for n in [from, from + count), at most `HTTP_IN_FLIGHT` at once; the number that failed. */
-const pooledCalls = (from: number, count: number, fn: (n: number) => Promise<void>): Promise<{ failed: number; firstError?: string }> =>
+export const pooledCalls = (from: number, count: number, fn: (n: number) => Promise<void>): Promise<{ failed: number; firstError?: string }> =>
   pooledCount(from, count, HTTP_IN_FLIGHT, fn);
 
-/** Broadcast: `subscribers` in one room on server 0; `bursts` × `burst` publications through server 0, each burst back to back, then `pauseMs`. */
-export async function broadcast(fleet: Fleet, c: Cluster, subscribers: number, bursts: number, burst: number, pauseMs: number): Promise<BroadcastResult> {
-  const opened = await connectAll(fleet, c, [c.ports[0]!], subscribers, 'room', 0);
-  try {
-    if (opened.failed > 0) throw new Error(`broadcast: ${opened.failed} subscribers failed to connect: ${opened.firstError}`);
-    const total = bursts * burst;
-    await fleet.all(() => ({ type: 'expect', messages: total, latencies: true }), COMMAND_TIMEOUT_MS);
-    await sleep(SETTLE_MS);
-    const cpu0 = cpuByPid(c);
-    const redis0 = redisCpuMs(c);
-    const began = nowMs();
-    let failed = 0;
-    for (let b = 0; b < bursts; b++) {
-      const r = await pooledCalls(b * burst, burst, (n) => c.publish(0, ROOM, { n, t: nowMs() }));
-      failed += r.failed;
-      if (r.firstError) console.log(`  publication failed: ${r.firstError}`);
-      if (b < bursts - 1) await sleep(pauseMs);
-    }
-    const expected = total * subscribers;
-    await waitReceived(fleet, (total - failed) * subscribers, DRAIN_MS);
-    await sleep(300); // late duplicates
-    const cpu = cpuUsed(cpu0, cpuByPid(c));
-    const redisCpu = redisCpuMs(c) - redis0;
-    const replies = await fleet.all(() => ({ type: 'collect' }), COMMAND_TIMEOUT_MS);
-    const counts = new Float64Array(total);
-    for (const r of replies) r.counts.forEach((v, i) => (counts[i]! += v));
-    let lost = 0;
-    let duplicates = 0;
-    for (const v of counts) {
-      lost += Math.max(0, subscribers - v);
-      duplicates += Math.max(0, v - subscribers);
-    }
-    const delivered = replies.reduce((s, r) => s + r.received, 0);
-    const lastAt = Math.max(...replies.map((r) => r.lastAt));
-    const seconds = (lastAt - began) / 1000;
-    return {
-      subscribers, bursts, burst, pauseMs, publications: total, failedPublications: failed, expected, delivered, lost, duplicates,
-      connectionsOff: replies.reduce((s, r) => s + r.connectionsOff, 0),
-      seconds,
-      deliveriesPerSecond: delivered / seconds,
-      cpuUsPerDelivery: (cpu * 1000) / Math.max(1, delivered),
-      redisCpuUsPerDelivery: (redisCpu * 1000) / Math.max(1, delivered),
-      latency: quantiles(merged(replies.map((r) => r.latencies))),
-    };
-  } finally {
-    await closeAll(fleet);
-  }
+/**
+ * Where the targeted scenario's users live and where its messages enter:
+ * `spread`, users over every server and sends spread over every server (a
+ * message may reach its user on the node it entered); `across`, users on
+ * the first server only and sends through the others, so that every message
+ * crosses the broker (bare ws, one process: the same process).
+ */
+export const LAYOUTS = ['spread', 'across'] as const;
+export type Layout = (typeof LAYOUTS)[number];
+
+export interface TargetedOptions {
+  /** How the publisher sends, each in turn (batch: Switchboard only; the caller leaves it out for the peers). */
+  vias: Via[];
+  layout: Layout;
+  /** `via` batch: the SDK's `maxInFlight`. */
+  batchInFlight: number;
+  /** After the fixed rates, steps of the search for the highest sustained rate per via (0: none). */
+  searchSteps: number;
 }
 
-/** Targeted: `users` spread over every server; for each rate, `seconds` of sends from the publisher process (WebSocket, spread over every server) to one user each. */
-export async function targeted(fleet: Fleet, c: Cluster, users: number, rates: number[], seconds: number, perPort: number, onRate: (r: TargetedResult) => void): Promise<TargetedResult[]> {
-  const opened = await connectAll(fleet, c, c.ports, users, 'plain', 0);
+/**
+ * Targeted: `users` placed by `opts.layout`; for each of `opts.vias`, each
+ * rate for `seconds` of sends from the publisher process to one user each,
+ * then up to `opts.searchSteps` more rates searching for the highest
+ * sustained one (p99 under `P99_BOUND_MS`, nothing refused or lost).
+ */
+export async function targeted(fleet: Fleet, c: Cluster, users: number, rates: number[], seconds: number, perPort: number, opts: TargetedOptions, onRate: (r: TargetedResult) => void): Promise<TargetedResult[]> {
+  const across = opts.layout === 'across' && c.ports.length > 1;
+  const sendPorts = across ? c.ports.slice(1) : c.ports;
+  const opened = await connectAll(fleet, c, across ? [c.ports[0]!] : c.ports, users, 'plain', 0);
   const out: TargetedResult[] = [];
   try {
     if (opened.failed > 0) throw new Error(`targeted: ${opened.failed} users failed to connect: ${opened.firstError}`);
-    const warm = Math.min(500, users);
-    await fleet.all(() => ({ type: 'expect', messages: warm, latencies: false }), COMMAND_TIMEOUT_MS);
-    await fleet.publisher.ask({ type: 'publish', kind: c.kind, ports: c.ports, perPort, users, count: warm, rate: 500 }, COMMAND_TIMEOUT_MS);
-    await waitReceived(fleet, warm, DRAIN_MS);
-    for (const rate of rates) {
-      const count = Math.round(rate * seconds);
-      await fleet.all(() => ({ type: 'expect', messages: count, latencies: true }), COMMAND_TIMEOUT_MS);
-      // The servers' CPU while nothing is sent (heartbeats, timers, GC of the last phase), to subtract below.
-      const idle0 = cpuByPid(c);
-      const idleT0 = nowMs();
-      await sleep(IDLE_CPU_WINDOW_MS);
-      const idleCpuPerMs = cpuUsed(idle0, cpuByPid(c)) / (nowMs() - idleT0);
-      await stalls(c);
-      const cpu0 = cpuByPid(c);
-      const redis0 = redisCpuMs(c);
-      const busyT0 = nowMs();
-      const pub = await fleet.publisher.ask({ type: 'publish', kind: c.kind, ports: c.ports, perPort, users, count, rate }, seconds * 3_000 + 30_000);
-      await waitReceived(fleet, pub.sent - pub.failed, DRAIN_MS);
-      await sleep(300);
-      const cpu = Math.max(0, cpuUsed(cpu0, cpuByPid(c)) - idleCpuPerMs * (nowMs() - busyT0));
-      const redisCpu = redisCpuMs(c) - redis0;
-      const server = await stalls(c);
-      const replies = await fleet.all(() => ({ type: 'collect' }), COMMAND_TIMEOUT_MS);
-      let lost = 0;
-      const counts = new Uint32Array(count);
-      for (const r of replies) r.counts.forEach((v, i) => (counts[i]! += v));
-      for (let i = 0; i < pub.sent; i++) if (counts[i] === 0) lost++;
-      const r: TargetedResult = {
-        rate, seconds, sent: pub.sent, achievedRate: pub.achievedRate, generatorBehindTicks: pub.behindTicks, failed: pub.failed, firstError: pub.firstError,
-        delivered: replies.reduce((s, x) => s + x.received, 0), lost,
-        latency: quantiles(merged(replies.map((x) => x.latencies))),
-        server,
-        cpuUsPerMessage: (cpu * 1000) / Math.max(1, pub.sent),
-        redisCpuUsPerMessage: (redisCpu * 1000) / Math.max(1, pub.sent),
-        generatorLoopDelayMaxMs: Math.max(...replies.map((x) => x.loopDelayMaxMs)),
+    const publish = (via: Via, count: number, rate: number, timeoutMs: number): Promise<PublishReply> =>
+      fleet.publisher.ask({ type: 'publish', kind: c.kind, via, batchInFlight: opts.batchInFlight, ports: sendPorts, perPort, users, count, rate }, timeoutMs);
+    for (const via of opts.vias) {
+      // Unmeasured warm-up per way in: JIT, broker connections, kept-alive sockets.
+      const warm = Math.min(500, users);
+      await fleet.all(() => ({ type: 'expect', messages: warm, latencies: false }), COMMAND_TIMEOUT_MS);
+      await publish(via, warm, 500, COMMAND_TIMEOUT_MS);
+      await waitReceived(fleet, warm, DRAIN_MS);
+      const done: TargetedResult[] = [];
+      const run = async (rate: number, searched: boolean): Promise<void> => {
+        const r = { ...(await targetedRate(fleet, c, rate, seconds, (count) => publish(via, count, rate, seconds * 3_000 + 30_000))), via, searched };
+        done.push(r);
+        out.push(r);
+        onRate(r);
       };
-      out.push(r);
-      onRate(r);
+      for (const rate of rates) await run(rate, false);
+      for (let step = 0; step < opts.searchSteps; step++) {
+        const next = nextRate(done);
+        if (next === undefined || done.some((t) => t.rate === next)) break;
+        await run(next, true);
+      }
     }
   } finally {
     await closeAll(fleet);
   }
   return out;
+}
+
+/** One rate of the targeted scenario: `rate × seconds` messages that `publish` sends; latency, losses, CPU per message. */
+async function targetedRate(fleet: Fleet, c: Cluster, rate: number, seconds: number, publish: (count: number) => Promise<PublishReply>): Promise<Omit<TargetedResult, 'via' | 'searched'>> {
+  const count = Math.round(rate * seconds);
+  await fleet.all(() => ({ type: 'expect', messages: count, latencies: true }), COMMAND_TIMEOUT_MS);
+  // The servers' CPU while nothing is sent (heartbeats, timers, GC of the last phase), to subtract below.
+  const idle = await restingCpu(c, IDLE_CPU_WINDOW_MS);
+  await stalls(c);
+  const read = cpuMeter(c);
+  const pub = await publish(count);
+  await waitReceived(fleet, pub.sent - pub.failed, DRAIN_MS);
+  await sleep(300);
+  const spent = read();
+  const server = await stalls(c);
+  const replies = await fleet.all(() => ({ type: 'collect' }), COMMAND_TIMEOUT_MS);
+  let lost = 0;
+  const counts = new Uint32Array(count);
+  for (const r of replies) r.counts.forEach((v, i) => (counts[i]! += v));
+  for (let i = 0; i < pub.sent; i++) if (counts[i] === 0) lost++;
+  const cpu = splitCpu(spent, Math.max(1, pub.sent), 1e-3, { ...idle, redis: 0 });
+  return {
+    rate, seconds, sent: pub.sent, achievedRate: pub.achievedRate, generatorBehindTicks: pub.behindTicks, failed: pub.failed, firstError: pub.firstError,
+    delivered: replies.reduce((s, x) => s + x.received, 0), lost,
+    latency: quantiles(merged(replies.map((x) => x.latencies))),
+    server,
+    cpuUsPerMessage: cpu.servers,
+    redisCpuUsPerMessage: cpu.redis,
+    generatorLoopDelayMaxMs: Math.max(...replies.map((x) => x.loopDelayMaxMs)),
+  };
 }
 
 /** Recovery: `clients` on the replay channel (spread over every server) drop, `missed` publications go out, they rejoin from their position. */
