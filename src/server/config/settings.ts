@@ -93,6 +93,16 @@ function checkAdvertiseUrl(value: string): string | undefined {
   return url.protocol === 'ws:' || url.protocol === 'wss:' ? undefined : 'must be a ws:// or wss:// URL, e.g. ws://10.0.0.5:8080/ws';
 }
 
+function checkWebhook(value: string): string | undefined {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return 'must be an http:// or https:// URL, e.g. https://backend.internal/switchboard/events';
+  }
+  return url.protocol === 'http:' || url.protocol === 'https:' ? undefined : 'must be an http:// or https:// URL';
+}
+
 function checkHost(value: string): string | undefined {
   return /\s/.test(value) ? 'must be a host name or IP address without spaces' : undefined;
 }
@@ -162,6 +172,18 @@ export const SETTINGS = {
     min: 2,
     max: 100,
     help: 'missed heartbeats after which a node is declared dead',
+  },
+  webhook: { flag: 'webhook', kind: 'string', arg: '<url>', check: checkWebhook, help: 'POST online/offline events to this URL (needs --webhook-secret)' },
+  webhookSecret: { flag: 'webhook-secret', kind: 'string', arg: '<key>', sensitive: true, help: 'HMAC key that signs webhook bodies' },
+  webhookBatch: { flag: 'webhook-batch', kind: 'integer', arg: '<n>', min: 1, max: 10_000, help: 'events per webhook request at most' },
+  webhookTimeout: { flag: 'webhook-timeout', kind: 'integer', arg: '<ms>', min: 100, max: 600_000, help: 'how long a webhook request may take before it is retried' },
+  webhookMaxPending: {
+    flag: 'webhook-max-pending',
+    kind: 'integer',
+    arg: '<n>',
+    min: 16,
+    max: MAX,
+    help: 'events waiting for the webhook at most, cluster-wide; past it new events are dropped (counted and logged)',
   },
   trustProxy: { flag: 'trust-proxy', kind: 'boolean', help: 'take the client IP from X-Forwarded-For (its last address)' },
   permessageDeflate: {
