@@ -99,6 +99,8 @@ export class WebhookSender {
 
   /** Give up the leases of `node`, which the cluster declared dead, so that its partitions are taken over now. */
   async releaseNode(node: string): Promise<void> {
+    // Claim at the next poll rather than at the next renewal.
+    this.nextClaim = 0;
     await this.log.release(node).catch((err: unknown) => this.logger.debug({ err, node }, 'could not release the event leases of a dead node'));
   }
 
