@@ -21,6 +21,8 @@ export class MemoryEvents implements EventLog {
   private readonly leases = new Map<number, Lease>();
   private recording: RecordOptions | undefined;
   private seq = 0;
+  /** Ids restart with the process: this keeps them apart from an earlier life's, which a backend may remember. */
+  private readonly epoch = Math.random().toString(36).slice(2, 10);
 
   constructor(private readonly now: () => number) {}
 
@@ -41,7 +43,7 @@ export class MemoryEvents implements EventLog {
     const event = { type, ts: this.now(), node, user, ...(session === undefined ? {} : { session }) };
     const log = this.logs[partition]!;
     if (log.length >= partitionBound(recording.maxPending, this.partitions)) return recording.onOverflow(event);
-    log.push({ id: `${partition}-${++this.seq}`, ...event });
+    log.push({ id: `${partition}-${this.epoch}-${++this.seq}`, ...event });
   }
 
   async claim(node: string, ttlMs: number, most: number): Promise<boolean[]> {

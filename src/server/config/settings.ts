@@ -83,24 +83,22 @@ function checkBrokerValue(value: string): string | undefined {
   return result.ok ? undefined : `${result.problem}: ${BROKER_FORMS}`;
 }
 
-function checkAdvertiseUrl(value: string): string | undefined {
-  let url: URL;
+/** What is wrong with `value` as a URL of one of `schemes` (`ws:`, …); `what` and `example` make the message. */
+function checkUrl(value: string, schemes: readonly string[], what: string, example: string): string | undefined {
+  const wanted = `must be ${what}, e.g. ${example}`;
   try {
-    url = new URL(value);
+    return schemes.includes(new URL(value).protocol) ? undefined : wanted;
   } catch {
-    return 'must be a ws:// or wss:// URL, e.g. ws://10.0.0.5:8080/ws';
+    return wanted;
   }
-  return url.protocol === 'ws:' || url.protocol === 'wss:' ? undefined : 'must be a ws:// or wss:// URL, e.g. ws://10.0.0.5:8080/ws';
+}
+
+function checkAdvertiseUrl(value: string): string | undefined {
+  return checkUrl(value, ['ws:', 'wss:'], 'a ws:// or wss:// URL', 'ws://10.0.0.5:8080/ws');
 }
 
 function checkWebhook(value: string): string | undefined {
-  let url: URL;
-  try {
-    url = new URL(value);
-  } catch {
-    return 'must be an http:// or https:// URL, e.g. https://backend.internal/switchboard/events';
-  }
-  return url.protocol === 'http:' || url.protocol === 'https:' ? undefined : 'must be an http:// or https:// URL';
+  return checkUrl(value, ['http:', 'https:'], 'an http:// or https:// URL', 'https://backend.internal/switchboard/events');
 }
 
 function checkHost(value: string): string | undefined {
