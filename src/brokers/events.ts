@@ -29,9 +29,11 @@ export interface RecordOptions {
   onOverflow(event: Omit<LoggedEvent, 'id'>): void;
 }
 
-/** What waits in the log: how many events, and since when the oldest. */
+/** What waits in the log: how many events, where, and since when the oldest. */
 export interface Backlog {
   pending: number;
+  /** Events waiting in each partition. */
+  partitions: number[];
   /** `ts` of the oldest waiting event, or null when none waits. */
   oldestTs: number | null;
 }

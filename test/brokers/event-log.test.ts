@@ -88,7 +88,8 @@ describe.each(Object.keys(factories))('the event log of the %s store', (name) =>
     expect(summary(events)).toEqual(['online alice n1 s1', 'offline alice n2 s2']);
     expect(new Set(events.map((e) => e.id)).size).toBe(2);
     expect(events[1]!.ts).toBeGreaterThanOrEqual(events[0]!.ts);
-    expect(await s.log.backlog()).toEqual({ pending: 2, oldestTs: events[0]!.ts });
+    const partitions = Array.from({ length: EVENT_PARTITIONS }, (_, p) => (p === partitionOf('alice', EVENT_PARTITIONS) ? 2 : 0));
+    expect(await s.log.backlog()).toEqual({ pending: 2, partitions, oldestTs: events[0]!.ts });
   });
 
   it('logs one offline when several nodes drop a dead node at once, and none for users with a session elsewhere', async () => {
@@ -112,7 +113,7 @@ describe.each(Object.keys(factories))('the event log of the %s store', (name) =>
     await brokers[0]!.start('n1', noop);
     s = { brokers, log: brokers[0]!.events!, dropped: [], close: () => brokers[0]!.close() };
     await brokers[0]!.store.presenceAdd([item('zed', 's1', 'n1')]);
-    expect(await s.log.backlog()).toEqual({ pending: 0, oldestTs: null });
+    expect(await s.log.backlog()).toEqual({ pending: 0, partitions: new Array(EVENT_PARTITIONS).fill(0), oldestTs: null });
   });
 
   it('drops and reports what does not fit a full partition, and keeps what waits', async () => {

@@ -77,14 +77,12 @@ export class MemoryEvents implements EventLog {
   }
 
   async backlog(): Promise<Backlog> {
-    let pending = 0;
     let oldestTs: number | null = null;
-    for (const log of this.logs) {
-      pending += log.length;
-      const first = log[0];
+    for (const first of this.logs.map((log) => log[0])) {
       if (first && (oldestTs === null || first.ts < oldestTs)) oldestTs = first.ts;
     }
-    return { pending, oldestTs };
+    const partitions = this.logs.map((log) => log.length);
+    return { pending: partitions.reduce((a, b) => a + b, 0), partitions, oldestTs };
   }
 
   private holder(partition: number, now: number): string | undefined {

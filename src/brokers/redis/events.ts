@@ -89,19 +89,20 @@ return 1`,
 /** KEYS: stream. ARGV: count. */
 const READ = new LuaScript('events-read', `return redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', ARGV[1])`);
 
-/** KEYS: streams. Returns {events waiting, ms of the oldest or -1}. */
+/** KEYS: streams. Returns {ms of the oldest or -1, then the events waiting in each}. */
 const BACKLOG = new LuaScript(
   'events-backlog',
-  `local total, oldest = 0, -1
+  `local out, oldest = {}, -1
 for i = 1, #KEYS do
-  total = total + redis.call('XLEN', KEYS[i])
+  out[i + 1] = redis.call('XLEN', KEYS[i])
   local first = redis.call('XRANGE', KEYS[i], '-', '+', 'COUNT', 1)[1]
   if first then
     local ms = tonumber(string.match(first[1], '^(%d+)'))
     if oldest < 0 or ms < oldest then oldest = ms end
   end
 end
-return {total, oldest}`,
+out[1] = oldest
+return out`,
 );
 
 type StreamEntry = [id: string, fields: string[]];
@@ -156,8 +157,8 @@ export class RedisEvents implements EventLog {
 
   async backlog(): Promise<Backlog> {
     const streams = Array.from({ length: this.partitions }, (_, p) => this.keys.events(p));
-    const [pending, oldest] = (await BACKLOG.run(this.client(), streams, [])) as [number, number];
-    return { pending, oldestTs: oldest < 0 ? null : oldest };
+    const [oldest, ...partitions] = (await BACKLOG.run(this.client(), streams, [])) as number[];
+    return { pending: partitions.reduce((a, b) => a + b, 0), partitions, oldestTs: oldest === undefined || oldest < 0 ? null : oldest };
   }
 
   private async run(script: LuaScript, type: EventType, channel: string, user: string, node: string, session: string, rest: string[]): Promise<void> {

@@ -15,10 +15,12 @@ import { backoffDelay } from '../../shared/backoff.js';
 import type { Metrics } from '../metrics.js';
 import { detectionMs, type NodeOptions } from '../options.js';
 
-/** How often a node looks for events in the partitions it holds. */
+/**
+ * How often a node reads the backlog (one store call: events waiting per
+ * partition, and the oldest) to update its metrics and start delivering the
+ * partitions it holds that have events.
+ */
 const POLL_MS = 100;
-/** How often the backlog (pending, oldest) is read for the metrics. */
-const BACKLOG_MS = 1000;
 /** Retry backoff after a failed request: full jitter from this window… */
 const RETRY_MIN_MS = 200;
 /** …doubling up to this one. */
@@ -58,7 +60,6 @@ export class WebhookSender {
   private ticking = false;
   private stopped = false;
   private nextClaim = 0;
-  private nextBacklog = 0;
   /** Whether the last request failed: a failure is logged when it starts, and so is the recovery. */
   private failing = false;
 
@@ -93,7 +94,8 @@ export class WebhookSender {
     this.stopped = true;
     clearInterval(this.timer);
     const deadline = Date.now() + STOP_WAIT_MS;
-    while (this.lanes.some((l) => l.busy) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    // A claim under way would take leases again after the release.
+    while ((this.ticking || this.lanes.some((l) => l.busy)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     await this.log.release(this.nodeId).catch((err: unknown) => this.logger.debug({ err }, 'could not release the event leases'));
   }
 
@@ -104,7 +106,7 @@ export class WebhookSender {
     await this.log.release(node).catch((err: unknown) => this.logger.debug({ err, node }, 'could not release the event leases of a dead node'));
   }
 
-  /** One poll: renew and take leases when due, start each held partition's delivery, read the backlog when due. */
+  /** One poll: renew and take leases when due, read the backlog, start the delivery of each held partition with events. */
   async tick(now = Date.now()): Promise<void> {
     if (this.ticking || this.stopped) return;
     this.ticking = true;
@@ -115,15 +117,12 @@ export class WebhookSender {
         held.forEach((h, p) => (this.lanes[p]!.held = h));
         this.nextClaim = now + this.options.leaseMs / 3;
       }
+      const { pending, partitions, oldestTs } = await this.log.backlog();
+      this.metrics.eventsPending.set(pending);
+      this.metrics.eventsOldestAge.set(oldestTs === null ? 0 : Math.max(0, now - oldestTs) / 1000);
       this.lanes.forEach((lane, p) => {
-        if (lane.held && !lane.busy && now >= lane.retryAt) void this.pump(p, lane);
+        if (lane.held && !lane.busy && (partitions[p] ?? 0) > 0 && now >= lane.retryAt) void this.pump(p, lane);
       });
-      if (now >= this.nextBacklog) {
-        this.nextBacklog = now + BACKLOG_MS;
-        const { pending, oldestTs } = await this.log.backlog();
-        this.metrics.eventsPending.set(pending);
-        this.metrics.eventsOldestAge.set(oldestTs === null ? 0 : Math.max(0, now - oldestTs) / 1000);
-      }
     } catch (err) {
       // The store is unreachable: the next tick tries again, and leases not renewed meanwhile go to whoever can.
       this.logger.debug({ err }, 'event log unreachable');
@@ -167,10 +166,24 @@ export class WebhookSender {
     } catch (e) {
       err = e;
     }
-    if (ok && this.failing) this.logger.info({ url: this.options.url }, 'webhook answers again');
-    if (!ok && !this.failing) this.logger.warn({ err, url: this.options.url }, 'webhook request failed: events wait in the log and are sent again');
+    if (ok && this.failing) this.logger.info({ url: shownUrl(this.options.url) }, 'webhook answers again');
+    if (!ok && !this.failing) {
+      this.logger.warn({ err, url: shownUrl(this.options.url) }, 'webhook request failed: events wait in the log and are sent again');
+    }
     this.failing = !ok;
     return ok;
+  }
+}
+
+/** `url` for logs: without a user name or password it may carry. */
+function shownUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    u.username = '';
+    u.password = '';
+    return u.toString();
+  } catch {
+    return '(unparsable URL)';
   }
 }
 
