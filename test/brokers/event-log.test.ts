@@ -1,6 +1,7 @@
 /**
  * The event log (`Broker.events`), one suite run against every store that
- * has one: the in-process bus and a real redis-server. Transitions are
+ * has one: the in-process bus, a real redis-server, and RabbitMQ (on
+ * 127.0.0.1:5672, as `amqp.test.ts`) over that redis-server as its store. Transitions are
  * logged once however the presence entries come and go, several nodes
  * dropping a dead node's entries at once log one `offline`, the bound
  * drops and reports, and leases give each partition to one node at a time.
@@ -8,6 +9,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Broker, PresenceItem } from '../../src/brokers/broker.js';
 import { EVENT_PARTITIONS, partitionOf, type EventLog, type LoggedEvent } from '../../src/brokers/events.js';
+import { AmqpBroker } from '../../src/brokers/amqp/amqp-broker.js';
 import { MemoryBroker, MemoryBus } from '../../src/brokers/memory/memory-broker.js';
 import { RedisBroker } from '../../src/brokers/redis/redis-broker.js';
 import { startRedis, type RedisProcess } from '../helpers/redis-server.js';
@@ -19,6 +21,8 @@ interface Setup {
   dropped: Array<Omit<LoggedEvent, 'id'>>;
   close(): Promise<void>;
 }
+
+const RABBITMQ = process.env.SWITCHBOARD_TEST_AMQP ?? 'amqp://guest:guest@127.0.0.1:5672/';
 
 let redis: RedisProcess;
 let prefixes = 0;
@@ -41,7 +45,20 @@ const factories: Record<string, (maxPending: number) => Promise<Setup>> = {
     const prefix = `evlog${++prefixes}`;
     return started(Array.from({ length: 3 }, () => new RedisBroker(`${redis.url}/?prefix=${prefix}`)), maxPending);
   },
+  rabbitmq: async (maxPending) => {
+    const prefix = `evlog${++prefixes}`;
+    const url = `${RABBITMQ}?store=${encodeURIComponent(redis.url)}&prefix=${prefix}`;
+    return started(Array.from({ length: 3 }, () => new AmqpBroker(url)), maxPending);
+  },
 };
+
+/** A broker of `name` on a store of its own, started as `n1`, not recording. */
+function lone(name: string): Broker {
+  const prefix = `evlog${++prefixes}`;
+  if (name === 'memory') return new MemoryBroker();
+  if (name === 'redis') return new RedisBroker(`${redis.url}/?prefix=${prefix}`);
+  return new AmqpBroker(`${RABBITMQ}?store=${encodeURIComponent(redis.url)}&prefix=${prefix}`);
+}
 
 async function started(brokers: Broker[], maxPending: number): Promise<Setup> {
   await Promise.all(brokers.map((b, i) => b.start(`n${i + 1}`, noop)));
@@ -108,8 +125,7 @@ describe.each(Object.keys(factories))('the event log of the %s store', (name) =>
   });
 
   it('logs nothing before `record` is called', async () => {
-    const bus = new MemoryBus();
-    const brokers = name === 'memory' ? [new MemoryBroker(bus)] : [new RedisBroker(`${redis.url}/?prefix=evlog${++prefixes}`)];
+    const brokers = [lone(name)];
     await brokers[0]!.start('n1', noop);
     s = { brokers, log: brokers[0]!.events!, dropped: [], close: () => brokers[0]!.close() };
     await brokers[0]!.store.presenceAdd([item('zed', 's1', 'n1')]);
