@@ -227,6 +227,7 @@ export async function startNode(partial: NodeOptionsInput = {}, deps: NodeDeps =
       });
     });
   } catch (err) {
+    await webhook?.stop();
     await gateway.close();
     throw err;
   }

@@ -93,6 +93,8 @@ describe.each(Object.keys(factories))('the event log of the %s store', (name) =>
     await open();
     const [n1, n2] = s.brokers as [Broker, Broker];
     await n1.store.presenceAdd([item('alice', 's1', 'n1')]);
+    // Put back while it is the only entry (a node reasserting its entries): no transition.
+    await n1.store.presenceAdd([item('alice', 's1', 'n1')]);
     await n2.store.presenceAdd([item('alice', 's2', 'n2')]);
     await n1.store.presenceAdd([item('alice', 's1', 'n1')]);
     await n1.store.presenceRemove([item('alice', 's1', 'n1')]);

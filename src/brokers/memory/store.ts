@@ -70,8 +70,9 @@ export class MemoryStore implements Store, NodeRegistry {
     for (const { channel, entry } of items) {
       let entries = this.presences.get(channel);
       if (!entries) this.presences.set(channel, (entries = new Map()));
+      const first = entries.size === 0;
       entries.set(entry.session, { user: entry.user, session: entry.session, node: entry.node });
-      if (entries.size === 1) this.events.transition('online', channel, entry.node, entry.session);
+      if (first) this.events.transition('online', channel, entry.node, entry.session);
     }
   }
 
