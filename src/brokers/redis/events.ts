@@ -174,14 +174,14 @@ export class RedisEvents implements EventLog {
   }
 }
 
-/** The event of a stream entry. Every entry is delivered, so that none can block its partition. */
+/** The event of a stream entry, as written (a receiver ignores types it does not know). Every entry is delivered, so that none can block its partition. */
 function eventOf(partition: number, id: string, fields: string[]): LoggedEvent {
   const f = new Map<string, string>();
   for (let i = 0; i + 1 < fields.length; i += 2) f.set(fields[i]!, fields[i + 1]!);
   const session = f.get('session');
   return {
     id: `${partition}-${id}`,
-    type: (f.get('type') ?? 'offline') as EventType,
+    type: (f.get('type') ?? '') as EventType,
     ts: Number(id.slice(0, id.indexOf('-'))),
     node: f.get('node') ?? '',
     user: f.get('user') ?? '',
