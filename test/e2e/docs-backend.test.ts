@@ -4,11 +4,11 @@
  * process, and prints a user's online and offline sent by a real node; a
  * request with a bad signature is refused with 401.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { transform } from 'esbuild';
 import { afterAll, describe, expect, it, vi } from 'vitest';
+import { prepareExample } from '../helpers/doc-example.js';
 import { cleanEnv } from '../helpers/doc-shell.js';
 import { markedBlock, ROOT } from '../helpers/markdown.js';
 import { startNodeProcess, type NodeProcess } from '../helpers/node-process.js';
@@ -33,20 +33,11 @@ describe('docs/backend.md: the webhook receiver', () => {
   it('type-checks, and prints the events a node sends it', async () => {
     mkdirSync(SCRATCH, { recursive: true });
     dir = mkdtempSync(join(SCRATCH, 'docs-backend-'));
-    const source = markedBlock('docs/backend.md', 'webhook-receiver').text;
-    writeFileSync(join(dir, 'receiver.ts'), source);
-    const tsc = spawnSync(
-      process.execPath,
-      [join(ROOT, 'node_modules/typescript/bin/tsc'), '--noEmit', '--strict', '--noUncheckedIndexedAccess', '--target', 'ES2022', '--module', 'NodeNext', '--moduleResolution', 'NodeNext', '--types', 'node', '--skipLibCheck', join(dir, 'receiver.ts')],
-      { cwd: ROOT, encoding: 'utf8' },
-    );
-    expect(tsc.stdout + tsc.stderr).toBe('');
-
-    const { code } = await transform(source, { loader: 'ts', format: 'esm', target: 'node20' });
-    writeFileSync(join(dir, 'receiver.mjs'), code);
+    const { tsc, module } = await prepareExample(dir, 'receiver', markedBlock('docs/backend.md', 'webhook-receiver').text);
+    expect(tsc).toBe('');
     const port = await freePort();
     let printed = '';
-    receiver = spawn(process.execPath, [join(dir, 'receiver.mjs')], {
+    receiver = spawn(process.execPath, [module], {
       cwd: ROOT,
       env: cleanEnv({ WEBHOOK_SECRET: SECRET, PORT: String(port) }),
       stdio: ['ignore', 'pipe', 'inherit'],
