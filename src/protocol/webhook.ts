@@ -1,5 +1,5 @@
 /**
- * What a node POSTs to `--webhook` (SPEC "Backend hooks and events"): a
+ * What a node POSTs to `--webhook` (docs/backend.md): a
  * JSON body `{events: [...]}`, signed with HMAC-SHA256 of the raw body
  * under `--webhook-secret`, in the header `X-Switchboard-Signature:
  * sha256=<hex>`. The server SDK checks and parses it (`server-sdk/webhook.ts`).

@@ -1,6 +1,6 @@
 /**
  * The server SDK's webhook helpers: the signature is HMAC-SHA256 of the
- * raw body as the SPEC says, checked against tampering, another secret and
+ * raw body as docs/backend.md says, checked against tampering, another secret and
  * a malformed header, and the body is read into typed events or refused.
  */
 import { createHmac } from 'node:crypto';
