@@ -106,9 +106,17 @@ describe('the webhook sender', () => {
     const dropped = await value(r.metrics, 'switchboard_events_dropped_total');
     expect(dropped).toBeGreaterThanOrEqual(40 - EVENT_PARTITIONS);
     expect((await r.broker.events!.backlog()).pending).toBe(40 - dropped);
-    const warnings = r.logs.filter((l) => String(l.msg).startsWith('event log full'));
-    expect(warnings).toHaveLength(dropped);
-    expect(warnings[0]).toMatchObject({ level: 40, maxPending: EVENT_PARTITIONS, event: { type: 'online' } });
+    // The first drop is logged at once; the next ones together, at most every 10 s.
+    const warnings = () => r.logs.filter((l) => l.msg === 'event log full (--webhook-max-pending): events dropped');
+    expect(warnings()).toHaveLength(1);
+    expect(warnings()[0]).toMatchObject({ level: 40, dropped: 1, maxPending: EVENT_PARTITIONS, last: { type: 'online' } });
+    await r.sender.tick(Date.now() + 5_000);
+    expect(warnings()).toHaveLength(1);
+    await r.sender.tick(Date.now() + 11_000);
+    expect(warnings()).toHaveLength(2);
+    expect(warnings()[1]).toMatchObject({ dropped: dropped - 1, last: { type: 'online' } });
+    await r.sender.tick(Date.now() + 30_000);
+    expect(warnings()).toHaveLength(2);
   });
 
   it('shares the partitions between nodes, and takes over those of a node declared dead', async () => {

@@ -29,6 +29,8 @@ const RETRY_MAX_MS = 5000;
 const ROUNDS = 20;
 /** How long `stop` waits for requests under way. */
 const STOP_WAIT_MS = 2000;
+/** Dropped events are logged at once, then at most this often (with how many since), so that a long outage does not flood the logs. */
+const DROP_LOG_MS = 10_000;
 
 export interface WebhookOptions {
   url: string;
@@ -62,6 +64,8 @@ export class WebhookSender {
   private nextClaim = 0;
   /** Whether the last request failed: a failure is logged when it starts, and so is the recovery. */
   private failing = false;
+  /** Events dropped since the last warning, the last of them, and when that warning was. */
+  private drops: { count: number; last?: Omit<LoggedEvent, 'id'>; loggedAt: number } = { count: 0, loggedAt: -Infinity };
 
   constructor(
     private readonly log: EventLog,
@@ -82,7 +86,9 @@ export class WebhookSender {
       maxPending: this.options.maxPending,
       onOverflow: (event) => {
         this.metrics.eventsDropped.inc();
-        this.logger.warn({ event, maxPending: this.options.maxPending }, 'event log full (--webhook-max-pending): event dropped');
+        this.drops.count++;
+        this.drops.last = event;
+        this.logDrops(Date.now());
       },
     });
     this.timer = setInterval(() => void this.tick(), POLL_MS);
@@ -108,7 +114,9 @@ export class WebhookSender {
 
   /** One poll: renew and take leases when due, read the backlog, start the delivery of each held partition with events. */
   async tick(now = Date.now()): Promise<void> {
-    if (this.ticking || this.stopped) return;
+    if (this.stopped) return;
+    this.logDrops(now);
+    if (this.ticking) return;
     this.ticking = true;
     try {
       if (now >= this.nextClaim) {
@@ -129,6 +137,14 @@ export class WebhookSender {
     } finally {
       this.ticking = false;
     }
+  }
+
+  /** Warn of the events dropped since the last warning, unless one was logged within `DROP_LOG_MS`. */
+  private logDrops(now: number): void {
+    if (this.drops.count === 0 || now - this.drops.loggedAt < DROP_LOG_MS) return;
+    const { count, last } = this.drops;
+    this.logger.warn({ dropped: count, last, maxPending: this.options.maxPending }, 'event log full (--webhook-max-pending): events dropped');
+    this.drops = { count: 0, loggedAt: now };
   }
 
   /** Deliver partition `p` while it has events, one request at a time. */
