@@ -29,6 +29,9 @@ export interface RecordOptions {
   onOverflow(event: Omit<LoggedEvent, 'id'>): void;
 }
 
+/** A partition's lease after a claim: this node's, another node's, or nobody's. */
+export type LeaseState = 'mine' | 'other' | 'free';
+
 /** What waits in the log: how many events, where, and since when the oldest. */
 export interface Backlog {
   pending: number;
@@ -48,9 +51,9 @@ export interface EventLog {
   record(options: RecordOptions): void;
   /**
    * Keep the leases `node` holds and take free ones until it holds `most`,
-   * each for `ttlMs`: true at each partition `node` holds afterwards.
+   * each for `ttlMs`; the state of each partition's lease afterwards.
    */
-  claim(node: string, ttlMs: number, most: number): Promise<boolean[]>;
+  claim(node: string, ttlMs: number, most: number): Promise<LeaseState[]>;
   /** Give up every lease `node` holds (it left, or the cluster declared it dead). */
   release(node: string): Promise<void>;
   /** Up to `count` of the oldest events of `partition`, oldest first. */

@@ -8,7 +8,7 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Broker, PresenceItem } from '../../src/brokers/broker.js';
-import { EVENT_PARTITIONS, partitionOf, type EventLog, type LoggedEvent } from '../../src/brokers/events.js';
+import { EVENT_PARTITIONS, partitionOf, type EventLog, type LeaseState, type LoggedEvent } from '../../src/brokers/events.js';
 import { AmqpBroker } from '../../src/brokers/amqp/amqp-broker.js';
 import { MemoryBroker, MemoryBus } from '../../src/brokers/memory/memory-broker.js';
 import { RedisBroker } from '../../src/brokers/redis/redis-broker.js';
@@ -147,22 +147,24 @@ describe.each(Object.keys(factories))('the event log of the %s store', (name) =>
   it("gives each partition to one node at a time, up to its share, and frees a node's leases on release", async () => {
     await open();
     const half = EVENT_PARTITIONS / 2;
+    const count = (states: LeaseState[], state: LeaseState): number => states.filter((x) => x === state).length;
     const first = await s.log.claim('n1', 60_000, half);
-    expect(first.filter(Boolean)).toHaveLength(half);
+    expect([count(first, 'mine'), count(first, 'free')]).toEqual([half, EVENT_PARTITIONS - half]);
+    // A node with no room left takes nothing, and sees what is free.
+    expect(await s.log.claim('n2', 60_000, 0)).toEqual(first.map((x) => (x === 'mine' ? 'other' : 'free')));
     const second = await s.log.claim('n2', 60_000, EVENT_PARTITIONS);
-    expect(second.filter(Boolean)).toHaveLength(EVENT_PARTITIONS - half);
-    second.forEach((held, p) => expect(held).toBe(!first[p]));
+    second.forEach((state, p) => expect(state).toBe(first[p] === 'mine' ? 'other' : 'mine'));
     // Renewing keeps the same partitions.
-    expect(await s.log.claim('n1', 60_000, half)).toEqual(first);
+    expect(await s.log.claim('n1', 60_000, half)).toEqual(first.map((x) => (x === 'mine' ? 'mine' : 'other')));
     await s.log.release('n1');
-    expect((await s.log.claim('n2', 60_000, EVENT_PARTITIONS)).every(Boolean)).toBe(true);
+    expect(count(await s.log.claim('n2', 60_000, EVENT_PARTITIONS), 'mine')).toBe(EVENT_PARTITIONS);
   });
 
   it('lets a lease that expires go to another node', async () => {
     await open();
-    expect((await s.log.claim('n1', 150, EVENT_PARTITIONS)).every(Boolean)).toBe(true);
-    expect((await s.log.claim('n2', 60_000, EVENT_PARTITIONS)).some(Boolean)).toBe(false);
-    await expect.poll(async () => (await s.log.claim('n2', 60_000, EVENT_PARTITIONS)).every(Boolean), { timeout: 3000, interval: 50 }).toBe(true);
+    expect(new Set(await s.log.claim('n1', 150, EVENT_PARTITIONS))).toEqual(new Set(['mine']));
+    expect(new Set(await s.log.claim('n2', 60_000, EVENT_PARTITIONS))).toEqual(new Set(['other']));
+    await expect.poll(async () => new Set(await s.log.claim('n2', 60_000, EVENT_PARTITIONS)), { timeout: 3000, interval: 50 }).toEqual(new Set(['mine']));
   });
 
   it('forgets delivered events only for the holder of the partition', async () => {

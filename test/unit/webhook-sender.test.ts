@@ -138,6 +138,15 @@ describe('the webhook sender', () => {
     await vi.waitFor(() => expect(delivered(b).filter((e) => e.type === 'offline')).toHaveLength(64), { timeout: 5000, interval: 10 });
   });
 
+  it('takes the partitions left free by nodes that count as live but send no events', async () => {
+    // Two live nodes, of which only this one has a webhook: its even share is 8, yet every partition gets delivered.
+    const r = await rig(new MemoryBus(), 'n1', () => true, { leaseMs: 300 }, () => 2);
+    const users = Array.from({ length: 64 }, (_, i) => `left-${i}`);
+    await r.broker.store.presenceAdd(users.map((u) => item(u, `${u}-s`, 'n1')));
+    await vi.waitFor(() => expect(delivered(r)).toHaveLength(64), { timeout: 5000, interval: 20 });
+    expect(new Set(delivered(r).map((e) => e.id.split('-')[0])).size).toBe(EVENT_PARTITIONS);
+  });
+
   it('is made only with a secret and on a broker that keeps an event log', () => {
     const metrics = new Metrics({ node: 'n1' });
     const log = pino({ level: 'silent' });

@@ -6,7 +6,7 @@
  */
 import {
   EVENT_PARTITIONS, partitionBound, partitionOf,
-  type Backlog, type EventLog, type EventType, type LoggedEvent, type RecordOptions,
+  type Backlog, type EventLog, type EventType, type LeaseState, type LoggedEvent, type RecordOptions,
 } from '../events.js';
 import { personalChannelUser } from '../../protocol/index.js';
 
@@ -46,18 +46,21 @@ export class MemoryEvents implements EventLog {
     log.push({ id: `${partition}-${this.epoch}-${++this.seq}`, ...event });
   }
 
-  async claim(node: string, ttlMs: number, most: number): Promise<boolean[]> {
+  async claim(node: string, ttlMs: number, most: number): Promise<LeaseState[]> {
     const now = this.now();
-    const held = Array.from({ length: this.partitions }, (_, p) => this.holder(p, now) === node);
-    let count = held.filter(Boolean).length;
+    const states = Array.from({ length: this.partitions }, (_, p): LeaseState => {
+      const holder = this.holder(p, now);
+      return holder === node ? 'mine' : holder === undefined ? 'free' : 'other';
+    });
+    let count = states.filter((s) => s === 'mine').length;
     for (let p = 0; p < this.partitions; p++) {
-      if (!held[p] && count < most && this.holder(p, now) === undefined) {
-        held[p] = true;
+      if (states[p] === 'free' && count < most) {
+        states[p] = 'mine';
         count++;
       }
-      if (held[p]) this.leases.set(p, { node, until: now + ttlMs });
+      if (states[p] === 'mine') this.leases.set(p, { node, until: now + ttlMs });
     }
-    return held;
+    return states;
   }
 
   async release(node: string): Promise<void> {

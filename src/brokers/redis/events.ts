@@ -13,7 +13,7 @@
  * the entries and, when the hash went from empty to not or back, appends
  * the transition.
  */
-import { EVENT_PARTITIONS, partitionBound, partitionOf, type Backlog, type EventLog, type EventType, type LoggedEvent, type RecordOptions } from '../events.js';
+import { EVENT_PARTITIONS, partitionBound, partitionOf, type Backlog, type EventLog, type EventType, type LeaseState, type LoggedEvent, type RecordOptions } from '../events.js';
 import { personalChannelUser } from '../../protocol/index.js';
 import type { RedisKeys } from './keys.js';
 import { LuaScript, type CommandClient } from './lua.js';
@@ -49,25 +49,36 @@ if redis.call('HLEN', KEYS[1]) > 0 then return 0 end
 ${LOG_TRANSITION('offline')}`,
 );
 
-/** KEYS: leases. ARGV: node, ttl ms, how many to hold at most. Keeps the leases held, then takes free ones. */
+/**
+ * KEYS: leases. ARGV: node, ttl ms, how many to hold at most. Keeps the
+ * leases held, then takes free ones. Returns per lease 1 (the node's), 0
+ * (another's) or -1 (free).
+ */
 const CLAIM = new LuaScript(
   'events-claim',
   `local out, held = {}, 0
 for i = 1, #KEYS do
-  out[i] = 0
-  if redis.call('GET', KEYS[i]) == ARGV[1] then
+  local holder = redis.call('GET', KEYS[i])
+  if holder == ARGV[1] then
     redis.call('PEXPIRE', KEYS[i], ARGV[2])
     out[i], held = 1, held + 1
+  elseif holder then
+    out[i] = 0
+  else
+    out[i] = -1
   end
 end
 for i = 1, #KEYS do
   if held >= tonumber(ARGV[3]) then break end
-  if out[i] == 0 and redis.call('SET', KEYS[i], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  if out[i] == -1 then
+    redis.call('SET', KEYS[i], ARGV[1], 'PX', ARGV[2])
     out[i], held = 1, held + 1
   end
 end
 return out`,
 );
+
+const LEASE_STATES: Readonly<Record<number, LeaseState>> = { 1: 'mine', 0: 'other', [-1]: 'free' };
 
 /** KEYS: leases. ARGV: node. */
 const RELEASE = new LuaScript(
@@ -135,9 +146,9 @@ export class RedisEvents implements EventLog {
     await this.run(REMOVE, 'offline', channel, user, node, session ?? '', sessions);
   }
 
-  async claim(node: string, ttlMs: number, most: number): Promise<boolean[]> {
+  async claim(node: string, ttlMs: number, most: number): Promise<LeaseState[]> {
     const out = (await CLAIM.run(this.client(), this.leases(), [node, ttlMs, most])) as number[];
-    return out.map((n) => n === 1);
+    return out.map((n) => LEASE_STATES[n] ?? 'other');
   }
 
   async release(node: string): Promise<void> {

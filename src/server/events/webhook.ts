@@ -50,6 +50,8 @@ export type Post = (body: string, signature: string) => Promise<boolean>;
 
 interface Lane {
   held: boolean;
+  /** Claims in a row that found the partition's lease free and left it (this node had its share). */
+  freeRounds: number;
   busy: boolean;
   /** Failed requests in a row. */
   attempt: number;
@@ -77,7 +79,7 @@ export class WebhookSender {
     private readonly liveNodes: () => number,
     private readonly post: Post = httpPost(options),
   ) {
-    this.lanes = Array.from({ length: log.partitions }, () => ({ held: false, busy: false, attempt: 0, retryAt: 0 }));
+    this.lanes = Array.from({ length: log.partitions }, () => ({ held: false, freeRounds: 0, busy: false, attempt: 0, retryAt: 0 }));
   }
 
   /** Log transitions from now on and start delivering. */
@@ -120,9 +122,12 @@ export class WebhookSender {
     this.ticking = true;
     try {
       if (now >= this.nextClaim) {
-        const share = Math.ceil(this.log.partitions / Math.max(1, this.liveNodes()));
-        const held = await this.log.claim(this.nodeId, this.options.leaseMs, share);
-        held.forEach((h, p) => (this.lanes[p]!.held = h));
+        const states = await this.log.claim(this.nodeId, this.options.leaseMs, this.share());
+        states.forEach((state, p) => {
+          const lane = this.lanes[p]!;
+          lane.held = state === 'mine';
+          lane.freeRounds = state === 'free' ? lane.freeRounds + 1 : 0;
+        });
         this.nextClaim = now + this.options.leaseMs / 3;
       }
       const { pending, partitions, oldestTs } = await this.log.backlog();
@@ -137,6 +142,18 @@ export class WebhookSender {
     } finally {
       this.ticking = false;
     }
+  }
+
+  /**
+   * How many leases to hold: an even share over the live nodes, plus the
+   * partitions nobody took for two claims in a row (nodes without
+   * `--webhook` count as live but take none, and their share must not be left).
+   */
+  private share(): number {
+    const even = Math.ceil(this.log.partitions / Math.max(1, this.liveNodes()));
+    const held = this.lanes.filter((l) => l.held).length;
+    const left = this.lanes.filter((l) => l.freeRounds >= 2).length;
+    return Math.max(even, held) + left;
   }
 
   /** Warn of the events dropped since the last warning, unless one was logged within `DROP_LOG_MS`. */
