@@ -10,6 +10,7 @@
  * rather than forwarding each store method.
  */
 import type { Publication, PublishResult, StreamPosition } from '../protocol/index.js';
+import type { EventLog } from './events.js';
 import type { HistoryPage, HistoryPolicy, HistoryQuery } from './history.js';
 
 /** A publication as it travels between nodes: the wire publication plus when it was accepted. */
@@ -207,6 +208,12 @@ export interface Registry {
 export interface Broker extends Transport {
   readonly store: Store;
   readonly registry?: Registry;
+  /**
+   * The event log (`events.ts`), where the store can log presence
+   * transitions atomically with them; a node refuses `--webhook` at start
+   * on a broker without one.
+   */
+  readonly events?: EventLog;
 }
 
 /** Every `Store` method, for carrying store calls generically (IPC). The type check keeps the list complete. */

@@ -4,3 +4,4 @@ export * from './channel.js';
 export * from './codec.js';
 export * from './errors.js';
 export * from './frames.js';
+export * from './webhook.js';

@@ -25,3 +25,5 @@ export type {
   UserStatus,
 } from './types.js';
 export { ErrorCode } from '../protocol/index.js';
+export { parseWebhook, verifyWebhook, webhookSignature, WebhookError, WEBHOOK_SIGNATURE_HEADER } from './webhook.js';
+export type { WebhookBody, WebhookEvent, WebhookEventType } from './webhook.js';

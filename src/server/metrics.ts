@@ -96,6 +96,16 @@ export class Metrics {
   readonly brokerRoundTrip: Histogram<'operation'>;
   /** Broker calls that failed (threw or rejected), by operation. */
   readonly brokerErrors: Counter<'operation'>;
+  /** Events this node delivered to the webhook (answered 2xx). */
+  readonly eventsSent: Counter;
+  /** Events in webhook requests that failed (each retry counts again). */
+  readonly eventsFailed: Counter;
+  /** Events not logged because the log was full (`--webhook-max-pending`). */
+  readonly eventsDropped: Counter;
+  /** Events waiting for delivery, cluster-wide, as this node last read the log. */
+  readonly eventsPending: Gauge;
+  /** Age of the oldest waiting event, as this node last read the log. */
+  readonly eventsOldestAge: Gauge;
 
   constructor(labels: { node: string }) {
     const registers = [this.registry];
@@ -212,6 +222,23 @@ export class Metrics {
       name: 'switchboard_broker_errors_total',
       help: 'Broker calls that failed, by operation (publish, history)',
       labelNames: ['operation'],
+      registers,
+    });
+    this.eventsSent = new Counter({ name: 'switchboard_events_sent_total', help: 'Events delivered to the webhook (answered 2xx) by this node', registers });
+    this.eventsFailed = new Counter({
+      name: 'switchboard_events_failed_total',
+      help: 'Events in webhook requests that failed or timed out (each retry counts again)',
+      registers,
+    });
+    this.eventsDropped = new Counter({
+      name: 'switchboard_events_dropped_total',
+      help: 'Events this node did not log because the log held --webhook-max-pending',
+      registers,
+    });
+    this.eventsPending = new Gauge({ name: 'switchboard_events_pending', help: 'Events waiting for the webhook, cluster-wide', registers });
+    this.eventsOldestAge = new Gauge({
+      name: 'switchboard_events_oldest_pending_seconds',
+      help: 'Age of the oldest event waiting for the webhook (0: none waits)',
       registers,
     });
     this.initLabels();

@@ -28,6 +28,7 @@ import { closeSpread, drainPlan } from './drain-pace.js';
 import { sleep } from '../shared/time.js';
 import { ROUTINGS, detectionMs, withDefaults, type NodeOptions, type NodeOptionsInput } from './options.js';
 import { createRouting, HashRingRouting } from './routing/strategies.js';
+import { createWebhookSender, type WebhookSender } from './events/webhook.js';
 
 export interface SwitchboardNode extends ServerCommands {
   /** This node's id. */
@@ -93,6 +94,13 @@ export async function startNode(partial: NodeOptionsInput = {}, deps: NodeDeps =
     node === options.nodeId ? publicUrl() : cluster.nodes().find((n) => n.id === node)?.url;
   const gateway = new Gateway(options.nodeId, options, broker, routing, metrics, log, { urlOf, isAlive: (node) => cluster.isAlive(node) });
   const entries = new NodeEntries(broker.store, options.nodeId, log);
+  let webhook: WebhookSender | undefined;
+  try {
+    webhook = createWebhookSender(options, broker, metrics, log, () => cluster.nodes().length);
+  } catch (err) {
+    await broker.close();
+    throw err;
+  }
   const verifier = new TokenVerifier({ secret: options.secret, publicKey: options.publicKey });
   const frames = new FrameHandler(gateway, metrics, options.limits.maxSubscriptions);
   const startedAt = Date.now();
@@ -138,7 +146,9 @@ export async function startNode(partial: NodeOptionsInput = {}, deps: NodeDeps =
         for (const n of mixed) log.error({ node: n.id, routing: n.routing }, `node ${n.id} uses routing ${n.routing}, this one ${options.routing}: messages will be lost; use one routing per cluster`);
         gateway.membersChanged(others);
       },
-      onGone: (node) => entries.drop(node),
+      onGone: async (node) => {
+        await Promise.all([entries.drop(node), webhook?.releaseNode(node)]);
+      },
       onSwept: () => gateway.swept(),
     },
   );
@@ -211,6 +221,8 @@ export async function startNode(partial: NodeOptionsInput = {}, deps: NodeDeps =
   }
 
   await gateway.start((payload) => cluster.receive(payload));
+  // Logging starts before any entry is written or dropped, so that no transition goes unlogged.
+  webhook?.start();
   // Entries an earlier life of this node left under its id go before it serves anyone.
   await entries.clearOwn().catch((err: unknown) => log.warn({ err }, 'could not drop the entries of an earlier life of this node'));
   try {
@@ -222,6 +234,7 @@ export async function startNode(partial: NodeOptionsInput = {}, deps: NodeDeps =
       });
     });
   } catch (err) {
+    await webhook?.stop();
     await gateway.close();
     throw err;
   }
@@ -257,6 +270,8 @@ export async function startNode(partial: NodeOptionsInput = {}, deps: NodeDeps =
     // deadline) within the grace period; then cut what is left.
     while (inflight > 0 && Date.now() < deadline) await sleep(20);
     server.closeAllConnections();
+    // The events still waiting go to another node (or this node's next life) through the released leases.
+    await webhook?.stop();
     await gateway.close();
     log.info('switchboard node stopped');
   };

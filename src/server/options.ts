@@ -95,6 +95,16 @@ export interface NodeOptions {
   heartbeat: number;
   /** Missed heartbeats after which a node is declared dead. */
   deadAfterBeats: number;
+  /** POST `online`/`offline` events to this URL (see docs/backend.md); none: no events are logged. */
+  webhook?: string;
+  /** HMAC key of the webhook signature (required with `webhook`). */
+  webhookSecret?: string;
+  /** Events per webhook request at most. */
+  webhookBatch: number;
+  /** Milliseconds a webhook request may take; past it, it counts as failed and is retried. */
+  webhookTimeout: number;
+  /** Events waiting for delivery at most, cluster-wide; past it, new events are dropped, counted and logged. */
+  webhookMaxPending: number;
   /** Use the last address of `X-Forwarded-For` (the one the proxy appended) as the client IP (behind a trusted proxy). */
   trustProxy: boolean;
   /** Offer permessage-deflate (messages of 1 KiB and more compressed, no context takeover). Off: CPU matters more than bytes by default. */
@@ -184,6 +194,9 @@ export function withDefaults(partial: NodeOptionsInput = {}): NodeOptions {
     pongTimeout: 10,
     heartbeat: 2,
     deadAfterBeats: 3,
+    webhookBatch: 100,
+    webhookTimeout: 5000,
+    webhookMaxPending: 100_000,
     trustProxy: false,
     permessageDeflate: false,
     msgpack: false,

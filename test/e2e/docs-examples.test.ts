@@ -5,13 +5,13 @@
  * message that docs/configuration.md shows in its "Errors and exit codes"
  * table is what the CLI prints for a setting that is wrong that way.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { transform } from 'esbuild';
 import { afterAll, describe, expect, it } from 'vitest';
 import { tempDir } from '../helpers/children.js';
+import { prepareExample } from '../helpers/doc-example.js';
 import { cleanEnv } from '../helpers/doc-shell.js';
 import { markedBlock, readDoc, ROOT, section } from '../helpers/markdown.js';
 import { startNodeProcess, type NodeProcess } from '../helpers/node-process.js';
@@ -59,21 +59,12 @@ describe('docs/server-sdk.md: the example', () => {
     mkdirSync(SCRATCH, { recursive: true });
     const dir = mkdtempSync(join(SCRATCH, 'docs-sdk-'));
     scratchDirs.push(dir);
-    const source = markedBlock('docs/server-sdk.md', 'server-sdk').text;
-    writeFileSync(join(dir, 'example.ts'), source);
+    const { tsc, module } = await prepareExample(dir, 'example', markedBlock('docs/server-sdk.md', 'server-sdk').text);
+    expect(tsc).toBe('');
 
-    const tsc = spawnSync(
-      process.execPath,
-      [join(ROOT, 'node_modules/typescript/bin/tsc'), '--noEmit', '--strict', '--noUncheckedIndexedAccess', '--target', 'ES2022', '--module', 'NodeNext', '--moduleResolution', 'NodeNext', '--types', 'node', '--skipLibCheck', join(dir, 'example.ts')],
-      { cwd: ROOT, encoding: 'utf8' },
-    );
-    expect(tsc.stdout + tsc.stderr).toBe('');
-
-    const { code } = await transform(source, { loader: 'ts', format: 'esm', target: 'node20' });
-    writeFileSync(join(dir, 'example.mjs'), code);
     const env = cleanEnv({ SWITCHBOARD_API: node.url(), SWITCHBOARD_API_KEY: KEY });
     for (const time of [1, 2]) {
-      const out = await run(process.execPath, [join(dir, 'example.mjs')], env);
+      const out = await run(process.execPath, [module], env);
       expect(out.code, out.stderr).toBe(0);
       expect(out.stdout).toMatch(new RegExp(`^sent ${time} \\S+ false$`, 'm'));
       expect(out.stdout).toMatch(/^bad_request 400 /m);
@@ -117,6 +108,10 @@ const MISTAKES: Mistake[] = [
   { args: ['start', '--advertise-url', 'http://x:8080/ws', '--insecure'] },
   { args: ['start', '--workers', '4', '--routing', 'hashring', '--hashring-redirect', '--insecure'] },
   { args: ['start', '--node-id', 'a b', '--insecure'] },
+  { args: ['start', '--insecure', '--webhook', 'http://127.0.0.1:9/events'] },
+  { args: ['start', '--insecure', '--broker', 'nats://127.0.0.1:4222', '--webhook', 'http://127.0.0.1:9/events', '--webhook-secret', 'k'] },
+  { args: ['start', '--insecure', '--broker', 'redis+cluster://127.0.0.1:7000', '--webhook', 'http://127.0.0.1:9/events', '--webhook-secret', 'k'] },
+  { args: ['start', '--insecure', '--workers', '2', '--webhook', 'http://127.0.0.1:9/events', '--webhook-secret', 'k'] },
   { args: ['start'] },
   { args: ['start', '--public-key', '@/etc/keys/jwt.pem'] },
   { args: ['start', '--public-key', '@/etc/keys/jwt.pem'], files: { 'etc/keys/jwt.pem': 'not a key\n' } },

@@ -25,6 +25,7 @@
  */
 import type { PublishResult } from '../../protocol/index.js';
 import type { Broker, Idempotency, PublishReceipt, Registry, Route, Store } from '../broker.js';
+import type { EventLog } from '../events.js';
 import type { HistoryPolicy } from '../history.js';
 import { ALL_ROUTES, TO_SUBSCRIBERS } from '../broker.js';
 import { composeStore } from '../store.js';
@@ -67,6 +68,8 @@ export class AmqpBroker extends NetworkedBroker implements Broker {
   readonly store: Store;
   /** The registry in the Redis store, as this node's. */
   readonly registry: Registry;
+  /** The event log in the Redis store (a standalone Redis only). */
+  readonly events?: EventLog;
   private nodeId = '';
   private link: AmqpLink | undefined;
   private sequencer: Sequencer | undefined;
@@ -91,6 +94,7 @@ export class AmqpBroker extends NetworkedBroker implements Broker {
       { prefix: target.store.prefix ?? prefix },
     );
     this.store = composeStore([this.redis.records], () => this.live());
+    if (this.redis.events) this.events = this.redis.events;
     this.registry = {
       register: (channels) => this.register(channels),
       unregister: (channels) => this.unregister(channels),

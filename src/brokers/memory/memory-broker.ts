@@ -13,6 +13,7 @@ import type {
   Broker, BrokerHandlers, BrokerPublication, Idempotency,
   PublishReceipt, Registry, Route, Store,
 } from '../broker.js';
+import type { EventLog } from '../events.js';
 import type { HistoryPolicy } from '../history.js';
 import { ALL_ROUTES, TO_SUBSCRIBERS } from '../broker.js';
 import { bindRegistry } from '../store.js';
@@ -133,6 +134,8 @@ export class MemoryBroker implements Broker {
   readonly ready = true;
   /** The bus's store: every broker on one bus shares it. */
   readonly store: Store;
+  /** The bus's event log, shared likewise. */
+  readonly events: EventLog;
   /** The bus's registry, as this node's. */
   readonly registry: Registry;
   private handlers: BrokerHandlers | undefined;
@@ -141,6 +144,7 @@ export class MemoryBroker implements Broker {
 
   constructor(private readonly bus: MemoryBus = new MemoryBus()) {
     this.store = bus.store;
+    this.events = bus.store.events;
     this.registry = bindRegistry(bus.store, () => this.started());
   }
 

@@ -10,6 +10,7 @@ import type { Publication, StreamPosition } from '../../protocol/index.js';
 import type { PresenceEntry, PresenceItem, Store } from '../broker.js';
 import type { NodeRegistry } from '../store.js';
 import type { HistoryPage, HistoryPolicy, HistoryQuery } from '../history.js';
+import { MemoryEvents } from './events.js';
 import { ExpiringIndex } from './expiring.js';
 import { MemoryStream } from './stream.js';
 
@@ -31,8 +32,12 @@ export class MemoryStore implements Store, NodeRegistry {
   private readonly registry = new Map<string, Set<string>>();
   /** Acknowledged positions by channel and reader. */
   private readonly acks = new ExpiringIndex<StreamPosition>();
+  /** The event log: told when a channel's entries go from none to some and back. */
+  readonly events: MemoryEvents;
 
-  constructor(private readonly now: () => number) {}
+  constructor(private readonly now: () => number) {
+    this.events = new MemoryEvents(now);
+  }
 
   /** Number and store a publication (for the bus's publish). */
   append(pub: Omit<Publication, 'offset' | 'epoch'>, policy: HistoryPolicy): Publication {
@@ -65,14 +70,19 @@ export class MemoryStore implements Store, NodeRegistry {
     for (const { channel, entry } of items) {
       let entries = this.presences.get(channel);
       if (!entries) this.presences.set(channel, (entries = new Map()));
+      const first = entries.size === 0;
       entries.set(entry.session, { user: entry.user, session: entry.session, node: entry.node });
+      if (first) this.events.transition('online', channel, entry.node, entry.session);
     }
   }
 
   async presenceRemove(items: PresenceItem[]): Promise<void> {
     for (const { channel, entry } of items) {
       const entries = this.presences.get(channel);
-      if (entries?.delete(entry.session) && entries.size === 0) this.presences.delete(channel);
+      if (entries?.delete(entry.session) && entries.size === 0) {
+        this.presences.delete(channel);
+        this.events.transition('offline', channel, entry.node, entry.session);
+      }
     }
   }
 
@@ -84,8 +94,11 @@ export class MemoryStore implements Store, NodeRegistry {
   /** Walks every entry: dropping a node is rare (it died or left), an index per node would cost memory on every entry. */
   async dropNode(node: string): Promise<void> {
     for (const [channel, entries] of this.presences) {
-      for (const [session, entry] of entries) if (entry.node === node) entries.delete(session);
-      if (entries.size === 0) this.presences.delete(channel);
+      let dropped = false;
+      for (const [session, entry] of entries) if (entry.node === node) dropped = entries.delete(session) || dropped;
+      if (entries.size > 0) continue;
+      this.presences.delete(channel);
+      if (dropped) this.events.transition('offline', channel, node);
     }
     for (const [channel, nodes] of this.registry) {
       if (nodes.delete(node) && nodes.size === 0) this.registry.delete(channel);

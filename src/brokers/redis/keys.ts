@@ -93,6 +93,16 @@ export class RedisKeys {
     return `${this.nodeHead}${node}}:r`;
   }
 
+  /** Stream: partition `n` of the event log (standalone Redis only, see `events.ts`). */
+  events(n: number): string {
+    return `${this.prefix}:ev:${n}`;
+  }
+
+  /** String: the id of the node delivering partition `n` of the event log, with an expiry. */
+  eventLease(n: number): string {
+    return `${this.prefix}:ev:${n}:lease`;
+  }
+
   /** Classic pub/sub channel of the publications routed to one node. */
   inbox(nodeId: string): string {
     return `${this.inboxHead}${nodeId}`;

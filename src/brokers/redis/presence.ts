@@ -5,9 +5,13 @@
  * entry and removed after it, so that `dropNode` finds every entry of a node.
  * Plain commands, no script: an add or a remove is one pipelined write per
  * channel and per node (auto-pipelined, so one round trip for the call).
+ * While the event log records (`events.ts`), the entries of personal
+ * channels go through its scripts instead, which log `online` and `offline`
+ * in the same step.
  */
 import type { PresenceEntry, PresenceItem, Store } from '../broker.js';
 import { chunks, groupBy } from './batches.js';
+import type { RedisEvents } from './events.js';
 import type { RedisKeys } from './keys.js';
 import type { CommandClient } from './lua.js';
 import { eachIndexed, type IndexedByNode } from './owners.js';
@@ -28,6 +32,8 @@ export class RedisPresence implements Pick<Store, 'presenceAdd' | 'presenceRemov
   constructor(
     private readonly client: () => CommandClient,
     private readonly keys: RedisKeys,
+    /** The event log, on a standalone Redis. */
+    private readonly events?: RedisEvents,
   ) {}
 
   async presenceAdd(items: PresenceItem[]): Promise<void> {
@@ -45,7 +51,9 @@ export class RedisPresence implements Pick<Store, 'presenceAdd' | 'presenceRemov
       for (const part of chunks(group)) {
         const fields: string[] = [];
         for (const { entry } of part) fields.push(entry.session, JSON.stringify({ user: entry.user, session: entry.session, node: entry.node }));
-        calls.push(client.hset(this.keys.presence(channel), ...fields));
+        const logged = this.logged(channel);
+        if (logged) calls.push(logged.events.added(channel, logged.user, part[0]!.entry.node, fields));
+        else calls.push(client.hset(this.keys.presence(channel), ...fields));
       }
     }
     // Every write names its node again: one SADD, and a node dropped while it was alive is listed again by its next write.
@@ -59,7 +67,13 @@ export class RedisPresence implements Pick<Store, 'presenceAdd' | 'presenceRemov
     const calls: Array<Promise<unknown>> = [];
     // The entry first, its index member after it.
     for (const [channel, group] of groupBy(items, (i) => i.channel)) {
-      for (const part of chunks(group)) calls.push(client.hdel(this.keys.presence(channel), ...part.map((i) => i.entry.session)));
+      for (const part of chunks(group)) {
+        const sessions = part.map((i) => i.entry.session);
+        const logged = this.logged(channel);
+        const last = part[part.length - 1]!.entry;
+        if (logged) calls.push(logged.events.removed(channel, logged.user, last.node, last.session, sessions));
+        else calls.push(client.hdel(this.keys.presence(channel), ...sessions));
+      }
     }
     for (const [node, group] of groupBy(items, (i) => i.entry.node)) {
       for (const part of chunks(group)) calls.push(client.srem(this.keys.presenceOf(node), ...part.map(indexMember)));
@@ -90,10 +104,22 @@ export class RedisPresence implements Pick<Store, 'presenceAdd' | 'presenceRemov
       });
       await Promise.all(
         [...groupBy(located, (l) => l.channel)].flatMap(([channel, group]) =>
-          chunks(group).map((part) => client.hdel(this.keys.presence(channel), ...part.map((l) => l.session))),
+          chunks(group).map((part) => {
+            const sessions = part.map((l) => l.session);
+            const logged = this.logged(channel);
+            // Several survivors may drop at once: the script logs `offline` only in the one that removed the last entry.
+            if (logged) return logged.events.removed(channel, logged.user, node, undefined, sessions);
+            return client.hdel(this.keys.presence(channel), ...sessions);
+          }),
         ),
       );
       await Promise.all(chunks(members).map((part) => client.srem(index, ...part)));
     });
+  }
+
+  /** The event log and the user, when the entries of `channel` go through the log's scripts. */
+  private logged(channel: string): { events: RedisEvents; user: string } | undefined {
+    const user = this.events?.logs(channel);
+    return this.events && user !== undefined ? { events: this.events, user } : undefined;
   }
 }

@@ -8,6 +8,7 @@ import type { Store } from '../broker.js';
 import { composeStore } from '../store.js';
 import { RedisAcks } from './acks.js';
 import type { RedisKeys } from './keys.js';
+import { RedisEvents } from './events.js';
 import type { CommandClient } from './lua.js';
 import { RedisOwners } from './owners.js';
 import { RedisPresence } from './presence.js';
@@ -20,16 +21,21 @@ export interface RedisRecords {
   /** Numbering and storing of publications (and history reads). */
   streams: RedisStreams;
   registry: RedisRegistry;
+  /** The event log: standalone Redis only (its scripts touch keys of several slots). */
+  events?: RedisEvents;
 }
 
 export function redisRecords(client: () => CommandClient, keys: RedisKeys, publishCommand: 'publish' | 'spublish'): RedisRecords {
   const streams = new RedisStreams(client, keys, publishCommand);
-  const presence = new RedisPresence(client, keys);
+  // Classic PUBLISH: a standalone Redis, where a script may touch any key.
+  const events = publishCommand === 'publish' ? new RedisEvents(client, keys) : undefined;
+  const presence = new RedisPresence(client, keys, events);
   const registry = new RedisRegistry(client, keys);
   const owners = new RedisOwners(client, keys, [presence, registry]);
   return {
     store: composeStore([streams, new RedisAcks(client, keys), presence, owners]),
     streams,
     registry,
+    ...(events ? { events } : {}),
   };
 }

@@ -16,6 +16,7 @@
  */
 import type { Cluster, Redis } from 'ioredis';
 import type { Broker, BrokerPublication, Idempotency, PublishReceipt, Registry, Route, Store } from '../broker.js';
+import type { EventLog } from '../events.js';
 import type { HistoryPolicy } from '../history.js';
 import { ALL_ROUTES, TO_SUBSCRIBERS } from '../broker.js';
 import { bindRegistry } from '../store.js';
@@ -73,6 +74,8 @@ export class RedisBroker extends NetworkedBroker implements Broker {
   readonly store: Store;
   /** The registry, as this node's. */
   readonly registry: Registry;
+  /** The event log (standalone Redis only). */
+  readonly events?: EventLog;
   private healthTimer: ReturnType<typeof setInterval> | undefined;
   private checking = false;
 
@@ -94,6 +97,7 @@ export class RedisBroker extends NetworkedBroker implements Broker {
     this.store = records.store;
     this.streams = records.streams;
     this.registry = bindRegistry(records.registry, () => this.self());
+    if (records.events) this.events = records.events;
   }
 
   get ready(): boolean {

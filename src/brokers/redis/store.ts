@@ -13,6 +13,7 @@ import { DEFAULT_PREFIX, RedisKeys } from './keys.js';
 import { quit } from './link.js';
 import type { CommandClient } from './lua.js';
 import type { Store } from '../broker.js';
+import type { EventLog } from '../events.js';
 import { redisRecords } from './records.js';
 import type { RedisRegistry } from './registry.js';
 import type { RedisStreams } from './stream.js';
@@ -43,6 +44,8 @@ export class RedisStore {
   readonly streams: RedisStreams;
   /** The registry by node id. */
   readonly registry: RedisRegistry;
+  /** The event log (standalone Redis only). */
+  readonly events: EventLog | undefined;
   private client: Redis | Cluster | undefined;
   private healthTimer: ReturnType<typeof setInterval> | undefined;
   private checking = false;
@@ -57,7 +60,7 @@ export class RedisStore {
   ) {
     this.keys = new RedisKeys(options.prefix ?? target.prefix ?? DEFAULT_PREFIX);
     const client = (): CommandClient => this.commands();
-    ({ store: this.records, streams: this.streams, registry: this.registry } = redisRecords(
+    ({ store: this.records, streams: this.streams, registry: this.registry, events: this.events } = redisRecords(
       client,
       this.keys,
       target.mode === 'cluster' ? 'spublish' : 'publish',

@@ -60,6 +60,7 @@ export function checkAvailability(values: SettingValues, origins: Origins): void
       `${origins.hashringRedirect ?? '--hashring-redirect'} only applies to --routing hashring (the routing is ${routing})`,
     );
   }
+  checkWebhook(values, origins, kind, check.ok ? broker : undefined);
   const workers = values.workers ?? 1;
   if (workers > 1 && values.hashringRedirect === true) {
     throw new ConfigError(
@@ -87,5 +88,32 @@ function checkAmqpStore(value: string, origin: string): void {
   const kind = checkBroker(store);
   if (!kind.ok || (kind.kind !== 'redis' && kind.kind !== 'redis-cluster')) {
     throw new ConfigError(`${origin}: the store of the RabbitMQ broker must be a redis:// or redis+cluster:// URL: ${hint}`);
+  }
+}
+
+/**
+ * `--webhook` needs its secret, and a broker whose store can log events
+ * atomically with presence (`Broker.events`): memory, a standalone Redis,
+ * RabbitMQ with a standalone Redis store. One process per node: workers
+ * reach the store through the primary, which keeps no event log.
+ */
+function checkWebhook(values: SettingValues, origins: Origins, kind: BrokerKind, broker: string | undefined): void {
+  const origin = origins.webhook ?? '--webhook';
+  if (values.webhook === undefined) {
+    if (values.webhookSecret !== undefined) throw new ConfigError(`${origins.webhookSecret ?? '--webhook-secret'} is given without --webhook`);
+    return;
+  }
+  if (values.webhookSecret === undefined) {
+    throw new ConfigError(`${origin} needs --webhook-secret (SWITCHBOARD_WEBHOOK_SECRET), the key that signs each request`);
+  }
+  const cluster = kind === 'redis-cluster' || (kind === 'amqp' && broker !== undefined && /[?&]store=rediss?(%2B|\+)cluster/i.test(broker));
+  if (kind === 'nats' || cluster) {
+    const what = cluster ? 'over a Redis Cluster' : `over the ${BROKER_NAMES[kind]} broker`;
+    throw new ConfigError(
+      `${origin}: events are not available ${what} in this version (the store must log them in one step with presence): use memory, a standalone redis:// or amqp://…?store=redis://`,
+    );
+  }
+  if ((values.workers ?? 1) > 1) {
+    throw new ConfigError(`${origin}: events are not available with ${origins.workers ?? '--workers'} above 1 in this version: run one process per node (switchboard cluster --nodes N)`);
   }
 }

@@ -83,14 +83,22 @@ function checkBrokerValue(value: string): string | undefined {
   return result.ok ? undefined : `${result.problem}: ${BROKER_FORMS}`;
 }
 
-function checkAdvertiseUrl(value: string): string | undefined {
-  let url: URL;
+/** What is wrong with `value` as a URL of one of `schemes` (`ws:`, …); `what` and `example` make the message. */
+function checkUrl(value: string, schemes: readonly string[], what: string, example: string): string | undefined {
+  const wanted = `must be ${what}, e.g. ${example}`;
   try {
-    url = new URL(value);
+    return schemes.includes(new URL(value).protocol) ? undefined : wanted;
   } catch {
-    return 'must be a ws:// or wss:// URL, e.g. ws://10.0.0.5:8080/ws';
+    return wanted;
   }
-  return url.protocol === 'ws:' || url.protocol === 'wss:' ? undefined : 'must be a ws:// or wss:// URL, e.g. ws://10.0.0.5:8080/ws';
+}
+
+function checkAdvertiseUrl(value: string): string | undefined {
+  return checkUrl(value, ['ws:', 'wss:'], 'a ws:// or wss:// URL', 'ws://10.0.0.5:8080/ws');
+}
+
+function checkWebhook(value: string): string | undefined {
+  return checkUrl(value, ['http:', 'https:'], 'an http:// or https:// URL', 'https://backend.internal/switchboard/events');
 }
 
 function checkHost(value: string): string | undefined {
@@ -162,6 +170,18 @@ export const SETTINGS = {
     min: 2,
     max: 100,
     help: 'missed heartbeats after which a node is declared dead',
+  },
+  webhook: { flag: 'webhook', kind: 'string', arg: '<url>', check: checkWebhook, help: 'POST online/offline events to this URL (needs --webhook-secret)' },
+  webhookSecret: { flag: 'webhook-secret', kind: 'string', arg: '<key>', sensitive: true, help: 'HMAC key that signs webhook bodies' },
+  webhookBatch: { flag: 'webhook-batch', kind: 'integer', arg: '<n>', min: 1, max: 10_000, help: 'events per webhook request at most' },
+  webhookTimeout: { flag: 'webhook-timeout', kind: 'integer', arg: '<ms>', min: 100, max: 600_000, help: 'how long a webhook request may take before it is retried' },
+  webhookMaxPending: {
+    flag: 'webhook-max-pending',
+    kind: 'integer',
+    arg: '<n>',
+    min: 16,
+    max: MAX,
+    help: 'events waiting for the webhook at most, cluster-wide; past it new events are dropped (counted and logged)',
   },
   trustProxy: { flag: 'trust-proxy', kind: 'boolean', help: 'take the client IP from X-Forwarded-For (its last address)' },
   permessageDeflate: {

@@ -1,0 +1,55 @@
+/**
+ * docs/backend.md's webhook receiver holds against the code: taken from
+ * the Markdown, it type-checks under strict settings, runs as its own
+ * process, and prints a user's online and offline sent by a real node; a
+ * request with a bad signature is refused with 401.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it, vi } from 'vitest';
+import { prepareExample } from '../helpers/doc-example.js';
+import { cleanEnv } from '../helpers/doc-shell.js';
+import { markedBlock, ROOT } from '../helpers/markdown.js';
+import { startNodeProcess, type NodeProcess } from '../helpers/node-process.js';
+import { freePort } from '../helpers/ports.js';
+import { RawClient } from '../helpers/raw-client.js';
+
+const SECRET = 'docs-backend-webhook-secret';
+/** Inside the package, so that `switchboard/server-sdk` resolves to this repository's build (gitignored). */
+const SCRATCH = join(ROOT, '.scratch');
+
+let receiver: ChildProcess | undefined;
+let node: NodeProcess | undefined;
+let dir: string | undefined;
+
+afterAll(async () => {
+  receiver?.kill('SIGKILL');
+  await node?.stop();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+describe('docs/backend.md: the webhook receiver', () => {
+  it('type-checks, and prints the events a node sends it', async () => {
+    mkdirSync(SCRATCH, { recursive: true });
+    dir = mkdtempSync(join(SCRATCH, 'docs-backend-'));
+    const { tsc, module } = await prepareExample(dir, 'receiver', markedBlock('docs/backend.md', 'webhook-receiver').text);
+    expect(tsc).toBe('');
+    const port = await freePort();
+    let printed = '';
+    receiver = spawn(process.execPath, [module], {
+      cwd: ROOT,
+      env: cleanEnv({ WEBHOOK_SECRET: SECRET, PORT: String(port) }),
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    receiver.stdout!.setEncoding('utf8').on('data', (d: string) => (printed += d));
+    const url = `http://127.0.0.1:${port}/events`;
+    await vi.waitFor(async () => expect((await fetch(url, { method: 'POST', body: '{}' })).status).toBe(401), { timeout: 10_000, interval: 100 });
+
+    node = await startNodeProcess('docs-backend', ['--insecure', '--webhook', url, '--webhook-secret', SECRET]);
+    const client = await RawClient.connect(node.ws('user=docs-reader'));
+    await vi.waitFor(() => expect(printed).toBe('online docs-reader\n'), { timeout: 5000, interval: 25 });
+    await client.close();
+    await vi.waitFor(() => expect(printed).toBe('online docs-reader\noffline docs-reader\n'), { timeout: 5000, interval: 25 });
+  }, 60_000);
+});

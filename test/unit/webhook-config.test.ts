@@ -1,0 +1,61 @@
+/**
+ * The webhook settings: read from flags and the environment into
+ * `NodeOptions` with their defaults, and refused in one line when the
+ * secret is missing or the broker cannot log events.
+ */
+import { describe, expect, it } from 'vitest';
+import { ConfigError } from '../../src/server/config/errors.js';
+import { loadConfig } from '../../src/server/config/load.js';
+
+const URL = 'http://127.0.0.1:3000/events';
+
+function load(argv: string[], env: Record<string, string> = {}) {
+  return loadConfig({ argv: ['--insecure', ...argv], env, readFile: () => '' }).options;
+}
+
+function problem(argv: string[]): string {
+  try {
+    load(argv);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    expect(err.message).not.toMatch(/\n/);
+    return err.message;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('webhook settings', () => {
+  it('default to no webhook, 100 events a request, 5 s and 100000 pending', () => {
+    const o = load([]);
+    expect([o.webhook, o.webhookSecret, o.webhookBatch, o.webhookTimeout, o.webhookMaxPending]).toEqual([undefined, undefined, 100, 5000, 100_000]);
+  });
+
+  it('are read from flags and the environment', () => {
+    const o = load(['--webhook', URL, '--webhook-batch', '7', '--webhook-timeout', '250', '--webhook-max-pending', '64'], { SWITCHBOARD_WEBHOOK_SECRET: 'k' });
+    expect([o.webhook, o.webhookSecret, o.webhookBatch, o.webhookTimeout, o.webhookMaxPending]).toEqual([URL, 'k', 7, 250, 64]);
+  });
+
+  it('refuse a webhook without its secret, and a secret without a webhook', () => {
+    expect(problem(['--webhook', URL])).toBe('--webhook needs --webhook-secret (SWITCHBOARD_WEBHOOK_SECRET), the key that signs each request');
+    expect(problem(['--webhook-secret', 'k'])).toBe('--webhook-secret is given without --webhook');
+  });
+
+  it('refuse a URL that is not http or https', () => {
+    expect(problem(['--webhook', 'ftp://x/events', '--webhook-secret', 'k'])).toMatch(/^--webhook: .* must be an http:\/\/ or https:\/\/ URL/);
+  });
+
+  it.each([
+    [['--broker', 'nats://127.0.0.1:4222'], 'over the NATS broker'],
+    [['--broker', 'redis+cluster://127.0.0.1:7000'], 'over a Redis Cluster'],
+    [['--broker', 'amqp://127.0.0.1:5672?store=redis%2Bcluster://127.0.0.1:7000'], 'over a Redis Cluster'],
+    [['--workers', '2'], 'with --workers above 1'],
+  ])('refuse a store that cannot log events: %j', (argv, why) => {
+    expect(problem([...argv, '--webhook', URL, '--webhook-secret', 'k'])).toContain(`--webhook: events are not available ${why}`);
+  });
+
+  it('accept memory, a standalone Redis and RabbitMQ over a standalone Redis', () => {
+    for (const broker of ['memory', 'redis://127.0.0.1:6379', 'amqp://127.0.0.1:5672?store=redis://127.0.0.1:6379']) {
+      expect(load(['--broker', broker, '--webhook', URL, '--webhook-secret', 'k']).webhook).toBe(URL);
+    }
+  });
+});
