@@ -8,29 +8,18 @@ import { SignJWT, type JWTPayload } from 'jose';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { MemoryBroker } from '../../src/brokers/memory/memory-broker.js';
-import { CloseCode, decodeClientFrame, type ServerFrame } from '../../src/protocol/index.js';
+import { CloseCode, decodeClientFrame } from '../../src/protocol/index.js';
 import { TokenVerifier } from '../../src/server/auth/token.js';
 import { FrameHandler } from '../../src/server/core/frame-handler.js';
 import { Gateway } from '../../src/server/core/gateway.js';
 import { Heartbeat } from '../../src/server/core/heartbeat.js';
-import { Session, type Transport } from '../../src/server/core/session.js';
+import { Session } from '../../src/server/core/session.js';
 import { Metrics } from '../../src/server/metrics.js';
 import { withDefaults } from '../../src/server/options.js';
 import { InterestRouting } from '../../src/server/routing/strategies.js';
+import { Recorder } from '../fuzz/core.js';
 
 const SECRET = 'a-long-enough-test-secret-for-hs256!!';
-
-class Recorder implements Transport {
-  readonly frames: ServerFrame[] = [];
-  closedWith: { code: number; reason: string } | undefined;
-  bufferedAmount = 0;
-  send(data: Buffer | string): void {
-    this.frames.push(JSON.parse(String(data)) as ServerFrame);
-  }
-  close(code: number, reason: string): void {
-    this.closedWith = { code, reason };
-  }
-}
 
 function mint(payload: JWTPayload, secret = SECRET): Promise<string> {
   return new SignJWT(payload).setProtectedHeader({ alg: 'HS256', typ: 'JWT' }).sign(new TextEncoder().encode(secret));
@@ -96,7 +85,7 @@ describe('the refresh frame', () => {
   let handler: FrameHandler;
 
   async function setup(verifier?: TokenVerifier): Promise<void> {
-    const options = withDefaults({ nodeId: 'n1', logLevel: 'silent', namespaces: { secret: { private: true } } });
+    const options = withDefaults({ nodeId: 'n1', logLevel: 'silent', namespaces: { secret: { historySize: 0, historyTtl: 0, presence: false, publish: false, private: true } } });
     const metrics = new Metrics({ node: 'n1' });
     gateway = new Gateway('n1', options, new MemoryBroker(), new InterestRouting(), metrics, pino({ level: 'silent' }));
     await gateway.start();
