@@ -15,6 +15,7 @@ import {
   type DisconnectFrame,
   type Publication,
   type PublishResult,
+  type RefreshResult,
   type StreamPosition,
   type SubscribeResult,
   type WelcomeFrame,
@@ -25,6 +26,7 @@ import { backoffDelay } from '../shared/backoff.js';
 import { applyRecovery } from './cursor.js';
 import { decodeServerFrame } from './decode.js';
 import { openSocket, resolveBase } from './dial.js';
+import { TokenRefresher } from './refresh.js';
 import { Emitter } from './emitter.js';
 import { ClientError, LocalErrorCode, serverCloseError } from './errors.js';
 import type { ClientEvents, ClientState, ConnectedEvent, DisconnectedEvent } from './events.js';
@@ -52,6 +54,8 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
   private connectTimer: ReturnType<typeof setTimeout> | undefined;
   private readonly watchdog = new Watchdog(() => this.teardown(CloseCode.HeartbeatTimeout, 'heartbeat timeout', true));
   private readonly requests: Requests;
+  /** Refreshes the session's token before `welcome.expires` (with `getToken` only). */
+  private readonly refresher: TokenRefresher;
   private readonly acks: AckBatcher;
   private readonly subs = new Map<string, Subscription>();
   private readonly host: SubscriptionHost;
@@ -67,6 +71,10 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
     this.personal = new PersonalChannel(this.opts.maxBufferedMessages);
     this.requests = new Requests({ timeout: this.opts.requestTimeout, maxQueued: this.opts.maxQueuedRequests });
     this.acks = new AckBatcher(this.opts.ackInterval, (frame) => this.sendFrame(frame));
+    this.refresher = new TokenRefresher(this.opts, {
+      send: (token) => this.request<RefreshResult>({ type: 'refresh', token }, false),
+      onError: (err) => this.emitError(new ClientError(LocalErrorCode.Token, 'token refresh failed', err)),
+    });
     this.host = {
       isConnected: () => this.currentState === 'connected',
       register: (sub) => this.register(sub),
@@ -257,6 +265,7 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
     }
     clearTimeout(this.connectTimer);
     this.watchdog.stop();
+    this.refresher.stop();
     this.acks.clear();
     this.info = undefined;
     this.personal.drop();
@@ -368,6 +377,7 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
       },
     });
     if (this.ws !== ws || !this.info) return; // a listener disconnected
+    this.refresher.start(w.expires);
     for (const sub of [...this.subs.values()]) sub._connected();
     this.requests.flush((frame) => this.sendFrame(frame));
   }

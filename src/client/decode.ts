@@ -48,7 +48,7 @@ function toWelcome(r: Rec): WelcomeFrame | undefined {
   const messages = toPublications(r.messages);
   if (!isString(r.session) || !isString(r.user) || !isString(r.channel) || !messages) return undefined;
   if (typeof r.ping !== 'number' || !(r.ping >= 0)) return undefined;
-  return {
+  const welcome: WelcomeFrame = {
     type: 'welcome',
     session: r.session,
     node: isString(r.node) ? r.node : '',
@@ -60,6 +60,8 @@ function toWelcome(r: Rec): WelcomeFrame | undefined {
     messages,
     ping: r.ping,
   };
+  if (isInt(r.expires)) welcome.expires = r.expires;
+  return welcome;
 }
 
 /**

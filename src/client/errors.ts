@@ -63,8 +63,8 @@ const ROUTINE_CLOSES: ReadonlySet<number> = new Set<number>([
 /**
  * The server closed the connection for a fault: a limit the client broke
  * (4129 rate limited, 4101 slow consumer, 4008 abuse, 1009 frame too
- * large), a refusal (4001, 4003), a close by the server API (4000), an
- * error (1011). `code` is `server_close`; `closeCode` says which.
+ * large), an expired token (4105), a refusal (4001, 4003), a close by
+ * the server API (4000), an error (1011). `code` is `server_close`; `closeCode` says which.
  */
 export class ServerCloseError extends ClientError {
   /** The close code, from the server's `disconnect` frame or the socket. */

@@ -8,6 +8,8 @@ import type { ClientFrame, Publication, ServerFrame, StreamPosition } from './fr
 
 /** Deepest nesting of arrays and objects accepted in a frame. */
 export const MAX_JSON_DEPTH = 32;
+/** Longest token a `refresh` frame may carry (a JWT with many channel grants fits easily). */
+export const MAX_TOKEN_CHARS = 16_384;
 
 export type DecodeResult =
   | { ok: true; frame: ClientFrame }
@@ -96,6 +98,7 @@ export function validateClientFrame(raw: unknown): DecodeResult {
     case 'publish':
     case 'send':
     case 'ping':
+    case 'refresh':
       break;
     default:
       return fail(ErrorCode.BadRequest, `unknown frame type "${type.slice(0, 32)}"`, id);
@@ -108,6 +111,12 @@ export function validateClientFrame(raw: unknown): DecodeResult {
   switch (type) {
     case 'ping':
       return { ok: true, frame: { type: 'ping', id } };
+    case 'refresh': {
+      if (typeof raw.token !== 'string' || raw.token.length === 0 || raw.token.length > MAX_TOKEN_CHARS) {
+        return fail(ErrorCode.BadRequest, `refresh needs a "token": a string of 1-${MAX_TOKEN_CHARS} characters`, id);
+      }
+      return { ok: true, frame: { type: 'refresh', id, token: raw.token } };
+    }
     case 'send': {
       if (!isValidUserId(raw.user)) return fail(ErrorCode.BadRequest, 'send needs a valid "user"', id);
       if (!('data' in raw)) return fail(ErrorCode.BadRequest, 'send needs "data"', id);

@@ -72,6 +72,8 @@ export const CloseCode = {
   HeartbeatTimeout: 4103,
   /** The node could not be sure the connection got every message (broker state lost): reconnect and recover. */
   StateLost: 4104,
+  /** The session's token expired without a `refresh`: reconnect with a fresh token. */
+  TokenExpired: 4105,
   RateLimited: 4129,
 } as const;
 

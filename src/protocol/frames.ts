@@ -60,6 +60,16 @@ export interface PingFrame {
 export interface PongFrame {
   type: 'pong';
 }
+/** A new token for the session before its current one expires (`welcome.expires`). */
+export interface RefreshFrame {
+  type: 'refresh';
+  id: number;
+  token: string;
+}
+/** The reply to `refresh`: the session's new expiry, absent when the new token has no `exp`. */
+export interface RefreshResult {
+  expires?: number;
+}
 
 export type ClientFrame =
   | SubscribeFrame
@@ -68,7 +78,8 @@ export type ClientFrame =
   | SendFrame
   | AckFrame
   | PingFrame
-  | PongFrame;
+  | PongFrame
+  | RefreshFrame;
 
 export type ClientFrameType = ClientFrame['type'];
 
@@ -102,6 +113,8 @@ export interface WelcomeFrame {
   messages: Publication[];
   /** Heartbeat interval in seconds. */
   ping: number;
+  /** When the session's identity expires (the token's `exp`, Unix seconds): `refresh` before then, or it is closed with 4105. */
+  expires?: number;
 }
 
 export interface MessageFrame extends Publication {

@@ -19,6 +19,7 @@ const CLIENT_FRAME_TYPES = Object.keys({
   ack: true,
   ping: true,
   pong: true,
+  refresh: true,
 } satisfies Record<ClientFrameType, true>);
 
 /** Every server frame type, likewise. */

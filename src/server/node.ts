@@ -102,7 +102,7 @@ export async function startNode(partial: NodeOptionsInput = {}, deps: NodeDeps =
     throw err;
   }
   const verifier = new TokenVerifier({ secret: options.secret, publicKey: options.publicKey });
-  const frames = new FrameHandler(gateway, metrics, options.limits.maxSubscriptions);
+  const frames = new FrameHandler(gateway, metrics, options.limits.maxSubscriptions, verifier);
   const startedAt = Date.now();
   const load = new LoadMeter(metrics);
   let draining = false;

@@ -17,6 +17,7 @@ import {
   type ErrorBody,
 } from '../../protocol/index.js';
 import { decodeClientFrameBinary, type WireCodec } from '../../protocol/msgpack.js';
+import { TokenError, TokenVerifier, type Identity } from '../auth/token.js';
 import type { Metrics } from '../metrics.js';
 import type { Gateway } from './gateway.js';
 import type { FrameKind } from './rate.js';
@@ -46,6 +47,8 @@ export class FrameHandler {
     private readonly gateway: Gateway,
     private readonly metrics: Metrics,
     private readonly maxSubscriptions: number,
+    /** Checks the tokens of `refresh` frames: the node's own verifier. Without one, every refresh is refused as `unauthorized`. */
+    private readonly verifier: TokenVerifier = new TokenVerifier({}),
   ) {}
 
   /** Handle a received WebSocket message: checks now, the work in the session's queue. Never throws. */
@@ -126,6 +129,26 @@ export class FrameHandler {
         );
         return;
       }
+      case 'refresh': {
+        const identity = await this.verify(frame.token);
+        if (identity.user !== session.user) {
+          throw new SwitchboardError(ErrorCode.Forbidden, 'the new token names another user than the session');
+        }
+        // The new grants apply to later subscribes and publishes; subscriptions made under the old ones stay.
+        session.grants = identity.channels;
+        session.expires = identity.exp;
+        session.send({ type: 'reply', id: frame.id, result: identity.exp !== undefined ? { expires: identity.exp } : {} });
+        return;
+      }
+    }
+  }
+
+  /** A `refresh` token's identity; a token the verifier refuses is `unauthorized` and leaves the session as it was. */
+  private async verify(token: string): Promise<Identity> {
+    try {
+      return await this.verifier.verify(token);
+    } catch (err) {
+      throw new SwitchboardError(ErrorCode.Unauthorized, err instanceof TokenError ? err.message : 'invalid token');
     }
   }
 

@@ -37,6 +37,8 @@ import { Session, type Outgoing, type Transport } from './session.js';
 export interface OpenSession {
   user: string;
   grants: string[];
+  /** The token's `exp` (Unix seconds), when it has one. */
+  expires?: number;
   transport: Transport;
   /** The connection's codec, from its subprotocol. Default `json`. */
   codec?: WireCodec;
@@ -114,6 +116,7 @@ export class Gateway {
       user: init.user,
       ...(init.device ? { device: init.device } : {}),
       grants: init.grants,
+      ...(init.expires !== undefined ? { expires: init.expires } : {}),
       ...(init.codec ? { codec: init.codec } : {}),
       transport: init.transport,
       limits: this.options.limits,

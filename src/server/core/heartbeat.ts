@@ -1,7 +1,12 @@
 /**
  * The heartbeat: a `ping` to each session that has been quiet for the ping
- * interval, and a close for a session that did not answer its last
- * ping within the pong timeout (4103).
+ * interval, a close for a session that did not answer its last ping within
+ * the pong timeout (4103), and a close for a session whose token expired
+ * without a `refresh` (4105). One node-wide sweep does all three: the
+ * expiry check is one comparison per session on a pass that visits every
+ * session anyway, where a timer per session would cost memory and timer
+ * churn on each of 100k connections. An expired session is closed within
+ * one sweep interval (at most a second) after its `expires`.
  */
 import { CloseCode } from '../../protocol/index.js';
 import type { Session } from './session.js';
@@ -28,11 +33,15 @@ export class Heartbeat {
     if (this.timer) clearInterval(this.timer);
   }
 
-  /** Send `ping` to quiet sessions; close the ones that did not answer the last one in time. */
+  /** Close expired sessions; send `ping` to quiet ones; close the ones that did not answer the last one in time. */
   private beat(now: number): void {
     const quietMs = this.pingS * 1000;
     const timeoutMs = this.pongTimeoutS * 1000;
     for (const s of this.sessions) {
+      if (s.expires !== undefined && now >= s.expires * 1000) {
+        s.disconnect(CloseCode.TokenExpired, 'token expired: reconnect with a fresh token', true);
+        continue;
+      }
       if (s.pingSentAt !== undefined) {
         if (now - s.pingSentAt > timeoutMs) s.disconnect(CloseCode.HeartbeatTimeout, 'heartbeat timeout', true);
       } else if (now - s.lastSentAt >= quietMs) {

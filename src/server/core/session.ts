@@ -4,7 +4,7 @@
  * `deliver`, which de-duplicates by offset and holds messages back while a
  * subscription is still recovering; all teardown goes through `disconnect`.
  */
-import { CloseCode, encodeMessage, type DisconnectFrame, type Publication, type ServerFrame, type SubscribeResult } from '../../protocol/index.js';
+import { CloseCode, encodeMessage, type DisconnectFrame, type Publication, type ServerFrame, type SubscribeResult, type WelcomeFrame } from '../../protocol/index.js';
 import { encodeMessageBinary, encodeServerFrameBinary, type WireCodec } from '../../protocol/msgpack.js';
 import type { Limits } from '../options.js';
 import { FrameBudget, WindowCounter, type Admission, type FrameKind } from './rate.js';
@@ -101,6 +101,8 @@ export interface SessionInit {
   device?: string;
   /** Channel patterns granted by the token. */
   grants: string[];
+  /** When the token expires (its `exp`, Unix seconds); the session is closed then unless refreshed. */
+  expires?: number;
   /** How frames are encoded on this connection (the negotiated subprotocol). Default `json`. */
   codec?: WireCodec;
   transport: Transport;
@@ -116,7 +118,10 @@ export class Session {
   readonly id: string;
   readonly user: string;
   readonly device: string;
-  readonly grants: string[];
+  /** Channel patterns granted by the token; replaced by a `refresh` (checked at subscribe and publish time). */
+  grants: string[];
+  /** When the identity expires (Unix seconds), if it does: the heartbeat sweep closes the session then with 4105. */
+  expires: number | undefined;
   /** `json` (text frames) or `msgpack` (binary frames), fixed at the upgrade. */
   readonly codec: WireCodec;
   /** Every channel this session is subscribed to or subscribing to, its personal channel included. */
@@ -153,6 +158,7 @@ export class Session {
     this.user = init.user;
     this.device = init.device ?? '';
     this.grants = init.grants;
+    this.expires = init.expires;
     this.codec = init.codec ?? 'json';
     this.transport = init.transport;
     this.limits = init.limits;
@@ -360,7 +366,9 @@ export class Session {
   /** The `welcome` frame: this session, its node, and what the personal `channel` recovered. */
   welcome(node: string, channel: string, result: SubscribeResult, ping: number): void {
     const { offset = 0, epoch = '', recovered, messages } = result;
-    this.send({ type: 'welcome', session: this.id, node, user: this.user, channel, offset, epoch, recovered, messages, ping });
+    const frame: WelcomeFrame = { type: 'welcome', session: this.id, node, user: this.user, channel, offset, epoch, recovered, messages, ping };
+    if (this.expires !== undefined) frame.expires = this.expires;
+    this.send(frame);
   }
 
   send(frame: ServerFrame): boolean {

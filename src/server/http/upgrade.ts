@@ -237,6 +237,7 @@ export class Upgrader implements SocketOwner {
     const session = this.ctx.gateway.open({
       user: identity.user,
       grants: identity.channels,
+      ...(identity.exp !== undefined ? { expires: identity.exp } : {}),
       since: resume.since,
       device: resume.device,
       codec: transport.codec,
