@@ -11,7 +11,7 @@ export type BrokerOperation = 'publish' | 'history';
 const BROKER_OPERATIONS: readonly BrokerOperation[] = ['publish', 'history'];
 
 /** Every client frame type (a `Record` so that a new type in the protocol fails to compile here until it is listed). */
-const CLIENT_FRAME_TYPES = Object.keys({
+export const CLIENT_FRAME_TYPES = Object.keys({
   subscribe: true,
   unsubscribe: true,
   publish: true,

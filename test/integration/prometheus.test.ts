@@ -14,6 +14,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { ServerFrame } from '../../src/protocol/index.js';
+import { CLIENT_FRAME_TYPES } from '../../src/server/metrics.js';
 import { api } from '../helpers/api.js';
 import { running, tempDir, track, waitExit } from '../helpers/children.js';
 import { startNodeProcess, writeConfig, type NodeProcess } from '../helpers/node-process.js';
@@ -267,7 +268,7 @@ describe('metrics in a real Prometheus', () => {
       finite(seen, 'Connections / {{instance}}') === 2 &&
       finite(seen, 'Subscriptions / {{instance}}') === 2 &&
       // Counters through rate() (once two scrapes are in the window): a series per node and frame type, zero-initialised ones included.
-      finite(seen, 'Frames in by type / {{instance}} {{type}}') === 2 * 7 &&
+      finite(seen, 'Frames in by type / {{instance}} {{type}}') === 2 * CLIENT_FRAME_TYPES.length &&
       // Quantiles of the traffic of the first test: deliveries and broker calls on both nodes.
       finite(seen, 'Delivery latency / {{instance}} p99') === 2 &&
       finite(seen, 'Broker round trip / {{instance}} {{operation}} p99') === 2 * 2;
