@@ -28,6 +28,8 @@ import { closeSpread, drainPlan } from './drain-pace.js';
 import { sleep } from '../shared/time.js';
 import { ROUTINGS, detectionMs, withDefaults, type NodeOptions, type NodeOptionsInput } from './options.js';
 import { createRouting, HashRingRouting } from './routing/strategies.js';
+import { HookClient } from './hooks/client.js';
+import { RpcHook } from './hooks/rpc.js';
 import { createWebhookSender, type WebhookSender } from './events/webhook.js';
 
 export interface SwitchboardNode extends ServerCommands {
@@ -102,7 +104,12 @@ export async function startNode(partial: NodeOptionsInput = {}, deps: NodeDeps =
     throw err;
   }
   const verifier = new TokenVerifier({ secret: options.secret, publicKey: options.publicKey });
-  const frames = new FrameHandler(gateway, metrics, options.limits.maxSubscriptions, verifier);
+  const hooks = new HookClient(
+    { secret: options.hookSecret ?? options.webhookSecret, timeoutMs: options.hookTimeout, maxInFlight: options.hookMaxInFlight },
+    metrics,
+  );
+  const rpc = options.rpcHook === undefined ? undefined : new RpcHook(hooks, options.rpcHook);
+  const frames = new FrameHandler(gateway, metrics, options.limits.maxSubscriptions, verifier, rpc);
   const startedAt = Date.now();
   const load = new LoadMeter(metrics);
   let draining = false;
@@ -272,6 +279,7 @@ export async function startNode(partial: NodeOptionsInput = {}, deps: NodeDeps =
     server.closeAllConnections();
     // The events still waiting go to another node (or this node's next life) through the released leases.
     await webhook?.stop();
+    hooks.close();
     await gateway.close();
     log.info('switchboard node stopped');
   };
