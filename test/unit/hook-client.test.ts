@@ -45,7 +45,7 @@ function answer(res: http.ServerResponse, status: number, body: string): void {
 }
 
 function client(options: Partial<{ timeoutMs: number; maxInFlight: number; secret: string }> = {}): { hooks: HookClient; metrics: Metrics } {
-  const metrics = new Metrics();
+  const metrics = new Metrics({ node: 'hooks' });
   const hooks = new HookClient({ secret: SECRET, timeoutMs: 1000, maxInFlight: 16, ...options }, metrics);
   clients.push(hooks);
   return { hooks, metrics };
