@@ -99,6 +99,9 @@ export async function startNode(partial: NodeOptionsInput = {}, deps: NodeDeps =
   let webhook: WebhookSender | undefined;
   try {
     webhook = createWebhookSender(options, broker, metrics, log, () => cluster.nodes().length);
+    if (options.rpcHook !== undefined && options.hookSecret === undefined && options.webhookSecret === undefined) {
+      throw new Error('rpcHook needs hookSecret (or webhookSecret): hook requests are always signed');
+    }
   } catch (err) {
     await broker.close();
     throw err;
