@@ -92,7 +92,11 @@ function checkAmqpStore(value: string, origin: string): void {
   }
 }
 
-/** A hook is always signed: `--rpc-hook` needs `--hook-secret` or `--webhook-secret`; a hook secret without a hook is a mistake. */
+/**
+ * A hook is always signed: `--rpc-hook` needs `--hook-secret`, or the
+ * webhook's `--webhook-secret` (which itself comes with `--webhook`); a hook
+ * secret without a hook is a mistake.
+ */
 function checkHooks(values: SettingValues, origins: Origins): void {
   if (values.rpcHook === undefined) {
     if (values.hookSecret !== undefined) throw new ConfigError(`${origins.hookSecret ?? '--hook-secret'} is given without --rpc-hook`);
@@ -100,7 +104,7 @@ function checkHooks(values: SettingValues, origins: Origins): void {
   }
   if (values.hookSecret === undefined && values.webhookSecret === undefined) {
     throw new ConfigError(
-      `${origins.rpcHook ?? '--rpc-hook'} needs --hook-secret (SWITCHBOARD_HOOK_SECRET) or --webhook-secret, the key that signs each request`,
+      `${origins.rpcHook ?? '--rpc-hook'} needs --hook-secret (SWITCHBOARD_HOOK_SECRET), the key that signs each request (or --webhook with its --webhook-secret)`,
     );
   }
 }
