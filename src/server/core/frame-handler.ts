@@ -136,7 +136,10 @@ export class FrameHandler {
         if (!this.rpc) throw new SwitchboardError(ErrorCode.NotFound, 'no rpc hook configured');
         const { id } = frame;
         // Not awaited: a slow backend delays this reply only, not the frames after it.
-        this.rpc.call(session.user, session.id, frame.method, frame.data).then(
+        const rpc = this.rpc;
+        const calling = session.runAside(() => rpc.call(session.user, session.id, frame.method, frame.data));
+        if (!calling) throw new SwitchboardError(ErrorCode.RateLimited, 'too many requests in flight');
+        calling.then(
           (data) => session.send({ type: 'reply', id, result: { data } }),
           (err: unknown) => this.sendError(session, id, toErrorBody(err)),
         );
