@@ -10,12 +10,12 @@ import {
   ErrorCode,
   isTerminalClose,
   isValidChannel,
-  isValidUserId,
   type ClientFrame,
   type DisconnectFrame,
   type Publication,
   type PublishResult,
   type RefreshResult,
+  type RpcResult,
   type StreamPosition,
   type SubscribeResult,
   type WelcomeFrame,
@@ -23,6 +23,7 @@ import {
 import { codecOfSubprotocol, encodeClientFrameBinary } from '../protocol/msgpack.js';
 import { AckBatcher } from './ack.js';
 import { backoffDelay } from '../shared/backoff.js';
+import { publishBody, rpcBody, sendBody } from './calls.js';
 import { applyRecovery } from './cursor.js';
 import { decodeServerFrame } from './decode.js';
 import { openSocket, resolveBase } from './dial.js';
@@ -159,18 +160,17 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
    * `undefined` data.
    */
   publish(channel: string, data: unknown): Promise<PublishResult> {
-    if (!isValidChannel(channel)) {
-      throw new ClientError(ErrorCode.BadRequest, `invalid channel name ${JSON.stringify(channel)}`);
-    }
-    if (data === undefined) throw new ClientError(ErrorCode.BadRequest, 'data must not be undefined');
-    return this.request<PublishResult | undefined>({ type: 'publish', channel, data }).then((r) => r ?? {});
+    return this.request<PublishResult | undefined>(publishBody(channel, data)).then((r) => r ?? {});
   }
 
   /** Send `data` to every session of `user` (publish to `user:<user>`); like `publish`. */
   send(user: string, data: unknown): Promise<PublishResult> {
-    if (!isValidUserId(user)) throw new ClientError(ErrorCode.BadRequest, `invalid user id ${JSON.stringify(user)}`);
-    if (data === undefined) throw new ClientError(ErrorCode.BadRequest, 'data must not be undefined');
-    return this.request<PublishResult | undefined>({ type: 'send', user, data }).then((r) => r ?? {});
+    return this.request<PublishResult | undefined>(sendBody(user, data)).then((r) => r ?? {});
+  }
+
+  /** Call `method` of the backend's rpc hook with `data`; resolves with its answer. Queued and rejected like `publish` (`not_found`: no rpc hook). */
+  rpc(method: string, data: unknown): Promise<unknown> {
+    return this.request<RpcResult>(rpcBody(method, data)).then((r) => r.data);
   }
 
   /** Round trip to the server; resolves with the time it took in ms. Queued and rejected like `publish`. */

@@ -11,6 +11,9 @@ export const MAX_JSON_DEPTH = 32;
 /** Longest token a `refresh` frame may carry (a JWT with many channel grants fits easily). */
 export const MAX_TOKEN_CHARS = 16_384;
 
+/** An rpc method name: 1-128 characters of A-Za-z0-9_.:/- (a URL path segment or a dotted name fits). */
+export const RPC_METHOD = /^[A-Za-z0-9_.:/-]{1,128}$/;
+
 export type DecodeResult =
   | { ok: true; frame: ClientFrame }
   /** `id` is set when the frame had a usable id, so the error can be sent as a reply. */
@@ -99,6 +102,7 @@ export function validateClientFrame(raw: unknown): DecodeResult {
     case 'send':
     case 'ping':
     case 'refresh':
+    case 'rpc':
       break;
     default:
       return fail(ErrorCode.BadRequest, `unknown frame type "${type.slice(0, 32)}"`, id);
@@ -116,6 +120,13 @@ export function validateClientFrame(raw: unknown): DecodeResult {
         return fail(ErrorCode.BadRequest, `refresh needs a "token": a string of 1-${MAX_TOKEN_CHARS} characters`, id);
       }
       return { ok: true, frame: { type: 'refresh', id, token: raw.token } };
+    }
+    case 'rpc': {
+      if (typeof raw.method !== 'string' || !RPC_METHOD.test(raw.method)) {
+        return fail(ErrorCode.BadRequest, 'rpc needs a "method": 1-128 characters of A-Za-z0-9_.:/-', id);
+      }
+      if (!('data' in raw)) return fail(ErrorCode.BadRequest, 'rpc needs "data"', id);
+      return { ok: true, frame: { type: 'rpc', id, method: raw.method, data: raw.data } };
     }
     case 'send': {
       if (!isValidUserId(raw.user)) return fail(ErrorCode.BadRequest, 'send needs a valid "user"', id);

@@ -71,6 +71,18 @@ export interface RefreshResult {
   expires?: number;
 }
 
+/** A call of a method of the business backend (`--rpc-hook`); the reply's result is `{data}`, the backend's answer. */
+export interface RpcFrame {
+  type: 'rpc';
+  id: number;
+  method: string;
+  data: unknown;
+}
+/** The reply to `rpc`. */
+export interface RpcResult {
+  data: unknown;
+}
+
 export type ClientFrame =
   | SubscribeFrame
   | UnsubscribeFrame
@@ -79,7 +91,8 @@ export type ClientFrame =
   | AckFrame
   | PingFrame
   | PongFrame
-  | RefreshFrame;
+  | RefreshFrame
+  | RpcFrame;
 
 export type ClientFrameType = ClientFrame['type'];
 

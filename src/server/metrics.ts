@@ -20,6 +20,7 @@ export const CLIENT_FRAME_TYPES = Object.keys({
   ping: true,
   pong: true,
   refresh: true,
+  rpc: true,
 } satisfies Record<ClientFrameType, true>);
 
 /** Every server frame type, likewise. */
@@ -107,6 +108,10 @@ export class Metrics {
   readonly eventsPending: Gauge;
   /** Age of the oldest waiting event, as this node last read the log. */
   readonly eventsOldestAge: Gauge;
+  /** Backend hook requests, by hook and outcome (`ok`, a refusal's error code, `busy` past `--hook-max-in-flight`). */
+  readonly hookRequests: Counter<'hook' | 'outcome'>;
+  /** Time of one hook request that was sent, by hook, failed ones included. */
+  readonly hookDuration: Histogram<'hook'>;
 
   constructor(labels: { node: string }) {
     const registers = [this.registry];
@@ -240,6 +245,19 @@ export class Metrics {
     this.eventsOldestAge = new Gauge({
       name: 'switchboard_events_oldest_pending_seconds',
       help: 'Age of the oldest event waiting for the webhook (0: none waits)',
+      registers,
+    });
+    this.hookRequests = new Counter({
+      name: 'switchboard_hook_requests_total',
+      help: 'Backend hook requests, by hook and outcome (ok, an error code, busy)',
+      labelNames: ['hook', 'outcome'],
+      registers,
+    });
+    this.hookDuration = new Histogram({
+      name: 'switchboard_hook_duration_seconds',
+      help: 'Time of one backend hook request, by hook, failed ones included',
+      labelNames: ['hook'],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
       registers,
     });
     this.initLabels();

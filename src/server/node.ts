@@ -28,6 +28,8 @@ import { closeSpread, drainPlan } from './drain-pace.js';
 import { sleep } from '../shared/time.js';
 import { ROUTINGS, detectionMs, withDefaults, type NodeOptions, type NodeOptionsInput } from './options.js';
 import { createRouting, HashRingRouting } from './routing/strategies.js';
+import { HookClient } from './hooks/client.js';
+import { RpcHook } from './hooks/rpc.js';
 import { createWebhookSender, type WebhookSender } from './events/webhook.js';
 
 export interface SwitchboardNode extends ServerCommands {
@@ -97,12 +99,20 @@ export async function startNode(partial: NodeOptionsInput = {}, deps: NodeDeps =
   let webhook: WebhookSender | undefined;
   try {
     webhook = createWebhookSender(options, broker, metrics, log, () => cluster.nodes().length);
+    if (options.rpcHook !== undefined && options.hookSecret === undefined && options.webhookSecret === undefined) {
+      throw new Error('rpcHook needs hookSecret (or webhookSecret): hook requests are always signed');
+    }
   } catch (err) {
     await broker.close();
     throw err;
   }
   const verifier = new TokenVerifier({ secret: options.secret, publicKey: options.publicKey });
-  const frames = new FrameHandler(gateway, metrics, options.limits.maxSubscriptions, verifier);
+  const hooks = new HookClient(
+    { secret: options.hookSecret ?? options.webhookSecret, timeoutMs: options.hookTimeout, maxInFlight: options.hookMaxInFlight },
+    metrics,
+  );
+  const rpc = options.rpcHook === undefined ? undefined : new RpcHook(hooks, options.rpcHook);
+  const frames = new FrameHandler(gateway, metrics, options.limits.maxSubscriptions, verifier, rpc);
   const startedAt = Date.now();
   const load = new LoadMeter(metrics);
   let draining = false;
@@ -272,6 +282,7 @@ export async function startNode(partial: NodeOptionsInput = {}, deps: NodeDeps =
     server.closeAllConnections();
     // The events still waiting go to another node (or this node's next life) through the released leases.
     await webhook?.stop();
+    hooks.close();
     await gateway.close();
     log.info('switchboard node stopped');
   };

@@ -105,6 +105,14 @@ export interface NodeOptions {
   webhookTimeout: number;
   /** Events waiting for delivery at most, cluster-wide; past it, new events are dropped, counted and logged. */
   webhookMaxPending: number;
+  /** POST client `rpc` frames to this URL (docs/backend.md); none: an rpc is answered `not_found`. */
+  rpcHook?: string;
+  /** HMAC key of the hook requests' signature; none: `webhookSecret`, and unsigned without either. */
+  hookSecret?: string;
+  /** Milliseconds a hook request may take; past it the action is refused as `unavailable`. */
+  hookTimeout: number;
+  /** Hook requests in flight on this node at most; past it an action is refused as `unavailable` at once. */
+  hookMaxInFlight: number;
   /** Use the last address of `X-Forwarded-For` (the one the proxy appended) as the client IP (behind a trusted proxy). */
   trustProxy: boolean;
   /** Offer permessage-deflate (messages of 1 KiB and more compressed, no context takeover). Off: CPU matters more than bytes by default. */
@@ -197,6 +205,8 @@ export function withDefaults(partial: NodeOptionsInput = {}): NodeOptions {
     webhookBatch: 100,
     webhookTimeout: 5000,
     webhookMaxPending: 100_000,
+    hookTimeout: 3000,
+    hookMaxInFlight: 256,
     trustProxy: false,
     permessageDeflate: false,
     msgpack: false,

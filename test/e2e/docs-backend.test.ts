@@ -53,3 +53,34 @@ describe('docs/backend.md: the webhook receiver', () => {
     await vi.waitFor(() => expect(printed).toBe('online docs-reader\noffline docs-reader\n'), { timeout: 5000, interval: 25 });
   }, 60_000);
 });
+
+describe('docs/backend.md: the rpc backend', () => {
+  let backend: ChildProcess | undefined;
+  let rpcNode: NodeProcess | undefined;
+  afterAll(async () => {
+    backend?.kill('SIGKILL');
+    await rpcNode?.stop();
+  });
+
+  it('type-checks, and answers rpc calls a real node passes on, refusing unknown methods', async () => {
+    mkdirSync(SCRATCH, { recursive: true });
+    const scratch = mkdtempSync(join(SCRATCH, 'docs-rpc-'));
+    try {
+      const { tsc, module } = await prepareExample(scratch, 'rpc', markedBlock('docs/backend.md', 'rpc-backend').text);
+      expect(tsc).toBe('');
+      const port = await freePort();
+      backend = spawn(process.execPath, [module], { cwd: ROOT, env: cleanEnv({ HOOK_SECRET: SECRET, PORT: String(port) }), stdio: 'ignore' });
+      const url = `http://127.0.0.1:${port}/rpc`;
+      await vi.waitFor(async () => expect((await fetch(url, { method: 'POST', body: '{}' })).status).toBe(401), { timeout: 10_000, interval: 100 });
+
+      rpcNode = await startNodeProcess('docs-rpc', ['--insecure', '--rpc-hook', url, '--hook-secret', SECRET]);
+      const client = await RawClient.connect(rpcNode.ws('user=docs-caller'));
+      expect(await client.request({ type: 'rpc', method: 'whoami', data: null })).toMatchObject({ result: { data: { user: 'docs-caller' } } });
+      expect(await client.request({ type: 'rpc', method: 'add', data: { a: 2, b: 3 } })).toMatchObject({ result: { data: 5 } });
+      expect(await client.request({ type: 'rpc', method: 'nope', data: {} })).toMatchObject({ error: { code: 'not_found', message: 'no method nope' } });
+      await client.close();
+    } finally {
+      rmSync(scratch, { recursive: true, force: true });
+    }
+  }, 60_000);
+});

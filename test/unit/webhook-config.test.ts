@@ -1,13 +1,15 @@
 /**
  * The webhook settings: read from flags and the environment into
  * `NodeOptions` with their defaults, and refused in one line when the
- * secret is missing or the broker cannot log events.
+ * secret is missing or the broker cannot log events; and the settings of
+ * the backend hooks, which sign like the webhook.
  */
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/server/config/errors.js';
 import { loadConfig } from '../../src/server/config/load.js';
 
 const URL = 'http://127.0.0.1:3000/events';
+const HOOK = 'http://127.0.0.1:3000/rpc';
 
 function load(argv: string[], env: Record<string, string> = {}) {
   return loadConfig({ argv: ['--insecure', ...argv], env, readFile: () => '' }).options;
@@ -57,5 +59,31 @@ describe('webhook settings', () => {
     for (const broker of ['memory', 'redis://127.0.0.1:6379', 'amqp://127.0.0.1:5672?store=redis://127.0.0.1:6379']) {
       expect(load(['--broker', broker, '--webhook', URL, '--webhook-secret', 'k']).webhook).toBe(URL);
     }
+  });
+});
+
+describe('hook settings', () => {
+  it('default to no rpc hook, 3000 ms and 256 in flight', () => {
+    const o = load([]);
+    expect([o.rpcHook, o.hookSecret, o.hookTimeout, o.hookMaxInFlight]).toEqual([undefined, undefined, 3000, 256]);
+  });
+
+  it('are read from flags and the environment', () => {
+    const o = load(['--rpc-hook', HOOK, '--hook-timeout', '250', '--hook-max-in-flight', '8'], { SWITCHBOARD_HOOK_SECRET: 'k' });
+    expect([o.rpcHook, o.hookSecret, o.hookTimeout, o.hookMaxInFlight]).toEqual([HOOK, 'k', 250, 8]);
+  });
+
+  it('take the webhook secret when no hook secret is given', () => {
+    const o = load(['--rpc-hook', HOOK, '--webhook', 'http://127.0.0.1:3000/events', '--webhook-secret', 'w']);
+    expect([o.hookSecret, o.webhookSecret]).toEqual([undefined, 'w']);
+  });
+
+  it('refuse an rpc hook without a key, a hook secret without a hook, and a URL that is not http', () => {
+    expect(problem(['--rpc-hook', HOOK])).toBe(
+      '--rpc-hook needs --hook-secret (SWITCHBOARD_HOOK_SECRET), the key that signs each request (or --webhook with its --webhook-secret)',
+    );
+    expect(problem(['--hook-secret', 'k'])).toBe('--hook-secret is given without --rpc-hook');
+    expect(problem(['--rpc-hook', 'ws://x/rpc', '--hook-secret', 'k'])).toMatch(/^--rpc-hook: .* must be an http:\/\/ or https:\/\/ URL/);
+    expect(problem(['--rpc-hook', HOOK, '--hook-secret', 'k', '--hook-max-in-flight', '0'])).toMatch(/--hook-max-in-flight/);
   });
 });

@@ -61,6 +61,7 @@ export function checkAvailability(values: SettingValues, origins: Origins): void
     );
   }
   checkWebhook(values, origins, kind, check.ok ? broker : undefined);
+  checkHooks(values, origins);
   const workers = values.workers ?? 1;
   if (workers > 1 && values.hashringRedirect === true) {
     throw new ConfigError(
@@ -88,6 +89,23 @@ function checkAmqpStore(value: string, origin: string): void {
   const kind = checkBroker(store);
   if (!kind.ok || (kind.kind !== 'redis' && kind.kind !== 'redis-cluster')) {
     throw new ConfigError(`${origin}: the store of the RabbitMQ broker must be a redis:// or redis+cluster:// URL: ${hint}`);
+  }
+}
+
+/**
+ * A hook is always signed: `--rpc-hook` needs `--hook-secret`, or the
+ * webhook's `--webhook-secret` (which itself comes with `--webhook`); a hook
+ * secret without a hook is a mistake.
+ */
+function checkHooks(values: SettingValues, origins: Origins): void {
+  if (values.rpcHook === undefined) {
+    if (values.hookSecret !== undefined) throw new ConfigError(`${origins.hookSecret ?? '--hook-secret'} is given without --rpc-hook`);
+    return;
+  }
+  if (values.hookSecret === undefined && values.webhookSecret === undefined) {
+    throw new ConfigError(
+      `${origins.rpcHook ?? '--rpc-hook'} needs --hook-secret (SWITCHBOARD_HOOK_SECRET), the key that signs each request (or --webhook with its --webhook-secret)`,
+    );
   }
 }
 

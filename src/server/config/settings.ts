@@ -183,6 +183,17 @@ export const SETTINGS = {
     max: MAX,
     help: 'events waiting for the webhook at most, cluster-wide; past it new events are dropped (counted and logged)',
   },
+  rpcHook: { flag: 'rpc-hook', kind: 'string', arg: '<url>', check: checkWebhook, help: 'POST client rpc frames to this URL; its answer is the reply' },
+  hookSecret: { flag: 'hook-secret', kind: 'string', arg: '<key>', sensitive: true, help: 'HMAC key that signs hook requests (default: --webhook-secret)' },
+  hookTimeout: { flag: 'hook-timeout', kind: 'integer', arg: '<ms>', min: 10, max: 600_000, help: 'how long a hook request may take before the action is refused as unavailable' },
+  hookMaxInFlight: {
+    flag: 'hook-max-in-flight',
+    kind: 'integer',
+    arg: '<n>',
+    min: 1,
+    max: 100_000,
+    help: 'hook requests in flight per node at most; past it actions are refused as unavailable at once',
+  },
   trustProxy: { flag: 'trust-proxy', kind: 'boolean', help: 'take the client IP from X-Forwarded-For (its last address)' },
   permessageDeflate: {
     flag: 'permessage-deflate',

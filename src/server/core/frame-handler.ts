@@ -18,6 +18,7 @@ import {
 } from '../../protocol/index.js';
 import { decodeClientFrameBinary, type WireCodec } from '../../protocol/msgpack.js';
 import { TokenError, TokenVerifier, type Identity } from '../auth/token.js';
+import type { RpcHook } from '../hooks/rpc.js';
 import type { Metrics } from '../metrics.js';
 import type { Gateway } from './gateway.js';
 import type { FrameKind } from './rate.js';
@@ -49,6 +50,8 @@ export class FrameHandler {
     private readonly maxSubscriptions: number,
     /** Checks the tokens of `refresh` frames: the node's own verifier. Without one, every refresh is refused as `unauthorized`. */
     private readonly verifier: TokenVerifier = new TokenVerifier({}),
+    /** Answers `rpc` frames; without one, each is answered `not_found`. */
+    private readonly rpc?: RpcHook,
   ) {}
 
   /** Handle a received WebSocket message: checks now, the work in the session's queue. Never throws. */
@@ -125,6 +128,19 @@ export class FrameHandler {
         if (!publishing) throw new SwitchboardError(ErrorCode.RateLimited, 'too many requests in flight');
         publishing.then(
           (result) => session.send({ type: 'reply', id, result }),
+          (err: unknown) => this.sendError(session, id, toErrorBody(err)),
+        );
+        return;
+      }
+      case 'rpc': {
+        if (!this.rpc) throw new SwitchboardError(ErrorCode.NotFound, 'no rpc hook configured');
+        const { id } = frame;
+        // Not awaited: a slow backend delays this reply only, not the frames after it.
+        const rpc = this.rpc;
+        const calling = session.runAside(() => rpc.call(session.user, session.id, frame.method, frame.data));
+        if (!calling) throw new SwitchboardError(ErrorCode.RateLimited, 'too many requests in flight');
+        calling.then(
+          (data) => session.send({ type: 'reply', id, result: { data } }),
           (err: unknown) => this.sendError(session, id, toErrorBody(err)),
         );
         return;

@@ -247,6 +247,26 @@ export class Session {
     return result;
   }
 
+  /**
+   * Run `work` beside the queue, in no order with anything: an `rpc` waits
+   * on the backend without holding up the frames after it. Counted with the
+   * publishes (the same `MAX_QUEUED` bound and reading pause), so one
+   * connection cannot keep unbounded calls out. Undefined (and `work` not
+   * run) when full.
+   */
+  runAside<T>(work: () => Promise<T>): Promise<T> | undefined {
+    if (this.publishing >= MAX_QUEUED) return undefined;
+    this.publishing++;
+    this.loaded();
+    const result = work();
+    const done = (): void => {
+      this.publishing--;
+      this.eased();
+    };
+    result.then(done, done);
+    return result;
+  }
+
   private published(channel: string, tail: Promise<void>): void {
     this.publishing--;
     if (this.publishTails?.get(channel) === tail) this.publishTails.delete(channel);
