@@ -304,5 +304,10 @@ export class Metrics {
       this.brokerRoundTrip.zero({ operation });
       this.brokerErrors.inc({ operation }, 0);
     }
+    // The hooks built so far (hooks/client.ts names the others the SPEC has).
+    for (const hook of ['rpc']) {
+      this.hookRequests.inc({ hook, outcome: 'ok' }, 0);
+      this.hookDuration.zero({ hook });
+    }
   }
 }
