@@ -22,8 +22,9 @@ export interface SwitchboardApiOptions {
   /**
    * Publish and send requests under way at once before further calls wait
    * and leave together as one `POST /api/batch` (each keeps its own result,
-   * error and idempotency key; order per channel is kept). 0: every call is
-   * its own request. Default 16.
+   * error and idempotency key; one request per channel under way at a time,
+   * so order per channel is kept). 0: every call is its own request, sent at
+   * once, in no order. Default 16.
    */
   maxInFlight?: number;
   /** The fetch to use. Default: the global `fetch` (Node 18+). */
