@@ -231,28 +231,25 @@ export class Session {
    * (and `publish` not run) when `MAX_QUEUED` are in flight already.
    */
   publishInOrder<T>(channel: string, publish: () => Promise<T>): Promise<T> | undefined {
-    if (this.publishing >= MAX_QUEUED) return undefined;
-    this.publishing++;
-    this.loaded();
-    this.publishTails ??= new Map();
-    const tails = this.publishTails;
+    const tails = (this.publishTails ??= new Map());
     const before = tails.get(channel);
     // The next publish on the channel waits for this one to settle, whatever its outcome.
-    const result = before ? before.then(publish) : publish();
-    const tail: Promise<void> = result.then(
-      () => this.published(channel, tail),
-      () => this.published(channel, tail),
-    );
+    const result = this.runAside<T>(before ? () => before.then(publish) : publish);
+    if (!result) return undefined;
+    const forget = (): void => {
+      if (tails.get(channel) === tail) tails.delete(channel);
+    };
+    const tail: Promise<void> = result.then(forget, forget);
     tails.set(channel, tail);
     return result;
   }
 
   /**
-   * Run `work` beside the queue, in no order with anything: an `rpc` waits
-   * on the backend without holding up the frames after it. Counted with the
-   * publishes (the same `MAX_QUEUED` bound and reading pause), so one
-   * connection cannot keep unbounded calls out. Undefined (and `work` not
-   * run) when full.
+   * Run `work` beside the frame queue: a publish (through `publishInOrder`)
+   * or an `rpc` waits on the broker or the backend without holding up the
+   * frames after it. Counted together (the `MAX_QUEUED` bound and the
+   * reading pause), so one connection cannot keep unbounded work out.
+   * Undefined (and `work` not run) when full.
    */
   runAside<T>(work: () => Promise<T>): Promise<T> | undefined {
     if (this.publishing >= MAX_QUEUED) return undefined;
@@ -265,12 +262,6 @@ export class Session {
     };
     result.then(done, done);
     return result;
-  }
-
-  private published(channel: string, tail: Promise<void>): void {
-    this.publishing--;
-    if (this.publishTails?.get(channel) === tail) this.publishTails.delete(channel);
-    this.eased();
   }
 
   /** Work was added: past `PAUSE_AT`, stop reading the client. */
