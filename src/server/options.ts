@@ -16,6 +16,12 @@ export interface NamespaceOptions {
   publish: boolean;
   /** Whether subscribing needs a matching pattern in the token's `channels` claim. */
   private: boolean;
+  /** Whether each client subscribe asks the backend's subscribe hook (SPEC "Backend hooks and events"); absent: no. */
+  subscribeHook?: boolean;
+  /** Whether each client publish asks the backend's publish hook, which may rewrite the data; absent: no. */
+  publishHook?: boolean;
+  /** Whether subscribes and unsubscribes are announced as `join`/`leave` frames and events; absent: no. */
+  joinLeave?: boolean;
 }
 
 export type RoutingName = 'interest' | 'broadcast' | 'registry' | 'hashring';

@@ -682,6 +682,14 @@ describe('namespaces', () => {
     expect(o.namespaces.chat).toEqual({ historySize: 50, historyTtl: 60, presence: true, publish: false, private: true });
   });
 
+  it('map subscribeHook, publishHook and joinLeave, which are off unless set, and refuse non-booleans', () => {
+    const o = withFile({ namespaces: { room: { subscribeHook: true, publishHook: true, joinLeave: true }, feed: { joinLeave: false } } });
+    expect(o.namespaces.room).toEqual({ ...DEFAULT_NAMESPACE, subscribeHook: true, publishHook: true, joinLeave: true });
+    expect(o.namespaces.feed).toEqual({ ...DEFAULT_NAMESPACE, joinLeave: false });
+    expect(DEFAULT_NAMESPACE).not.toHaveProperty('publishHook');
+    expect(() => withFile({ namespaces: { room: { publishHook: 'yes' } } })).toThrow(/namespaces\.room\.publishHook.* must be true or false/);
+  });
+
   it('missing fields take DEFAULT_NAMESPACE’s values', () => {
     const o = withFile({ namespaces: { feed: { publish: false }, logs: { history: { size: 0 } }, room: {} } });
     expect(o.namespaces.feed).toEqual({ ...DEFAULT_NAMESPACE, publish: false });

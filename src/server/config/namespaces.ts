@@ -1,7 +1,8 @@
 /**
  * The `defaultNamespace` and `namespaces` objects of the config file, as
  * `NamespaceOptions`. In the file a namespace reads
- * `{"history": {"size": 50, "ttl": 60}, "presence": true, "publish": false, "private": true}`;
+ * `{"history": {"size": 50, "ttl": 60}, "presence": true, "publish": false, "private": true}`
+ * (and `subscribeHook`, `publishHook`, `joinLeave`, off unless true);
  * every field is optional and a missing one takes `DEFAULT_NAMESPACE`'s value
  * (`DEFAULT_PERSONAL_NAMESPACE`'s for `user`, the personal channels).
  */
@@ -19,7 +20,9 @@ export const MAX_HISTORY_SIZE = 100_000;
 /** Largest `history.ttl`: 30 days, in seconds. */
 export const MAX_HISTORY_TTL = 30 * 24 * 3600;
 
-const NAMESPACE_KEYS = ['history', 'presence', 'publish', 'private'] as const;
+const NAMESPACE_KEYS = ['history', 'presence', 'publish', 'private', 'subscribeHook', 'publishHook', 'joinLeave'] as const;
+/** The keys that are true or false; the three last are off unless set. */
+const SWITCH_KEYS = ['presence', 'publish', 'private', 'subscribeHook', 'publishHook', 'joinLeave'] as const;
 const HISTORY_KEYS = ['size', 'ttl'] as const;
 
 /** Reads the `namespaces` object: name → options. `where` names the file for messages. */
@@ -58,7 +61,7 @@ export function parseNamespace(json: unknown, path: string, where: string, base:
     if (history.size !== undefined) options.historySize = whole(history.size, keyOrigin(`${historyPath}.size`, where), 0, MAX_HISTORY_SIZE);
     if (history.ttl !== undefined) options.historyTtl = whole(history.ttl, keyOrigin(`${historyPath}.ttl`, where), 1, MAX_HISTORY_TTL);
   }
-  for (const key of ['presence', 'publish', 'private'] as const) {
+  for (const key of SWITCH_KEYS) {
     const value = json[key];
     if (value === undefined) continue;
     if (typeof value !== 'boolean') {
