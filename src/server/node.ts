@@ -80,7 +80,8 @@ export interface NodeDeps {
 function checkChannelHooks(options: NodeOptions): void {
   const unset = unsetHookProblem(options);
   if (unset !== undefined) throw new Error(unset);
-  if ((options.subscribeHook ?? options.publishHook) !== undefined && options.hookSecret === undefined && options.webhookSecret === undefined) {
+  const signed = options.hookSecret !== undefined || options.webhookSecret !== undefined;
+  if ((options.subscribeHook ?? options.publishHook) !== undefined && !signed) {
     throw new Error('subscribeHook and publishHook need hookSecret (or webhookSecret): hook requests are always signed');
   }
 }
@@ -134,7 +135,8 @@ export async function startNode(partial: NodeOptionsInput = {}, deps: NodeDeps =
     metrics,
   );
   const rpc = options.rpcHook === undefined ? undefined : new RpcHook(hooks, options.rpcHook);
-  const frames = new FrameHandler(gateway, metrics, options.limits.maxSubscriptions, verifier, rpc, channelHooks(options, hooks, gateway));
+  const channels = channelHooks(options, hooks, gateway);
+  const frames = new FrameHandler(gateway, metrics, options.limits.maxSubscriptions, verifier, rpc, channels);
   const startedAt = Date.now();
   const load = new LoadMeter(metrics);
   let draining = false;

@@ -255,3 +255,14 @@ describe('the publish hook', () => {
     expect(bob.frames().find((f) => f.type === 'message')).toMatchObject({ channel: 'user:bob', data: 'checked', from: 'alice' });
   });
 });
+
+describe('hook metrics', () => {
+  it('start at zero for the subscribe and publish hooks, so that dashboards see the series before the first call', async () => {
+    const metrics = new Metrics({ node: 'n1' });
+    const text = await metrics.registry.metrics();
+    for (const hook of ['subscribe', 'publish']) {
+      expect(text).toMatch(new RegExp(`switchboard_hook_requests_total\\{[^}]*hook="${hook}"[^}]*\\} 0`));
+      expect(text).toMatch(new RegExp(`switchboard_hook_duration_seconds_count\\{[^}]*hook="${hook}"[^}]*\\} 0`));
+    }
+  });
+});

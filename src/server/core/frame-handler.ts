@@ -132,7 +132,10 @@ export class FrameHandler {
         const { id, channel, since } = frame;
         const subscribe = () => this.gateway.subscribe(session, channel, since, (result) => session.send({ type: 'reply', id, result }));
         const hook = this.hooks.subscribe;
-        if (hook?.asks(channel)) return this.answerLater(session, id, hook.inTurn(session, channel, () => this.subscribeAsking(session, hook, channel, subscribe)));
+        if (hook?.asks(channel)) {
+          // Not awaited: a slow backend delays this subscribe only, not the frames after it.
+          return this.answerLater(session, id, hook.inTurn(session, channel, () => this.subscribeAsking(session, hook, channel, subscribe)));
+        }
         this.checkSubscribe(session, channel);
         await subscribe();
         return;
@@ -148,7 +151,9 @@ export class FrameHandler {
         };
         // After a subscribe there that waits on the hook: the last change wins, as without the hook.
         const hook = this.hooks.subscribe;
-        if (hook?.waiting(session, channel)) return this.answerLater(session, id, hook.inTurn(session, channel, () => inQueue(session, unsubscribe, 'unsubscribe')));
+        if (hook?.waiting(session, channel)) {
+          return this.answerLater(session, id, hook.inTurn(session, channel, () => inQueue(session, unsubscribe, 'unsubscribe')));
+        }
         await unsubscribe();
         return;
       }
