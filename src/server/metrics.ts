@@ -305,7 +305,7 @@ export class Metrics {
       this.brokerErrors.inc({ operation }, 0);
     }
     // The hooks built so far (hooks/client.ts names the others the SPEC has).
-    for (const hook of ['rpc']) {
+    for (const hook of ['rpc', 'subscribe', 'publish']) {
       this.hookRequests.inc({ hook, outcome: 'ok' }, 0);
       this.hookDuration.zero({ hook });
     }

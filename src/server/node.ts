@@ -10,7 +10,7 @@ import type { Logger } from 'pino';
 import { CloseCode, ErrorCode } from '../protocol/index.js';
 import { createBroker, type Broker } from '../brokers/index.js';
 import { TokenVerifier } from './auth/token.js';
-import { FrameHandler } from './core/frame-handler.js';
+import { FrameHandler, type ChannelHooks } from './core/frame-handler.js';
 import { Gateway } from './core/gateway.js';
 import { Commands, dataFromJson, inProcessData, type ServerCommands } from './core/commands.js';
 import type { Session } from './core/session.js';
@@ -30,6 +30,9 @@ import { ROUTINGS, detectionMs, withDefaults, type NodeOptions, type NodeOptions
 import { createRouting, HashRingRouting } from './routing/strategies.js';
 import { HookClient } from './hooks/client.js';
 import { RpcHook } from './hooks/rpc.js';
+import { PublishHook } from './hooks/publish.js';
+import { SubscribeHook } from './hooks/subscribe.js';
+import { unsetHookProblem } from './config/namespaces.js';
 import { createWebhookSender, type WebhookSender } from './events/webhook.js';
 
 export interface SwitchboardNode extends ServerCommands {
@@ -73,6 +76,25 @@ export interface NodeDeps {
   broker?: Broker;
 }
 
+/** A namespace that asks a hook needs its URL, and a hook a key that signs it. */
+function checkChannelHooks(options: NodeOptions): void {
+  const unset = unsetHookProblem(options);
+  if (unset !== undefined) throw new Error(unset);
+  const signed = options.hookSecret !== undefined || options.webhookSecret !== undefined;
+  if ((options.subscribeHook ?? options.publishHook) !== undefined && !signed) {
+    throw new Error('subscribeHook and publishHook need hookSecret (or webhookSecret): hook requests are always signed');
+  }
+}
+
+/** The subscribe and publish hooks of the URLs that are set, asked for the namespaces that say so. */
+function channelHooks(options: NodeOptions, client: HookClient, gateway: Gateway): ChannelHooks {
+  const policyOf = (channel: string) => gateway.namespaces.of(channel);
+  return {
+    ...(options.subscribeHook !== undefined ? { subscribe: new SubscribeHook(client, options.subscribeHook, policyOf) } : {}),
+    ...(options.publishHook !== undefined ? { publish: new PublishHook(client, options.publishHook, policyOf, options.limits.maxFrameBytes) } : {}),
+  };
+}
+
 export async function startNode(partial: NodeOptionsInput = {}, deps: NodeDeps = {}): Promise<SwitchboardNode> {
   const options = withDefaults(partial);
   const log = createLogger(options.nodeId, options.logLevel);
@@ -102,6 +124,7 @@ export async function startNode(partial: NodeOptionsInput = {}, deps: NodeDeps =
     if (options.rpcHook !== undefined && options.hookSecret === undefined && options.webhookSecret === undefined) {
       throw new Error('rpcHook needs hookSecret (or webhookSecret): hook requests are always signed');
     }
+    checkChannelHooks(options);
   } catch (err) {
     await broker.close();
     throw err;
@@ -112,7 +135,8 @@ export async function startNode(partial: NodeOptionsInput = {}, deps: NodeDeps =
     metrics,
   );
   const rpc = options.rpcHook === undefined ? undefined : new RpcHook(hooks, options.rpcHook);
-  const frames = new FrameHandler(gateway, metrics, options.limits.maxSubscriptions, verifier, rpc);
+  const channels = channelHooks(options, hooks, gateway);
+  const frames = new FrameHandler(gateway, metrics, options.limits.maxSubscriptions, verifier, rpc, channels);
   const startedAt = Date.now();
   const load = new LoadMeter(metrics);
   let draining = false;

@@ -113,6 +113,10 @@ export interface NodeOptions {
   webhookMaxPending: number;
   /** POST client `rpc` frames to this URL (docs/backend.md); none: an rpc is answered `not_found`. */
   rpcHook?: string;
+  /** POST client subscribes to channels of namespaces with `subscribeHook` to this URL (docs/backend.md); required by such a namespace. */
+  subscribeHook?: string;
+  /** POST client publishes to channels of namespaces with `publishHook` to this URL; required by such a namespace. */
+  publishHook?: string;
   /** HMAC key of the hook requests' signature; none: `webhookSecret`, and unsigned without either. */
   hookSecret?: string;
   /** Milliseconds a hook request may take; past it the action is refused as `unavailable`. */

@@ -246,7 +246,7 @@ describe('every setting, from each source', () => {
   it('the settings table covers every NodeOptions field and limit', () => {
     const o = options(['--insecure']);
     const fields = [...Object.keys(o).filter((k) => !['limits', 'defaultNamespace', 'namespaces'].includes(k)), ...Object.keys(o.limits)];
-    expect([...SETTING_KEYS].sort()).toEqual([...fields, 'secret', 'publicKey', 'advertiseUrl', 'webhook', 'webhookSecret', 'rpcHook', 'hookSecret'].sort());
+    expect([...SETTING_KEYS].sort()).toEqual([...fields, 'secret', 'publicKey', 'advertiseUrl', 'webhook', 'webhookSecret', 'rpcHook', 'subscribeHook', 'publishHook', 'hookSecret'].sort());
   });
 });
 
@@ -683,7 +683,9 @@ describe('namespaces', () => {
   });
 
   it('map subscribeHook, publishHook and joinLeave, which are off unless set, and refuse non-booleans', () => {
-    const o = withFile({ namespaces: { room: { subscribeHook: true, publishHook: true, joinLeave: true }, feed: { joinLeave: false } } });
+    // A namespace that asks a hook needs the hook's URL (see channel-hook-config.test.ts).
+    const hooks = ['--subscribe-hook', 'http://127.0.0.1:1/s', '--publish-hook', 'http://127.0.0.1:1/p', '--hook-secret', 'k'];
+    const o = withFile({ namespaces: { room: { subscribeHook: true, publishHook: true, joinLeave: true }, feed: { joinLeave: false } } }, ['--insecure', ...hooks]);
     expect(o.namespaces.room).toEqual({ ...DEFAULT_NAMESPACE, subscribeHook: true, publishHook: true, joinLeave: true });
     expect(o.namespaces.feed).toEqual({ ...DEFAULT_NAMESPACE, joinLeave: false });
     expect(DEFAULT_NAMESPACE).not.toHaveProperty('publishHook');

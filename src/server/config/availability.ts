@@ -92,19 +92,24 @@ function checkAmqpStore(value: string, origin: string): void {
   }
 }
 
+/** The settings of hook URLs; each hook is signed with the same key. */
+const HOOK_URLS = ['rpcHook', 'subscribeHook', 'publishHook'] as const;
+
 /**
- * A hook is always signed: `--rpc-hook` needs `--hook-secret`, or the
- * webhook's `--webhook-secret` (which itself comes with `--webhook`); a hook
- * secret without a hook is a mistake.
+ * A hook is always signed: a hook URL (`--rpc-hook`, `--subscribe-hook`,
+ * `--publish-hook`) needs `--hook-secret`, or the webhook's
+ * `--webhook-secret` (which itself comes with `--webhook`); a hook secret
+ * without a hook is a mistake.
  */
 function checkHooks(values: SettingValues, origins: Origins): void {
-  if (values.rpcHook === undefined) {
+  const hook = HOOK_URLS.find((key) => values[key] !== undefined);
+  if (hook === undefined) {
     if (values.hookSecret !== undefined) throw new ConfigError(`${origins.hookSecret ?? '--hook-secret'} is given without --rpc-hook`);
     return;
   }
   if (values.hookSecret === undefined && values.webhookSecret === undefined) {
     throw new ConfigError(
-      `${origins.rpcHook ?? '--rpc-hook'} needs --hook-secret (SWITCHBOARD_HOOK_SECRET), the key that signs each request (or --webhook with its --webhook-secret)`,
+      `${origins[hook] ?? `--${SETTINGS[hook].flag}`} needs --hook-secret (SWITCHBOARD_HOOK_SECRET), the key that signs each request (or --webhook with its --webhook-secret)`,
     );
   }
 }

@@ -11,6 +11,7 @@ import { parseEnv, type Env } from './env.js';
 import { ConfigError, describeReadError } from './errors.js';
 import { parseConfigFile, type ParsedFile } from './file.js';
 import { parseFlags } from './flags.js';
+import { unsetHookProblem } from './namespaces.js';
 import { readPublicKey, type ReadFile } from './keys.js';
 import { emptyLayer, type Layer, type SettingValues } from './settings.js';
 
@@ -77,6 +78,8 @@ export function loadConfig(input: LoadInput): LoadedConfig {
     warnings.push(`the secret (from ${origin}) is shorter than ${MIN_SECRET_LENGTH} characters and easy to guess: use a long random one`);
   }
   const options = toOptions(values, publicKey, file);
+  const unset = unsetHookProblem(options, `config file ${configFile ?? ''}`);
+  if (unset !== undefined) throw new ConfigError(unset);
   return configFile === undefined ? { options, warnings } : { options, warnings, configFile };
 }
 
@@ -141,6 +144,8 @@ function toOptions(v: SettingValues, publicKey: string | undefined, file: Parsed
       webhookTimeout: v.webhookTimeout,
       webhookMaxPending: v.webhookMaxPending,
       rpcHook: v.rpcHook,
+      subscribeHook: v.subscribeHook,
+      publishHook: v.publishHook,
       hookSecret: v.hookSecret,
       hookTimeout: v.hookTimeout,
       hookMaxInFlight: v.hookMaxInFlight,

@@ -7,9 +7,10 @@
  * (`DEFAULT_PERSONAL_NAMESPACE`'s for `user`, the personal channels).
  */
 import { PERSONAL_NAMESPACE } from '../../protocol/channel.js';
-import { DEFAULT_NAMESPACE, DEFAULT_PERSONAL_NAMESPACE, type NamespaceOptions } from '../options.js';
+import { DEFAULT_NAMESPACE, DEFAULT_PERSONAL_NAMESPACE, type NamespaceOptions, type NodeOptions } from '../options.js';
 import { ConfigError } from './errors.js';
 import { isObject, keyOrigin, rejectUnknownKeys } from './json.js';
+import { envName } from './settings.js';
 import { describeJson } from './values.js';
 
 /** Namespace names: the part of a channel name before its first `:`. */
@@ -77,4 +78,33 @@ function whole(value: unknown, origin: string, min: number, max: number): number
     throw new ConfigError(`${origin} must be a whole number from ${min} to ${max}, got ${describeJson(undefined, value)}`);
   }
   return value;
+}
+
+/** The namespace options that ask a hook, with the setting of the hook's URL. */
+const NAMESPACE_HOOKS = [
+  ['subscribeHook', 'subscribe-hook'],
+  ['publishHook', 'publish-hook'],
+] as const;
+
+/**
+ * What is wrong when a namespace asks a hook whose URL is not set (such a
+ * node would refuse every subscribe or publish there), or undefined. `where`
+ * names the config file for the message.
+ */
+export function unsetHookProblem(
+  options: Pick<NodeOptions, 'namespaces' | 'defaultNamespace' | 'subscribeHook' | 'publishHook'>,
+  where = 'the options',
+): string | undefined {
+  const scopes: Array<[string, Partial<NamespaceOptions>]> = [
+    ['"defaultNamespace"', options.defaultNamespace],
+    ...Object.entries(options.namespaces).map(([name, ns]): [string, NamespaceOptions] => [`namespace "${name}"`, ns]),
+  ];
+  for (const [key, flag] of NAMESPACE_HOOKS) {
+    if (options[key] !== undefined) continue;
+    const asking = scopes.find(([, ns]) => ns[key] === true);
+    if (asking) {
+      return `${asking[0]} in ${where} has ${key}: true, but no --${flag} is set: give the URL the node asks (--${flag}, ${envName(flag)} or "${key}" at the top of the config file)`;
+    }
+  }
+  return undefined;
 }

@@ -184,6 +184,20 @@ export const SETTINGS = {
     help: 'events waiting for the webhook at most, cluster-wide; past it new events are dropped (counted and logged)',
   },
   rpcHook: { flag: 'rpc-hook', kind: 'string', arg: '<url>', check: checkWebhook, help: 'POST client rpc frames to this URL; its answer is the reply' },
+  subscribeHook: {
+    flag: 'subscribe-hook',
+    kind: 'string',
+    arg: '<url>',
+    check: checkWebhook,
+    help: 'POST client subscribes to namespaces with subscribeHook to this URL; 200 allows',
+  },
+  publishHook: {
+    flag: 'publish-hook',
+    kind: 'string',
+    arg: '<url>',
+    check: checkWebhook,
+    help: "POST client publishes to namespaces with publishHook to this URL; 200 publishes, its data replacing the client's",
+  },
   hookSecret: { flag: 'hook-secret', kind: 'string', arg: '<key>', sensitive: true, help: 'HMAC key that signs hook requests (default: --webhook-secret)' },
   hookTimeout: { flag: 'hook-timeout', kind: 'integer', arg: '<ms>', min: 10, max: 600_000, help: 'how long a hook request may take before the action is refused as unavailable' },
   hookMaxInFlight: {

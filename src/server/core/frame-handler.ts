@@ -18,7 +18,9 @@ import {
 } from '../../protocol/index.js';
 import { decodeClientFrameBinary, type WireCodec } from '../../protocol/msgpack.js';
 import { TokenError, TokenVerifier, type Identity } from '../auth/token.js';
+import type { PublishHook } from '../hooks/publish.js';
 import type { RpcHook } from '../hooks/rpc.js';
+import type { SubscribeHook } from '../hooks/subscribe.js';
 import type { Metrics } from '../metrics.js';
 import type { Gateway } from './gateway.js';
 import type { FrameKind } from './rate.js';
@@ -37,6 +39,27 @@ function decodeIn(codec: WireCodec, data: Buffer | string, isBinary: boolean): D
   return decodeClientFrame(typeof data === 'string' ? data : data.toString('utf8'));
 }
 
+/** The hooks namespaces may ask (none: no namespace asks). */
+export interface ChannelHooks {
+  subscribe?: SubscribeHook;
+  publish?: PublishHook;
+}
+
+/**
+ * Run `task` in the session's frame queue (after the frames queued before
+ * it) and settle with it: `rate_limited` when the queue is full; at once,
+ * without running it, when the session closed meanwhile.
+ */
+function inQueue(session: Session, task: () => Promise<void>, kind: FrameKind): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const queued = session.enqueue(async () => {
+      if (session.closed) return resolve();
+      await task().then(resolve, reject);
+    }, kind);
+    if (!queued) reject(new SwitchboardError(ErrorCode.RateLimited, 'too many requests in flight'));
+  });
+}
+
 /** Subscription changes have their own budget (see `FrameBudget`); every other frame, malformed ones included, draws on the frame rate. */
 function kindOf(decoded: DecodeResult | undefined): FrameKind {
   const type = decoded?.ok ? decoded.frame.type : undefined;
@@ -52,6 +75,8 @@ export class FrameHandler {
     private readonly verifier: TokenVerifier = new TokenVerifier({}),
     /** Answers `rpc` frames; without one, each is answered `not_found`. */
     private readonly rpc?: RpcHook,
+    /** The subscribe and publish hooks, asked for the namespaces that say so. */
+    private readonly hooks: ChannelHooks = {},
   ) {}
 
   /** Handle a received WebSocket message: checks now, the work in the session's queue. Never throws. */
@@ -104,27 +129,48 @@ export class FrameHandler {
         session.send({ type: 'pong', id: frame.id });
         return;
       case 'subscribe': {
-        this.checkSubscribe(session, frame.channel);
-        const { id } = frame;
-        await this.gateway.subscribe(session, frame.channel, frame.since, (result) =>
-          session.send({ type: 'reply', id, result }),
-        );
+        const { id, channel, since } = frame;
+        const subscribe = () => this.gateway.subscribe(session, channel, since, (result) => session.send({ type: 'reply', id, result }));
+        const hook = this.hooks.subscribe;
+        if (hook?.asks(channel)) {
+          // Not awaited: a slow backend delays this subscribe only, not the frames after it.
+          return this.answerLater(session, id, hook.inTurn(session, channel, () => this.subscribeAsking(session, hook, channel, subscribe)));
+        }
+        this.checkSubscribe(session, channel);
+        await subscribe();
         return;
       }
-      case 'unsubscribe':
-        if (frame.channel === personalChannel(session.user)) {
+      case 'unsubscribe': {
+        const { id, channel } = frame;
+        if (channel === personalChannel(session.user)) {
           throw new SwitchboardError(ErrorCode.BadRequest, 'the personal channel cannot be unsubscribed');
         }
-        await this.gateway.unsubscribe(session, frame.channel);
-        session.send({ type: 'reply', id: frame.id, result: {} });
+        const unsubscribe = async () => {
+          await this.gateway.unsubscribe(session, channel);
+          session.send({ type: 'reply', id, result: {} });
+        };
+        // After a subscribe there that waits on the hook: the last change wins, as without the hook.
+        const hook = this.hooks.subscribe;
+        if (hook?.waiting(session, channel)) {
+          return this.answerLater(session, id, hook.inTurn(session, channel, () => inQueue(session, unsubscribe, 'unsubscribe')));
+        }
+        await unsubscribe();
         return;
+      }
       case 'publish':
       case 'send': {
         const channel = frame.type === 'send' ? personalChannel(frame.user) : frame.channel;
         this.checkPublish(session, channel);
         const { id, data } = frame;
-        // Not awaited: the frames after it need not wait for the broker (see `publishInOrder`).
-        const publishing = session.publishInOrder(channel, () => this.gateway.publish(channel, data, { from: session.user }));
+        const hook = this.hooks.publish?.asks(channel) ? this.hooks.publish : undefined;
+        // Not awaited: the frames after it need not wait for the broker (see `publishInOrder`), nor
+        // for the hook, which runs in the publish's turn so that a later publish there cannot overtake it.
+        const publishing = session.publishInOrder(
+          channel,
+          hook
+            ? async () => this.gateway.publish(channel, await hook.data(session.user, session.id, channel, data), { from: session.user })
+            : () => this.gateway.publish(channel, data, { from: session.user }),
+        );
         if (!publishing) throw new SwitchboardError(ErrorCode.RateLimited, 'too many requests in flight');
         publishing.then(
           (result) => session.send({ type: 'reply', id, result }),
@@ -168,12 +214,36 @@ export class FrameHandler {
     }
   }
 
+  /**
+   * A subscribe to a channel whose namespace asks the hook, in its turn
+   * (see `SubscribeHook.inTurn`): the node's checks, then the hook beside
+   * the frame queue, then the subscription made in the queue like any other.
+   */
+  private async subscribeAsking(session: Session, hook: SubscribeHook, channel: string, subscribe: () => Promise<void>): Promise<void> {
+    this.checkSubscribe(session, channel);
+    // Counted against the limit from the checks until the subscription itself counts.
+    const release = hook.reserve(session);
+    try {
+      const asking = session.runAside(() => hook.allow(session.user, session.id, channel));
+      if (!asking) throw new SwitchboardError(ErrorCode.RateLimited, 'too many requests in flight');
+      await asking;
+      await inQueue(session, () => (release(), subscribe()), 'subscribe');
+    } finally {
+      release();
+    }
+  }
+
+  /** The reply to frame `id` when `work` settles (its own reply when it succeeds, an error reply when it fails). */
+  private answerLater(session: Session, id: number, work: Promise<void>): void {
+    work.catch((err: unknown) => this.sendError(session, id, toErrorBody(err)));
+  }
+
   private checkSubscribe(session: Session, channel: string): void {
     if (session.channels.has(channel)) throw new SwitchboardError(ErrorCode.BadRequest, `already subscribed to ${channel}`);
     if (personalChannelUser(channel) !== undefined) {
       throw new SwitchboardError(ErrorCode.Forbidden, 'personal channels of other users cannot be subscribed');
     }
-    if (session.subscriptionCount >= this.maxSubscriptions) {
+    if (session.subscriptionCount + (this.hooks.subscribe?.pending(session) ?? 0) >= this.maxSubscriptions) {
       throw new SwitchboardError(ErrorCode.TooLarge, `subscription limit reached (${this.maxSubscriptions} per connection)`);
     }
     this.checkPrivate(session, channel);
