@@ -30,6 +30,8 @@ import { ROUTINGS, detectionMs, withDefaults, type NodeOptions, type NodeOptions
 import { createRouting, HashRingRouting } from './routing/strategies.js';
 import { HookClient } from './hooks/client.js';
 import { RpcHook } from './hooks/rpc.js';
+import { ConnectHook } from './hooks/connect.js';
+import { RefreshHook } from './hooks/refresh.js';
 import { createWebhookSender, type WebhookSender } from './events/webhook.js';
 
 export interface SwitchboardNode extends ServerCommands {
@@ -99,8 +101,12 @@ export async function startNode(partial: NodeOptionsInput = {}, deps: NodeDeps =
   let webhook: WebhookSender | undefined;
   try {
     webhook = createWebhookSender(options, broker, metrics, log, () => cluster.nodes().length);
-    if (options.rpcHook !== undefined && options.hookSecret === undefined && options.webhookSecret === undefined) {
-      throw new Error('rpcHook needs hookSecret (or webhookSecret): hook requests are always signed');
+    const hook = [options.rpcHook, options.connectHook, options.refreshHook].some((url) => url !== undefined);
+    if (hook && options.hookSecret === undefined && options.webhookSecret === undefined) {
+      throw new Error('a hook (rpcHook, connectHook, refreshHook) needs hookSecret (or webhookSecret): hook requests are always signed');
+    }
+    if (options.refreshHook !== undefined && options.connectHook === undefined) {
+      throw new Error('refreshHook needs connectHook: it refreshes the sessions that hook accepts');
     }
   } catch (err) {
     await broker.close();
@@ -112,6 +118,9 @@ export async function startNode(partial: NodeOptionsInput = {}, deps: NodeDeps =
     metrics,
   );
   const rpc = options.rpcHook === undefined ? undefined : new RpcHook(hooks, options.rpcHook);
+  const connectHook = options.connectHook === undefined ? undefined : new ConnectHook(hooks, options.connectHook);
+  const refreshHook = options.refreshHook === undefined ? undefined : new RefreshHook(hooks, options.refreshHook, options.hookMaxInFlight, log);
+  if (refreshHook) gateway.useRefresher(refreshHook);
   const frames = new FrameHandler(gateway, metrics, options.limits.maxSubscriptions, verifier, rpc);
   const startedAt = Date.now();
   const load = new LoadMeter(metrics);
@@ -182,7 +191,18 @@ export async function startNode(partial: NodeOptionsInput = {}, deps: NodeDeps =
       return outcomes.reduce((n, o) => n + (typeof o.result === 'number' ? o.result : 0), 0);
     },
   });
-  const upgrader = new Upgrader({ options, gateway, frames, verifier, metrics, log, draining: () => draining, ready });
+  const upgrader = new Upgrader({
+    options,
+    gateway,
+    frames,
+    verifier,
+    ...(connectHook ? { connectHook } : {}),
+    ...(refreshHook ? { refreshHook } : {}),
+    metrics,
+    log,
+    draining: () => draining,
+    ready,
+  });
 
   /** HTTP requests being answered: a drain lets them finish (a publish under way gets its answer). */
   let inflight = 0;

@@ -93,18 +93,24 @@ function checkAmqpStore(value: string, origin: string): void {
 }
 
 /**
- * A hook is always signed: `--rpc-hook` needs `--hook-secret`, or the
- * webhook's `--webhook-secret` (which itself comes with `--webhook`); a hook
- * secret without a hook is a mistake.
+ * A hook is always signed: a hook URL (`--rpc-hook`, `--connect-hook`,
+ * `--refresh-hook`) needs `--hook-secret`, or the webhook's
+ * `--webhook-secret` (which itself comes with `--webhook`); a hook secret
+ * without a hook is a mistake, and so is a refresh hook without the connect
+ * hook whose sessions it refreshes.
  */
 function checkHooks(values: SettingValues, origins: Origins): void {
-  if (values.rpcHook === undefined) {
+  if (values.refreshHook !== undefined && values.connectHook === undefined) {
+    throw new ConfigError(`${origins.refreshHook ?? '--refresh-hook'} is given without --connect-hook: it refreshes the sessions that hook accepts`);
+  }
+  const hook = (['rpcHook', 'connectHook', 'refreshHook'] as const).find((key) => values[key] !== undefined);
+  if (hook === undefined) {
     if (values.hookSecret !== undefined) throw new ConfigError(`${origins.hookSecret ?? '--hook-secret'} is given without --rpc-hook`);
     return;
   }
   if (values.hookSecret === undefined && values.webhookSecret === undefined) {
     throw new ConfigError(
-      `${origins.rpcHook ?? '--rpc-hook'} needs --hook-secret (SWITCHBOARD_HOOK_SECRET), the key that signs each request (or --webhook with its --webhook-secret)`,
+      `${origins[hook] ?? `--${SETTINGS[hook].flag}`} needs --hook-secret (SWITCHBOARD_HOOK_SECRET), the key that signs each request (or --webhook with its --webhook-secret)`,
     );
   }
 }

@@ -141,6 +141,8 @@ function toOptions(v: SettingValues, publicKey: string | undefined, file: Parsed
       webhookTimeout: v.webhookTimeout,
       webhookMaxPending: v.webhookMaxPending,
       rpcHook: v.rpcHook,
+      connectHook: v.connectHook,
+      refreshHook: v.refreshHook,
       hookSecret: v.hookSecret,
       hookTimeout: v.hookTimeout,
       hookMaxInFlight: v.hookMaxInFlight,
