@@ -96,4 +96,10 @@ describe('hook settings', () => {
     expect(problem(['--refresh-hook', HOOK, '--hook-secret', 'k'])).toBe('--refresh-hook is given without --connect-hook: it refreshes the sessions that hook accepts');
     expect(problem(['--connect-hook', 'ws://x/connect', '--hook-secret', 'k'])).toMatch(/^--connect-hook: .* must be an http:\/\/ or https:\/\/ URL/);
   });
+
+  it('a connect hook is authentication enough: a node with it and no key for tokens starts', () => {
+    const argv = ['--connect-hook', 'http://127.0.0.1:3000/connect', '--hook-secret', 'k'];
+    expect(loadConfig({ argv, env: {}, readFile: () => '' }).options.connectHook).toBe('http://127.0.0.1:3000/connect');
+    expect(() => loadConfig({ argv: ['--hook-secret', 'k', '--rpc-hook', HOOK], env: {}, readFile: () => '' })).toThrow(/no authentication configured/);
+  });
 });
