@@ -5,7 +5,9 @@
  * and answers a node's connect and rpc hooks. The page connects to the node
  * — another port of the same host, so the browser sends the cookie with the
  * upgrade — and its `client.rpc` comes back with the user the backend gave
- * the cookie. A browser without the cookie is refused by the connect hook.
+ * the cookie. A session the hook gave a short `expireAt` is closed with
+ * 4105 and the client reconnects through the hook with its cookie; a
+ * browser without the cookie is refused by the connect hook.
  */
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -22,6 +24,8 @@ const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const TIMEOUT = 30_000;
 const HOOK_SECRET = 'browser-cookie-hook-secret';
 const SID = 'c0ffee-1234';
+/** A session the connect hook gives 2 s: the node (no refresh hook) closes it with 4105, and the client comes back with its cookie. */
+const SHORT_SID = 'short-5678';
 
 let backend: http.Server | undefined;
 let base = '';
@@ -36,11 +40,13 @@ function page(wsUrl: string): string {
   return `<!doctype html><meta charset="utf-8"><title>cookie session</title>
 <p>state: <span data-testid="state">new</span></p>
 <p>answer: <span data-testid="answer"></span></p>
+<p>closes: <span data-testid="closes"></span></p>
 <script type="module">
   import { SwitchboardClient } from '/switchboard.js';
   const client = new SwitchboardClient({ url: ${JSON.stringify(wsUrl)} });
   client.on('state', ({ state }) => (document.querySelector('[data-testid=state]').textContent = state));
   client.on('error', () => undefined);
+  client.on('disconnected', ({ code, reconnect }) => (document.querySelector('[data-testid=closes]').textContent += code + (reconnect ? '+' : '-') + ' '));
   client.connect();
   const answer = await client.rpc('whoami', { asked: 'from the page' });
   document.querySelector('[data-testid=answer]').textContent = JSON.stringify(answer);
@@ -56,8 +62,9 @@ function handle(req: http.IncomingMessage, res: http.ServerResponse): void {
     const json = (status: number, body: unknown): void => void res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
     switch (req.url) {
       case '/login':
+      case '/login-short':
         // A real login checks a password; the cookie is HttpOnly, so no script on the page can read it.
-        res.writeHead(302, { location: '/app', 'set-cookie': `sid=${SID}; HttpOnly; SameSite=Lax; Path=/` }).end();
+        res.writeHead(302, { location: '/app', 'set-cookie': `sid=${req.url === '/login' ? SID : SHORT_SID}; HttpOnly; SameSite=Lax; Path=/` }).end();
         return;
       case '/app':
         res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end(page(node?.ws() ?? ''));
@@ -73,6 +80,7 @@ function handle(req: http.IncomingMessage, res: http.ServerResponse): void {
         const hello = parseConnectRequest(raw, signature, HOOK_SECRET);
         connects.push(hello);
         const sid = /(?:^|;\s*)sid=([^;]+)/.exec(hello.headers.cookie ?? '')?.[1];
+        if (sid === SHORT_SID) return json(200, { user: 'frank', expireAt: Math.floor(Date.now() / 1000) + 2 });
         return sid === SID ? json(200, { user: 'erin', meta: { sid } }) : json(401, { error: { message: 'not logged in' } });
       }
       case '/hooks/rpc': {
@@ -130,6 +138,25 @@ describe('a cookie session in chromium', () => {
       expect(await tab.evaluate(() => document.cookie)).toBe('');
       expect(errors).toEqual([]);
       await tab.close();
+    },
+    TIMEOUT * 2,
+  );
+
+  it(
+    'a cookie session that ends at its expireAt (4105) comes back through the connect hook with the cookie',
+    async () => {
+      const context = await browser!.newContext();
+      try {
+        const tab = await context.newPage();
+        await tab.goto(`${base}/login-short`);
+        await expect.poll(() => tab.getByTestId('answer').textContent(), { timeout: TIMEOUT }).toContain('"user":"frank"');
+        await expect.poll(() => tab.getByTestId('closes').textContent(), { timeout: TIMEOUT }).toContain('4105+');
+        const asked = (): number => connects.filter((c) => c.headers.cookie === `sid=${SHORT_SID}`).length;
+        await expect.poll(asked, { timeout: TIMEOUT }).toBeGreaterThanOrEqual(2);
+        await expect.poll(() => tab.getByTestId('state').textContent(), { timeout: TIMEOUT }).toBe('connected');
+      } finally {
+        await context.close();
+      }
     },
     TIMEOUT * 2,
   );
