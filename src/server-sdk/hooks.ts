@@ -8,7 +8,7 @@
  * const hello = parseConnectRequest(rawBody, req.headers['x-switchboard-signature'], secret);
  * ```
  */
-import { verifyWebhook, WEBHOOK_SIGNATURE_HEADER, WebhookError } from './webhook.js';
+import { verifiedJson, WebhookError } from './webhook.js';
 
 /** The headers of an upgrade passed to the connect hook: those of them the client sent. */
 export interface ConnectHookHeaders {
@@ -84,13 +84,7 @@ function isStringRecord(v: unknown): boolean {
 
 /** The body of a signed request of `hook`, checked: a `WebhookError` on a bad signature or a body of another shape. */
 function parseHook(hook: keyof typeof SHAPES, body: string | Uint8Array, header: string | string[] | undefined, secret: string): unknown {
-  if (!verifyWebhook(body, header, secret)) throw new WebhookError('signature', `bad or missing ${WEBHOOK_SIGNATURE_HEADER}`);
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(typeof body === 'string' ? body : Buffer.from(body).toString('utf8'));
-  } catch {
-    throw new WebhookError('body', 'the body is not JSON');
-  }
+  const parsed = verifiedJson(body, header, secret);
   if (!isRecord(parsed) || !SHAPES[hook](parsed)) throw new WebhookError('body', `the body is not a ${hook} hook request`);
   return parsed;
 }

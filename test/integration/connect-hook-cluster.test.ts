@@ -230,7 +230,7 @@ describe('the refresh hook', () => {
     const asked = refreshes.length;
     const c = await connect(lone, { cookie: 'sid=short-sid' });
     const expires = c.welcome.expires!;
-    expect(await c.next(isDisconnect, 8000)).toMatchObject({ code: 4105, reconnect: true });
+    expect(await c.next(isDisconnect, 8000)).toMatchObject({ code: 4105, reason: 'session expired: reconnect', reconnect: true });
     const late = Date.now() / 1000 - expires;
     expect(late).toBeGreaterThanOrEqual(0);
     expect(late).toBeLessThan(2);

@@ -49,7 +49,8 @@ export class Heartbeat {
     const timeoutMs = this.pongTimeoutS * 1000;
     for (const s of this.sessions) {
       if (s.expires !== undefined && now >= s.expires * 1000) {
-        s.disconnect(CloseCode.TokenExpired, 'token expired: reconnect with a fresh token', true);
+        // A session of the connect hook (it has `meta`) reconnects through the hook again: no token to renew.
+        s.disconnect(CloseCode.TokenExpired, s.meta === undefined ? 'token expired: reconnect with a fresh token' : 'session expired: reconnect', true);
         continue;
       }
       if (s.refreshAt !== undefined && now >= s.refreshAt) this.refresher?.due(s, now);
