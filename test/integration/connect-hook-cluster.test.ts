@@ -16,6 +16,7 @@ import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ServerFrame } from '../../src/protocol/index.js';
 import { parseConnectRequest, parseRefreshRequest, WebhookError, type ConnectHookRequest, type RefreshHookRequest } from '../../src/server-sdk/index.js';
+import { metric } from '../helpers/metrics.js';
 import { startNodeProcess, writeConfig, type NodeProcess } from '../helpers/node-process.js';
 import { RawClient } from '../helpers/raw-client.js';
 import { startRedis, type RedisProcess } from '../helpers/redis-server.js';
@@ -236,4 +237,19 @@ describe('the refresh hook', () => {
     expect(late).toBeLessThan(2);
     expect(refreshes).toHaveLength(asked);
   }, 30_000);
+
+  it('counts hook requests by hook and outcome, and refusals by reason; every hook label starts at zero', async () => {
+    const [a, , lone] = nodes as [NodeProcess, NodeProcess, NodeProcess];
+    const metrics = a.url('/metrics');
+    expect(await metric(metrics, 'switchboard_hook_requests_total', { hook: 'connect', outcome: 'ok' })).toBeGreaterThanOrEqual(4);
+    expect(await metric(metrics, 'switchboard_hook_requests_total', { hook: 'connect', outcome: 'unauthorized' })).toBeGreaterThanOrEqual(2);
+    expect(await metric(metrics, 'switchboard_hook_requests_total', { hook: 'refresh', outcome: 'ok' })).toBe(1);
+    expect(await metric(metrics, 'switchboard_hook_requests_total', { hook: 'refresh', outcome: 'forbidden' })).toBe(1);
+    expect(await metric(metrics, 'switchboard_connections_rejected_total', { reason: 'forbidden' })).toBe(1);
+    expect(await metric(metrics, 'switchboard_connections_rejected_total', { reason: 'connect_hook' })).toBe(2);
+    // A node that never refreshed anything lists the refresh hook's series all the same, at zero.
+    const text = await (await fetch(lone.url('/metrics'))).text();
+    expect(text).toMatch(/^switchboard_hook_requests_total\{[^}]*hook="refresh"[^}]*outcome="ok"[^}]*\} 0$/m);
+    expect(text).toMatch(/^switchboard_hook_duration_seconds_count\{[^}]*hook="refresh"[^}]*\} 0$/m);
+  });
 });
