@@ -27,3 +27,13 @@ export type {
 export { ErrorCode } from '../protocol/index.js';
 export { parseWebhook, verifyWebhook, webhookSignature, WebhookError, WEBHOOK_SIGNATURE_HEADER } from './webhook.js';
 export type { WebhookBody, WebhookEvent, WebhookEventType } from './webhook.js';
+export { parseConnectRequest, parseRefreshRequest, parseRpcRequest } from './hooks.js';
+export type {
+  ConnectHookAnswer,
+  ConnectHookHeaders,
+  ConnectHookRequest,
+  RefreshHookAnswer,
+  RefreshHookRequest,
+  RpcHookAnswer,
+  RpcHookRequest,
+} from './hooks.js';

@@ -48,16 +48,23 @@ export function verifyWebhook(body: string | Uint8Array, header: string | string
  * handled: anything else makes the node send them again.
  */
 export function parseWebhook(body: string | Uint8Array, header: string | string[] | undefined, secret: string): WebhookEvent[] {
+  const events = (verifiedJson(body, header, secret) as Partial<WebhookBody> | null)?.events;
+  if (!Array.isArray(events) || !events.every(isEvent)) throw new WebhookError('body', 'the body is not {events: [...]} of events');
+  return events;
+}
+
+/**
+ * `body` parsed as JSON once its signature checks: a `WebhookError` for a
+ * bad signature or a body that is not JSON. The first step of reading the
+ * webhook and every hook request.
+ */
+export function verifiedJson(body: string | Uint8Array, header: string | string[] | undefined, secret: string): unknown {
   if (!verifyWebhook(body, header, secret)) throw new WebhookError('signature', `bad or missing ${WEBHOOK_SIGNATURE_HEADER}`);
-  let parsed: unknown;
   try {
-    parsed = JSON.parse(typeof body === 'string' ? body : Buffer.from(body).toString('utf8'));
+    return JSON.parse(typeof body === 'string' ? body : Buffer.from(body).toString('utf8'));
   } catch {
     throw new WebhookError('body', 'the body is not JSON');
   }
-  const events = (parsed as Partial<WebhookBody> | null)?.events;
-  if (!Array.isArray(events) || !events.every(isEvent)) throw new WebhookError('body', 'the body is not {events: [...]} of events');
-  return events;
 }
 
 function isEvent(v: unknown): v is WebhookEvent {

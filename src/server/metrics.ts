@@ -43,6 +43,8 @@ const REJECT_REASONS = [
   'handshake_rate',
   'handshakes_in_flight',
   'unauthorized',
+  'forbidden',
+  'connect_hook',
   'bad_request',
   'not_found',
   'internal',
@@ -305,7 +307,7 @@ export class Metrics {
       this.brokerErrors.inc({ operation }, 0);
     }
     // The hooks built so far (hooks/client.ts names the others the SPEC has).
-    for (const hook of ['rpc', 'subscribe', 'publish']) {
+    for (const hook of ['connect', 'refresh', 'rpc', 'subscribe', 'publish']) {
       this.hookRequests.inc({ hook, outcome: 'ok' }, 0);
       this.hookDuration.zero({ hook });
     }

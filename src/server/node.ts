@@ -33,6 +33,8 @@ import { RpcHook } from './hooks/rpc.js';
 import { PublishHook } from './hooks/publish.js';
 import { SubscribeHook } from './hooks/subscribe.js';
 import { unsetHookProblem } from './config/namespaces.js';
+import { ConnectHook } from './hooks/connect.js';
+import { RefreshHook } from './hooks/refresh.js';
 import { createWebhookSender, type WebhookSender } from './events/webhook.js';
 
 export interface SwitchboardNode extends ServerCommands {
@@ -121,8 +123,12 @@ export async function startNode(partial: NodeOptionsInput = {}, deps: NodeDeps =
   let webhook: WebhookSender | undefined;
   try {
     webhook = createWebhookSender(options, broker, metrics, log, () => cluster.nodes().length);
-    if (options.rpcHook !== undefined && options.hookSecret === undefined && options.webhookSecret === undefined) {
-      throw new Error('rpcHook needs hookSecret (or webhookSecret): hook requests are always signed');
+    const hook = [options.rpcHook, options.connectHook, options.refreshHook].some((url) => url !== undefined);
+    if (hook && options.hookSecret === undefined && options.webhookSecret === undefined) {
+      throw new Error('a hook (rpcHook, connectHook, refreshHook) needs hookSecret (or webhookSecret): hook requests are always signed');
+    }
+    if (options.refreshHook !== undefined && options.connectHook === undefined) {
+      throw new Error('refreshHook needs connectHook: it refreshes the sessions that hook accepts');
     }
     checkChannelHooks(options);
   } catch (err) {
@@ -135,6 +141,9 @@ export async function startNode(partial: NodeOptionsInput = {}, deps: NodeDeps =
     metrics,
   );
   const rpc = options.rpcHook === undefined ? undefined : new RpcHook(hooks, options.rpcHook);
+  const connectHook = options.connectHook === undefined ? undefined : new ConnectHook(hooks, options.connectHook);
+  const refreshHook = options.refreshHook === undefined ? undefined : new RefreshHook(hooks, options.refreshHook, options.hookMaxInFlight, log);
+  if (refreshHook) gateway.useRefresher(refreshHook);
   const channels = channelHooks(options, hooks, gateway);
   const frames = new FrameHandler(gateway, metrics, options.limits.maxSubscriptions, verifier, rpc, channels);
   const startedAt = Date.now();
@@ -206,7 +215,18 @@ export async function startNode(partial: NodeOptionsInput = {}, deps: NodeDeps =
       return outcomes.reduce((n, o) => n + (typeof o.result === 'number' ? o.result : 0), 0);
     },
   });
-  const upgrader = new Upgrader({ options, gateway, frames, verifier, metrics, log, draining: () => draining, ready });
+  const upgrader = new Upgrader({
+    options,
+    gateway,
+    frames,
+    verifier,
+    ...(connectHook ? { connectHook } : {}),
+    ...(refreshHook ? { refreshHook } : {}),
+    metrics,
+    log,
+    draining: () => draining,
+    ready,
+  });
 
   /** HTTP requests being answered: a drain lets them finish (a publish under way gets its answer). */
   let inflight = 0;

@@ -113,6 +113,10 @@ export interface NodeOptions {
   webhookMaxPending: number;
   /** POST client `rpc` frames to this URL (docs/backend.md); none: an rpc is answered `not_found`. */
   rpcHook?: string;
+  /** POST upgrades without a valid token to this URL (docs/backend.md); its answer names the user or refuses the upgrade. */
+  connectHook?: string;
+  /** POST sessions the connect hook accepted with an `expireAt` to this URL before then; none: they close at `expireAt` (4105). */
+  refreshHook?: string;
   /** POST client subscribes to channels of namespaces with `subscribeHook` to this URL (docs/backend.md); required by such a namespace. */
   subscribeHook?: string;
   /** POST client publishes to channels of namespaces with `publishHook` to this URL; required by such a namespace. */

@@ -2,7 +2,9 @@
  * docs/backend.md's webhook receiver holds against the code: taken from
  * the Markdown, it type-checks under strict settings, runs as its own
  * process, and prints a user's online and offline sent by a real node; a
- * request with a bad signature is refused with 401.
+ * request with a bad signature is refused with 401. So do its rpc backend
+ * and its complete backend (cookie sessions through the connect hook, an
+ * rpc method, the webhook), against a node that takes no tokens at all.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
@@ -79,6 +81,64 @@ describe('docs/backend.md: the rpc backend', () => {
       expect(await client.request({ type: 'rpc', method: 'add', data: { a: 2, b: 3 } })).toMatchObject({ result: { data: 5 } });
       expect(await client.request({ type: 'rpc', method: 'nope', data: {} })).toMatchObject({ error: { code: 'not_found', message: 'no method nope' } });
       await client.close();
+    } finally {
+      rmSync(scratch, { recursive: true, force: true });
+    }
+  }, 60_000);
+});
+
+describe('docs/backend.md: the complete backend', () => {
+  let app: ChildProcess | undefined;
+  let appNode: NodeProcess | undefined;
+  afterAll(async () => {
+    app?.kill('SIGKILL');
+    await appNode?.stop();
+  });
+
+  it('type-checks; a client logged in with its cookie connects through the connect hook, calls the rpc, and the webhook sees it online', async () => {
+    mkdirSync(SCRATCH, { recursive: true });
+    const scratch = mkdtempSync(join(SCRATCH, 'docs-complete-'));
+    try {
+      const { tsc, module } = await prepareExample(scratch, 'backend', markedBlock('docs/backend.md', 'complete-backend').text);
+      expect(tsc).toBe('');
+      const port = await freePort();
+      let printed = '';
+      app = spawn(process.execPath, [module], {
+        cwd: ROOT,
+        env: cleanEnv({ HOOK_SECRET: 'docs-hook-secret', WEBHOOK_SECRET: SECRET, PORT: String(port) }),
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
+      app.stdout!.setEncoding('utf8').on('data', (d: string) => (printed += d));
+      const base = `http://127.0.0.1:${port}`;
+      await vi.waitFor(async () => expect((await fetch(`${base}/switchboard/rpc`, { method: 'POST', body: '{}' })).status).toBe(401), {
+        timeout: 10_000,
+        interval: 100,
+      });
+
+      // No --secret, --public-key or --insecure: the connect hook names every client.
+      appNode = await startNodeProcess('docs-complete', [
+        ...['--connect-hook', `${base}/switchboard/connect`, '--refresh-hook', `${base}/switchboard/refresh`],
+        ...['--rpc-hook', `${base}/switchboard/rpc`, '--webhook', `${base}/switchboard/events`],
+        ...['--hook-secret', 'docs-hook-secret', '--webhook-secret', SECRET],
+      ]);
+      const login = await fetch(`${base}/login?user=carol`, { method: 'POST' });
+      expect(login.status).toBe(200);
+      const cookie = (login.headers.get('set-cookie') ?? '').split(';')[0]!;
+      expect(cookie).toMatch(/^sid=[0-9a-f-]{36}$/);
+
+      const client = await RawClient.connect(appNode.ws(), { headers: { cookie } });
+      expect(client.welcome.user).toBe('carol');
+      expect(client.welcome.expires! - Date.now() / 1000).toBeGreaterThan(3500);
+      expect(await client.request({ type: 'rpc', method: 'greet', data: null })).toMatchObject({ result: { data: 'hello, carol' } });
+      expect(await client.request({ type: 'rpc', method: 'nope', data: null })).toMatchObject({ error: { code: 'not_found', message: 'no method nope' } });
+      await vi.waitFor(() => expect(printed).toBe('online carol\n'), { timeout: 5000, interval: 25 });
+
+      // Without the cookie, or once logged out, the backend refuses the upgrade with its 401.
+      await expect(RawClient.open(appNode.ws())).rejects.toMatchObject({ status: 401 });
+      expect((await fetch(`${base}/logout`, { method: 'POST', headers: { cookie } })).status).toBe(204);
+      await expect(RawClient.open(appNode.ws(), { headers: { cookie } })).rejects.toMatchObject({ status: 401 });
+      await client.close();
+      await vi.waitFor(() => expect(printed).toBe('online carol\noffline carol\n'), { timeout: 5000, interval: 25 });
     } finally {
       rmSync(scratch, { recursive: true, force: true });
     }

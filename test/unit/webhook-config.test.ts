@@ -82,8 +82,24 @@ describe('hook settings', () => {
     expect(problem(['--rpc-hook', HOOK])).toBe(
       '--rpc-hook needs --hook-secret (SWITCHBOARD_HOOK_SECRET), the key that signs each request (or --webhook with its --webhook-secret)',
     );
-    expect(problem(['--hook-secret', 'k'])).toBe('--hook-secret is given without --rpc-hook');
+    expect(problem(['--hook-secret', 'k'])).toBe('--hook-secret is given without a hook URL (--rpc-hook, --connect-hook, --subscribe-hook, --publish-hook)');
     expect(problem(['--rpc-hook', 'ws://x/rpc', '--hook-secret', 'k'])).toMatch(/^--rpc-hook: .* must be an http:\/\/ or https:\/\/ URL/);
     expect(problem(['--rpc-hook', HOOK, '--hook-secret', 'k', '--hook-max-in-flight', '0'])).toMatch(/--hook-max-in-flight/);
+  });
+
+  it('read the connect and refresh hooks from flags and the environment; each needs a key, the refresh hook the connect hook', () => {
+    const o = load(['--connect-hook', 'http://127.0.0.1:3000/connect', '--hook-secret', 'k'], { SWITCHBOARD_REFRESH_HOOK: 'http://127.0.0.1:3000/refresh' });
+    expect([o.connectHook, o.refreshHook, o.rpcHook]).toEqual(['http://127.0.0.1:3000/connect', 'http://127.0.0.1:3000/refresh', undefined]);
+    expect(problem(['--connect-hook', HOOK])).toBe(
+      '--connect-hook needs --hook-secret (SWITCHBOARD_HOOK_SECRET), the key that signs each request (or --webhook with its --webhook-secret)',
+    );
+    expect(problem(['--refresh-hook', HOOK, '--hook-secret', 'k'])).toBe('--refresh-hook is given without --connect-hook: it refreshes the sessions that hook accepts');
+    expect(problem(['--connect-hook', 'ws://x/connect', '--hook-secret', 'k'])).toMatch(/^--connect-hook: .* must be an http:\/\/ or https:\/\/ URL/);
+  });
+
+  it('a connect hook is authentication enough: a node with it and no key for tokens starts', () => {
+    const argv = ['--connect-hook', 'http://127.0.0.1:3000/connect', '--hook-secret', 'k'];
+    expect(loadConfig({ argv, env: {}, readFile: () => '' }).options.connectHook).toBe('http://127.0.0.1:3000/connect');
+    expect(() => loadConfig({ argv: ['--hook-secret', 'k', '--rpc-hook', HOOK], env: {}, readFile: () => '' })).toThrow(/no authentication configured/);
   });
 });

@@ -13,6 +13,11 @@ export interface Identity {
   channels: string[];
   /** Expiry, seconds since the Unix epoch, when the token has one. */
   exp?: number;
+  /**
+   * Set only when the connect hook named the user: its `meta` (`null` when
+   * it gave none), kept on the session and sent to the refresh hook.
+   */
+  meta?: unknown;
 }
 
 export class TokenError extends Error {

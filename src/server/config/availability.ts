@@ -93,18 +93,22 @@ function checkAmqpStore(value: string, origin: string): void {
 }
 
 /** The settings of hook URLs; each hook is signed with the same key. */
-const HOOK_URLS = ['rpcHook', 'subscribeHook', 'publishHook'] as const;
+const HOOK_URLS = ['rpcHook', 'connectHook', 'refreshHook', 'subscribeHook', 'publishHook'] as const;
 
 /**
- * A hook is always signed: a hook URL (`--rpc-hook`, `--subscribe-hook`,
- * `--publish-hook`) needs `--hook-secret`, or the webhook's
- * `--webhook-secret` (which itself comes with `--webhook`); a hook secret
- * without a hook is a mistake.
+ * A hook is always signed: a hook URL (`--rpc-hook`, `--connect-hook`,
+ * `--refresh-hook`, `--subscribe-hook`, `--publish-hook`) needs
+ * `--hook-secret`, or the webhook's `--webhook-secret` (which itself comes
+ * with `--webhook`); a hook secret without a hook is a mistake, and so is a
+ * refresh hook without the connect hook whose sessions it refreshes.
  */
 function checkHooks(values: SettingValues, origins: Origins): void {
+  if (values.refreshHook !== undefined && values.connectHook === undefined) {
+    throw new ConfigError(`${origins.refreshHook ?? '--refresh-hook'} is given without --connect-hook: it refreshes the sessions that hook accepts`);
+  }
   const hook = HOOK_URLS.find((key) => values[key] !== undefined);
   if (hook === undefined) {
-    if (values.hookSecret !== undefined) throw new ConfigError(`${origins.hookSecret ?? '--hook-secret'} is given without --rpc-hook`);
+    if (values.hookSecret !== undefined) throw new ConfigError(`${origins.hookSecret ?? '--hook-secret'} is given without a hook URL (--rpc-hook, --connect-hook, --subscribe-hook, --publish-hook)`);
     return;
   }
   if (values.hookSecret === undefined && values.webhookSecret === undefined) {

@@ -66,7 +66,8 @@ export function loadConfig(input: LoadInput): LoadedConfig {
   checkAvailability(values, origins);
   const publicKey =
     values.publicKey === undefined ? undefined : readPublicKey(values.publicKey, origins.publicKey ?? '--public-key', readFile);
-  if (values.secret === undefined && publicKey === undefined && values.insecure !== true) {
+  // The connect hook names users by itself (cookie sessions): a node may take no tokens at all.
+  if (values.secret === undefined && publicKey === undefined && values.insecure !== true && values.connectHook === undefined) {
     throw new ConfigError(
       'no authentication configured, so every connection would be refused: pass --secret, --public-key or --insecure (development only)',
     );
@@ -144,6 +145,8 @@ function toOptions(v: SettingValues, publicKey: string | undefined, file: Parsed
       webhookTimeout: v.webhookTimeout,
       webhookMaxPending: v.webhookMaxPending,
       rpcHook: v.rpcHook,
+      connectHook: v.connectHook,
+      refreshHook: v.refreshHook,
       subscribeHook: v.subscribeHook,
       publishHook: v.publishHook,
       hookSecret: v.hookSecret,

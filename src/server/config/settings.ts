@@ -184,6 +184,20 @@ export const SETTINGS = {
     help: 'events waiting for the webhook at most, cluster-wide; past it new events are dropped (counted and logged)',
   },
   rpcHook: { flag: 'rpc-hook', kind: 'string', arg: '<url>', check: checkWebhook, help: 'POST client rpc frames to this URL; its answer is the reply' },
+  connectHook: {
+    flag: 'connect-hook',
+    kind: 'string',
+    arg: '<url>',
+    check: checkWebhook,
+    help: 'POST upgrades without a valid token (cookies, headers, query) to this URL; its answer names the user or refuses',
+  },
+  refreshHook: {
+    flag: 'refresh-hook',
+    kind: 'string',
+    arg: '<url>',
+    check: checkWebhook,
+    help: 'POST connect-hook sessions to this URL before their expireAt; its answer extends them or ends them (4105)',
+  },
   subscribeHook: {
     flag: 'subscribe-hook',
     kind: 'string',

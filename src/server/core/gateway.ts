@@ -25,7 +25,7 @@ import { detectionMs, type NodeOptions } from '../options.js';
 import type { RoutingStrategy } from '../routing/strategies.js';
 import { ALONE, type ClusterView } from './cluster-view.js';
 import { Continuity, type Since } from './continuity.js';
-import { Heartbeat } from './heartbeat.js';
+import { Heartbeat, type Refresher } from './heartbeat.js';
 import { Interest } from './interest.js';
 import { Namespaces } from './namespaces.js';
 import { Presence } from './presence.js';
@@ -39,6 +39,8 @@ export interface OpenSession {
   grants: string[];
   /** The token's `exp` (Unix seconds), when it has one. */
   expires?: number;
+  /** The connect hook's `meta`, for a session that hook accepted. */
+  meta?: unknown;
   transport: Transport;
   /** The connection's codec, from its subprotocol. Default `json`. */
   codec?: WireCodec;
@@ -81,6 +83,11 @@ export class Gateway {
     this.redirects = new Redirects(nodeId, routing, options.hashringRedirect, (node) => cluster.urlOf(node), metrics);
   }
 
+  /** Extend sessions before they expire: the heartbeat sweep hands it those whose `refreshAt` has come. */
+  useRefresher(refresher: Refresher): void {
+    this.heartbeat.refresher = refresher;
+  }
+
   /** Connect the broker; `onControl` receives node-to-node messages. */
   async start(onControl: (payload: string) => void = () => undefined): Promise<void> {
     await this.broker.start(this.nodeId, {
@@ -117,6 +124,7 @@ export class Gateway {
       ...(init.device ? { device: init.device } : {}),
       grants: init.grants,
       ...(init.expires !== undefined ? { expires: init.expires } : {}),
+      ...(init.meta !== undefined ? { meta: init.meta } : {}),
       ...(init.codec ? { codec: init.codec } : {}),
       transport: init.transport,
       limits: this.options.limits,

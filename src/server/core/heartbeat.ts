@@ -6,12 +6,22 @@
  * expiry check is one comparison per session on a pass that visits every
  * session anyway, where a timer per session would cost memory and timer
  * churn on each of 100k connections. An expired session is closed within
- * one sweep interval (at most a second) after its `expires`.
+ * one sweep interval (at most a second) after its `expires`. The same pass
+ * hands a `Refresher` (the refresh hook) the sessions whose `refreshAt` has
+ * come, so extending sessions needs no timer of its own either.
  */
 import { CloseCode } from '../../protocol/index.js';
 import type { Session } from './session.js';
 
+/** Extends sessions before they expire (the refresh hook). */
+export interface Refresher {
+  /** `session`'s `refreshAt` has come. */
+  due(session: Session, now: number): void;
+}
+
 export class Heartbeat {
+  /** Told of the sessions due for a refresh; none: nothing is refreshed here. */
+  refresher: Refresher | undefined;
   private timer: ReturnType<typeof setInterval> | undefined;
 
   constructor(
@@ -39,9 +49,11 @@ export class Heartbeat {
     const timeoutMs = this.pongTimeoutS * 1000;
     for (const s of this.sessions) {
       if (s.expires !== undefined && now >= s.expires * 1000) {
-        s.disconnect(CloseCode.TokenExpired, 'token expired: reconnect with a fresh token', true);
+        // A session of the connect hook (it has `meta`) reconnects through the hook again: no token to renew.
+        s.disconnect(CloseCode.TokenExpired, s.meta === undefined ? 'token expired: reconnect with a fresh token' : 'session expired: reconnect', true);
         continue;
       }
+      if (s.refreshAt !== undefined && now >= s.refreshAt) this.refresher?.due(s, now);
       if (s.pingSentAt !== undefined) {
         if (now - s.pingSentAt > timeoutMs) s.disconnect(CloseCode.HeartbeatTimeout, 'heartbeat timeout', true);
       } else if (now - s.lastSentAt >= quietMs) {

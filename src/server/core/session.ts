@@ -103,6 +103,8 @@ export interface SessionInit {
   grants: string[];
   /** When the token expires (its `exp`, Unix seconds); the session is closed then unless refreshed. */
   expires?: number;
+  /** The connect hook's `meta`, for a session that hook accepted. */
+  meta?: unknown;
   /** How frames are encoded on this connection (the negotiated subprotocol). Default `json`. */
   codec?: WireCodec;
   transport: Transport;
@@ -122,6 +124,10 @@ export class Session {
   grants: string[];
   /** When the identity expires (Unix seconds), if it does: the heartbeat sweep closes the session then with 4105. */
   expires: number | undefined;
+  /** The connect hook's `meta` (`null` when it gave none); undefined for a session opened with a token. */
+  readonly meta: unknown;
+  /** When the heartbeat sweep asks the refresh hook to extend `expires` (ms); undefined while not planned or a call is out. */
+  refreshAt: number | undefined;
   /** `json` (text frames) or `msgpack` (binary frames), fixed at the upgrade. */
   readonly codec: WireCodec;
   /** Every channel this session is subscribed to or subscribing to, its personal channel included. */
@@ -159,6 +165,7 @@ export class Session {
     this.device = init.device ?? '';
     this.grants = init.grants;
     this.expires = init.expires;
+    this.meta = init.meta;
     this.codec = init.codec ?? 'json';
     this.transport = init.transport;
     this.limits = init.limits;

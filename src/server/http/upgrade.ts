@@ -13,11 +13,13 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { WebSocketServer, type PerMessageDeflateOptions } from 'ws';
-import { ErrorCode, isValidUserId, type StreamPosition } from '../../protocol/index.js';
+import { ErrorCode, isValidUserId, SwitchboardError, type StreamPosition } from '../../protocol/index.js';
 import { selectSubprotocol } from '../../protocol/msgpack.js';
 import { TokenError, type Identity, type TokenVerifier } from '../auth/token.js';
 import type { FrameHandler } from '../core/frame-handler.js';
 import type { Gateway } from '../core/gateway.js';
+import { connectRequest, type ConnectHook } from '../hooks/connect.js';
+import type { RefreshHook } from '../hooks/refresh.js';
 import type { Session } from '../core/session.js';
 import { Admission } from '../core/admission.js';
 import { IpConnectionLimiter } from '../core/rate.js';
@@ -50,6 +52,10 @@ export interface UpgradeContext {
   gateway: Gateway;
   frames: FrameHandler;
   verifier: TokenVerifier;
+  /** Names the client of an upgrade without a valid token (cookies); none: such an upgrade is refused. */
+  connectHook?: ConnectHook;
+  /** Extends the sessions the connect hook accepted with an `expireAt`; none: they close then (4105). */
+  refreshHook?: RefreshHook;
   metrics: Metrics;
   log: Logger;
   /** True once the node drains: new connections are refused with 503. */
@@ -79,6 +85,8 @@ type RefusalReason =
   | 'handshakes_in_flight'
   | 'bad_request'
   | 'unauthorized'
+  | 'forbidden'
+  | 'connect_hook'
   | 'internal';
 
 class Refusal extends Error {
@@ -200,16 +208,25 @@ export class Upgrader implements SocketOwner {
     });
   }
 
+  /**
+   * Who the client is: a valid token's identity; else the connect hook's
+   * answer, when there is one (an invalid token too goes to the hook, which
+   * gets the `authorization` header and the query: a backend may take its
+   * own opaque tokens there); else `?user=` under `--insecure`.
+   */
   private async identify(req: IncomingMessage, url: URL): Promise<Identity> {
     const header = req.headers.authorization;
     const token = url.searchParams.get('token') ?? (header?.startsWith('Bearer ') ? header.slice(7) : undefined);
+    let refused: string | undefined;
     if (token) {
       try {
         return await this.ctx.verifier.verify(token);
       } catch (err) {
-        throw new Refusal(401, ErrorCode.Unauthorized, 'unauthorized', err instanceof TokenError ? err.message : 'invalid token');
+        refused = err instanceof TokenError ? err.message : 'invalid token';
       }
     }
+    if (this.ctx.connectHook) return this.askConnectHook(this.ctx.connectHook, req, url);
+    if (refused !== undefined) throw new Refusal(401, ErrorCode.Unauthorized, 'unauthorized', refused);
     if (this.ctx.options.insecure) {
       const user = url.searchParams.get('user');
       if (!isValidUserId(user)) {
@@ -218,6 +235,18 @@ export class Upgrader implements SocketOwner {
       return { user, channels: [] };
     }
     throw new Refusal(401, ErrorCode.Unauthorized, 'unauthorized', 'missing token: pass ?token=<JWT> or "Authorization: Bearer <JWT>"');
+  }
+
+  /** The connect hook's identity; its 401 or 403 refuse with that status, any failure of the hook with 503. */
+  private async askConnectHook(hook: ConnectHook, req: IncomingMessage, url: URL): Promise<Identity> {
+    try {
+      return await hook.identify(connectRequest(req, url, this.clientIp(req)));
+    } catch (err) {
+      if (!(err instanceof SwitchboardError)) throw err;
+      if (err.code === ErrorCode.Unauthorized) throw new Refusal(401, err.code, 'unauthorized', err.message);
+      if (err.code === ErrorCode.Forbidden) throw new Refusal(403, err.code, 'forbidden', err.message);
+      throw new Refusal(503, ErrorCode.Unavailable, 'connect_hook', err.message, RETRY_AFTER.budget);
+    }
   }
 
   /**
@@ -238,12 +267,14 @@ export class Upgrader implements SocketOwner {
       user: identity.user,
       grants: identity.channels,
       ...(identity.exp !== undefined ? { expires: identity.exp } : {}),
+      ...(identity.meta !== undefined ? { meta: identity.meta } : {}),
       since: resume.since,
       device: resume.device,
       codec: transport.codec,
       transport,
     });
     ws.bind(session, transport);
+    if (identity.meta !== undefined) this.ctx.refreshHook?.schedule(session, Date.now());
   }
 
   /** A frame from a client (`SocketOwner`). */
