@@ -316,8 +316,8 @@ export async function startNode(partial: NodeOptionsInput = {}, deps: NodeDeps =
     await closeSpread([...gateway.sessions], plan.spreadMs, goAway);
     // A handshake under way when the drain began may have added a session since.
     for (const s of [...gateway.sessions]) goAway(s);
-    while ((upgrader.wss.clients.size > 0 || Date.now() < lingerUntil) && Date.now() < deadline) await sleep(20);
-    for (const ws of upgrader.wss.clients) ws.terminate();
+    while ((upgrader.sockets.size > 0 || Date.now() < lingerUntil) && Date.now() < deadline) await sleep(20);
+    for (const ws of [...upgrader.sockets]) ws.terminate();
     server.close();
     server.closeIdleConnections();
     // Answer the requests under way (a publish may be waiting out its

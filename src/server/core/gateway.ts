@@ -213,8 +213,7 @@ export class Gateway {
 
   /** Sessions of `user` on this node. */
   sessionsOf(user: string): Session[] {
-    const set = this.interest.subscribers(personalChannel(user));
-    return set ? [...set] : [];
+    return [...(this.interest.subscribers(personalChannel(user)) ?? [])];
   }
 
   /** A publication from the broker: delivered now, unless continuity holds it back. */
@@ -225,7 +224,7 @@ export class Gateway {
   /** Fan a publication out to local subscribers: encoded once, the same bytes written to each. */
   private deliverLocal(pub: BrokerPublication): void {
     const subscribers = this.interest.subscribers(pub.channel);
-    if (!subscribers || subscribers.size === 0) {
+    if (!subscribers) {
       this.metrics.brokerReceived.inc({ use: 'unused' });
       return;
     }

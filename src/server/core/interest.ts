@@ -16,9 +16,17 @@ const SETTLE_MARGIN_MS = 500;
 /** Unregistrations that failed (broker down) kept for retrying; past this, the oldest are given up. */
 const MAX_PENDING_UNREGISTERS = 100_000;
 
+/**
+ * A channel's local subscribers: the session itself while it is the only
+ * one (the personal channel of a user connected once, the common case), a
+ * set of two or more otherwise. A node holds one per local channel, and a
+ * set of one would cost some 150 bytes more.
+ */
+type Local = Session | Set<Session>;
+
 export class Interest {
   /** Local subscribers by channel. */
-  private readonly local = new Map<string, Set<Session>>();
+  private readonly local = new Map<string, Local>();
   /**
    * The broker subscription of each local channel (interest routing):
    * pending (its promise, which every subscriber waits for) or `true` once
@@ -43,8 +51,9 @@ export class Interest {
   ) {}
 
   /** The local subscribers of `channel`, if it has any. */
-  subscribers(channel: string): ReadonlySet<Session> | undefined {
-    return this.local.get(channel);
+  subscribers(channel: string): Iterable<Session> | undefined {
+    const local = this.local.get(channel);
+    return local === undefined ? undefined : each(local);
   }
 
   /** Whether this node holds local subscribers of `channel`. */
@@ -53,15 +62,16 @@ export class Interest {
   }
 
   /** Every local channel with its subscribers. */
-  channels(): IterableIterator<[string, ReadonlySet<Session>]> {
-    return this.local.entries();
+  *channels(): Generator<[string, Iterable<Session>]> {
+    for (const [channel, local] of this.local) yield [channel, each(local)];
   }
 
   /** Count `session` among the subscribers of `channel` (before it waits for `ensure`). */
   join(session: Session, channel: string): void {
-    let subscribers = this.local.get(channel);
-    if (!subscribers) this.local.set(channel, (subscribers = new Set()));
-    subscribers.add(session);
+    const local = this.local.get(channel);
+    if (local === undefined) this.local.set(channel, session);
+    else if (local instanceof Set) local.add(session);
+    else if (local !== session) this.local.set(channel, new Set([local, session]));
   }
 
   /**
@@ -97,8 +107,14 @@ export class Interest {
    * answer is true.
    */
   leave(session: Session, channel: string): boolean {
-    const subscribers = this.local.get(channel);
-    if (!subscribers?.delete(session) || subscribers.size > 0) return false;
+    const local = this.local.get(channel);
+    if (local instanceof Set) {
+      if (!local.delete(session)) return false;
+      // Back to the session itself once it is the only one left.
+      if (local.size === 1) this.local.set(channel, local.values().next().value!);
+      return false;
+    }
+    if (local !== session) return false;
     this.local.delete(channel);
     if (this.subscribing.delete(channel)) {
       this.broker.unsubscribe(channel).catch((err: unknown) => this.log.warn({ err, channel }, 'unsubscribe failed'));
@@ -208,4 +224,9 @@ export class Interest {
     p.then(() => settle(true), () => settle(false));
     return p;
   }
+}
+
+/** The sessions of a channel's `Local`, to iterate over. */
+function each(local: Local): Iterable<Session> {
+  return local instanceof Set ? local : [local];
 }

@@ -104,6 +104,8 @@ class Refusal extends Error {
 
 export class Upgrader implements SocketOwner {
   readonly wss: WebSocketServer;
+  /** The sockets bound to a session and not closed yet (`SocketOwner`). */
+  readonly sockets = new Set<SessionSocket>();
   private readonly ipLimiter: IpConnectionLimiter;
   private readonly admission: Admission;
   /** Upgrades accepted but not yet sessions (token being checked). */
@@ -118,7 +120,8 @@ export class Upgrader implements SocketOwner {
       noServer: true,
       maxPayload: ctx.options.limits.maxFrameBytes,
       perMessageDeflate: ctx.options.permessageDeflate ? DEFLATE : false,
-      clientTracking: true,
+      // The open sockets are tracked in `sockets`, through the listeners every connection shares.
+      clientTracking: false,
       WebSocket: SessionSocket,
       handleProtocols: (protocols) => selectSubprotocol(protocols, ctx.options.msgpack),
     });

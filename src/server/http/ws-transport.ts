@@ -3,7 +3,9 @@
  * class that knows its session. A node holds 100k of these, so each
  * connection costs as few objects as possible: one transport object (no
  * closures), listeners shared by every connection (they find their session
- * through `this`), and no handshake listeners left on the raw socket.
+ * through `this`), no handshake listeners left on the raw socket, and the
+ * open sockets tracked by their owner rather than by `ws` (its client
+ * tracking adds a closure, its context and a listener array to each).
  */
 import type { Duplex } from 'node:stream';
 import { WebSocket } from 'ws';
@@ -20,6 +22,8 @@ const OPCODE_BINARY = 0x2;
 export interface SocketOwner {
   receive(session: Session, data: Buffer, isBinary: boolean): void;
   socketError(session: Session, err: Error): void;
+  /** The sockets bound and not closed yet (a draining node waits for them, then ends the rest). */
+  readonly sockets: Set<SessionSocket>;
 }
 
 /** `ws`'s socket with its session (the server creates these: `WebSocketServer({ WebSocket: SessionSocket })`). */
@@ -31,6 +35,7 @@ export class SessionSocket extends WebSocket {
   bind(session: Session, transport: WsTransport): void {
     this.session = session;
     this.transport = transport;
+    transport.owner.sockets.add(this);
     this.on('message', onMessage);
     this.on('close', onClose);
     // ws closes the socket itself after an error (e.g. 1009 for an oversized
@@ -47,6 +52,7 @@ function onMessage(this: WebSocket, data: Buffer, isBinary: boolean): void {
 /** The connection is gone: so is the handshake, if the welcome was still on its way. */
 function onClose(this: WebSocket): void {
   const ws = this as SessionSocket;
+  ws.transport?.owner.sockets.delete(ws);
   ws.transport?.done();
   ws.session?.gone();
 }
