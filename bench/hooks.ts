@@ -327,7 +327,12 @@ function report(runs: Run[]): void {
     ['connect p99, ms', (r) => r.connect.latency.p99],
     ['delivery p99, ms', (r) => r.publish.latency.p99],
   ];
-  const overheadRows = lines.map(([what, pick]) => [what, fmt(overhead('switchboard', pick), 1), fmt(overhead('socketio', pick), 1), ratio(overhead('switchboard', pick), overhead('socketio', pick))]);
+  // A ratio of two differences means something only when both are positive (latency differences can be noise around 0).
+  const overheadRatio = (a: number, b: number): string => (a > 0 && b > 0 ? ratio(a, b) : 'n/a');
+  const overheadRows = lines.map(([what, pick]) => {
+    const [sb, sio] = [overhead('switchboard', pick), overhead('socketio', pick)];
+    return [what, fmt(sb, 1), fmt(sio, 1), overheadRatio(sb, sio)];
+  });
   const withRows = lines.map(([what, pick]) => [what, fmt(figure(runs, 'switchboard', true, pick), 1), fmt(figure(runs, 'socketio', true, pick), 1), ratio(figure(runs, 'switchboard', true, pick), figure(runs, 'socketio', true, pick))]);
   console.log('\nWhat asking the backend adds (with − without, median over rounds):\n');
   console.log(table(['', 'Switchboard', 'Socket.IO', 'Switchboard / Socket.IO'], overheadRows));
