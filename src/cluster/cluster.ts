@@ -36,8 +36,8 @@ export interface ClusterHooks {
   onGone?(node: string): Promise<void>;
   /** This node was declared dead by another, which dropped its entries: put them back. */
   onSwept?(): void;
-  /** Another node announced a `join` or `leave` (`announce`). */
-  onMember?(frame: MemberFrame): void;
+  /** Node `from` announced a `join` or `leave` of one of its sessions (`announce`). */
+  onMember?(frame: MemberFrame, from: string): void;
 }
 
 interface Member {
@@ -136,7 +136,7 @@ export class Cluster {
         void this.answer(msg.from, msg.id, msg.request);
         return;
       case 'member':
-        this.hooks.onMember?.(msg.frame);
+        this.hooks.onMember?.(msg.frame, msg.from);
         return;
       case 'response': {
         const p = this.pending.get(msg.id);

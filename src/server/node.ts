@@ -161,10 +161,11 @@ export async function startNode(partial: NodeOptionsInput = {}, deps: NodeDeps =
         gateway.membersChanged(others);
       },
       onGone: async (node) => {
+        gateway.members.gone(node);
         await Promise.all([entries.drop(node), webhook?.releaseNode(node)]);
       },
       onSwept: () => gateway.swept(),
-      onMember: (frame) => gateway.members.received(frame),
+      onMember: (frame, from) => gateway.members.received(frame, from),
     },
   );
   const commands = new Commands(gateway, inProcessData(options.limits.maxBodyBytes));

@@ -5,7 +5,8 @@
  * `join` and `leave` frames when a session on the other subscribes,
  * unsubscribes or disconnects; the webhook gets each `join` and `leave`
  * once, in order per user between `online` and `offline`; a node killed
- * with SIGKILL makes `leave` for its sessions within the detection time.
+ * with SIGKILL makes `leave` for its sessions within the detection time,
+ * as events and as frames from the survivor.
  */
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { ServerFrame } from '../../src/protocol/index.js';
@@ -135,9 +136,16 @@ describe('join and leave', () => {
   });
 
   it('reports leave for the channels of the sessions of a node killed with SIGKILL, before their offline, within the detection time', async () => {
+    // One watcher hears zoe join; the other subscribes after she did (its node reads the members then).
+    const early = await connect(b, 'early');
+    await subscribe(early, 'room:7');
     const zoe = await connect(a, 'zoe');
+    const session = zoe.welcome.session;
     await subscribe(zoe, 'room:7');
     await subscribe(zoe, 'room:8');
+    await early.waitFor((f) => f.type === 'join' && f.session === session, 1);
+    const late = await connect(b, 'late');
+    await subscribe(late, 'room:8');
     await vi.waitFor(() => expect(eventsOf('zoe')).toEqual(['online', 'join room:7', 'join room:8']), { timeout: 5000, interval: 25 });
     const killedAt = Date.now();
     await a.kill();
@@ -147,7 +155,12 @@ describe('join and leave', () => {
     expect(events.slice(3, 5).sort()).toEqual(['leave room:7', 'leave room:8']);
     expect(events[5]).toBe('offline');
     for (const e of receiver.accepted().filter((x) => x.user === 'zoe' && x.type === 'leave')) {
-      expect(e).toMatchObject({ node: 'jl-a', session: zoe.welcome.session });
+      expect(e).toMatchObject({ node: 'jl-a', session });
     }
+    // The survivor tells its subscribers too, once each.
+    await early.waitFor((f) => f.type === 'leave' && f.session === session, 1, DETECTION_MS + 1000);
+    await late.waitFor((f) => f.type === 'leave' && f.session === session, 1, DETECTION_MS + 1000);
+    expect(membersOf(early, 'room:7').filter((m) => m.includes(' zoe '))).toEqual([`join room:7 zoe ${session}`, `leave room:7 zoe ${session}`]);
+    expect(membersOf(late).filter((m) => m.includes(' zoe '))).toEqual([`leave room:8 zoe ${session}`]);
   });
 });

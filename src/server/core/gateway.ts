@@ -77,7 +77,7 @@ export class Gateway {
   ) {
     this.namespaces = new Namespaces(options);
     this.interest = new Interest(broker, routing, detectionMs(options), log);
-    this.members = new Members(this.interest, cluster.announce?.bind(cluster), log);
+    this.members = new Members(this.interest, cluster.announce?.bind(cluster), (channel) => broker.store.presence(channel), log);
     this.presenceEntries = new Presence(nodeId, broker, this.namespaces, this.interest, (node) => cluster.isAlive(node), log, this.members);
     this.continuity = new Continuity(broker, this.namespaces, this.interest, metrics, log, (pub) => this.deliverLocal(pub), options.limits.maxBufferedBytes / 2);
     this.publisher = new Publisher(broker, this.namespaces, routing, options, metrics, log);
@@ -243,7 +243,10 @@ export class Gateway {
     session.channels.delete(channel);
     this.metrics.subscriptions.dec();
     if (channel !== personalChannel(session.user)) this.subscribed--;
-    if (this.interest.leave(session, channel)) this.continuity.forget(channel);
+    if (this.interest.leave(session, channel)) {
+      this.continuity.forget(channel);
+      this.members.release(channel);
+    }
     this.presenceEntries.remove(session, channel);
   }
 

@@ -7,34 +7,90 @@
  * theirs. The session itself is not told of its own join or leave, and a
  * subscriber still recovering its channel misses the frames meanwhile (its
  * subscribe reply comes after them; presence reads the members).
+ *
+ * A node that dies cannot announce its sessions' leaves, so each node
+ * keeps the members of the `joinLeave` channels it holds (read from
+ * presence when it starts holding one, then followed by the frames), and
+ * writes `leave` for the dead node's sessions to its own subscribers when
+ * the cluster declares that node dead.
  */
 import type { Logger } from 'pino';
 import type { MemberFrame } from '../../protocol/index.js';
-import type { PresenceItem } from '../../brokers/broker.js';
+import type { PresenceEntry, PresenceItem } from '../../brokers/broker.js';
 import type { Interest } from './interest.js';
 
+/** The members of one held channel: session → user and node. */
+interface Roster {
+  members: Map<string, { user: string; node: string }>;
+  /** Sessions that left while the first presence read was under way (it may still list them); null once read. */
+  leftWhileReading: Set<string> | null;
+}
+
 export class Members {
+  /** The members of each held `joinLeave` channel. */
+  private readonly rosters = new Map<string, Roster>();
+
   constructor(
     private readonly interest: Interest,
     /** Tell the other nodes (resolves once sent); absent for a node on its own. */
     private readonly announce: ((frame: MemberFrame) => Promise<void>) | undefined,
+    /** The presence entries of a channel, cluster-wide. */
+    private readonly read: (channel: string) => Promise<PresenceEntry[]>,
     private readonly log: Logger,
   ) {}
+
+  /** This node holds `channel` (a local session subscribes): keep its members from now on. */
+  hold(channel: string): void {
+    if (this.rosters.has(channel)) return;
+    const roster: Roster = { members: new Map(), leftWhileReading: new Set() };
+    this.rosters.set(channel, roster);
+    this.read(channel).then(
+      (entries) => {
+        const left = roster.leftWhileReading;
+        roster.leftWhileReading = null;
+        for (const e of entries) if (!left?.has(e.session) && !roster.members.has(e.session)) roster.members.set(e.session, { user: e.user, node: e.node });
+      },
+      (err: unknown) => {
+        roster.leftWhileReading = null;
+        this.log.debug({ err, channel }, 'members not read: a node that dies now may leave some without a leave frame');
+      },
+    );
+  }
+
+  /** This node no longer holds `channel` (its last local subscriber left). */
+  release(channel: string): void {
+    this.rosters.delete(channel);
+  }
 
   /** `item`'s session joined or left its channel on this node: tell the subscribers here and on the other nodes. */
   changed(type: MemberFrame['type'], { channel, entry }: PresenceItem): void {
     const frame: MemberFrame = { type, channel, user: entry.user, session: entry.session };
-    this.deliver(frame);
+    this.deliver(frame, entry.node);
     this.announce?.(frame).catch((err: unknown) => this.log.debug({ err, channel }, `${type} not announced to the other nodes`));
   }
 
-  /** A frame another node announced; a malformed one is dropped. */
-  received(frame: unknown): void {
-    if (isMemberFrame(frame)) this.deliver(frame);
-    else this.log.warn('malformed join or leave announcement dropped');
+  /** A frame that node `from` announced; a malformed one is dropped. */
+  received(frame: unknown, from: string): void {
+    if (isMemberFrame(frame)) this.deliver(frame, from);
+    else this.log.warn({ from }, 'malformed join or leave announcement dropped');
   }
 
-  private deliver(frame: MemberFrame): void {
+  /** `node` died or left: its sessions leave every channel held here. */
+  gone(node: string): void {
+    for (const [channel, roster] of this.rosters) {
+      for (const [session, m] of roster.members) {
+        if (m.node === node) this.deliver({ type: 'leave', channel, user: m.user, session }, node);
+      }
+    }
+  }
+
+  private deliver(frame: MemberFrame, node: string): void {
+    const roster = this.rosters.get(frame.channel);
+    if (roster && frame.type === 'join') roster.members.set(frame.session, { user: frame.user, node });
+    if (roster && frame.type === 'leave') {
+      roster.members.delete(frame.session);
+      roster.leftWhileReading?.add(frame.session);
+    }
     const subscribers = this.interest.subscribers(frame.channel);
     if (!subscribers) return;
     for (const s of subscribers) {

@@ -56,8 +56,9 @@ export class Presence {
     if (!this.tracks(channel)) return undefined;
     this.pendingRemovals.delete(removalKey(channel, session.id));
     const item = this.item(session, channel);
-    const added = this.broker.store.presenceAdd([item]);
-    return this.namespaces.joinLeave(channel) ? added.then(() => this.members.changed('join', item)) : added;
+    if (!this.namespaces.joinLeave(channel)) return this.broker.store.presenceAdd([item]);
+    this.members.hold(channel);
+    return this.broker.store.presenceAdd([item]).then(() => this.members.changed('join', item));
   }
 
   /** Remove the entry of `session` on `channel` and wait for the broker. */
