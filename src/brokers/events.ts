@@ -53,8 +53,9 @@ export interface EventLog {
   /** How many partitions the log has (numbered from 0). */
   readonly partitions: number;
   /**
-   * Log presence transitions of personal channels from now on. Every node
-   * of a cluster that sends events records (each logs the transitions it makes).
+   * Log presence transitions of personal channels from now on, and joins
+   * and leaves of the channels `options.joinLeave` names. Every node of a
+   * cluster that sends events records (each logs the transitions it makes).
    */
   record(options: RecordOptions): void;
   /**
