@@ -24,6 +24,8 @@ interface Roster {
   members: Map<string, { user: string; node: string }>;
   /** Sessions that left while the first presence read was under way (it may still list them); null once read. */
   leftWhileReading: Set<string> | null;
+  /** Whether `members` lists every member (the read succeeded): a leave of a session not listed was told already. */
+  complete: boolean;
 }
 
 export class Members {
@@ -42,12 +44,13 @@ export class Members {
   /** This node holds `channel` (a local session subscribes): keep its members from now on. */
   hold(channel: string): void {
     if (this.rosters.has(channel)) return;
-    const roster: Roster = { members: new Map(), leftWhileReading: new Set() };
+    const roster: Roster = { members: new Map(), leftWhileReading: new Set(), complete: false };
     this.rosters.set(channel, roster);
     this.read(channel).then(
       (entries) => {
         const left = roster.leftWhileReading;
         roster.leftWhileReading = null;
+        roster.complete = true;
         for (const e of entries) if (!left?.has(e.session) && !roster.members.has(e.session)) roster.members.set(e.session, { user: e.user, node: e.node });
       },
       (err: unknown) => {
@@ -88,7 +91,8 @@ export class Members {
     const roster = this.rosters.get(frame.channel);
     if (roster && frame.type === 'join') roster.members.set(frame.session, { user: frame.user, node });
     if (roster && frame.type === 'leave') {
-      roster.members.delete(frame.session);
+      // Told already: the node left and `gone` wrote its leaves before this frame came (it was sent after the node's `leave`).
+      if (!roster.members.delete(frame.session) && roster.complete) return;
       roster.leftWhileReading?.add(frame.session);
     }
     const subscribers = this.interest.subscribers(frame.channel);

@@ -121,9 +121,9 @@ export class Presence {
   }
 
   /** Remove `item` in this turn's batch; on a `joinLeave` channel, tell its subscribers once it is gone. */
-  private async removed(item: PresenceItem): Promise<void> {
-    await this.removals.add(item);
-    if (this.namespaces.joinLeave(item.channel)) this.members.changed('leave', item);
+  private removed(item: PresenceItem): Promise<void> {
+    const removal = this.removals.add(item);
+    return this.namespaces.joinLeave(item.channel) ? removal.then(() => this.members.changed('leave', item)) : removal;
   }
 
   private item(session: Session, channel: string): PresenceItem {
