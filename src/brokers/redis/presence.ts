@@ -35,10 +35,15 @@ function parseEntry(text: string | null): PresenceEntry | undefined {
   }
 }
 
-/** The channel of a node index member. */
-function channelOf(member: string): string {
+/** The channel and session of a node index member (`indexMember`), or undefined for a damaged one. */
+function locate(member: string): { channel: string; session: string } | undefined {
   const cut = member.indexOf('\n');
-  return cut < 0 ? member : member.slice(0, cut);
+  return cut < 0 ? undefined : { channel: member.slice(0, cut), session: member.slice(cut + 1) };
+}
+
+/** `write` once per node and chunk of `items` (the join and leave scripts log one node's entries). */
+function perNode(items: PresenceItem[], write: (node: string, entries: PresenceEntry[]) => Promise<void>): Array<Promise<void>> {
+  return [...groupBy(items, (i) => i.entry.node)].flatMap(([node, mine]) => chunks(mine).map((part) => write(node, part.map((i) => i.entry))));
 }
 
 /** The node index member of an entry. Channel names hold no line break (see `protocol/channel.ts`). */
@@ -67,11 +72,9 @@ export class RedisPresence implements Pick<Store, 'presenceAdd' | 'presenceRemov
       for (const part of chunks(group)) calls.push(client.sadd(this.keys.presenceOf(node), ...part.map(indexMember)));
     }
     for (const [channel, group] of groupBy(items, (i) => i.channel)) {
-      if (this.events?.logsMembers(channel)) {
-        const events = this.events;
-        for (const [node, mine] of groupBy(group, (i) => i.entry.node)) {
-          for (const part of chunks(mine)) calls.push(events.joined(channel, node, part.map((i) => i.entry)));
-        }
+      const events = this.events;
+      if (events?.logsMembers(channel)) {
+        calls.push(...perNode(group, (node, entries) => events.joined(channel, node, entries)));
         continue;
       }
       for (const part of chunks(group)) {
@@ -93,11 +96,9 @@ export class RedisPresence implements Pick<Store, 'presenceAdd' | 'presenceRemov
     const calls: Array<Promise<unknown>> = [];
     // The entry first, its index member after it.
     for (const [channel, group] of groupBy(items, (i) => i.channel)) {
-      if (this.events?.logsMembers(channel)) {
-        const events = this.events;
-        for (const [node, mine] of groupBy(group, (i) => i.entry.node)) {
-          for (const part of chunks(mine)) calls.push(events.left(channel, node, part.map((i) => i.entry)));
-        }
+      const events = this.events;
+      if (events?.logsMembers(channel)) {
+        calls.push(...perNode(group, (node, entries) => events.left(channel, node, entries)));
         continue;
       }
       for (const part of chunks(group)) {
@@ -126,7 +127,8 @@ export class RedisPresence implements Pick<Store, 'presenceAdd' | 'presenceRemov
   async dropIndexed(node: string): Promise<void> {
     const index = this.keys.presenceOf(node);
     if (this.events?.recording) {
-      await eachIndexed(this.client, index, (members) => this.dropMembers(node, index, members.filter((m) => personalChannelUser(channelOf(m)) === undefined)));
+      const personal = (m: string): boolean => personalChannelUser(locate(m)?.channel ?? '') !== undefined;
+      await eachIndexed(this.client, index, (members) => this.dropMembers(node, index, members.filter((m) => !personal(m))));
     }
     await eachIndexed(this.client, index, (members) => this.dropMembers(node, index, members));
   }
@@ -135,10 +137,7 @@ export class RedisPresence implements Pick<Store, 'presenceAdd' | 'presenceRemov
   private async dropMembers(node: string, index: string, members: string[]): Promise<void> {
     if (members.length === 0) return;
     const client = this.client();
-    const located = members.flatMap((m) => {
-      const cut = m.indexOf('\n');
-      return cut < 0 ? [] : [{ channel: m.slice(0, cut), session: m.slice(cut + 1) }];
-    });
+    const located = members.flatMap((m) => locate(m) ?? []);
     await Promise.all(
       [...groupBy(located, (l) => l.channel)].flatMap(([channel, group]) =>
         chunks(group).map(async (part) => {
@@ -146,8 +145,7 @@ export class RedisPresence implements Pick<Store, 'presenceAdd' | 'presenceRemov
           const logged = this.logged(channel);
           // Several survivors may drop at once: the script logs `offline` only in the one that removed the last entry.
           if (logged) return logged.events.removed(channel, logged.user, node, undefined, sessions);
-          // …and `leave` only in the one that removed the entry; the users come from the entries, which may be gone already.
-          if (this.events?.logsMembers(channel)) return this.events.left(channel, node, await this.usersOf(channel, sessions));
+          if (this.events?.logsMembers(channel)) return this.dropMembersOf(this.events, channel, node, sessions);
           return client.hdel(this.keys.presence(channel), ...sessions);
         }),
       ),
@@ -155,13 +153,21 @@ export class RedisPresence implements Pick<Store, 'presenceAdd' | 'presenceRemov
     await Promise.all(chunks(members).map((part) => client.srem(index, ...part)));
   }
 
-  /** The sessions of `sessions` that still have an entry on `channel`, with their users. */
-  private async usersOf(channel: string, sessions: string[]): Promise<Array<Pick<PresenceEntry, 'user' | 'session'>>> {
-    const texts = await this.client().hmget(this.keys.presence(channel), ...sessions);
-    return texts.flatMap((text, i) => {
+  /**
+   * Drop `sessions` of `node` on a channel whose leaves are logged: the
+   * script logs `leave` only in the survivor that removed the entry. The
+   * users come from the entries (those already gone are skipped); a damaged
+   * entry is deleted without an event.
+   */
+  private async dropMembersOf(events: RedisEvents, channel: string, node: string, sessions: string[]): Promise<void> {
+    const key = this.keys.presence(channel);
+    const texts = await this.client().hmget(key, ...sessions);
+    const entries = texts.flatMap((text, i) => {
       const e = parseEntry(text);
       return e ? [{ user: e.user, session: sessions[i]! }] : [];
     });
+    const damaged = sessions.filter((_, i) => texts[i] !== null && !parseEntry(texts[i]!));
+    await Promise.all([events.left(channel, node, entries), damaged.length > 0 ? this.client().hdel(key, ...damaged) : undefined]);
   }
 
   /** The event log and the user, when the entries of `channel` go through the log's scripts. */
