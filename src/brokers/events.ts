@@ -3,9 +3,11 @@
  * events a node sends to the backend (`--webhook`). The store writes an
  * event in the same atomic step as the presence change that makes it (the
  * first entry of a user's personal channel anywhere in the cluster:
- * `online`; the removal or drop of the last: `offline`), so that a
- * transition is logged exactly once, whichever node saw it, even when
- * several nodes drop a dead node's entries at once.
+ * `online`; the removal or drop of the last: `offline`; on a channel of a
+ * namespace with `joinLeave`, each session's entry added: `join`, removed
+ * or dropped: `leave`), so that a transition is logged exactly once,
+ * whichever node saw it, even when several nodes drop a dead node's
+ * entries at once.
  *
  * The log is split in partitions by user. Each partition is delivered by
  * one node at a time, the holder of its lease, oldest event first: the
@@ -27,6 +29,12 @@ export interface RecordOptions {
   maxPending: number;
   /** An event that was not logged because the log was full. */
   onOverflow(event: Omit<LoggedEvent, 'id'>): void;
+  /**
+   * Whether presence entries on `channel` log `join` (when the store adds a
+   * session's entry) and `leave` (when it removes or drops it), partitioned
+   * by the entry's user. Default: no channel.
+   */
+  joinLeave?(channel: string): boolean;
 }
 
 /** A partition's lease after a claim: this node's, another node's, or nobody's. */
@@ -45,8 +53,9 @@ export interface EventLog {
   /** How many partitions the log has (numbered from 0). */
   readonly partitions: number;
   /**
-   * Log presence transitions of personal channels from now on. Every node
-   * of a cluster that sends events records (each logs the transitions it makes).
+   * Log presence transitions of personal channels from now on, and joins
+   * and leaves of the channels `options.joinLeave` names. Every node of a
+   * cluster that sends events records (each logs the transitions it makes).
    */
   record(options: RecordOptions): void;
   /**

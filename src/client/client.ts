@@ -88,8 +88,7 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
       publish: (channel, data) => this.publish(channel, data),
       delivered: (pub) => this.delivered(pub),
       reset: (event) => this.emit('reset', event),
-      retryDelay: (attempt) =>
-        backoffDelay(attempt, this.opts.minReconnectDelay, this.opts.maxReconnectDelay, this.opts.random),
+      retryDelay: (attempt) => backoffDelay(attempt, this.opts.minReconnectDelay, this.opts.maxReconnectDelay, this.opts.random),
       maxBuffered: this.opts.maxBufferedMessages,
     };
   }
@@ -323,8 +322,10 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
       case 'disconnect':
         return this.onDisconnect(frame);
       case 'error':
-        this.emitError(new ClientError(frame.error.code, frame.error.message));
-        return;
+        return this.emitError(new ClientError(frame.error.code, frame.error.message));
+      case 'join':
+      case 'leave':
+        return this.subs.get(frame.channel)?._member(frame);
     }
   }
 

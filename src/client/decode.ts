@@ -125,6 +125,10 @@ function validateServerFrame(r: unknown): ServerDecodeResult {
       if (isString(r.url)) frame.url = r.url;
       return { ok: true, frame };
     }
+    case 'join':
+    case 'leave':
+      if (!isString(r.channel) || !isString(r.user) || !isString(r.session)) return bad(r.type);
+      return { ok: true, frame: { type: r.type, channel: r.channel, user: r.user, session: r.session } };
     default:
       return { ok: false, reason: `unknown frame type "${r.type.slice(0, 32)}"` };
   }

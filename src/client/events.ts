@@ -69,6 +69,13 @@ export interface UnsubscribedEvent {
   reason: string;
 }
 
+/** A session subscribed to (`join`) or left (`leave`) a channel of a namespace with `joinLeave`. */
+export interface MemberEvent {
+  channel: string;
+  user: string;
+  session: string;
+}
+
 export interface ClientErrorEvent {
   error: ClientError;
   /** The channel concerned, when there is one. */
@@ -93,6 +100,10 @@ export interface SubscriptionEvents {
   subscribed: SubscribedEvent;
   unsubscribed: UnsubscribedEvent;
   message: Publication;
+  /** Another session subscribed (namespaces with `joinLeave`; this one's own join is not reported). */
+  join: MemberEvent;
+  /** Another session unsubscribed or closed (namespaces with `joinLeave`). */
+  leave: MemberEvent;
   reset: ResetEvent;
   error: ClientErrorEvent;
 }

@@ -14,6 +14,7 @@ export type {
   ClientState,
   ConnectedEvent,
   DisconnectedEvent,
+  MemberEvent,
   ResetEvent,
   StateChange,
   SubscribedEvent,

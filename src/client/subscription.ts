@@ -3,7 +3,7 @@
  * (re)connect the client re-subscribes it from the last position delivered,
  * and the app sees recovered messages, then live ones, each exactly once.
  */
-import type { Publication, PublishResult, StreamPosition, SubscribeResult } from '../protocol/index.js';
+import type { MemberFrame, Publication, PublishResult, StreamPosition, SubscribeResult } from '../protocol/index.js';
 import { ErrorCode } from '../protocol/index.js';
 import { applyRecovery, StreamCursor } from './cursor.js';
 import { Emitter } from './emitter.js';
@@ -158,6 +158,11 @@ export class Subscription extends Emitter<SubscriptionEvents> {
       }
       this.buffer.push(pub);
     }
+  }
+
+  /** @internal A `join` or `leave` frame for this channel: emitted while subscribed (a re-subscription misses those in between). */
+  _member({ type, channel, user, session }: MemberFrame): void {
+    if (this.currentState === 'subscribed') this.emit(type, { channel, user, session });
   }
 
   private sendSubscribe(): void {

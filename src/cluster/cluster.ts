@@ -12,7 +12,7 @@
  */
 import type { Logger } from 'pino';
 import type { Broker } from '../brokers/broker.js';
-import { ErrorCode, SwitchboardError, toErrorBody, type ErrorBody } from '../protocol/index.js';
+import { ErrorCode, SwitchboardError, toErrorBody, type ErrorBody, type MemberFrame } from '../protocol/index.js';
 import { decodeControl, type ClusterRequest, type ControlBody, type NodeInfo } from './messages.js';
 
 export interface ClusterOptions {
@@ -36,6 +36,8 @@ export interface ClusterHooks {
   onGone?(node: string): Promise<void>;
   /** This node was declared dead by another, which dropped its entries: put them back. */
   onSwept?(): void;
+  /** Node `from` announced a `join` or `leave` of one of its sessions (`announce`). */
+  onMember?(frame: MemberFrame, from: string): void;
 }
 
 interface Member {
@@ -133,6 +135,9 @@ export class Cluster {
       case 'request':
         void this.answer(msg.from, msg.id, msg.request);
         return;
+      case 'member':
+        this.hooks.onMember?.(msg.frame, msg.from);
+        return;
       case 'response': {
         const p = this.pending.get(msg.id);
         if (!p || !p.waiting.delete(msg.from)) return;
@@ -141,6 +146,11 @@ export class Cluster {
         return;
       }
     }
+  }
+
+  /** Tell every other node that a session joined or left a channel (see `ClusterHooks.onMember`). */
+  announce(frame: MemberFrame): Promise<void> {
+    return this.send(null, { type: 'member', frame });
   }
 
   /**

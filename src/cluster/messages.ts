@@ -2,7 +2,7 @@
  * Node-to-node control messages, typed as a discriminated union keyed by
  * `type`. The sender's id (`from`) is filled in one place: `Cluster.send`.
  */
-import type { DisconnectRequest, ErrorBody, NodeInfo } from '../protocol/index.js';
+import type { DisconnectRequest, ErrorBody, MemberFrame, NodeInfo } from '../protocol/index.js';
 
 /** What a node says about itself in heartbeats; `/api/nodes` lists the same, so it is one of the server API's shapes. */
 export type { NodeInfo };
@@ -16,11 +16,13 @@ export type ControlBody =
   /** To a node declared dead that beats again: its entries were dropped (`Cluster`). */
   | { type: 'swept' }
   | { type: 'request'; id: number; request: ClusterRequest }
-  | { type: 'response'; id: number; result?: unknown; error?: ErrorBody };
+  | { type: 'response'; id: number; result?: unknown; error?: ErrorBody }
+  /** A session joined or left a channel of a namespace with `joinLeave`: every node tells its local subscribers. */
+  | { type: 'member'; frame: MemberFrame };
 
 export type ControlMessage = ControlBody & { from: string };
 
-const TYPES = new Set(['heartbeat', 'leave', 'swept', 'request', 'response']);
+const TYPES = new Set(['heartbeat', 'leave', 'swept', 'request', 'response', 'member']);
 
 /** Parse a control payload; undefined for anything malformed (it is counted and dropped by the caller). */
 export function decodeControl(payload: string): ControlMessage | undefined {

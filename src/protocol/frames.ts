@@ -171,6 +171,17 @@ export interface DisconnectFrame {
   url?: string;
 }
 
+/**
+ * A session subscribed to (`join`) or left (`leave`) a channel of a
+ * namespace with `joinLeave`: sent to the channel's other subscribers.
+ */
+export interface MemberFrame {
+  type: 'join' | 'leave';
+  channel: string;
+  user: string;
+  session: string;
+}
+
 export type ServerFrame =
   | WelcomeFrame
   | MessageFrame
@@ -178,4 +189,5 @@ export type ServerFrame =
   | ErrorFrame
   | ServerPingFrame
   | ServerPongFrame
-  | DisconnectFrame;
+  | DisconnectFrame
+  | MemberFrame;

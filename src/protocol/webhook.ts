@@ -8,8 +8,13 @@
 /** The header carrying the body's signature. */
 export const WEBHOOK_SIGNATURE_HEADER = 'x-switchboard-signature';
 
-/** The kinds of event: a user's first session in the cluster opened (`online`), its last closed or its node died (`offline`). */
-export type WebhookEventType = 'online' | 'offline';
+/**
+ * The kinds of event: a user's first session in the cluster opened
+ * (`online`), its last closed or its node died (`offline`); a session
+ * subscribed to a channel of a namespace with `joinLeave` (`join`), or left
+ * it: unsubscribed, closed, or its node died (`leave`).
+ */
+export type WebhookEventType = 'online' | 'offline' | 'join' | 'leave';
 
 export interface WebhookEvent {
   /** Unique and the same on every retry: drop an event whose id you have seen. */
@@ -20,7 +25,7 @@ export interface WebhookEvent {
   /** The node of the session that made the transition (for a node that died, that node). */
   node: string;
   user: string;
-  /** The session whose opening or closing made the transition; absent when the user's node died. */
+  /** The session whose opening or closing made the transition; absent for `offline` when the user's node died. Always set for `join` and `leave`. */
   session?: string;
   /** The channel, for events about one (`join`, `leave`). */
   channel?: string;

@@ -32,6 +32,8 @@ const SERVER_FRAME_TYPES = Object.keys({
   ping: true,
   pong: true,
   disconnect: true,
+  join: true,
+  leave: true,
 } satisfies Record<ServerFrame['type'], true>);
 
 /** Reasons a connection is refused before the upgrade (see `rejected`). */

@@ -118,7 +118,11 @@ export async function startNode(partial: NodeOptionsInput = {}, deps: NodeDeps =
   }
   const urlOf = (node: string): string | undefined =>
     node === options.nodeId ? publicUrl() : cluster.nodes().find((n) => n.id === node)?.url;
-  const gateway = new Gateway(options.nodeId, options, broker, routing, metrics, log, { urlOf, isAlive: (node) => cluster.isAlive(node) });
+  const gateway = new Gateway(options.nodeId, options, broker, routing, metrics, log, {
+    urlOf,
+    isAlive: (node) => cluster.isAlive(node),
+    announce: (frame) => cluster.announce(frame),
+  });
   const entries = new NodeEntries(broker.store, options.nodeId, log);
   let webhook: WebhookSender | undefined;
   try {
@@ -190,9 +194,11 @@ export async function startNode(partial: NodeOptionsInput = {}, deps: NodeDeps =
         gateway.membersChanged(others);
       },
       onGone: async (node) => {
+        gateway.members.gone(node);
         await Promise.all([entries.drop(node), webhook?.releaseNode(node)]);
       },
       onSwept: () => gateway.swept(),
+      onMember: (frame, from) => gateway.members.received(frame, from),
     },
   );
   const commands = new Commands(gateway, inProcessData(options.limits.maxBodyBytes));
@@ -276,7 +282,7 @@ export async function startNode(partial: NodeOptionsInput = {}, deps: NodeDeps =
 
   await gateway.start((payload) => cluster.receive(payload));
   // Logging starts before any entry is written or dropped, so that no transition goes unlogged.
-  webhook?.start();
+  webhook?.start((channel) => gateway.namespaces.joinLeave(channel));
   // Entries an earlier life of this node left under its id go before it serves anyone.
   await entries.clearOwn().catch((err: unknown) => log.warn({ err }, 'could not drop the entries of an earlier life of this node'));
   try {

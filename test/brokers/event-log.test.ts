@@ -5,6 +5,9 @@
  * logged once however the presence entries come and go, several nodes
  * dropping a dead node's entries at once log one `offline`, the bound
  * drops and reports, and leases give each partition to one node at a time.
+ * On the channels the recording names for `join` and `leave`, each entry
+ * added logs one `join` and each entry removed or dropped one `leave`, once,
+ * before the user's `offline` when its node died.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Broker, PresenceItem } from '../../src/brokers/broker.js';
@@ -65,7 +68,8 @@ async function started(brokers: Broker[], maxPending: number): Promise<Setup> {
   const log = brokers[0]!.events!;
   const dropped: Setup['dropped'] = [];
   // Every node of a cluster records; on one store the log is shared, so one call covers the test's nodes.
-  for (const b of brokers) b.events!.record({ maxPending, onOverflow: (e) => dropped.push(e) });
+  // Joins and leaves are logged on `jl:` channels only (the tests of online and offline use others).
+  for (const b of brokers) b.events!.record({ maxPending, onOverflow: (e) => dropped.push(e), joinLeave: (c) => c.startsWith('jl:') });
   return { brokers, log, dropped, close: async () => void (await Promise.all(brokers.map((b) => b.close()))) };
 }
 
@@ -182,5 +186,72 @@ describe.each(Object.keys(factories))('the event log of the %s store', (name) =>
     expect(await s.log.read(partition, 10)).toHaveLength(2);
     expect(await s.log.settle(partition, 'n1', [events[0]!.id])).toBe(true);
     expect(await s.log.read(partition, 10)).toEqual([events[1]]);
+  });
+});
+
+describe.each(Object.keys(factories))('join and leave in the event log of the %s store', (name) => {
+  let s: Setup;
+  const open = async (maxPending = 100_000): Promise<[Broker, Broker, Broker]> => {
+    s = await factories[name]!(maxPending);
+    return s.brokers as [Broker, Broker, Broker];
+  };
+  afterEach(async () => s?.close());
+  const line = (e: LoggedEvent): string => [e.type, e.user, e.node, e.session, e.channel].filter((x) => x !== undefined).join(' ');
+
+  it('logs a join per entry added and a leave per entry removed, once, with channel and session', async () => {
+    const [n1, n2] = await open();
+    await n1.store.presenceAdd([item('alice', 'a1', 'n1', 'jl:1'), item('bob', 'b1', 'n1', 'jl:1')]);
+    // Put back (a node reasserting its entries): nothing new.
+    await n1.store.presenceAdd([item('alice', 'a1', 'n1', 'jl:1')]);
+    await n2.store.presenceAdd([item('alice', 'a2', 'n2', 'jl:1'), item('alice', 'a2', 'n2', 'jl:2')]);
+    await n1.store.presenceRemove([item('alice', 'a1', 'n1', 'jl:1')]);
+    await n1.store.presenceRemove([item('alice', 'a1', 'n1', 'jl:1')]);
+    // Channels the recording does not name log nothing; the entry is still kept.
+    await n1.store.presenceAdd([item('alice', 'a1', 'n1', 'chat:1')]);
+    await n1.store.presenceRemove([item('bob', 'b1', 'n1', 'jl:1')]);
+    const events = await all(s.log);
+    const of = (user: string): string[] => events.filter((e) => e.user === user).map(line);
+    expect(of('alice')).toEqual(['join alice n1 a1 jl:1', 'join alice n2 a2 jl:1', 'join alice n2 a2 jl:2', 'leave alice n1 a1 jl:1']);
+    expect(of('bob')).toEqual(['join bob n1 b1 jl:1', 'leave bob n1 b1 jl:1']);
+    expect(new Set(events.map((e) => e.id)).size).toBe(events.length);
+    expect((await n2.store.presence('jl:1')).map((e) => e.session)).toEqual(['a2']);
+    expect((await n2.store.presence('chat:1')).map((e) => e.session)).toEqual(['a1']);
+  });
+
+  it('keeps online, join, leave and offline of a user in order in its partition', async () => {
+    const [n1] = await open();
+    await n1.store.presenceAdd([item('carol', 'c1', 'n1')]);
+    await n1.store.presenceAdd([item('carol', 'c1', 'n1', 'jl:9')]);
+    await n1.store.presenceRemove([item('carol', 'c1', 'n1', 'jl:9'), item('carol', 'c1', 'n1')]);
+    const events = await s.log.read(partitionOf('carol', EVENT_PARTITIONS), 10);
+    expect(events.map((e) => `${e.type} ${e.channel ?? '-'}`)).toEqual(['online -', 'join jl:9', 'leave jl:9', 'offline -']);
+  });
+
+  it('logs each leave once when several nodes drop a dead node at once, before the offline of its users', async () => {
+    const [n1, n2, n3] = await open();
+    const users = Array.from({ length: 30 }, (_, i) => `u${i}`);
+    // Personal channels first, as a session opens: a drop in store order would log offline first.
+    await n3.store.presenceAdd(users.map((u) => item(u, `${u}-s`, 'n3')));
+    await n3.store.presenceAdd(users.flatMap((u) => [item(u, `${u}-s`, 'n3', 'jl:big'), item(u, `${u}-s`, 'n3', `jl:${u}`)]));
+    await n1.store.presenceAdd([item('u0', 'u0-here', 'n1', 'jl:big')]);
+    await Promise.all([n1.store.dropNode('n3'), n2.store.dropNode('n3'), n1.store.dropNode('n3')]);
+    const events = (await all(s.log)).filter((e) => e.node === 'n3' && (e.type === 'leave' || e.type === 'offline'));
+    for (const u of users) {
+      const mine = events.filter((e) => e.user === u);
+      expect(mine.map((e) => `${e.type} ${e.channel ?? ''}`).sort(), u).toEqual(['leave jl:big', `leave jl:${u}`, 'offline '].sort());
+      expect(mine.at(-1)!.type, u).toBe('offline');
+      for (const e of mine.filter((x) => x.type === 'leave')) expect(e.session).toBe(`${u}-s`);
+    }
+    expect((await n1.store.presence('jl:big')).map((e) => e.session)).toEqual(['u0-here']);
+  });
+
+  it('drops and reports a join that does not fit a full partition', async () => {
+    const [n1] = await open(EVENT_PARTITIONS); // one event per partition
+    await n1.store.presenceAdd([item('dave', 'd1', 'n1', 'jl:1')]);
+    await n1.store.presenceAdd([item('dave', 'd1', 'n1', 'jl:2')]);
+    expect((await s.log.read(partitionOf('dave', EVENT_PARTITIONS), 10)).map(line)).toEqual(['join dave n1 d1 jl:1']);
+    expect(s.dropped.map((e) => `${e.type} ${e.user} ${e.session} ${e.channel}`)).toEqual(['join dave d1 jl:2']);
+    // The entry itself is kept.
+    expect((await n1.store.presence('jl:2')).map((e) => e.session)).toEqual(['d1']);
   });
 });

@@ -236,4 +236,29 @@ describe('client subscriptions', () => {
     conn.reply(f, { offset: 1, epoch: 'e1' });
     await expect(p).resolves.toEqual({ offset: 1, epoch: 'e1' });
   });
+
+  it('emits join and leave frames of its channel while subscribed, and reports a malformed one', async () => {
+    const { client, conn } = await connected();
+    const sub = client.subscribe('room');
+    const other = client.subscribe('other');
+    const seen: string[] = [];
+    for (const [name, s] of [['room', sub], ['other', other]] as const) {
+      s.on('join', (e) => seen.push(`${name} join ${e.channel} ${e.user} ${e.session}`));
+      s.on('leave', (e) => seen.push(`${name} leave ${e.channel} ${e.user} ${e.session}`));
+    }
+    const errors: string[] = [];
+    client.on('error', (e) => errors.push(e.error.code));
+    const f = await conn.nextOfType('subscribe');
+    // Before the subscribe reply: not reported (the reply's state comes after it).
+    conn.send({ type: 'join', channel: 'room', user: 'early', session: 's0' });
+    conn.reply(f, { channel: 'room', offset: 0, epoch: 'e1', recovered: true, messages: [] });
+    await sub.ready(1000);
+    conn.send({ type: 'join', channel: 'room', user: 'bob', session: 's1' });
+    conn.send({ type: 'join', channel: 'nobody', user: 'bob', session: 's1' });
+    conn.send({ type: 'leave', channel: 'room', user: 'bob' });
+    conn.send({ type: 'leave', channel: 'room', user: 'bob', session: 's1' });
+    await vi.waitUntil(() => seen.length === 2, { timeout: 2_000, interval: 5 });
+    expect(seen).toEqual(['room join room bob s1', 'room leave room bob s1']);
+    expect(errors).toEqual(['bad_frame']);
+  });
 });

@@ -39,6 +39,19 @@ describe('parseWebhook', () => {
     expect(parseWebhook(BODY, webhookSignature(SECRET, BODY), SECRET)).toEqual(EVENTS);
   });
 
+  it('returns join and leave events with their channel, typed', () => {
+    const events: WebhookEvent[] = [
+      { id: '2-1700000000000-0', type: 'join', ts: 1_700_000_000_000, node: 'n1', user: 'bob', session: 's1', channel: 'room:1' },
+      { id: '2-1700000000100-0', type: 'leave', ts: 1_700_000_000_100, node: 'n1', user: 'bob', session: 's1', channel: 'room:1' },
+    ];
+    const body = JSON.stringify({ events });
+    const parsed = parseWebhook(body, webhookSignature(SECRET, body), SECRET);
+    expect(parsed).toEqual(events);
+    expect(parsed.map((e) => (e.type === 'join' || e.type === 'leave' ? e.channel : undefined))).toEqual(['room:1', 'room:1']);
+    const bad = JSON.stringify({ events: [{ ...events[0], channel: 1 }] });
+    expect(() => parseWebhook(bad, webhookSignature(SECRET, bad), SECRET)).toThrow(expect.objectContaining({ reason: 'body' }));
+  });
+
   it('refuses a bad signature before reading the body', () => {
     const err = (() => {
       try {

@@ -9,6 +9,7 @@ import {
   type Backlog, type EventLog, type EventType, type LeaseState, type LoggedEvent, type RecordOptions,
 } from '../events.js';
 import { personalChannelUser } from '../../protocol/index.js';
+import type { PresenceEntry } from '../broker.js';
 
 interface Lease {
   node: string;
@@ -37,10 +38,24 @@ export class MemoryEvents implements EventLog {
    */
   transition(type: EventType, channel: string, node: string, session?: string): void {
     const user = personalChannelUser(channel);
+    if (user === undefined) return;
+    this.append({ type, ts: this.now(), node, user, ...(session === undefined ? {} : { session }) });
+  }
+
+  /**
+   * Log `join` or `leave` of `entry`'s session on `channel`, when the
+   * recording names the channel: the store calls this when it added the
+   * session's entry, or removed or dropped it.
+   */
+  member(type: 'join' | 'leave', channel: string, entry: PresenceEntry): void {
+    if (!this.recording?.joinLeave?.(channel)) return;
+    this.append({ type, ts: this.now(), node: entry.node, user: entry.user, session: entry.session, channel });
+  }
+
+  private append(event: Omit<LoggedEvent, 'id'>): void {
     const recording = this.recording;
-    if (user === undefined || !recording) return;
-    const partition = partitionOf(user, this.partitions);
-    const event = { type, ts: this.now(), node, user, ...(session === undefined ? {} : { session }) };
+    if (!recording) return;
+    const partition = partitionOf(event.user, this.partitions);
     const log = this.logs[partition]!;
     if (log.length >= partitionBound(recording.maxPending, this.partitions)) return recording.onOverflow(event);
     log.push({ id: `${partition}-${this.epoch}-${++this.seq}`, ...event });

@@ -6,7 +6,7 @@
  * reads the registry through `registeredNow`, synchronously, in the same
  * step as it delivers.
  */
-import type { Publication, StreamPosition } from '../../protocol/index.js';
+import { personalChannelUser, type Publication, type StreamPosition } from '../../protocol/index.js';
 import type { PresenceEntry, PresenceItem, Store } from '../broker.js';
 import type { NodeRegistry } from '../store.js';
 import type { HistoryPage, HistoryPolicy, HistoryQuery } from '../history.js';
@@ -71,15 +71,21 @@ export class MemoryStore implements Store, NodeRegistry {
       let entries = this.presences.get(channel);
       if (!entries) this.presences.set(channel, (entries = new Map()));
       const first = entries.size === 0;
+      const added = !entries.has(entry.session);
       entries.set(entry.session, { user: entry.user, session: entry.session, node: entry.node });
       if (first) this.events.transition('online', channel, entry.node, entry.session);
+      if (added) this.events.member('join', channel, entry);
     }
   }
 
   async presenceRemove(items: PresenceItem[]): Promise<void> {
     for (const { channel, entry } of items) {
       const entries = this.presences.get(channel);
-      if (entries?.delete(entry.session) && entries.size === 0) {
+      const kept = entries?.get(entry.session);
+      if (!entries || !kept) continue;
+      entries.delete(entry.session);
+      this.events.member('leave', channel, kept);
+      if (entries.size === 0) {
         this.presences.delete(channel);
         this.events.transition('offline', channel, entry.node, entry.session);
       }
@@ -91,11 +97,22 @@ export class MemoryStore implements Store, NodeRegistry {
     return entries ? [...entries.values()].map((e) => ({ ...e })) : [];
   }
 
-  /** Walks every entry: dropping a node is rare (it died or left), an index per node would cost memory on every entry. */
+  /**
+   * Walks every entry: dropping a node is rare (it died or left), an index per node would cost memory on every entry.
+   * Personal channels go last, so that a user's `leave` events come before its `offline`.
+   */
   async dropNode(node: string): Promise<void> {
-    for (const [channel, entries] of this.presences) {
+    const channels = [...this.presences.keys()];
+    const personal = (c: string): boolean => personalChannelUser(c) !== undefined;
+    for (const channel of [...channels.filter((c) => !personal(c)), ...channels.filter(personal)]) {
+      const entries = this.presences.get(channel)!;
       let dropped = false;
-      for (const [session, entry] of entries) if (entry.node === node) dropped = entries.delete(session) || dropped;
+      for (const [session, entry] of entries) {
+        if (entry.node !== node) continue;
+        entries.delete(session);
+        dropped = true;
+        this.events.member('leave', channel, entry);
+      }
       if (entries.size > 0) continue;
       this.presences.delete(channel);
       if (dropped) this.events.transition('offline', channel, node);

@@ -11,10 +11,16 @@
  * The presence part (`presence.ts`) sends the entries of personal channels
  * through `added` and `removed` while recording: one script adds or removes
  * the entries and, when the hash went from empty to not or back, appends
- * the transition.
+ * the transition. The entries of channels whose joins and leaves are logged
+ * go through `joined` and `left`: one script per partition of their users
+ * adds or removes them and appends `join` for each entry it added, `leave`
+ * for each it removed (so several nodes dropping a dead node's entries at
+ * once log each `leave` once).
  */
 import { EVENT_PARTITIONS, partitionBound, partitionOf, type Backlog, type EventLog, type EventType, type LeaseState, type LoggedEvent, type RecordOptions } from '../events.js';
 import { personalChannelUser } from '../../protocol/index.js';
+import type { PresenceEntry } from '../broker.js';
+import { groupBy } from './batches.js';
 import type { RedisKeys } from './keys.js';
 import { LuaScript, type CommandClient } from './lua.js';
 
@@ -47,6 +53,42 @@ const REMOVE = new LuaScript(
 for i = 5, #ARGV do redis.call('HDEL', KEYS[1], ARGV[i]) end
 if redis.call('HLEN', KEYS[1]) > 0 then return 0 end
 ${LOG_TRANSITION('offline')}`,
+);
+
+/**
+ * XADD of a `join` or `leave` of session ARGV[i] of user ARGV[i + 1], unless
+ * the partition is full (then the session is listed in `dropped`).
+ * ARGV: channel, node, bound.
+ */
+const LOG_MEMBER = (type: 'join' | 'leave') => `
+if redis.call('XLEN', KEYS[2]) >= tonumber(ARGV[3]) then
+  dropped[#dropped + 1] = ARGV[i]
+else
+  redis.call('XADD', KEYS[2], '*', 'type', '${type}', 'user', ARGV[i + 1], 'node', ARGV[2], 'session', ARGV[i], 'channel', ARGV[1])
+end`;
+
+/**
+ * KEYS: presence hash, partition stream. ARGV: channel, node, bound, then
+ * session, user, entry triples. Logs `join` for each entry that was not
+ * there. Returns the sessions whose event was dropped (the partition is full).
+ */
+const JOIN = new LuaScript(
+  'presence-join-logged',
+  `local dropped = {}
+for i = 4, #ARGV, 3 do
+  if redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 2]) == 1 then ${LOG_MEMBER('join')} end
+end
+return dropped`,
+);
+
+/** KEYS as `JOIN`; ARGV: channel, node, bound, then session, user pairs. Logs `leave` for each entry it removed. */
+const LEAVE = new LuaScript(
+  'presence-leave-logged',
+  `local dropped = {}
+for i = 4, #ARGV, 2 do
+  if redis.call('HDEL', KEYS[1], ARGV[i]) == 1 then ${LOG_MEMBER('leave')} end
+end
+return dropped`,
 );
 
 /**
@@ -120,7 +162,7 @@ type StreamEntry = [id: string, fields: string[]];
 
 export class RedisEvents implements EventLog {
   readonly partitions = EVENT_PARTITIONS;
-  private recording: RecordOptions | undefined;
+  private recordOptions: RecordOptions | undefined;
 
   constructor(
     private readonly client: () => CommandClient,
@@ -128,12 +170,32 @@ export class RedisEvents implements EventLog {
   ) {}
 
   record(options: RecordOptions): void {
-    this.recording = options;
+    this.recordOptions = options;
   }
 
   /** The user whose presence on `channel` is logged, or undefined when its entries are plain. */
   logs(channel: string): string | undefined {
-    return this.recording ? personalChannelUser(channel) : undefined;
+    return this.recordOptions ? personalChannelUser(channel) : undefined;
+  }
+
+  /** Whether the log records (`record` was called). */
+  get recording(): boolean {
+    return this.recordOptions !== undefined;
+  }
+
+  /** Whether the entries of `channel` go through `joined` and `left`: the recording logs its joins and leaves. */
+  logsMembers(channel: string): boolean {
+    return this.recordOptions?.joinLeave?.(channel) === true;
+  }
+
+  /** Write the entries of `channel` (all of `node`) and log `join` for each that was not there. */
+  async joined(channel: string, node: string, entries: PresenceEntry[]): Promise<void> {
+    await this.members(JOIN, 'join', channel, node, entries, (e) => [e.session, e.user, JSON.stringify({ user: e.user, session: e.session, node: e.node })]);
+  }
+
+  /** Remove the entries of `channel` (all of `node`) and log `leave` for each that was there. */
+  async left(channel: string, node: string, entries: Array<Pick<PresenceEntry, 'user' | 'session'>>): Promise<void> {
+    await this.members(LEAVE, 'leave', channel, node, entries, (e) => [e.session, e.user]);
   }
 
   /** Write the entries of personal `channel` (`fields`: session, entry JSON pairs) and log `online` if they are its first. */
@@ -173,11 +235,35 @@ export class RedisEvents implements EventLog {
   }
 
   private async run(script: LuaScript, type: EventType, channel: string, user: string, node: string, session: string, rest: string[]): Promise<void> {
-    const recording = this.recording;
+    const recording = this.recordOptions;
     const bound = partitionBound(recording?.maxPending ?? Number.MAX_SAFE_INTEGER, this.partitions);
     const stream = this.keys.events(partitionOf(user, this.partitions));
     const result = await script.run(this.client(), [this.keys.presence(channel), stream], [user, node, bound, session, ...rest]);
     if (result === -1) recording?.onOverflow({ type, ts: Date.now(), node, user, ...(session ? { session } : {}) });
+  }
+
+  /** Run `script` once per partition of the entries' users; report the events it could not log. */
+  private async members<E extends Pick<PresenceEntry, 'user' | 'session'>>(
+    script: LuaScript,
+    type: 'join' | 'leave',
+    channel: string,
+    node: string,
+    entries: E[],
+    args: (entry: E) => string[],
+  ): Promise<void> {
+    const recording = this.recordOptions;
+    const bound = partitionBound(recording?.maxPending ?? Number.MAX_SAFE_INTEGER, this.partitions);
+    const byPartition = groupBy(entries, (e) => partitionOf(e.user, this.partitions));
+    await Promise.all(
+      [...byPartition].map(async ([partition, group]) => {
+        const keys = [this.keys.presence(channel), this.keys.events(partition)];
+        const dropped = (await script.run(this.client(), keys, [channel, node, bound, ...group.flatMap(args)])) as string[];
+        for (const session of dropped) {
+          const user = group.find((e) => e.session === session)?.user ?? '';
+          recording?.onOverflow({ type, ts: Date.now(), node, user, session, channel });
+        }
+      }),
+    );
   }
 
   private leases(): string[] {
@@ -190,6 +276,7 @@ function eventOf(partition: number, id: string, fields: string[]): LoggedEvent {
   const f = new Map<string, string>();
   for (let i = 0; i + 1 < fields.length; i += 2) f.set(fields[i]!, fields[i + 1]!);
   const session = f.get('session');
+  const channel = f.get('channel');
   return {
     id: `${partition}-${id}`,
     type: (f.get('type') ?? '') as EventType,
@@ -197,5 +284,6 @@ function eventOf(partition: number, id: string, fields: string[]): LoggedEvent {
     node: f.get('node') ?? '',
     user: f.get('user') ?? '',
     ...(session ? { session } : {}),
+    ...(channel ? { channel } : {}),
   };
 }

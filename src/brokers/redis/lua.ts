@@ -14,6 +14,7 @@ export interface CommandClient {
   hset(...args: [key: string, ...fieldValues: string[]]): Promise<unknown>;
   hdel(...args: [key: string, ...fields: string[]]): Promise<unknown>;
   hvals(key: string): Promise<string[]>;
+  hmget(...args: [key: string, ...fields: string[]]): Promise<Array<string | null>>;
   sadd(...args: [key: string, ...members: string[]]): Promise<unknown>;
   srem(...args: [key: string, ...members: string[]]): Promise<unknown>;
   smembers(key: string): Promise<string[]>;

@@ -27,6 +27,7 @@ import { ALONE, type ClusterView } from './cluster-view.js';
 import { Continuity, type Since } from './continuity.js';
 import { Heartbeat, type Refresher } from './heartbeat.js';
 import { Interest } from './interest.js';
+import { Members } from './members.js';
 import { Namespaces } from './namespaces.js';
 import { Presence } from './presence.js';
 import { Publisher, type PublishOptions } from './publisher.js';
@@ -56,6 +57,8 @@ export class Gateway {
   /** Which channels this node holds, and their broker subscriptions and registry entries. */
   private readonly interest: Interest;
   private readonly presenceEntries: Presence;
+  /** Join and leave frames of `joinLeave` channels. */
+  readonly members: Members;
   private readonly continuity: Continuity;
   private readonly publisher: Publisher;
   private readonly heartbeat: Heartbeat;
@@ -76,7 +79,8 @@ export class Gateway {
   ) {
     this.namespaces = new Namespaces(options);
     this.interest = new Interest(broker, routing, detectionMs(options), log);
-    this.presenceEntries = new Presence(nodeId, broker, this.namespaces, this.interest, (node) => cluster.isAlive(node), log);
+    this.members = new Members(this.interest, cluster.announce?.bind(cluster), (channel) => broker.store.presence(channel), log);
+    this.presenceEntries = new Presence(nodeId, broker, this.namespaces, this.interest, (node) => cluster.isAlive(node), log, this.members);
     this.continuity = new Continuity(broker, this.namespaces, this.interest, metrics, log, (pub) => this.deliverLocal(pub), options.limits.maxBufferedBytes / 2);
     this.publisher = new Publisher(broker, this.namespaces, routing, options, metrics, log);
     this.heartbeat = new Heartbeat(this.sessions, options.ping, options.pongTimeout);
@@ -246,7 +250,10 @@ export class Gateway {
     session.channels.delete(channel);
     this.metrics.subscriptions.dec();
     if (channel !== personalChannel(session.user)) this.subscribed--;
-    if (this.interest.leave(session, channel)) this.continuity.forget(channel);
+    if (this.interest.leave(session, channel)) {
+      this.continuity.forget(channel);
+      this.members.release(channel);
+    }
     this.presenceEntries.remove(session, channel);
   }
 
@@ -298,6 +305,9 @@ export class Gateway {
       const { id, user, closeCode: code, closeReason: reason } = session;
       this.log.info({ session: id, user, code, reason }, 'closed a client that broke a limit');
     }
-    for (const channel of [...session.channels.keys()]) this.drop(session, channel);
+    // The personal channel last: a user's `leave` events are logged before its `offline`.
+    const personal = personalChannel(session.user);
+    for (const channel of [...session.channels.keys()]) if (channel !== personal) this.drop(session, channel);
+    if (session.channels.has(personal)) this.drop(session, personal);
   }
 }

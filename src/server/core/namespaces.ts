@@ -1,5 +1,5 @@
 /** Resolves a channel's options from its namespace (the part before the first `:`). */
-import { namespaceOf } from '../../protocol/index.js';
+import { namespaceOf, personalChannelUser } from '../../protocol/index.js';
 import type { HistoryPolicy } from '../../brokers/history.js';
 import type { NamespaceOptions, NodeOptions } from '../options.js';
 
@@ -31,5 +31,10 @@ export class Namespaces {
       if (configured || this.cache.size < 1000) this.cache.set(name, policy);
     }
     return policy;
+  }
+
+  /** Whether subscribing to and leaving `channel` make `join` and `leave` (its namespace has `joinLeave`; never a personal channel). */
+  joinLeave(channel: string): boolean {
+    return this.of(channel).joinLeave === true && personalChannelUser(channel) === undefined;
   }
 }

@@ -1,6 +1,8 @@
 /**
  * Presence: one entry per session and channel at the broker, for the
- * channels of namespaces that keep it and for every personal channel.
+ * channels of namespaces that keep it or that have `joinLeave`, and for
+ * every personal channel. On `joinLeave` channels, each entry added or
+ * removed is told to the channel's subscribers (`Members`).
  * Entries live while their session is subscribed and their node is alive:
  * nothing refreshes them, so idle sessions cost the broker nothing. Reads
  * keep the entries of live nodes only (the cluster drops a dead node's
@@ -11,6 +13,7 @@ import { ErrorCode, personalChannelUser, SwitchboardError } from '../../protocol
 import type { Broker, PresenceEntry, PresenceItem } from '../../brokers/broker.js';
 import { TurnBatch } from '../../shared/batch.js';
 import type { Interest } from './interest.js';
+import type { Members } from './members.js';
 import type { Namespaces } from './namespaces.js';
 import type { Session } from './session.js';
 
@@ -39,30 +42,35 @@ export class Presence {
     /** Whether a node is alive in this node's view of the cluster. */
     private readonly isAlive: (node: string) => boolean,
     private readonly log: Logger,
+    private readonly members: Members,
   ) {}
 
   /** Whether `channel` keeps presence. Personal channels always do: `/api/users/:user` reads it. */
   tracks(channel: string): boolean {
-    return this.namespaces.of(channel).presence || personalChannelUser(channel) !== undefined;
+    const ns = this.namespaces.of(channel);
+    return ns.presence || ns.joinLeave === true || personalChannelUser(channel) !== undefined;
   }
 
   /** Add the entry of `session` on `channel`, if the channel keeps presence. */
   add(session: Session, channel: string): Promise<void> | undefined {
     if (!this.tracks(channel)) return undefined;
     this.pendingRemovals.delete(removalKey(channel, session.id));
-    return this.broker.store.presenceAdd([this.item(session, channel)]);
+    const item = this.item(session, channel);
+    if (!this.namespaces.joinLeave(channel)) return this.broker.store.presenceAdd([item]);
+    this.members.hold(channel);
+    return this.broker.store.presenceAdd([item]).then(() => this.members.changed('join', item));
   }
 
   /** Remove the entry of `session` on `channel` and wait for the broker. */
   removeNow(session: Session, channel: string): Promise<void> {
-    return this.removals.add(this.item(session, channel));
+    return this.removed(this.item(session, channel));
   }
 
   /** Remove the entry of `session` on `channel`, if the channel keeps presence, without waiting. */
   remove(session: Session, channel: string): void {
     if (!this.tracks(channel)) return;
     const item = this.item(session, channel);
-    this.removals.add(item).catch((err: unknown) => {
+    this.removed(item).catch((err: unknown) => {
       // Retried when the broker is back (`reassert`): an entry is never left behind by a live node.
       this.log.debug({ err, channel }, 'presence remove failed; retried when the broker is back');
       if (this.pendingRemovals.size >= MAX_PENDING_REMOVALS) this.pendingRemovals.delete(this.pendingRemovals.keys().next().value!);
@@ -110,6 +118,12 @@ export class Presence {
     } catch (err) {
       this.log.warn({ err }, 'putting presence entries back failed');
     }
+  }
+
+  /** Remove `item` in this turn's batch; on a `joinLeave` channel, tell its subscribers once it is gone. */
+  private removed(item: PresenceItem): Promise<void> {
+    const removal = this.removals.add(item);
+    return this.namespaces.joinLeave(item.channel) ? removal.then(() => this.members.changed('leave', item)) : removal;
   }
 
   private item(session: Session, channel: string): PresenceItem {

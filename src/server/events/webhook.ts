@@ -82,10 +82,11 @@ export class WebhookSender {
     this.lanes = Array.from({ length: log.partitions }, () => ({ held: false, freeRounds: 0, busy: false, attempt: 0, retryAt: 0 }));
   }
 
-  /** Log transitions from now on and start delivering. */
-  start(): void {
+  /** Log transitions from now on (and `join`/`leave` on the channels `joinLeave` names) and start delivering. */
+  start(joinLeave: (channel: string) => boolean = () => false): void {
     this.log.record({
       maxPending: this.options.maxPending,
+      joinLeave,
       onOverflow: (event) => {
         this.metrics.eventsDropped.inc();
         this.drops.count++;
