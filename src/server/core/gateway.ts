@@ -32,24 +32,10 @@ import { Namespaces } from './namespaces.js';
 import { Presence } from './presence.js';
 import { Publisher, type PublishOptions } from './publisher.js';
 import { Redirects } from './redirects.js';
-import type { WireCodec } from '../../protocol/msgpack.js';
-import { Session, type Outgoing, type Transport } from './session.js';
+import { Session, type Outgoing, type SessionInit } from './session.js';
 
-export interface OpenSession {
-  user: string;
-  grants: string[];
-  /** The token's `exp` (Unix seconds), when it has one. */
-  expires?: number;
-  /** The connect hook's `meta`, for a session that hook accepted. */
-  meta?: unknown;
-  transport: Transport;
-  /** The connection's codec, from its subprotocol. Default `json`. */
-  codec?: WireCodec;
-  /** `?since=&epoch=` of the personal channel. */
-  since?: StreamPosition;
-  /** `?device=`: whose acknowledged position a connection without `since` resumes from ('' for the user's). */
-  device?: string;
-}
+/** A session to open: who it is (as `SessionInit` says), and where its personal channel resumes (`?since=&epoch=`). */
+export type OpenSession = Pick<SessionInit, 'user' | 'device' | 'grants' | 'expires' | 'meta' | 'codec' | 'transport'> & { since?: StreamPosition };
 
 export class Gateway {
   readonly namespaces: Namespaces;
@@ -122,20 +108,9 @@ export class Gateway {
    * the client sends meanwhile are handled after it.
    */
   open(init: OpenSession): Session {
-    const session = new Session({
-      id: randomUUID(),
-      user: init.user,
-      ...(init.device ? { device: init.device } : {}),
-      grants: init.grants,
-      ...(init.expires !== undefined ? { expires: init.expires } : {}),
-      ...(init.meta !== undefined ? { meta: init.meta } : {}),
-      ...(init.codec ? { codec: init.codec } : {}),
-      transport: init.transport,
-      limits: this.options.limits,
-      now: Date.now(),
-      onClosed: this.onSessionClosed,
-      onFrameOut: this.onFrameOut,
-    });
+    const { since: _since, ...identity } = init;
+    const { limits } = this.options;
+    const session = new Session({ ...identity, id: randomUUID(), limits, now: Date.now(), onClosed: this.onSessionClosed, onFrameOut: this.onFrameOut });
     this.sessions.add(session);
     this.metrics.connections.inc();
     const channel = personalChannel(init.user);
