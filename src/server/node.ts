@@ -19,7 +19,9 @@ import { NodeEntries } from '../cluster/entries.js';
 import type { ClusterRequest, NodeInfo } from '../cluster/messages.js';
 import { ServerApi } from './http/api.js';
 import { sendError, sendJson } from './http/respond.js';
-import { requestUrl, Upgrader } from './http/upgrade.js';
+import { Door, requestUrl } from './http/admit.js';
+import { SseEndpoint } from './http/sse.js';
+import { Upgrader } from './http/upgrade.js';
 import { createLogger } from './logger.js';
 import { Metrics } from './metrics.js';
 import { clusterView } from './admin/cluster-view.js';
@@ -221,18 +223,10 @@ export async function startNode(partial: NodeOptionsInput = {}, deps: NodeDeps =
       return outcomes.reduce((n, o) => n + (typeof o.result === 'number' ? o.result : 0), 0);
     },
   });
-  const upgrader = new Upgrader({
-    options,
-    gateway,
-    frames,
-    verifier,
-    ...(connectHook ? { connectHook } : {}),
-    ...(refreshHook ? { refreshHook } : {}),
-    metrics,
-    log,
-    draining: () => draining,
-    ready,
-  });
+  const door = new Door({ options, gateway, verifier, ...(connectHook ? { connectHook } : {}), metrics, log, draining: () => draining, ready });
+  const sessionContext = { options, gateway, frames, ...(refreshHook ? { refreshHook } : {}), log };
+  const upgrader = new Upgrader(sessionContext, door);
+  const sse = new SseEndpoint(sessionContext, door);
 
   /** HTTP requests being answered: a drain lets them finish (a publish under way gets its answer). */
   let inflight = 0;
@@ -255,6 +249,8 @@ export async function startNode(partial: NodeOptionsInput = {}, deps: NodeDeps =
       return sendError(res, { code: ErrorCode.NotFound, message: `no such endpoint: ${req.method} ${url.pathname}` });
     }
     switch (url.pathname) {
+      case '/sse':
+        return sse.handle(req, res, url);
       case '/healthz':
         return sendJson(res, 200, { status: 'ok' });
       case '/readyz':

@@ -15,6 +15,8 @@ import {
   type ClientFrame,
   type DecodeResult,
   type ErrorBody,
+  type StreamPosition,
+  type SubscribeResult,
 } from '../../protocol/index.js';
 import { decodeClientFrameBinary, type WireCodec } from '../../protocol/msgpack.js';
 import { TokenError, TokenVerifier, type Identity } from '../auth/token.js';
@@ -131,11 +133,9 @@ export class FrameHandler {
       case 'subscribe': {
         const { id, channel, since } = frame;
         const subscribe = () => this.gateway.subscribe(session, channel, since, (result) => session.send({ type: 'reply', id, result }));
-        const hook = this.hooks.subscribe;
-        if (hook?.asks(channel)) {
-          // Not awaited: a slow backend delays this subscribe only, not the frames after it.
-          return this.answerLater(session, id, hook.inTurn(session, channel, () => this.subscribeAsking(session, hook, channel, subscribe)));
-        }
+        const asking = this.asking(session, channel, subscribe);
+        // Not awaited: a slow backend delays this subscribe only, not the frames after it.
+        if (asking) return this.answerLater(session, id, asking);
         this.checkSubscribe(session, channel);
         await subscribe();
         return;
@@ -212,6 +212,34 @@ export class FrameHandler {
     } catch (err) {
       throw new SwitchboardError(ErrorCode.Unauthorized, err instanceof TokenError ? err.message : 'invalid token');
     }
+  }
+
+  /**
+   * Subscribe `session` to `channel` as a `subscribe` frame would (the same
+   * checks, and the subscribe hook where the namespace asks it), for a
+   * session whose channels come with its request (`/sse`): called outside
+   * the frame queue. `respond` gets the result when it is due; settles once
+   * the subscription is made, or rejects with why it was refused.
+   */
+  subscribe(session: Session, channel: string, since: StreamPosition | undefined, respond: (result: SubscribeResult) => void): Promise<void> {
+    const subscribe = () => this.gateway.subscribe(session, channel, since, respond);
+    const asking = this.asking(session, channel, subscribe);
+    if (asking) return asking;
+    return inQueue(
+      session,
+      async () => {
+        this.checkSubscribe(session, channel);
+        await subscribe();
+      },
+      'subscribe',
+    );
+  }
+
+  /** The subscribe made through the hook, in its turn, when `channel`'s namespace asks it; undefined when it does not. */
+  private asking(session: Session, channel: string, subscribe: () => Promise<void>): Promise<void> | undefined {
+    const hook = this.hooks.subscribe;
+    if (!hook?.asks(channel)) return undefined;
+    return hook.inTurn(session, channel, () => this.subscribeAsking(session, hook, channel, subscribe));
   }
 
   /**

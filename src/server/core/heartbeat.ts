@@ -57,8 +57,12 @@ export class Heartbeat {
       if (s.pingSentAt !== undefined) {
         if (now - s.pingSentAt > timeoutMs) s.disconnect(CloseCode.HeartbeatTimeout, 'heartbeat timeout', true);
       } else if (now - s.lastSentAt >= quietMs) {
-        s.send({ type: 'ping' });
-        s.pingSentAt = now;
+        // A transport's own keep-alive (SSE) is not answered: no pong is awaited after it.
+        if (s.keepAlive()) s.lastSentAt = now;
+        else {
+          s.send({ type: 'ping' });
+          s.pingSentAt = now;
+        }
       }
     }
   }

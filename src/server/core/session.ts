@@ -54,6 +54,8 @@ export interface Transport {
   /** Stop reading the client's frames (back-pressure: the broker is behind on this client's work), and start again. */
   pause?(): void;
   resume?(): void;
+  /** Keep a quiet connection open in the transport's own way, which the client does not answer (SSE); without it, `ping` frames. */
+  keepAlive?(): void;
 }
 
 /** A subscription's delivery state. */
@@ -140,8 +142,7 @@ export class Session {
   /** When the server's unanswered `ping` was sent, if one is outstanding. */
   pingSentAt: number | undefined;
 
-  /** Frames are handled one after another, in the order they arrived. */
-  /** The last frame task queued, while any is queued (an idle session keeps no promise). */
+  /** Frames are handled one after another, in the order they arrived: the last frame task queued, while any is (an idle session keeps no promise). */
   private queue: Promise<void> | undefined;
   private queued = 0;
   /** Of those, subscription changes (see `MAX_QUEUED`). */
@@ -398,6 +399,12 @@ export class Session {
   /** A frame in this connection's codec: JSON text, or MessagePack bytes (the transport sends those as a binary message). */
   private encode(frame: ServerFrame): string | Buffer {
     return this.codec === 'msgpack' ? asBuffer(encodeServerFrameBinary(frame)) : JSON.stringify(frame);
+  }
+
+  /** Write the transport's keep-alive (see `Transport.keepAlive`); false when it has none, and a `ping` is due instead. */
+  keepAlive(): boolean {
+    this.transport.keepAlive?.();
+    return this.transport.keepAlive !== undefined;
   }
 
   /** Write bytes; a connection whose unsent bytes pass the limit is closed with 4101. */
