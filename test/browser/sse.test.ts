@@ -52,18 +52,18 @@ describe('Server-Sent Events in chromium without WebSocket', () => {
     await page.goto(node.url('/page'));
     const channel = `news-${process.pid}`;
     expect(await page.evaluate(`(${OPEN})(${JSON.stringify({ user: 'pat', channel })})`)).toBe('undefined');
-    await page.waitForFunction(() => (window as unknown as { log: Array<{ name: string }> }).log.some((e) => e.name === 'subscribed'));
+    await page.waitForFunction(() => (globalThis as unknown as { log: Array<{ name: string }> }).log.some((e) => e.name === 'subscribed'));
 
     for (const n of [1, 2]) await node.publish(channel, { n });
-    await page.waitForFunction(() => (window as unknown as { got: unknown[] }).got.length === 2);
+    await page.waitForFunction(() => (globalThis as unknown as { got: unknown[] }).got.length === 2);
 
     // The server cuts the stream; what is published before the browser comes back must not be lost.
-    const cut = await api(node.url(), 'POST', '/api/disconnect', { user: 'pat' });
+    const cut = await api(node.url(), 'POST', '/api/disconnect', { user: 'pat', code: 4104, reason: 'cut for the test' });
     expect(cut.body).toMatchObject({ sessions: 1 });
     for (const n of [3, 4, 5]) await node.publish(channel, { n });
     await node.send('pat', { direct: true });
 
-    await page.waitForFunction(() => (window as unknown as { got: unknown[] }).got.length === 6, undefined, { timeout: 20_000 });
+    await page.waitForFunction(() => (globalThis as unknown as { got: unknown[] }).got.length === 6, undefined, { timeout: 20_000 });
     type Got = { channel: string; data: { n?: number; direct?: boolean } };
     const state = (await page.evaluate('({ got: window.got, log: window.log, opens: window.opens, id: window.es.lastEventId })')) as {
       got: Got[];
@@ -75,11 +75,12 @@ describe('Server-Sent Events in chromium without WebSocket', () => {
     expect(state.got.filter((m) => m.channel === 'user:pat').map((m) => m.data)).toEqual([{ direct: true }]);
     expect(state.opens).toBe(2);
     expect(state.log.map((e) => e.name)).toEqual(['welcome', 'subscribed', 'disconnect', 'welcome', 'subscribed']);
+    expect(state.log[2]).toMatchObject({ code: 4104, reconnect: true });
     expect(state.log.filter((e) => e.name === 'subscribed').every((e) => e.recovered === true)).toBe(true);
     expect(state.id).not.toBe('');
     // Nothing more comes (no repeat of a recovered message) while live delivery goes on.
     await node.publish(channel, { n: 6 });
-    await page.waitForFunction(() => (window as unknown as { got: unknown[] }).got.length === 7);
+    await page.waitForFunction(() => (globalThis as unknown as { got: unknown[] }).got.length === 7);
     expect(errors).toEqual([]);
     await page.evaluate('window.es.close()');
     await page.close();

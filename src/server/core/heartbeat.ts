@@ -1,6 +1,7 @@
 /**
  * The heartbeat: a `ping` to each session that has been quiet for the ping
- * interval, a close for a session that did not answer its last ping within
+ * interval (or its transport's own keep-alive, which nobody answers: an SSE
+ * comment), a close for a session that did not answer its last ping within
  * the pong timeout (4103), and a close for a session whose token expired
  * without a `refresh` (4105). One node-wide sweep does all three: the
  * expiry check is one comparison per session on a pass that visits every
