@@ -6,17 +6,12 @@
  * published meanwhile, and the browser's own reconnection (which sends
  * `Last-Event-ID`) brings exactly those, in order, none twice.
  */
-import type { Browser } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startNode, type SwitchboardNode } from '../../src/server/node.js';
+import { describe, expect, it } from 'vitest';
 import { api } from '../helpers/api.js';
-import { launchChromium, newWatchedPage } from '../helpers/browser.js';
+import { newWatchedPage, useNodeAndChromium } from '../helpers/browser.js';
 import { TEST_NODE } from '../helpers/fixture.js';
 
 const TIMEOUT = 30_000;
-
-let node: SwitchboardNode | undefined;
-let browser: Browser | undefined;
 
 /** In the page: open the stream and record what it brings. */
 const OPEN = `({ user, channel }) => {
@@ -32,18 +27,11 @@ const OPEN = `({ user, channel }) => {
 }`;
 
 describe('Server-Sent Events in chromium without WebSocket', () => {
-  beforeAll(async () => {
-    node = await startNode({ ...TEST_NODE });
-    browser = await launchChromium(TIMEOUT);
-  }, 60_000);
-
-  afterAll(async () => {
-    await browser?.close();
-    await node?.close();
-  }, 60_000);
+  const setup = useNodeAndChromium({ ...TEST_NODE }, TIMEOUT);
 
   it('an EventSource receives messages and, cut off, resumes with Last-Event-ID', { timeout: 60_000 }, async () => {
-    if (!browser || !node) throw new Error('not set up');
+    const node = setup.node();
+    const browser = setup.browser();
     const errors: string[] = [];
     const page = await newWatchedPage(browser, TIMEOUT, errors);
     // No WebSocket in this browser, as behind a proxy that refuses the upgrade.

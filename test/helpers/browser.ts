@@ -4,6 +4,9 @@
  * the background-networking ones chromium keeps dialling Google's hosts.
  */
 import { chromium, type Browser, type Page } from 'playwright-core';
+import { afterAll, beforeAll } from 'vitest';
+import { startNode, type SwitchboardNode } from '../../src/server/node.js';
+import type { NodeOptionsInput } from '../../src/server/options.js';
 
 export const CHROMIUM = '/usr/bin/chromium';
 
@@ -24,4 +27,23 @@ export async function newWatchedPage(browser: Browser, timeoutMs: number, errors
     if (msg.type() === 'error') errors.push(msg.text());
   });
   return page;
+}
+
+/** A node in this process and a chromium, started before the file's tests and closed after them. */
+export function useNodeAndChromium(options: NodeOptionsInput, timeoutMs: number): { node: () => SwitchboardNode; browser: () => Browser } {
+  let node: SwitchboardNode | undefined;
+  let browser: Browser | undefined;
+  beforeAll(async () => {
+    node = await startNode(options);
+    browser = await launchChromium(timeoutMs);
+  }, 2 * timeoutMs);
+  afterAll(async () => {
+    await browser?.close();
+    await node?.close();
+  }, 2 * timeoutMs);
+  const started = <T>(value: T | undefined): T => {
+    if (value === undefined) throw new Error('not set up');
+    return value;
+  };
+  return { node: () => started(node), browser: () => started(browser) };
 }
