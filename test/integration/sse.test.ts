@@ -5,6 +5,8 @@
  * when it comes back with its `Last-Event-ID` (on either node), and gets
  * nothing twice. Identity and channel checks are those of `/ws`.
  */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startNode, type SwitchboardNode } from '../../src/server/node.js';
@@ -189,6 +191,43 @@ describe('GET /sse', () => {
     const [disconnect] = await s.count('disconnect', 1);
     expect(disconnect).toMatchObject({ type: 'disconnect', code: expect.any(Number) as number });
     await s.waitFor(() => s.ended, 5_000, 'the end of the stream');
+  });
+});
+
+describe('GET /sse with the subscribe hook', () => {
+  it('asks the backend for the channels of namespaces that say so, and streams only what it allows', { timeout: TIMEOUT }, async () => {
+    const asked: string[] = [];
+    const backend = http.createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        const { channel } = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { channel: string };
+        asked.push(channel);
+        const status = channel.startsWith('guarded:deny') ? 403 : 200;
+        res.writeHead(status, { 'content-type': 'application/json' }).end(status === 200 ? '{}' : '{"error":{"message":"not a member"}}');
+      });
+    });
+    await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', resolve));
+    const hook = `http://127.0.0.1:${(backend.address() as AddressInfo).port}/subscribe`;
+    const guarded = { historySize: 10, historyTtl: 60, presence: false, publish: true, private: false, subscribeHook: true, publishHook: false };
+    const node = await startNode({ ...TEST_NODE, subscribeHook: hook, hookSecret: 'sse-hook-secret-0123456789', namespaces: { guarded } });
+    try {
+      const s = await SseClient.open(node.url('/sse?user=gus&channel=guarded:deny-1&channel=guarded:ok-1&channel=open'));
+      streams.push(s);
+      const [refused] = await s.count('refused', 1);
+      expect(refused).toMatchObject({ channel: 'guarded:deny-1', error: { code: 'forbidden' } });
+      const subscribed = await s.count('subscribed', 2);
+      expect(subscribed.map((e) => e.channel).sort()).toEqual(['guarded:ok-1', 'open']);
+      // The namespace without the hook is not asked.
+      expect([...asked].sort()).toEqual(['guarded:deny-1', 'guarded:ok-1']);
+      await node.publish('guarded:deny-1', { no: 1 });
+      const pub = await node.publish('guarded:ok-1', { yes: 1 });
+      const [message] = await s.count('message', 1);
+      expect(message).toMatchObject({ channel: 'guarded:ok-1', offset: pub.offset });
+    } finally {
+      await node.close();
+      await new Promise((resolve) => backend.close(resolve));
+    }
   });
 });
 
