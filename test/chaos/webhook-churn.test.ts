@@ -10,7 +10,8 @@
  * accepted must be, for every user, after dropping repeated ids: online and
  * offline alternating from an online, ending offline, `ts` never going
  * back, as many onlines as the user's sessions allow (see
- * presence-events.ts); a repeated id carries the very same event.
+ * presence-events.ts); a repeated id carries the very same event, and
+ * comes again only after the kill or the outage (never from a drain).
  *
  * `SWITCHBOARD_TEST_SEED=<n>` replays a run's visits (the faults' timing
  * still varies).
@@ -57,20 +58,20 @@ afterAll(async () => {
 
 const running = (n: NodeProcess): boolean => n.proc.exitCode === null && n.proc.signalCode === null;
 
-/**
- * The repeated deliveries whose first delivery was within one of `windows`
- * (ms since the epoch), as `id first→again` lines.
- */
-function repeatsWithin(all: readonly Accepted[], windows: ReadonlyArray<{ from: number; until: number }>): string[] {
+/** Each repeated delivery: the id, when it was first delivered and when again (ms since the epoch). */
+function repeats(all: readonly Accepted[]): Array<{ id: string; first: number; again: number }> {
   const first = new Map<string, number>();
-  const out: string[] = [];
+  const out: Array<{ id: string; first: number; again: number }> = [];
   for (const { event, at } of all) {
     const was = first.get(event.id);
     if (was === undefined) first.set(event.id, at);
-    else if (windows.some((w) => was >= w.from && was <= w.until)) out.push(`${event.id} ${was}→${at}`);
+    else out.push({ id: event.id, first: was, again: at });
   }
   return out;
 }
+
+type Span = { from: number; until: number };
+const within = (t: number, spans: readonly Span[]): boolean => spans.some((w) => t >= w.from && t <= w.until);
 
 /** What the backend accepted (answered 200), each event with its request's arrival. */
 function accepted(r: WebhookReceiver): Accepted[] {
@@ -114,6 +115,7 @@ describe('chaos: webhook events while users come and go, through kill -9, a roll
     const victim = c.nodes[0]!;
     up.delete(victim);
     v.killed(victim);
+    const killedAt = Date.now();
     await victim.kill();
     for (const other of c.nodes.slice(1)) {
       await vi.waitFor(async () => {
@@ -121,11 +123,12 @@ describe('chaos: webhook events while users come and go, through kill -9, a roll
         expect((body.nodes as Array<{ id: string }>).map((n) => n.id)).not.toContain(victim.id);
       }, { timeout: DETECTION_MS + 5000, interval: 100 });
     }
+    v.seenDead(victim);
     up.add(await c.restart(0));
 
     // A rolling restart: each node drains (4100 to its clients) and starts again on its port.
     const exitCodes: Array<number | null> = [];
-    const drains: Array<{ from: number; until: number }> = [];
+    const drains: Span[] = [];
     for (let i = 0; i < c.nodes.length; i++) {
       const node = c.nodes[i]!;
       up.delete(node);
@@ -138,6 +141,7 @@ describe('chaos: webhook events while users come and go, through kill -9, a roll
     }
 
     // The backend is down (connections refused) for a while.
+    const downAt = Date.now();
     await hook.down();
     // Pause, not a wait: the outage is the point.
     await sleep(OUTAGE_MS);
@@ -158,22 +162,25 @@ describe('chaos: webhook events while users come and go, through kill -9, a roll
     await sleep(1000);
 
     const acc = accountPresence(v.spans(), accepted(hook));
-    const drainRepeats = repeatsWithin(accepted(hook), drains);
+    // A repeat is allowed where a node died after the backend's answer and before it forgot the events (the kill), or
+    // where the answer was lost (the outage cut connections); a drain hands its partitions over without any.
+    const repeated = repeats(accepted(hook));
+    const faultWindows = [killedAt, downAt].map((t) => ({ from: t - 1000, until: t + 100 }));
+    const drainRepeats = repeated.filter((r) => within(r.first, drains));
+    const otherRepeats = repeated.filter((r) => !within(r.first, faultWindows));
     const endings = v.endings();
     const refused = hook.requests.filter((q) => q.status === 500).reduce((n, q) => n + q.events.length, 0);
-    const pairs = new Set<string>();
-    for (const visit of v.visits) pairs.add(`${visit.user}@${visit.node.id}`);
-    const twoNodes = USERS.filter((u) => c.nodes.filter((n) => pairs.has(`${u}@${n.id}`)).length >= 2).length;
     const figure = {
       scenario: 'webhook-churn',
       seed,
       users: acc.users,
       sessions: v.visits.length,
-      usersOnTwoNodes: twoNodes,
+      visitsOnTwoNodes: v.doubled,
       endings,
       transitions: acc.transitions,
       duplicates: acc.duplicates,
       duplicatesFromDrains: drainRepeats.length,
+      duplicatesElsewhere: otherRepeats.length,
       exactUsers: acc.exact,
       retries: { answered500: refused, failedAfterRestart: failedWhileDown },
       maxDelayMs: acc.maxDelayMs,
@@ -183,15 +190,15 @@ describe('chaos: webhook events while users come and go, through kill -9, a roll
     };
     record(
       figure,
-      `chaos webhook-churn (seed ${seed}): users ${acc.users}, sessions ${v.visits.length} (killed ${endings.killed}, drained ${endings.drained}), ` +
-        `transitions ${acc.transitions}, duplicates ${acc.duplicates} (${drainRepeats.length} from drains), retries ${refused} answered 500 + ${failedWhileDown} failed while down, ` +
+      `chaos webhook-churn (seed ${seed}): users ${acc.users}, sessions ${v.visits.length} (${v.doubled} visits on two nodes; killed ${endings.killed}, drained ${endings.drained}), ` +
+        `transitions ${acc.transitions}, duplicates ${acc.duplicates} (${drainRepeats.length} from drains, ${otherRepeats.length} not from the kill or the outage), retries ${refused} answered 500 + ${failedWhileDown} failed while down, ` +
         `max delay ${acc.maxDelayMs} ms, exact truth for ${acc.exact} users, problems ${acc.problems.length}, ${figure.durationMs} ms`,
     );
 
     const problems = `seed ${seed}\n${acc.problems.slice(0, 20).join('\n')}`;
-    // The load was real: most users came, many on two nodes, sessions were cut by both faults.
+    // The load was real: most users came, many visits were on two nodes at once, sessions were cut by both faults.
     expect(acc.users).toBeGreaterThan(USERS.length * 0.9);
-    expect(twoNodes).toBeGreaterThan(50);
+    expect(v.doubled).toBeGreaterThan(100);
     expect(endings.killed).toBeGreaterThan(0);
     expect(endings.drained).toBeGreaterThan(0);
     expect(v.unexpected(), 'sessions closed by nothing the test did').toEqual({});
@@ -207,8 +214,10 @@ describe('chaos: webhook events while users come and go, through kill -9, a roll
     expect(acc.notOffline, problems).toBe(0);
     expect(acc.miscounted, problems).toBe(0);
     expect(acc.transitions).toBeGreaterThanOrEqual(2 * acc.users);
-    // Repeats come from a node that died or a backend whose answer was lost; a drain hands its partitions over without any.
-    expect(drainRepeats.slice(0, 20), `seed ${seed}`).toEqual([]);
+    // Repeats only where the contract allows them (docs/backend.md: a node that died or stalled after the answer).
+    const shown = (list: typeof repeated): string[] => list.slice(0, 20).map((r) => `${r.id} ${r.first - startedAt}→${r.again - startedAt} ms`);
+    expect(shown(drainRepeats), `repeats first delivered during a drain (seed ${seed})`).toEqual([]);
+    expect(shown(otherRepeats), `repeats not from the kill or the outage (seed ${seed})`).toEqual([]);
     // The truth was exact for many users (most steady ones), so their counts were checked, not just bounded.
     expect(acc.exact).toBeGreaterThan(acc.users / 3);
   }, 120_000);

@@ -29,7 +29,7 @@ export interface VisitorsOptions {
   until: number;
   /** …nor past this many per user. */
   maxVisits: number;
-  /** How long after its node died a session's entry may still be there (the detection time). */
+  /** How long after its node died a session's entry may still be there, when `seenDead` was not called (the detection time). */
   detectionMs: number;
   /** How late the store may apply an open or a close beyond what the client saw. */
   slackMs: number;
@@ -52,10 +52,13 @@ interface Visit {
 
 export class Visitors {
   readonly visits: Visit[] = [];
-  private readonly faults = new Map<NodeProcess, { kind: 'kill' | 'term'; at: number }>();
+  /** The fault of each node process, and for a kill, when the others were seen to have declared it dead. */
+  private readonly faults = new Map<NodeProcess, { kind: 'kill' | 'term'; at: number; deadAt?: number }>();
   private loops: Array<Promise<void>> = [];
   /** Connects refused before any socket opened (node down or draining): no entry, no span. */
   refused = 0;
+  /** Visits with two sessions open at once (on two nodes). */
+  doubled = 0;
   private until: number;
 
   constructor(private readonly opts: VisitorsOptions) {
@@ -75,6 +78,12 @@ export class Visitors {
   /** Mark `node` as about to be killed (SIGKILL): call before killing it. */
   killed(node: NodeProcess): void {
     this.faults.set(node, { kind: 'kill', at: Date.now() });
+  }
+
+  /** Mark the killed `node` as declared dead by the others (they drop its entries as they declare it). */
+  seenDead(node: NodeProcess): void {
+    const fault = this.faults.get(node);
+    if (fault?.kind === 'kill') fault.deadAt = Date.now();
   }
 
   /** Mark `node` as about to be drained (SIGTERM): call before signalling it. */
@@ -121,7 +130,7 @@ export class Visitors {
       const sureUntil = Math.min(v.leaveAt ?? Infinity, fault?.at ?? Infinity, end.at);
       // A close the node may not have applied before it died: the entry goes when the others see the node dead, or when it starts again.
       const lost = fault?.kind === 'kill' && (v.leaveAt ?? end.at) >= fault.at - slackMs;
-      const mayUntil = lost ? Math.max(end.at, fault.at + detectionMs) : end.at;
+      const mayUntil = lost ? Math.max(end.at, fault.deadAt ?? fault.at + detectionMs) : end.at;
       return {
         user: v.user,
         ...(v.welcomeAt !== undefined && end.how !== 'cut' ? { sure: { from: v.welcomeAt, until: sureUntil } } : {}),
@@ -140,6 +149,7 @@ export class Visitors {
       const nodes = [...this.opts.nodes()].sort(() => random() - 0.5);
       const count = this.opts.twoSessions(user) && random() < 0.6 ? 2 : 1;
       const mine = await Promise.all(nodes.slice(0, count).map((node) => this.visit(user, node)));
+      if (mine.filter((m) => m?.welcomeAt !== undefined).length === 2) this.doubled++;
       // Pause, not a wait: the user stays.
       await sleep(between(stayMs));
       for (const v of mine) if (v) await this.leave(v);
