@@ -146,9 +146,8 @@ export class Visitors {
       // Pause, not a wait: the user is away.
       await sleep(between(awayMs(user)));
       if (Date.now() >= this.until) return;
-      const nodes = [...this.opts.nodes()].sort(() => random() - 0.5);
       const count = this.opts.twoSessions(user) && random() < 0.6 ? 2 : 1;
-      const mine = await Promise.all(nodes.slice(0, count).map((node) => this.visit(user, node)));
+      const mine = await Promise.all(distinct(this.opts.nodes(), count, random).map((node) => this.visit(user, node)));
       if (mine.filter((m) => m?.welcomeAt !== undefined).length === 2) this.doubled++;
       // Pause, not a wait: the user stays.
       await sleep(between(stayMs));
@@ -192,4 +191,15 @@ export class Visitors {
     v.leaveAt ??= Date.now();
     await v.client.close();
   }
+}
+
+/** `count` different items of `list` (fewer if it is shorter), drawn with `random` (a partial Fisher–Yates shuffle). */
+function distinct<T>(list: readonly T[], count: number, random: () => number): T[] {
+  const pool = [...list];
+  const n = Math.min(count, pool.length);
+  for (let i = 0; i < n; i++) {
+    const j = i + Math.floor(random() * (pool.length - i));
+    [pool[i], pool[j]] = [pool[j]!, pool[i]!];
+  }
+  return pool.slice(0, n);
 }
