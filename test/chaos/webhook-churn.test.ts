@@ -84,7 +84,11 @@ describe('chaos: webhook events while users come and go, through kill -9, a roll
     const startedAt = Date.now();
     receiver = await WebhookReceiver.start(SECRET);
     const hook = receiver;
-    cluster = await ChaosCluster.start({ name: 'hook', nodeArgs: ['--webhook', hook.url, '--webhook-secret', SECRET, '--webhook-batch', '20'] });
+    cluster = await ChaosCluster.start({
+      name: 'hook',
+      // Raw clients answer pings from this process, which 300 users and the backend keep busy: a slow pong must not close them.
+      nodeArgs: ['--webhook', hook.url, '--webhook-secret', SECRET, '--webhook-batch', '20', '--ping', '5', '--pong-timeout', '10'],
+    });
     const c = cluster;
     /** Nodes that take new sessions: a node leaves this set before its fault. */
     const up = new Set(c.nodes);
@@ -117,6 +121,7 @@ describe('chaos: webhook events while users come and go, through kill -9, a roll
     v.killed(victim);
     const killedAt = Date.now();
     await victim.kill();
+    const goneAt = Date.now();
     for (const other of c.nodes.slice(1)) {
       await vi.waitFor(async () => {
         const { body } = await api(other.url(), 'GET', '/api/nodes', undefined, API_KEY);
@@ -165,7 +170,11 @@ describe('chaos: webhook events while users come and go, through kill -9, a roll
     // A repeat is allowed where a node died after the backend's answer and before it forgot the events (the kill), or
     // where the answer was lost (the outage cut connections); a drain hands its partitions over without any.
     const repeated = repeats(accepted(hook));
-    const faultWindows = [killedAt, downAt].map((t) => ({ from: t - 1000, until: t + 100 }));
+    // (This process records a request when it gets to it: on a loaded machine, some way after it arrived.)
+    const faultWindows = [
+      { from: killedAt - 1000, until: goneAt + 1000 },
+      { from: downAt - 1000, until: downAt + 1000 },
+    ];
     const drainRepeats = repeated.filter((r) => within(r.first, drains));
     const otherRepeats = repeated.filter((r) => !within(r.first, faultWindows));
     const endings = v.endings();
@@ -217,7 +226,7 @@ describe('chaos: webhook events while users come and go, through kill -9, a roll
     // Repeats only where the contract allows them (docs/backend.md: a node that died or stalled after the answer).
     const shown = (list: typeof repeated): string[] => list.slice(0, 20).map((r) => `${r.id} ${r.first - startedAt}→${r.again - startedAt} ms`);
     expect(shown(drainRepeats), `repeats first delivered during a drain (seed ${seed})`).toEqual([]);
-    expect(shown(otherRepeats), `repeats not from the kill or the outage (seed ${seed})`).toEqual([]);
+    expect(shown(otherRepeats), `repeats not from the kill (${killedAt - startedAt} ms) or the outage (${downAt - startedAt} ms) (seed ${seed})`).toEqual([]);
     // The truth was exact for many users (most steady ones), so their counts were checked, not just bounded.
     expect(acc.exact).toBeGreaterThan(acc.users / 3);
   }, 120_000);
