@@ -313,6 +313,11 @@ export async function startNode(partial: NodeOptionsInput = {}, deps: NodeDeps =
     const lingerUntil = Date.now() + plan.lingerMs;
     clearTimeout(unknownSweep);
     load.stop();
+    // With other nodes, stop delivering events before leaving: they free this
+    // node's leases when they hear it leave, and a partition delivered from
+    // here and from the node that takes it over would repeat its events.
+    // Alone, deliver to the end (the offline events of the clients it closes too).
+    if (cluster.nodes().length > 1) await webhook?.stop();
     await cluster.leave();
     const goAway = (s: Session): void => s.disconnect(CloseCode.Draining, 'node draining', true);
     await closeSpread([...gateway.sessions], plan.spreadMs, goAway);

@@ -16,6 +16,7 @@ export class RawClient {
   readonly frames: ServerFrame[] = [];
   readonly closed: Promise<Closed>;
   private nextId = 1;
+  private pongs = false;
   private waiters: Array<{ test: (f: ServerFrame) => boolean; resolve: (f: ServerFrame) => void }> = [];
 
   private constructor(readonly ws: WebSocket) {
@@ -23,6 +24,7 @@ export class RawClient {
       if (isBinary) throw new Error('server sent a binary frame');
       const frame = JSON.parse(String(data)) as ServerFrame;
       this.frames.push(frame);
+      if (frame.type === 'ping' && this.pongs) this.send({ type: 'pong' });
       this.waiters = this.waiters.filter((w) => (w.test(frame) ? (w.resolve(frame), false) : true));
     });
     this.closed = new Promise((resolve) => ws.on('close', (code, reason) => resolve({ code, reason: String(reason) })));
@@ -86,6 +88,11 @@ export class RawClient {
       if (Date.now() > deadline) throw new Error(`only ${this.frames.filter(test).length} of ${count} frames arrived`);
       await sleep(10);
     }
+  }
+
+  /** Answer the server's pings from now on, as the SDK does, so that a quiet connection stays open. */
+  answerPings(): void {
+    this.pongs = true;
   }
 
   send(frame: unknown): void {

@@ -2,13 +2,16 @@
  * A backend for webhook tests: a plain Node HTTP server on a free loopback
  * port that checks each request's signature with the server SDK, records
  * what arrived, and answers 200, or the status a test sets (to play a
- * backend that is down).
+ * backend that fails). `down()` closes the port and `up()` opens it again,
+ * the same one, to play a backend that is not there at all.
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { parseWebhook, WEBHOOK_SIGNATURE_HEADER, type WebhookEvent } from '../../src/server-sdk/index.js';
 
 export interface ReceivedRequest {
+  /** When the request's body had arrived (ms since the epoch). */
+  at: number;
   /** The status this receiver answered. */
   status: number;
   /** Whether the signature matched the raw body. */
@@ -28,6 +31,9 @@ export class WebhookReceiver {
     readonly secret: string,
   ) {}
 
+  /** The port, kept across `down()` and `up()`. */
+  private port = 0;
+
   static async start(secret: string): Promise<WebhookReceiver> {
     const server = createServer();
     const receiver = new WebhookReceiver(server, secret);
@@ -45,16 +51,29 @@ export class WebhookReceiver {
           signed = false;
         }
         const status = signed ? receiver.status : 401;
-        receiver.requests.push({ status, signed, header: typeof header === 'string' ? header : undefined, events });
+        receiver.requests.push({ at: Date.now(), status, signed, header: typeof header === 'string' ? header : undefined, events });
         res.writeHead(status, { 'content-type': 'text/plain' }).end(status === 200 ? 'ok' : 'no');
       });
     });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    await receiver.listen(0);
+    receiver.port = (server.address() as AddressInfo).port;
     return receiver;
   }
 
   get url(): string {
-    return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}/events`;
+    return `http://127.0.0.1:${this.port}/events`;
+  }
+
+  /** Stop listening and cut the open connections: requests fail to connect until `up()`. */
+  async down(): Promise<void> {
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    this.server.closeAllConnections();
+    await closed;
+  }
+
+  /** Listen again on the same port after `down()`. */
+  async up(): Promise<void> {
+    await this.listen(this.port);
   }
 
   /** The events of requests answered 2xx, in arrival order, repeats included. */
@@ -75,7 +94,16 @@ export class WebhookReceiver {
   }
 
   async close(): Promise<void> {
-    this.server.closeAllConnections();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    if (this.server.listening) await this.down();
+  }
+
+  private listen(port: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(port, '127.0.0.1', () => {
+        this.server.off('error', reject);
+        resolve();
+      });
+    });
   }
 }

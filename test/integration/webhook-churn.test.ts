@@ -7,6 +7,7 @@
  * left: no transition lost, none twice, none out of order.
  */
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { prng } from '../../bench/lib/random.js';
 import { api } from '../helpers/api.js';
 import { startNodeProcess, type NodeProcess } from '../helpers/node-process.js';
 import { RawClient } from '../helpers/raw-client.js';
@@ -26,18 +27,6 @@ function args(): string[] {
   return ['--broker', redis.url, '--insecure', '--webhook', receiver.url, '--webhook-secret', SECRET, '--heartbeat', '1', '--dead-after-beats', '2'];
 }
 
-/** A seeded generator (mulberry32), so that a failing run can be replayed. */
-function random(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 beforeAll(async () => {
   redis = await startRedis();
   receiver = await WebhookReceiver.start(SECRET);
@@ -54,7 +43,7 @@ afterAll(async () => {
 describe('events under churn, a kill and a restart', () => {
   it("every user's transitions arrive once each, alternating, in order", async () => {
     const seed = Number(process.env.SWITCHBOARD_TEST_SEED ?? Date.now() % 100_000);
-    const rnd = random(seed);
+    const rnd = prng(seed);
     const pick = <T>(list: readonly T[]): T => list[Math.floor(rnd() * list.length)]!;
     for (let step = 0; step < STEPS; step++) {
       if (step === 30) {

@@ -142,6 +142,19 @@ describe('events to --webhook', () => {
     expect(await metric(c.url('/metrics'), 'switchboard_events_sent_total')).toBeGreaterThanOrEqual(40 - dropped);
   });
 
+  it('delivers the offline events of the clients a lone node drains (SIGTERM) before it exits', async () => {
+    const alone = await WebhookReceiver.start(SECRET);
+    extra.push(alone);
+    // A cluster of its own (another key prefix) with this one node: nobody else can deliver its events.
+    const d = await startNodeProcess('wh-d', nodeArgs(`${redis.url}/?prefix=alone`, alone.url));
+    nodes.push(d);
+    await connect(d, 'gina');
+    await vi.waitFor(() => expect(alone.typesOf('gina')).toEqual(['online']), { timeout: 5000, interval: 25 });
+    await d.stop();
+    expect(d.proc.exitCode).toBe(0);
+    expect(alone.typesOf('gina')).toEqual(['online', 'offline']);
+  });
+
   it('reports offline for the users of a node killed with SIGKILL within the detection time, and nothing for users still connected elsewhere', async () => {
     const bob = await connect(a, 'bob');
     await connect(a, 'carol');

@@ -107,9 +107,18 @@ function withLock(fn: () => void): void {
 
 /** Print the figure's line and store it in `.test-results/chaos.json`. */
 export function report(f: ScenarioFigure): void {
-  console.log(line(f));
+  record(f, line(f));
+}
+
+/**
+ * Print `text` and store `f` in `.test-results/chaos.json` under its
+ * scenario: for scenarios whose figures are not the publisher's (e.g. the
+ * webhook events of `webhook-churn.test.ts`).
+ */
+export function record(f: { scenario: string; date: string }, text: string): void {
+  console.log(text);
   withLock(() => {
-    let doc: { command: string; updated: string; scenarios: Record<string, ScenarioFigure> } = {
+    let doc: { command: string; updated: string; scenarios: Record<string, unknown> } = {
       command: 'npx vitest run test/chaos',
       updated: f.date,
       scenarios: {},
