@@ -13,15 +13,7 @@ import { scanMsgpack } from '../../src/protocol/msgpack-scan.js';
 import { decodeClientFrameBinary, parseMsgpack, MAX_SERVER_FRAME_DEPTH } from '../../src/protocol/msgpack.js';
 
 const bytes = (...b: number[]): Uint8Array => Uint8Array.from(b);
-const concat = (...parts: Uint8Array[]): Uint8Array => {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-};
+const concat = (...parts: Uint8Array[]): Uint8Array => Buffer.concat(parts);
 const str = (s: string): Uint8Array => encode(s);
 /** `levels` nested fixarrays of one, around an empty one: `levels + 1` levels deep. */
 const arrays = (levels: number): Uint8Array => concat(new Uint8Array(levels).fill(0x91), bytes(0x90));
