@@ -36,7 +36,7 @@ import { PersonalChannel } from './personal.js';
 import { ReconnectSchedule } from './reconnect.js';
 import { Requests, type RequestBody, type RequestFrame } from './requests.js';
 import { Subscription, type SubscriptionHost } from './subscription.js';
-import { buildConnectUrl, closableCode, isWebSocketUrl, WS_CLOSING, WS_OPEN, type WebSocketLike } from './transport.js';
+import { buildConnectUrl, closableCode, redirectProblem, WS_CLOSING, WS_OPEN, type WebSocketLike } from './transport.js';
 import { Watchdog } from './watchdog.js';
 
 /** Close code and reason of `client.disconnect()`. */
@@ -48,6 +48,8 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
   private readonly opts: ResolvedOptions;
   private currentState: ClientState = 'disconnected';
   private ws: WebSocketLike | null = null;
+  /** The URL `ws` was opened with: a redirect from `wss:` may not lead to `ws:`. */
+  private wsUrl = '';
   /** Bumped by every attempt and every teardown; an async step of an older attempt sees the change and gives up. */
   private connId = 0;
   /** When and where the next attempt goes: backoff, redirects. */
@@ -215,6 +217,7 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
       return;
     }
     this.ws = ws;
+    this.wsUrl = url;
     // Each handler checks it still belongs to the current socket: events of a replaced one are late and ignored.
     ws.onmessage = (ev) => {
       if (this.ws === ws) this.onFrame(ev.data, ws);
@@ -332,19 +335,16 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
   /**
    * The server closes the session. With 4102 and a `ws:`/`wss:` `url` the
    * user's owner node is elsewhere: reconnect there at once, up to
-   * `MAX_REDIRECTS` times in a row; everything else about the reconnect
-   * (token, params, recovery positions) is as usual.
+   * `MAX_REDIRECTS` times in a row (never from `wss:` to `ws:`); everything
+   * else about the reconnect (token, params, recovery positions) is as usual.
    */
   private onDisconnect(frame: DisconnectFrame): void {
     const reconnect = frame.reconnect && !isTerminalClose(frame.code);
     let redirect: string | undefined;
     if (reconnect && frame.code === CloseCode.Moved && frame.url !== undefined) {
-      if (!isWebSocketUrl(frame.url)) {
-        const shown = JSON.stringify(frame.url.slice(0, 100));
-        this.emitError(new ClientError(LocalErrorCode.BadFrame, `ignored a redirect to ${shown}: not a ws:/wss: URL`));
-      } else if (this.retry.followRedirect()) {
-        redirect = frame.url;
-      }
+      const problem = redirectProblem(this.wsUrl, frame.url);
+      if (problem !== undefined) this.emitError(new ClientError(LocalErrorCode.BadFrame, problem));
+      else if (this.retry.followRedirect()) redirect = frame.url;
     }
     this.closedBy(frame.code, frame.reason, reconnect, redirect);
   }

@@ -5,7 +5,7 @@
  * redirected with 4102.
  */
 import { isValidUserId } from '../protocol/index.js';
-import { isWebSocketUrl } from './transport.js';
+import { redirectProblem } from './transport.js';
 
 export interface RouteResolverInit {
   /** The `fetch` to use. Default: the global `fetch` (browsers, Node ≥ 18). */
@@ -20,7 +20,8 @@ export interface RouteResolverInit {
  * A resolver that asks `GET <apiBase>/api/route?user=<user>` for the owner
  * node's WebSocket URL. The promise it returns resolves with the answer's
  * `url` (an absolute `ws:`/`wss:` URL) and rejects on a network error, a
- * timeout, a non-2xx status, or an answer without such a `url`.
+ * timeout, a non-2xx status, or an answer without such a `url` (or with a
+ * `ws:` one when `apiBase` is `https:`: no downgrade).
  * `apiBase` is the node or load balancer's HTTP address
  * (`http://localhost:8080`); a relative one resolves against the page.
  * Throws `TypeError` at once for a malformed `apiBase`, an invalid user id,
@@ -50,7 +51,9 @@ export function routeResolver(apiBase: string, user: string, init: RouteResolver
       if (!res.ok) throw new Error(`route lookup for ${user} failed: HTTP ${res.status}`);
       const body = (await res.json()) as { url?: unknown } | null;
       const url = typeof body === 'object' && body !== null ? body.url : undefined;
-      if (typeof url !== 'string' || !isWebSocketUrl(url)) throw new Error(`route lookup for ${user}: the answer has no ws:/wss: "url"`);
+      if (typeof url !== 'string') throw new Error(`route lookup for ${user}: the answer has no ws:/wss: "url"`);
+      const problem = redirectProblem(href, url);
+      if (problem !== undefined) throw new Error(`route lookup for ${user}: ${problem}`);
       return url;
     } catch (err) {
       if (abort.signal.aborted) throw new Error(`route lookup for ${user} timed out after ${timeoutMs} ms`, { cause: err });

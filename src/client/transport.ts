@@ -83,6 +83,24 @@ export function isWebSocketUrl(value: string): boolean {
   }
 }
 
+/** Longest redirect URL the client follows (the server side bounds advertised URLs the same). */
+export const MAX_REDIRECT_URL_CHARS = 2048;
+
+/**
+ * Why the client will not go from `from` (the URL of the connection the
+ * server closes, or of the route service asked) to `to`, or undefined: it
+ * goes only to an absolute `ws:`/`wss:` URL of at most
+ * `MAX_REDIRECT_URL_CHARS`, and never from a secure URL (`wss:`, `https:`)
+ * to `ws:`, where the token and every message would cross the network in
+ * clear.
+ */
+export function redirectProblem(from: string, to: string): string | undefined {
+  const shown = JSON.stringify(to.slice(0, 100));
+  if (to.length > MAX_REDIRECT_URL_CHARS || !isWebSocketUrl(to)) return `ignored a redirect to ${shown}: not a ws:/wss: URL`;
+  const secure = /^(wss|https):/i.test(from);
+  return secure && new URL(to).protocol === 'ws:' ? `ignored a redirect to ${shown}: from wss: to ws: would drop TLS` : undefined;
+}
+
 /** Close codes a client may pass to `WebSocket.close` (others throw in browsers). */
 export function closableCode(code: number): number {
   return code === 1000 || (code >= 3000 && code <= 4999) ? code : 1000;

@@ -13,13 +13,18 @@
 import type { Logger } from 'pino';
 import type { Broker } from '../brokers/broker.js';
 import { ErrorCode, SwitchboardError, toErrorBody, type ErrorBody, type MemberFrame } from '../protocol/index.js';
-import { decodeControl, type ClusterRequest, type ControlBody, type NodeInfo } from './messages.js';
+import type { ClusterRequest, ControlBody, NodeInfo } from './messages.js';
+import { ControlRejections } from './rejections.js';
+import { ControlSeal } from './seal.js';
+import { checkControl, type ControlRejectReason } from './validate.js';
 
 export interface ClusterOptions {
   /** Milliseconds between heartbeats. */
   heartbeatMs: number;
   /** Missed heartbeats after which a node is dead. */
   deadAfterBeats: number;
+  /** Cluster secrets (`--cluster-secret`): the first signs every control message, any verifies; none: unsigned (seal.ts). */
+  secrets?: readonly string[];
 }
 
 export interface RequestOutcome {
@@ -38,6 +43,8 @@ export interface ClusterHooks {
   onSwept?(): void;
   /** Node `from` announced a `join` or `leave` of one of its sessions (`announce`). */
   onMember?(frame: MemberFrame, from: string): void;
+  /** A control message was refused (malformed, invalid, or not signed with the cluster secret): count it. */
+  onRejected?(reason: ControlRejectReason): void;
 }
 
 interface Member {
@@ -63,6 +70,8 @@ export class Cluster {
   private readonly gone = new Map<string, Promise<void>>();
   private nextId = 1;
   private timer: ReturnType<typeof setInterval> | undefined;
+  private readonly seal: ControlSeal;
+  private readonly rejections: ControlRejections;
 
   constructor(
     readonly nodeId: string,
@@ -72,7 +81,10 @@ export class Cluster {
     private readonly serve: (request: ClusterRequest) => Promise<unknown>,
     private readonly log: Logger,
     private readonly hooks: ClusterHooks = {},
-  ) {}
+  ) {
+    this.seal = new ControlSeal(options.secrets);
+    this.rejections = new ControlRejections(log, (reason) => hooks.onRejected?.(reason));
+  }
 
   start(): void {
     this.beat();
@@ -103,13 +115,12 @@ export class Cluster {
     return node === this.nodeId || this.members.has(node);
   }
 
-  /** Handle a payload from `BrokerHandlers.onControl`. */
+  /** Handle a payload from `BrokerHandlers.onControl`: only a checked (and, with a secret, authentic) message is acted on. */
   receive(payload: string): void {
-    const msg = decodeControl(payload);
-    if (!msg) {
-      this.log.warn('malformed control message dropped');
-      return;
-    }
+    const opened = this.seal.open(payload);
+    const checked = opened.ok ? checkControl(opened.json) : opened;
+    if (!checked.ok) return this.rejections.reject(checked.reason, checked.detail);
+    const msg = checked.msg;
     if (msg.from === this.nodeId) return;
     switch (msg.type) {
       case 'heartbeat': {
@@ -206,7 +217,7 @@ export class Cluster {
   }
 
   private send(to: string | null, body: ControlBody): Promise<void> {
-    return this.broker.sendControl(to, JSON.stringify({ ...body, from: this.nodeId }));
+    return this.broker.sendControl(to, this.seal.seal(JSON.stringify({ ...body, from: this.nodeId })));
   }
 
   private beat(): void {

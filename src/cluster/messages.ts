@@ -1,6 +1,7 @@
 /**
  * Node-to-node control messages, typed as a discriminated union keyed by
- * `type`. The sender's id (`from`) is filled in one place: `Cluster.send`.
+ * `type`. The sender's id (`from`) is filled in one place: `Cluster.send`;
+ * what arrives is checked field by field in validate.ts.
  */
 import type { DisconnectRequest, ErrorBody, MemberFrame, NodeInfo } from '../protocol/index.js';
 
@@ -21,19 +22,3 @@ export type ControlBody =
   | { type: 'member'; frame: MemberFrame };
 
 export type ControlMessage = ControlBody & { from: string };
-
-const TYPES = new Set(['heartbeat', 'leave', 'swept', 'request', 'response', 'member']);
-
-/** Parse a control payload; undefined for anything malformed (it is counted and dropped by the caller). */
-export function decodeControl(payload: string): ControlMessage | undefined {
-  let v: unknown;
-  try {
-    v = JSON.parse(payload);
-  } catch {
-    return undefined;
-  }
-  if (typeof v !== 'object' || v === null) return undefined;
-  const m = v as { type?: unknown; from?: unknown };
-  if (typeof m.from !== 'string' || typeof m.type !== 'string' || !TYPES.has(m.type)) return undefined;
-  return v as ControlMessage;
-}

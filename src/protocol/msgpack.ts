@@ -14,7 +14,8 @@
  * `@msgpack/msgpack`.
  */
 import { Decoder, DecodeError, Encoder, type ExtensionCodecType } from '@msgpack/msgpack';
-import { validateClientFrame, type DecodeResult } from './codec.js';
+import { MAX_JSON_DEPTH, validateClientFrame, type DecodeResult } from './codec.js';
+import { scanMsgpack, type MsgpackScan } from './msgpack-scan.js';
 import { ErrorCode } from './errors.js';
 import { SUBPROTOCOL, type ClientFrame, type Publication, type ServerFrame } from './frames.js';
 
@@ -58,9 +59,9 @@ function stringKey(key: unknown): string {
  * A decoder whose declared lengths may not exceed the input's size: every
  * string or binary byte, every array element and every map key takes at
  * least one byte of the input, so a larger header is hostile or truncated
- * and is refused before anything is allocated for it. Depth needs no limit
- * here: the library decodes with an explicit stack (no recursion), and the
- * validator then refuses anything nested deeper than `MAX_JSON_DEPTH`.
+ * and is refused before anything is allocated for it. Depth is bounded
+ * before it runs: `scanMsgpack` refuses anything nested deeper than the
+ * limit without building it (the library would build every level first).
  */
 function decoderFor(byteLength: number): Decoder<undefined> {
   return new Decoder({
@@ -87,15 +88,40 @@ export type MsgpackParseResult = { ok: true; value: unknown } | { ok: false; rea
 
 const MAX_REASON_CHARS = 100;
 
-/** Parse one MessagePack value from a whole binary message. Never throws. */
-export function parseMsgpack(bytes: Uint8Array | ArrayBuffer): MsgpackParseResult {
+/**
+ * Nesting accepted in frames from the server (the client's side): a
+ * publication's data may nest `MAX_JSON_DEPTH` levels, and a history reply
+ * holds it a few levels down.
+ */
+export const MAX_SERVER_FRAME_DEPTH = 2 * MAX_JSON_DEPTH;
+
+const notMsgpack = (detail: string): string => `frame is not valid MessagePack (${detail.slice(0, MAX_REASON_CHARS)})`;
+
+/**
+ * What the pre-scan refuses before any decoding: a frame nested deeper than
+ * the limit, or a map key that is not a string. Other faults are left to
+ * the decoder, which stops at them in its own words.
+ */
+function refusedByScan(scan: MsgpackScan, maxDepth: number): string | undefined {
+  if (scan.problem?.key === true) return notMsgpack(scan.problem.detail);
+  return scan.tooDeep ? `frame nests deeper than ${maxDepth} levels` : undefined;
+}
+
+/** Parse one MessagePack value from a whole binary message, refusing nesting deeper than `maxDepth` before decoding. Never throws. */
+export function parseMsgpack(bytes: Uint8Array | ArrayBuffer, maxDepth = MAX_SERVER_FRAME_DEPTH): MsgpackParseResult {
   const view = bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes);
+  const refused = refusedByScan(scanMsgpack(view, maxDepth), maxDepth);
+  if (refused !== undefined) return { ok: false, reason: refused };
+  return decodeScanned(view);
+}
+
+/** Decode bytes the pre-scan let through. */
+function decodeScanned(view: Uint8Array): MsgpackParseResult {
   try {
     return { ok: true, value: decoderFor(view.byteLength).decode(view) };
   } catch (err) {
     // DecodeError for bad input, RangeError for truncated input ("Insufficient data").
-    const detail = err instanceof Error ? err.message.slice(0, MAX_REASON_CHARS) : 'undecodable';
-    return { ok: false, reason: `frame is not valid MessagePack (${detail})` };
+    return { ok: false, reason: notMsgpack(err instanceof Error ? err.message : 'undecodable') };
   }
 }
 
@@ -127,7 +153,11 @@ export function jsonIncompatible(value: unknown): string | undefined {
  * could not carry (a reply to the frame's id). Never throws.
  */
 export function decodeClientFrameBinary(bytes: Uint8Array | ArrayBuffer): DecodeResult {
-  const parsed = parseMsgpack(bytes);
+  const view = bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes);
+  const scan = scanMsgpack(view, MAX_JSON_DEPTH);
+  const refused = refusedByScan(scan, MAX_JSON_DEPTH);
+  if (refused !== undefined) return refuseScanned(view, scan, refused);
+  const parsed = decodeScanned(view);
   if (!parsed.ok) return { ok: false, error: { code: ErrorCode.BadRequest, message: parsed.reason } };
   const result = validateClientFrame(parsed.value);
   if (!result.ok) return result;
@@ -140,6 +170,27 @@ export function decodeClientFrameBinary(bytes: Uint8Array | ArrayBuffer): Decode
     }
   }
   return result;
+}
+
+/**
+ * The reply to a frame the pre-scan refused, as the JSON codec would give
+ * it: "must be an object" for a deep non-map, else a reply to the frame's
+ * id when it stands before the deep part (read from the few bytes of its
+ * top-level `id` and `type`; the SDK sends them first). The rest of the
+ * frame is never read.
+ */
+function refuseScanned(view: Uint8Array, scan: MsgpackScan, message: string): DecodeResult {
+  const fail = (m: string, id?: number): DecodeResult => ({ ok: false, error: { code: ErrorCode.BadRequest, message: m }, ...(id === undefined ? {} : { id }) });
+  if (scan.problem) return fail(message);
+  if (!scan.map) return fail('frame must be a JSON object');
+  const field = (range: [number, number] | undefined): unknown => {
+    const parsed = range ? decodeScanned(view.subarray(range[0], range[1])) : undefined;
+    return parsed?.ok === true ? parsed.value : undefined;
+  };
+  const id = field(scan.fields.id);
+  const type = field(scan.fields.type);
+  const usable = typeof id === 'number' && Number.isSafeInteger(id) && id >= 0 && type !== 'ack' && type !== 'pong';
+  return fail(message, usable ? id : undefined);
 }
 
 /** A server frame as MessagePack, for a connection on the binary codec. */

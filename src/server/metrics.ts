@@ -5,6 +5,7 @@
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { CloseCode, type ClientFrameType, type ServerFrame } from '../protocol/index.js';
+import { CONTROL_REJECT_REASONS } from '../cluster/validate.js';
 
 /** The broker calls whose round trip is timed. */
 export type BrokerOperation = 'publish' | 'history';
@@ -116,6 +117,8 @@ export class Metrics {
   readonly hookRequests: Counter<'hook' | 'outcome'>;
   /** Time of one hook request that was sent, by hook, failed ones included. */
   readonly hookDuration: Histogram<'hook'>;
+  /** Control messages from other nodes refused, by reason (cluster/validate.ts, cluster/seal.ts). */
+  readonly controlRejected: Counter<'reason'>;
 
   constructor(labels: { node: string }) {
     const registers = [this.registry];
@@ -264,6 +267,12 @@ export class Metrics {
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
       registers,
     });
+    this.controlRejected = new Counter({
+      name: 'switchboard_control_rejected_total',
+      help: 'Control messages from other nodes refused: malformed, invalid, unsigned, bad_signature, stale, replayed',
+      labelNames: ['reason'],
+      registers,
+    });
     this.initLabels();
   }
 
@@ -303,6 +312,7 @@ export class Metrics {
     for (const result of ['recovered', 'failed']) this.recoveries.inc({ result }, 0);
     for (const result of ['ok', 'failed']) this.acksSaved.inc({ result }, 0);
     for (const reason of REJECT_REASONS) this.rejected.inc({ reason }, 0);
+    for (const reason of CONTROL_REJECT_REASONS) this.controlRejected.inc({ reason }, 0);
     for (const code of SERVER_CLOSE_CODES) this.disconnects.inc({ code: String(code) }, 0);
     for (const operation of BROKER_OPERATIONS) {
       this.brokerRoundTrip.zero({ operation });

@@ -185,7 +185,7 @@ export async function startNode(partial: NodeOptionsInput = {}, deps: NodeDeps =
   const cluster = new Cluster(
     options.nodeId,
     broker,
-    { heartbeatMs: options.heartbeat * 1000, deadAfterBeats: options.deadAfterBeats },
+    { heartbeatMs: options.heartbeat * 1000, deadAfterBeats: options.deadAfterBeats, secrets: options.clusterSecrets },
     info,
     serve,
     log,
@@ -201,6 +201,7 @@ export async function startNode(partial: NodeOptionsInput = {}, deps: NodeDeps =
       },
       onSwept: () => gateway.swept(),
       onMember: (frame, from) => gateway.members.received(frame, from),
+      onRejected: (reason) => metrics.controlRejected.inc({ reason }),
     },
   );
   const commands = new Commands(gateway, inProcessData(options.limits.maxBodyBytes));

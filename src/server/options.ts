@@ -101,6 +101,12 @@ export interface NodeOptions {
   heartbeat: number;
   /** Missed heartbeats after which a node is declared dead. */
   deadAfterBeats: number;
+  /**
+   * Cluster secrets (`--cluster-secret`): every control message between
+   * nodes is signed with the first and accepted under any (to roll a
+   * secret). None: control messages are checked but not authenticated.
+   */
+  clusterSecrets?: string[];
   /** POST `online`/`offline` events to this URL (see docs/backend.md); none: no events are logged. */
   webhook?: string;
   /** HMAC key of the webhook signature (required with `webhook`). */

@@ -7,6 +7,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { WebSocket } from 'ws';
 import { decodeServerFrame } from '../../src/client/decode.js';
 import { MAX_REDIRECTS, SwitchboardClient, type ClientOptions, type DisconnectedEvent, type Publication } from '../../src/client/index.js';
+import { redirectProblem } from '../../src/client/transport.js';
 import { FakeServer, type FakeConnection, type FakeServerOptions } from './client-fake-server.js';
 import { sleep } from '../helpers/wait.js';
 
@@ -40,6 +41,13 @@ function client(opts: Partial<ClientOptions> & { url: string }) {
 function redirect(conn: FakeConnection, url: unknown, code = 4102, reconnect = true): void {
   conn.send({ type: 'disconnect', code, reason: 'moved', reconnect, url });
   conn.ws.close(code, 'moved');
+}
+
+/** A socket class for a client that believes it speaks TLS (`wss:`): it opens the loopback fake servers' `ws:` in its place. */
+class PretendTls extends WebSocket {
+  constructor(url: string, protocols?: string | string[]) {
+    super(url.replace(/^wss:/, 'ws:'), protocols);
+  }
 }
 
 const pub = (channel: string, offset: number, epoch: string): Publication => ({ channel, data: `${channel}#${offset}`, offset, epoch });
@@ -153,6 +161,60 @@ describe('client redirect (4102 with url)', () => {
     await sleep(60);
     expect(s2.attempts.length).toBe(0);
     expect(s1.attempts.length).toBe(4);
+  });
+
+  it('never follows a redirect from wss: to ws: (the token would travel in clear), but ws: to wss: and wss: to wss:', async () => {
+    const secure = (url: string) => url.replace(/^ws:/, 'wss:');
+    const s2 = await server();
+    const s1 = await server();
+    const { c, drops, errors } = client({ url: secure(s1.url), WebSocket: PretendTls as never });
+    c.connect();
+    const c0 = await s1.connection(0);
+    c0.welcome();
+    await vi.waitUntil(() => c.state === 'connected', { timeout: 2_000, interval: 5 });
+
+    redirect(c0, s2.url); // wss: → ws:
+    const c1 = await s1.connection(1);
+    expect(drops[0]).toEqual({ code: 4102, reason: 'moved', reconnect: true });
+    expect(errors).toEqual(['bad_frame']);
+    expect(s2.attempts.length).toBe(0);
+
+    c1.welcome();
+    await vi.waitUntil(() => c.state === 'connected', { timeout: 2_000, interval: 5 });
+    redirect(c1, secure(s2.url)); // wss: → wss:
+    await s2.connection(0);
+    expect(drops[1]).toEqual({ code: 4102, reason: 'moved', reconnect: true, url: secure(s2.url) });
+    expect(errors).toEqual(['bad_frame']);
+  });
+
+  it('refuses a redirect url longer than 2048 characters; follows ws: to wss:', async () => {
+    const s2 = await server();
+    const s1 = await server();
+    const { c, drops, errors } = client({ url: s1.url, WebSocket: PretendTls as never });
+    c.connect();
+    const c0 = await s1.connection(0);
+    c0.welcome();
+    await vi.waitUntil(() => c.state === 'connected', { timeout: 2_000, interval: 5 });
+    redirect(c0, `${s2.url}?pad=${'x'.repeat(2100)}`);
+    const c1 = await s1.connection(1);
+    expect(errors).toEqual(['bad_frame']);
+    c1.welcome();
+    await vi.waitUntil(() => c.state === 'connected', { timeout: 2_000, interval: 5 });
+    redirect(c1, s2.url.replace(/^ws:/, 'wss:'));
+    await s2.connection(0);
+    expect(drops[1]?.url).toBe(s2.url.replace(/^ws:/, 'wss:'));
+  });
+
+  it('redirectProblem: only ws:/wss:, bounded, and no downgrade from wss: or https:', () => {
+    expect(redirectProblem('wss://a/ws', 'wss://b/ws')).toBeUndefined();
+    expect(redirectProblem('ws://a/ws', 'wss://b/ws')).toBeUndefined();
+    expect(redirectProblem('ws://a/ws', 'ws://b/ws')).toBeUndefined();
+    expect(redirectProblem('wss://a/ws', 'ws://b/ws')).toMatch(/from wss: to ws:/);
+    expect(redirectProblem('WSS://a/ws', 'ws://b/ws')).toMatch(/from wss: to ws:/);
+    expect(redirectProblem('https://api/api/route', 'ws://b/ws')).toMatch(/from wss: to ws:/);
+    expect(redirectProblem('ws://a/ws', 'https://b/ws')).toMatch(/not a ws:\/wss: URL/);
+    expect(redirectProblem('ws://a/ws', 'javascript:alert(1)')).toMatch(/not a ws:\/wss: URL/);
+    expect(redirectProblem('ws://a/ws', `ws://b/${'x'.repeat(2048)}`)).toMatch(/not a ws:\/wss: URL/);
   });
 
   it('client.disconnect() during a pending redirect forgets it', async () => {

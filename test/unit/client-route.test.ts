@@ -69,6 +69,13 @@ describe('routeResolver', () => {
     await expect(resolve(200, '{"url":"/ws"}')).rejects.toThrow(/ws:\/wss:/);
   });
 
+  it('refuses a ws: answer to an https: API (no downgrade), takes wss: and, from http:, ws:', async () => {
+    const resolve = (base: string, body: string) => routeResolver(base, 'bob', { fetch: fakeFetch(200, body) })();
+    await expect(resolve('https://api', '{"url":"ws://n1/ws"}')).rejects.toThrow(/from wss: to ws:/);
+    await expect(resolve('https://api', '{"url":"wss://n1/ws"}')).resolves.toBe('wss://n1/ws');
+    await expect(resolve('http://api', '{"url":"ws://n1/ws"}')).resolves.toBe('ws://n1/ws');
+  });
+
   it('rejects after timeoutMs when the API does not answer', async () => {
     const hanging = ((_url: string, init?: RequestInit) =>
       new Promise((_, reject) => init?.signal?.addEventListener('abort', () => reject(new Error('aborted'))))) as typeof fetch;

@@ -246,7 +246,7 @@ describe('every setting, from each source', () => {
   it('the settings table covers every NodeOptions field and limit', () => {
     const o = options(['--insecure']);
     const fields = [...Object.keys(o).filter((k) => !['limits', 'defaultNamespace', 'namespaces'].includes(k)), ...Object.keys(o.limits)];
-    expect([...SETTING_KEYS].sort()).toEqual([...fields, 'secret', 'publicKey', 'advertiseUrl', 'webhook', 'webhookSecret', 'rpcHook', 'connectHook', 'refreshHook', 'subscribeHook', 'publishHook', 'hookSecret'].sort());
+    expect([...SETTING_KEYS].sort()).toEqual([...fields, 'secret', 'publicKey', 'advertiseUrl', 'webhook', 'webhookSecret', 'rpcHook', 'connectHook', 'refreshHook', 'subscribeHook', 'publishHook', 'hookSecret', 'clusterSecrets'].sort());
   });
 });
 
@@ -478,6 +478,19 @@ describe('routing, workers, log level, node id', () => {
       '--advertise-url: "http://x:8080/ws" must be a ws:// or wss:// URL, e.g. ws://10.0.0.5:8080/ws',
     );
     expect(problem(['--insecure', '--advertise-url', 'not a url'])).toMatch(/^--advertise-url: "not a url" must be a ws:\/\/ or wss:\/\/ URL/);
+  });
+
+  it('--advertise-url is bounded and carries no credentials: other nodes would drop such a heartbeat', () => {
+    const long = `wss://gw.example.com/${'a'.repeat(2100)}`;
+    expect(problem(['--insecure', '--advertise-url', long])).toMatch(/^--advertise-url: .* must be at most 2048 characters, without a user name or password$/);
+    expect(problem(['--insecure', '--advertise-url', 'wss://u:p@gw.example.com/ws'])).toMatch(/must be at most 2048 characters, without a user name or password$/);
+  });
+
+  it('--cluster-secret is repeatable, read from SWITCHBOARD_CLUSTER_SECRET (comma-separated) and never echoed', () => {
+    expect(options(['--insecure']).clusterSecrets).toBeUndefined();
+    expect(options(['--insecure', '--cluster-secret', 'new-key', '--cluster-secret', 'old-key']).clusterSecrets).toEqual(['new-key', 'old-key']);
+    expect(options(['--insecure'], { env: { SWITCHBOARD_CLUSTER_SECRET: 'k1,k2' } }).clusterSecrets).toEqual(['k1', 'k2']);
+    expect(specOf('clusterSecrets').sensitive).toBe(true);
   });
 
   it('workers share the memory broker through the primary: memory with several workers is accepted', () => {

@@ -139,6 +139,7 @@ function toOptions(v: SettingValues, publicKey: string | undefined, file: Parsed
       pongTimeout: v.pongTimeout,
       heartbeat: v.heartbeat,
       deadAfterBeats: v.deadAfterBeats,
+      clusterSecrets: v.clusterSecrets,
       webhook: v.webhook,
       webhookSecret: v.webhookSecret,
       webhookBatch: v.webhookBatch,

@@ -9,6 +9,7 @@
  */
 import { LOG_LEVELS, ROUTINGS } from '../options.js';
 import { BROKER_FORMS, checkBroker, redactBroker } from './broker.js';
+import { isUrlOf, MAX_URL_CHARS } from '../../cluster/validate.js';
 
 interface Common {
   /** Flag name without `--`. */
@@ -94,7 +95,10 @@ function checkUrl(value: string, schemes: readonly string[], what: string, examp
 }
 
 function checkAdvertiseUrl(value: string): string | undefined {
-  return checkUrl(value, ['ws:', 'wss:'], 'a ws:// or wss:// URL', 'ws://10.0.0.5:8080/ws');
+  const problem = checkUrl(value, ['ws:', 'wss:'], 'a ws:// or wss:// URL', 'ws://10.0.0.5:8080/ws');
+  if (problem !== undefined) return problem;
+  // Peers check heartbeats by the same rule (cluster/validate.ts): a node must not advertise a URL they drop.
+  return isUrlOf(value, ['ws:', 'wss:']) ? undefined : `must be at most ${MAX_URL_CHARS} characters, without a user name or password`;
 }
 
 function checkWebhook(value: string): string | undefined {
@@ -170,6 +174,13 @@ export const SETTINGS = {
     min: 2,
     max: 100,
     help: 'missed heartbeats after which a node is declared dead',
+  },
+  clusterSecrets: {
+    flag: 'cluster-secret',
+    kind: 'list',
+    arg: '<key>',
+    sensitive: true,
+    help: 'HMAC key that signs control messages between nodes (repeat: the first signs, any is accepted, to roll a key)',
   },
   webhook: { flag: 'webhook', kind: 'string', arg: '<url>', check: checkWebhook, help: 'POST online/offline events to this URL (needs --webhook-secret)' },
   webhookSecret: { flag: 'webhook-secret', kind: 'string', arg: '<key>', sensitive: true, help: 'HMAC key that signs webhook bodies' },
