@@ -127,6 +127,14 @@ export interface NodeOptions {
   hookTimeout: number;
   /** Hook requests in flight on this node at most; past it an action is refused as `unavailable` at once. */
   hookMaxInFlight: number;
+  /**
+   * PEM certificate chain file (path): with `tlsKey`, the node serves HTTPS
+   * and WSS on its port and advertises `wss://` URLs; both files are read
+   * again on `reloadTls()` (SIGHUP). None: plain HTTP.
+   */
+  tlsCert?: string;
+  /** PEM private key file (path) of `tlsCert`; both or neither. */
+  tlsKey?: string;
   /** Use the last address of `X-Forwarded-For` (the one the proxy appended) as the client IP (behind a trusted proxy). */
   trustProxy: boolean;
   /** Offer permessage-deflate (messages of 1 KiB and more compressed, no context takeover). Off: CPU matters more than bytes by default. */

@@ -14,6 +14,7 @@
  * - SIGTERM/SIGINT: every worker drains (as a single node would); the
  *   primary exits once all have exited, 0 when every drain succeeded.
  *   A second signal kills the workers and exits at once.
+ * - SIGHUP: passed on to every worker (each reloads its TLS certificate).
  */
 import cluster, { type Worker } from 'node:cluster';
 import { readFileSync } from 'node:fs';
@@ -202,6 +203,9 @@ class Primary {
     };
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
+    process.on('SIGHUP', () => {
+      for (const slot of this.slots) slot.worker?.process.kill('SIGHUP');
+    });
   }
 }
 
