@@ -17,7 +17,7 @@ import { wantsHelp } from './config/flags.js';
 import { loadConfig } from './config/load.js';
 import { didYouMean } from './config/suggest.js';
 import { helpText } from './config/usage.js';
-import type { LogLevel, NodeOptions } from './options.js';
+import { schemesOf, type LogLevel, type NodeOptions } from './options.js';
 import type { SwitchboardNode } from './node.js';
 
 /** Exit code for a usage or configuration problem. */
@@ -105,8 +105,8 @@ async function start(argv: readonly string[]): Promise<void> {
   }
   if (CHATTY_LEVELS.includes(options.logLevel) && !worker) {
     const shown = options.host === '0.0.0.0' || options.host === '::' ? 'localhost' : options.host;
-    const [http, ws] = options.tlsCert === undefined ? ['http', 'ws'] : ['https', 'wss'];
-    say(`node ${node.id} listening: demo page ${http}://${shown}:${node.port}/, WebSocket ${ws}://${shown}:${node.port}/ws`);
+    const scheme = schemesOf(options);
+    say(`node ${node.id} listening: demo page ${scheme.http}://${shown}:${node.port}/, WebSocket ${scheme.ws}://${shown}:${node.port}/ws`);
   }
   // A certificate renewed on disk is taken up without a restart; a bad one is logged and the old one kept.
   process.on('SIGHUP', () => void node.reloadTls());

@@ -27,7 +27,7 @@ import { clusterView } from './admin/cluster-view.js';
 import { LoadMeter } from './admin/load-meter.js';
 import { closeSpread, drainPlan } from './drain-pace.js';
 import { sleep } from '../shared/time.js';
-import { ROUTINGS, detectionMs, withDefaults, type NodeOptions, type NodeOptionsInput } from './options.js';
+import { ROUTINGS, detectionMs, schemesOf, withDefaults, type NodeOptions, type NodeOptionsInput } from './options.js';
 import { createRouting, HashRingRouting } from './routing/strategies.js';
 import { HookClient } from './hooks/client.js';
 import { RpcHook } from './hooks/rpc.js';
@@ -110,7 +110,7 @@ export async function startNode(partial: NodeOptionsInput = {}, deps: NodeDeps =
   // Read before anything is opened: a bad pair stops the start with nothing to undo.
   const tls = tlsFilesOf(options);
   const tlsPair = tls === undefined ? undefined : readTlsFiles(tls);
-  const scheme = tls === undefined ? { http: 'http', ws: 'ws' } : { http: 'https', ws: 'wss' };
+  const scheme = schemesOf(options);
   const metrics = new Metrics({ node: options.nodeId });
   const routing = createRouting(options.routing, options.nodeId, {
     vnodes: options.hashringVnodes,

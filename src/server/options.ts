@@ -202,6 +202,11 @@ export function detectionMs(options: Pick<NodeOptions, 'heartbeat' | 'deadAfterB
   return options.heartbeat * options.deadAfterBeats * 1000;
 }
 
+/** The URL schemes a node serves: `https`/`wss` with TLS (`tlsCert` and `tlsKey`), else `http`/`ws`. */
+export function schemesOf(options: Pick<NodeOptions, 'tlsCert'>): { http: 'http' | 'https'; ws: 'ws' | 'wss' } {
+  return options.tlsCert === undefined ? { http: 'http', ws: 'ws' } : { http: 'https', ws: 'wss' };
+}
+
 export function withDefaults(partial: NodeOptionsInput = {}): NodeOptions {
   const namespaces: Record<string, NamespaceOptions> = {
     user: { ...DEFAULT_PERSONAL_NAMESPACE },

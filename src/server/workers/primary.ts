@@ -25,7 +25,7 @@ import type { Env } from '../config/env.js';
 import { parseEnv } from '../config/env.js';
 import { parseConfigFile } from '../config/file.js';
 import { parseFlags } from '../config/flags.js';
-import type { NodeOptions } from '../options.js';
+import { schemesOf, type NodeOptions } from '../options.js';
 import { asWorkerControl, WORKER_INDEX_ENV, WORKER_NODE_ID_ENV, type DrainMessage } from './control.js';
 import { RestartPolicy } from './restarts.js';
 
@@ -126,8 +126,9 @@ class Primary {
     const { host } = this.input.options;
     const shown = host === '0.0.0.0' || host === '::' ? 'localhost' : host;
     const nodes = this.slots.map((s) => s.node).join(', ');
+    const scheme = schemesOf(this.input.options);
     this.input.say(
-      `${this.slots.length} workers listening: demo page http://${shown}:${port}/, WebSocket ws://${shown}:${port}/ws (nodes ${nodes})`,
+      `${this.slots.length} workers listening: demo page ${scheme.http}://${shown}:${port}/, WebSocket ${scheme.ws}://${shown}:${port}/ws (nodes ${nodes})`,
     );
   }
 
