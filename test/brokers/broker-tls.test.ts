@@ -19,12 +19,24 @@ const client = ca.issue('client');
 const nodes: SwitchboardNode[] = [];
 let redis: TlsRedis | undefined;
 let nats: NatsProcess | undefined;
+let natsMutual: NatsProcess | undefined;
 
 afterAll(async () => {
   await Promise.all(nodes.map((n) => n.close()));
   await redis?.stop();
   await nats?.stop();
+  await natsMutual?.stop();
 });
+
+/** A nats-server configuration block: TLS with the test CA, client certificates required when `verify`. */
+const natsTls = (verify: boolean): string[] => [
+  'tls {',
+  `  cert_file: "${server.cert}"`,
+  `  key_file: "${server.key}"`,
+  `  ca_file: "${ca.ca}"`,
+  ...(verify ? ['  verify: true'] : []),
+  '}',
+];
 
 async function node(broker: string, id: string): Promise<SwitchboardNode> {
   const n = await startNode({ port: 0, host: '127.0.0.1', insecure: true, logLevel: 'silent', nodeId: id, broker, heartbeat: 1 });
@@ -46,9 +58,16 @@ async function deliversAcross(broker: string, tag: string): Promise<void> {
   }
 }
 
-/** Starting a node over `broker` fails (within the broker's start timeout). */
+/** Starting a node over `broker` fails because the broker cannot be reached (the handshake is refused either way). */
 async function refused(broker: string): Promise<void> {
-  await expect(startNode({ port: 0, host: '127.0.0.1', insecure: true, logLevel: 'silent', broker })).rejects.toThrow();
+  const outcome = await startNode({ port: 0, host: '127.0.0.1', insecure: true, logLevel: 'silent', broker }).then(
+    (n) => {
+      nodes.push(n);
+      return undefined;
+    },
+    (err: unknown) => err,
+  );
+  expect(String(outcome)).toMatch(/was not reachable within/);
 }
 
 describe('Redis over TLS only, with client certificates', () => {
@@ -68,11 +87,19 @@ describe('Redis over TLS only, with client certificates', () => {
 
 describe('NATS over TLS only', () => {
   it('carries messages between two nodes with tls:// and tls-ca', async () => {
-    nats = await startNats(['tls {', `  cert_file: "${server.cert}"`, `  key_file: "${server.key}"`, `  ca_file: "${ca.ca}"`, '}']);
+    nats = await startNats(natsTls(false));
     await deliversAcross(`tls://127.0.0.1:${nats.port}?tls-ca=${ca.ca}&prefix=tls${Date.now()}`, 'nats');
   });
 
-  it('does not connect without the CA', async () => {
+  it('does not connect without the CA, nor with nats://', async () => {
     await refused(`tls://127.0.0.1:${nats?.port}`);
+    await refused(`nats://127.0.0.1:${nats?.port}`);
+  });
+
+  it('with client certificates required, carries messages given tls-cert and tls-key, and refuses a node without them', async () => {
+    natsMutual = await startNats(natsTls(true));
+    const base = `tls://127.0.0.1:${natsMutual.port}?tls-ca=${ca.ca}&tls-servername=localhost&prefix=mtls${Date.now()}`;
+    await deliversAcross(`${base}&tls-cert=${client.cert}&tls-key=${client.key}`, 'nats-mutual');
+    await refused(base);
   });
 });
