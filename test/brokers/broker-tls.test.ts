@@ -11,19 +11,21 @@ import { startNode, type SwitchboardNode } from '../../src/server/node.js';
 import { testCa } from '../helpers/certs.js';
 import { startNats, type NatsProcess } from '../helpers/nats-server.js';
 import { RawClient } from '../helpers/raw-client.js';
-import { startTlsRedis, type TlsRedis } from '../helpers/redis-tls.js';
+import { startTlsRedis, startTlsRedisCluster, type TlsRedis } from '../helpers/redis-tls.js';
 
 const ca = testCa();
 const server = ca.issue('server');
 const client = ca.issue('client');
 const nodes: SwitchboardNode[] = [];
 let redis: TlsRedis | undefined;
+let redisCluster: TlsRedis | undefined;
 let nats: NatsProcess | undefined;
 let natsMutual: NatsProcess | undefined;
 
 afterAll(async () => {
   await Promise.all(nodes.map((n) => n.close()));
   await redis?.stop();
+  await redisCluster?.stop();
   await nats?.stop();
   await natsMutual?.stop();
 });
@@ -83,6 +85,14 @@ describe('Redis over TLS only, with client certificates', () => {
     await refused(`rediss://127.0.0.1:${port}?tls-ca=${ca.ca}`);
     await refused(`redis://127.0.0.1:${port}`);
   });
+});
+
+describe('Redis Cluster over TLS only, with client certificates', () => {
+  it('carries messages between two nodes with rediss+cluster://', async () => {
+    redisCluster = await startTlsRedisCluster({ server, ca: ca.ca, clientCerts: true, client });
+    const q = `tls-ca=${ca.ca}&tls-cert=${client.cert}&tls-key=${client.key}&prefix=tls${Date.now()}`;
+    await deliversAcross(`${redisCluster.url}?${q}`, 'redis-cluster');
+  }, 60_000);
 });
 
 describe('NATS over TLS only', () => {
