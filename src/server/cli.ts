@@ -5,7 +5,8 @@
  * Exit codes: 0 after a drain or for help/version; 2 for a usage or
  * configuration problem (one line `switchboard: …` on stderr, no stack
  * trace); 1 when the node cannot start or its drain fails. SIGTERM and
- * SIGINT drain the node; a second signal exits at once. With `--workers N`
+ * SIGINT drain the node; a second signal exits at once. SIGHUP reloads the
+ * TLS certificate and key (`--tls-cert`, `--tls-key`). With `--workers N`
  * the process is a primary that forks N such nodes (see workers/primary.ts).
  */
 import nodeCluster from 'node:cluster';
@@ -16,7 +17,7 @@ import { wantsHelp } from './config/flags.js';
 import { loadConfig } from './config/load.js';
 import { didYouMean } from './config/suggest.js';
 import { helpText } from './config/usage.js';
-import type { LogLevel, NodeOptions } from './options.js';
+import { schemesOf, type LogLevel, type NodeOptions } from './options.js';
 import type { SwitchboardNode } from './node.js';
 
 /** Exit code for a usage or configuration problem. */
@@ -104,8 +105,11 @@ async function start(argv: readonly string[]): Promise<void> {
   }
   if (CHATTY_LEVELS.includes(options.logLevel) && !worker) {
     const shown = options.host === '0.0.0.0' || options.host === '::' ? 'localhost' : options.host;
-    say(`node ${node.id} listening: demo page http://${shown}:${node.port}/, WebSocket ws://${shown}:${node.port}/ws`);
+    const scheme = schemesOf(options);
+    say(`node ${node.id} listening: demo page ${scheme.http}://${shown}:${node.port}/, WebSocket ${scheme.ws}://${shown}:${node.port}/ws`);
   }
+  // A certificate renewed on disk is taken up without a restart; a bad one is logged and the old one kept.
+  process.on('SIGHUP', () => void node.reloadTls());
   const drain = drainOnSignals(node, options);
   worker?.serveWorker(drain);
 }

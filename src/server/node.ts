@@ -3,7 +3,7 @@
  * metrics and the demo page, around the core (`Gateway`) and its broker.
  */
 import { readFile } from 'node:fs/promises';
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
@@ -22,13 +22,14 @@ import { sendError, sendJson } from './http/respond.js';
 import { Door, requestUrl } from './http/admit.js';
 import { SseEndpoint } from './http/sse.js';
 import { Upgrader } from './http/upgrade.js';
+import { createNodeServer, readTlsFiles, reloadTls, tlsFilesOf } from './http/server.js';
 import { createLogger } from './logger.js';
 import { Metrics } from './metrics.js';
 import { clusterView } from './admin/cluster-view.js';
 import { LoadMeter } from './admin/load-meter.js';
 import { closeSpread, drainPlan } from './drain-pace.js';
 import { sleep } from '../shared/time.js';
-import { ROUTINGS, detectionMs, withDefaults, type NodeOptions, type NodeOptionsInput } from './options.js';
+import { ROUTINGS, detectionMs, schemesOf, withDefaults, type NodeOptions, type NodeOptionsInput } from './options.js';
 import { createRouting, HashRingRouting } from './routing/strategies.js';
 import { HookClient } from './hooks/client.js';
 import { RpcHook } from './hooks/rpc.js';
@@ -46,8 +47,14 @@ export interface SwitchboardNode extends ServerCommands {
   readonly port: number;
   readonly options: NodeOptions;
   readonly log: Logger;
-  /** `http://host:port` + path, for tests and logs. */
+  /** `http://host:port` + path (`https://` with TLS), for tests and logs. */
   url(path?: string): string;
+  /**
+   * SIGHUP behaviour with TLS: read `tlsCert` and `tlsKey` again and use them
+   * for new handshakes; open connections keep theirs. A bad pair keeps the
+   * current one and is logged. Returns whether the new pair is in use.
+   */
+  reloadTls(): boolean;
   /**
    * SIGTERM behaviour: `/readyz` 503 and upgrades refused, leave the cluster,
    * close clients with 4100 a few at a time, keep listening a little while
@@ -102,6 +109,10 @@ function channelHooks(options: NodeOptions, client: HookClient, gateway: Gateway
 export async function startNode(partial: NodeOptionsInput = {}, deps: NodeDeps = {}): Promise<SwitchboardNode> {
   const options = withDefaults(partial);
   const log = createLogger(options.nodeId, options.logLevel);
+  // Read before anything is opened: a bad pair stops the start with nothing to undo.
+  const tls = tlsFilesOf(options);
+  const tlsPair = tls === undefined ? undefined : readTlsFiles(tls);
+  const scheme = schemesOf(options);
   const metrics = new Metrics({ node: options.nodeId });
   const routing = createRouting(options.routing, options.nodeId, {
     vnodes: options.hashringVnodes,
@@ -159,10 +170,10 @@ export async function startNode(partial: NodeOptionsInput = {}, deps: NodeDeps =
 
   const ready = () => broker.ready && !draining;
   const host = options.host === '0.0.0.0' || options.host === '::' ? '127.0.0.1' : options.host.includes(':') ? `[${options.host}]` : options.host;
-  const publicUrl = (): string => options.advertiseUrl ?? `ws://${host}:${port}/ws`;
+  const publicUrl = (): string => options.advertiseUrl ?? `${scheme.ws}://${host}:${port}/ws`;
   const info = (): NodeInfo => ({
     id: options.nodeId,
-    address: `http://${host}:${port}`,
+    address: `${scheme.http}://${host}:${port}`,
     url: publicUrl(),
     routing: options.routing,
     connections: gateway.sessions.size,
@@ -231,7 +242,7 @@ export async function startNode(partial: NodeOptionsInput = {}, deps: NodeDeps =
 
   /** HTTP requests being answered: a drain lets them finish (a publish under way gets its answer). */
   let inflight = 0;
-  const server = createServer((req, res) => {
+  const server = createNodeServer((req, res) => {
     inflight++;
     res.once('close', () => inflight--);
     route(req, res).catch((err: unknown) => {
@@ -239,7 +250,7 @@ export async function startNode(partial: NodeOptionsInput = {}, deps: NodeDeps =
       if (!res.headersSent) sendError(res, { code: ErrorCode.Internal, message: 'internal error' });
       else res.destroy();
     });
-  });
+  }, tlsPair);
   server.on('upgrade', (req: IncomingMessage, socket, head: Buffer) => upgrader.handle(req, socket, head));
 
   async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -301,7 +312,10 @@ export async function startNode(partial: NodeOptionsInput = {}, deps: NodeDeps =
   const unknownSweep = setTimeout(() => void entries.dropUnknown((node) => cluster.isAlive(node)), detectionMs(options) + SETTLE_MARGIN_MS);
   unknownSweep.unref();
   load.start();
-  log.info({ port, host: options.host, broker: broker.kind }, 'switchboard node listening');
+  log.info({ port, host: options.host, broker: broker.kind, tls: tls !== undefined }, 'switchboard node listening');
+  if (tls !== undefined && options.advertiseUrl?.startsWith('ws:')) {
+    log.warn({ advertiseUrl: options.advertiseUrl }, 'this node serves TLS but advertises a ws:// URL: clients sent there leave TLS');
+  }
 
   let stopping: Promise<void> | undefined;
   const stop = async (graceMs: number): Promise<void> => {
@@ -346,7 +360,8 @@ export async function startNode(partial: NodeOptionsInput = {}, deps: NodeDeps =
     },
     options,
     log,
-    url: (path = '') => `http://127.0.0.1:${port}${path}`,
+    url: (path = '') => `${scheme.http}://127.0.0.1:${port}${path}`,
+    reloadTls: () => reloadTls(server, tls, log),
     drain: () => (stopping ??= stop(options.drainTimeout * 1000)),
     close: () => (stopping ??= stop(0)),
     publish: (channel, data, opts) => commands.publish(channel, data, opts),

@@ -133,6 +133,14 @@ export interface NodeOptions {
   hookTimeout: number;
   /** Hook requests in flight on this node at most; past it an action is refused as `unavailable` at once. */
   hookMaxInFlight: number;
+  /**
+   * PEM certificate chain file (path): with `tlsKey`, the node serves HTTPS
+   * and WSS on its port and advertises `wss://` URLs; both files are read
+   * again on `reloadTls()` (SIGHUP). None: plain HTTP.
+   */
+  tlsCert?: string;
+  /** PEM private key file (path) of `tlsCert`; both or neither. */
+  tlsKey?: string;
   /** Use the last address of `X-Forwarded-For` (the one the proxy appended) as the client IP (behind a trusted proxy). */
   trustProxy: boolean;
   /** Offer permessage-deflate (messages of 1 KiB and more compressed, no context takeover). Off: CPU matters more than bytes by default. */
@@ -198,6 +206,11 @@ export type NodeOptionsInput = Partial<Omit<NodeOptions, 'limits' | 'defaultName
 /** How long the cluster takes to agree on a join or a death: `--heartbeat` × `--dead-after-beats`, in milliseconds. */
 export function detectionMs(options: Pick<NodeOptions, 'heartbeat' | 'deadAfterBeats'>): number {
   return options.heartbeat * options.deadAfterBeats * 1000;
+}
+
+/** The URL schemes a node serves: `https`/`wss` with TLS (`tlsCert` and `tlsKey`), else `http`/`ws`. */
+export function schemesOf(options: Pick<NodeOptions, 'tlsCert'>): { http: 'http' | 'https'; ws: 'ws' | 'wss' } {
+  return options.tlsCert === undefined ? { http: 'http', ws: 'ws' } : { http: 'https', ws: 'wss' };
 }
 
 export function withDefaults(partial: NodeOptionsInput = {}): NodeOptions {

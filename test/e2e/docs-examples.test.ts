@@ -7,9 +7,10 @@
  */
 import { spawn } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { testCa } from '../helpers/certs.js';
 import { tempDir } from '../helpers/children.js';
 import { prepareExample } from '../helpers/doc-example.js';
 import { cleanEnv } from '../helpers/doc-shell.js';
@@ -89,6 +90,9 @@ const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' });
 const ed = generateKeyPairSync('ed25519');
 const PEM = { format: 'pem', type: 'pkcs8' } as const;
 const PUB = { format: 'pem', type: 'spki' } as const;
+const tlsCa = testCa();
+const [tlsA, tlsB] = [tlsCa.issue('a'), tlsCa.issue('b')].map((f) => ({ cert: readFileSync(f.cert, 'utf8'), key: readFileSync(f.key, 'utf8') }));
+const TLS_ARGS = ['--insecure', '--tls-cert', '@/etc/tls/node.crt', '--tls-key', '@/etc/tls/node.key'];
 
 /** Each mistake the table shows a message for. `@` in an argument stands for the scratch root. */
 const MISTAKES: Mistake[] = [
@@ -117,6 +121,11 @@ const MISTAKES: Mistake[] = [
   { args: ['start', '--public-key', '@/etc/keys/jwt.pem'], files: { 'etc/keys/jwt.pem': 'not a key\n' } },
   { args: ['start', '--public-key', '@/etc/keys/jwt.pem'], files: { 'etc/keys/jwt.pem': ec.privateKey.export(PEM).toString() } },
   { args: ['start', '--public-key', '@/etc/keys/jwt.pem'], files: { 'etc/keys/jwt.pem': ed.publicKey.export(PUB).toString() } },
+  { args: ['start', '--insecure', '--tls-cert', '@/etc/tls/node.crt'] },
+  { args: ['start', ...TLS_ARGS] },
+  { args: ['start', ...TLS_ARGS], files: { 'etc/tls/node.crt': 'not a certificate\n', 'etc/tls/node.key': tlsA?.key ?? '' } },
+  { args: ['start', ...TLS_ARGS], files: { 'etc/tls/node.crt': tlsA?.cert ?? '', 'etc/tls/node.key': tlsA?.cert ?? '' } },
+  { args: ['start', ...TLS_ARGS], files: { 'etc/tls/node.crt': tlsA?.cert ?? '', 'etc/tls/node.key': tlsB?.key ?? '' } },
   { args: ['start', '--insecure', '--config', '@/etc/switchboard.json'] },
   { args: ['start', '--insecure', '--config', '@/etc/switchboard.json'], files: { 'etc/switchboard.json/': '' } },
   { args: ['start', '--insecure', '--config', '@/etc/switchboard.json'], files: { 'etc/switchboard.json': '{}' }, locked: true },

@@ -122,6 +122,8 @@ class NatsServer implements NatsProcess {
     readonly dir: string,
     /** Cluster routes (other servers' cluster ports), when clustered. */
     private readonly routes: number[] = [],
+    /** More lines of server configuration (e.g. a `tls { … }` block). */
+    private readonly extra: readonly string[] = [],
   ) {}
 
   get port(): number {
@@ -171,6 +173,7 @@ class NatsServer implements NatsProcess {
       `listen: 127.0.0.1:${this.ports.client}`,
       `http: 127.0.0.1:${this.ports.http}`,
       `jetstream { store_dir: "${join(this.dir, `${this.name}-store`)}" }`,
+      ...this.extra,
     ];
     if (this.ports.cluster !== undefined) {
       lines.push(
@@ -291,11 +294,11 @@ async function pickPorts(taken: Set<number>, cluster: boolean): Promise<Ports> {
   return cluster ? { client: await pick(), http: await pick(), cluster: await pick() } : { client: await pick(), http: await pick() };
 }
 
-/** Start one `nats-server -js` on free loopback ports; resolves once `/healthz` says ok. */
-export async function startNats(): Promise<NatsProcess> {
+/** Start one `nats-server -js` on free loopback ports, its configuration ending with `extra` lines; resolves once `/healthz` says ok. */
+export async function startNats(extra: readonly string[] = []): Promise<NatsProcess> {
   const dir = tempDir('switchboard-nats-');
   for (let attempt = 1; ; attempt++) {
-    const server = new NatsServer(`n${attempt}`, await pickPorts(new Set(), false), dir);
+    const server = new NatsServer(`n${attempt}`, await pickPorts(new Set(), false), dir, [], extra);
     try {
       await server.launch();
       return server;

@@ -39,6 +39,7 @@ import { AmqpLink, DEFAULT_LINK_TUNING, type LinkTuning } from './link.js';
 import { AmqpNames, DEFAULT_PREFIX } from './names.js';
 import { Sequencer, type SequencerStats } from './sequencer.js';
 import { STORE_REQUIRED, parseAmqpUrl, type AmqpTarget } from './url.js';
+import { tlsConnectOptions } from '../tls.js';
 
 export interface AmqpBrokerOptions extends Partial<LinkTuning> {
   /** Prefix of exchange, queue and key names (default: the URL's `?prefix=`, else `sb`). */
@@ -137,7 +138,7 @@ export class AmqpBroker extends NetworkedBroker implements Broker {
       beforeConsume: async () => sequencer.setHorizon(await this.redis.time()),
       onChange: () => this.changed(),
       onError: (err, where) => this.fault(err, where),
-    });
+    }, tlsConnectOptions(this.target.tlsOptions));
 
     const timeoutMs = options.startTimeoutMs ?? 5000;
     this.redis.connect();

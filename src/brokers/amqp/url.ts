@@ -6,10 +6,13 @@
  * and the registry: `redis://…`, `rediss://…` or `redis+cluster://h1:p1,h2:p2`,
  * percent-encoded or not. Unencoded it runs to the next `&`, so a store URL
  * with a query of its own must be encoded. `prefix` (default `sb`) prefixes
- * exchange, queue and key names. Every other query parameter (`heartbeat`,
- * `frameMax`, …) is left for the AMQP client.
+ * exchange, queue and key names. With `amqps://`, `tls-ca`, `tls-cert`,
+ * `tls-key` and `tls-servername` configure the TLS socket (see ../tls.ts).
+ * Every other query parameter (`heartbeat`, `frameMax`, …) is left for the
+ * AMQP client.
  */
 import { parseRedisUrl, type RedisTarget } from '../redis/url.js';
+import { isTlsParam, readTlsParams, type BrokerTls } from '../tls.js';
 
 export interface AmqpTarget {
   /** The URL handed to the AMQP client: ours without `store` and `prefix`. */
@@ -20,6 +23,8 @@ export interface AmqpTarget {
   store?: RedisTarget;
   /** `undefined` when the URL does not say. */
   prefix?: string;
+  /** The URL's TLS options, if any (only with `amqps://`). */
+  tlsOptions?: BrokerTls;
 }
 
 export const STORE_REQUIRED =
@@ -50,6 +55,7 @@ export function parseAmqpUrl(spec: string): AmqpTarget {
   const kept: string[] = [];
   let store: string | undefined;
   let prefix: string | undefined;
+  const tlsParams = new URLSearchParams();
   for (const part of query.split('&')) {
     if (part === '') continue;
     const eq = part.indexOf('=');
@@ -57,6 +63,7 @@ export function parseAmqpUrl(spec: string): AmqpTarget {
     const value = eq < 0 ? '' : decode(part.slice(eq + 1));
     if (key === 'store') store = value;
     else if (key === 'prefix') prefix = value;
+    else if (isTlsParam(key)) tlsParams.set(key, value);
     else kept.push(part);
   }
   let target: RedisTarget | undefined;
@@ -74,5 +81,7 @@ export function parseAmqpUrl(spec: string): AmqpTarget {
   };
   if (target) out.store = target;
   if (prefix !== undefined) out.prefix = prefix;
+  const tlsOptions = readTlsParams(tlsParams, scheme.toLowerCase() === 'amqps', 'amqps://');
+  if (tlsOptions !== undefined) out.tlsOptions = tlsOptions;
   return out;
 }

@@ -7,19 +7,13 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { NatsNames } from './names.js';
 import { apiCode, STREAM_NOT_FOUND } from './streams.js';
-import { parseNatsUrl } from './url.js';
+import { natsConnectOptions, parseNatsUrl } from './url.js';
 
 /** Deletes every stream of `prefix` (default: the URL's); resolves with their names. */
 export async function dropNatsPrefix(url: string, prefix?: string): Promise<string[]> {
   const target = parseNatsUrl(url);
   const names = new NatsNames(prefix ?? target.prefix);
-  const nc = await connect({
-    servers: target.servers,
-    timeout: 5000,
-    reconnect: false,
-    ...(target.user === undefined ? {} : { user: target.user, pass: target.pass ?? '' }),
-    ...(target.token === undefined ? {} : { token: target.token }),
-  });
+  const nc = await connect({ ...natsConnectOptions(target), timeout: 5000, reconnect: false });
   try {
     const jsm = await jetstreamManager(nc, { timeout: 5000 });
     const ours = (name: string): boolean =>

@@ -13,7 +13,7 @@ import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManage
 import { connect, errors, type Msg, type NatsConnection, type Status, type Subscription } from '@nats-io/transport-node';
 import { sleep, within } from '../../shared/time.js';
 import { BrokerError, closedError } from '../errors.js';
-import type { NatsTarget } from './url.js';
+import { natsConnectOptions, type NatsTarget } from './url.js';
 
 /** NATS cannot be reached now. */
 const unreachable = (): BrokerError => new BrokerError('unavailable', 'nats is unreachable');
@@ -107,7 +107,7 @@ export class NatsLink {
     try {
       nc = await within(
         connect({
-          servers: target.servers,
+          ...natsConnectOptions(target),
           name,
           timeout: tuning.connectTimeoutMs,
           reconnect: true,
@@ -116,8 +116,6 @@ export class NatsLink {
           reconnectJitter: 100,
           pingInterval: tuning.pingIntervalMs,
           maxPingOut: 2,
-          ...(target.user === undefined ? {} : { user: target.user, pass: target.pass ?? '' }),
-          ...(target.token === undefined ? {} : { token: target.token }),
         }),
         tuning.connectTimeoutMs,
         'connect',

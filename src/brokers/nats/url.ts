@@ -1,15 +1,22 @@
 /**
  * Reads a `--broker` NATS URL: `nats://[user:pass@|token@]h1[:p1][,h2[:p2]…]`,
  * the servers being seeds of one NATS cluster (the client learns the others
- * from them). The query may carry `prefix=<text>` (the prefix of every
+ * from them); `tls://…` is the same over TLS, which the query's `tls-ca`,
+ * `tls-cert`, `tls-key` and `tls-servername` configure (see ../tls.ts). The query may carry `prefix=<text>` (the prefix of every
  * subject, stream and bucket, default `sb`: several deployments or tests can
  * share one NATS) and `replicas=<n>` (JetStream replicas of the streams and
  * the presence bucket, default 1; 3 in a 3-server cluster survives a server).
  */
 
+import { readTlsParams, tlsConnectOptions, type BrokerTls, type TlsConnectOptions } from '../tls.js';
+
 export interface NatsTarget {
   /** `host:port` of each seed server. */
   servers: string[];
+  /** `tls://`: the connection must be TLS. */
+  tls?: boolean;
+  /** The URL's TLS options, if any (only with `tls`). */
+  tlsOptions?: BrokerTls;
   user?: string;
   pass?: string;
   token?: string;
@@ -23,16 +30,20 @@ const DEFAULT_PORT = 4222;
 
 /** Whether `spec` names a NATS broker. */
 export function isNatsUrl(spec: string): boolean {
-  return /^nats:\/\//i.test(spec);
+  return /^(nats|tls):\/\//i.test(spec);
 }
 
 /** Parses a NATS broker URL; throws an `Error` naming what is wrong (never echoing a password). */
 export function parseNatsUrl(spec: string): NatsTarget {
-  const m = /^nats:\/\/(?:([^@/?#]*)@)?([^/?#]*)\/?(\?[^#]*)?(#.*)?$/i.exec(spec);
-  if (!m) throw new Error('not a nats://host:port URL');
-  const [, userinfo, hostList = '', query = ''] = m;
+  const m = /^(nats|tls):\/\/(?:([^@/?#]*)@)?([^/?#]*)\/?(\?[^#]*)?(#.*)?$/i.exec(spec);
+  if (!m) throw new Error('not a nats://host:port or tls://host:port URL');
+  const [, scheme = 'nats', userinfo, hostList = '', query = ''] = m;
   if (hostList === '') throw new Error('the NATS URL has no host');
   const target: NatsTarget = { servers: hostList.split(',').map(parseHostPort) };
+  const params = new URLSearchParams(query);
+  if (scheme.toLowerCase() === 'tls') target.tls = true;
+  const tlsOptions = readTlsParams(params, target.tls === true, 'tls://host:4222');
+  if (tlsOptions !== undefined) target.tlsOptions = tlsOptions;
   if (userinfo) {
     const colon = userinfo.indexOf(':');
     if (colon < 0) target.token = decodeURIComponent(userinfo);
@@ -41,7 +52,6 @@ export function parseNatsUrl(spec: string): NatsTarget {
       target.pass = decodeURIComponent(userinfo.slice(colon + 1));
     }
   }
-  const params = new URLSearchParams(query);
   const prefix = params.get('prefix');
   if (prefix !== null) target.prefix = prefix;
   const replicas = params.get('replicas');
@@ -50,6 +60,22 @@ export function parseNatsUrl(spec: string): NatsTarget {
     target.replicas = Number(replicas);
   }
   return target;
+}
+
+/** The servers, credentials and TLS options `connect` takes for `target`, the same for the broker and for tools; reads the TLS files. */
+export function natsConnectOptions(target: NatsTarget): {
+  servers: string[];
+  user?: string;
+  pass?: string;
+  token?: string;
+  tls?: TlsConnectOptions;
+} {
+  return {
+    servers: target.servers,
+    ...(target.user === undefined ? {} : { user: target.user, pass: target.pass ?? '' }),
+    ...(target.token === undefined ? {} : { token: target.token }),
+    ...(target.tls === true ? { tls: tlsConnectOptions(target.tlsOptions) } : {}),
+  };
 }
 
 function parseHostPort(text: string): string {

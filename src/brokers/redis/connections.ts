@@ -8,6 +8,7 @@
  */
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
 import { reconnectDelay } from '../../shared/backoff.js';
+import { tlsConnectOptions } from '../tls.js';
 import type { RedisEndpoint, RedisTarget } from './url.js';
 
 export interface ConnectionTuning {
@@ -35,7 +36,7 @@ function common(target: RedisTarget, tuning: ConnectionTuning, name: string): Re
   };
   if (target.username !== undefined) options.username = target.username;
   if (target.password !== undefined) options.password = target.password;
-  if (target.tls) options.tls = {};
+  if (target.tls) options.tls = tlsConnectOptions(target.tlsOptions);
   return options;
 }
 

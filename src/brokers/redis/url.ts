@@ -3,8 +3,11 @@
  * `redis://[user:pass@]host[:port][/db]`, `rediss://…` (TLS) and
  * `redis+cluster://[user:pass@]h1:p1,h2:p2` (`rediss+cluster://` for TLS).
  * The query may carry `prefix=<text>` (the key and channel prefix, default
- * `sb`): several independent deployments (or tests) can share one Redis.
+ * `sb`): several independent deployments (or tests) can share one Redis;
+ * with TLS, also `tls-ca`, `tls-cert`, `tls-key` and `tls-servername`
+ * (see ../tls.ts).
  */
+import { readTlsParams, type BrokerTls } from '../tls.js';
 
 export interface RedisEndpoint {
   host: string;
@@ -16,6 +19,8 @@ export interface RedisTarget {
   /** One endpoint for standalone; the seed nodes for a cluster. */
   endpoints: RedisEndpoint[];
   tls: boolean;
+  /** The URL's TLS options, if any (only with `tls`). */
+  tlsOptions?: BrokerTls;
   username?: string;
   password?: string;
   /** Database number (standalone only). */
@@ -69,8 +74,11 @@ export function parseRedisUrl(spec: string): RedisTarget {
     if (!/^\d{1,2}$/.test(dbText)) throw new Error(`"${dbText}" is not a database number`);
     target.db = Number(dbText);
   }
-  const prefix = new URLSearchParams(query).get('prefix');
+  const params = new URLSearchParams(query);
+  const prefix = params.get('prefix');
   if (prefix !== null) target.prefix = prefix;
+  const tlsOptions = readTlsParams(params, scheme.tls, scheme.mode === 'cluster' ? 'rediss+cluster://' : 'rediss://');
+  if (tlsOptions !== undefined) target.tlsOptions = tlsOptions;
   return target;
 }
 

@@ -13,6 +13,7 @@ const SCHEMES: Readonly<Record<string, BrokerKind>> = {
   'redis:': 'redis',
   'rediss:': 'redis',
   'nats:': 'nats',
+  'tls:': 'nats',
   'amqp:': 'amqp',
   'amqps:': 'amqp',
 };
@@ -31,7 +32,7 @@ export function checkBroker(value: string): BrokerCheck {
   const cluster = CLUSTER_SCHEMES.find((scheme) => value.toLowerCase().startsWith(scheme));
   if (cluster) return checkCluster(value.slice(cluster.length));
   // A NATS seed list: the URL parser cannot read it either.
-  if (/^nats:\/\/[^/?#]*,/i.test(value)) return checkNatsSeeds(value.slice('nats://'.length));
+  if (/^(nats|tls):\/\/[^/?#]*,/i.test(value)) return checkNatsSeeds(value.slice(value.indexOf('//') + 2));
   let url: URL;
   try {
     url = new URL(value);
@@ -59,7 +60,7 @@ function checkCluster(rest: string): BrokerCheck {
   return { ok: true, kind: 'redis-cluster' };
 }
 
-/** `nats://[user:pass@]h1[:p1],h2[:p2][/][?…]`: seed servers of one NATS cluster, the port optional (4222). */
+/** `nats://[user:pass@]h1[:p1],h2[:p2][/][?…]` (or `tls://…`): seed servers of one NATS cluster, the port optional (4222). */
 function checkNatsSeeds(rest: string): BrokerCheck {
   const at = rest.lastIndexOf('@', rest.search(/[/?#]|$/));
   const hosts = (at >= 0 ? rest.slice(at + 1) : rest).split(/[/?#]/, 1)[0] ?? '';

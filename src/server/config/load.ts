@@ -13,7 +13,8 @@ import { parseConfigFile, type ParsedFile } from './file.js';
 import { parseFlags } from './flags.js';
 import { unsetHookProblem } from './namespaces.js';
 import { readPublicKey, type ReadFile } from './keys.js';
-import { emptyLayer, type Layer, type SettingValues } from './settings.js';
+import { readTlsPair } from './tls-files.js';
+import { emptyLayer, type Layer, type Origins, type SettingValues } from './settings.js';
 
 /** What `loadConfig` reads. */
 export interface LoadInput {
@@ -21,7 +22,7 @@ export interface LoadInput {
   argv: readonly string[];
   /** The environment (default: none; the CLI passes `process.env`). */
   env?: Env;
-  /** Reads a file as UTF-8 text (default: `fs.readFileSync`). Used for `--config` and `--public-key`. */
+  /** Reads a file as UTF-8 text (default: `fs.readFileSync`). Used for `--config`, `--public-key`, `--tls-cert` and `--tls-key`. */
   readFile?: ReadFile;
   /** Resolves relative paths given by flags and env (default: `process.cwd()`). */
   cwd?: string;
@@ -66,6 +67,7 @@ export function loadConfig(input: LoadInput): LoadedConfig {
   checkAvailability(values, origins);
   const publicKey =
     values.publicKey === undefined ? undefined : readPublicKey(values.publicKey, origins.publicKey ?? '--public-key', readFile);
+  checkTls(values, origins, readFile);
   // The connect hook names users by itself (cookie sessions): a node may take no tokens at all.
   if (values.secret === undefined && publicKey === undefined && values.insecure !== true && values.connectHook === undefined) {
     throw new ConfigError(
@@ -82,6 +84,17 @@ export function loadConfig(input: LoadInput): LoadedConfig {
   const unset = unsetHookProblem(options, `config file ${configFile ?? ''}`);
   if (unset !== undefined) throw new ConfigError(unset);
   return configFile === undefined ? { options, warnings } : { options, warnings, configFile };
+}
+
+/** `--tls-cert` and `--tls-key` come together, and hold a usable pair (the node reads them again when it starts and on SIGHUP). */
+function checkTls(values: SettingValues, origins: Origins, readFile: ReadFile): void {
+  const { tlsCert, tlsKey } = values;
+  if (tlsCert === undefined && tlsKey === undefined) return;
+  if (tlsCert === undefined || tlsKey === undefined) {
+    const [given, missing] = tlsCert === undefined ? [origins.tlsKey ?? '--tls-key', '--tls-cert'] : [origins.tlsCert ?? '--tls-cert', '--tls-key'];
+    throw new ConfigError(`TLS needs both --tls-cert and --tls-key: ${given} is set, add ${missing}`);
+  }
+  readTlsPair({ cert: tlsCert, key: tlsKey, certOrigin: origins.tlsCert, keyOrigin: origins.tlsKey }, readFile);
 }
 
 function readConfig(path: string, origin: string, readFile: ReadFile): ParsedFile {
@@ -153,6 +166,8 @@ function toOptions(v: SettingValues, publicKey: string | undefined, file: Parsed
       hookSecret: v.hookSecret,
       hookTimeout: v.hookTimeout,
       hookMaxInFlight: v.hookMaxInFlight,
+      tlsCert: v.tlsCert,
+      tlsKey: v.tlsKey,
       trustProxy: v.trustProxy,
       permessageDeflate: v.permessageDeflate,
       msgpack: v.msgpack,

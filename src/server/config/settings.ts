@@ -233,6 +233,8 @@ export const SETTINGS = {
     max: 100_000,
     help: 'hook requests in flight per node at most; past it actions are refused as unavailable at once',
   },
+  tlsCert: { flag: 'tls-cert', kind: 'path', help: 'PEM certificate chain: serve HTTPS and WSS (with --tls-key; re-read on SIGHUP)' },
+  tlsKey: { flag: 'tls-key', kind: 'path', help: 'PEM private key of --tls-cert (re-read on SIGHUP)' },
   trustProxy: { flag: 'trust-proxy', kind: 'boolean', help: 'take the client IP from X-Forwarded-For (its last address)' },
   permessageDeflate: {
     flag: 'permessage-deflate',

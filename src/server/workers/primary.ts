@@ -14,6 +14,7 @@
  * - SIGTERM/SIGINT: every worker drains (as a single node would); the
  *   primary exits once all have exited, 0 when every drain succeeded.
  *   A second signal kills the workers and exits at once.
+ * - SIGHUP: passed on to every worker (each reloads its TLS certificate).
  */
 import cluster, { type Worker } from 'node:cluster';
 import { readFileSync } from 'node:fs';
@@ -24,7 +25,7 @@ import type { Env } from '../config/env.js';
 import { parseEnv } from '../config/env.js';
 import { parseConfigFile } from '../config/file.js';
 import { parseFlags } from '../config/flags.js';
-import type { NodeOptions } from '../options.js';
+import { schemesOf, type NodeOptions } from '../options.js';
 import { asWorkerControl, WORKER_INDEX_ENV, WORKER_NODE_ID_ENV, type DrainMessage } from './control.js';
 import { RestartPolicy } from './restarts.js';
 
@@ -125,8 +126,9 @@ class Primary {
     const { host } = this.input.options;
     const shown = host === '0.0.0.0' || host === '::' ? 'localhost' : host;
     const nodes = this.slots.map((s) => s.node).join(', ');
+    const scheme = schemesOf(this.input.options);
     this.input.say(
-      `${this.slots.length} workers listening: demo page http://${shown}:${port}/, WebSocket ws://${shown}:${port}/ws (nodes ${nodes})`,
+      `${this.slots.length} workers listening: demo page ${scheme.http}://${shown}:${port}/, WebSocket ${scheme.ws}://${shown}:${port}/ws (nodes ${nodes})`,
     );
   }
 
@@ -202,6 +204,9 @@ class Primary {
     };
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
+    process.on('SIGHUP', () => {
+      for (const slot of this.slots) slot.worker?.process.kill('SIGHUP');
+    });
   }
 }
 
