@@ -12,8 +12,13 @@ export interface NamespaceOptions {
   historyTtl: number;
   /** Whether the channel's subscribers are tracked for `/api/presence/:channel`. */
   presence: boolean;
-  /** Whether clients may publish to channels of this namespace (the server API always may). */
-  publish: boolean;
+  /**
+   * Whether clients may `publish` to channels of this namespace (`send` to a
+   * user: of `user`); the server API always may. Absent: only under
+   * `--insecure`, or when the namespace asks the publish hook (the backend
+   * decides); otherwise refused (SPEC "Running it").
+   */
+  publish?: boolean;
   /** Whether subscribing needs a matching pattern in the token's `channels` claim. */
   private: boolean;
   /** Whether each client subscribe asks the backend's subscribe hook (SPEC "Backend hooks and events"); absent: no. */
@@ -164,7 +169,6 @@ export const DEFAULT_NAMESPACE: Readonly<NamespaceOptions> = {
   historySize: 100,
   historyTtl: 300,
   presence: true,
-  publish: true,
   private: false,
 };
 
@@ -173,7 +177,6 @@ export const DEFAULT_PERSONAL_NAMESPACE: Readonly<NamespaceOptions> = {
   historySize: 1000,
   historyTtl: 24 * 3600,
   presence: true,
-  publish: true,
   private: false,
 };
 

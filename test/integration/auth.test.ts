@@ -122,3 +122,38 @@ describe('private namespaces', () => {
     expect(await c.request({ type: 'publish', channel: 'announce:all', data: 1 })).toMatchObject({ error: { code: 'forbidden' } });
   });
 });
+
+describe('secure defaults (SPEC "Running it")', () => {
+  it('outside --insecure, refuses client publish and send unless the namespace allows it; subscribing stays open', async () => {
+    const n = await node({ secret: SECRET });
+    const c = await connect(n, `token=${await hs256({ sub: 'gus' })}`);
+    expect(await c.request({ type: 'subscribe', channel: 'room:1' })).toHaveProperty('result');
+    expect(await c.request({ type: 'publish', channel: 'room:1', data: 1 })).toMatchObject({ error: { code: 'forbidden' } });
+    expect(await c.request({ type: 'publish', channel: 'plain', data: 1 })).toMatchObject({ error: { code: 'forbidden' } });
+    const sent = await c.request({ type: 'send', user: 'hal', data: 1 });
+    expect(sent).toMatchObject({ error: { code: 'forbidden', message: expect.stringContaining('send') } });
+  });
+
+  it('allows client publish where a namespace says publish: true, and send where the user namespace does', async () => {
+    const n = await node({
+      secret: SECRET,
+      namespaces: {
+        room: { historySize: 10, historyTtl: 60, presence: false, publish: true, private: false },
+        user: { historySize: 10, historyTtl: 60, presence: false, publish: true, private: false },
+      },
+    });
+    const c = await connect(n, `token=${await hs256({ sub: 'ida' })}`);
+    const to = await connect(n, `token=${await hs256({ sub: 'jon' })}`);
+    expect(await c.request({ type: 'publish', channel: 'room:1', data: 1 })).toMatchObject({ result: { offset: 1 } });
+    expect(await c.request({ type: 'publish', channel: 'other:1', data: 1 })).toMatchObject({ error: { code: 'forbidden' } });
+    expect(await c.request({ type: 'send', user: 'jon', data: 'psst' })).toHaveProperty('result');
+    expect(await to.next((f) => f.type === 'message')).toMatchObject({ channel: 'user:jon', data: 'psst', from: 'ida' });
+  });
+
+  it('under --insecure, clients may publish and send where no namespace says otherwise', async () => {
+    const n = await node({ insecure: true });
+    const c = await connect(n, 'user=kim');
+    expect(await c.request({ type: 'publish', channel: 'room:1', data: 1 })).toHaveProperty('result');
+    expect(await c.request({ type: 'send', user: 'lee', data: 1 })).toHaveProperty('result');
+  });
+});
