@@ -3,6 +3,7 @@
  * (flags, `SWITCHBOARD_*` environment variables, `--config` JSON file) builds
  * a `NodeOptions`; tests build one directly.
  */
+import { DEFAULT_TOKEN_POLICY } from './auth/token.js';
 
 /** Per-namespace channel options (the `namespaces` object of the config file). */
 export interface NamespaceOptions {
@@ -87,6 +88,14 @@ export interface NodeOptions {
   secret?: string;
   /** PEM text (not the path) of the RS256/ES256 public key. */
   publicKey?: string;
+  /** The `aud` every token must name; none: not checked. */
+  jwtAudience?: string;
+  /** The `iss` every token must carry; none: not checked. */
+  jwtIssuer?: string;
+  /** Longest token lifetime accepted, seconds: `exp − iat`, or `exp − now` without `iat`. */
+  jwtMaxLifetime: number;
+  /** Seconds of clock difference tolerated for a token's `exp`, `nbf` and `iat`. */
+  jwtClockSkew: number;
   apiKeys: string[];
   /** Development only: accept `?user=<id>` without a token, and the server API without a key. */
   insecure: boolean;
@@ -210,6 +219,8 @@ export function withDefaults(partial: NodeOptionsInput = {}): NodeOptions {
     hashringRedirect: false,
     hashringVnodes: 160,
     apiKeys: [],
+    jwtMaxLifetime: DEFAULT_TOKEN_POLICY.maxLifetime,
+    jwtClockSkew: DEFAULT_TOKEN_POLICY.clockSkew,
     insecure: false,
     drainTimeout: 30,
     idempotencyWindow: 600,

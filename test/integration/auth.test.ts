@@ -157,3 +157,30 @@ describe('secure defaults (SPEC "Running it")', () => {
     expect(await c.request({ type: 'send', user: 'lee', data: 1 })).toHaveProperty('result');
   });
 });
+
+describe('JWT policy (--jwt-audience, --jwt-issuer, --jwt-max-lifetime, --jwt-clock-skew)', () => {
+  const key = new TextEncoder().encode(SECRET);
+  const now = (): number => Math.floor(Date.now() / 1000);
+  const raw = (claims: Record<string, unknown>) => new SignJWT(claims).setProtectedHeader({ alg: 'HS256' }).sign(key);
+
+  it('refuses with 401 before the upgrade: no exp, wrong aud, wrong iss, too long a lifetime, iat in the future', async () => {
+    const n = await node({ secret: SECRET, jwtAudience: 'switchboard', jwtIssuer: 'https://auth.example', jwtMaxLifetime: 3600 });
+    const claims = { sub: 'mia', aud: 'switchboard', iss: 'https://auth.example' };
+    const good = await raw({ ...claims, iat: now(), exp: now() + 600 });
+    expect((await connect(n, `token=${good}`)).welcome.user).toBe('mia');
+    const cases: Record<string, [string, RegExp]> = {
+      'no exp': [await raw({ ...claims, iat: now() }), /"exp"/],
+      'wrong aud': [await raw({ ...claims, aud: 'other', exp: now() + 600 }), /"aud"/],
+      'no aud': [await raw({ sub: 'mia', iss: 'https://auth.example', exp: now() + 600 }), /"aud"/],
+      'wrong iss': [await raw({ ...claims, iss: 'https://evil.example', exp: now() + 600 }), /"iss"/],
+      'too long': [await raw({ ...claims, iat: now(), exp: now() + 7200 }), /longer/],
+      'too long without iat': [await raw({ ...claims, exp: now() + 7200 }), /longer/],
+      'iat in the future': [await raw({ ...claims, iat: now() + 600, exp: now() + 1200 }), /iat/],
+    };
+    for (const [name, [token, message]] of Object.entries(cases)) {
+      const err = (await refusal(n, `token=${token}`)) as { status?: number; body?: string };
+      expect(err.status, name).toBe(401);
+      expect(JSON.parse(err.body ?? '{}'), name).toMatchObject({ error: { code: 'unauthorized', message: expect.stringMatching(message) } });
+    }
+  });
+});
