@@ -19,6 +19,7 @@ import { TokenError, type Identity, type TokenVerifier } from '../auth/token.js'
 import type { FrameHandler } from '../core/frame-handler.js';
 import type { Gateway } from '../core/gateway.js';
 import { connectRequest, type ConnectHook } from '../hooks/connect.js';
+import { awaitConnectFrame } from './first-frame.js';
 import type { RefreshHook } from '../hooks/refresh.js';
 import type { Session } from '../core/session.js';
 import { Admission } from '../core/admission.js';
@@ -88,6 +89,15 @@ type RefusalReason =
   | 'forbidden'
   | 'connect_hook'
   | 'internal';
+
+/** `identify`'s answer for an upgrade whose token is to come in its first frame. */
+const IN_FIRST_FRAME = Symbol('in first frame');
+
+/** Where the personal channel resumes (`?since=&epoch=`, `?device=`). */
+interface Resume {
+  since: StreamPosition | undefined;
+  device: string;
+}
 
 class Refusal extends Error {
   constructor(
@@ -191,7 +201,7 @@ export class Upgrader implements SocketOwner {
     // the socket's close also covers an upgrade that `ws` aborts on its own.
     socket.once('close', admitted.done);
     this.pending++;
-    let identity: Identity;
+    let identity: Identity | typeof IN_FIRST_FRAME;
     try {
       identity = await this.identify(req, url);
     } catch (err) {
@@ -207,17 +217,37 @@ export class Upgrader implements SocketOwner {
       // the whole life of the connection.
       socket.off('error', destroyOnError);
       socket.off('close', admitted.done);
-      this.attach(ws as SessionSocket, socket, identity, { since, device }, admitted.done);
+      const resume = { since, device };
+      if (identity !== IN_FIRST_FRAME) return this.attach(ws as SessionSocket, socket, identity, resume, admitted.done);
+      void this.attachOnConnectFrame(ws as SessionSocket, socket, resume, admitted.done);
     });
+  }
+
+  /**
+   * An upgrade that named nobody: the session opens once the first frame's
+   * token is checked (see first-frame.ts), and gets the frames that followed
+   * it. Until then the socket counts as a connection being opened, and the
+   * handshake as one in flight.
+   */
+  private async attachOnConnectFrame(ws: SessionSocket, socket: Duplex, resume: Resume, handshakeDone: () => void): Promise<void> {
+    this.pending++;
+    const outcome = await awaitConnectFrame(ws, (token) => this.ctx.verifier.verify(token)).finally(() => this.pending--);
+    if (!outcome || ws.readyState !== ws.OPEN) {
+      this.ctx.metrics.rejected.inc({ reason: 'unauthorized' });
+      return handshakeDone();
+    }
+    const session = this.attach(ws, socket, outcome.identity, resume, handshakeDone);
+    for (const frame of outcome.early) this.receive(session, frame.data, frame.isBinary);
   }
 
   /**
    * Who the client is: a valid token's identity; else the connect hook's
    * answer, when there is one (an invalid token too goes to the hook, which
    * gets the `authorization` header and the query: a backend may take its
-   * own opaque tokens there); else `?user=` under `--insecure`.
+   * own opaque tokens there); else `?user=` under `--insecure`; else, on a
+   * node that takes tokens, the token comes in the first frame.
    */
-  private async identify(req: IncomingMessage, url: URL): Promise<Identity> {
+  private async identify(req: IncomingMessage, url: URL): Promise<Identity | typeof IN_FIRST_FRAME> {
     const header = req.headers.authorization;
     const token = url.searchParams.get('token') ?? (header?.startsWith('Bearer ') ? header.slice(7) : undefined);
     let refused: string | undefined;
@@ -237,7 +267,11 @@ export class Upgrader implements SocketOwner {
       }
       return { user, channels: [] };
     }
-    throw new Refusal(401, ErrorCode.Unauthorized, 'unauthorized', 'missing token: pass ?token=<JWT> or "Authorization: Bearer <JWT>"');
+    if (url.searchParams.has('user')) {
+      throw new Refusal(401, ErrorCode.Unauthorized, 'unauthorized', '?user= is accepted under --insecure only: pass a token');
+    }
+    if (!this.ctx.verifier.configured) throw new Refusal(401, ErrorCode.Unauthorized, 'unauthorized', 'this node accepts no tokens');
+    return IN_FIRST_FRAME;
   }
 
   /** The connect hook's identity; its 401 or 403 refuse with that status, any failure of the hook with 503. */
@@ -258,13 +292,7 @@ export class Upgrader implements SocketOwner {
    * at the session's first frame or close: its welcome, or the disconnect
    * in its place.
    */
-  private attach(
-    ws: SessionSocket,
-    socket: Duplex,
-    identity: Identity,
-    resume: { since: StreamPosition | undefined; device: string },
-    handshakeDone: () => void,
-  ): void {
+  private attach(ws: SessionSocket, socket: Duplex, identity: Identity, resume: Resume, handshakeDone: () => void): Session {
     const transport = new WsTransport(ws, socket, this.batch, this, handshakeDone);
     const session = this.ctx.gateway.open({
       user: identity.user,
@@ -278,6 +306,7 @@ export class Upgrader implements SocketOwner {
     });
     ws.bind(session, transport);
     if (identity.meta !== undefined) this.ctx.refreshHook?.schedule(session, Date.now());
+    return session;
   }
 
   /** A frame from a client (`SocketOwner`). */
