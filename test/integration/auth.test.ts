@@ -6,6 +6,7 @@ import { exportSPKI, generateKeyPair, SignJWT } from 'jose';
 import { afterAll, describe, expect, it } from 'vitest';
 import { startNode, type SwitchboardNode } from '../../src/server/node.js';
 import type { NodeOptionsInput } from '../../src/server/options.js';
+import { api } from '../helpers/api.js';
 import { RawClient } from '../helpers/raw-client.js';
 
 const SECRET = 'a-test-secret-of-decent-length';
@@ -110,6 +111,29 @@ describe('private namespaces', () => {
     expect(await outsider.request({ type: 'publish', channel: 'team:blue-1', data: 1 })).toMatchObject({ error: { code: 'forbidden' } });
     // Nobody subscribes to another user's personal channel.
     expect(await member.request({ type: 'subscribe', channel: 'user:eve' })).toMatchObject({ error: { code: 'forbidden' } });
+  });
+
+  it('gives history only to those who may subscribe: never without a grant, whatever since says', async () => {
+    const n = await node({
+      secret: SECRET,
+      apiKeys: ['test-key'],
+      namespaces: { vault: { historySize: 10, historyTtl: 60, presence: false, private: true } },
+    });
+    for (const data of ['one', 'two']) expect((await api(n.url(), 'POST', '/api/publish', { channel: 'vault:x', data })).status).toBe(200);
+    const { epoch } = (await api(n.url(), 'GET', '/api/history/vault:x')).body as { epoch: string };
+    const outsider = await connect(n, `token=${await hs256({ sub: 'ned' })}`);
+    for (const since of [{ offset: 0, epoch }, { offset: 0, epoch: 'any' }, { offset: 1, epoch }]) {
+      const refused = await outsider.request({ type: 'subscribe', channel: 'vault:x', since });
+      expect(refused).toMatchObject({ error: { code: 'forbidden' } });
+      expect(refused).not.toHaveProperty('result');
+    }
+    expect(outsider.messages('vault:x')).toEqual([]);
+    // Nor another user's personal channel's, whatever since says.
+    await api(n.url(), 'POST', '/api/send', { user: 'oda', data: 'private' });
+    expect(await outsider.request({ type: 'subscribe', channel: 'user:oda', since: { offset: 0, epoch: 'any' } })).toMatchObject({ error: { code: 'forbidden' } });
+    const member = await connect(n, `token=${await hs256({ sub: 'ola', channels: ['vault:*'] })}`);
+    const granted = await member.request({ type: 'subscribe', channel: 'vault:x', since: { offset: 0, epoch } });
+    expect(granted).toMatchObject({ result: { recovered: true, messages: [{ data: 'one' }, { data: 'two' }] } });
   });
 
   it('refuses client publishes to a namespace with publish: false, while the channel stays subscribable', async () => {
