@@ -13,7 +13,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { WebSocketServer, type PerMessageDeflateOptions } from 'ws';
-import { ErrorCode, isValidUserId, SwitchboardError, type StreamPosition } from '../../protocol/index.js';
+import { CloseCode, ErrorCode, isValidUserId, SwitchboardError, type StreamPosition } from '../../protocol/index.js';
 import { selectSubprotocol } from '../../protocol/msgpack.js';
 import { TokenError, type Identity, type TokenVerifier } from '../auth/token.js';
 import type { FrameHandler } from '../core/frame-handler.js';
@@ -234,6 +234,11 @@ export class Upgrader implements SocketOwner {
     const outcome = await awaitConnectFrame(ws, (token) => this.ctx.verifier.verify(token)).finally(() => this.pending--);
     if (!outcome || ws.readyState !== ws.OPEN) {
       this.ctx.metrics.rejected.inc({ reason: 'unauthorized' });
+      return handshakeDone();
+    }
+    // The node began draining while the token was on its way: the client goes elsewhere, as a new upgrade would.
+    if (this.ctx.draining()) {
+      ws.close(CloseCode.Draining, 'node is draining: connect to another node');
       return handshakeDone();
     }
     const session = this.attach(ws, socket, outcome.identity, resume, handshakeDone);
