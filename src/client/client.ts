@@ -205,12 +205,12 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
     const since = this.personal.attempt();
     const url = buildConnectUrl(baseUrl, {
       params: this.opts.params,
-      ...(token !== undefined ? { token } : {}),
+      ...(token !== undefined && this.opts.tokenIn === 'query' ? { token } : {}),
       ...(since ? { since } : {}),
     });
     let ws: WebSocketLike;
     try {
-      ws = openSocket(this.opts, url);
+      ws = openSocket(this.opts, url, token);
     } catch (err) {
       this.emitError(new ClientError(LocalErrorCode.Transport, 'could not open a WebSocket', err));
       this.scheduleReconnect();

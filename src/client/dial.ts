@@ -3,7 +3,8 @@
  * the URL to connect to, choosing the subprotocols to offer, and opening
  * the socket.
  */
-import { MSGPACK_SUBPROTOCOL } from '../protocol/msgpack.js';
+import type { ConnectFrame } from '../protocol/index.js';
+import { codecOfSubprotocol, encodeClientFrameBinary, MSGPACK_SUBPROTOCOL } from '../protocol/msgpack.js';
 import { ClientError, LocalErrorCode } from './errors.js';
 import type { ResolvedOptions } from './options.js';
 import { buildConnectUrl, type WebSocketLike } from './transport.js';
@@ -54,12 +55,27 @@ export function offeredProtocols(opts: Pick<ResolvedOptions, 'codec' | 'subproto
   return offered;
 }
 
-/** A new socket to `url` offering the configured subprotocols. Throws what the WebSocket constructor throws. */
-export function openSocket(opts: Pick<ResolvedOptions, 'WebSocket' | 'codec' | 'subprotocol'>, url: string): WebSocketLike {
+/**
+ * A new socket to `url` offering the configured subprotocols; with
+ * `tokenIn: 'frame'`, it sends `token` as its first frame once open (in the
+ * codec the server selected). Throws what the WebSocket constructor throws.
+ */
+export function openSocket(opts: Pick<ResolvedOptions, 'WebSocket' | 'codec' | 'subprotocol' | 'tokenIn'>, url: string, token?: string): WebSocketLike {
   const Ctor = opts.WebSocket;
   const protocols = offeredProtocols(opts);
   const ws = protocols.length === 0 ? new Ctor(url) : new Ctor(url, protocols);
   // Binary frames must arrive as something decodable at once (a browser's default is a Blob).
   if (opts.codec === 'msgpack') ws.binaryType = 'arraybuffer';
+  if (token !== undefined && opts.tokenIn === 'frame') ws.onopen = () => sendConnect(ws, token);
   return ws;
+}
+
+/** The connect frame; a socket already failing is left to its close event. */
+function sendConnect(ws: WebSocketLike, token: string): void {
+  const frame: ConnectFrame = { type: 'connect', token };
+  try {
+    ws.send(codecOfSubprotocol(ws.protocol) === 'msgpack' ? encodeClientFrameBinary(frame) : JSON.stringify(frame));
+  } catch {
+    // Closing already: the client reconnects on the close event.
+  }
 }

@@ -7,7 +7,7 @@ export { MAX_REDIRECTS } from './reconnect.js';
 export { routeResolver, type RouteResolverInit } from './route.js';
 export { Subscription } from './subscription.js';
 export { ClientError, LocalErrorCode, ServerCloseError, type ClientErrorCode } from './errors.js';
-export type { ClientOptions } from './options.js';
+export type { ClientOptions, TokenPlacement } from './options.js';
 export type {
   ClientErrorEvent,
   ClientEvents,

@@ -10,10 +10,20 @@ import { globalWebSocket, type WebSocketConstructor } from './transport.js';
 export interface ClientOptions {
   /** The node's WebSocket endpoint, `ws://host:port/ws`; a relative `/ws` resolves against the page. Required. */
   url: string;
-  /** A fixed JWT, sent as `?token=`. */
+  /** A fixed JWT, sent as `tokenIn` says. */
   token?: string;
   /** Called before every (re)connect for a fresh JWT; wins over `token`. A rejection is reported and retried with backoff. */
   getToken?: () => Promise<string>;
+  /**
+   * Where the token travels. `'frame'`: in a first frame `{"type":
+   * "connect", "token"}` right after the upgrade, so that it never appears
+   * in a URL (proxy and server logs, browser history); a refused token then
+   * closes the connection with 4001. `'query'`: as `?token=` in the URL, for
+   * nodes whose connect hook would otherwise be asked (see docs/client.md);
+   * a refused token is then an HTTP 401 before the upgrade, retried with
+   * backoff. Default `'frame'`.
+   */
+  tokenIn?: TokenPlacement;
   /**
    * Called before every (re)connect, except one that follows a 4102
    * redirect, for the WebSocket URL to use instead of `url` — e.g. the user's
@@ -70,6 +80,9 @@ export interface ClientOptions {
   random?: RandomSource;
 }
 
+/** Where `SwitchboardClient` sends the token (`ClientOptions.tokenIn`). */
+export type TokenPlacement = 'frame' | 'query';
+
 /** `device` travels in `params`. */
 export type ResolvedOptions = Required<Omit<ClientOptions, 'token' | 'getToken' | 'resolveUrl' | 'device'>> &
   Pick<ClientOptions, 'token' | 'getToken' | 'resolveUrl'>;
@@ -89,6 +102,14 @@ function codecOption(value: unknown): WireCodec {
   return value;
 }
 
+function tokenInOption(value: unknown): TokenPlacement {
+  if (value === undefined) return 'frame';
+  if (value !== 'frame' && value !== 'query') {
+    throw new TypeError(`SwitchboardClient: "tokenIn" must be 'frame' or 'query', got ${String(value).slice(0, 40)}`);
+  }
+  return value;
+}
+
 /** Fill defaults and validate; throws `TypeError` on a bad option. */
 export function resolveOptions(options: ClientOptions): ResolvedOptions {
   if (typeof options?.url !== 'string' || options.url === '') {
@@ -104,6 +125,7 @@ export function resolveOptions(options: ClientOptions): ResolvedOptions {
     WebSocket,
     subprotocol: options.subprotocol === undefined ? SUBPROTOCOL : options.subprotocol,
     codec: codecOption(options.codec),
+    tokenIn: tokenInOption(options.tokenIn),
     minReconnectDelay: nonNegative('minReconnectDelay', options.minReconnectDelay ?? 500),
     maxReconnectDelay: nonNegative('maxReconnectDelay', options.maxReconnectDelay ?? 20_000),
     requestTimeout: nonNegative('requestTimeout', options.requestTimeout ?? 10_000),

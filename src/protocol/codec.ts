@@ -59,6 +59,13 @@ function parseSince(v: unknown): StreamPosition | undefined | null {
   return { offset: v.offset, epoch: v.epoch };
 }
 
+/** The token of a `connect` frame already parsed from its wire form, or undefined when `raw` is not one. */
+export function connectToken(raw: unknown): string | undefined {
+  if (!isRecord(raw) || raw.type !== 'connect') return undefined;
+  const { token } = raw;
+  return typeof token === 'string' && token.length > 0 && token.length <= MAX_TOKEN_CHARS ? token : undefined;
+}
+
 /** Decode one text frame from a client. Never throws. */
 export function decodeClientFrame(text: string): DecodeResult {
   let raw: unknown;

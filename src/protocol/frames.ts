@@ -96,6 +96,17 @@ export type ClientFrame =
 
 export type ClientFrameType = ClientFrame['type'];
 
+/**
+ * The identity of a connection whose upgrade named nobody (no `?token=`, no
+ * `Authorization` header): its first frame, so that browsers keep tokens out
+ * of URLs. Only valid as the first frame; it gets no reply (the `welcome`
+ * answers it, or a close with 4001).
+ */
+export interface ConnectFrame {
+  type: 'connect';
+  token: string;
+}
+
 // ---- server → client -------------------------------------------------------
 
 export interface SubscribeResult {

@@ -17,7 +17,7 @@ import { Decoder, DecodeError, Encoder, type ExtensionCodecType } from '@msgpack
 import { MAX_JSON_DEPTH, validateClientFrame, type DecodeResult } from './codec.js';
 import { scanMsgpack, type MsgpackScan } from './msgpack-scan.js';
 import { ErrorCode } from './errors.js';
-import { SUBPROTOCOL, type ClientFrame, type Publication, type ServerFrame } from './frames.js';
+import { SUBPROTOCOL, type ClientFrame, type ConnectFrame, type Publication, type ServerFrame } from './frames.js';
 
 /** The subprotocol of the binary codec, offered by a client before (or instead of) `switchboard.v1`. */
 export const MSGPACK_SUBPROTOCOL = 'switchboard.v1.msgpack';
@@ -204,6 +204,6 @@ export function encodeMessageBinary(pub: Publication): Uint8Array {
 }
 
 /** A client frame as MessagePack (the SDK's side). Throws for what cannot be encoded (a cycle, over 100 levels, a function). */
-export function encodeClientFrameBinary(frame: ClientFrame): Uint8Array {
+export function encodeClientFrameBinary(frame: ClientFrame | ConnectFrame): Uint8Array {
   return encoder.encode(frame);
 }

@@ -152,7 +152,11 @@ export async function startNode(partial: NodeOptionsInput = {}, deps: NodeDeps =
     await broker.close();
     throw err;
   }
-  const verifier = new TokenVerifier({ secret: options.secret, publicKey: options.publicKey });
+  const verifier = new TokenVerifier({
+    secret: options.secret,
+    publicKey: options.publicKey,
+    policy: { audience: options.jwtAudience, issuer: options.jwtIssuer, maxLifetime: options.jwtMaxLifetime, clockSkew: options.jwtClockSkew },
+  });
   const hooks = new HookClient(
     { secret: options.hookSecret ?? options.webhookSecret, timeoutMs: options.hookTimeout, maxInFlight: options.hookMaxInFlight },
     metrics,

@@ -3,6 +3,7 @@
  * (flags, `SWITCHBOARD_*` environment variables, `--config` JSON file) builds
  * a `NodeOptions`; tests build one directly.
  */
+import { DEFAULT_TOKEN_POLICY } from './auth/token.js';
 
 /** Per-namespace channel options (the `namespaces` object of the config file). */
 export interface NamespaceOptions {
@@ -12,8 +13,13 @@ export interface NamespaceOptions {
   historyTtl: number;
   /** Whether the channel's subscribers are tracked for `/api/presence/:channel`. */
   presence: boolean;
-  /** Whether clients may publish to channels of this namespace (the server API always may). */
-  publish: boolean;
+  /**
+   * Whether clients may `publish` to channels of this namespace (`send` to a
+   * user: of `user`); the server API always may. Absent: only under
+   * `--insecure`, or when the namespace asks the publish hook (the backend
+   * decides); otherwise refused (SPEC "Running it").
+   */
+  publish?: boolean;
   /** Whether subscribing needs a matching pattern in the token's `channels` claim. */
   private: boolean;
   /** Whether each client subscribe asks the backend's subscribe hook (SPEC "Backend hooks and events"); absent: no. */
@@ -82,6 +88,14 @@ export interface NodeOptions {
   secret?: string;
   /** PEM text (not the path) of the RS256/ES256 public key. */
   publicKey?: string;
+  /** The `aud` every token must name; none: not checked. */
+  jwtAudience?: string;
+  /** The `iss` every token must carry; none: not checked. */
+  jwtIssuer?: string;
+  /** Longest token lifetime accepted, seconds: `exp − iat`, or `exp − now` without `iat`. */
+  jwtMaxLifetime: number;
+  /** Seconds of clock difference tolerated for a token's `exp`, `nbf` and `iat`. */
+  jwtClockSkew: number;
   apiKeys: string[];
   /** Development only: accept `?user=<id>` without a token, and the server API without a key. */
   insecure: boolean;
@@ -178,7 +192,6 @@ export const DEFAULT_NAMESPACE: Readonly<NamespaceOptions> = {
   historySize: 100,
   historyTtl: 300,
   presence: true,
-  publish: true,
   private: false,
 };
 
@@ -187,7 +200,6 @@ export const DEFAULT_PERSONAL_NAMESPACE: Readonly<NamespaceOptions> = {
   historySize: 1000,
   historyTtl: 24 * 3600,
   presence: true,
-  publish: true,
   private: false,
 };
 
@@ -226,6 +238,8 @@ export function withDefaults(partial: NodeOptionsInput = {}): NodeOptions {
     hashringRedirect: false,
     hashringVnodes: 160,
     apiKeys: [],
+    jwtMaxLifetime: DEFAULT_TOKEN_POLICY.maxLifetime,
+    jwtClockSkew: DEFAULT_TOKEN_POLICY.clockSkew,
     insecure: false,
     drainTimeout: 30,
     idempotencyWindow: 600,

@@ -192,6 +192,8 @@ describe('client SDK against a real node', () => {
       new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject(sub).setExpirationTime('1h').sign(new TextEncoder().encode(secret));
     let calls = 0;
     const erin = client(n, undefined, {
+      // The query, where a bad token is a 401 before the upgrade (retried); in a first frame it would close with 4001.
+      tokenIn: 'query',
       minReconnectDelay: 5,
       maxReconnectDelay: 20,
       getToken: async () => (++calls <= 3 ? 'not-a-valid-token' : sign('erin')),
@@ -201,6 +203,22 @@ describe('client SDK against a real node', () => {
     expect(calls).toBe(4);
     expect(erin.drops.map((d) => d.code)).toEqual([1006, 1006, 1006]);
     expect(erin.connects[0]).toMatchObject({ user: 'erin', channel: 'user:erin' });
+  });
+
+  it('sends its token in the first frame by default: connected, and a refused one closes with 4001 and stays down', async () => {
+    const secret = 'client-sdk-test-secret-0123456789';
+    const n = await node({ insecure: false, secret });
+    const sign = (sub: string) =>
+      new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject(sub).setExpirationTime('1h').sign(new TextEncoder().encode(secret));
+    const gil = client(n, undefined, { getToken: () => sign('gil') });
+    gil.c.connect();
+    await connected(gil.c);
+    expect(gil.connects[0]).toMatchObject({ user: 'gil', channel: 'user:gil' });
+    const bad = client(n, undefined, { token: 'not-a-valid-token' });
+    bad.c.connect();
+    await vi.waitUntil(() => bad.drops.length > 0, { timeout: 5_000, interval: 10 });
+    expect(bad.drops[0]).toMatchObject({ code: 4001, reconnect: false });
+    expect(bad.c.state).toBe('disconnected');
   });
 
   it('answers server pings, so a quiet connection stays up', async () => {

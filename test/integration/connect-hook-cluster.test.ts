@@ -99,7 +99,7 @@ async function stopBackend(): Promise<void> {
 function hookArgs(refresh: boolean): string[] {
   const args = ['--broker', redis.url, '--secret', JWT_SECRET, '--connect-hook', `http://127.0.0.1:${port}/connect`, '--hook-timeout', String(TIMEOUT_MS)];
   if (refresh) args.push('--refresh-hook', `http://127.0.0.1:${port}/refresh`);
-  return [...args, '--config', writeConfig({ namespaces: { vip: { private: true } } })];
+  return [...args, '--config', writeConfig({ namespaces: { vip: { private: true, publish: true }, room: { publish: true } } })];
 }
 
 async function connect(node: NodeProcess, headers: Record<string, string>, query = ''): Promise<RawClient> {

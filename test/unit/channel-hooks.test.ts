@@ -51,6 +51,7 @@ async function setup(opts: NodeOptionsInput = {}) {
   const options = withDefaults({
     nodeId: 'n1',
     logLevel: 'silent',
+    defaultNamespace: { publish: true },
     namespaces: { guarded: { historySize: 10, historyTtl: 60, presence: false, publish: true, private: false, subscribeHook: true, publishHook: true } },
     ...opts,
   });

@@ -58,7 +58,7 @@ describe('client connection', () => {
   });
 
   it('connects with the subprotocol, token and params, and is connected only after welcome', async () => {
-    const { s, client, states } = await setup({ token: 'T0K' });
+    const { s, client, states } = await setup({ token: 'T0K', tokenIn: 'query' });
     const connected = new Promise((r) => client.once('connected', r));
     expect(client.state).toBe('disconnected');
     client.connect();
@@ -121,7 +121,7 @@ describe('client connection', () => {
 
   it('calls getToken before every connect and prefers it to token', async () => {
     let n = 0;
-    const { s, client } = await setup({ token: 'fixed', getToken: async () => `fresh-${++n}` });
+    const { s, client } = await setup({ token: 'fixed', getToken: async () => `fresh-${++n}`, tokenIn: 'query' });
     client.connect();
     const c0 = await s.connection(0);
     expect(c0.url.searchParams.get('token')).toBe('fresh-1');
@@ -132,6 +132,32 @@ describe('client connection', () => {
     expect(c1.url.searchParams.get('token')).toBe('fresh-2');
   });
 
+  it('by default sends the token in a first connect frame, never in the URL, a fresh one from getToken each time', async () => {
+    let n = 0;
+    const { s, client } = await setup({ getToken: async () => `fresh-${++n}` });
+    client.connect();
+    const c0 = await s.connection(0);
+    expect(c0.url.searchParams.has('token')).toBe(false);
+    expect(c0.url.search).not.toContain('fresh');
+    expect(await c0.next()).toEqual({ type: 'connect', token: 'fresh-1' });
+    c0.welcome();
+    await vi.waitUntil(() => client.state === 'connected', { timeout: 2_000, interval: 5 });
+    c0.kill();
+    const c1 = await s.connection(1);
+    expect(c1.url.searchParams.has('token')).toBe(false);
+    expect(await c1.next()).toEqual({ type: 'connect', token: 'fresh-2' });
+    expect(() => new SwitchboardClient({ url: s.url, WebSocket, tokenIn: 'header' as 'query' })).toThrow(/tokenIn/);
+  });
+
+  it('sends no connect frame without a token', async () => {
+    const { s, client } = await setup();
+    client.connect();
+    const c0 = await s.connection(0);
+    c0.welcome();
+    await vi.waitUntil(() => client.state === 'connected', { timeout: 2_000, interval: 5 });
+    expect(c0.frames.filter((f) => f.type === 'connect')).toEqual([]);
+  });
+
   it('retries with backoff when getToken rejects, reporting the error', async () => {
     let calls = 0;
     const errors: string[] = [];
@@ -140,6 +166,7 @@ describe('client connection', () => {
         if (++calls < 3) throw new Error('auth service down');
         return 'ok';
       },
+      tokenIn: 'query',
     });
     client.on('error', (e) => errors.push(e.error.code));
     client.connect();

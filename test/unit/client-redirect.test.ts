@@ -57,7 +57,7 @@ describe('client redirect (4102 with url)', () => {
     const s1 = await server();
     const s2 = await server();
     let random = 0.999; // any backoff would wait ~1 s
-    const { c, drops, messages } = client({ url: s1.url, token: 'T0K', minReconnectDelay: 1000, maxReconnectDelay: 2000, random: () => random });
+    const { c, drops, messages } = client({ url: s1.url, token: 'T0K', tokenIn: 'query', minReconnectDelay: 1000, maxReconnectDelay: 2000, random: () => random });
     c.connect();
     c.subscribe('room');
     const c0 = await s1.connection(0);

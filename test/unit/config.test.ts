@@ -246,7 +246,7 @@ describe('every setting, from each source', () => {
   it('the settings table covers every NodeOptions field and limit', () => {
     const o = options(['--insecure']);
     const fields = [...Object.keys(o).filter((k) => !['limits', 'defaultNamespace', 'namespaces'].includes(k)), ...Object.keys(o.limits)];
-    expect([...SETTING_KEYS].sort()).toEqual([...fields, 'secret', 'publicKey', 'advertiseUrl', 'webhook', 'webhookSecret', 'rpcHook', 'connectHook', 'refreshHook', 'subscribeHook', 'publishHook', 'hookSecret', 'clusterSecrets', 'tlsCert', 'tlsKey'].sort());
+    expect([...SETTING_KEYS].sort()).toEqual([...fields, 'secret', 'publicKey', 'advertiseUrl', 'webhook', 'webhookSecret', 'rpcHook', 'connectHook', 'refreshHook', 'subscribeHook', 'publishHook', 'hookSecret', 'clusterSecrets', 'tlsCert', 'tlsKey', 'jwtAudience', 'jwtIssuer'].sort());
   });
 });
 

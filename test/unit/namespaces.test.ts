@@ -5,7 +5,7 @@ import { withDefaults } from '../../src/server/options.js';
 describe('Namespaces', () => {
   const ns = new Namespaces(
     withDefaults({
-      defaultNamespace: { historySize: 7 },
+      defaultNamespace: { historySize: 7, publish: true },
       namespaces: { chat: { historySize: 0, historyTtl: 0, presence: false, publish: false, private: true } },
     }),
   );

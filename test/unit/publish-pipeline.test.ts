@@ -118,7 +118,7 @@ describe('publish and send frames', () => {
 
   it('are at the broker together from one connection, and a channel still gets its messages in the order sent', async () => {
     const broker = new HeldBroker();
-    const options = withDefaults({ nodeId: 'n1', logLevel: 'silent' });
+    const options = withDefaults({ nodeId: 'n1', logLevel: 'silent', insecure: true });
     const metrics = new Metrics({ node: 'n1' });
     gateway = new Gateway('n1', options, broker, new InterestRouting(), metrics, pino({ level: 'silent' }));
     await gateway.start();
@@ -155,7 +155,7 @@ describe('back-pressure on a busy publisher', () => {
 
   it('stops reading the client at 128 publishes in flight and reads again at 64, refusing nothing', async () => {
     const broker = new HeldBroker();
-    const options = withDefaults({ nodeId: 'n1', logLevel: 'silent', limits: { maxMessagesPerSecond: 100_000 } });
+    const options = withDefaults({ nodeId: 'n1', logLevel: 'silent', insecure: true, limits: { maxMessagesPerSecond: 100_000 } });
     const metrics = new Metrics({ node: 'n1' });
     gateway = new Gateway('n1', options, broker, new InterestRouting(), metrics, pino({ level: 'silent' }));
     await gateway.start();

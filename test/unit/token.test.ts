@@ -10,7 +10,8 @@ const b64url = (v: unknown): string => Buffer.from(typeof v === 'string' ? v : J
 
 async function hs256(payload: JWTPayload, secret: string | Uint8Array = SECRET): Promise<string> {
   const key = typeof secret === 'string' ? enc.encode(secret) : secret;
-  return new SignJWT(payload).setProtectedHeader({ alg: 'HS256', typ: 'JWT' }).sign(key);
+  // `exp` is required (SPEC): tokens of tests about other claims get one.
+  return new SignJWT({ exp: nowSec() + 600, ...payload }).setProtectedHeader({ alg: 'HS256', typ: 'JWT' }).sign(key);
 }
 
 async function expectRefused(v: TokenVerifier, token: string, msg?: RegExp): Promise<TokenError> {
@@ -43,11 +44,12 @@ describe('TokenVerifier: HS256', () => {
     expect(id).toEqual({ user: 'alice', channels: ['chat:*', 'team:42'], exp });
   });
 
-  it('a token without exp or channels gives empty channels and no exp', async () => {
+  it('a token without channels gives empty channels; one without exp is refused (SPEC: exp required)', async () => {
     const v = new TokenVerifier({ secret: SECRET });
-    const id = await v.verify(await hs256({ sub: 'bob' }));
-    expect(id).toEqual({ user: 'bob', channels: [] });
-    expect('exp' in id).toBe(false);
+    const exp = nowSec() + 600;
+    expect(await v.verify(await hs256({ sub: 'bob', exp }))).toEqual({ user: 'bob', channels: [], exp });
+    const noExp = await new SignJWT({ sub: 'bob' }).setProtectedHeader({ alg: 'HS256' }).sign(enc.encode(SECRET));
+    await expectRefused(v, noExp, /"exp".*required/);
   });
 
   it('accepts an empty channels array', async () => {
@@ -106,7 +108,7 @@ describe('TokenVerifier: HS256', () => {
       await expectRefused(v, await hs256({ sub }), /sub/);
     }
     // a non-string sub is refused (by jose's claim check or ours)
-    const t = await new SignJWT({ sub: 42 } as unknown as JWTPayload).setProtectedHeader({ alg: 'HS256' }).sign(enc.encode(SECRET));
+    const t = await new SignJWT({ sub: 42 } as unknown as JWTPayload).setProtectedHeader({ alg: 'HS256' }).setExpirationTime('10m').sign(enc.encode(SECRET));
     await expectRefused(v, t);
   });
 
@@ -119,7 +121,7 @@ describe('TokenVerifier: HS256', () => {
 
   it('refuses an RS256 token when only a secret is configured', async () => {
     const v = new TokenVerifier({ secret: SECRET });
-    const t = await new SignJWT({ sub: 'alice' }).setProtectedHeader({ alg: 'RS256' }).sign(rsa.privateKey);
+    const t = await new SignJWT({ sub: 'alice' }).setProtectedHeader({ alg: 'RS256' }).setExpirationTime('10m').sign(rsa.privateKey);
     await expectRefused(v, t, /algorithm/);
   });
 });
@@ -140,26 +142,26 @@ describe('TokenVerifier: public keys', () => {
 
   it('accepts ES256 with a P-256 public key', async () => {
     const v = new TokenVerifier({ publicKey: ec.pem });
-    const t = await new SignJWT({ sub: 'dave', channels: ['x'] }).setProtectedHeader({ alg: 'ES256' }).sign(ec.privateKey);
-    expect(await v.verify(t)).toEqual({ user: 'dave', channels: ['x'] });
+    const t = await new SignJWT({ sub: 'dave', channels: ['x'] }).setProtectedHeader({ alg: 'ES256' }).setExpirationTime('10m').sign(ec.privateKey);
+    expect(await v.verify(t)).toEqual({ user: 'dave', channels: ['x'], exp: expect.any(Number) });
   });
 
   it('refuses an RS256 token signed by another key', async () => {
     const other = await generateKeyPair('RS256', { extractable: true });
     const v = new TokenVerifier({ publicKey: rsa.pem });
-    const t = await new SignJWT({ sub: 'carol' }).setProtectedHeader({ alg: 'RS256' }).sign(other.privateKey);
+    const t = await new SignJWT({ sub: 'carol' }).setProtectedHeader({ alg: 'RS256' }).setExpirationTime('10m').sign(other.privateKey);
     await expectRefused(v, t, /signature/);
   });
 
   it('refuses an expired RS256 token', async () => {
     const v = new TokenVerifier({ publicKey: rsa.pem });
-    const t = await new SignJWT({ sub: 'carol', exp: nowSec() - 10 }).setProtectedHeader({ alg: 'RS256' }).sign(rsa.privateKey);
+    const t = await new SignJWT({ sub: 'carol', exp: nowSec() - 120 }).setProtectedHeader({ alg: 'RS256' }).sign(rsa.privateKey);
     await expectRefused(v, t, /expired/);
   });
 
   it('refuses a tampered RS256 token', async () => {
     const v = new TokenVerifier({ publicKey: rsa.pem });
-    const [h, , s] = (await new SignJWT({ sub: 'carol' }).setProtectedHeader({ alg: 'RS256' }).sign(rsa.privateKey)).split('.');
+    const [h, , s] = (await new SignJWT({ sub: 'carol' }).setProtectedHeader({ alg: 'RS256' }).setExpirationTime('10m').sign(rsa.privateKey)).split('.');
     await expectRefused(v, `${h}.${b64url({ sub: 'root' })}.${s}`, /signature/);
   });
 
@@ -173,15 +175,15 @@ describe('TokenVerifier: public keys', () => {
   });
 
   it('refuses an ES256 token when only an RSA key is configured, and vice versa', async () => {
-    const tEs = await new SignJWT({ sub: 'x' }).setProtectedHeader({ alg: 'ES256' }).sign(ec.privateKey);
+    const tEs = await new SignJWT({ sub: 'x' }).setProtectedHeader({ alg: 'ES256' }).setExpirationTime('10m').sign(ec.privateKey);
     await expectRefused(new TokenVerifier({ publicKey: rsa.pem }), tEs, /algorithm/);
-    const tRs = await new SignJWT({ sub: 'x' }).setProtectedHeader({ alg: 'RS256' }).sign(rsa.privateKey);
+    const tRs = await new SignJWT({ sub: 'x' }).setProtectedHeader({ alg: 'RS256' }).setExpirationTime('10m').sign(rsa.privateKey);
     await expectRefused(new TokenVerifier({ publicKey: ec.pem }), tRs, /algorithm/);
   });
 
   it('refuses an RS256 token relabelled as PS256 or RS512', async () => {
     const v = new TokenVerifier({ publicKey: rsa.pem });
-    const [, p, s] = (await new SignJWT({ sub: 'x' }).setProtectedHeader({ alg: 'RS256' }).sign(rsa.privateKey)).split('.');
+    const [, p, s] = (await new SignJWT({ sub: 'x' }).setProtectedHeader({ alg: 'RS256' }).setExpirationTime('10m').sign(rsa.privateKey)).split('.');
     await expectRefused(v, `${b64url({ alg: 'PS256' })}.${p}.${s}`, /algorithm/);
     await expectRefused(v, `${b64url({ alg: 'RS512' })}.${p}.${s}`, /algorithm/);
   });
@@ -189,7 +191,7 @@ describe('TokenVerifier: public keys', () => {
   it('with both a secret and a public key, accepts each algorithm with its own key only', async () => {
     const v = new TokenVerifier({ secret: SECRET, publicKey: rsa.pem });
     expect((await v.verify(await hs256({ sub: 'h' }))).user).toBe('h');
-    const t = await new SignJWT({ sub: 'r' }).setProtectedHeader({ alg: 'RS256' }).sign(rsa.privateKey);
+    const t = await new SignJWT({ sub: 'r' }).setProtectedHeader({ alg: 'RS256' }).setExpirationTime('10m').sign(rsa.privateKey);
     expect((await v.verify(t)).user).toBe('r');
     // HS256 signed with the public key text must not verify against the secret
     await expectRefused(v, await hs256({ sub: 'mallory' }, enc.encode(rsa.pem)), /signature/);
@@ -221,5 +223,39 @@ describe('TokenVerifier: unconfigured', () => {
       expect(v.configured).toBe(false);
       await expectRefused(v, await hs256({ sub: 'alice' }), /not accepted|--secret/);
     }
+  });
+});
+
+describe('TokenVerifier: policy (--jwt-*)', () => {
+  const now = nowSec;
+
+  it('checks aud and iss when set, and only then', async () => {
+    const v = new TokenVerifier({ secret: SECRET, policy: { audience: 'switchboard', issuer: 'https://auth.example' } });
+    const good = await hs256({ sub: 'a', aud: 'switchboard', iss: 'https://auth.example' });
+    expect((await v.verify(good)).user).toBe('a');
+    await expectRefused(v, await hs256({ sub: 'a', aud: 'other', iss: 'https://auth.example' }), /"aud"/);
+    await expectRefused(v, await hs256({ sub: 'a', iss: 'https://auth.example' }), /"aud"/);
+    await expectRefused(v, await hs256({ sub: 'a', aud: 'switchboard', iss: 'https://evil.example' }), /"iss"/);
+    await expectRefused(v, await hs256({ sub: 'a', aud: 'switchboard' }), /"iss"/);
+    expect((await new TokenVerifier({ secret: SECRET }).verify(await hs256({ sub: 'a', aud: 'x', iss: 'y' }))).user).toBe('a');
+  });
+
+  it('refuses a lifetime over maxLifetime: exp − iat, or exp − now without iat (default 24 h)', async () => {
+    const v = new TokenVerifier({ secret: SECRET });
+    await expectRefused(v, await hs256({ sub: 'a', exp: now() + 25 * 3600 }), /longer/);
+    await expectRefused(v, await hs256({ sub: 'a', iat: now() - 3600, exp: now() + 24 * 3600 }), /longer/);
+    expect((await v.verify(await hs256({ sub: 'a', iat: now(), exp: now() + 23 * 3600 }))).user).toBe('a');
+    const short = new TokenVerifier({ secret: SECRET, policy: { maxLifetime: 60 } });
+    await expectRefused(short, await hs256({ sub: 'a', iat: now(), exp: now() + 120 }), /longer.*60 s/);
+    expect((await short.verify(await hs256({ sub: 'a', iat: now(), exp: now() + 50 }))).user).toBe('a');
+  });
+
+  it('refuses an iat in the future beyond the clock skew, and tolerates the skew for exp, nbf and iat', async () => {
+    const v = new TokenVerifier({ secret: SECRET, policy: { clockSkew: 30 } });
+    await expectRefused(v, await hs256({ sub: 'a', iat: now() + 120, exp: now() + 600 }), /iat.*future/);
+    expect((await v.verify(await hs256({ sub: 'a', iat: now() + 10, exp: now() + 600 }))).user).toBe('a');
+    expect((await v.verify(await hs256({ sub: 'a', exp: now() - 10 }))).user).toBe('a');
+    expect((await v.verify(await hs256({ sub: 'a', nbf: now() + 10 }))).user).toBe('a');
+    await expectRefused(new TokenVerifier({ secret: SECRET, policy: { clockSkew: 0 } }), await hs256({ sub: 'a', exp: now() - 10 }), /expired/);
   });
 });

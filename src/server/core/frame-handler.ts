@@ -10,6 +10,7 @@ import {
   matchesPattern,
   personalChannel,
   personalChannelUser,
+  PERSONAL_NAMESPACE,
   SwitchboardError,
   toErrorBody,
   type ClientFrame,
@@ -280,7 +281,8 @@ export class FrameHandler {
   private checkPublish(session: Session, channel: string): void {
     const policy = this.gateway.namespaces.of(channel);
     if (!policy.publish) {
-      throw new SwitchboardError(ErrorCode.Forbidden, `clients may not publish to namespace "${policy.namespace}"`);
+      const what = policy.namespace === PERSONAL_NAMESPACE ? 'send to users' : `publish to namespace "${policy.namespace}"`;
+      throw new SwitchboardError(ErrorCode.Forbidden, `clients may not ${what} (the namespace's "publish" option allows it)`);
     }
     this.checkPrivate(session, channel);
   }

@@ -5,6 +5,8 @@ import type { NamespaceOptions, NodeOptions } from '../options.js';
 
 export interface ChannelPolicy extends NamespaceOptions {
   namespace: string;
+  /** Whether clients may publish here: the namespace's `publish`, or when it says nothing, `clientPublishDefault`. */
+  publish: boolean;
   /** The broker history policy, or null when the namespace keeps no history. */
   history: HistoryPolicy | null;
 }
@@ -12,7 +14,7 @@ export interface ChannelPolicy extends NamespaceOptions {
 export class Namespaces {
   private readonly cache = new Map<string, ChannelPolicy>();
 
-  constructor(private readonly options: Pick<NodeOptions, 'namespaces' | 'defaultNamespace'>) {}
+  constructor(private readonly options: Pick<NodeOptions, 'namespaces' | 'defaultNamespace'> & Partial<Pick<NodeOptions, 'insecure'>>) {}
 
   of(channel: string): ChannelPolicy {
     const name = namespaceOf(channel);
@@ -26,6 +28,7 @@ export class Namespaces {
       policy = {
         ...ns,
         namespace: name,
+        publish: ns.publish ?? clientPublishDefault(ns, this.options.insecure === true),
         history: ns.historySize > 0 ? { size: ns.historySize, ttlMs: ns.historyTtl * 1000 } : null,
       };
       if (configured || this.cache.size < 1000) this.cache.set(name, policy);
@@ -37,4 +40,14 @@ export class Namespaces {
   joinLeave(channel: string): boolean {
     return this.of(channel).joinLeave === true && personalChannelUser(channel) === undefined;
   }
+}
+
+/**
+ * Whether clients may publish to a namespace that does not say: under
+ * `--insecure` (the demo page and the quick start publish and send), or
+ * where the publish hook is asked (the backend decides each one); otherwise
+ * not (SPEC "Running it": outside `--insecure` only where a namespace allows it).
+ */
+export function clientPublishDefault(ns: Pick<NamespaceOptions, 'publishHook'>, insecure: boolean): boolean {
+  return insecure || ns.publishHook === true;
 }

@@ -11,8 +11,9 @@
  * reads until its `welcome`.
  */
 import type { IncomingMessage } from 'node:http';
+import type { WebSocket } from 'ws';
 import type { Logger } from 'pino';
-import { ErrorCode, isValidUserId, SwitchboardError } from '../../protocol/index.js';
+import { CloseCode, ErrorCode, isValidUserId, SwitchboardError } from '../../protocol/index.js';
 import { TokenError, type Identity, type TokenVerifier } from '../auth/token.js';
 import { Admission } from '../core/admission.js';
 import type { FrameHandler } from '../core/frame-handler.js';
@@ -23,6 +24,7 @@ import type { RefreshHook } from '../hooks/refresh.js';
 import type { Metrics } from '../metrics.js';
 import type { NodeOptions } from '../options.js';
 import { clientIp } from './client-ip.js';
+import { awaitConnectFrame, type FirstFrameOutcome } from './first-frame.js';
 
 export interface DoorContext {
   options: NodeOptions;
@@ -86,9 +88,12 @@ export class Refusal extends Error {
   }
 }
 
+/** `identify`'s answer for a WebSocket upgrade whose token is to come in its first frame (first-frame.ts). */
+export const IN_FIRST_FRAME = Symbol('in first frame');
+
 /** A client let in: who it is, what its endpoint parsed from the request, and the call that ends its handshake. */
-export interface Entry<T> {
-  identity: Identity;
+export interface Entry<T, I = Identity> {
+  identity: I;
   request: T;
   /** Call when the handshake is over (the session's first frame, or a failure); later calls do nothing. */
   done: () => void;
@@ -118,9 +123,13 @@ export class Door {
    * Let a client in, or throw a `Refusal`: the limits, then `parse` (the
    * endpoint's own reading of the request, refused before it spends
    * admission), then admission and the client's identity. `done` of the
-   * entry must be called when the handshake ends.
+   * entry must be called when the handshake ends. With `firstFrame` (a
+   * WebSocket), a client that names nobody on a node that takes tokens is
+   * let in as `IN_FIRST_FRAME`: its token comes in its first frame.
    */
-  async enter<T>(req: IncomingMessage, url: URL, parse: (url: URL) => T): Promise<Entry<T>> {
+  async enter<T>(req: IncomingMessage, url: URL, parse: (url: URL) => T): Promise<Entry<T>>;
+  async enter<T>(req: IncomingMessage, url: URL, parse: (url: URL) => T, firstFrame: true): Promise<Entry<T, Identity | typeof IN_FIRST_FRAME>>;
+  async enter<T>(req: IncomingMessage, url: URL, parse: (url: URL) => T, firstFrame = false): Promise<Entry<T, Identity | typeof IN_FIRST_FRAME>> {
     if (this.ctx.draining()) {
       // No Retry-After: this node is going away, the client should go elsewhere.
       throw new Refusal(503, ErrorCode.Unavailable, 'draining', 'node is draining: connect to another node');
@@ -163,7 +172,7 @@ export class Door {
     };
     this.pending++;
     try {
-      return { identity: await this.identify(req, url), request, done };
+      return { identity: await this.identify(req, url, firstFrame), request, done };
     } catch (err) {
       done();
       throw err;
@@ -184,9 +193,10 @@ export class Door {
    * Who the client is: a valid token's identity; else the connect hook's
    * answer, when there is one (an invalid token too goes to the hook, which
    * gets the `authorization` header and the query: a backend may take its
-   * own opaque tokens there); else `?user=` under `--insecure`.
+   * own opaque tokens there); else `?user=` under `--insecure`; else, with
+   * `firstFrame` on a node that takes tokens, the token in the first frame.
    */
-  private async identify(req: IncomingMessage, url: URL): Promise<Identity> {
+  private async identify(req: IncomingMessage, url: URL, firstFrame: boolean): Promise<Identity | typeof IN_FIRST_FRAME> {
     const header = req.headers.authorization;
     const token = url.searchParams.get('token') ?? (header?.startsWith('Bearer ') ? header.slice(7) : undefined);
     let refused: string | undefined;
@@ -206,7 +216,38 @@ export class Door {
       }
       return { user, channels: [] };
     }
+    if (url.searchParams.has('user')) {
+      throw new Refusal(401, ErrorCode.Unauthorized, 'unauthorized', '?user= is accepted under --insecure only: pass a token');
+    }
+    if (!this.ctx.verifier.configured) throw new Refusal(401, ErrorCode.Unauthorized, 'unauthorized', 'this node accepts no tokens');
+    if (firstFrame) return IN_FIRST_FRAME;
     throw new Refusal(401, ErrorCode.Unauthorized, 'unauthorized', 'missing token: pass ?token=<JWT> or "Authorization: Bearer <JWT>"');
+  }
+
+  /**
+   * What a WebSocket let in as `IN_FIRST_FRAME` names in its first frame
+   * (first-frame.ts), counted meanwhile as a connection being opened;
+   * undefined when it was refused (closed with 4001, counted) or went away,
+   * or when the node began draining meanwhile (closed with 4100, as a new
+   * upgrade would be refused).
+   */
+  async firstFrame(ws: WebSocket): Promise<FirstFrameOutcome | undefined> {
+    this.pending++;
+    let outcome: FirstFrameOutcome | undefined;
+    try {
+      outcome = await awaitConnectFrame(ws, (token) => this.ctx.verifier.verify(token));
+    } finally {
+      this.pending--;
+    }
+    if (!outcome || ws.readyState !== ws.OPEN) {
+      this.ctx.metrics.rejected.inc({ reason: 'unauthorized' });
+      return undefined;
+    }
+    if (this.ctx.draining()) {
+      ws.close(CloseCode.Draining, 'node is draining: connect to another node');
+      return undefined;
+    }
+    return outcome;
   }
 
   /** The connect hook's identity; its 401 or 403 refuse with that status, any failure of the hook with 503. */

@@ -10,7 +10,7 @@ import { ErrorCode, type StreamPosition } from '../../protocol/index.js';
 import { selectSubprotocol } from '../../protocol/msgpack.js';
 import type { Identity } from '../auth/token.js';
 import type { Session } from '../core/session.js';
-import { type Door, type EndpointContext, parseDevice, Refusal, requestUrl, sessionIdentity } from './admit.js';
+import { type Door, type EndpointContext, IN_FIRST_FRAME, parseDevice, Refusal, requestUrl, sessionIdentity } from './admit.js';
 import { refuseUpgrade } from './respond.js';
 import { CorkBatch } from './ws-out.js';
 import { SessionSocket, type SocketOwner, WsTransport } from './ws-transport.js';
@@ -31,6 +31,12 @@ export const DEFLATE: PerMessageDeflateOptions = {
   serverMaxWindowBits: 10,
   zlibDeflateOptions: { memLevel: 6 },
 };
+
+/** Where the personal channel resumes (`?since=&epoch=`, `?device=`). */
+interface Resume {
+  since: StreamPosition | undefined;
+  device: string;
+}
 
 export class Upgrader implements SocketOwner {
   readonly wss: WebSocketServer;
@@ -69,15 +75,29 @@ export class Upgrader implements SocketOwner {
     const url = requestUrl(req.url);
     if (!url) throw new Refusal(400, ErrorCode.BadRequest, 'bad_request', 'malformed request target');
     if (url.pathname !== '/ws') throw new Refusal(404, ErrorCode.NotFound, 'not_found', 'WebSocket endpoint is /ws');
-    const { identity, request, done } = await this.door.enter(req, url, (u) => ({ since: parseSince(u), device: parseDevice(u) }));
+    const { identity, request, done } = await this.door.enter(req, url, (u) => ({ since: parseSince(u), device: parseDevice(u) }), true);
     if (socket.destroyed) return done();
     this.wss.handleUpgrade(req, socket, head, (ws) => {
       // ws watches the socket from here on, and the transport ends the
       // handshake: listeners left on the socket would only hold memory for
       // the whole life of the connection.
       socket.off('error', destroyOnError);
-      this.attach(ws as SessionSocket, socket, identity, request, done);
+      if (identity !== IN_FIRST_FRAME) return void this.attach(ws as SessionSocket, socket, identity, request, done);
+      void this.attachOnConnectFrame(ws as SessionSocket, socket, request, done);
     });
+  }
+
+  /**
+   * An upgrade that named nobody: the session opens once the first frame's
+   * token is checked (see first-frame.ts), and gets the frames that followed
+   * it. Until then the socket counts as a connection being opened, and the
+   * handshake as one in flight.
+   */
+  private async attachOnConnectFrame(ws: SessionSocket, socket: Duplex, resume: Resume, handshakeDone: () => void): Promise<void> {
+    const outcome = await this.door.firstFrame(ws);
+    if (!outcome) return handshakeDone();
+    const session = this.attach(ws, socket, outcome.identity, resume, handshakeDone);
+    for (const frame of outcome.early) this.receive(session, frame.data, frame.isBinary);
   }
 
   /**
@@ -86,13 +106,7 @@ export class Upgrader implements SocketOwner {
    * at the session's first frame or close: its welcome, or the disconnect
    * in its place.
    */
-  private attach(
-    ws: SessionSocket,
-    socket: Duplex,
-    identity: Identity,
-    resume: { since: StreamPosition | undefined; device: string },
-    handshakeDone: () => void,
-  ): void {
+  private attach(ws: SessionSocket, socket: Duplex, identity: Identity, resume: Resume, handshakeDone: () => void): Session {
     const transport = new WsTransport(ws, socket, this.batch, this, handshakeDone);
     const session = this.ctx.gateway.open({
       ...sessionIdentity(identity),
@@ -103,6 +117,7 @@ export class Upgrader implements SocketOwner {
     });
     ws.bind(session, transport);
     if (identity.meta !== undefined) this.ctx.refreshHook?.schedule(session, Date.now());
+    return session;
   }
 
   /** A frame from a client (`SocketOwner`). */
