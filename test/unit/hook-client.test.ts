@@ -82,7 +82,7 @@ describe('HookClient', () => {
     expect(verifyWebhook(seen[0]!.body, seen[0]!.signature, SECRET)).toBe(true);
     expect(verifyWebhook(seen[0]!.body, seen[0]!.signature, 'another-secret')).toBe(false);
     expect(await outcomes(metrics)).toEqual({ 'rpc:ok': 1 });
-    expect((await metrics.hookDuration.get()).values.find((v) => v.metricName?.endsWith('_count'))?.value).toBe(1);
+    expect((await metrics.hookDuration.get()).values.find((v) => v.metricName?.endsWith('_count') && v.labels.hook === 'rpc')?.value).toBe(1);
   });
 
   it('maps 4xx answers to their codes, other 4xx to bad_request, and passes the backend message on', async () => {
