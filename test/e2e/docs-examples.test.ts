@@ -133,6 +133,8 @@ const MISTAKES: Mistake[] = [
   { args: ['start', '--insecure', '--config', '@/etc/switchboard.json'], files: { 'etc/switchboard.json': '{"limits": {"maxFrameByte": 1}}' } },
   { args: ['start', '--insecure', '--config', '@/etc/switchboard.json'], files: { 'etc/switchboard.json': '{"port": "80"}' } },
   { args: ['start', '--insecure', '--config', '@/etc/switchboard.json'], files: { 'etc/switchboard.json': '{"namespaces": {"a b": {}}}' } },
+  { args: ['start', '--insecure', '--config', '@/etc/switchboard.json'], files: { 'etc/switchboard.json': '{"namespaces": {"chat": {"subscribeHook": true}}}' } },
+  { args: ['start', '--insecure', '--config', '@/etc/switchboard.json'], files: { 'etc/switchboard.json': '{"defaultNamespace": {"publishHook": true}}' } },
 ];
 
 const asRoot = process.getuid?.() === 0;
