@@ -164,7 +164,6 @@ describe('every setting, from each source', () => {
     nodeId: 'node-a',
     broker: 'memory',
     routing: 'interest',
-    secret: SECRET,
     apiKeys: ['k1', 'k2'],
     insecure: true,
     workers: 1,
@@ -189,7 +188,6 @@ describe('every setting, from each source', () => {
     ['--node-id', 'node-a'],
     ['--broker', 'memory'],
     ['--routing', 'interest'],
-    ['--secret', SECRET],
     ['--api-key', 'k1'],
     ['--api-key', 'k2'],
     ['--insecure'],
@@ -246,7 +244,7 @@ describe('every setting, from each source', () => {
   it('the settings table covers every NodeOptions field and limit', () => {
     const o = options(['--insecure']);
     const fields = [...Object.keys(o).filter((k) => !['limits', 'defaultNamespace', 'namespaces'].includes(k)), ...Object.keys(o.limits)];
-    expect([...SETTING_KEYS].sort()).toEqual([...fields, 'secret', 'publicKey', 'advertiseUrl', 'webhook', 'webhookSecret', 'rpcHook', 'connectHook', 'refreshHook', 'subscribeHook', 'publishHook', 'hookSecret'].sort());
+    expect([...SETTING_KEYS].sort()).toEqual([...fields, 'secret', 'publicKey', 'advertiseUrl', 'webhook', 'webhookSecret', 'rpcHook', 'connectHook', 'refreshHook', 'subscribeHook', 'publishHook', 'hookSecret', 'maxTcpConnections', 'metricsPort'].sort());
   });
 });
 
@@ -296,7 +294,7 @@ describe('flags', () => {
 describe('environment', () => {
   it('switches accept 1, true, 0, false in any case', () => {
     for (const [text, value] of [['1', true], ['true', true], ['TRUE', true], ['0', false], ['false', false], [' False ', false]] as const) {
-      const o = options(['--secret', SECRET], { env: { SWITCHBOARD_INSECURE: text, SWITCHBOARD_TRUST_PROXY: text } });
+      const o = options(['--connect-hook', 'https://backend.internal/connect', '--hook-secret', SECRET], { env: { SWITCHBOARD_INSECURE: text, SWITCHBOARD_TRUST_PROXY: text } });
       expect(o.insecure).toBe(value);
       expect(o.trustProxy).toBe(value);
     }
@@ -512,6 +510,13 @@ describe('authentication', () => {
     expect(options([], { env: { SWITCHBOARD_INSECURE: 'true' } }).insecure).toBe(true);
   });
 
+  it('--insecure with a token key is an error: it would let ?user= in without a token', () => {
+    expect(problem(['--insecure', '--secret', SECRET])).toBe(
+      '--insecure (from --insecure) cannot be combined with a token key (--secret): it would accept ?user=<id> without a token; drop one of them',
+    );
+    expect(problem([], { env: { SWITCHBOARD_INSECURE: '1', SWITCHBOARD_SECRET: SECRET } })).toMatch(/^--insecure \(from SWITCHBOARD_INSECURE\) cannot be combined with a token key \(SWITCHBOARD_SECRET\)/);
+  });
+
   it('a short secret is accepted with a warning that does not show it', () => {
     const { warnings, options: o } = load(['--secret', 'short']);
     expect(o.secret).toBe('short');
@@ -562,6 +567,10 @@ describe('public key', () => {
 
   it('counts as authentication', () => {
     expect(loadReal(['--public-key', 'rsa.pem']).insecure).toBe(false);
+  });
+
+  it('cannot be combined with --insecure', () => {
+    expect(problemReal(['--insecure', '--public-key', 'rsa.pem'])).toMatch(/^--insecure \(from --insecure\) cannot be combined with a token key \(--public-key\)/);
   });
 
   it('an unreadable file is an error naming the path', () => {

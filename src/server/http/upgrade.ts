@@ -26,6 +26,8 @@ import { IpConnectionLimiter } from '../core/rate.js';
 import type { Metrics } from '../metrics.js';
 import type { NodeOptions } from '../options.js';
 import { clientIp } from './client-ip.js';
+import { OriginPolicy } from './origin.js';
+import { isNormalPath } from './path.js';
 import { refuseUpgrade } from './respond.js';
 import { CorkBatch } from './ws-out.js';
 import { SessionSocket, type SocketOwner, WsTransport } from './ws-transport.js';
@@ -77,6 +79,7 @@ const RETRY_AFTER = { budget: 1, unavailable: 5 } as const;
  */
 type RefusalReason =
   | 'not_found'
+  | 'origin'
   | 'draining'
   | 'not_ready'
   | 'max_connections'
@@ -114,6 +117,8 @@ export class Upgrader implements SocketOwner {
   private warnedProxy = false;
   /** Corks the sockets written by fan-out in one tick and flushes them together. */
   private readonly batch = new CorkBatch();
+  /** Which browser pages may open a socket: the node's own origin and `--allowed-origins`. */
+  private readonly origins: OriginPolicy;
 
   constructor(private readonly ctx: UpgradeContext) {
     this.wss = new WebSocketServer({
@@ -125,6 +130,7 @@ export class Upgrader implements SocketOwner {
       WebSocket: SessionSocket,
       handleProtocols: (protocols) => selectSubprotocol(protocols, ctx.options.msgpack),
     });
+    this.origins = new OriginPolicy(ctx.options.allowedOrigins);
     this.ipLimiter = new IpConnectionLimiter(ctx.options.limits.maxConnectionsPerIpPerSecond);
     const { maxHandshakesPerSecond, maxHandshakesInFlight } = ctx.options.limits;
     this.admission = new Admission({ perSecond: maxHandshakesPerSecond, inFlight: maxHandshakesInFlight }, Date.now());
@@ -152,7 +158,11 @@ export class Upgrader implements SocketOwner {
   private async accept(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     const url = requestUrl(req.url);
     if (!url) throw new Refusal(400, ErrorCode.BadRequest, 'bad_request', 'malformed request target');
-    if (url.pathname !== '/ws') throw new Refusal(404, ErrorCode.NotFound, 'not_found', 'WebSocket endpoint is /ws');
+    if (url.pathname !== '/ws' || !isNormalPath(req.url, url)) throw new Refusal(404, ErrorCode.NotFound, 'not_found', 'WebSocket endpoint is /ws');
+    // Before anything that costs: a page of another site is refused whatever the node's state (origin.ts).
+    if (!this.origins.allows(req.headers.origin, req.headers.host)) {
+      throw new Refusal(403, ErrorCode.Forbidden, 'origin', 'this page\'s Origin may not connect: add it to --allowed-origins');
+    }
     if (this.ctx.draining()) {
       // No Retry-After: this node is going away, the client should go elsewhere.
       throw new Refusal(503, ErrorCode.Unavailable, 'draining', 'node is draining: connect to another node');
