@@ -21,6 +21,7 @@ import { requestUrl, Upgrader } from './http/upgrade.js';
 import { hardenServer } from './http/harden.js';
 import { servePage } from './http/pages.js';
 import { isNormalPath } from './http/path.js';
+import { nodeOrigins } from './http/origin.js';
 import { createLogger } from './logger.js';
 import { Metrics } from './metrics.js';
 import { clusterView } from './admin/cluster-view.js';
@@ -222,6 +223,7 @@ export async function startNode(partial: NodeOptionsInput = {}, deps: NodeDeps =
     ...(refreshHook ? { refreshHook } : {}),
     metrics,
     log,
+    peerOrigin: (origin) => cluster.nodes().some((n) => nodeOrigins(n).includes(origin)),
     draining: () => draining,
     ready,
   });

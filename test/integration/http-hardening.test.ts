@@ -7,11 +7,14 @@
  * and metrics can move to a listener of their own.
  */
 import { connect, type Socket } from 'node:net';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
+import { MemoryBroker, MemoryBus } from '../../src/brokers/memory/memory-broker.js';
 import { maxTcpConnections } from '../../src/server/http/harden.js';
+import { startNode } from '../../src/server/node.js';
 import { withDefaults } from '../../src/server/options.js';
 import { send } from '../fuzz/http.js';
-import { useNodes } from '../helpers/fixture.js';
+import { api } from '../helpers/api.js';
+import { TEST_NODE, useNodes } from '../helpers/fixture.js';
 import { metric } from '../helpers/metrics.js';
 import { METRICS_BYPASSES } from '../helpers/path-bypasses.js';
 
@@ -40,7 +43,7 @@ function probe(port: number): Promise<Probe> {
 
 /** Resolves with `p`'s value, or `undefined` once `ms` have passed. */
 function within<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
-  return Promise.race([p, new Promise<undefined>((r) => setTimeout(r, ms).unref())]);
+  return Promise.race([p, new Promise<undefined>((r) => setTimeout(() => r(undefined), ms).unref())]);
 }
 
 /** The status line's code of a raw WebSocket upgrade to `path` with `headers` (the socket is then dropped). */
@@ -170,6 +173,21 @@ describe('Origin of WebSocket upgrades', () => {
     expect(await upgradeStatus(n.port, '/ws?user=a', { origin: 'http://localhost:30000' })).toBe(403);
     const any = await node({ allowedOrigins: ['*'] });
     expect(await upgradeStatus(any.port, '/ws?user=a', { origin: 'http://evil.example' })).toBe(101);
+  });
+});
+
+describe('Origin of WebSocket upgrades in a cluster', () => {
+  it("allows the origins of the cluster's other nodes, whose pages connect to every node (dashboard, redirects)", async () => {
+    const bus = new MemoryBus();
+    const [a, b] = await Promise.all(['origin-a', 'origin-b'].map((nodeId) => startNode({ ...TEST_NODE, nodeId }, { broker: new MemoryBroker(bus) })));
+    try {
+      const lone = await node({ nodeId: 'origin-lone' });
+      await vi.waitFor(async () => expect(JSON.stringify((await api(a!.url(), 'GET', '/api/nodes')).body)).toContain('origin-b'), { timeout: 10_000, interval: 100 });
+      expect(await upgradeStatus(a!.port, '/ws?user=a', { origin: `http://127.0.0.1:${b!.port}` })).toBe(101);
+      expect(await upgradeStatus(a!.port, '/ws?user=a', { origin: `http://127.0.0.1:${lone.port}` })).toBe(403);
+    } finally {
+      await Promise.all([a!.close(), b!.close()]);
+    }
   });
 });
 

@@ -21,14 +21,30 @@ export class OriginPolicy {
     this.patterns = patterns.map(compile);
   }
 
-  allows(origin: string | undefined, host: string | undefined): boolean {
+  /**
+   * `peer` says whether an origin is one of the cluster's nodes: a page one
+   * node serves (the dashboard's simulator, a client sent on by a redirect)
+   * connects to the others, each its own origin when they are addressed
+   * directly rather than through one proxy.
+   */
+  allows(origin: string | undefined, host: string | undefined, peer: (origin: string) => boolean = () => false): boolean {
     if (origin === undefined) return true;
     const given = origin.toLowerCase();
     if (host !== undefined && host !== '' && (given === `http://${host.toLowerCase()}` || given === `https://${host.toLowerCase()}`)) {
       return true;
     }
-    return this.patterns.some((p) => p.test(given));
+    return this.patterns.some((p) => p.test(given)) || peer(given);
   }
+}
+
+/** The origins a node's pages are served from: its address, and its advertised WebSocket URL as `http(s)://`. */
+export function nodeOrigins(node: { address: string; url: string }): string[] {
+  return [node.address, node.url].flatMap((text) => {
+    if (!URL.canParse(text)) return [];
+    const url = new URL(text);
+    const scheme = url.protocol === 'https:' || url.protocol === 'wss:' ? 'https:' : 'http:';
+    return [`${scheme}//${url.host}`];
+  });
 }
 
 /** A pattern as an anchored, case-insensitive expression: `*` is any run of characters, the rest literal. */

@@ -60,6 +60,8 @@ export interface UpgradeContext {
   refreshHook?: RefreshHook;
   metrics: Metrics;
   log: Logger;
+  /** Whether a browser `Origin` (lower case) is that of a node of the cluster, whose pages may connect here too. */
+  peerOrigin?: (origin: string) => boolean;
   /** True once the node drains: new connections are refused with 503. */
   draining: () => boolean;
   ready: () => boolean;
@@ -160,7 +162,7 @@ export class Upgrader implements SocketOwner {
     if (!url) throw new Refusal(400, ErrorCode.BadRequest, 'bad_request', 'malformed request target');
     if (url.pathname !== '/ws' || !isNormalPath(req.url, url)) throw new Refusal(404, ErrorCode.NotFound, 'not_found', 'WebSocket endpoint is /ws');
     // Before anything that costs: a page of another site is refused whatever the node's state (origin.ts).
-    if (!this.origins.allows(req.headers.origin, req.headers.host)) {
+    if (!this.origins.allows(req.headers.origin, req.headers.host, this.ctx.peerOrigin)) {
       throw new Refusal(403, ErrorCode.Forbidden, 'origin', 'this page\'s Origin may not connect: add it to --allowed-origins');
     }
     if (this.ctx.draining()) {
