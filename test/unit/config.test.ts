@@ -517,6 +517,29 @@ describe('authentication', () => {
     expect(problem([], { env: { SWITCHBOARD_INSECURE: '1', SWITCHBOARD_SECRET: SECRET } })).toMatch(/^--insecure \(from SWITCHBOARD_INSECURE\) cannot be combined with a token key \(SWITCHBOARD_SECRET\)/);
   });
 
+  it('origin patterns are a scheme and a host (with * and a port), *, or null', () => {
+    expect(options(['--insecure', '--allowed-origins', 'https://*.example.com', '--allowed-origins=http://localhost:3000', '--allowed-origins', '*', '--allowed-origins', 'null']).allowedOrigins).toEqual([
+      'https://*.example.com',
+      'http://localhost:3000',
+      '*',
+      'null',
+    ]);
+    expect(options(['--insecure']).allowedOrigins).toEqual([]);
+    expect(options([], { env: { SWITCHBOARD_INSECURE: '1', SWITCHBOARD_ALLOWED_ORIGINS: 'https://a.example, http://[::1]:8080' } }).allowedOrigins).toEqual([
+      'https://a.example',
+      'http://[::1]:8080',
+    ]);
+    expect(problem(['--insecure', '--allowed-origins', 'example.com'])).toBe(
+      '--allowed-origins: "example.com" must be an origin such as https://app.example.com or https://*.example.com (scheme and host, no path), or *',
+    );
+    expect(problem(['--insecure'], { env: { SWITCHBOARD_ALLOWED_ORIGINS: 'https://a.example, https://b.example/app' } })).toMatch(/^SWITCHBOARD_ALLOWED_ORIGINS: "https:\/\/b\.example\/app" must be an origin/);
+  });
+
+  it('HTTP hardening has defaults: 30 s idle, 10 s headers, metrics on the main port, no sourcemap', () => {
+    const o = options(['--insecure']);
+    expect([o.httpIdleTimeout, o.headersTimeout, o.maxTcpConnections, o.metricsPort, o.serveSourcemaps]).toEqual([30, 10, undefined, undefined, false]);
+  });
+
   it('a short secret is accepted with a warning that does not show it', () => {
     const { warnings, options: o } = load(['--secret', 'short']);
     expect(o.secret).toBe('short');

@@ -109,7 +109,7 @@ function checkHost(value: string): string | undefined {
 
 /** An origin pattern: `*`, or a scheme, `://` and a host (with `*` for any run of characters) and an optional port, no path. */
 function checkOriginPattern(value: string): string | undefined {
-  if (value === '*' || value === 'null' || /^[a-z][a-z0-9+.-]*:\/\/[^/\s?#]+$/i.test(value)) return undefined;
+  if (value === '*' || value === 'null' || /^[a-z][a-z0-9+.-]*:\/\/[a-z0-9.*[\]:-]+$/i.test(value)) return undefined;
   return 'must be an origin such as https://app.example.com or https://*.example.com (scheme and host, no path), or *';
 }
 

@@ -108,7 +108,7 @@ function choice(spec: ChoiceSetting, value: string, origin: string, display: str
 }
 
 /** `value` when the spec's `check` finds nothing wrong with it (each item of a list is checked alone). */
-function checked(spec: SettingSpec & { kind: 'string' | 'list' }, value: string, origin: string): string {
+export function checked(spec: SettingSpec & { kind: 'string' | 'list' }, value: string, origin: string): string {
   const problem = spec.check?.(value);
   if (problem !== undefined) throw new ConfigError(`${origin}: ${shown(spec, value)} ${problem}`);
   return value;
