@@ -6,10 +6,11 @@
  * of other origins cannot open a WebSocket, pages carry security headers,
  * and metrics can move to a listener of their own.
  */
-import { connect, type Socket } from 'node:net';
+import { createServer } from 'node:http';
+import { connect, type AddressInfo, type Socket } from 'node:net';
 import { describe, expect, it, vi } from 'vitest';
 import { MemoryBroker, MemoryBus } from '../../src/brokers/memory/memory-broker.js';
-import { maxTcpConnections } from '../../src/server/http/harden.js';
+import { hardenServer, maxTcpConnections } from '../../src/server/http/harden.js';
 import { startNode } from '../../src/server/node.js';
 import { withDefaults } from '../../src/server/options.js';
 import { send } from '../fuzz/http.js';
@@ -98,6 +99,19 @@ describe('sockets before any request or upgrade', () => {
     await Promise.all(held.map((p) => p.closed));
     await new Promise((r) => setTimeout(r, 100));
     expect((await send(n.port, { method: 'GET', path: '/healthz' })).status).toBe(200);
+  });
+
+  it('leaves a request alone while its answer takes longer than the idle timeout', async () => {
+    const server = createServer((_req, res) => void setTimeout(() => res.end('late'), 1500));
+    hardenServer(server, { httpIdleTimeout: 1, headersTimeout: 1, limits: { maxConnections: 10 } });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const res = await send((server.address() as AddressInfo).port, { method: 'GET', path: '/' });
+      expect([res.status, res.text]).toEqual([200, 'late']);
+    } finally {
+      server.closeAllConnections();
+      server.close();
+    }
   });
 
   it('caps sockets at --max-connections + 1024 unless told otherwise', () => {
