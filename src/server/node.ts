@@ -19,6 +19,7 @@ import { ServerApi } from './http/api.js';
 import { sendError, sendJson } from './http/respond.js';
 import { requestUrl, Upgrader } from './http/upgrade.js';
 import { hardenServer } from './http/harden.js';
+import { createMetricsServer, sendMetrics } from './http/metrics-listener.js';
 import { servePage } from './http/pages.js';
 import { isNormalPath } from './http/path.js';
 import { nodeOrigins } from './http/origin.js';
@@ -241,29 +242,7 @@ export async function startNode(partial: NodeOptionsInput = {}, deps: NodeDeps =
   });
   hardenServer(server, options);
   server.on('upgrade', (req: IncomingMessage, socket, head: Buffer) => upgrader.handle(req, socket, head));
-  const metricsServer = options.metricsPort === undefined ? undefined : createMetricsServer();
-
-  /** `--metrics-port`: a listener of its own that serves `/metrics` and nothing else. */
-  function createMetricsServer(): Server {
-    const own = createServer((req, res) => {
-      const url = requestUrl(req.url);
-      if (url?.pathname !== '/metrics' || !isNormalPath(req.url, url) || (req.method !== 'GET' && req.method !== 'HEAD')) {
-        return sendError(res, { code: ErrorCode.NotFound, message: 'this listener serves GET /metrics only' });
-      }
-      serveMetrics(res).catch((err: unknown) => {
-        log.error({ err }, 'metrics request failed');
-        res.destroy();
-      });
-    });
-    hardenServer(own, options);
-    return own;
-  }
-
-  async function serveMetrics(res: ServerResponse): Promise<void> {
-    const text = await metrics.registry.metrics();
-    res.writeHead(200, { 'content-type': metrics.registry.contentType });
-    res.end(text);
-  }
+  const metricsServer = options.metricsPort === undefined ? undefined : createMetricsServer(metrics, options, log);
 
   async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = requestUrl(req.url);
@@ -283,7 +262,7 @@ export async function startNode(partial: NodeOptionsInput = {}, deps: NodeDeps =
           : sendJson(res, 503, { status: draining ? 'draining' : 'broker unavailable' });
       case '/metrics':
         if (metricsServer) break;
-        return serveMetrics(res);
+        return sendMetrics(res, metrics);
     }
     if (await servePage(req, res, url.pathname, options.serveSourcemaps)) return;
     return sendError(res, { code: ErrorCode.NotFound, message: `no such endpoint: ${url.pathname}` });

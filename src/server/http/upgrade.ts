@@ -163,7 +163,7 @@ export class Upgrader implements SocketOwner {
     if (url.pathname !== '/ws' || !isNormalPath(req.url, url)) throw new Refusal(404, ErrorCode.NotFound, 'not_found', 'WebSocket endpoint is /ws');
     // Before anything that costs: a page of another site is refused whatever the node's state (origin.ts).
     if (!this.origins.allows(req.headers.origin, req.headers.host, this.ctx.peerOrigin)) {
-      throw new Refusal(403, ErrorCode.Forbidden, 'origin', 'this page\'s Origin may not connect: add it to --allowed-origins');
+      throw new Refusal(403, ErrorCode.Forbidden, 'origin', "this page's Origin may not connect: add it to --allowed-origins");
     }
     if (this.ctx.draining()) {
       // No Retry-After: this node is going away, the client should go elsewhere.
