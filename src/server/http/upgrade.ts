@@ -4,9 +4,9 @@
  *
  * Order of the checks: the path as written and the page's `Origin`
  * (origin.ts), which no state of the node makes right; then the cheap
- * refusals that do not depend on this client (draining, not ready, full); then the per-IP limit, so that one
- * address hammering the node is refused before it spends the node-wide
- * admission budget; then admission (handshakes per second and in flight),
+ * refusals that do not depend on this client (draining, not ready, full);
+ * then the per-IP limit, so that one address hammering the node is refused
+ * before it spends the node-wide admission budget; then admission (handshakes per second and in flight),
  * which covers the expensive part: token check, and the session's broker
  * reads until its `welcome`.
  */
