@@ -50,6 +50,7 @@ const REJECT_REASONS = [
   'connect_hook',
   'bad_request',
   'not_found',
+  'origin',
   'internal',
 ];
 
@@ -83,7 +84,7 @@ export class Metrics {
    * Connections refused before the upgrade, by reason: `draining`,
    * `not_ready`, `max_connections`, `ip_rate`, `handshake_rate`,
    * `handshakes_in_flight` (admission), `unauthorized`, `bad_request`,
-   * `not_found`, `internal`.
+   * `not_found`, `origin` (a browser page of an origin not allowed), `internal`.
    */
   readonly rejected: Counter<'reason'>;
   /** Connections closed by the server, by close code. */
@@ -182,7 +183,7 @@ export class Metrics {
     });
     this.rejected = new Counter({
       name: 'switchboard_connections_rejected_total',
-      help: 'Connections refused before the WebSocket upgrade, by reason (draining, not_ready, max_connections, ip_rate, handshake_rate, handshakes_in_flight, unauthorized, bad_request, not_found, internal)',
+      help: 'Connections refused before the WebSocket upgrade, by reason (draining, not_ready, max_connections, ip_rate, handshake_rate, handshakes_in_flight, unauthorized, bad_request, not_found, origin, internal)',
       labelNames: ['reason'],
       registers,
     });

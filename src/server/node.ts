@@ -5,7 +5,6 @@
 import { readFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import { CloseCode, ErrorCode } from '../protocol/index.js';
 import { createBroker, type Broker } from '../brokers/index.js';
@@ -23,6 +22,11 @@ import { Door, requestUrl } from './http/admit.js';
 import { SseEndpoint } from './http/sse.js';
 import { Upgrader } from './http/upgrade.js';
 import { createNodeServer, readTlsFiles, reloadTls, tlsFilesOf } from './http/server.js';
+import { hardenServer } from './http/harden.js';
+import { createMetricsServer, sendMetrics } from './http/metrics-listener.js';
+import { servePage } from './http/pages.js';
+import { isNormalPath } from './http/path.js';
+import { nodeOrigins } from './http/origin.js';
 import { createLogger } from './logger.js';
 import { Metrics } from './metrics.js';
 import { clusterView } from './admin/cluster-view.js';
@@ -47,6 +51,8 @@ export interface SwitchboardNode extends ServerCommands {
   readonly port: number;
   readonly options: NodeOptions;
   readonly log: Logger;
+  /** The port `/metrics` is served on with `--metrics-port` (the one bound, with 0); absent: the main port. */
+  readonly metricsPort?: number;
   /** `http://host:port` + path (`https://` with TLS), for tests and logs. */
   url(path?: string): string;
   /**
@@ -65,21 +71,10 @@ export interface SwitchboardNode extends ServerCommands {
   close(): Promise<void>;
 }
 
-/** Files of the demo page, relative to the package root. */
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 /** After the cluster's detection time, a little more before dropping the entries of nodes nobody saw die. */
 const SETTLE_MARGIN_MS = 1000;
 /** How long a cluster-wide request (e.g. `/api/disconnect`) waits for the other nodes. */
 const CLUSTER_REQUEST_TIMEOUT_MS = 3000;
-
-const STATIC: Record<string, { file: string; type: string }> = {
-  '/': { file: 'web/index.html', type: 'text/html; charset=utf-8' },
-  '/switchboard.js': { file: 'dist/web/switchboard.js', type: 'text/javascript; charset=utf-8' },
-  '/switchboard.js.map': { file: 'dist/web/switchboard.js.map', type: 'application/json' },
-  '/admin': { file: 'web/admin/index.html', type: 'text/html; charset=utf-8' },
-  '/admin/admin.js': { file: 'web/admin/admin.js', type: 'text/javascript; charset=utf-8' },
-  '/admin/admin.css': { file: 'web/admin/admin.css', type: 'text/css; charset=utf-8' },
-};
 
 /** What a node can be given instead of building it from its options. */
 export interface NodeDeps {
@@ -241,7 +236,8 @@ export async function startNode(partial: NodeOptionsInput = {}, deps: NodeDeps =
   });
   const door = new Door({ options, gateway, verifier, ...(connectHook ? { connectHook } : {}), metrics, log, draining: () => draining, ready });
   const sessionContext = { options, gateway, frames, ...(refreshHook ? { refreshHook } : {}), log };
-  const upgrader = new Upgrader(sessionContext, door);
+  const peerOrigin = (origin: string): boolean => cluster.nodes().some((n) => nodeOrigins(n).includes(origin));
+  const upgrader = new Upgrader({ ...sessionContext, peerOrigin }, door);
   const sse = new SseEndpoint(sessionContext, door);
 
   /** HTTP requests being answered: a drain lets them finish (a publish under way gets its answer). */
@@ -255,11 +251,15 @@ export async function startNode(partial: NodeOptionsInput = {}, deps: NodeDeps =
       else res.destroy();
     });
   }, tlsPair);
+  hardenServer(server, options);
   server.on('upgrade', (req: IncomingMessage, socket, head: Buffer) => upgrader.handle(req, socket, head));
+  const metricsServer = options.metricsPort === undefined ? undefined : createMetricsServer(metrics, options, log);
 
   async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = requestUrl(req.url);
     if (!url) return sendError(res, { code: ErrorCode.BadRequest, message: 'malformed request target' });
+    // A proxy's rule for `/metrics` matches the raw path: `/./metrics` must not reach it here (http/path.ts).
+    if (!isNormalPath(req.url, url)) return sendError(res, { code: ErrorCode.NotFound, message: 'no such endpoint: the path is not in normal form' });
     if (url.pathname.startsWith('/api/')) return api.handle(req, res, url);
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       return sendError(res, { code: ErrorCode.NotFound, message: `no such endpoint: ${req.method} ${url.pathname}` });
@@ -273,23 +273,12 @@ export async function startNode(partial: NodeOptionsInput = {}, deps: NodeDeps =
         return ready()
           ? sendJson(res, 200, { status: 'ready' })
           : sendJson(res, 503, { status: draining ? 'draining' : 'broker unavailable' });
-      case '/metrics': {
-        const text = await metrics.registry.metrics();
-        res.writeHead(200, { 'content-type': metrics.registry.contentType });
-        res.end(text);
-        return;
-      }
+      case '/metrics':
+        if (metricsServer) break;
+        return sendMetrics(res, metrics);
     }
-    const file = STATIC[url.pathname];
-    if (!file) return sendError(res, { code: ErrorCode.NotFound, message: `no such endpoint: ${url.pathname}` });
-    let body: Buffer;
-    try {
-      body = await readFile(ROOT + file.file);
-    } catch {
-      return sendError(res, { code: ErrorCode.NotFound, message: `${file.file} is missing: run npm run build` });
-    }
-    res.writeHead(200, { 'content-type': file.type, 'content-length': body.length, 'cache-control': 'no-cache' });
-    res.end(req.method === 'HEAD' ? undefined : body);
+    if (await servePage(req, res, url.pathname, options.serveSourcemaps)) return;
+    return sendError(res, { code: ErrorCode.NotFound, message: `no such endpoint: ${url.pathname}` });
   }
 
   await gateway.start((payload) => cluster.receive(payload));
@@ -298,14 +287,10 @@ export async function startNode(partial: NodeOptionsInput = {}, deps: NodeDeps =
   // Entries an earlier life of this node left under its id go before it serves anyone.
   await entries.clearOwn().catch((err: unknown) => log.warn({ err }, 'could not drop the entries of an earlier life of this node'));
   try {
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(options.port, options.host, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
+    await listen(server, options.port, options.host);
+    if (metricsServer) await listen(metricsServer, options.metricsPort ?? 0, options.host);
   } catch (err) {
+    server.close();
     await webhook?.stop();
     await gateway.close();
     throw err;
@@ -350,6 +335,8 @@ export async function startNode(partial: NodeOptionsInput = {}, deps: NodeDeps =
     // deadline) within the grace period; then cut what is left.
     while (inflight > 0 && Date.now() < deadline) await sleep(20);
     server.closeAllConnections();
+    metricsServer?.close();
+    metricsServer?.closeAllConnections();
     // The events still waiting go to another node (or this node's next life) through the released leases.
     await webhook?.stop();
     hooks.close();
@@ -366,6 +353,7 @@ export async function startNode(partial: NodeOptionsInput = {}, deps: NodeDeps =
     log,
     url: (path = '') => `${scheme.http}://127.0.0.1:${port}${path}`,
     reloadTls: () => reloadTls(server, tls, log),
+    ...(metricsServer ? { metricsPort: (metricsServer.address() as AddressInfo).port } : {}),
     drain: () => (stopping ??= stop(options.drainTimeout * 1000)),
     close: () => (stopping ??= stop(0)),
     publish: (channel, data, opts) => commands.publish(channel, data, opts),
@@ -375,4 +363,15 @@ export async function startNode(partial: NodeOptionsInput = {}, deps: NodeDeps =
     user: (user) => commands.user(user),
     history: (channel, params) => commands.history(channel, params),
   };
+}
+
+/** Listens on `port` and `host`; rejects with the error of a failed bind (EADDRINUSE). */
+function listen(server: Server, port: number, host: string): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
 }

@@ -166,6 +166,18 @@ export interface NodeOptions {
    * it too.
    */
   msgpack: boolean;
+  /** Browser origins besides the node's own allowed to open `/ws` (`*` matches any run of characters); empty: only the node's own. */
+  allowedOrigins: string[];
+  /** Seconds an HTTP connection may stay silent both ways before any upgrade; past it, it is closed. */
+  httpIdleTimeout: number;
+  /** Seconds a request's headers may take to arrive in full; past it, 408 and the connection is closed. */
+  headersTimeout: number;
+  /** TCP connections the HTTP server keeps open at most, WebSockets included; absent: `limits.maxConnections` + 1024. */
+  maxTcpConnections?: number;
+  /** Serve `/metrics` on this port (same host) and not on the main one; absent: on the main one. */
+  metricsPort?: number;
+  /** Serve the browser SDK's sourcemap at `/switchboard.js.map`; off: 404. */
+  serveSourcemaps: boolean;
   logLevel: LogLevel;
   limits: Limits;
   /** Options of the default namespace (channels without `:`) and of any namespace not listed. */
@@ -257,6 +269,10 @@ export function withDefaults(partial: NodeOptionsInput = {}): NodeOptions {
     trustProxy: false,
     permessageDeflate: false,
     msgpack: false,
+    allowedOrigins: [],
+    httpIdleTimeout: 30,
+    headersTimeout: 10,
+    serveSourcemaps: false,
     logLevel: 'info',
     ...partial,
     nodeId: partial.nodeId ?? defaultNodeId(),

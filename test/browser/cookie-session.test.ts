@@ -101,7 +101,7 @@ describe('a cookie session in chromium', () => {
     await new Promise<void>((r) => backend!.listen(0, '127.0.0.1', r));
     base = `http://127.0.0.1:${(backend.address() as AddressInfo).port}`;
     // No --secret and no --insecure: the connect hook names every client.
-    node = await startNodeProcess('cookie-node', ['--connect-hook', `${base}/hooks/connect`, '--rpc-hook', `${base}/hooks/rpc`], {
+    node = await startNodeProcess('cookie-node', ['--connect-hook', `${base}/hooks/connect`, '--rpc-hook', `${base}/hooks/rpc`, '--allowed-origins', base], {
       SWITCHBOARD_HOOK_SECRET: HOOK_SECRET,
     });
     browser = await launchChromium(TIMEOUT);

@@ -30,7 +30,8 @@ describe('report-progress example in chromium', () => {
     // The page loads the client SDK bundle built from the current sources.
     execFileSync(process.execPath, ['scripts/build-browser.js'], { cwd: ROOT, stdio: 'pipe' });
     redis = await startRedis();
-    const args = ['--broker', redis.url, '--insecure', '--api-key', 'test-key'];
+    // The app (its port not known yet) serves the page from another origin than the nodes'.
+    const args = ['--broker', redis.url, '--insecure', '--api-key', 'test-key', '--allowed-origins', 'http://127.0.0.1:*'];
     nodes.push(await startNodeProcess('progress-a', args));
     nodes.push(await startNodeProcess('progress-b', args));
     const [a, b] = nodes;

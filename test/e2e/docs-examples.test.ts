@@ -117,6 +117,8 @@ const MISTAKES: Mistake[] = [
   { args: ['start', '--insecure', '--broker', 'redis+cluster://127.0.0.1:7000', '--webhook', 'http://127.0.0.1:9/events', '--webhook-secret', 'k'] },
   { args: ['start', '--insecure', '--workers', '2', '--webhook', 'http://127.0.0.1:9/events', '--webhook-secret', 'k'] },
   { args: ['start'] },
+  { args: ['start', '--insecure', '--secret', 'k'.repeat(32)] },
+  { args: ['start', '--insecure', '--allowed-origins', 'example.com'] },
   { args: ['start', '--public-key', '@/etc/keys/jwt.pem'] },
   { args: ['start', '--public-key', '@/etc/keys/jwt.pem'], files: { 'etc/keys/jwt.pem': 'not a key\n' } },
   { args: ['start', '--public-key', '@/etc/keys/jwt.pem'], files: { 'etc/keys/jwt.pem': ec.privateKey.export(PEM).toString() } },

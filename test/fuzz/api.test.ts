@@ -18,6 +18,8 @@ import { watchProcess } from './watch.js';
 
 const KEY = 'test-key';
 const AUTH = { authorization: `Bearer ${KEY}` };
+/** The key, and the content type the API requires of a body. */
+const JSON_AUTH = { ...AUTH, 'content-type': 'application/json' };
 const SPEC_USER = /^[A-Za-z0-9_\-.:@=,]{1,250}$/;
 const STATUS: Record<string, number> = {
   bad_request: 400,
@@ -211,7 +213,7 @@ describe('the server API, fuzzed', () => {
         const head = '{"channel":"a","user":"a","channels":["a"],"data":"';
         const body = enc(head + 'x'.repeat(size - head.length - 2) + '"}');
         expect(body.length).toBe(size);
-        const res = await send(n.port, { method: 'POST', path: route, headers: AUTH, body, ...(chunked ? { chunked: 1000 } : {}) });
+        const res = await send(n.port, { method: 'POST', path: route, headers: JSON_AUTH, body, ...(chunked ? { chunked: 1000 } : {}) });
         expectError(res, 'too_large');
       }),
       { numRuns: 60, examples: [['/api/publish', 4097, false], ['/api/publish', 4097, true]] },
@@ -219,24 +221,24 @@ describe('the server API, fuzzed', () => {
     // At the limit exactly: accepted.
     const head = '{"channel":"a","data":"';
     const exact = enc(head + 'x'.repeat(4096 - head.length - 2) + '"}');
-    expect((await send(n.port, { method: 'POST', path: '/api/publish', headers: AUTH, body: exact })).status).toBe(200);
+    expect((await send(n.port, { method: 'POST', path: '/api/publish', headers: JSON_AUTH, body: exact })).status).toBe(200);
     // The default limit, 1 MiB, with a 3 MiB body sent in full.
     const huge = enc(JSON.stringify({ channel: 'a', data: 'x'.repeat(3 * 1024 * 1024) }));
-    expectError(await send(big.port, { method: 'POST', path: '/api/publish', headers: AUTH, body: huge }), 'too_large');
-    expectError(await send(big.port, { method: 'POST', path: '/api/publish', headers: AUTH, body: huge, chunked: 64 * 1024 }), 'too_large');
-    expect((await send(big.port, { method: 'POST', path: '/api/publish', headers: AUTH, body: enc('{"channel":"a","data":1}') })).status).toBe(200);
+    expectError(await send(big.port, { method: 'POST', path: '/api/publish', headers: JSON_AUTH, body: huge }), 'too_large');
+    expectError(await send(big.port, { method: 'POST', path: '/api/publish', headers: JSON_AUTH, body: huge, chunked: 64 * 1024 }), 'too_large');
+    expect((await send(big.port, { method: 'POST', path: '/api/publish', headers: JSON_AUTH, body: enc('{"channel":"a","data":1}') })).status).toBe(200);
   });
 
   it('refuses bodies nested deeper than 32 levels, up to 10^5 levels, with 400 bad_request and stores nothing', async () => {
     for (const route of POST_ROUTES) {
       for (const [d, kind] of [[100_000, 'array'], [100_000, 'object'], [32, 'array'], [1000, 'mixed']] as const) {
         const body = enc(`{"channel":"deep","user":"deep","channels":["deep"],"data":${nestedJson(d, kind)}}`);
-        expectError(await send(big.port, { method: 'POST', path: route, headers: AUTH, body }), 'bad_request');
+        expectError(await send(big.port, { method: 'POST', path: route, headers: JSON_AUTH, body }), 'bad_request');
       }
     }
     // At the limit: the body is level 1, so `data` may nest 31 levels.
     const atLimit = enc(`{"channel":"deep","data":${nestedJson(31)}}`);
-    expect((await send(big.port, { method: 'POST', path: '/api/publish', headers: AUTH, body: atLimit })).status).toBe(200);
+    expect((await send(big.port, { method: 'POST', path: '/api/publish', headers: JSON_AUTH, body: atLimit })).status).toBe(200);
     const history = await send(big.port, { method: 'GET', path: '/api/history/deep', headers: AUTH });
     expect(history.status).toBe(200);
     expect((history.json as { messages: unknown[] }).messages).toHaveLength(1);

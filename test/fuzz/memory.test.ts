@@ -117,7 +117,7 @@ function hostileSession(port: number, user: string, fuzz: Input[], ending: Endin
 
 /** Hostile API calls: no key, wrong key, invalid UTF-8, deep nesting, oversized, wrong types, and some valid ones. */
 function hostileCall(port: number, i: number, rnd: () => number): Promise<number> {
-  const auth = { authorization: 'Bearer test-key' };
+  const auth = { authorization: 'Bearer test-key', 'content-type': 'application/json' };
   const body = (s: string | Uint8Array) => (typeof s === 'string' ? new TextEncoder().encode(s) : s);
   const channel = CHANNELS[i % CHANNELS.length];
   const calls = [

@@ -97,7 +97,8 @@ async function stopBackend(): Promise<void> {
 }
 
 function hookArgs(refresh: boolean): string[] {
-  const args = ['--broker', redis.url, '--secret', JWT_SECRET, '--connect-hook', `http://127.0.0.1:${port}/connect`, '--hook-timeout', String(TIMEOUT_MS)];
+  // The clients below say they come from a page of http://app.test.
+  const args = ['--broker', redis.url, '--secret', JWT_SECRET, '--connect-hook', `http://127.0.0.1:${port}/connect`, '--hook-timeout', String(TIMEOUT_MS), '--allowed-origins', 'http://app.test'];
   if (refresh) args.push('--refresh-hook', `http://127.0.0.1:${port}/refresh`);
   return [...args, '--config', writeConfig({ namespaces: { vip: { private: true, publish: true }, room: { publish: true } } })];
 }

@@ -11,9 +11,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MemoryBroker, MemoryBus } from '../../src/brokers/memory/memory-broker.js';
 import { startNode, type SwitchboardNode } from '../../src/server/node.js';
 import { withDefaults } from '../../src/server/options.js';
+import { send } from '../fuzz/http.js';
 import { api } from '../helpers/api.js';
 import { TEST_NODE } from '../helpers/fixture.js';
 import { checkConfig, startHaproxy, type Haproxy } from '../helpers/haproxy.js';
+import { METRICS_BYPASSES } from '../helpers/path-bypasses.js';
 import { RawClient } from '../helpers/raw-client.js';
 
 const SHIPPED = fileURLToPath(new URL('../../deploy/haproxy.cfg', import.meta.url));
@@ -83,6 +85,16 @@ describe('HAProxy with deploy/haproxy.cfg', () => {
   it('does not expose /metrics, which each node serves without credentials', async () => {
     expect((await fetch(`${haproxy.url}/metrics`)).status).toBe(404);
     expect((await fetch(nodes[0]!.url('/metrics'))).status).toBe(200);
+  });
+
+  it('answers the spellings of /metrics that normalise to it with 404 of its own, never passing them on', async () => {
+    for (const path of METRICS_BYPASSES) {
+      const res = await send(haproxy.port, { method: 'GET', path });
+      // The proxy's own 404 (HTML), not a node's (JSON): the request never reached a node.
+      expect({ path, status: res.status, type: res.headers['content-type'] }).toEqual({ path, status: 404, type: expect.not.stringMatching(/json/) });
+    }
+    expect((await send(haproxy.port, { method: 'GET', path: '/healthz' })).status).toBe(200);
+    expect((await send(haproxy.port, { method: 'GET', path: '/api/route?user=a.b' })).status).toBe(200);
   });
 
   it('keeps idle WebSockets longer than the heartbeat takes to find a dead one', () => {

@@ -6,9 +6,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MemoryBroker, MemoryBus } from '../../src/brokers/memory/memory-broker.js';
 import { startNode, type SwitchboardNode } from '../../src/server/node.js';
+import { send } from '../fuzz/http.js';
 import { api } from '../helpers/api.js';
 import { TEST_NODE } from '../helpers/fixture.js';
 import { startNginx, type Nginx } from '../helpers/nginx.js';
+import { METRICS_BYPASSES } from '../helpers/path-bypasses.js';
 import { RawClient } from '../helpers/raw-client.js';
 
 const bus = new MemoryBus();
@@ -51,6 +53,17 @@ describe('nginx with deploy/nginx.conf', () => {
     const sent = await api(nginx.url, 'POST', '/api/send', { user: 'lb1', data: 'api via nginx' });
     expect(sent).toMatchObject({ status: 200, body: { offset: expect.any(Number) } });
     expect(await clients[1]!.next((f) => f.type === 'message' && f.channel === 'user:lb1')).toMatchObject({ data: 'api via nginx' });
+  });
+
+  it('answers the spellings of /metrics that normalise to it with 404 of its own, never passing them on', async () => {
+    for (const path of METRICS_BYPASSES) {
+      const res = await send(nginx.port, { method: 'GET', path });
+      // nginx's own answer (HTML), not a node's (JSON): the request never reached a node. A path that climbs above the root is 400 there.
+      const status = path === '/.%2e/metrics' ? 400 : 404;
+      expect({ path, status: res.status, type: res.headers['content-type'] }).toEqual({ path, status, type: expect.not.stringMatching(/json/) });
+    }
+    expect((await send(nginx.port, { method: 'GET', path: '/healthz' })).status).toBe(200);
+    expect((await send(nginx.port, { method: 'GET', path: '/api/route?user=a.b' })).status).toBe(200);
   });
 
   it('sets the WebSocket read timeout above the heartbeat (ping after 25 s quiet + 10 s to answer)', async () => {

@@ -164,7 +164,6 @@ describe('every setting, from each source', () => {
     nodeId: 'node-a',
     broker: 'memory',
     routing: 'interest',
-    secret: SECRET,
     apiKeys: ['k1', 'k2'],
     insecure: true,
     workers: 1,
@@ -189,7 +188,6 @@ describe('every setting, from each source', () => {
     ['--node-id', 'node-a'],
     ['--broker', 'memory'],
     ['--routing', 'interest'],
-    ['--secret', SECRET],
     ['--api-key', 'k1'],
     ['--api-key', 'k2'],
     ['--insecure'],
@@ -246,7 +244,7 @@ describe('every setting, from each source', () => {
   it('the settings table covers every NodeOptions field and limit', () => {
     const o = options(['--insecure']);
     const fields = [...Object.keys(o).filter((k) => !['limits', 'defaultNamespace', 'namespaces'].includes(k)), ...Object.keys(o.limits)];
-    expect([...SETTING_KEYS].sort()).toEqual([...fields, 'secret', 'publicKey', 'advertiseUrl', 'webhook', 'webhookSecret', 'rpcHook', 'connectHook', 'refreshHook', 'subscribeHook', 'publishHook', 'hookSecret', 'clusterSecrets', 'tlsCert', 'tlsKey', 'jwtAudience', 'jwtIssuer'].sort());
+    expect([...SETTING_KEYS].sort()).toEqual([...fields, 'secret', 'publicKey', 'advertiseUrl', 'webhook', 'webhookSecret', 'rpcHook', 'connectHook', 'refreshHook', 'subscribeHook', 'publishHook', 'hookSecret', 'clusterSecrets', 'tlsCert', 'tlsKey', 'jwtAudience', 'jwtIssuer', 'maxTcpConnections', 'metricsPort'].sort());
   });
 });
 
@@ -296,7 +294,7 @@ describe('flags', () => {
 describe('environment', () => {
   it('switches accept 1, true, 0, false in any case', () => {
     for (const [text, value] of [['1', true], ['true', true], ['TRUE', true], ['0', false], ['false', false], [' False ', false]] as const) {
-      const o = options(['--secret', SECRET], { env: { SWITCHBOARD_INSECURE: text, SWITCHBOARD_TRUST_PROXY: text } });
+      const o = options(['--connect-hook', 'https://backend.internal/connect', '--hook-secret', SECRET], { env: { SWITCHBOARD_INSECURE: text, SWITCHBOARD_TRUST_PROXY: text } });
       expect(o.insecure).toBe(value);
       expect(o.trustProxy).toBe(value);
     }
@@ -525,6 +523,36 @@ describe('authentication', () => {
     expect(options([], { env: { SWITCHBOARD_INSECURE: 'true' } }).insecure).toBe(true);
   });
 
+  it('--insecure with a token key is an error: it would let ?user= in without a token', () => {
+    expect(problem(['--insecure', '--secret', SECRET])).toBe(
+      '--insecure (from --insecure) cannot be combined with a token key (--secret): it would accept ?user=<id> without a token; drop one of them',
+    );
+    expect(problem([], { env: { SWITCHBOARD_INSECURE: '1', SWITCHBOARD_SECRET: SECRET } })).toMatch(/^--insecure \(from SWITCHBOARD_INSECURE\) cannot be combined with a token key \(SWITCHBOARD_SECRET\)/);
+  });
+
+  it('origin patterns are a scheme and a host (with * and a port), *, or null', () => {
+    expect(options(['--insecure', '--allowed-origins', 'https://*.example.com', '--allowed-origins=http://localhost:3000', '--allowed-origins', '*', '--allowed-origins', 'null']).allowedOrigins).toEqual([
+      'https://*.example.com',
+      'http://localhost:3000',
+      '*',
+      'null',
+    ]);
+    expect(options(['--insecure']).allowedOrigins).toEqual([]);
+    expect(options([], { env: { SWITCHBOARD_INSECURE: '1', SWITCHBOARD_ALLOWED_ORIGINS: 'https://a.example, http://[::1]:8080' } }).allowedOrigins).toEqual([
+      'https://a.example',
+      'http://[::1]:8080',
+    ]);
+    expect(problem(['--insecure', '--allowed-origins', 'example.com'])).toBe(
+      '--allowed-origins: "example.com" must be an origin such as https://app.example.com or https://*.example.com (scheme and host, no path), or *',
+    );
+    expect(problem(['--insecure'], { env: { SWITCHBOARD_ALLOWED_ORIGINS: 'https://a.example, https://b.example/app' } })).toMatch(/^SWITCHBOARD_ALLOWED_ORIGINS: "https:\/\/b\.example\/app" must be an origin/);
+  });
+
+  it('HTTP hardening has defaults: 30 s idle, 10 s headers, metrics on the main port, no sourcemap', () => {
+    const o = options(['--insecure']);
+    expect([o.httpIdleTimeout, o.headersTimeout, o.maxTcpConnections, o.metricsPort, o.serveSourcemaps]).toEqual([30, 10, undefined, undefined, false]);
+  });
+
   it('a short secret is accepted with a warning that does not show it', () => {
     const { warnings, options: o } = load(['--secret', 'short']);
     expect(o.secret).toBe('short');
@@ -575,6 +603,10 @@ describe('public key', () => {
 
   it('counts as authentication', () => {
     expect(loadReal(['--public-key', 'rsa.pem']).insecure).toBe(false);
+  });
+
+  it('cannot be combined with --insecure', () => {
+    expect(problemReal(['--insecure', '--public-key', 'rsa.pem'])).toMatch(/^--insecure \(from --insecure\) cannot be combined with a token key \(--public-key\)/);
   });
 
   it('an unreadable file is an error naming the path', () => {

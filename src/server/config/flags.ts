@@ -8,7 +8,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ConfigError } from './errors.js';
 import { CONFIG_FLAG, emptyLayer, REMOVED_SETTINGS, SETTING_KEYS, setValue, specOf, type Layer, type SettingKey } from './settings.js';
 import { didYouMean } from './suggest.js';
-import { fromText } from './values.js';
+import { checked, fromText } from './values.js';
 
 /** What the flags say. */
 export interface ParsedFlags {
@@ -75,7 +75,7 @@ export function parseFlags(argv: readonly string[], cwd: string): ParsedFlags {
     } else if (spec.kind === 'list') {
       const value = valueOf(token);
       if (value === '') throw new ConfigError(`${origin} must not be empty`);
-      const items = [...(lists.get(key) ?? []), value];
+      const items = [...(lists.get(key) ?? []), checked(spec, value, origin)];
       lists.set(key, items);
       setValue(layer, key, items, origin);
     } else {

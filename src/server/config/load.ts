@@ -68,6 +68,13 @@ export function loadConfig(input: LoadInput): LoadedConfig {
   const publicKey =
     values.publicKey === undefined ? undefined : readPublicKey(values.publicKey, origins.publicKey ?? '--public-key', readFile);
   checkTls(values, origins, readFile);
+  // --insecure lets anyone in as any user: a node with keys would silently accept connections without them.
+  if (values.insecure === true && (values.secret !== undefined || publicKey !== undefined)) {
+    const key = values.secret !== undefined ? (origins.secret ?? '--secret') : (origins.publicKey ?? '--public-key');
+    throw new ConfigError(
+      `--insecure (from ${origins.insecure ?? '--insecure'}) cannot be combined with a token key (${key}): it would accept ?user=<id> without a token; drop one of them`,
+    );
+  }
   // The connect hook names users by itself (cookie sessions): a node may take no tokens at all.
   if (values.secret === undefined && publicKey === undefined && values.insecure !== true && values.connectHook === undefined) {
     throw new ConfigError(
@@ -175,6 +182,12 @@ function toOptions(v: SettingValues, publicKey: string | undefined, file: Parsed
       trustProxy: v.trustProxy,
       permessageDeflate: v.permessageDeflate,
       msgpack: v.msgpack,
+      allowedOrigins: v.allowedOrigins,
+      httpIdleTimeout: v.httpIdleTimeout,
+      headersTimeout: v.headersTimeout,
+      maxTcpConnections: v.maxTcpConnections,
+      metricsPort: v.metricsPort,
+      serveSourcemaps: v.serveSourcemaps,
       logLevel: v.logLevel,
       limits,
       defaultNamespace: file?.defaultNamespace,

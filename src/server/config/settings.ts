@@ -48,6 +48,8 @@ export interface BooleanSetting extends Common {
 /** Several strings: a repeatable flag, a comma-separated env value, an array in the file. */
 export interface ListSetting extends Common {
   readonly kind: 'list';
+  /** What is wrong with one item, or undefined. */
+  readonly check?: (value: string) => string | undefined;
 }
 /** One of a fixed set of words. */
 export interface ChoiceSetting extends Common {
@@ -107,6 +109,12 @@ function checkWebhook(value: string): string | undefined {
 
 function checkHost(value: string): string | undefined {
   return /\s/.test(value) ? 'must be a host name or IP address without spaces' : undefined;
+}
+
+/** An origin pattern: `*`, or a scheme, `://` and a host (with `*` for any run of characters) and an optional port, no path. */
+function checkOriginPattern(value: string): string | undefined {
+  if (value === '*' || value === 'null' || /^[a-z][a-z0-9+.-]*:\/\/[a-z0-9.*[\]:-]+$/i.test(value)) return undefined;
+  return 'must be an origin such as https://app.example.com or https://*.example.com (scheme and host, no path), or *';
 }
 
 export const SETTINGS = {
@@ -257,6 +265,47 @@ export const SETTINGS = {
     kind: 'boolean',
     help: 'speak MessagePack (binary frames) to clients that offer the switchboard.v1.msgpack subprotocol',
   },
+  // HTTP hardening and origins (docs/security.md "HTTP, origins and what to put in front of a node").
+  allowedOrigins: {
+    flag: 'allowed-origins',
+    kind: 'list',
+    arg: '<origin>',
+    check: checkOriginPattern,
+    help: "browser origins besides the node's own allowed to open /ws, * matching any run of characters (e.g. https://*.example.com)",
+  },
+  httpIdleTimeout: {
+    flag: 'http-idle-timeout',
+    kind: 'integer',
+    arg: '<seconds>',
+    min: 1,
+    max: 3600,
+    help: 'close an HTTP connection (before any upgrade) after this many seconds without a byte either way',
+  },
+  headersTimeout: {
+    flag: 'headers-timeout',
+    kind: 'integer',
+    arg: '<seconds>',
+    min: 1,
+    max: 600,
+    help: "seconds a request's headers may take to arrive in full (slow senders are answered 408 and cut)",
+  },
+  maxTcpConnections: {
+    flag: 'max-tcp-connections',
+    kind: 'integer',
+    arg: '<n>',
+    min: 1,
+    max: MAX,
+    help: 'TCP connections the HTTP server keeps open at most, WebSockets included (default: --max-connections + 1024)',
+  },
+  metricsPort: {
+    flag: 'metrics-port',
+    kind: 'integer',
+    arg: '<port>',
+    min: 0,
+    max: 65535,
+    help: 'serve /metrics on this port (same --host) instead of the main one, where it then answers 404',
+  },
+  serveSourcemaps: { flag: 'serve-sourcemaps', kind: 'boolean', help: "serve the browser SDK's sourcemap at /switchboard.js.map" },
   logLevel: { flag: 'log-level', kind: 'choice', choices: LOG_LEVELS, arg: '<level>', help: 'log verbosity' },
   maxFrameBytes: { flag: 'max-frame-bytes', section: 'limits', kind: 'integer', min: 1, max: MAX, help: 'largest client frame (bytes)' },
   maxConnections: { flag: 'max-connections', section: 'limits', kind: 'integer', min: 1, max: MAX, help: 'open connections per node' },

@@ -21,7 +21,8 @@ export function fromText(spec: SettingSpec, text: string, origin: string, baseDi
       return text
         .split(',')
         .map((item) => item.trim())
-        .filter((item) => item !== '');
+        .filter((item) => item !== '')
+        .map((item) => checked(spec, item, origin));
     case 'choice':
       return choice(spec, text.trim(), origin, shown(spec, text));
     case 'path':
@@ -41,7 +42,7 @@ export function fromJson(spec: SettingSpec, json: unknown, origin: string, baseD
       if (typeof json !== 'boolean') throw new ConfigError(`${origin} must be true or false, got ${describeJson(spec, json)}`);
       return json;
     case 'list':
-      return list(json, origin, describeJson(spec, json));
+      return list(json, origin, describeJson(spec, json)).map((item) => checked(spec, item, origin));
     case 'choice':
       if (typeof json !== 'string') throw new ConfigError(`${origin} must be one of ${spec.choices.join(', ')}, got ${describeJson(spec, json)}`);
       return choice(spec, json, origin, describeJson(spec, json));
@@ -106,7 +107,8 @@ function choice(spec: ChoiceSetting, value: string, origin: string, display: str
   return value;
 }
 
-function checked(spec: SettingSpec & { kind: 'string' }, value: string, origin: string): string {
+/** `value` when the spec's `check` finds nothing wrong with it (each item of a list is checked alone). */
+export function checked(spec: SettingSpec & { kind: 'string' | 'list' }, value: string, origin: string): string {
   const problem = spec.check?.(value);
   if (problem !== undefined) throw new ConfigError(`${origin}: ${shown(spec, value)} ${problem}`);
   return value;

@@ -63,6 +63,7 @@ const RETRY_AFTER = { budget: 1, unavailable: 5 } as const;
  */
 export type RefusalReason =
   | 'not_found'
+  | 'origin'
   | 'draining'
   | 'not_ready'
   | 'max_connections'

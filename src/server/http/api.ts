@@ -119,6 +119,11 @@ export class ServerApi {
         sendError(res, { code: ErrorCode.BadRequest, message: `method ${req.method ?? ''} not allowed` }, 405);
         return;
       }
+      if (route.method === 'POST' && !isJson(req.headers['content-type'])) {
+        // A browser sends text/plain or a form across sites without asking first; application/json it must ask for (CORS), and is refused.
+        sendError(res, { code: ErrorCode.BadRequest, message: 'the request body must be JSON, sent as "Content-Type: application/json"' }, 415);
+        return;
+      }
       const params = (route.path.exec(url.pathname) ?? []).slice(1).map(decodeParam);
       sendJson(res, 200, await route.handler(this, req, params, url, res));
     } catch (err) {
@@ -229,6 +234,11 @@ export class ServerApi {
     }
     return { sessions: await this.ctx.disconnectUser(user, code, reason) };
   }
+}
+
+/** `application/json`, with parameters (`; charset=utf-8`) or not, in any case. */
+function isJson(contentType: string | undefined): boolean {
+  return contentType?.split(';')[0]?.trim().toLowerCase() === 'application/json';
 }
 
 function digest(key: string): Buffer {

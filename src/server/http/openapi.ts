@@ -317,9 +317,10 @@ export const OPENAPI: OpenApiDocument = {
     version: '1',
     description:
       'The HTTP API a business service uses to reach WebSocket clients through any node of a Switchboard cluster: JSON bodies ' +
-      '(read as JSON whatever their Content-Type), `Authorization: Bearer <api-key>`, refusals as `{"error": {"code", "message"}}` ' +
+      '(`Content-Type: application/json` only), `Authorization: Bearer <api-key>`, refusals as `{"error": {"code", "message"}}` ' +
       'with the status of their code. The key is checked before the path: without one, an unknown path under `/api/` is 401, ' +
-      'with one 404. A known path with another method is 405 `bad_request` with an `Allow` header. Endpoints without a key ' +
+      'with one 404. A known path with another method is 405 `bad_request` with an `Allow` header; a body of another type, ' +
+      '415 `bad_request`. Endpoints without a key ' +
       '(`/api/route`, `/api/openapi.json`) allow any origin (CORS). Reference: docs/api.md.',
   },
   security: [{ apiKey: [] }],

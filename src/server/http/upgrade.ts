@@ -1,7 +1,8 @@
 /**
- * The WebSocket endpoint `GET /ws`: the limits and the client's identity are
- * checked before the upgrade (HTTP 401/429/503, see admit.ts), then the
- * socket becomes a `Session`.
+ * The WebSocket endpoint `GET /ws`: the path as written and the page's
+ * `Origin` (origin.ts), which no state of the node makes right, are checked
+ * first; then the limits and the client's identity (HTTP 401/429/503, see
+ * admit.ts); then the socket becomes a `Session`.
  */
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -11,6 +12,8 @@ import { selectSubprotocol } from '../../protocol/msgpack.js';
 import type { Identity } from '../auth/token.js';
 import type { Session } from '../core/session.js';
 import { type Door, type EndpointContext, IN_FIRST_FRAME, parseDevice, Refusal, requestUrl, sessionIdentity } from './admit.js';
+import { OriginPolicy } from './origin.js';
+import { isNormalPath } from './path.js';
 import { refuseUpgrade } from './respond.js';
 import { CorkBatch } from './ws-out.js';
 import { SessionSocket, type SocketOwner, WsTransport } from './ws-transport.js';
@@ -44,12 +47,18 @@ export class Upgrader implements SocketOwner {
   readonly sockets = new Set<SessionSocket>();
   /** Corks the sockets written by fan-out in one tick and flushes them together. */
   private readonly batch = new CorkBatch();
+  /** Which browser pages may open a socket: the node's own origin, its cluster's, and `--allowed-origins`. */
+  private readonly origins: OriginPolicy;
 
   constructor(
-    private readonly ctx: EndpointContext,
+    private readonly ctx: EndpointContext & {
+      /** Whether a browser `Origin` (lower case) is that of a node of the cluster, whose pages may connect here too. */
+      peerOrigin?: (origin: string) => boolean;
+    },
     /** The limits, admission and identity this endpoint shares with `/sse`. */
     private readonly door: Door,
   ) {
+    this.origins = new OriginPolicy(ctx.options.allowedOrigins);
     this.wss = new WebSocketServer({
       noServer: true,
       maxPayload: ctx.options.limits.maxFrameBytes,
@@ -74,7 +83,11 @@ export class Upgrader implements SocketOwner {
   private async accept(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     const url = requestUrl(req.url);
     if (!url) throw new Refusal(400, ErrorCode.BadRequest, 'bad_request', 'malformed request target');
-    if (url.pathname !== '/ws') throw new Refusal(404, ErrorCode.NotFound, 'not_found', 'WebSocket endpoint is /ws');
+    if (url.pathname !== '/ws' || !isNormalPath(req.url, url)) throw new Refusal(404, ErrorCode.NotFound, 'not_found', 'WebSocket endpoint is /ws');
+    // Before anything that costs: a page of another site is refused whatever the node's state (origin.ts).
+    if (!this.origins.allows(req.headers.origin, req.headers.host, this.ctx.peerOrigin)) {
+      throw new Refusal(403, ErrorCode.Forbidden, 'origin', "this page's Origin may not connect: add it to --allowed-origins");
+    }
     const { identity, request, done } = await this.door.enter(req, url, (u) => ({ since: parseSince(u), device: parseDevice(u) }), true);
     if (socket.destroyed) return done();
     this.wss.handleUpgrade(req, socket, head, (ws) => {
