@@ -4,6 +4,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Server as NetServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { CloseCode, ErrorCode } from '../protocol/index.js';
@@ -366,7 +367,7 @@ export async function startNode(partial: NodeOptionsInput = {}, deps: NodeDeps =
 }
 
 /** Listens on `port` and `host`; rejects with the error of a failed bind (EADDRINUSE). */
-function listen(server: Server, port: number, host: string): Promise<void> {
+function listen(server: NetServer, port: number, host: string): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => {

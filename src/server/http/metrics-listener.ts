@@ -11,7 +11,7 @@ import type { Metrics } from '../metrics.js';
 import { hardenServer, type HardenOptions } from './harden.js';
 import { isNormalPath } from './path.js';
 import { sendError } from './respond.js';
-import { requestUrl } from './upgrade.js';
+import { requestUrl } from './admit.js';
 
 /** Answers with the node's metrics. */
 export async function sendMetrics(res: ServerResponse, metrics: Metrics): Promise<void> {
