@@ -85,6 +85,8 @@ export class Metrics {
    * `not_found`, `internal`.
    */
   readonly rejected: Counter<'reason'>;
+  /** Client actions refused by a quota (core/quotas.ts), by quota. */
+  readonly quotaExceeded: Counter<'quota'>;
   /** Connections closed by the server, by close code. */
   readonly disconnects: Counter<'code'>;
   /** Gaps in a channel's offsets seen on arrival from the broker, each filled from history. */
@@ -179,8 +181,14 @@ export class Metrics {
     });
     this.rejected = new Counter({
       name: 'switchboard_connections_rejected_total',
-      help: 'Connections refused before the WebSocket upgrade, by reason (draining, not_ready, max_connections, ip_rate, handshake_rate, handshakes_in_flight, unauthorized, bad_request, not_found, internal)',
+      help: 'Connections refused before the WebSocket upgrade, by reason (draining, not_ready, max_connections, ip_rate, connections_per_ip, connections_per_user, handshake_rate, handshakes_in_flight, unauthorized, bad_request, not_found, internal)',
       labelNames: ['reason'],
+      registers,
+    });
+    this.quotaExceeded = new Counter({
+      name: 'switchboard_quota_exceeded_total',
+      help: 'Client actions refused by a quota, by quota (connection_publish_bytes, user_publish_bytes, connection_new_channels, user_new_channels, replay_bytes, subscriptions_per_node, connections_per_ip, connections_per_user)',
+      labelNames: ['quota'],
       registers,
     });
     this.disconnects = new Counter({

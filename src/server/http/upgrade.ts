@@ -22,6 +22,7 @@ import { connectRequest, type ConnectHook } from '../hooks/connect.js';
 import type { RefreshHook } from '../hooks/refresh.js';
 import type { Session } from '../core/session.js';
 import { Admission } from '../core/admission.js';
+import { ConnectionCaps } from '../core/caps.js';
 import { IpConnectionLimiter } from '../core/rate.js';
 import type { Metrics } from '../metrics.js';
 import type { NodeOptions } from '../options.js';
@@ -81,6 +82,8 @@ type RefusalReason =
   | 'not_ready'
   | 'max_connections'
   | 'ip_rate'
+  | 'connections_per_ip'
+  | 'connections_per_user'
   | 'handshake_rate'
   | 'handshakes_in_flight'
   | 'bad_request'
@@ -108,6 +111,8 @@ export class Upgrader implements SocketOwner {
   readonly sockets = new Set<SessionSocket>();
   private readonly ipLimiter: IpConnectionLimiter;
   private readonly admission: Admission;
+  /** Open connections per IP and per user. */
+  private readonly caps: ConnectionCaps;
   /** Upgrades accepted but not yet sessions (token being checked). */
   private pending = 0;
   /** Whether the log already said that a proxy's address is being counted as the client's. */
@@ -126,6 +131,7 @@ export class Upgrader implements SocketOwner {
       handleProtocols: (protocols) => selectSubprotocol(protocols, ctx.options.msgpack),
     });
     this.ipLimiter = new IpConnectionLimiter(ctx.options.limits.maxConnectionsPerIpPerSecond);
+    this.caps = new ConnectionCaps(ctx.options.limits);
     const { maxHandshakesPerSecond, maxHandshakesInFlight } = ctx.options.limits;
     this.admission = new Admission({ perSecond: maxHandshakesPerSecond, inFlight: maxHandshakesInFlight }, Date.now());
     ctx.metrics.countHandshakes(() => this.admission.inFlight);
@@ -201,6 +207,14 @@ export class Upgrader implements SocketOwner {
       this.pending--;
     }
     if (socket.destroyed) return admitted.done();
+    // Held until the socket closes, whatever ends it.
+    const leave = this.caps.enter(this.clientIp(req), identity.user);
+    if (typeof leave === 'string') {
+      admitted.done();
+      this.ctx.metrics.quotaExceeded.inc({ quota: leave });
+      throw new Refusal(429, ErrorCode.RateLimited, leave, `too many connections open ${leave === 'connections_per_ip' ? 'from this address' : 'for this user'}: close one first`, RETRY_AFTER.budget);
+    }
+    socket.once('close', leave);
     this.wss.handleUpgrade(req, socket, head, (ws) => {
       // ws watches the socket from here on, and the transport ends the
       // handshake: listeners left on the socket would only hold memory for
