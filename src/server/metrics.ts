@@ -5,6 +5,7 @@
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { CloseCode, type ClientFrameType, type ServerFrame } from '../protocol/index.js';
+import { QUOTA_NAMES } from './core/quotas.js';
 
 /** The broker calls whose round trip is timed. */
 export type BrokerOperation = 'publish' | 'history';
@@ -42,6 +43,8 @@ const REJECT_REASONS = [
   'not_ready',
   'max_connections',
   'ip_rate',
+  'connections_per_ip',
+  'connections_per_user',
   'handshake_rate',
   'handshakes_in_flight',
   'unauthorized',
@@ -311,6 +314,7 @@ export class Metrics {
     for (const result of ['recovered', 'failed']) this.recoveries.inc({ result }, 0);
     for (const result of ['ok', 'failed']) this.acksSaved.inc({ result }, 0);
     for (const reason of REJECT_REASONS) this.rejected.inc({ reason }, 0);
+    for (const quota of QUOTA_NAMES) this.quotaExceeded.inc({ quota }, 0);
     for (const code of SERVER_CLOSE_CODES) this.disconnects.inc({ code: String(code) }, 0);
     for (const operation of BROKER_OPERATIONS) {
       this.brokerRoundTrip.zero({ operation });

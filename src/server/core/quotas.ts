@@ -12,15 +12,18 @@ import type { Metrics } from '../metrics.js';
 import type { Limits } from '../options.js';
 
 /** What `switchboard_quota_exceeded_total` counts, by its `quota` label. */
-export type QuotaName =
-  | 'connection_publish_bytes'
-  | 'user_publish_bytes'
-  | 'connection_new_channels'
-  | 'user_new_channels'
-  | 'replay_bytes'
-  | 'subscriptions_per_node'
-  | 'connections_per_ip'
-  | 'connections_per_user';
+export const QUOTA_NAMES = [
+  'connection_publish_bytes',
+  'user_publish_bytes',
+  'connection_new_channels',
+  'user_new_channels',
+  'replay_bytes',
+  'subscriptions_per_node',
+  'connections_per_ip',
+  'connections_per_user',
+] as const;
+
+export type QuotaName = (typeof QUOTA_NAMES)[number];
 
 /** The limits `Quotas` follows. */
 export type QuotaLimits = Pick<
