@@ -45,19 +45,26 @@ const MINUTE = 60_000;
 /** A connection's replay budget holds this many seconds' worth: a reconnecting client recovers its channels at once. */
 export const REPLAY_BURST_SECONDS = 16;
 
+/** A channel's 32-bit FNV-1a hash: what the windows keep instead of its name (a collision only lets one new channel pass as known). */
+function channelKey(channel: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < channel.length; i++) h = Math.imul(h ^ channel.charCodeAt(i), 0x01000193);
+  return h >>> 0;
+}
+
 /**
  * One writer's writes in fixed one-minute windows: bytes in this window,
- * and the channels written in this window and the one before. A channel
- * in neither is new. Both sets stay bounded: a writer past its limit of
- * new channels is refused before one is added.
+ * and the channels written in this window and the one before (as hashes,
+ * a few bytes each). A channel in neither is new. Both sets stay bounded:
+ * a writer past its limit of new channels is refused before one is added.
  */
 class WriteWindow {
   private start: number;
   bytes = 0;
   /** Channels counted new in this window. */
   fresh = 0;
-  private current = new Set<string>();
-  private previous = new Set<string>();
+  private current = new Set<number>();
+  private previous = new Set<number>();
 
   constructor(now: number) {
     this.start = now;
@@ -73,11 +80,11 @@ class WriteWindow {
     this.fresh = 0;
   }
 
-  isNew(channel: string): boolean {
+  isNew(channel: number): boolean {
     return !this.current.has(channel) && !this.previous.has(channel);
   }
 
-  add(channel: string, bytes: number): void {
+  add(channel: number, bytes: number): void {
     if (this.isNew(channel)) this.fresh++;
     this.current.add(channel);
     this.bytes += bytes;
@@ -117,6 +124,7 @@ export class Quotas {
    */
   write(writer: Writer, channel: string, bytes: number, now: number): void {
     const l = this.limits;
+    const key = channelKey(channel);
     const mine = this.windowOf(writer, now);
     const user = this.userWindow(writer.user, now);
     if (l.maxPublishBytesPerMinute > 0 && mine.bytes + bytes > l.maxPublishBytesPerMinute) {
@@ -125,14 +133,14 @@ export class Quotas {
     if (l.maxUserPublishBytesPerMinute > 0 && user.bytes + bytes > l.maxUserPublishBytesPerMinute) {
       this.refuse('user_publish_bytes', `more than ${l.maxUserPublishBytesPerMinute} bytes published per minute by this user`, user.left(now));
     }
-    if (l.maxNewChannelsPerMinute > 0 && mine.isNew(channel) && mine.fresh >= l.maxNewChannelsPerMinute) {
+    if (l.maxNewChannelsPerMinute > 0 && mine.isNew(key) && mine.fresh >= l.maxNewChannelsPerMinute) {
       this.refuse('connection_new_channels', `more than ${l.maxNewChannelsPerMinute} new channels written per minute by this connection`, mine.left(now));
     }
-    if (l.maxUserNewChannelsPerMinute > 0 && user.isNew(channel) && user.fresh >= l.maxUserNewChannelsPerMinute) {
+    if (l.maxUserNewChannelsPerMinute > 0 && user.isNew(key) && user.fresh >= l.maxUserNewChannelsPerMinute) {
       this.refuse('user_new_channels', `more than ${l.maxUserNewChannelsPerMinute} new channels written per minute by this user`, user.left(now));
     }
-    mine.add(channel, bytes);
-    user.add(channel, bytes);
+    mine.add(key, bytes);
+    user.add(key, bytes);
   }
 
   /**
