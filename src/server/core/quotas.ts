@@ -84,10 +84,19 @@ class WriteWindow {
     return !this.current.has(channel) && !this.previous.has(channel);
   }
 
-  add(channel: number, bytes: number): void {
-    if (this.isNew(channel)) this.fresh++;
-    this.current.add(channel);
+  /**
+   * Count a write. A new channel is kept (the caller refuses past the
+   * limit, so at most `limit` of them); a known one is carried into this
+   * window while it holds under twice the limit, so no set grows past
+   * three times the limit however many channels a writer rewrites.
+   */
+  add(channel: number, bytes: number, limit: number): void {
     this.bytes += bytes;
+    if (limit <= 0) return;
+    if (this.isNew(channel)) {
+      this.fresh++;
+      this.current.add(channel);
+    } else if (this.current.size < 2 * limit) this.current.add(channel);
   }
 
   /** Milliseconds until this window ends (for the retry hint). */
@@ -139,8 +148,8 @@ export class Quotas {
     if (l.maxUserNewChannelsPerMinute > 0 && user.isNew(key) && user.fresh >= l.maxUserNewChannelsPerMinute) {
       this.refuse('user_new_channels', `more than ${l.maxUserNewChannelsPerMinute} new channels written per minute by this user`, user.left(now));
     }
-    mine.add(key, bytes);
-    user.add(key, bytes);
+    mine.add(key, bytes, l.maxNewChannelsPerMinute);
+    user.add(key, bytes, l.maxUserNewChannelsPerMinute);
   }
 
   /**
