@@ -189,7 +189,7 @@ function nodeOptions(i: number, redis: RedisProcess): NodeOptionsInput {
     broker: redis.url,
     nodeId: `bench-${i}`,
     // 200 connections from one IP in a second would hit the default per-IP cap.
-    limits: { maxConnectionsPerIpPerSecond: 0 },
+    limits: { maxConnectionsPerIpPerSecond: 0, maxConnectionsPerIp: 0 },
   };
 }
 

@@ -131,7 +131,7 @@ async function main(): Promise<void> {
   const config = writeConfig({
     insecure: true,
     apiKeys: [API_KEY],
-    limits: { maxConnectionsPerIpPerSecond: 0, maxMessagesPerSecond: 100_000 },
+    limits: { maxConnectionsPerIpPerSecond: 0, maxConnectionsPerIp: 0, maxMessagesPerSecond: 100_000 },
     defaultNamespace: { history: { size: 1000, ttl: 600 } },
   });
 

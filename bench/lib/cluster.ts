@@ -85,7 +85,8 @@ export async function startCluster(kind: Kind, nodes: number, workers: number, o
     const url = redis.url;
     const redisPid = redisPidOf(redis.port);
     if (kind === 'switchboard') {
-      const config = writeConfig({ apiKeys: [API_KEY], limits: { maxMessagesPerSecond: 100_000 }, ...opts.config });
+      // Client write quotas off too: a benchmark publisher writes far more than an application's client.
+      const config = writeConfig({ apiKeys: [API_KEY], limits: { maxMessagesPerSecond: 100_000, maxPublishBytesPerMinute: 0, maxUserPublishBytesPerMinute: 0 }, ...opts.config });
       // Admission limits off, as for the peers, which have none (switchboardArgs turns off the per-second ones).
       const extra = ['--max-handshakes-in-flight', '0', ...(workers > 1 ? ['--workers', String(workers)] : [])];
       for (let i = 0; i < nodes; i++) {

@@ -56,9 +56,9 @@ export function spawnProbed(label: string, port: number, args: string[], readyTi
   return spawnServer(label, port, args, { nodeArgs: ['--expose-gc', ...extra, '--import', bundled('probe')], env: { PEERS_PROBE_DIR: probes() }, readyTimeoutMs });
 }
 
-/** `bin/switchboard.js start` arguments of a benchmarked node: Redis broker, no TLS, admission limits per second off; `bin` of this checkout unless given. */
+/** `bin/switchboard.js start` arguments of a benchmarked node: Redis broker, no TLS, per-IP and admission limits off; `bin` of this checkout unless given. */
 export const switchboardArgs = (redis: string, config: string, port: number, id: string, bin?: string): string[] =>
-  nodeArgs(id, port, ['--config', config, '--broker', redis, '--max-connections-per-ip-per-second', '0', '--max-handshakes-per-second', '0', '--insecure'], bin);
+  nodeArgs(id, port, ['--config', config, '--broker', redis, '--max-connections-per-ip-per-second', '0', '--max-connections-per-ip', '0', '--max-handshakes-per-second', '0', '--insecure'], bin);
 
 /** Signals a probed process and reads the file it writes in answer. */
 async function ask<T>(pid: number, signal: NodeJS.Signals, suffix: string): Promise<T> {

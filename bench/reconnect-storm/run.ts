@@ -122,7 +122,7 @@ export async function stormRun(variant: Variant, s: StormSettings, log: (line: s
       insecure: true,
       apiKeys: [API_KEY],
       // Every client comes from 127.0.0.1: a per-IP limit would act as a node-wide one.
-      limits: { maxConnectionsPerIpPerSecond: 0 },
+      limits: { maxConnectionsPerIpPerSecond: 0, maxConnectionsPerIp: 0 },
     });
     const base = ['--config', config, '--broker', redis.url];
     const unlimited = ['--max-handshakes-per-second', '0', '--max-handshakes-in-flight', '0'];

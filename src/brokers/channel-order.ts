@@ -177,7 +177,7 @@ export class ChannelOrder<M = void> {
   }
 
   /** Where `channel` starts when it is not known yet: as `prime`. */
-  start(channel: string, top: number, epoch: string): void {
+  start(channel: string, top: number, epoch: string | undefined): void {
     if (!this.states.has(channel)) this.prime(channel, top, epoch);
   }
 
@@ -339,7 +339,9 @@ export class ChannelOrder<M = void> {
       const why = err instanceof Error ? err.message : String(err);
       return this.release(channel, st, `history unreadable (${why})`);
     }
-    if (range.epoch !== st.epoch) return this.unfillable(channel, st, 'its numbering restarted');
+    // A channel that started without numbering (nothing published, nothing delivered) takes the first it finds.
+    if (st.epoch === undefined && !st.last) st.epoch = range.epoch || undefined;
+    else if (range.epoch !== st.epoch) return this.unfillable(channel, st, 'its numbering restarted');
     if (range.trimmed) return this.unfillable(channel, st, `offsets from ${from} are not in history`);
     more.attempts = 0;
     for (const m of range.messages) {

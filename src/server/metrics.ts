@@ -6,6 +6,7 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { CloseCode, type ClientFrameType, type ServerFrame } from '../protocol/index.js';
 import { CONTROL_REJECT_REASONS } from '../cluster/validate.js';
+import { QUOTA_NAMES } from './core/quotas.js';
 
 /** The broker calls whose round trip is timed. */
 export type BrokerOperation = 'publish' | 'history';
@@ -43,6 +44,8 @@ const REJECT_REASONS = [
   'not_ready',
   'max_connections',
   'ip_rate',
+  'connections_per_ip',
+  'connections_per_user',
   'handshake_rate',
   'handshakes_in_flight',
   'unauthorized',
@@ -87,6 +90,8 @@ export class Metrics {
    * `not_found`, `origin` (a browser page of an origin not allowed), `internal`.
    */
   readonly rejected: Counter<'reason'>;
+  /** Client actions refused by a quota (core/quotas.ts), by quota. */
+  readonly quotaExceeded: Counter<'quota'>;
   /** Connections closed by the server, by close code. */
   readonly disconnects: Counter<'code'>;
   /** Gaps in a channel's offsets seen on arrival from the broker, each filled from history. */
@@ -183,8 +188,14 @@ export class Metrics {
     });
     this.rejected = new Counter({
       name: 'switchboard_connections_rejected_total',
-      help: 'Connections refused before the WebSocket upgrade, by reason (draining, not_ready, max_connections, ip_rate, handshake_rate, handshakes_in_flight, unauthorized, bad_request, not_found, origin, internal)',
+      help: 'Connections refused before the WebSocket upgrade, by reason (draining, not_ready, max_connections, ip_rate, connections_per_ip, connections_per_user, handshake_rate, handshakes_in_flight, unauthorized, bad_request, not_found, origin, internal)',
       labelNames: ['reason'],
+      registers,
+    });
+    this.quotaExceeded = new Counter({
+      name: 'switchboard_quota_exceeded_total',
+      help: 'Client actions refused by a quota, by quota (connection_publish_bytes, user_publish_bytes, connection_new_channels, user_new_channels, replay_bytes, subscriptions_per_node, connections_per_ip, connections_per_user)',
+      labelNames: ['quota'],
       registers,
     });
     this.disconnects = new Counter({
@@ -314,6 +325,7 @@ export class Metrics {
     for (const result of ['ok', 'failed']) this.acksSaved.inc({ result }, 0);
     for (const reason of REJECT_REASONS) this.rejected.inc({ reason }, 0);
     for (const reason of CONTROL_REJECT_REASONS) this.controlRejected.inc({ reason }, 0);
+    for (const quota of QUOTA_NAMES) this.quotaExceeded.inc({ quota }, 0);
     for (const code of SERVER_CLOSE_CODES) this.disconnects.inc({ code: String(code) }, 0);
     for (const operation of BROKER_OPERATIONS) {
       this.brokerRoundTrip.zero({ operation });

@@ -10,6 +10,7 @@ import type { Logger } from 'pino';
 import { CloseCode, ErrorCode } from '../protocol/index.js';
 import { createBroker, type Broker } from '../brokers/index.js';
 import { TokenVerifier } from './auth/token.js';
+import { Quotas } from './core/quotas.js';
 import { FrameHandler, type ChannelHooks } from './core/frame-handler.js';
 import { Gateway } from './core/gateway.js';
 import { Commands, dataFromJson, inProcessData, type ServerCommands } from './core/commands.js';
@@ -162,7 +163,7 @@ export async function startNode(partial: NodeOptionsInput = {}, deps: NodeDeps =
   const refreshHook = options.refreshHook === undefined ? undefined : new RefreshHook(hooks, options.refreshHook, options.hookMaxInFlight, log);
   if (refreshHook) gateway.useRefresher(refreshHook);
   const channels = channelHooks(options, hooks, gateway);
-  const frames = new FrameHandler(gateway, metrics, options.limits.maxSubscriptions, verifier, rpc, channels);
+  const frames = new FrameHandler(gateway, metrics, options.limits.maxSubscriptions, verifier, rpc, channels, new Quotas(options.limits, metrics));
   const startedAt = Date.now();
   const load = new LoadMeter(metrics);
   let draining = false;

@@ -65,6 +65,22 @@ export interface Limits {
   maxBufferedBytes: number;
   /** Largest server API request body, bytes; past it, 413 `too_large`. */
   maxBodyBytes: number;
+  /** Bytes a connection may publish and send per minute (frame sizes); past it, `rate_limited`. 0 disables. */
+  maxPublishBytesPerMinute: number;
+  /** Bytes one user's connections on this node may publish and send per minute; past it, `rate_limited`. 0 disables. */
+  maxUserPublishBytesPerMinute: number;
+  /** Channels a connection may write to per minute that it did not write to in the minute before; past it, `rate_limited`. 0 disables. */
+  maxNewChannelsPerMinute: number;
+  /** The same for one user's connections on this node. 0 disables. */
+  maxUserNewChannelsPerMinute: number;
+  /** History bytes replayed to a connection per second (16 s worth at once); past it, subscribes with `since` get `rate_limited`. 0 disables. */
+  maxReplayBytesPerSecond: number;
+  /** Open connections per client IP on this node; past it, upgrades get HTTP 429. 0 disables. */
+  maxConnectionsPerIp: number;
+  /** Open connections per user on this node; past it, upgrades get HTTP 429. 0 disables. */
+  maxConnectionsPerUser: number;
+  /** Subscriptions held by this node's sessions, personal channels aside; past it, subscribes get `unavailable`. 0 disables. */
+  maxSubscriptionsPerNode: number;
 }
 
 export interface NodeOptions {
@@ -197,6 +213,14 @@ export const DEFAULT_LIMITS: Readonly<Limits> = {
   maxSubscribesPerSecond: 20,
   maxBufferedBytes: 4 * 1024 * 1024,
   maxBodyBytes: 1024 * 1024,
+  maxPublishBytesPerMinute: 4 * 1024 * 1024,
+  maxUserPublishBytesPerMinute: 16 * 1024 * 1024,
+  maxNewChannelsPerMinute: 100,
+  maxUserNewChannelsPerMinute: 300,
+  maxReplayBytesPerSecond: 1024 * 1024,
+  maxConnectionsPerIp: 1000,
+  maxConnectionsPerUser: 100,
+  maxSubscriptionsPerNode: 2_000_000,
 };
 
 /** SPEC: every channel keeps its last 100 messages for 5 minutes. */

@@ -65,11 +65,12 @@ describe('recovery', () => {
   it('a channel subscription with since gets exactly what it missed after a forced disconnect', async () => {
     const n = await node();
     const c1 = await connect(n, 'user=dave');
-    const sub = await c1.request({ type: 'subscribe', channel: 'feed' });
-    const epoch = (sub as { result: { epoch: string } }).result.epoch;
+    await c1.request({ type: 'subscribe', channel: 'feed' });
     for (let i = 1; i <= 5; i++) await api(n.url(), 'POST', '/api/publish', { channel: 'feed', data: i });
     await c1.waitFor((f) => f.type === 'message', 5);
     const last = c1.messages('feed').at(-1);
+    // The channel's epoch comes with its messages (the subscribe, before the first publish, had none to give).
+    const epoch = last!.epoch!;
     expect(last?.offset).toBe(5);
     // Forced disconnect by the server API, then publications while away.
     const kicked = await api(n.url(), 'POST', '/api/disconnect', { user: 'dave', code: 4100, reason: 'test' });
@@ -116,8 +117,8 @@ describe('recovery', () => {
     const n = await node();
     const c1 = await connect(n, 'user=frank');
     await api(n.url(), 'POST', '/api/send', { user: 'frank', data: 'one' });
-    await c1.next((f) => f.type === 'message');
-    const { epoch } = c1.welcome;
+    // The channel's epoch comes with its first message (the welcome, read before it, had none to give).
+    const { epoch } = (await c1.next((f) => f.type === 'message')) as { epoch: string };
     await c1.close();
     await api(n.url(), 'POST', '/api/send', { user: 'frank', data: 'two' });
     await api(n.url(), 'POST', '/api/send', { user: 'frank', data: 'three' });

@@ -203,7 +203,8 @@ describe('MemoryBroker.close on a shared bus', () => {
     await a.start('a', handlers);
     await b.start('b', handlers);
     const policy: HistoryPolicy = { size: 10, ttlMs: 1000 };
-    const before = (await b.store.history('quiet', { limit: 0 }, policy)).epoch;
+    // (a read keeps nothing: a publish makes the stream the sweep is to forget)
+    const before = (await b.publish({ channel: 'quiet', data: 1, ts: now }, policy)).epoch;
     await a.close();
     await a.close();
     now += 25 * 3600 * 1000;

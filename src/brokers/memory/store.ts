@@ -16,13 +16,6 @@ import { MemoryStream } from './stream.js';
 
 /** Streams that hold nothing are forgotten (and get a new epoch) after this long without use. */
 const STREAM_IDLE_MS = 24 * 3600 * 1000;
-/**
- * Streams only ever read (subscribed, never published to) go sooner: a
- * client subscribing to many names must not pin memory for a day. A reader
- * that saw nothing recovers under any epoch (see the gateway), so nothing
- * is lost when one is forgotten.
- */
-const UNPUBLISHED_IDLE_MS = 10 * 60 * 1000;
 
 export class MemoryStore implements Store, NodeRegistry {
   private readonly streams = new Map<string, MemoryStream>();
@@ -50,8 +43,10 @@ export class MemoryStore implements Store, NodeRegistry {
     return nodes ? [...nodes] : [];
   }
 
+  /** A channel never published to has no numbering: an empty page without epoch, and nothing is kept for the read. */
   async history(channel: string, query: HistoryQuery, _policy?: HistoryPolicy): Promise<HistoryPage> {
-    return this.stream(channel).read(query, this.now());
+    const stream = this.streams.get(channel);
+    return stream ? stream.read(query, this.now()) : { offset: 0, epoch: '', earliest: 1, messages: [] };
   }
 
   async saveAck(channel: string, reader: string, position: StreamPosition, ttlMs: number): Promise<void> {
@@ -152,7 +147,7 @@ export class MemoryStore implements Store, NodeRegistry {
   sweep(): void {
     const now = this.now();
     for (const [channel, s] of this.streams) {
-      if (s.idle(now, s.top === 0 ? UNPUBLISHED_IDLE_MS : STREAM_IDLE_MS)) this.streams.delete(channel);
+      if (s.idle(now, STREAM_IDLE_MS)) this.streams.delete(channel);
     }
     this.acks.sweep(now);
   }

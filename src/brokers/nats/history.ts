@@ -136,9 +136,9 @@ export class NatsHistory implements Pick<Store, 'history'> {
       if (!last || !first) {
         // Stored or dropped between the two reads: look again.
         if (last || first) continue;
-        const head = await this.emptyHead(streams, subject, key);
-        if (head) return { offset: head.offset, epoch: head.epoch, earliest: head.offset + 1, messages: [] };
-        continue;
+        // A read stores nothing: a channel never numbered answers an epoch-less page until its first publish.
+        const head = await this.kept(streams, subject);
+        return head ? { offset: head.offset, epoch: head.epoch, earliest: head.offset + 1, messages: [] } : { offset: 0, epoch: '', earliest: 1, messages: [] };
       }
       const top = numberingOf(last.headers);
       const bottom = numberingOf(first.headers);
@@ -214,28 +214,6 @@ export class NatsHistory implements Pick<Store, 'history'> {
       return { seq: last.seq, offset: 0, epoch: newEpoch() };
     }
     return (await this.kept(streams, subject)) ?? { seq: 0, offset: 0, epoch: newEpoch() };
-  }
-
-  /** Where the numbering of a channel with nothing in the history stream stands, storing an epoch marker if it has none. Null: lost a race, look again. */
-  private async emptyHead(streams: PolicyStreams, subject: string, key: string): Promise<Head | null> {
-    const kept = await this.kept(streams, subject);
-    if (kept) return kept;
-    const marker: Numbering = { offset: 0, epoch: newEpoch() };
-    const link = this.link();
-    link.check();
-    try {
-      const ack = await link.js.publish(subject, '', {
-        headers: publicationHeaders(Date.now(), marker, false),
-        ...after(subject, 0),
-        timeout: link.tuning.requestTimeoutMs,
-      });
-      if (ack.duplicate) return null;
-      this.remember(key, { seq: ack.seq, ...marker });
-      return { seq: ack.seq, ...marker };
-    } catch (err) {
-      if (apiCode(err) === WRONG_LAST_SEQUENCE) return null;
-      throw err;
-    }
   }
 
   /**

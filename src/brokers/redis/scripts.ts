@@ -282,17 +282,23 @@ return out
 );
 
 /**
- * KEYS: meta, stream. ARGV: epoch if new, since ('' for the newest), limit,
- * history ttl ms, meta ttl ms, history size. Returns {top, epoch, earliest,
- * offset1, json1, …}.
+ * KEYS: meta, stream. ARGV: unused (kept for the layout), since ('' for the
+ * newest), limit, history ttl ms, meta ttl ms, history size. Returns {top,
+ * epoch, earliest, offset1, json1, …}; {0, '', 1} for a channel without
+ * numbering, for which it writes nothing: a read never creates a key (a
+ * client subscribing to many new names must not fill Redis). Only the
+ * first publish numbers a channel (see EPOCH).
  *
  * Entries older than the TTL are trimmed first: the stream is in accept
  * order, so they form its head and the scan stops at the first fresh one.
  */
 export const HISTORY = new LuaScript(
   'history',
-  `local meta, stream, fresh = KEYS[1], KEYS[2], ARGV[1]
-${EPOCH}${NOW}
+  `local meta, stream = KEYS[1], KEYS[2]
+local state = redis.call('HMGET', meta, 'e', 'o')
+if not state[1] then return {0, '', 1} end
+local epoch, top = state[1], tonumber(state[2]) or 0
+${NOW}
 -- As long as a publish sets it (see STORE), so that a read never shortens it.
 redis.call('PEXPIRE', meta, tonumber(ARGV[5]) + math.floor(tonumber(ARGV[4]) / 16))
 local cutoff = now - tonumber(ARGV[4])

@@ -286,7 +286,7 @@ export class RedisStreams implements Pick<Store, 'history'> {
     const reply = await HISTORY.run(
       this.client(),
       [this.keys.meta(channel), this.keys.history(channel)],
-      [newEpoch(), since, Math.max(0, Math.floor(query.limit)), ttl(policy.ttlMs), metaTtl(policy), Math.max(1, Math.floor(policy.size))],
+      ['', since, Math.max(0, Math.floor(query.limit)), ttl(policy.ttlMs), metaTtl(policy), Math.max(1, Math.floor(policy.size))],
     );
     if (!Array.isArray(reply) || reply.length < 3 || reply.length % 2 === 0) {
       throw new Error(`unexpected reply from the history script: ${JSON.stringify(reply)}`);

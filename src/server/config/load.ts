@@ -136,6 +136,14 @@ function toOptions(v: SettingValues, publicKey: string | undefined, file: Parsed
     maxSubscribesPerSecond: v.maxSubscribesPerSecond,
     maxBufferedBytes: v.maxBufferedBytes,
     maxBodyBytes: v.maxBodyBytes,
+    maxPublishBytesPerMinute: v.maxPublishBytesPerMinute,
+    maxUserPublishBytesPerMinute: v.maxUserPublishBytesPerMinute,
+    maxNewChannelsPerMinute: v.maxNewChannelsPerMinute,
+    maxUserNewChannelsPerMinute: v.maxUserNewChannelsPerMinute,
+    maxReplayBytesPerSecond: v.maxReplayBytesPerSecond,
+    maxConnectionsPerIp: v.maxConnectionsPerIp,
+    maxConnectionsPerUser: v.maxConnectionsPerUser,
+    maxSubscriptionsPerNode: v.maxSubscriptionsPerNode,
   });
   return withDefaults(
     compact({

@@ -10,6 +10,7 @@
 import { LOG_LEVELS, ROUTINGS } from '../options.js';
 import { BROKER_FORMS, checkBroker, redactBroker } from './broker.js';
 import { isUrlOf, MAX_URL_CHARS } from '../../cluster/validate.js';
+import { LIMIT_SETTINGS } from './limit-settings.js';
 
 interface Common {
   /** Flag name without `--`. */
@@ -307,58 +308,7 @@ export const SETTINGS = {
   },
   serveSourcemaps: { flag: 'serve-sourcemaps', kind: 'boolean', help: "serve the browser SDK's sourcemap at /switchboard.js.map" },
   logLevel: { flag: 'log-level', kind: 'choice', choices: LOG_LEVELS, arg: '<level>', help: 'log verbosity' },
-  maxFrameBytes: { flag: 'max-frame-bytes', section: 'limits', kind: 'integer', min: 1, max: MAX, help: 'largest client frame (bytes)' },
-  maxConnections: { flag: 'max-connections', section: 'limits', kind: 'integer', min: 1, max: MAX, help: 'open connections per node' },
-  maxConnectionsPerIpPerSecond: {
-    flag: 'max-connections-per-ip-per-second',
-    section: 'limits',
-    kind: 'integer',
-    min: 0,
-    max: MAX,
-    help: 'new connections per client IP per second (0: no limit)',
-  },
-  maxHandshakesPerSecond: {
-    flag: 'max-handshakes-per-second',
-    section: 'limits',
-    kind: 'integer',
-    min: 0,
-    max: MAX,
-    help: 'new sessions this node admits per second (0: no limit)',
-  },
-  maxHandshakesInFlight: {
-    flag: 'max-handshakes-in-flight',
-    section: 'limits',
-    kind: 'integer',
-    min: 0,
-    max: MAX,
-    help: 'handshakes under way at once, until welcome (0: no limit)',
-  },
-  maxMessagesPerSecond: {
-    flag: 'max-messages-per-second',
-    section: 'limits',
-    kind: 'integer',
-    min: 1,
-    max: MAX,
-    help: 'frames per connection per second (subscribe and unsubscribe aside)',
-  },
-  maxSubscriptions: { flag: 'max-subscriptions', section: 'limits', kind: 'integer', min: 1, max: MAX, help: 'channels per connection' },
-  maxSubscribesPerSecond: {
-    flag: 'max-subscribes-per-second',
-    section: 'limits',
-    kind: 'integer',
-    min: 1,
-    max: MAX,
-    help: 'subscribes per connection per second, after a burst of --max-subscriptions (each pays for an unsubscribe)',
-  },
-  maxBufferedBytes: {
-    flag: 'max-buffered-bytes',
-    section: 'limits',
-    kind: 'integer',
-    min: 1,
-    max: MAX,
-    help: 'bytes queued for a slow client before closing it (4101)',
-  },
-  maxBodyBytes: { flag: 'max-body-bytes', section: 'limits', kind: 'integer', min: 1, max: MAX, help: 'largest server API request body (bytes)' },
+  ...LIMIT_SETTINGS,
 } as const satisfies Record<string, SettingSpec>;
 
 export type SettingKey = keyof typeof SETTINGS;

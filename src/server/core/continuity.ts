@@ -15,6 +15,7 @@ import { CloseCode, encodeMessage, ErrorCode, personalChannel, SwitchboardError 
 import type { Publication, StreamPosition, SubscribeResult } from '../../protocol/index.js';
 import type { Broker, BrokerPublication } from '../../brokers/broker.js';
 import { ChannelOrder, type FilledRange } from '../../brokers/channel-order.js';
+import { newEpoch } from '../../brokers/epoch.js';
 import { covers, type HistoryPage, type HistoryQuery } from '../../brokers/history.js';
 import type { Metrics } from '../metrics.js';
 import { AckWriter } from './acks.js';
@@ -29,6 +30,8 @@ export type Since = StreamPosition | 'start' | undefined;
 export interface Recovery {
   result: SubscribeResult;
   rest: Publication[];
+  /** The recovered messages' size, encoded: what the replay costs the connection's budget. */
+  bytes: number;
 }
 
 /** Live publications held per channel while it is caught up after a broker outage. */
@@ -140,7 +143,7 @@ export class Continuity {
 
   /** The reply to a subscriber resuming from `since`, given the `page` read for it (undefined: no history). */
   recover(channel: string, since: Since, page: HistoryPage | undefined): Recovery {
-    if (!page) return { result: { channel, recovered: !since || since === 'start', messages: [] }, rest: [] };
+    if (!page) return { result: { channel, recovered: !since || since === 'start', messages: [] }, rest: [], bytes: 0 };
     const recovered =
       !since ||
       since === 'start' ||
@@ -150,18 +153,20 @@ export class Continuity {
     let result: SubscribeResult = {
       channel,
       offset: page.offset,
-      epoch: page.epoch,
+      // A channel not numbered yet (reads create nothing): a position no store keeps, at offset 0,
+      // from which the client recovers under whatever epoch the first publish starts (see above).
+      epoch: page.epoch || newEpoch(),
       recovered,
       messages: since && recovered ? page.messages : [],
     };
     if (since && since !== 'start') this.metrics.recoveries.inc({ result: recovered ? 'recovered' : 'failed' });
-    this.order.start(channel, page.offset, page.epoch);
+    this.order.start(channel, page.offset, page.epoch || undefined);
     const split = splitReplay(result.messages, this.replayBudget);
     if (split.rest.length > 0) {
       // The reply's position is where what it carries ends; the rest follows as `message` frames.
       result = { ...result, messages: split.inline, offset: split.inline.at(-1)?.offset ?? split.rest[0]!.offset! - 1 };
     }
-    return { result, rest: split.rest };
+    return { result, rest: split.rest, bytes: split.bytes };
   }
 
   /**
@@ -233,11 +238,12 @@ export class Continuity {
  * connection may buffer (an offline user's personal channel, say) then
  * reaches a slow client without closing it as a slow consumer.
  */
-export function splitReplay(messages: Publication[], budget: number): { inline: Publication[]; rest: Publication[] } {
+export function splitReplay(messages: Publication[], budget: number): { inline: Publication[]; rest: Publication[]; bytes: number } {
   let bytes = 0;
+  let split = messages.length;
   for (let i = 0; i < messages.length; i++) {
     bytes += Buffer.byteLength(encodeMessage(messages[i]!));
-    if (bytes > budget) return { inline: messages.slice(0, i), rest: messages.slice(i) };
+    if (bytes > budget && split === messages.length) split = i;
   }
-  return { inline: messages, rest: [] };
+  return split === messages.length ? { inline: messages, rest: [], bytes } : { inline: messages.slice(0, split), rest: messages.slice(split), bytes };
 }

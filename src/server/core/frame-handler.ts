@@ -26,6 +26,7 @@ import type { RpcHook } from '../hooks/rpc.js';
 import type { SubscribeHook } from '../hooks/subscribe.js';
 import type { Metrics } from '../metrics.js';
 import type { Gateway } from './gateway.js';
+import type { Quotas } from './quotas.js';
 import type { FrameKind } from './rate.js';
 import type { Session } from './session.js';
 
@@ -80,6 +81,8 @@ export class FrameHandler {
     private readonly rpc?: RpcHook,
     /** The subscribe and publish hooks, asked for the namespaces that say so. */
     private readonly hooks: ChannelHooks = {},
+    /** Quotas on writes, replays and the node's subscriptions; without them, none apply. */
+    private readonly quotas?: Quotas,
   ) {}
 
   /** Handle a received WebSocket message: checks now, the work in the session's queue. Never throws. */
@@ -114,7 +117,7 @@ export class FrameHandler {
     const queued = session.enqueue(async () => {
       if (session.closed) return;
       try {
-        await this.dispatch(session, frame);
+        await this.dispatch(session, frame, typeof data === 'string' ? Buffer.byteLength(data) : data.length);
       } catch (err) {
         this.sendError(session, id, toErrorBody(err));
       }
@@ -122,7 +125,8 @@ export class FrameHandler {
     if (!queued) this.fail(session, id, { code: ErrorCode.RateLimited, message: 'too many requests in flight' });
   }
 
-  private async dispatch(session: Session, frame: ClientFrame): Promise<void> {
+  /** `bytes`: the frame's size, what a publish counts against the write quotas. */
+  private async dispatch(session: Session, frame: ClientFrame, bytes: number): Promise<void> {
     switch (frame.type) {
       case 'pong':
       case 'ack':
@@ -133,7 +137,11 @@ export class FrameHandler {
         return;
       case 'subscribe': {
         const { id, channel, since } = frame;
-        const subscribe = () => this.gateway.subscribe(session, channel, since, (result) => session.send({ type: 'reply', id, result }));
+        if (since) this.quotas?.checkReplay(session, Date.now());
+        const subscribe = async (): Promise<void> => {
+          const replayed = await this.gateway.subscribe(session, channel, since, (result) => session.send({ type: 'reply', id, result }));
+          this.quotas?.replayed(session, replayed, Date.now());
+        };
         const asking = this.asking(session, channel, subscribe);
         // Not awaited: a slow backend delays this subscribe only, not the frames after it.
         if (asking) return this.answerLater(session, id, asking);
@@ -162,6 +170,7 @@ export class FrameHandler {
       case 'send': {
         const channel = frame.type === 'send' ? personalChannel(frame.user) : frame.channel;
         this.checkPublish(session, channel);
+        this.quotas?.write(session, channel, bytes, Date.now());
         const { id, data } = frame;
         const hook = this.hooks.publish?.asks(channel) ? this.hooks.publish : undefined;
         // Not awaited: the frames after it need not wait for the broker (see `publishInOrder`), nor
@@ -223,7 +232,10 @@ export class FrameHandler {
    * the subscription is made, or rejects with why it was refused.
    */
   subscribe(session: Session, channel: string, since: StreamPosition | undefined, respond: (result: SubscribeResult) => void): Promise<void> {
-    const subscribe = () => this.gateway.subscribe(session, channel, since, respond);
+    const subscribe = async (): Promise<void> => {
+      const replayed = await this.gateway.subscribe(session, channel, since, respond);
+      this.quotas?.replayed(session, replayed, Date.now());
+    };
     const asking = this.asking(session, channel, subscribe);
     if (asking) return asking;
     return inQueue(
@@ -275,6 +287,7 @@ export class FrameHandler {
     if (session.subscriptionCount + (this.hooks.subscribe?.pending(session) ?? 0) >= this.maxSubscriptions) {
       throw new SwitchboardError(ErrorCode.TooLarge, `subscription limit reached (${this.maxSubscriptions} per connection)`);
     }
+    this.quotas?.checkNodeSubscriptions(this.gateway.subscriptionCount);
     this.checkPrivate(session, channel);
   }
 

@@ -136,14 +136,14 @@ export class Gateway {
    * Subscribe `session` to `channel`, recovering what it missed since
    * `since` ('start': everything retained). `respond` is called with the
    * result at the moment it must be sent: before any live message that
-   * follows it.
+   * follows it. Resolves with the bytes of history it replayed.
    */
   async subscribe(
     session: Session,
     channel: string,
     from: Since | Promise<Since>,
     respond: (result: SubscribeResult) => void,
-  ): Promise<void> {
+  ): Promise<number> {
     session.begin(channel);
     this.metrics.subscriptions.inc();
     if (channel !== personalChannel(session.user)) this.subscribed++;
@@ -160,11 +160,12 @@ export class Gateway {
       // Closed meanwhile: `forget` may have run before the presence entry existed, so remove it here.
       if (!session.channels.has(channel) && this.presenceEntries.tracks(channel)) {
         await this.presenceEntries.removeNow(session, channel);
-        return;
+        return 0;
       }
-      const { result, rest } = this.continuity.recover(channel, since, page);
+      const { result, rest, bytes } = this.continuity.recover(channel, since, page);
       const top = rest.at(-1)?.offset ?? result.offset ?? 0;
       await session.ready(channel, { offset: top, epoch: result.epoch }, () => respond(result), rest);
+      return bytes;
     } catch (err) {
       if (session.channels.has(channel)) this.drop(session, channel);
       throw err instanceof SwitchboardError ? err : new SwitchboardError(ErrorCode.Unavailable, 'broker unavailable');

@@ -16,6 +16,7 @@ import type { Logger } from 'pino';
 import { CloseCode, ErrorCode, isValidUserId, SwitchboardError } from '../../protocol/index.js';
 import { TokenError, type Identity, type TokenVerifier } from '../auth/token.js';
 import { Admission } from '../core/admission.js';
+import { ConnectionCaps } from '../core/caps.js';
 import type { FrameHandler } from '../core/frame-handler.js';
 import type { Gateway, OpenSession } from '../core/gateway.js';
 import { IpConnectionLimiter } from '../core/rate.js';
@@ -68,6 +69,8 @@ export type RefusalReason =
   | 'not_ready'
   | 'max_connections'
   | 'ip_rate'
+  | 'connections_per_ip'
+  | 'connections_per_user'
   | 'handshake_rate'
   | 'handshakes_in_flight'
   | 'bad_request'
@@ -107,9 +110,12 @@ export class Door {
   private pending = 0;
   /** Whether the log already said that a proxy's address is being counted as the client's. */
   private warnedProxy = false;
+  /** Open connections per IP and per user. */
+  private readonly caps: ConnectionCaps;
 
   constructor(private readonly ctx: DoorContext) {
     this.ipLimiter = new IpConnectionLimiter(ctx.options.limits.maxConnectionsPerIpPerSecond);
+    this.caps = new ConnectionCaps(ctx.options.limits);
     const { maxHandshakesPerSecond, maxHandshakesInFlight } = ctx.options.limits;
     this.admission = new Admission({ perSecond: maxHandshakesPerSecond, inFlight: maxHandshakesInFlight }, Date.now());
     ctx.metrics.countHandshakes(() => this.admission.inFlight);
@@ -173,7 +179,9 @@ export class Door {
     };
     this.pending++;
     try {
-      return { identity: await this.identify(req, url, firstFrame), request, done };
+      const identity = await this.identify(req, url, firstFrame);
+      if (identity !== IN_FIRST_FRAME) this.hold(req, identity.user);
+      return { identity, request, done };
     } catch (err) {
       done();
       throw err;
@@ -232,7 +240,7 @@ export class Door {
    * or when the node began draining meanwhile (closed with 4100, as a new
    * upgrade would be refused).
    */
-  async firstFrame(ws: WebSocket): Promise<FirstFrameOutcome | undefined> {
+  async firstFrame(ws: WebSocket, req: IncomingMessage): Promise<FirstFrameOutcome | undefined> {
     this.pending++;
     let outcome: FirstFrameOutcome | undefined;
     try {
@@ -248,7 +256,29 @@ export class Door {
       ws.close(CloseCode.Draining, 'node is draining: connect to another node');
       return undefined;
     }
+    try {
+      this.hold(req, outcome.identity.user);
+    } catch (err) {
+      // Past a cap once the user is known: as the 429 of an upgrade, a close to retry later.
+      ws.close(CloseCode.RateLimited, err instanceof Error ? err.message.slice(0, 120) : 'rate limited');
+      return undefined;
+    }
     return outcome;
+  }
+
+  /**
+   * Take the place of a connection of `user` from the request's address
+   * until its socket closes (`--max-connections-per-ip`,
+   * `--max-connections-per-user`); a 429 `Refusal` past either cap.
+   */
+  private hold(req: IncomingMessage, user: string): void {
+    const leave = this.caps.enter(this.clientIp(req), user);
+    if (typeof leave === 'string') {
+      this.ctx.metrics.quotaExceeded.inc({ quota: leave });
+      const whose = leave === 'connections_per_ip' ? 'from this address' : 'for this user';
+      throw new Refusal(429, ErrorCode.RateLimited, leave, `too many connections open ${whose}: close one first`, RETRY_AFTER.budget);
+    }
+    req.socket.once('close', leave);
   }
 
   /** The connect hook's identity; its 401 or 403 refuse with that status, any failure of the hook with 503. */

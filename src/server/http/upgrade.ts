@@ -96,7 +96,7 @@ export class Upgrader implements SocketOwner {
       // the whole life of the connection.
       socket.off('error', destroyOnError);
       if (identity !== IN_FIRST_FRAME) return void this.attach(ws as SessionSocket, socket, identity, request, done);
-      void this.attachOnConnectFrame(ws as SessionSocket, socket, request, done);
+      void this.attachOnConnectFrame(ws as SessionSocket, socket, req, request, done);
     });
   }
 
@@ -106,8 +106,8 @@ export class Upgrader implements SocketOwner {
    * it. Until then the socket counts as a connection being opened, and the
    * handshake as one in flight.
    */
-  private async attachOnConnectFrame(ws: SessionSocket, socket: Duplex, resume: Resume, handshakeDone: () => void): Promise<void> {
-    const outcome = await this.door.firstFrame(ws);
+  private async attachOnConnectFrame(ws: SessionSocket, socket: Duplex, req: IncomingMessage, resume: Resume, handshakeDone: () => void): Promise<void> {
+    const outcome = await this.door.firstFrame(ws, req);
     if (!outcome) return handshakeDone();
     const session = this.attach(ws, socket, outcome.identity, resume, handshakeDone);
     for (const frame of outcome.early) this.receive(session, frame.data, frame.isBinary);
