@@ -9,6 +9,11 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { parseWebhook, WEBHOOK_SIGNATURE_HEADER, type WebhookEvent } from '../../src/server-sdk/index.js';
 
+/** Fast dead-node detection for webhook tests: the node flags, and the detection time they give (heartbeat × beats). */
+export const FAST_DETECTION = { args: ['--heartbeat', '1', '--dead-after-beats', '2'], ms: 2000 } as const;
+/** Beyond the detection time: the survivor's sweep, taking the released lease over, one poll and the request. */
+export const DELIVERY_MARGIN_MS = 1500;
+
 export interface ReceivedRequest {
   /** When the request's body had arrived (ms since the epoch). */
   at: number;

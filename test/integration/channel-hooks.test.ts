@@ -10,12 +10,12 @@
  * backend holds up nothing else.
  */
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { ServerFrame } from '../../src/protocol/index.js';
 import { verifyWebhook } from '../../src/server-sdk/index.js';
 import { api } from '../helpers/api.js';
 import { startNodeProcess, writeConfig, type NodeProcess } from '../helpers/node-process.js';
+import { TestBackend } from '../helpers/test-backend.js';
 import { RawClient } from '../helpers/raw-client.js';
 import { startRedis, type RedisProcess } from '../helpers/redis-server.js';
 import { sleep } from '../helpers/wait.js';
@@ -35,7 +35,6 @@ interface Call {
 }
 
 let redis: RedisProcess;
-let backend: http.Server;
 let port = 0;
 const calls: Call[] = [];
 const nodes: NodeProcess[] = [];
@@ -93,16 +92,13 @@ function handle(req: http.IncomingMessage, res: http.ServerResponse): void {
   });
 }
 
+const backend = new TestBackend(handle);
+
 async function listen(at: number): Promise<void> {
-  backend = http.createServer(handle);
-  await new Promise<void>((r) => backend.listen(at, '127.0.0.1', r));
-  port = (backend.address() as AddressInfo).port;
+  port = await backend.listen(at);
 }
 
-async function stopBackend(): Promise<void> {
-  backend.closeAllConnections();
-  await new Promise((r) => backend.close(r));
-}
+const stopBackend = (): Promise<void> => backend.stop();
 
 async function connect(node: NodeProcess, user: string): Promise<RawClient> {
   const client = await RawClient.connect(node.ws(`user=${user}`));

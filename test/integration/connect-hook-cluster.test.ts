@@ -11,13 +11,13 @@
  * without a refresh hook closes such a session at `expireAt` with 4105.
  */
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ServerFrame } from '../../src/protocol/index.js';
 import { parseConnectRequest, parseRefreshRequest, WebhookError, type ConnectHookRequest, type RefreshHookRequest } from '../../src/server-sdk/index.js';
 import { metric } from '../helpers/metrics.js';
 import { startNodeProcess, writeConfig, type NodeProcess } from '../helpers/node-process.js';
+import { TestBackend } from '../helpers/test-backend.js';
 import { RawClient } from '../helpers/raw-client.js';
 import { startRedis, type RedisProcess } from '../helpers/redis-server.js';
 
@@ -27,7 +27,6 @@ const TIMEOUT_MS = 400;
 const nowS = (): number => Math.floor(Date.now() / 1000);
 
 let redis: RedisProcess;
-let backend: http.Server;
 let port = 0;
 const connects: ConnectHookRequest[] = [];
 const refreshes: RefreshHookRequest[] = [];
@@ -85,16 +84,13 @@ function handle(req: http.IncomingMessage, res: http.ServerResponse): void {
   });
 }
 
+const backend = new TestBackend(handle);
+
 async function listen(at: number): Promise<void> {
-  backend = http.createServer(handle);
-  await new Promise<void>((r) => backend.listen(at, '127.0.0.1', r));
-  port = (backend.address() as AddressInfo).port;
+  port = await backend.listen(at);
 }
 
-async function stopBackend(): Promise<void> {
-  backend.closeAllConnections();
-  await new Promise((r) => backend.close(r));
-}
+const stopBackend = (): Promise<void> => backend.stop();
 
 function hookArgs(refresh: boolean): string[] {
   // The clients below say they come from a page of http://app.test.

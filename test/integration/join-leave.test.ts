@@ -14,13 +14,10 @@ import { api } from '../helpers/api.js';
 import { startNodeProcess, writeConfig, type NodeProcess } from '../helpers/node-process.js';
 import { RawClient } from '../helpers/raw-client.js';
 import { startRedis, type RedisProcess } from '../helpers/redis-server.js';
-import { WebhookReceiver } from '../helpers/webhook-receiver.js';
+import { DELIVERY_MARGIN_MS, FAST_DETECTION, WebhookReceiver } from '../helpers/webhook-receiver.js';
 
 const SECRET = 'join-leave-test-secret-0123456789abcdef';
-/** Detection time: --heartbeat 1 × --dead-after-beats 2. */
-const DETECTION_MS = 2000;
-/** Beyond the detection time: the survivor's sweep, taking the released lease over, one poll and the request. */
-const DELIVERY_MARGIN_MS = 1500;
+const DETECTION_MS = FAST_DETECTION.ms;
 
 let redis: RedisProcess;
 let receiver: WebhookReceiver;
@@ -61,7 +58,7 @@ beforeAll(async () => {
   redis = await startRedis();
   receiver = await WebhookReceiver.start(SECRET);
   const config = writeConfig({ namespaces: { room: { joinLeave: true, history: { size: 0 } }, chat: {} } });
-  const args = ['--config', config, '--broker', redis.url, '--insecure', '--webhook', receiver.url, '--webhook-secret', SECRET, '--heartbeat', '1', '--dead-after-beats', '2'];
+  const args = ['--config', config, '--broker', redis.url, '--insecure', '--webhook', receiver.url, '--webhook-secret', SECRET, ...FAST_DETECTION.args];
   a = await startNodeProcess('jl-a', args);
   b = await startNodeProcess('jl-b', args);
   nodes.push(a, b);

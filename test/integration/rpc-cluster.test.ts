@@ -7,11 +7,11 @@
  * connections stay healthy — and work again once it is back on its port.
  */
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { ServerFrame } from '../../src/protocol/index.js';
 import { verifyWebhook } from '../../src/server-sdk/index.js';
 import { startNodeProcess, type NodeProcess } from '../helpers/node-process.js';
+import { TestBackend } from '../helpers/test-backend.js';
 import { RawClient } from '../helpers/raw-client.js';
 import { startRedis, type RedisProcess } from '../helpers/redis-server.js';
 
@@ -19,7 +19,6 @@ const SECRET = 'rpc-cluster-secret-0123456789';
 const TIMEOUT_MS = 400;
 
 let redis: RedisProcess;
-let backend: http.Server;
 let port = 0;
 const calls: Array<{ user: string; method: string; signed: boolean }> = [];
 const nodes: NodeProcess[] = [];
@@ -42,16 +41,13 @@ function handle(req: http.IncomingMessage, res: http.ServerResponse): void {
   });
 }
 
+const backend = new TestBackend(handle);
+
 async function listen(at: number): Promise<void> {
-  backend = http.createServer(handle);
-  await new Promise<void>((r) => backend.listen(at, '127.0.0.1', r));
-  port = (backend.address() as AddressInfo).port;
+  port = await backend.listen(at);
 }
 
-async function stopBackend(): Promise<void> {
-  backend.closeAllConnections();
-  await new Promise((r) => backend.close(r));
-}
+const stopBackend = (): Promise<void> => backend.stop();
 
 async function connect(node: NodeProcess, user: string): Promise<RawClient> {
   const client = await RawClient.connect(node.ws(`user=${user}`));

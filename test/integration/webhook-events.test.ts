@@ -12,13 +12,10 @@ import { startNodeProcess, type NodeProcess } from '../helpers/node-process.js';
 import { RawClient } from '../helpers/raw-client.js';
 import { startRedis, type RedisProcess } from '../helpers/redis-server.js';
 import { sleep } from '../helpers/wait.js';
-import { WebhookReceiver } from '../helpers/webhook-receiver.js';
+import { DELIVERY_MARGIN_MS, FAST_DETECTION, WebhookReceiver } from '../helpers/webhook-receiver.js';
 
 const SECRET = 'webhook-test-secret-0123456789abcdef';
-/** Detection time: --heartbeat 1 × --dead-after-beats 2. */
-const DETECTION_MS = 2000;
-/** Beyond the detection time: the survivor's sweep, taking the released lease over, one poll and the request. */
-const DELIVERY_MARGIN_MS = 1500;
+const DETECTION_MS = FAST_DETECTION.ms;
 
 let redis: RedisProcess;
 let receiver: WebhookReceiver;
@@ -29,7 +26,7 @@ const clients: RawClient[] = [];
 const extra: WebhookReceiver[] = [];
 
 function nodeArgs(url: string, webhook: string, more: string[] = []): string[] {
-  return ['--broker', url, '--insecure', '--webhook', webhook, '--webhook-secret', SECRET, '--heartbeat', '1', '--dead-after-beats', '2', ...more];
+  return ['--broker', url, '--insecure', '--webhook', webhook, '--webhook-secret', SECRET, ...FAST_DETECTION.args, ...more];
 }
 
 async function connect(node: NodeProcess, user: string): Promise<RawClient> {

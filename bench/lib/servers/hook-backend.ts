@@ -7,24 +7,15 @@
 // Switchboard) is checked as a real backend would, with the server SDK; a
 // bad signature is refused with 401. `GET /readyz` says 200.
 //   node --expose-gc --import probe.mjs hook-backend.mjs <port> <secret>
-import { createServer, type IncomingMessage } from 'node:http';
+import { createServer } from 'node:http';
 import { verifyWebhook } from '../../../src/server-sdk/index.js';
+import { readBody } from './http-api.js';
 
 const port = Number(process.argv[2]);
 const secret = process.argv[3] ?? '';
 
 interface HookBody {
   headers?: { cookie?: string };
-}
-
-function readBody(req: IncomingMessage): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let body = '';
-    req.setEncoding('utf8');
-    req.on('data', (c: string) => (body += c));
-    req.on('end', () => resolve(body));
-    req.on('error', reject);
-  });
 }
 
 /** The user of a `sid=<user>` cookie, if the cookie header has one. */

@@ -16,7 +16,8 @@ export type Delivery = 'send' | 'publish';
 /** The group a command reaches: every socket of the user, or of the room. */
 export const target = (kind: Delivery, msg: Command): string => (kind === 'send' ? `user:${msg.user}` : `room:${msg.room}`);
 
-function readBody(req: IncomingMessage): Promise<string> {
+/** The whole body of a request, as text. */
+export function readBody(req: IncomingMessage): Promise<string> {
   return new Promise((resolve, reject) => {
     let body = '';
     req.setEncoding('utf8');
