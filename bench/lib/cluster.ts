@@ -10,7 +10,7 @@ import { type RedisProcess, startRedis } from '../../test/helpers/redis-server.j
 import { postJson } from './http.js';
 import { API_KEY } from './paths.js';
 import { cpuMs, processTree, type Server, stopProcess } from './procs.js';
-import { type Kind, type Memory, memoryOf, pausesOf, PEER, spawnProbed, switchboardArgs } from './servers.js';
+import { type Kind, knowsFlag, type Memory, memoryOf, pausesOf, PEER, spawnProbed, switchboardArgs } from './servers.js';
 import { sleep } from './wait.js';
 
 const READY_TIMEOUT_MS = 60_000;
@@ -86,7 +86,8 @@ export async function startCluster(kind: Kind, nodes: number, workers: number, o
     const redisPid = redisPidOf(redis.port);
     if (kind === 'switchboard') {
       // Client write quotas off too: a benchmark publisher writes far more than an application's client.
-      const config = writeConfig({ apiKeys: [API_KEY], limits: { maxMessagesPerSecond: 100_000, maxPublishBytesPerMinute: 0, maxUserPublishBytesPerMinute: 0 }, ...opts.config });
+      const quotasOff = knowsFlag('max-publish-bytes-per-minute', opts.bin) ? { maxPublishBytesPerMinute: 0, maxUserPublishBytesPerMinute: 0 } : {};
+      const config = writeConfig({ apiKeys: [API_KEY], limits: { maxMessagesPerSecond: 100_000, ...quotasOff }, ...opts.config });
       // Admission limits off, as for the peers, which have none (switchboardArgs turns off the per-second ones).
       const extra = ['--max-handshakes-in-flight', '0', ...(workers > 1 ? ['--workers', String(workers)] : [])];
       for (let i = 0; i < nodes; i++) {

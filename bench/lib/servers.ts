@@ -3,11 +3,12 @@
 // so that all are measured the same way from inside: Switchboard nodes
 // (`bin/switchboard.js start`), Socket.IO 4 with the Redis adapter
 // (servers/sio-server.ts) and bare ws, the floor (servers/ws-server.ts).
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { nodeArgs } from './nodes.js';
-import { bundle, OUT } from './paths.js';
+import { BIN, bundle, OUT } from './paths.js';
 import { type Server, spawnServer } from './procs.js';
 import { sleep } from './wait.js';
 
@@ -56,9 +57,32 @@ export function spawnProbed(label: string, port: number, args: string[], readyTi
   return spawnServer(label, port, args, { nodeArgs: ['--expose-gc', ...extra, '--import', bundled('probe')], env: { PEERS_PROBE_DIR: probes() }, readyTimeoutMs });
 }
 
+const helpOf = new Map<string, string>();
+/**
+ * Whether the node at `bin` (this checkout's when absent) knows `--flag`: a
+ * baseline from before a setting existed is started without it (and has
+ * nothing of the kind to turn off).
+ */
+export function knowsFlag(flag: string, bin = BIN): boolean {
+  let help = helpOf.get(bin);
+  if (help === undefined) {
+    help = execFileSync(process.execPath, [bin, 'start', '--help'], { encoding: 'utf8' });
+    helpOf.set(bin, help);
+  }
+  return help.includes(`--${flag} `);
+}
+
 /** `bin/switchboard.js start` arguments of a benchmarked node: Redis broker, no TLS, per-IP and admission limits off; `bin` of this checkout unless given. */
 export const switchboardArgs = (redis: string, config: string, port: number, id: string, bin?: string): string[] =>
-  nodeArgs(id, port, ['--config', config, '--broker', redis, '--max-connections-per-ip-per-second', '0', '--max-connections-per-ip', '0', '--max-handshakes-per-second', '0', '--insecure'], bin);
+  nodeArgs(
+    id,
+    port,
+    [
+      ...['--config', config, '--broker', redis, '--max-connections-per-ip-per-second', '0', '--max-handshakes-per-second', '0', '--insecure'],
+      ...(knowsFlag('max-connections-per-ip', bin) ? ['--max-connections-per-ip', '0'] : []),
+    ],
+    bin,
+  );
 
 /** Signals a probed process and reads the file it writes in answer. */
 async function ask<T>(pid: number, signal: NodeJS.Signals, suffix: string): Promise<T> {
