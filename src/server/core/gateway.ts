@@ -172,8 +172,9 @@ export class Gateway {
     }
   }
 
+  /** Unsubscribe `session` from `channel`; settles once its presence entry is gone (so its `leave` is logged before anything the client does next). */
   async unsubscribe(session: Session, channel: string): Promise<void> {
-    if (session.channels.has(channel)) this.drop(session, channel);
+    if (session.channels.has(channel)) await this.drop(session, channel);
   }
 
   /** Publish through the broker (see `Publisher.publish`). */
@@ -222,7 +223,8 @@ export class Gateway {
     }
   }
 
-  private drop(session: Session, channel: string): void {
+  /** Drop `session`'s subscription of `channel` here; the removal of its presence entry, when it has one. */
+  private drop(session: Session, channel: string): Promise<void> | undefined {
     session.channels.delete(channel);
     this.metrics.subscriptions.dec();
     if (channel !== personalChannel(session.user)) this.subscribed--;
@@ -230,7 +232,7 @@ export class Gateway {
       this.continuity.forget(channel);
       this.members.release(channel);
     }
-    this.presenceEntries.remove(session, channel);
+    return this.presenceEntries.remove(session, channel);
   }
 
   /**

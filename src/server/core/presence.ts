@@ -66,11 +66,15 @@ export class Presence {
     return this.removed(this.item(session, channel));
   }
 
-  /** Remove the entry of `session` on `channel`, if the channel keeps presence, without waiting. */
-  remove(session: Session, channel: string): void {
-    if (!this.tracks(channel)) return;
+  /**
+   * Remove the entry of `session` on `channel`, if the channel keeps
+   * presence. Settles once the broker has it, or once a failed removal is
+   * kept for retrying; never rejects.
+   */
+  remove(session: Session, channel: string): Promise<void> | undefined {
+    if (!this.tracks(channel)) return undefined;
     const item = this.item(session, channel);
-    this.removed(item).catch((err: unknown) => {
+    return this.removed(item).catch((err: unknown) => {
       // Retried when the broker is back (`reassert`): an entry is never left behind by a live node.
       this.log.debug({ err, channel }, 'presence remove failed; retried when the broker is back');
       if (this.pendingRemovals.size >= MAX_PENDING_REMOVALS) this.pendingRemovals.delete(this.pendingRemovals.keys().next().value!);
