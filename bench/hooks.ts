@@ -174,7 +174,7 @@ async function startServer(kind: Kind, hooks: boolean, backendUrl: string, dir: 
   if (kind === 'socketio') return spawnProbed('socket.io', port, [PEER('sio-server'), String(port), 'local', '1', ...(hooks ? [backendUrl] : [])]);
   const config = join(dir, `config-${hooks}.json`);
   writeFileSync(config, JSON.stringify({ namespaces: { [ROOM]: { history: { size: 0 }, presence: false, publishHook: hooks } } }));
-  const common = ['--config', config, '--broker', 'memory', '--insecure', '--max-connections-per-ip-per-second', '0', '--max-handshakes-per-second', '0', '--max-messages-per-second', '100000', '--max-publish-bytes-per-minute', '0'];
+  const common = ['--config', config, '--broker', 'memory', '--insecure', '--max-connections-per-ip-per-second', '0', '--max-handshakes-per-second', '0', '--max-messages-per-second', '100000', '--max-publish-bytes-per-minute', '0', '--max-connections-per-ip', '0'];
   const hookArgs = hooks ? ['--connect-hook', `${backendUrl}/connect`, '--publish-hook', `${backendUrl}/publish`, '--hook-secret', HOOK_SECRET] : [];
   return spawnProbed('switchboard', port, nodeArgs('bench', port, [...common, ...hookArgs]));
 }
