@@ -86,18 +86,31 @@ describe('Quotas', () => {
 describe('ConnectionCaps', () => {
   it('holds a place per IP and per user until released, once however often released', () => {
     const caps = new ConnectionCaps({ maxConnectionsPerIp: 2, maxConnectionsPerUser: 1 });
-    const a = caps.enter('1.1.1.1', 'a');
-    expect(typeof a).toBe('function');
-    expect(caps.enter('2.2.2.2', 'a')).toBe('connections_per_user');
-    const b = caps.enter('1.1.1.1', 'b');
-    expect(caps.enter('1.1.1.1', 'c')).toBe('connections_per_ip');
-    if (typeof a !== 'function' || typeof b !== 'function') throw new Error('expected places');
-    a();
-    a();
+    const [a, b, c, d, e] = [{}, {}, {}, {}, {}];
+    expect(caps.enter(a, '1.1.1.1', 'a')).toBeUndefined();
+    expect(caps.enter(e, '2.2.2.2', 'a')).toBe('connections_per_user');
+    expect(caps.enter(b, '1.1.1.1', 'b')).toBeUndefined();
+    expect(caps.enter(c, '1.1.1.1', 'c')).toBe('connections_per_ip');
+    caps.leave(a);
+    caps.leave(a);
+    caps.leave(e);
     expect(caps.size).toEqual({ ips: 1, users: 1 });
-    expect(typeof caps.enter('1.1.1.1', 'c')).toBe('function');
-    expect(caps.enter('1.1.1.1', 'd')).toBe('connections_per_ip');
-    b();
+    expect(caps.enter(c, '1.1.1.1', 'c')).toBeUndefined();
+    expect(caps.enter(d, '1.1.1.1', 'd')).toBe('connections_per_ip');
+    caps.leave(b);
     expect(caps.size).toEqual({ ips: 1, users: 1 });
+  });
+
+  it('keeps nothing for a cap at 0, and still enforces the other', () => {
+    const caps = new ConnectionCaps({ maxConnectionsPerIp: 0, maxConnectionsPerUser: 1 });
+    const [a, b] = [{}, {}];
+    expect(caps.enter(a, '1.1.1.1', 'a')).toBeUndefined();
+    expect(caps.size).toEqual({ ips: 0, users: 1 });
+    expect(caps.enter(b, '1.1.1.1', 'a')).toBe('connections_per_user');
+    caps.leave(a);
+    expect(caps.enter(b, '1.1.1.1', 'a')).toBeUndefined();
+    const off = new ConnectionCaps({ maxConnectionsPerIp: 0, maxConnectionsPerUser: 0 });
+    for (let i = 0; i < 3; i++) expect(off.enter({}, '1.1.1.1', 'a')).toBeUndefined();
+    expect(off.size).toEqual({ ips: 0, users: 0 });
   });
 });

@@ -171,11 +171,17 @@ export class Door {
     }
     // The handshake ends with the session's first frame (welcome, or the
     // disconnect that replaces it) or with the socket, whichever comes first.
+    // A connection that ends before its session is bound also gives back its place under the caps (see `hold`).
     const socket = req.socket;
-    socket.once('close', admitted.done);
-    const done = (): void => {
-      socket.off('close', admitted.done);
+    const closed = (): void => {
       admitted.done();
+      this.caps.leave(socket);
+    };
+    socket.once('close', closed);
+    const done = (): void => {
+      socket.off('close', closed);
+      admitted.done();
+      if (socket.destroyed) this.caps.leave(socket);
     };
     this.pending++;
     try {
@@ -266,19 +272,25 @@ export class Door {
     return outcome;
   }
 
+  /** The connection on `socket` ended: its place under the connection caps is free (once, however often called). */
+  leave(socket: object): void {
+    this.caps.leave(socket);
+  }
+
   /**
    * Take the place of a connection of `user` from the request's address
-   * until its socket closes (`--max-connections-per-ip`,
-   * `--max-connections-per-user`); a 429 `Refusal` past either cap.
+   * (`--max-connections-per-ip`, `--max-connections-per-user`); a 429
+   * `Refusal` past either cap. The place is given back by `leave`, which
+   * the transport calls when the connection ends, or by the handshake if
+   * the socket closes before.
    */
   private hold(req: IncomingMessage, user: string): void {
-    const leave = this.caps.enter(this.clientIp(req), user);
-    if (typeof leave === 'string') {
-      this.ctx.metrics.quotaExceeded.inc({ quota: leave });
-      const whose = leave === 'connections_per_ip' ? 'from this address' : 'for this user';
-      throw new Refusal(429, ErrorCode.RateLimited, leave, `too many connections open ${whose}: close one first`, RETRY_AFTER.budget);
+    const over = this.caps.enter(req.socket, this.clientIp(req), user);
+    if (over !== undefined) {
+      this.ctx.metrics.quotaExceeded.inc({ quota: over });
+      const whose = over === 'connections_per_ip' ? 'from this address' : 'for this user';
+      throw new Refusal(429, ErrorCode.RateLimited, over, `too many connections open ${whose}: close one first`, RETRY_AFTER.budget);
     }
-    req.socket.once('close', leave);
   }
 
   /** The connect hook's identity; its 401 or 403 refuse with that status, any failure of the hook with 503. */

@@ -11,6 +11,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ErrorCode, isValidChannel, personalChannel, toErrorBody } from '../../protocol/index.js';
 import { type Door, type EndpointContext, parseDevice, Refusal, sessionIdentity } from './admit.js';
+import { dropIdleTimer } from './harden.js';
 import { sendError } from './respond.js';
 import { decodeEventId, SseTransport, type Positions } from './sse-transport.js';
 
@@ -62,9 +63,11 @@ export class SseEndpoint {
     res.flushHeaders();
     // The stream's own keep-alives (every --ping seconds) and the buffer limit say whether it lives, not an idle timer.
     req.socket.setTimeout(0);
+    dropIdleTimer(req.socket);
     const transport = new SseTransport(res, positions, request.channels, done);
     const session = gateway.open({ ...sessionIdentity(identity), since: positions.get(personal), device: request.device, transport });
     res.once('close', () => {
+      this.door.leave(req.socket);
       transport.end();
       transport.done();
       session.gone();

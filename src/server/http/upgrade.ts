@@ -12,6 +12,7 @@ import { selectSubprotocol } from '../../protocol/msgpack.js';
 import type { Identity } from '../auth/token.js';
 import type { Session } from '../core/session.js';
 import { type Door, type EndpointContext, IN_FIRST_FRAME, parseDevice, Refusal, requestUrl, sessionIdentity } from './admit.js';
+import { dropIdleTimer } from './harden.js';
 import { OriginPolicy } from './origin.js';
 import { isNormalPath } from './path.js';
 import { refuseUpgrade } from './respond.js';
@@ -95,6 +96,7 @@ export class Upgrader implements SocketOwner {
       // handshake: listeners left on the socket would only hold memory for
       // the whole life of the connection.
       socket.off('error', destroyOnError);
+      dropIdleTimer(socket);
       if (identity !== IN_FIRST_FRAME) return void this.attach(ws as SessionSocket, socket, identity, request, done);
       void this.attachOnConnectFrame(ws as SessionSocket, socket, req, request, done);
     });
@@ -136,6 +138,11 @@ export class Upgrader implements SocketOwner {
   /** A frame from a client (`SocketOwner`). */
   receive(session: Session, data: Buffer, isBinary: boolean): void {
     this.ctx.frames.receive(session, data, isBinary);
+  }
+
+  /** A connection is gone (`SocketOwner`): its place under the connection caps is free. */
+  ended(socket: object): void {
+    this.door.leave(socket);
   }
 
   /** A socket error (`SocketOwner`): ws closes the socket, and its close ends the session. */

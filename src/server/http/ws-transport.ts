@@ -22,6 +22,8 @@ const OPCODE_BINARY = 0x2;
 export interface SocketOwner {
   receive(session: Session, data: Buffer, isBinary: boolean): void;
   socketError(session: Session, err: Error): void;
+  /** The connection on `socket` (the one `ws` took over) is gone. */
+  ended(socket: object): void;
   /** The sockets bound and not closed yet (a draining node waits for them, then ends the rest). */
   readonly sockets: Set<SessionSocket>;
 }
@@ -53,6 +55,7 @@ function onMessage(this: WebSocket, data: Buffer, isBinary: boolean): void {
 function onClose(this: WebSocket): void {
   const ws = this as SessionSocket;
   ws.transport?.owner.sockets.delete(ws);
+  ws.transport?.owner.ended(ws.transport.socket);
   ws.transport?.done();
   ws.session?.gone();
 }
