@@ -14,6 +14,7 @@ import { api } from '../helpers/api.js';
 import { useNodes } from '../helpers/fixture.js';
 import { metric } from '../helpers/metrics.js';
 import { RawClient } from '../helpers/raw-client.js';
+import { SseClient } from '../helpers/sse-client.js';
 import { redisCommand, startRedis, type RedisProcess } from '../helpers/redis-server.js';
 import { sleep } from '../helpers/wait.js';
 
@@ -203,6 +204,15 @@ describe('connection and subscription caps', () => {
     await first.close();
     await vi.waitFor(() => connect(n, 'many'), { timeout: 5_000, interval: 50 });
     expect(await metric(n.url('/metrics'), 'switchboard_connections_rejected_total', { reason: 'connections_per_user' })).toBeGreaterThanOrEqual(1);
+  });
+
+  it('counts an event stream under --max-connections-per-user, and takes the user again once the stream closes', async () => {
+    const n = await node({ limits: { maxConnectionsPerUser: 1 } });
+    const stream = await SseClient.open(n.url('/sse?user=streamer'));
+    expect(stream.status).toBe(200);
+    await expect(RawClient.open(`ws://127.0.0.1:${n.port}/ws?user=streamer`)).rejects.toMatchObject({ status: 429 });
+    stream.close();
+    await vi.waitFor(() => connect(n, 'streamer'), { timeout: 5_000, interval: 50 });
   });
 
   it('refuses an IP past --max-connections-per-ip with 429; with --trust-proxy it counts the forwarded client IP', async () => {
