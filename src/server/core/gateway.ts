@@ -205,7 +205,7 @@ export class Gateway {
 
   /** Fan a publication out to local subscribers: encoded once, the same bytes written to each. */
   private deliverLocal(pub: BrokerPublication): void {
-    const subscribers = this.interest.subscribers(pub.channel);
+    const subscribers = this.interest.subscribersAsKept(pub.channel);
     if (!subscribers) {
       this.metrics.brokerReceived.inc({ use: 'unused' });
       return;
@@ -216,7 +216,9 @@ export class Gateway {
     const message: Outgoing = { pub: wire as Publication, text: Buffer.from(encodeMessage(wire as Publication)) };
     let written = 0;
     const now = Date.now();
-    for (const s of subscribers) if (s.deliverMessage(message, now)) written++;
+    if (subscribers instanceof Session) {
+      if (subscribers.deliverMessage(message, now)) written++;
+    } else for (const s of subscribers) if (s.deliverMessage(message, now)) written++;
     if (written > 0) {
       this.metrics.delivered.inc(written);
       this.metrics.framesOut.inc({ type: 'message' }, written);

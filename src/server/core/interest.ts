@@ -56,6 +56,15 @@ export class Interest {
     return local === undefined ? undefined : each(local);
   }
 
+  /**
+   * The local subscribers of `channel` as they are kept: the session itself
+   * when it is the only one, a set otherwise. For the fan-out, which writes
+   * to a lone subscriber without wrapping it for iteration.
+   */
+  subscribersAsKept(channel: string): Session | ReadonlySet<Session> | undefined {
+    return this.local.get(channel);
+  }
+
   /** Whether this node holds local subscribers of `channel`. */
   holds(channel: string): boolean {
     return this.local.has(channel);
