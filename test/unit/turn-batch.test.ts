@@ -1,7 +1,7 @@
 /**
- * TurnBatch: a lone item goes at once (no wait for the next turn), items
- * added while a call is under way gather into one call, and calls go out
- * in the order their items came.
+ * TurnBatch: what is added within one turn of the event loop, in one
+ * callback or in several, goes as one call at the turn's check phase; calls
+ * go out in the order their items came; a failed call fails only its items.
  */
 import { expect, it } from 'vitest';
 import { TurnBatch } from '../../src/shared/batch.js';
@@ -19,47 +19,37 @@ function recorded(): { batch: TurnBatch<string, string>; calls: string[][]; answ
 
 const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
-it('sends a lone item within the current microtasks when no call is under way', async () => {
+it('sends a lone item at the check phase of the turn it was added in', async () => {
   const { batch, calls, answer } = recorded();
   const result = batch.add('a');
+  await Promise.resolve();
   expect(calls).toEqual([]);
-  await Promise.resolve();
-  await Promise.resolve();
+  await nextTurn();
   expect(calls).toEqual([['a']]);
   answer[0]!();
   expect(await result).toBe('a!');
 });
 
-it('gives what one piece of code adds together one call', async () => {
+it('gives what separate callbacks of one turn add one call, and keeps the order of calls', async () => {
   const { batch, calls, answer } = recorded();
-  const results = Promise.all(['a', 'b', 'c'].map((i) => batch.add(i)));
-  await nextTurn();
-  expect(calls).toEqual([['a', 'b', 'c']]);
-  answer[0]!();
-  expect(await results).toEqual(['a!', 'b!', 'c!']);
-});
-
-it('gathers what arrives in separate callbacks while a call is under way, and keeps the order of calls', async () => {
-  const { batch, calls, answer } = recorded();
-  const first = batch.add('a');
-  await Promise.resolve();
-  expect(calls).toEqual([['a']]);
   // Two callbacks of one turn, like two sockets read in one poll phase.
-  const later = await new Promise<Array<Promise<string>>>((resolve) => {
+  const first = await new Promise<Array<Promise<string>>>((resolve) => {
     const out: Array<Promise<string>> = [];
-    setImmediate(() => out.push(batch.add('b')));
+    setImmediate(() => out.push(batch.add('a')));
     setImmediate(() => {
-      out.push(batch.add('c'));
+      out.push(batch.add('b'));
       resolve(out);
     });
   });
-  // The first call is still under way: nothing may overtake it, and b and c wait for the turn's end together.
-  answer[0]!();
-  await first;
   await nextTurn();
-  expect(calls).toEqual([['a'], ['b', 'c']]);
+  expect(calls).toEqual([['a', 'b']]);
+  // A later turn's items make the next call, sent without waiting for the first answer.
+  const later = batch.add('c');
+  await nextTurn();
+  expect(calls).toEqual([['a', 'b'], ['c']]);
   answer[1]!();
-  expect(await Promise.all(later)).toEqual(['b!', 'c!']);
+  answer[0]!();
+  expect(await Promise.all([...first, later])).toEqual(['a!', 'b!', 'c!']);
 });
 
 it('a failed call fails its own items only, and the batch goes on', async () => {
