@@ -86,7 +86,9 @@ export async function startCluster(kind: Kind, nodes: number, workers: number, o
     const redisPid = redisPidOf(redis.port);
     if (kind === 'switchboard') {
       // Client write quotas off too: a benchmark publisher writes far more than an application's client.
-      const quotasOff = knowsFlag('max-publish-bytes-per-minute', opts.bin) ? { maxPublishBytesPerMinute: 0, maxUserPublishBytesPerMinute: 0 } : {};
+      const quotasOff = knowsFlag('max-publish-bytes-per-minute', opts.bin)
+        ? { maxPublishBytesPerMinute: 0, maxUserPublishBytesPerMinute: 0, maxNewChannelsPerMinute: 0, maxUserNewChannelsPerMinute: 0 }
+        : {};
       const config = writeConfig({ apiKeys: [API_KEY], limits: { maxMessagesPerSecond: 100_000, ...quotasOff }, ...opts.config });
       // Admission limits off, as for the peers, which have none (switchboardArgs turns off the per-second ones).
       const extra = ['--max-handshakes-in-flight', '0', ...(workers > 1 ? ['--workers', String(workers)] : [])];
