@@ -5,9 +5,10 @@
  * route the router serves is described; the document is OpenAPI 3.1 shaped
  * and every `$ref` resolves.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { MemoryBroker, MemoryBus } from '../../src/brokers/memory/memory-broker.js';
-import { isValidChannel, isValidUserId } from '../../src/protocol/index.js';
+import { Cluster } from '../../src/cluster/cluster.js';
+import { ErrorCode, isValidChannel, isValidUserId, SwitchboardError } from '../../src/protocol/index.js';
 import { ServerApi } from '../../src/server/http/api.js';
 import { OPENAPI, type Method, type Operation, type Response } from '../../src/server/http/openapi.js';
 import { startNode, type SwitchboardNode } from '../../src/server/node.js';
@@ -94,6 +95,8 @@ function responseFor(op: Operation, status: number): Response {
 function holds(template: string, method: string, answer: Answer, expected: number): unknown {
   expect(answer.status, JSON.stringify(answer.body)).toBe(expected);
   const op = operationAt(template, method);
+  // Every status the node really answers is listed; `default` stands only for a fault of the node (500).
+  expect(op.responses[String(answer.status)], `${op.operationId} does not list ${answer.status}`).toBeDefined();
   const request = op.requestBody?.content['application/json']?.schema;
   if (answer.status === 200 && request) expect(validate(OPENAPI, request, answer.sent), `${op.operationId} request`).toEqual([]);
   const response = responseFor(op, answer.status);
@@ -189,6 +192,24 @@ describe('the description itself', () => {
     }
   });
 
+  it('lists 415 (a body not sent as JSON), 400 and 413 for every operation that takes a body, and only for those', () => {
+    const withBody = operations.filter((o) => o.op.requestBody);
+    // The router refuses every POST whose body is not JSON: those are the operations with a body.
+    expect(withBody.map((o) => `${o.method} ${o.path}`).sort()).toEqual(
+      ServerApi.endpoints.filter((e) => e.method === 'POST').map((e) => `POST ${e.path}`).sort(),
+    );
+    for (const { op } of withBody) {
+      expect(Object.keys(op.requestBody?.content ?? {}), op.operationId).toEqual(['application/json']);
+      expect(op.responses['415'], op.operationId).toEqual({ $ref: '#/components/responses/UnsupportedMediaType' });
+      expect(op.responses['413'], op.operationId).toEqual({ $ref: '#/components/responses/TooLarge' });
+      expect(op.responses['400'], op.operationId).toEqual({ $ref: '#/components/responses/BadRequest' });
+    }
+    for (const { op } of operations.filter((o) => !o.op.requestBody)) expect(op.responses['415'], op.operationId).toBeUndefined();
+    const schema = responseFor(operationAt('/api/publish', 'POST'), 415).content?.['application/json']?.schema;
+    expect(validate(OPENAPI, schema, { error: { code: 'bad_request', message: 'm' } })).toEqual([]);
+    expect(validate(OPENAPI, schema, { error: { code: 'too_large', message: 'm' } })).not.toEqual([]);
+  });
+
   it('describes every route the router serves, and serves every path it describes', () => {
     const routes = [...ServerApi.endpoints.map((e) => `${e.method} ${e.path}`), 'GET /healthz', 'GET /readyz', 'GET /metrics'];
     expect(operations.map((o) => `${o.method} ${o.path}`).sort()).toEqual([...routes].sort());
@@ -261,11 +282,20 @@ describe('real answers', () => {
     await expectAnswer('GET', '/api/history/{channel}', 404, { path: '/api/history/volatile:x' });
   });
 
-  it('disconnect: 200 with the count, 400, 413', async () => {
+  it('disconnect: 200 with the count, 400, 413, 503', async () => {
     await connect('bob');
     expect((await expectAnswer('POST', '/api/disconnect', 200, { body: { user: 'bob', code: 4100 } })).body).toEqual({ sessions: 1 });
     await expectAnswer('POST', '/api/disconnect', 400, { body: { user: 'bob', code: 1000 } });
     await expectAnswer('POST', '/api/disconnect', 413, { body: { user: 'bob', reason: 'x'.repeat(MAX_BODY) } });
+    // A lone node never has a cluster request waiting: the cluster refuses as it does with 1000 in flight.
+    const full = vi
+      .spyOn(Cluster.prototype, 'requestAll')
+      .mockRejectedValueOnce(new SwitchboardError(ErrorCode.Unavailable, 'too many cluster requests in flight'));
+    try {
+      await expectAnswer('POST', '/api/disconnect', 503, { body: { user: 'bob' } });
+    } finally {
+      full.mockRestore();
+    }
   });
 
   it('nodes, the cluster view, route, health, readiness and metrics: 200; route 400', async () => {
@@ -279,6 +309,28 @@ describe('real answers', () => {
     await expectAnswer('GET', '/readyz', 200, { key: null });
     const metrics = (await expectAnswer('GET', '/metrics', 200, { key: null })).body;
     expect(metrics).toContain('switchboard_');
+  });
+
+  it('every operation that takes a body refuses one not sent as JSON (415), before reading it', async () => {
+    const withBody = operations.filter((o) => o.op.requestBody);
+    expect(withBody.length).toBeGreaterThan(0);
+    // A body every operation would take as JSON: only its type is wrong.
+    const json = JSON.stringify({
+      channel: 'room:415',
+      user: 'ann',
+      data: 1,
+      channels: ['room:415'],
+      commands: [{ publish: { channel: 'room:415', data: 1 } }],
+    });
+    for (const { path, method } of withBody) {
+      for (const type of ['text/plain', 'text/plain; charset=utf-8', 'application/x-www-form-urlencoded']) {
+        const answer = await expectAnswer(method, path, 415, { body: json, headers: { 'content-type': type } });
+        expect(answer.body, `${path} ${type}`).toMatchObject({ error: { code: 'bad_request' } });
+      }
+    }
+    // Nothing was published.
+    const history = await expectAnswer('GET', '/api/history/{channel}', 200, { path: '/api/history/room:415' });
+    expect(history.body).toMatchObject({ offset: 0, messages: [] });
   });
 
   it('every operation that needs a key refuses a call without one, or with a wrong one (401)', async () => {

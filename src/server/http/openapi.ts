@@ -86,13 +86,21 @@ const ERRORS = {
   401: ['Unauthorized', ErrorCode.Unauthorized, 'No API key, a wrong one, or no `--api-key` configured on a node that is not `--insecure`.'],
   404: ['NotFound', ErrorCode.NotFound, 'The namespace keeps no history or no presence.'],
   413: ['TooLarge', ErrorCode.TooLarge, 'The body is over `--max-body-bytes` (default 1 MiB).'],
+  415: [
+    'UnsupportedMediaType',
+    ErrorCode.BadRequest,
+    'The body was not sent as `Content-Type: application/json` (parameters such as `; charset=utf-8` allowed), the only type the API takes; refused before it is read.',
+  ],
   503: [
     'Unavailable',
     ErrorCode.Unavailable,
-    'The broker did not take the message: unreachable until `--publish-deadline`, or an attempt failed and the message had no idempotency key to retry it under.',
+    'A publish: the broker did not take the message, unreachable until `--publish-deadline`, or an attempt failed and the message had no idempotency key to retry it under. ' +
+      'A disconnect: too many cluster requests in flight on this node.',
   ],
 } as const;
 type ErrorStatus = keyof typeof ERRORS;
+/** What every operation with a body may answer for the body alone: not a JSON object (400), too large (413), not sent as JSON (415). */
+const BODY_ERRORS: readonly ErrorStatus[] = [400, 413, 415];
 
 /** Fields every node states about itself (`NodeInfo`); the load figures are optional. */
 function nodeProperties(): Record<string, JsonSchema> {
@@ -269,13 +277,15 @@ interface OperationSpec {
   body?: string;
   /** The answers that are not refusals, by status (200, and 503 for `/readyz`). */
   answers: Record<number, Response>;
+  /** Refusals besides `BODY_ERRORS`, which an operation with a `body` lists anyway. */
   errors?: ErrorStatus[];
 }
 
 /** An operation: its answers, its listed errors, and any other status as `default` (`internal`, 500). */
 function operation(operationId: string, summary: string, spec: OperationSpec): Operation {
   const responses: Record<string, Response | Ref> = { ...spec.answers };
-  for (const status of spec.errors ?? []) responses[status] = { $ref: `#/components/responses/${ERRORS[status][0]}` };
+  const errors = [...(spec.body ? BODY_ERRORS : []), ...(spec.errors ?? [])];
+  for (const status of errors) responses[status] = { $ref: `#/components/responses/${ERRORS[status][0]}` };
   responses.default = { $ref: '#/components/responses/Error' };
   return {
     operationId,
@@ -308,7 +318,7 @@ const KEY_HEADER: Parameter = {
 
 /** `/api/publish` and `/api/send`: one publish, under an optional idempotency key, answered with its position. */
 const keyedPublish = (id: string, summary: string, body: string): Operation =>
-  operation(id, summary, { parameters: [KEY_HEADER], body, answers: { 200: PUBLISHED }, errors: [400, 401, 413, 503] });
+  operation(id, summary, { parameters: [KEY_HEADER], body, answers: { 200: PUBLISHED }, errors: [401, 503] });
 
 export const OPENAPI: OpenApiDocument = {
   openapi: '3.1.0',
@@ -337,7 +347,7 @@ export const OPENAPI: OpenApiDocument = {
         parameters: [KEY_HEADER],
         body: 'BroadcastRequest',
         answers: ok('One result per channel, in the order given.', 'BroadcastAnswer'),
-        errors: [400, 401, 413],
+        errors: [401],
       }),
     },
     '/api/batch': {
@@ -347,7 +357,7 @@ export const OPENAPI: OpenApiDocument = {
           'their order; a command that fails or is malformed has `{error}` in its place and the others are published regardless.',
         body: 'BatchRequest',
         answers: ok('One result per command, in the order given.', 'BatchAnswer'),
-        errors: [400, 401, 413],
+        errors: [401],
       }),
     },
     '/api/users/{user}': {
@@ -379,7 +389,7 @@ export const OPENAPI: OpenApiDocument = {
       post: operation('disconnect', 'Close every session of a user, on every node', {
         body: 'DisconnectRequest',
         answers: ok('How many sessions were closed.', 'DisconnectAnswer'),
-        errors: [400, 401, 413],
+        errors: [401, 503],
       }),
     },
     '/api/nodes': {
