@@ -266,7 +266,7 @@ describe('real answers', () => {
     await expectAnswer('POST', '/api/batch', 413, { body: { commands: [{ publish: { channel: 'room:1', data: 'x'.repeat(MAX_BODY) } }] } });
   });
 
-  it('users, presence and history: 200 with content, 400, 404', async () => {
+  it('users, presence and history: 200 with content, 400, 404, 503', async () => {
     const ann = await connect('ann');
     await ann.request({ type: 'subscribe', channel: 'room:1' });
     const user = (await expectAnswer('GET', '/api/users/{user}', 200, { path: '/api/users/ann' })).body;
@@ -280,6 +280,17 @@ describe('real answers', () => {
     expect((history as { messages: unknown[] }).messages.length).toBeGreaterThan(0);
     await expectAnswer('GET', '/api/history/{channel}', 400, { path: '/api/history/room:1?since=-1' });
     await expectAnswer('GET', '/api/history/{channel}', 404, { path: '/api/history/volatile:x' });
+    // The broker fails the reads: each answers 503.
+    const presenceDown = vi.spyOn(broker.store, 'presence').mockRejectedValue(new Error('broker down'));
+    const historyDown = vi.spyOn(broker.store, 'history').mockRejectedValue(new Error('broker down'));
+    try {
+      await expectAnswer('GET', '/api/users/{user}', 503, { path: '/api/users/ann' });
+      await expectAnswer('GET', '/api/presence/{channel}', 503, { path: '/api/presence/room%3A1' });
+      await expectAnswer('GET', '/api/history/{channel}', 503, { path: '/api/history/room:1?since=0' });
+    } finally {
+      presenceDown.mockRestore();
+      historyDown.mockRestore();
+    }
   });
 
   it('disconnect: 200 with the count, 400, 413, 503', async () => {

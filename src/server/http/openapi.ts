@@ -95,6 +95,7 @@ const ERRORS = {
     'Unavailable',
     ErrorCode.Unavailable,
     'A publish: the broker did not take the message, unreachable until `--publish-deadline`, or an attempt failed and the message had no idempotency key to retry it under. ' +
+      'A read (user, presence, history): the broker could not be read. ' +
       'A disconnect: too many cluster requests in flight on this node.',
   ],
 } as const;
@@ -364,14 +365,14 @@ export const OPENAPI: OpenApiDocument = {
       get: operation('user', "A user's sessions on every node", {
         parameters: [inPath('user', 'UserId')],
         answers: ok('Whether and where.', 'UserAnswer'),
-        errors: [400, 401],
+        errors: [400, 401, 503],
       }),
     },
     '/api/presence/{channel}': {
       get: operation('presence', "A channel's subscribers on every node", {
         parameters: [inPath('channel', 'ChannelName')],
         answers: ok('One member per subscribed session.', 'PresenceAnswer'),
-        errors: [400, 401, 404],
+        errors: [400, 401, 404, 503],
       }),
     },
     '/api/history/{channel}': {
@@ -382,7 +383,7 @@ export const OPENAPI: OpenApiDocument = {
           inQuery('limit', `At most this many messages; default the namespace's history size, capped at ${MAX_HISTORY_LIMIT}.`),
         ],
         answers: ok('The channel position and the messages, oldest first.', 'HistoryAnswer'),
-        errors: [400, 401, 404],
+        errors: [400, 401, 404, 503],
       }),
     },
     '/api/disconnect': {
