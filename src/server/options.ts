@@ -188,6 +188,8 @@ export interface NodeOptions {
   httpIdleTimeout: number;
   /** Seconds a request's headers may take to arrive in full; past it, 408 and the connection is closed. */
   headersTimeout: number;
+  /** Milliseconds a WebSocket upgraded without a token may take to send its `connect` frame; past it, close 4001. */
+  firstFrameTimeout: number;
   /** TCP connections the HTTP server keeps open at most, WebSockets included; absent: `limits.maxConnections` + 1024. */
   maxTcpConnections?: number;
   /** Serve `/metrics` on this port (same host) and not on the main one; absent: on the main one. */
@@ -296,6 +298,7 @@ export function withDefaults(partial: NodeOptionsInput = {}): NodeOptions {
     allowedOrigins: [],
     httpIdleTimeout: 30,
     headersTimeout: 10,
+    firstFrameTimeout: 5000,
     serveSourcemaps: false,
     logLevel: 'info',
     ...partial,

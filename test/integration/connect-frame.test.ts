@@ -3,24 +3,29 @@
  * no token is accepted, and its first frame must be `{"type": "connect",
  * "token"}`; a refused token, another frame first, or silence closes the
  * connection with 4001 before any session exists. A bad token in the URL or
- * the header is still refused with 401 before the upgrade.
+ * the header is still refused with 401 before the upgrade. The wait for the
+ * connect frame is `--first-frame-timeout` (5 s by default).
  */
 import { SignJWT } from 'jose';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import WebSocket from 'ws';
 import { encodeClientFrameBinary, MSGPACK_SUBPROTOCOL, parseMsgpack } from '../../src/protocol/msgpack.js';
-import { FIRST_FRAME_TIMEOUT_MS } from '../../src/server/http/first-frame.js';
 import { startNode, type SwitchboardNode } from '../../src/server/node.js';
+import { withDefaults } from '../../src/server/options.js';
 import { metric } from '../helpers/metrics.js';
+import { startNodeProcess, type NodeProcess } from '../helpers/node-process.js';
 import { RawClient } from '../helpers/raw-client.js';
 
 const SECRET = 'a-test-secret-of-decent-length-for-frames';
+const DEFAULT_FIRST_FRAME_TIMEOUT_MS = withDefaults().firstFrameTimeout;
 const nodes: SwitchboardNode[] = [];
+const processes: NodeProcess[] = [];
 const clients: RawClient[] = [];
 
 afterAll(async () => {
   await Promise.all(clients.map((c) => c.close()));
   await Promise.all(nodes.map((n) => n.close()));
+  await Promise.all(processes.map((p) => p.stop()));
 });
 
 async function node(): Promise<SwitchboardNode> {
@@ -91,9 +96,33 @@ describe('the token in the first frame', () => {
     expect(await metric(n.url('/metrics'), 'switchboard_handshakes_in_flight')).toBe(1);
     const closed = await c.closed;
     expect(closed).toMatchObject({ code: 4001, reason: expect.stringMatching(/no connect frame/) });
-    expect(Date.now() - started).toBeGreaterThanOrEqual(FIRST_FRAME_TIMEOUT_MS - 100);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(DEFAULT_FIRST_FRAME_TIMEOUT_MS - 100);
     await vi.waitUntil(async () => (await metric(n.url('/metrics'), 'switchboard_handshakes_in_flight')) === 0, { timeout: 2000, interval: 20 });
-  }, FIRST_FRAME_TIMEOUT_MS + 5_000);
+  }, DEFAULT_FIRST_FRAME_TIMEOUT_MS + 5_000);
+
+  it('--first-frame-timeout sets the wait: 300 ms closes a silent connection as 5 s does, and a connect frame in time still opens a session', async () => {
+    const n = await startNodeProcess('first-frame-300', ['--secret', SECRET, '--first-frame-timeout', '300']);
+    processes.push(n);
+    const silent = await RawClient.open(n.ws());
+    const started = Date.now();
+    clients.push(silent);
+    const prompt = await RawClient.open(n.ws());
+    clients.push(prompt);
+    prompt.send({ type: 'connect', token: await token('ria') });
+    expect(await prompt.next((f) => f.type === 'welcome')).toMatchObject({ user: 'ria' });
+
+    const closed = await silent.closed;
+    const waited = Date.now() - started;
+    expect(closed).toMatchObject({ code: 4001, reason: expect.stringMatching(/no connect frame/) });
+    expect(waited).toBeGreaterThanOrEqual(200);
+    expect(waited).toBeLessThan(DEFAULT_FIRST_FRAME_TIMEOUT_MS / 2);
+    expect(silent.frames).toEqual([]);
+    // The session that identified in time outlives the timer that closed its neighbour.
+    prompt.send({ type: 'ping', id: 1 });
+    expect(await prompt.next((f) => f.type === 'pong')).toEqual({ type: 'pong', id: 1 });
+    expect(prompt.ws.readyState).toBe(WebSocket.OPEN);
+    await vi.waitUntil(async () => (await metric(n.url('/metrics'), 'switchboard_handshakes_in_flight')) === 0, { timeout: 2000, interval: 20 });
+  }, 30_000);
 
   it('speaks MessagePack on a MessagePack connection', async () => {
     const n = await node();

@@ -356,6 +356,20 @@ describe('numbers', () => {
     expect(options(['--insecure', '--drain-timeout', '0']).drainTimeout).toBe(0);
   });
 
+  it('--first-frame-timeout is 100–60000 ms, 5000 by default, from a flag, the environment or the file', () => {
+    expect(options(['--insecure']).firstFrameTimeout).toBe(5000);
+    expect(options(['--insecure', '--first-frame-timeout', '300']).firstFrameTimeout).toBe(300);
+    expect(options(['--insecure'], { env: { SWITCHBOARD_FIRST_FRAME_TIMEOUT: '100' } }).firstFrameTimeout).toBe(100);
+    expect(withFile({ firstFrameTimeout: 60_000 }).firstFrameTimeout).toBe(60_000);
+    for (const bad of ['99', '60001', '0', '-300', '5s', '2.5', 'abc']) {
+      expect(problem(['--insecure', `--first-frame-timeout=${bad}`])).toBe(`--first-frame-timeout must be a whole number from 100 to 60000, got "${bad}"`);
+    }
+    expect(problem(['--insecure'], { env: { SWITCHBOARD_FIRST_FRAME_TIMEOUT: '5s' } })).toBe(
+      'SWITCHBOARD_FIRST_FRAME_TIMEOUT must be a whole number from 100 to 60000, got "5s"',
+    );
+    expect(fileProblem({ firstFrameTimeout: 70_000 })).toMatch(/^"firstFrameTimeout" in config file \/app\/sb\.json must be a whole number from 100 to 60000, got 70000/);
+  });
+
   it('in the environment the message names the variable', () => {
     expect(problem(['--insecure'], { env: { SWITCHBOARD_MAX_BODY_BYTES: '1.5' } })).toBe(
       'SWITCHBOARD_MAX_BODY_BYTES must be a whole number of at least 1, got "1.5"',

@@ -193,6 +193,7 @@ function toOptions(v: SettingValues, publicKey: string | undefined, file: Parsed
       allowedOrigins: v.allowedOrigins,
       httpIdleTimeout: v.httpIdleTimeout,
       headersTimeout: v.headersTimeout,
+      firstFrameTimeout: v.firstFrameTimeout,
       maxTcpConnections: v.maxTcpConnections,
       metricsPort: v.metricsPort,
       serveSourcemaps: v.serveSourcemaps,

@@ -290,6 +290,14 @@ export const SETTINGS = {
     max: 600,
     help: "seconds a request's headers may take to arrive in full (slow senders are answered 408 and cut)",
   },
+  firstFrameTimeout: {
+    flag: 'first-frame-timeout',
+    kind: 'integer',
+    arg: '<ms>',
+    min: 100,
+    max: 60_000,
+    help: 'how long a WebSocket upgraded without a token may take to send its connect frame before it is closed (4001)',
+  },
   maxTcpConnections: {
     flag: 'max-tcp-connections',
     kind: 'integer',

@@ -250,7 +250,7 @@ export class Door {
     this.pending++;
     let outcome: FirstFrameOutcome | undefined;
     try {
-      outcome = await awaitConnectFrame(ws, (token) => this.ctx.verifier.verify(token));
+      outcome = await awaitConnectFrame(ws, (token) => this.ctx.verifier.verify(token), this.ctx.options.firstFrameTimeout);
     } finally {
       this.pending--;
     }

@@ -2,7 +2,7 @@
  * Identity in the first frame (SPEC "Client connection"): an upgrade that
  * names nobody — no `?token=`, no `Authorization` header, no connect hook to
  * ask — is accepted, and its first frame must be `{"type": "connect",
- * "token"}` within `FIRST_FRAME_TIMEOUT_MS`, so that browsers keep tokens out
+ * "token"}` within `--first-frame-timeout`, so that browsers keep tokens out
  * of URLs and proxy logs. Anything else first, a refused token, or silence
  * closes the connection with 4001 before any session exists. Frames sent
  * right after the connect frame wait for the token check and are handed on.
@@ -12,8 +12,6 @@ import { CloseCode, connectToken } from '../../protocol/index.js';
 import { codecOfSubprotocol, parseMsgpack } from '../../protocol/msgpack.js';
 import type { Identity } from '../auth/token.js';
 
-/** How long an upgrade without a token may take to send its `connect` frame. */
-export const FIRST_FRAME_TIMEOUT_MS = 5000;
 /** Frames a client may send after `connect` while its token is checked; past it, close 4008. */
 export const MAX_EARLY_FRAMES = 32;
 
@@ -33,12 +31,13 @@ export interface FirstFrameOutcome {
 export type Verify = (token: string) => Promise<Identity>;
 
 /**
- * Wait for the connect frame on `ws` and check its token with `verify`.
- * Resolves with the identity once it is known, or with undefined when the
- * connection was refused (and is being closed) or closed by the client.
- * Never rejects; leaves no listener on `ws` once settled.
+ * Wait up to `timeoutMs` (`--first-frame-timeout`) for the connect frame on
+ * `ws` and check its token with `verify`. Resolves with the identity once it
+ * is known, or with undefined when the connection was refused (and is being
+ * closed) or closed by the client. Never rejects; leaves no listener on `ws`
+ * once settled.
  */
-export function awaitConnectFrame(ws: WebSocket, verify: Verify, timeoutMs = FIRST_FRAME_TIMEOUT_MS): Promise<FirstFrameOutcome | undefined> {
+export function awaitConnectFrame(ws: WebSocket, verify: Verify, timeoutMs: number): Promise<FirstFrameOutcome | undefined> {
   return new Promise((resolve) => {
     const early: EarlyFrame[] = [];
     let verifying = false;
