@@ -182,6 +182,13 @@ export interface NodeOptions {
    * it too.
    */
   msgpack: boolean;
+  /**
+   * Milliseconds a socket's fan-out frames wait after the first of them, so
+   * that publications arriving meanwhile leave in one write (fewer system
+   * calls per delivery, at the cost of that much latency); 0: they leave at
+   * the end of the event-loop tick.
+   */
+  writeDelay: number;
   /** Browser origins besides the node's own allowed to open `/ws` (`*` matches any run of characters); empty: only the node's own. */
   allowedOrigins: string[];
   /** Seconds an HTTP connection may stay silent both ways before any upgrade; past it, it is closed. */
@@ -295,6 +302,7 @@ export function withDefaults(partial: NodeOptionsInput = {}): NodeOptions {
     trustProxy: false,
     permessageDeflate: false,
     msgpack: false,
+    writeDelay: 0,
     allowedOrigins: [],
     httpIdleTimeout: 30,
     headersTimeout: 10,

@@ -356,6 +356,16 @@ describe('numbers', () => {
     expect(options(['--insecure', '--drain-timeout', '0']).drainTimeout).toBe(0);
   });
 
+  it('--write-delay is 0–100 ms, 0 by default, from a flag, the environment or the file', () => {
+    expect(options(['--insecure']).writeDelay).toBe(0);
+    expect(options(['--insecure', '--write-delay', '5']).writeDelay).toBe(5);
+    expect(options(['--insecure'], { env: { SWITCHBOARD_WRITE_DELAY: '100' } }).writeDelay).toBe(100);
+    expect(withFile({ writeDelay: 2 }).writeDelay).toBe(2);
+    for (const bad of ['101', '-1', '5ms', '0.5']) {
+      expect(problem(['--insecure', `--write-delay=${bad}`])).toBe(`--write-delay must be a whole number from 0 to 100, got "${bad}"`);
+    }
+  });
+
   it('--first-frame-timeout is 100–60000 ms, 5000 by default, from a flag, the environment or the file', () => {
     expect(options(['--insecure']).firstFrameTimeout).toBe(5000);
     expect(options(['--insecure', '--first-frame-timeout', '300']).firstFrameTimeout).toBe(300);

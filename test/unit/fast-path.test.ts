@@ -4,10 +4,10 @@
  * and the session's fast delivery against its slow-consumer limit.
  */
 import * as wsModule from 'ws';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { loadOptions } from '../../src/server/config/load.js';
 import { Session, type Outgoing, type Transport } from '../../src/server/core/session.js';
-import { CorkBatch, encodeFrame, FLUSH_AT_BYTES, Outlet, type CorkableSocket } from '../../src/server/http/ws-out.js';
+import { CorkBatch, encodeFrame, FLUSH_AT_BYTES, flushAfter, Outlet, type CorkableSocket } from '../../src/server/http/ws-out.js';
 import { DEFAULT_LIMITS } from '../../src/server/options.js';
 import type { Publication } from '../../src/protocol/index.js';
 
@@ -183,6 +183,27 @@ describe('CorkBatch', () => {
     expect(a.log).toEqual(['cork', 'write:1']);
     await new Promise((r) => process.nextTick(r));
     expect(a.log).toEqual(['cork', 'write:1', 'uncork']);
+  });
+
+  it('with a write delay, keeps frames of later ticks corked until the delay after the first, then flushes once', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout'] });
+    try {
+      const batch = new CorkBatch(flushAfter(20));
+      const a = new RecordingSocket();
+      const oa = new Outlet(a);
+      batch.write(oa, Buffer.from('1'));
+      await new Promise((r) => setImmediate(r)); // a later turn of the event loop
+      batch.write(oa, Buffer.from('2'));
+      vi.advanceTimersByTime(19);
+      expect(a.log).toEqual(['cork', 'write:1', 'write:2']);
+      vi.advanceTimersByTime(1);
+      expect(a.log).toEqual(['cork', 'write:1', 'write:2', 'uncork']);
+      batch.write(oa, Buffer.from('3'));
+      vi.advanceTimersByTime(20);
+      expect(a.log.slice(4)).toEqual(['cork', 'write:3', 'uncork']);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });
 

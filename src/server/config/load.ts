@@ -190,6 +190,7 @@ function toOptions(v: SettingValues, publicKey: string | undefined, file: Parsed
       trustProxy: v.trustProxy,
       permessageDeflate: v.permessageDeflate,
       msgpack: v.msgpack,
+      writeDelay: v.writeDelay,
       allowedOrigins: v.allowedOrigins,
       httpIdleTimeout: v.httpIdleTimeout,
       headersTimeout: v.headersTimeout,

@@ -266,6 +266,14 @@ export const SETTINGS = {
     kind: 'boolean',
     help: 'speak MessagePack (binary frames) to clients that offer the switchboard.v1.msgpack subprotocol',
   },
+  writeDelay: {
+    flag: 'write-delay',
+    kind: 'integer',
+    arg: '<ms>',
+    min: 0,
+    max: 100,
+    help: "hold a socket's fan-out frames this long so that publications arriving meanwhile leave in one write (0: at the end of the event-loop tick)",
+  },
   // HTTP hardening and origins (docs/security.md "HTTP, origins and what to put in front of a node").
   allowedOrigins: {
     flag: 'allowed-origins',

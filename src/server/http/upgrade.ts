@@ -16,7 +16,7 @@ import { dropIdleTimer } from './harden.js';
 import { OriginPolicy } from './origin.js';
 import { isNormalPath } from './path.js';
 import { refuseUpgrade } from './respond.js';
-import { CorkBatch } from './ws-out.js';
+import { CorkBatch, flushAfter } from './ws-out.js';
 import { SessionSocket, type SocketOwner, WsTransport } from './ws-transport.js';
 
 /**
@@ -46,8 +46,8 @@ export class Upgrader implements SocketOwner {
   readonly wss: WebSocketServer;
   /** The sockets bound to a session and not closed yet (`SocketOwner`). */
   readonly sockets = new Set<SessionSocket>();
-  /** Corks the sockets written by fan-out in one tick and flushes them together. */
-  private readonly batch = new CorkBatch();
+  /** Corks the sockets written by fan-out in one tick (or `--write-delay`) and flushes them together. */
+  private readonly batch: CorkBatch;
   /** Which browser pages may open a socket: the node's own origin, its cluster's, and `--allowed-origins`. */
   private readonly origins: OriginPolicy;
 
@@ -60,6 +60,7 @@ export class Upgrader implements SocketOwner {
     private readonly door: Door,
   ) {
     this.origins = new OriginPolicy(ctx.options.allowedOrigins);
+    this.batch = new CorkBatch(flushAfter(ctx.options.writeDelay));
     this.wss = new WebSocketServer({
       noServer: true,
       maxPayload: ctx.options.limits.maxFrameBytes,

@@ -39,16 +39,29 @@ export class Outlet {
 export const FLUSH_AT_BYTES = 64 * 1024;
 
 /**
+ * When a batch flushes: at the end of the tick in which its first frame was
+ * written (`delayMs` 0), or `delayMs` later (`--write-delay`), so that the
+ * frames of publications arriving over that time share one write per
+ * socket. A reply written by `ws` to a corked socket waits for the same
+ * flush, so its order against the fan-out frames is kept.
+ */
+export function flushAfter(delayMs: number): (flush: () => void) => void {
+  if (delayMs > 0) return (flush) => void setTimeout(flush, delayMs);
+  return (flush) => process.nextTick(flush);
+}
+
+/**
  * Corks each socket on its first frame of a tick and uncorks all of them in
- * one `process.nextTick` callback. Nothing is allocated per frame: the list
- * of corked outlets is one array reused every tick, the flush is one bound
- * function, and the per-socket state is a field of its `Outlet`.
+ * one callback (`flushAfter`: the end of the tick, or after the write delay).
+ * Nothing is allocated per frame: the list of corked outlets is one array
+ * reused every tick, the flush is one bound function, and the per-socket
+ * state is a field of its `Outlet`.
  */
 export class CorkBatch {
   private readonly corked: Outlet[] = [];
   private scheduled = false;
 
-  constructor(private readonly defer: (flush: () => void) => void = (flush) => process.nextTick(flush)) {}
+  constructor(private readonly defer: (flush: () => void) => void = flushAfter(0)) {}
 
   /** Write `frame` to the outlet's socket, corking it until the end of this tick. */
   write(outlet: Outlet, frame: Buffer): void {
