@@ -9,6 +9,7 @@
  *       [--via ws,http,batch] [--layout spread|across] [--batch-in-flight 4] [--search-steps 0]
  *       [--steady-rates 10,100,1000] [--steady-seconds 3] [--steady-max-publications 1000]
  *       [--fanout-size 10000] [--fanout-publications 20] [--fanout-in-flight 1,4,16] [--fanout-workers N]
+ *       [--write-delay 0]
  *       [--replay-clients 1000] [--missed 200]
  *       [--memory-connections 5000] [--cpu-clients 1000] [--cpu-messages 200] [--cpu-rate 50]
  *       [--cross-users 500] [--cross-rates 100,500,2000] [--cross-seconds 5] [--cross-warmup 200]
@@ -85,6 +86,10 @@
  *    per delivery of the servers, Redis and the generators, and the share
  *    of the cores each side used.
  *
+ * `--write-delay <ms>` starts the Switchboard nodes of the cluster scenarios
+ * (and a baseline's, when it knows the setting) with that `--write-delay`;
+ * 0, the default, leaves it out.
+ *
  * `--baseline <dir>` names another checkout of Switchboard, already built
  * (bin/ and dist/), e.g. the commit before a change: right after this
  * checkout's Switchboard, its nodes (started from its own bin/) run idle,
@@ -104,7 +109,7 @@ import { agent } from './lib/http.js';
 import { bundle } from './lib/paths.js';
 import { killAll } from './lib/procs.js';
 import { commandVersion, commit, machine, packageVersion, resultPath, today, writeResult } from './lib/report.js';
-import { buildServers, type Kind } from './lib/servers.js';
+import { buildServers, type Kind, knowsFlag } from './lib/servers.js';
 import { type Args, parseArgs, type Scenario } from './scale/args.js';
 import { type Baseline, openBaseline } from './scale/baseline.js';
 import { connectCost, idleCpu } from './scale/cost.js';
@@ -152,12 +157,15 @@ async function scenario<T>(r: ScaleKindResult, name: string, run: () => Promise<
 
 /** Switchboard's config: history on the replay channel's namespace. */
 const replayConfig = { namespaces: { [REPLAY_CHANNEL.split(':')[0]!]: { history: { size: REPLAY_HISTORY, ttl: 600 } } } };
+/** Switchboard's config for this run: the replay namespace, and `--write-delay` where the nodes know it. */
+const nodeConfig = (a: Args, bin: string | undefined): Record<string, unknown> =>
+  a.writeDelay > 0 && knowsFlag('write-delay', bin) ? { ...replayConfig, writeDelay: a.writeDelay } : replayConfig;
 /** Runs `kind`'s scenarios; with `baseline`, Switchboard nodes of that checkout, in the scenarios it runs too. */
 async function runKind(kind: Kind, a: Args, fleet: Fleet | undefined, baseline?: Baseline): Promise<ScaleKindResult> {
   const r: ScaleKindResult = { kind, errors: [], ...(baseline && { baseline: baseline.short }) };
   const on = (s: Scenario): boolean => a.scenarios.includes(s) && (!baseline || BASELINE_SCENARIOS.includes(s));
   const start = (nodes: number, workers: number, memoryAdapter = false): (() => Promise<Cluster>) => () =>
-    startCluster(kind, nodes, workers, { config: replayConfig, memory: memoryAdapter, bin: baseline?.bin });
+    startCluster(kind, nodes, workers, { config: nodeConfig(a, baseline?.bin), memory: memoryAdapter, bin: baseline?.bin });
   if (fleet && on('idle')) {
     r.idle = await scenario(r, `idle ${a.idle} at ${a.connectRate}/s, ${a.idleWorkers} server process(es)`, () =>
       withCluster(start(1, a.idleWorkers), (c) => idle(fleet, c, a.idle, a.connectRate)));

@@ -55,6 +55,8 @@ export interface Args {
   fanoutPublications: number;
   fanoutInFlight: number[];
   fanoutWorkers: number;
+  /** Switchboard's `--write-delay` (ms; 0, the default, leaves it out): this checkout's nodes and a baseline that knows it. */
+  writeDelay: number;
   /** Scenario 4. */
   replayClients: number;
   missed: number;
@@ -127,6 +129,7 @@ const FLAGS: Record<string, F> = {
   '--fanout-publications': num((a, n) => (a.fanoutPublications = n), 1, 10_000),
   '--fanout-in-flight': nums((a, n) => (a.fanoutInFlight = n), 1, 64),
   '--fanout-workers': num((a, n) => (a.fanoutWorkers = n), 0, 32),
+  '--write-delay': num((a, n) => (a.writeDelay = n), 0, 100),
   '--replay-clients': num((a, n) => (a.replayClients = n), 1, 50_000),
   '--missed': num((a, n) => (a.missed = n), 1, 10_000),
   '--memory-connections': num((a, n) => (a.memoryConnections = n), 1, 50_000),
@@ -155,7 +158,7 @@ export function parseArgs(argv: string[]): Args {
     users: 3000, rates: [1000, 2000, 5000], seconds: 5, publishersPerNode: 32,
     via: ['ws'], layout: 'spread', batchInFlight: 4, searchSteps: 0,
     steadyRates: [10, 100, 1000], steadySeconds: 3, steadyMaxPublications: 1000,
-    fanoutSize: 10_000, fanoutPublications: 20, fanoutInFlight: [1, 4, 16], fanoutWorkers: 0,
+    fanoutSize: 10_000, fanoutPublications: 20, fanoutInFlight: [1, 4, 16], fanoutWorkers: 0, writeDelay: 0,
     replayClients: 1000, missed: 200,
     memoryConnections: 5000, cpuClients: 1000, cpuMessages: 200, cpuRate: 50,
     crossUsers: 500, crossRates: [100, 500, 2000], crossSeconds: 5, crossWarmup: 200,
