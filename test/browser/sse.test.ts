@@ -4,12 +4,16 @@
  * it: a page of the node's origin opens `new EventSource('/sse?…')` and
  * receives messages; the server API then cuts the stream, messages are
  * published meanwhile, and the browser's own reconnection (which sends
- * `Last-Event-ID`) brings exactly those, in order, none twice.
+ * `Last-Event-ID`) brings exactly those, in order, none twice. An
+ * `EventSource` refused by a full node comes back by itself once there is
+ * room, since the refusal reaches it as a stream that ends with `disconnect`.
  */
 import { describe, expect, it } from 'vitest';
+import { startNode } from '../../src/server/node.js';
 import { api } from '../helpers/api.js';
 import { newWatchedPage, useNodeAndChromium } from '../helpers/browser.js';
 import { TEST_NODE } from '../helpers/fixture.js';
+import { SseClient } from '../helpers/sse-client.js';
 
 const TIMEOUT = 30_000;
 
@@ -72,5 +76,41 @@ describe('Server-Sent Events in chromium without WebSocket', () => {
     expect(errors).toEqual([]);
     await page.evaluate('window.es.close()');
     await page.close();
+  });
+
+  it('an EventSource refused by a full node reconnects by itself once a place frees, and receives', { timeout: 60_000 }, async () => {
+    const full = await startNode({ ...TEST_NODE, limits: { maxConnections: 1 } });
+    const holder = await SseClient.open(full.url('/sse?user=holder'));
+    try {
+      await holder.count('welcome', 1);
+      const errors: string[] = [];
+      const page = await newWatchedPage(setup.browser(), TIMEOUT, errors);
+      await page.route(full.url('/page'), (route) => route.fulfill({ contentType: 'text/html', body: '<!doctype html><title>sse</title>' }));
+      await page.goto(full.url('/page'));
+      const channel = `full-${process.pid}`;
+      await page.evaluate(`(${OPEN})(${JSON.stringify({ user: 'quinn', channel })})`);
+      // Refused (the holder has the only place): a disconnect event, and the EventSource stays CONNECTING, not CLOSED.
+      await page.waitForFunction(() => (globalThis as unknown as { log: Array<{ name: string }> }).log.some((e) => e.name === 'disconnect'));
+      holder.close();
+      // Its retry (5 s: the refusal's Retry-After) brings it back on its own.
+      await page.waitForFunction(() => (globalThis as unknown as { log: Array<{ name: string }> }).log.some((e) => e.name === 'subscribed'), undefined, { timeout: 20_000 });
+      await full.publish(channel, { after: 'the wait' });
+      await page.waitForFunction(() => (globalThis as unknown as { got: unknown[] }).got.length === 1);
+      const state = (await page.evaluate('({ got: window.got, log: window.log })')) as {
+        got: Array<{ channel: string; data: unknown }>;
+        log: Array<{ name: string; code?: number; reconnect?: boolean }>;
+      };
+      expect(state.got).toMatchObject([{ channel, data: { after: 'the wait' } }]);
+      const refusals = state.log.filter((e) => e.name === 'disconnect');
+      expect(refusals.length).toBeGreaterThanOrEqual(1);
+      for (const r of refusals) expect(r).toMatchObject({ code: 4100, reconnect: true });
+      expect(state.log.slice(-2).map((e) => e.name)).toEqual(['welcome', 'subscribed']);
+      expect(errors).toEqual([]);
+      await page.evaluate('window.es.close()');
+      await page.close();
+    } finally {
+      holder.close();
+      await full.close();
+    }
   });
 });

@@ -2,7 +2,7 @@
  * A Server-Sent Events client over plain `node:http`, parsing the stream as
  * an `EventSource` does (the HTML standard's "interpret an event stream"):
  * `event:`, `id:` (kept across events, as `lastEventId`), `data:` lines,
- * comments. It does not reconnect by itself: a test reconnects with
+ * `retry:` (the reconnection delay asked for), comments. It does not reconnect by itself: a test reconnects with
  * `lastEventId`, as a browser would, when it chooses. Every wait is bounded.
  */
 import http from 'node:http';
@@ -21,6 +21,8 @@ export class SseClient {
   /** Comment lines seen (keep-alives), without the colon. */
   readonly comments: string[] = [];
   lastEventId = '';
+  /** The last `retry:` the stream sent (ms), as an `EventSource` would take it; undefined before any. */
+  retry: number | undefined;
   ended = false;
   private buffer = '';
   private event = '';
@@ -126,6 +128,7 @@ export class SseClient {
     if (field === 'event') this.event = value;
     else if (field === 'data') this.data.push(value);
     else if (field === 'id' && !value.includes('\0')) this.lastEventId = value;
+    else if (field === 'retry' && /^[0-9]+$/.test(value)) this.retry = Number(value);
   }
 
   private dispatch(): void {

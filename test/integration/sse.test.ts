@@ -3,7 +3,9 @@
  * over a real redis-server: a stream subscribed to two channels receives
  * what the server API publishes on the other node; cut, it misses nothing
  * when it comes back with its `Last-Event-ID` (on either node), and gets
- * nothing twice. Identity and channel checks are those of `/ws`.
+ * nothing twice. Identity and channel checks are those of `/ws`. A refusal
+ * the client may retry reaches an `EventSource` as a stream that ends with a
+ * `disconnect` event, so that it reconnects by itself.
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -11,6 +13,7 @@ import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startNode, type SwitchboardNode } from '../../src/server/node.js';
 import { api } from '../helpers/api.js';
+import { metric } from '../helpers/metrics.js';
 import { TEST_NODE } from '../helpers/fixture.js';
 import { startNodeProcess, writeConfig, type NodeProcess } from '../helpers/node-process.js';
 import { startRedis, type RedisProcess } from '../helpers/redis-server.js';
@@ -249,6 +252,85 @@ describe('GET /sse back-pressure', () => {
       expect(s.parsed('message').length).toBeLessThan(400);
     } finally {
       await node.close();
+    }
+  });
+});
+
+describe('GET /sse refused for a while', () => {
+  /** A refusal as an `EventSource` gets it: a 200 stream of a `retry:` and one `disconnect` event, which then ends. */
+  async function refusedStream(url: string): Promise<{ retry: number | undefined; disconnect: Record<string, unknown> }> {
+    const s = await SseClient.open(url);
+    streams.push(s);
+    expect(s.status).toBe(200);
+    expect(s.res.headers['content-type']).toMatch(/^text\/event-stream/);
+    expect(s.res.headers['retry-after']).toBeUndefined();
+    await s.waitFor(() => s.ended, 5_000, 'the end of the refused stream');
+    expect(s.events.map((e) => e.event)).toEqual(['disconnect']);
+    return { retry: s.retry, disconnect: s.parsed('disconnect')[0]! };
+  }
+
+  /** The same request from a client that does not take an event stream: the JSON refusal. */
+  async function jsonRefusal(url: string): Promise<{ status: number; retryAfter: string | undefined; body: unknown }> {
+    const s = await SseClient.open(url, { accept: 'application/json' });
+    streams.push(s);
+    return { status: s.status, retryAfter: s.res.headers['retry-after'] as string | undefined, body: JSON.parse(await s.body()) };
+  }
+
+  it('answers an EventSource on a full node (503) with retry: Retry-After and disconnect 4100, others with the JSON 503', { timeout: TIMEOUT }, async () => {
+    const node = await startNode({ ...TEST_NODE, limits: { maxConnections: 1 } });
+    try {
+      const holder = await SseClient.open(node.url('/sse?user=holder'));
+      streams.push(holder);
+      await holder.count('welcome', 1);
+      const { retry, disconnect } = await refusedStream(node.url('/sse?user=late&channel=news'));
+      expect(retry).toBe(5000);
+      expect(disconnect).toEqual({ type: 'disconnect', code: 4100, reason: 'node is at its connection limit: connect to another node', reconnect: true });
+      const json = await jsonRefusal(node.url('/sse?user=late&channel=news'));
+      expect(json).toMatchObject({ status: 503, retryAfter: '5', body: { error: { code: 'unavailable' } } });
+      expect(await metric(node.url('/metrics'), 'switchboard_connections_rejected_total', { reason: 'max_connections' })).toBe(2);
+      // The holder's stream is untouched.
+      expect(holder.ended).toBe(false);
+    } finally {
+      await node.close();
+    }
+  });
+
+  it('answers an EventSource past a per-user cap (429) with disconnect 4129, others with the JSON 429; a 401 stays a 401', { timeout: TIMEOUT }, async () => {
+    const node = await startNode({ ...TEST_NODE, limits: { maxConnectionsPerUser: 1 } });
+    try {
+      const first = await SseClient.open(node.url('/sse?user=once'));
+      streams.push(first);
+      await first.count('welcome', 1);
+      const { retry, disconnect } = await refusedStream(node.url('/sse?user=once'));
+      expect(retry).toBe(1000);
+      expect(disconnect).toMatchObject({ type: 'disconnect', code: 4129, reconnect: true, reason: expect.stringContaining('too many connections') as string });
+      const json = await jsonRefusal(node.url('/sse?user=once'));
+      expect(json).toMatchObject({ status: 429, retryAfter: '1', body: { error: { code: 'rate_limited' } } });
+      // Refusals the client must not retry stay what they were, with Accept: text/event-stream too.
+      const anonymous = await SseClient.open(node.url('/sse?channel=news'));
+      streams.push(anonymous);
+      expect(anonymous.status).toBe(401);
+      expect(JSON.parse(await anonymous.body())).toMatchObject({ error: { code: 'unauthorized' } });
+      const malformed = await SseClient.open(node.url(`/sse?user=other&channel=${encodeURIComponent('bad name')}`));
+      streams.push(malformed);
+      expect(malformed.status).toBe(400);
+    } finally {
+      await node.close();
+    }
+  });
+
+  it('answers an EventSource on a draining node with retry: 1000 and disconnect 4100, others with the JSON 503 without Retry-After', { timeout: TIMEOUT }, async () => {
+    // No stream open: the drain keeps the port up for half of --drain-timeout, refusing.
+    const node = await startNode({ ...TEST_NODE, drainTimeout: 4 });
+    const draining = node.drain();
+    try {
+      const { retry, disconnect } = await refusedStream(node.url('/sse?user=late'));
+      expect(retry).toBe(1000);
+      expect(disconnect).toEqual({ type: 'disconnect', code: 4100, reason: 'node is draining: connect to another node', reconnect: true });
+      const json = await jsonRefusal(node.url('/sse?user=late'));
+      expect(json).toMatchObject({ status: 503, retryAfter: undefined, body: { error: { code: 'unavailable' } } });
+    } finally {
+      await draining;
     }
   });
 });

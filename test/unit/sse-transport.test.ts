@@ -7,7 +7,7 @@
 import { EventEmitter } from 'node:events';
 import type { ServerResponse } from 'node:http';
 import { describe, expect, it } from 'vitest';
-import { decodeEventId, encodeEventId, SseTransport, type Positions } from '../../src/server/http/sse-transport.js';
+import { decodeEventId, encodeEventId, SseTransport, sseEvent, type Positions } from '../../src/server/http/sse-transport.js';
 
 /** A response that records what is written. */
 function recorder(): { res: ServerResponse; text: () => string; ended: () => boolean } {
@@ -35,6 +35,14 @@ function events(text: string): Array<{ event: string; id: string; data: Record<s
       return { event: fields.get('event') ?? 'message', id, data: JSON.parse(fields.get('data') ?? 'null') as Record<string, unknown> };
     });
 }
+
+describe('SSE event text', () => {
+  it('has retry, event and id lines only when given, then one data line', () => {
+    expect(sseEvent('', '{"a":1}')).toBe('data: {"a":1}\n\n');
+    expect(sseEvent('welcome', '{}', 'abc')).toBe('event: welcome\nid: abc\ndata: {}\n\n');
+    expect(sseEvent('disconnect', '{}', '', 5000)).toBe('retry: 5000\nevent: disconnect\ndata: {}\n\n');
+  });
+});
 
 describe('SSE event ids', () => {
   it('round-trip every channel position', () => {

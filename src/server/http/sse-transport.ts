@@ -35,6 +35,16 @@ export type Positions = Map<string, StreamPosition>;
 /** Longest epoch accepted in an event id (as in `?epoch=`). */
 const MAX_EPOCH = 64;
 
+/**
+ * One event as the stream's text: `event:` unless `name` is '' (an unnamed
+ * event, an `EventSource`'s `onmessage`), `id:` unless `id` is '', `retry:`
+ * (the client's reconnection delay, ms) when given, then one `data:` line:
+ * the JSON text of a frame has no line breaks.
+ */
+export function sseEvent(name: string, data: string, id = '', retry?: number): string {
+  return `${retry === undefined ? '' : `retry: ${retry}\n`}${name === '' ? '' : `event: ${name}\n`}${id === '' ? '' : `id: ${id}\n`}data: ${data}\n\n`;
+}
+
 /** The event id of `positions`: base64url JSON of `{channel: [offset, epoch]}`; '' when there is none. */
 export function encodeEventId(positions: Positions): string {
   if (positions.size === 0) return '';
@@ -164,8 +174,7 @@ export class SseTransport implements Transport {
   /** A `message` frame: an unnamed event whose id is the position after it. */
   private message(pub: Publication, text: string): void {
     if (pub.offset !== undefined && pub.epoch !== undefined) this.move(pub.channel, pub.offset, pub.epoch);
-    const id = this.eventId();
-    this.write(id === '' ? `data: ${text}\n\n` : `id: ${id}\ndata: ${text}\n\n`);
+    this.write(sseEvent('', text, this.eventId()));
   }
 
   private move(channel: string, offset: number, epoch: string): void {
@@ -177,10 +186,9 @@ export class SseTransport implements Transport {
     return (this.id ??= encodeEventId(this.positions));
   }
 
-  /** A named event; `withId`: it carries the stream's position too. JSON text has no line breaks: one `data:` line. */
+  /** A named event; `withId`: it carries the stream's position too. */
   private event(name: string, json: string, withId = false): void {
-    const id = withId ? this.eventId() : '';
-    this.write(`event: ${name}\n${id === '' ? '' : `id: ${id}\n`}data: ${json}\n\n`);
+    this.write(sseEvent(name, json, withId ? this.eventId() : ''));
   }
 
   private write(text: string): void {

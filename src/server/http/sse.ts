@@ -7,13 +7,19 @@
  * subscribed as a client's `subscribe` frame would be; the client sends
  * nothing afterwards. An `EventSource` that reconnects sends the last event
  * id it saw, and every channel recovers from the position that id carries.
+ *
+ * An `EventSource` gives up for good on any status but 200, so a refusal
+ * that passes (503, 429) is answered to one (`Accept: text/event-stream`)
+ * as a stream that ends at once: a `retry:` delay and the `disconnect`
+ * event a session that ends would send, after which it reconnects by
+ * itself. Other clients, and every other refusal, get the JSON error.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { ErrorCode, isValidChannel, personalChannel, toErrorBody } from '../../protocol/index.js';
+import { CloseCode, type DisconnectFrame, ErrorCode, isValidChannel, personalChannel, toErrorBody } from '../../protocol/index.js';
 import { type Door, type EndpointContext, parseDevice, Refusal, sessionIdentity } from './admit.js';
 import { dropIdleTimer } from './harden.js';
 import { sendError } from './respond.js';
-import { decodeEventId, SseTransport, type Positions } from './sse-transport.js';
+import { decodeEventId, SseTransport, sseEvent, type Positions } from './sse-transport.js';
 
 /** What a stream asks for: its channels, where it resumes, and which device it is. */
 interface StreamRequest {
@@ -30,6 +36,9 @@ const STREAM_HEADERS = {
   connection: 'keep-alive',
 } as const;
 
+/** Reconnection delay of a refused stream without `Retry-After` (draining: the load balancer picks another node). */
+const REFUSED_RETRY_MS = 1000;
+
 export class SseEndpoint {
   constructor(
     private readonly ctx: EndpointContext,
@@ -37,11 +46,16 @@ export class SseEndpoint {
     private readonly door: Door,
   ) {}
 
-  /** Answer `GET /sse`: a stream, or a refusal as JSON with its HTTP status (`Retry-After` when the client may retry here). */
+  /**
+   * Answer `GET /sse`: a stream, or a refusal as JSON with its HTTP status
+   * (`Retry-After` when the client may retry here); a refusal that passes,
+   * to a client that takes an event stream, as a stream that ends at once.
+   */
   handle(req: IncomingMessage, res: ServerResponse, url: URL): void {
     this.open(req, res, url).catch((err: unknown) => {
       const refusal = this.door.refusal(err, 'event stream');
       if (res.headersSent) return void res.end();
+      if (transient(refusal) && acceptsEventStream(req)) return refuseStream(res, refusal);
       if (refusal.retryAfter !== undefined) res.setHeader('retry-after', String(refusal.retryAfter));
       sendError(res, { code: refusal.code, message: refusal.message }, refusal.status);
     });
@@ -101,4 +115,29 @@ export class SseEndpoint {
     }
     return { channels, resume, device: parseDevice(url) };
   }
+}
+
+/** A refusal the client may retry (503, 429), as against one it must not (400, 401, 403 …). */
+function transient(refusal: Refusal): boolean {
+  return refusal.status === 503 || refusal.status === 429;
+}
+
+/** Whether the client takes an event stream (an `EventSource` always sends `Accept: text/event-stream`). */
+function acceptsEventStream(req: IncomingMessage): boolean {
+  return req.headers.accept?.toLowerCase().includes('text/event-stream') ?? false;
+}
+
+/**
+ * A transient refusal as a 200 stream that ends at once: `retry:` (the
+ * refusal's `Retry-After` in ms, else 1 s), then the `disconnect` event of a
+ * session that ends, with a reconnecting close code: 4129 for a 429, 4100
+ * for a 503 (the node cannot take the stream now: come back, maybe
+ * elsewhere).
+ */
+function refuseStream(res: ServerResponse, refusal: Refusal): void {
+  const code = refusal.status === 429 ? CloseCode.RateLimited : CloseCode.Draining;
+  const frame: DisconnectFrame = { type: 'disconnect', code, reason: refusal.message, reconnect: true };
+  const retry = refusal.retryAfter === undefined ? REFUSED_RETRY_MS : refusal.retryAfter * 1000;
+  res.writeHead(200, STREAM_HEADERS);
+  res.end(sseEvent(frame.type, JSON.stringify(frame), '', retry));
 }
