@@ -37,7 +37,8 @@ function token(sub: string, channels?: string[]): Promise<string> {
     .sign(new TextEncoder().encode(SECRET));
 }
 
-async function stream(node: NodeProcess, query: string, headers: Record<string, string> = {}): Promise<SseClient> {
+/** Open `/sse?query` on a node (a process or in this one); the stream is closed after the tests. */
+async function stream(node: { url(path: string): string }, query: string, headers: Record<string, string> = {}): Promise<SseClient> {
   const s = await SseClient.open(node.url(`/sse?${query}`), headers);
   streams.push(s);
   return s;
@@ -215,8 +216,7 @@ describe('GET /sse with the subscribe hook', () => {
     const guarded = { historySize: 10, historyTtl: 60, presence: false, publish: true, private: false, subscribeHook: true, publishHook: false };
     const node = await startNode({ ...TEST_NODE, subscribeHook: hook, hookSecret: 'sse-hook-secret-0123456789', namespaces: { guarded } });
     try {
-      const s = await SseClient.open(node.url('/sse?user=gus&channel=guarded:deny-1&channel=guarded:ok-1&channel=open'));
-      streams.push(s);
+      const s = await stream(node, 'user=gus&channel=guarded:deny-1&channel=guarded:ok-1&channel=open');
       const [refused] = await s.count('refused', 1);
       expect(refused).toMatchObject({ channel: 'guarded:deny-1', error: { code: 'forbidden' } });
       const subscribed = await s.count('subscribed', 2);
@@ -238,8 +238,7 @@ describe('GET /sse back-pressure', () => {
   it('closes a stream whose reader does not keep up as a slow consumer (4101), like a WebSocket', { timeout: TIMEOUT }, async () => {
     const node = await startNode({ ...TEST_NODE, limits: { maxBufferedBytes: 64 * 1024 } });
     try {
-      const s = await SseClient.open(node.url('/sse?user=slow&channel=firehose'));
-      streams.push(s);
+      const s = await stream(node, 'user=slow&channel=firehose');
       await s.count('subscribed', 1);
       s.res.pause();
       const chunk = 'x'.repeat(32 * 1024);
@@ -258,9 +257,8 @@ describe('GET /sse back-pressure', () => {
 
 describe('GET /sse refused for a while', () => {
   /** A refusal as an `EventSource` gets it: a 200 stream of a `retry:` and one `disconnect` event, which then ends. */
-  async function refusedStream(url: string): Promise<{ retry: number | undefined; disconnect: Record<string, unknown> }> {
-    const s = await SseClient.open(url);
-    streams.push(s);
+  async function refusedStream(node: SwitchboardNode, query: string): Promise<{ retry: number | undefined; disconnect: Record<string, unknown> }> {
+    const s = await stream(node, query);
     expect(s.status).toBe(200);
     expect(s.res.headers['content-type']).toMatch(/^text\/event-stream/);
     expect(s.res.headers['retry-after']).toBeUndefined();
@@ -270,22 +268,20 @@ describe('GET /sse refused for a while', () => {
   }
 
   /** The same request from a client that does not take an event stream: the JSON refusal. */
-  async function jsonRefusal(url: string): Promise<{ status: number; retryAfter: string | undefined; body: unknown }> {
-    const s = await SseClient.open(url, { accept: 'application/json' });
-    streams.push(s);
+  async function jsonRefusal(node: SwitchboardNode, query: string): Promise<{ status: number; retryAfter: string | undefined; body: unknown }> {
+    const s = await stream(node, query, { accept: 'application/json' });
     return { status: s.status, retryAfter: s.res.headers['retry-after'] as string | undefined, body: JSON.parse(await s.body()) };
   }
 
   it('answers an EventSource on a full node (503) with retry: Retry-After and disconnect 4100, others with the JSON 503', { timeout: TIMEOUT }, async () => {
     const node = await startNode({ ...TEST_NODE, limits: { maxConnections: 1 } });
     try {
-      const holder = await SseClient.open(node.url('/sse?user=holder'));
-      streams.push(holder);
+      const holder = await stream(node, 'user=holder');
       await holder.count('welcome', 1);
-      const { retry, disconnect } = await refusedStream(node.url('/sse?user=late&channel=news'));
+      const { retry, disconnect } = await refusedStream(node, 'user=late&channel=news');
       expect(retry).toBe(5000);
       expect(disconnect).toEqual({ type: 'disconnect', code: 4100, reason: 'node is at its connection limit: connect to another node', reconnect: true });
-      const json = await jsonRefusal(node.url('/sse?user=late&channel=news'));
+      const json = await jsonRefusal(node, 'user=late&channel=news');
       expect(json).toMatchObject({ status: 503, retryAfter: '5', body: { error: { code: 'unavailable' } } });
       expect(await metric(node.url('/metrics'), 'switchboard_connections_rejected_total', { reason: 'max_connections' })).toBe(2);
       // The holder's stream is untouched.
@@ -298,21 +294,18 @@ describe('GET /sse refused for a while', () => {
   it('answers an EventSource past a per-user cap (429) with disconnect 4129, others with the JSON 429; a 401 stays a 401', { timeout: TIMEOUT }, async () => {
     const node = await startNode({ ...TEST_NODE, limits: { maxConnectionsPerUser: 1 } });
     try {
-      const first = await SseClient.open(node.url('/sse?user=once'));
-      streams.push(first);
+      const first = await stream(node, 'user=once');
       await first.count('welcome', 1);
-      const { retry, disconnect } = await refusedStream(node.url('/sse?user=once'));
+      const { retry, disconnect } = await refusedStream(node, 'user=once');
       expect(retry).toBe(1000);
       expect(disconnect).toMatchObject({ type: 'disconnect', code: 4129, reconnect: true, reason: expect.stringContaining('too many connections') as string });
-      const json = await jsonRefusal(node.url('/sse?user=once'));
+      const json = await jsonRefusal(node, 'user=once');
       expect(json).toMatchObject({ status: 429, retryAfter: '1', body: { error: { code: 'rate_limited' } } });
       // Refusals the client must not retry stay what they were, with Accept: text/event-stream too.
-      const anonymous = await SseClient.open(node.url('/sse?channel=news'));
-      streams.push(anonymous);
+      const anonymous = await stream(node, 'channel=news');
       expect(anonymous.status).toBe(401);
       expect(JSON.parse(await anonymous.body())).toMatchObject({ error: { code: 'unauthorized' } });
-      const malformed = await SseClient.open(node.url(`/sse?user=other&channel=${encodeURIComponent('bad name')}`));
-      streams.push(malformed);
+      const malformed = await stream(node, `user=other&channel=${encodeURIComponent('bad name')}`);
       expect(malformed.status).toBe(400);
     } finally {
       await node.close();
@@ -324,10 +317,10 @@ describe('GET /sse refused for a while', () => {
     const node = await startNode({ ...TEST_NODE, drainTimeout: 4 });
     const draining = node.drain();
     try {
-      const { retry, disconnect } = await refusedStream(node.url('/sse?user=late'));
+      const { retry, disconnect } = await refusedStream(node, 'user=late');
       expect(retry).toBe(1000);
       expect(disconnect).toEqual({ type: 'disconnect', code: 4100, reason: 'node is draining: connect to another node', reconnect: true });
-      const json = await jsonRefusal(node.url('/sse?user=late'));
+      const json = await jsonRefusal(node, 'user=late');
       expect(json).toMatchObject({ status: 503, retryAfter: undefined, body: { error: { code: 'unavailable' } } });
     } finally {
       await draining;
