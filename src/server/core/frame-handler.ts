@@ -138,10 +138,7 @@ export class FrameHandler {
       case 'subscribe': {
         const { id, channel, since } = frame;
         if (since) this.quotas?.checkReplay(session, Date.now());
-        const subscribe = async (): Promise<void> => {
-          const replayed = await this.gateway.subscribe(session, channel, since, (result) => session.send({ type: 'reply', id, result }));
-          this.quotas?.replayed(session, replayed, Date.now());
-        };
+        const subscribe = (): Promise<void> => this.subscribeNow(session, channel, since, (result) => session.send({ type: 'reply', id, result }));
         const asking = this.asking(session, channel, subscribe);
         // Not awaited: a slow backend delays this subscribe only, not the frames after it.
         if (asking) return this.answerLater(session, id, asking);
@@ -232,10 +229,7 @@ export class FrameHandler {
    * the subscription is made, or rejects with why it was refused.
    */
   subscribe(session: Session, channel: string, since: StreamPosition | undefined, respond: (result: SubscribeResult) => void): Promise<void> {
-    const subscribe = async (): Promise<void> => {
-      const replayed = await this.gateway.subscribe(session, channel, since, respond);
-      this.quotas?.replayed(session, replayed, Date.now());
-    };
+    const subscribe = (): Promise<void> => this.subscribeNow(session, channel, since, respond);
     const asking = this.asking(session, channel, subscribe);
     if (asking) return asking;
     return inQueue(
@@ -246,6 +240,12 @@ export class FrameHandler {
       },
       'subscribe',
     );
+  }
+
+  /** Subscribe through the gateway, then charge the connection's replay budget with the history it replayed. */
+  private async subscribeNow(session: Session, channel: string, since: StreamPosition | undefined, respond: (result: SubscribeResult) => void): Promise<void> {
+    const replayed = await this.gateway.subscribe(session, channel, since, respond);
+    this.quotas?.replayed(session, replayed, Date.now());
   }
 
   /** The subscribe made through the hook, in its turn, when `channel`'s namespace asks it; undefined when it does not. */

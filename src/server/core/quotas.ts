@@ -117,6 +117,8 @@ export class Quotas {
   private sweptAt: number;
   /** Each connection's replay bucket, as the time at which it is full again. */
   private readonly replays = new WeakMap<Writer, number>();
+  /** Whether any write quota is on; with none, `write` has nothing to count. */
+  private readonly countsWrites: boolean;
 
   constructor(
     private readonly limits: QuotaLimits,
@@ -124,6 +126,8 @@ export class Quotas {
     now = Date.now(),
   ) {
     this.sweptAt = now;
+    this.countsWrites =
+      limits.maxPublishBytesPerMinute > 0 || limits.maxUserPublishBytesPerMinute > 0 || limits.maxNewChannelsPerMinute > 0 || limits.maxUserNewChannelsPerMinute > 0;
   }
 
   /**
@@ -132,6 +136,7 @@ export class Quotas {
    * pass a quota of its connection or of its user on this node.
    */
   write(writer: Writer, channel: string, bytes: number, now: number): void {
+    if (!this.countsWrites) return;
     const l = this.limits;
     const key = channelKey(channel);
     const mine = this.windowOf(writer, now);
