@@ -141,6 +141,10 @@ describe('join and leave', () => {
     await subscribe(zoe, 'room:7');
     await subscribe(zoe, 'room:8');
     await early.waitFor((f) => f.type === 'join' && f.session === session, 1);
+    // zoe's room:8 join must reach b before late subscribes there: a's announcements reach b in order, so wait for a later one.
+    const marker = await connect(a, 'marker');
+    await subscribe(marker, 'room:7');
+    await early.waitFor((f) => f.type === 'join' && f.user === 'marker', 1);
     const late = await connect(b, 'late');
     await subscribe(late, 'room:8');
     await vi.waitFor(() => expect(eventsOf('zoe')).toEqual(['online', 'join room:7', 'join room:8']), { timeout: 5000, interval: 25 });
