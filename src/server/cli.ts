@@ -1,5 +1,6 @@
 /**
  * The `switchboard` command: `start [flags]`, `cluster --nodes N [flags]`,
+ * `outbox-schema <table | ingest URL>` (the SQL of a PostgreSQL outbox),
  * `--help`, `--version`.
  *
  * Exit codes: 0 after a drain or for help/version; 2 for a usage or
@@ -27,7 +28,7 @@ export const EXIT_FAILURE = 1;
 
 /** Seconds the CLI waits past `drainTimeout` before it stops waiting for `drain()`. */
 const DRAIN_GRACE = 5;
-const COMMANDS = ['start', 'cluster', 'help', 'version'];
+const COMMANDS = ['start', 'cluster', 'outbox-schema', 'help', 'version'];
 const CHATTY_LEVELS: readonly LogLevel[] = ['info', 'debug', 'trace'];
 
 /** Runs the command line (`argv` without `node` and the script). Exits the process when done, except while a node runs. */
@@ -38,6 +39,8 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
       return start(rest);
     case 'cluster':
       return cluster(rest);
+    case 'outbox-schema':
+      return outboxSchemaCommand(rest);
     case '--help':
     case '-h':
     case 'help':
@@ -52,7 +55,7 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
       fail('missing command: run switchboard start [flags] (see switchboard --help)', EXIT_USAGE);
     default:
       if (command.startsWith('-')) fail(`expected a command before ${command}: write switchboard start ${command} …`, EXIT_USAGE);
-      fail(`unknown command ${JSON.stringify(command)}${didYouMean(command, COMMANDS)}: the commands are start and cluster (see switchboard --help)`, EXIT_USAGE);
+      fail(`unknown command ${JSON.stringify(command)}${didYouMean(command, COMMANDS)}: the commands are start, cluster and outbox-schema (see switchboard --help)`, EXIT_USAGE);
   }
 }
 
@@ -70,6 +73,19 @@ async function cluster(argv: readonly string[]): Promise<void> {
     throw err;
   }
   process.exit(await runCluster(plan, say));
+}
+
+/** Prints the migration of the outbox a `--ingest postgres://…` URL (or a bare table name) reads. */
+async function outboxSchemaCommand(argv: readonly string[]): Promise<void> {
+  const { parseIngest } = await import('./ingest/source.js');
+  const { outboxSchema } = await import('./ingest/outbox-sql.js');
+  const [arg, ...extra] = argv;
+  if (arg === undefined || extra.length > 0 || wantsHelp(argv)) {
+    fail('usage: switchboard outbox-schema <table | postgres://…/<db>?table=<table>[&dead=<table>]>', arg === undefined || extra.length > 0 ? EXIT_USAGE : 0);
+  }
+  const parsed = parseIngest(arg.includes('://') ? arg : `postgres://localhost/db?table=${encodeURIComponent(arg)}`);
+  if (!parsed.ok) fail(`outbox-schema: ${parsed.problem}`, EXIT_USAGE);
+  process.stdout.write(outboxSchema(parsed.value.table, parsed.value.dead));
 }
 
 async function start(argv: readonly string[]): Promise<void> {

@@ -119,6 +119,16 @@ export class Metrics {
   readonly eventsPending: Gauge;
   /** Age of the oldest waiting event, as this node last read the log. */
   readonly eventsOldestAge: Gauge;
+  /** Outbox rows (records) an ingest claimed, by source (`--ingest`, password hidden). */
+  readonly ingestRead: Counter<'source'>;
+  /** Ingested records finished, by source and outcome: `published`, `duplicate` (published before: skipped), `dead` (not a valid command). */
+  readonly ingestRecords: Counter<'source' | 'outcome'>;
+  /** Ingest rounds that failed (the source or the broker unreachable, a publish refused for a reason that may pass). */
+  readonly ingestFailures: Counter<'source'>;
+  /** Age of the oldest record not yet published, as last looked (0: none). */
+  readonly ingestOldest: Gauge<'source'>;
+  /** 1 while an ingest fails or its oldest record is older than its `stuck` bound. */
+  readonly ingestStuck: Gauge<'source'>;
   /** Backend hook requests, by hook and outcome (`ok`, a refusal's error code, `busy` past `--hook-max-in-flight`). */
   readonly hookRequests: Counter<'hook' | 'outcome'>;
   /** Time of one hook request that was sent, by hook, failed ones included. */
@@ -264,6 +274,26 @@ export class Metrics {
     this.eventsOldestAge = new Gauge({
       name: 'switchboard_events_oldest_pending_seconds',
       help: 'Age of the oldest event waiting for the webhook (0: none waits)',
+      registers,
+    });
+    this.ingestRead = new Counter({ name: 'switchboard_ingest_read_total', help: 'Records (outbox rows) an ingest claimed', labelNames: ['source'], registers });
+    this.ingestRecords = new Counter({
+      name: 'switchboard_ingest_records_total',
+      help: 'Ingested records finished, by outcome: published, duplicate (published before, skipped), dead (not a valid command)',
+      labelNames: ['source', 'outcome'],
+      registers,
+    });
+    this.ingestFailures = new Counter({ name: 'switchboard_ingest_failures_total', help: 'Ingest rounds that failed and will be retried', labelNames: ['source'], registers });
+    this.ingestOldest = new Gauge({
+      name: 'switchboard_ingest_oldest_seconds',
+      help: 'Age of the oldest record an ingest has not published yet (0: none)',
+      labelNames: ['source'],
+      registers,
+    });
+    this.ingestStuck = new Gauge({
+      name: 'switchboard_ingest_stuck',
+      help: '1 while an ingest fails or its oldest record waits longer than its stuck bound',
+      labelNames: ['source'],
       registers,
     });
     this.hookRequests = new Counter({

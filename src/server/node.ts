@@ -45,6 +45,7 @@ import { unsetHookProblem } from './config/namespaces.js';
 import { ConnectHook } from './hooks/connect.js';
 import { RefreshHook } from './hooks/refresh.js';
 import { createWebhookSender, type WebhookSender } from './events/webhook.js';
+import { createIngests } from './ingest/ingests.js';
 
 export interface SwitchboardNode extends ServerCommands {
   /** This node's id. */
@@ -217,6 +218,7 @@ export async function startNode(partial: NodeOptionsInput = {}, deps: NodeDeps =
     },
   );
   const commands = new Commands(gateway, inProcessData(options.limits.maxBodyBytes));
+  const ingests = createIngests(options.ingest, commands, metrics, log);
   const api = new ServerApi({
     gateway,
     commands: new Commands(gateway, dataFromJson),
@@ -271,10 +273,14 @@ export async function startNode(partial: NodeOptionsInput = {}, deps: NodeDeps =
         return sse.handle(req, res, url);
       case '/healthz':
         return sendJson(res, 200, { status: 'ok' });
-      case '/readyz':
+      case '/readyz': {
+        // An ingest that fails or falls behind is reported, not made a reason to stop serving clients.
+        const ingest = ingests.status();
+        const extra = ingest.length > 0 ? { ingest } : {};
         return ready()
-          ? sendJson(res, 200, { status: 'ready' })
-          : sendJson(res, 503, { status: draining ? 'draining' : 'broker unavailable' });
+          ? sendJson(res, 200, { status: 'ready', ...extra })
+          : sendJson(res, 503, { status: draining ? 'draining' : 'broker unavailable', ...extra });
+      }
       case '/metrics':
         if (metricsServer) break;
         return sendMetrics(res, metrics);
@@ -299,6 +305,8 @@ export async function startNode(partial: NodeOptionsInput = {}, deps: NodeDeps =
   }
   port = (server.address() as AddressInfo).port;
   cluster.start();
+  // Rows are read once the node can publish; a source that is down is retried in the background.
+  await ingests.start();
   // Once every live node has beaten, the entries of nodes nobody saw die go.
   const unknownSweep = setTimeout(() => void entries.dropUnknown((node) => cluster.isAlive(node)), detectionMs(options) + SETTLE_MARGIN_MS);
   unknownSweep.unref();
@@ -319,6 +327,8 @@ export async function startNode(partial: NodeOptionsInput = {}, deps: NodeDeps =
     const lingerUntil = Date.now() + plan.lingerMs;
     clearTimeout(unknownSweep);
     load.stop();
+    // No new rows: what a source still holds goes to the nodes that stay.
+    await ingests.close();
     // With other nodes, stop delivering events before leaving: they free this
     // node's leases when they hear it leave, and a partition delivered from
     // here and from the node that takes it over would repeat its events.

@@ -138,6 +138,8 @@ export interface NodeOptions {
    */
   clusterSecrets?: string[];
   /** POST `online`/`offline` events to this URL (see docs/backend.md); none: no events are logged. */
+  /** `--ingest` URLs: sources whose records this node publishes (see ingest/source.ts). */
+  ingest: string[];
   webhook?: string;
   /** HMAC key of the webhook signature (required with `webhook`). */
   webhookSecret?: string;
@@ -283,6 +285,7 @@ export function withDefaults(partial: NodeOptionsInput = {}): NodeOptions {
     hashringRedirect: false,
     hashringVnodes: 160,
     apiKeys: [],
+    ingest: [],
     jwtMaxLifetime: DEFAULT_TOKEN_POLICY.maxLifetime,
     jwtClockSkew: DEFAULT_TOKEN_POLICY.clockSkew,
     insecure: false,

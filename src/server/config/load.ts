@@ -172,6 +172,7 @@ function toOptions(v: SettingValues, publicKey: string | undefined, file: Parsed
       heartbeat: v.heartbeat,
       deadAfterBeats: v.deadAfterBeats,
       clusterSecrets: v.clusterSecrets,
+      ingest: v.ingest,
       webhook: v.webhook,
       webhookSecret: v.webhookSecret,
       webhookBatch: v.webhookBatch,

@@ -9,6 +9,7 @@
  */
 import { LOG_LEVELS, ROUTINGS } from '../options.js';
 import { BROKER_FORMS, checkBroker, redactBroker } from './broker.js';
+import { checkIngest, redactIngest } from '../ingest/source.js';
 import { isUrlOf, MAX_URL_CHARS } from '../../cluster/validate.js';
 import { LIMIT_SETTINGS } from './limit-settings.js';
 
@@ -201,6 +202,14 @@ export const SETTINGS = {
     arg: '<key>',
     sensitive: true,
     help: 'HMAC key that signs control messages between nodes (repeat: the first signs, any is accepted, to roll a key)',
+  },
+  ingest: {
+    flag: 'ingest',
+    kind: 'list',
+    arg: '<url>',
+    check: checkIngest,
+    show: redactIngest,
+    help: 'publish what a source holds: postgres://…/<db>?table=<outbox> (repeat for several; docs/ingest.md)',
   },
   webhook: { flag: 'webhook', kind: 'string', arg: '<url>', check: checkWebhook, help: 'POST online/offline events to this URL (needs --webhook-secret)' },
   webhookSecret: { flag: 'webhook-secret', kind: 'string', arg: '<key>', sensitive: true, help: 'HMAC key that signs webhook bodies' },

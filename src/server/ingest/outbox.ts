@@ -1,0 +1,318 @@
+/**
+ * The PostgreSQL outbox ingest (`--ingest postgres://…?table=…`): rows a
+ * business transaction wrote are published exactly once, in id order per
+ * channel, by whichever node of the cluster is free.
+ *
+ * - **Claiming.** Rows fall into `lanes` by a hash of their channel (or
+ *   user), so every row of one channel is in one lane. A node takes a lane
+ *   for one transaction with an advisory lock (another node skips it and
+ *   takes the next), claims the lane's oldest rows `FOR UPDATE SKIP
+ *   LOCKED`, publishes them, and deletes what it published in the same
+ *   transaction. So one lane is worked by one node at a time (the order per
+ *   channel), and as many nodes as there are lanes work at once.
+ * - **Exactly once.** Each row is published with the idempotency key
+ *   `pg:<table>:<id>`, and deleted only once the publish is stored. A node
+ *   that dies between the two leaves the rows locked only until PostgreSQL
+ *   sees its connection go: the next claimer publishes them again, and the
+ *   broker answers "duplicate" instead of delivering them twice (within
+ *   `--idempotency-window`).
+ * - **Order.** A channel's rows are published one after another; when one
+ *   fails for a reason that may pass (broker unavailable), the rest of that
+ *   channel waits for the next round, so none overtakes it. A row that can
+ *   never be published (not a valid command) goes to the dead-letter table
+ *   or the log, and the channel goes on.
+ * - **Latency.** A statement trigger notifies the nodes of inserts
+ *   (LISTEN/NOTIFY), so a new row goes out within milliseconds; polling
+ *   every `poll` ms covers notifications lost while a connection was down.
+ */
+import type { Pool, PoolClient } from 'pg';
+import type { Logger } from 'pino';
+import { ErrorCode, SwitchboardError } from '../../protocol/index.js';
+import { backoffDelay } from '../../shared/backoff.js';
+import type { PublishReceipt } from '../../brokers/broker.js';
+import type { ServerCommands } from '../core/commands.js';
+import type { Metrics } from '../metrics.js';
+import { notifyChannel, outboxStatements } from './outbox-sql.js';
+import type { OutboxSource } from './source.js';
+
+/** A claimed row. */
+interface Row {
+  id: string;
+  channel: string | null;
+  user_id: string | null;
+  data: unknown;
+  /** created_at in ms. */
+  created: number;
+}
+
+/** What an ingest reports in /readyz. */
+export interface IngestStatus {
+  source: string;
+  /** `running`; `stuck`: a row has waited longer than the source's `stuck` seconds; `failing`: the last round failed. */
+  state: 'running' | 'stuck' | 'failing';
+  /** Age of the oldest unpublished row, in seconds, when last looked (null: none, or not known yet). */
+  oldestSeconds: number | null;
+  error?: string;
+}
+
+/** What a round did: rows it finished (published, repeated or dead), and whether some of them must wait for another round. */
+interface RoundResult {
+  finished: number;
+  held: boolean;
+}
+
+const RETRY_MIN_MS = 100;
+const RETRY_MAX_MS = 5_000;
+/** Idempotency keys are at most 128 characters: the table's part is cut to leave room for any id. */
+const KEY_TABLE_CHARS = 80;
+
+/** Errors of the row itself: publishing it again cannot succeed. */
+function isPoison(err: unknown): boolean {
+  return err instanceof SwitchboardError && (err.code === ErrorCode.BadRequest || err.code === ErrorCode.TooLarge);
+}
+
+function message(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+export class OutboxIngest {
+  private readonly sql;
+  private pool: Pool | undefined;
+  private listener: { end(): Promise<void> } | undefined;
+  private closed = false;
+  private running: Promise<void> | undefined;
+  /** A notification (or a close) arrived: do not sleep. */
+  private woken = false;
+  private wakeUp: (() => void) | undefined;
+  private lockKey = 0;
+  private oldest: number | null = null;
+  private error: string | undefined;
+  /** Where this node starts its pass over the lanes: spread over the nodes. */
+  private readonly firstLane: number;
+
+  constructor(
+    private readonly source: OutboxSource,
+    private readonly commands: Pick<ServerCommands, 'publish' | 'send'>,
+    private readonly metrics: Metrics,
+    private readonly log: Logger,
+  ) {
+    this.sql = outboxStatements(source.table, source.dead);
+    this.firstLane = Math.floor(Math.random() * source.lanes);
+  }
+
+  /** Connect and start working; the loop rides out PostgreSQL being away. */
+  async start(): Promise<void> {
+    const { default: pg } = await import('pg');
+    this.pool = new pg.Pool({ connectionString: this.source.connection, max: 2, idleTimeoutMillis: 30_000 });
+    // An idle client whose server went away: the pool drops it; the next round connects anew.
+    this.pool.on('error', (err) => this.log.debug({ err, source: this.source.label }, 'outbox connection lost'));
+    this.listen(pg.Client);
+    this.running = this.loop();
+  }
+
+  status(): IngestStatus {
+    const state = this.error !== undefined ? 'failing' : this.oldest !== null && this.oldest > this.source.stuckSeconds ? 'stuck' : 'running';
+    return { source: this.source.label, state, oldestSeconds: this.oldest, ...(this.error !== undefined ? { error: this.error } : {}) };
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.wake();
+    await this.running;
+    await this.listener?.end().catch(() => undefined);
+    await this.pool?.end().catch(() => undefined);
+  }
+
+  private wake(): void {
+    this.woken = true;
+    this.wakeUp?.();
+  }
+
+  /** Until `ms` pass or a notification comes. */
+  private async pause(ms: number): Promise<void> {
+    if (this.woken || this.closed) return;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      this.wakeUp = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+    this.wakeUp = undefined;
+  }
+
+  private async loop(): Promise<void> {
+    let failures = 0;
+    while (!this.closed) {
+      this.woken = false;
+      try {
+        if (this.lockKey === 0) this.lockKey = await this.tableKey();
+        let finished = 0;
+        let held = false;
+        for (let i = 0; i < this.source.lanes && !this.closed; i++) {
+          const round = await this.round((this.firstLane + i) % this.source.lanes);
+          finished += round.finished;
+          held ||= round.held;
+        }
+        if (held) throw new Error(this.error ?? 'a publish failed');
+        failures = 0;
+        this.error = undefined;
+        // Rows finished: more may be waiting behind them.
+        if (finished > 0) continue;
+        await this.look();
+        this.report();
+        await this.pause(this.source.pollMs);
+      } catch (err) {
+        failures++;
+        this.error = message(err);
+        this.metrics.ingestFailures.inc({ source: this.source.label });
+        this.report();
+        if (failures === 1 || failures % 20 === 0) this.log.warn({ err, source: this.source.label, failures }, 'outbox ingest failed; retrying');
+        if (!this.closed) await this.pause(backoffDelay(failures, RETRY_MIN_MS, RETRY_MAX_MS));
+      }
+    }
+  }
+
+  private async tableKey(): Promise<number> {
+    const { rows } = await this.pool!.query<{ key: number }>(this.sql.lockKey, [`switchboard:${this.source.table}`]);
+    return rows[0]!.key;
+  }
+
+  /** The oldest row's age, for the stuck check and the lag gauge. */
+  private async look(): Promise<void> {
+    const { rows } = await this.pool!.query<{ age: number | null }>(this.sql.oldest);
+    this.oldest = rows[0]?.age ?? null;
+  }
+
+  private report(): void {
+    const source = this.source.label;
+    this.metrics.ingestOldest.set({ source }, this.oldest ?? 0);
+    this.metrics.ingestStuck.set({ source }, this.status().state === 'running' ? 0 : 1);
+  }
+
+  /** One transaction on one lane: claim, publish, delete. */
+  private async round(lane: number): Promise<RoundResult> {
+    const client = await this.pool!.connect();
+    let broken: Error | undefined;
+    try {
+      await client.query('BEGIN');
+      const lock = await client.query<{ locked: boolean }>(this.sql.lock, [this.lockKey, lane]);
+      if (lock.rows[0]?.locked !== true) {
+        await client.query('ROLLBACK');
+        return { finished: 0, held: false };
+      }
+      const { rows } = await client.query<Row>(this.sql.claim, [this.source.lanes, lane, this.source.batch]);
+      if (rows.length === 0) {
+        await client.query('ROLLBACK');
+        return { finished: 0, held: false };
+      }
+      this.metrics.ingestRead.inc({ source: this.source.label }, rows.length);
+      const { done, dead, outcomes, held } = await this.publishAll(rows);
+      await this.finish(client, done, dead);
+      await client.query('COMMIT');
+      for (const [outcome, n] of outcomes) if (n > 0) this.metrics.ingestRecords.inc({ source: this.source.label, outcome }, n);
+      return { finished: done.length, held };
+    } catch (err) {
+      broken = err instanceof Error ? err : new Error(String(err));
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw err;
+    } finally {
+      // A client whose query failed may be in any state: the pool replaces it.
+      client.release(broken);
+    }
+  }
+
+  /** Bury the dead rows (when there is a table for them) and delete every finished one. */
+  private async finish(client: PoolClient, done: string[], dead: Array<{ id: string; error: string }>): Promise<void> {
+    if (dead.length > 0 && this.sql.bury !== undefined) {
+      await client.query(this.sql.bury, [dead.map((d) => d.id), dead.map((d) => d.error)]);
+    }
+    if (done.length > 0) await client.query(this.sql.remove, [done]);
+  }
+
+  /** Publish the claimed rows: each channel's in id order, the channels at once. */
+  private async publishAll(rows: Row[]) {
+    const byChannel = new Map<string, Row[]>();
+    for (const row of rows) {
+      const target = row.channel ?? `#${row.user_id ?? ''}`;
+      let list = byChannel.get(target);
+      if (!list) byChannel.set(target, (list = []));
+      list.push(row);
+    }
+    const done: string[] = [];
+    const dead: Array<{ id: string; error: string }> = [];
+    const outcomes = new Map<'published' | 'duplicate' | 'dead', number>([
+      ['published', 0],
+      ['duplicate', 0],
+      ['dead', 0],
+    ]);
+    let held = false;
+    await Promise.all(
+      [...byChannel.values()].map(async (list) => {
+        for (const row of list) {
+          try {
+            const receipt = await this.publish(row);
+            const outcome = receipt.duplicate === true ? 'duplicate' : 'published';
+            outcomes.set(outcome, outcomes.get(outcome)! + 1);
+            done.push(row.id);
+          } catch (err) {
+            if (!isPoison(err)) {
+              // The rest of this channel waits for the next round, behind this row.
+              held = true;
+              this.error = message(err);
+              return;
+            }
+            this.log.warn({ source: this.source.label, id: row.id, error: message(err) }, 'outbox row is not a valid command: dead-lettered');
+            outcomes.set('dead', outcomes.get('dead')! + 1);
+            dead.push({ id: row.id, error: message(err) });
+            done.push(row.id);
+          }
+        }
+      }),
+    );
+    return { done, dead, outcomes, held };
+  }
+
+  private publish(row: Row): Promise<PublishReceipt> {
+    const options = { idempotencyKey: `pg:${this.source.table.slice(0, KEY_TABLE_CHARS)}:${row.id}` };
+    if ((row.channel === null) === (row.user_id === null)) {
+      return Promise.reject(new SwitchboardError(ErrorCode.BadRequest, 'exactly one of channel and user_id must be set'));
+    }
+    return row.channel !== null ? this.commands.publish(row.channel, row.data, options) : this.commands.send(row.user_id ?? '', row.data, options);
+  }
+
+  /** LISTEN on a connection of its own, reconnected with backoff; every (re)connect wakes the loop once, for rows written meanwhile. */
+  private listen(Client: typeof import('pg').Client): void {
+    let attempt = 0;
+    const connect = async (): Promise<void> => {
+      if (this.closed) return;
+      const client = new Client({ connectionString: this.source.connection });
+      let gone = false;
+      const retry = (err?: unknown): void => {
+        if (gone) return;
+        gone = true;
+        this.listener = undefined;
+        client.end().catch(() => undefined);
+        if (this.closed) return;
+        if (err !== undefined) this.log.debug({ err, source: this.source.label }, 'outbox listener lost');
+        // A round now finds out whether the server is gone (and says so in /readyz) rather than at the next poll.
+        this.wake();
+        setTimeout(() => void connect(), backoffDelay(++attempt, RETRY_MIN_MS, RETRY_MAX_MS)).unref();
+      };
+      client.on('error', retry);
+      client.on('end', () => retry());
+      client.on('notification', () => this.wake());
+      try {
+        await client.connect();
+        await client.query(`LISTEN "${notifyChannel(this.source.table)}"`);
+        attempt = 0;
+        this.listener = { end: () => ((gone = true), client.end()) };
+        if (this.closed) await client.end();
+        else this.wake();
+      } catch (err) {
+        retry(err);
+      }
+    };
+    void connect();
+  }
+}
