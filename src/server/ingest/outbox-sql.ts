@@ -1,3 +1,5 @@
+import { personalChannel } from '../../protocol/index.js';
+
 /**
  * The SQL of the PostgreSQL outbox: the table's schema (what
  * `switchboard outbox-schema` prints) and the statements the ingest runs.
@@ -62,8 +64,11 @@ export function outboxSchema(table: string, dead?: string): string {
   return `${lines.join('\n')}\n`;
 }
 
-/** The lane of a row: every row of one channel (or one user) falls in the same lane. */
-const LANE = `(hashtext(coalesce(channel, '#' || user_id, '')) & 2147483647) % $1 = $2`;
+/**
+ * The lane of a row, by the channel it goes to (a send: the user's personal
+ * channel), so that every row bound for one channel falls in the same lane.
+ */
+const LANE = `(hashtext(coalesce(o.channel, '${personalChannel('')}' || o.user_id, '')) & 2147483647) % $1 = $2`;
 
 /** The statements of one table. */
 export function outboxStatements(table: string, dead: string | undefined) {
@@ -74,7 +79,8 @@ export function outboxStatements(table: string, dead: string | undefined) {
     /** The table's lock key, from its name. */
     lockKey: `SELECT hashtext($1) AS key`,
     /** $1: lanes, $2: lane, $3: rows at most. Oldest first. */
-    claim: `SELECT id::text AS id, channel, user_id, data, (extract(epoch FROM created_at) * 1000)::float8 AS created FROM ${t} WHERE ${LANE} ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED`,
+    // Ordered by the column, not the text the ids are read as (which would put 10 before 9).
+    claim: `SELECT o.id::text AS id, o.channel, o.user_id, o.data FROM ${t} o WHERE ${LANE} ORDER BY o.id LIMIT $3 FOR UPDATE OF o SKIP LOCKED`,
     /** $1: ids. */
     remove: `DELETE FROM ${t} WHERE id = ANY($1::bigint[])`,
     /** $1: ids, $2: errors (same order). */

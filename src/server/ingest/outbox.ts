@@ -27,7 +27,7 @@
  */
 import type { Pool, PoolClient } from 'pg';
 import type { Logger } from 'pino';
-import { ErrorCode, SwitchboardError } from '../../protocol/index.js';
+import { ErrorCode, personalChannel, SwitchboardError } from '../../protocol/index.js';
 import { backoffDelay } from '../../shared/backoff.js';
 import type { PublishReceipt } from '../../brokers/broker.js';
 import type { ServerCommands } from '../core/commands.js';
@@ -41,8 +41,6 @@ interface Row {
   channel: string | null;
   user_id: string | null;
   data: unknown;
-  /** created_at in ms. */
-  created: number;
 }
 
 /** What an ingest reports in /readyz. */
@@ -194,6 +192,11 @@ export class OutboxIngest {
   private async round(lane: number): Promise<RoundResult> {
     const client = await this.pool!.connect();
     let broken: Error | undefined;
+    // The server may go away while the client waits for a publish: without a listener that error would end the process.
+    const onError = (err: Error): void => {
+      broken = err;
+    };
+    client.on('error', onError);
     try {
       await client.query('BEGIN');
       const lock = await client.query<{ locked: boolean }>(this.sql.lock, [this.lockKey, lane]);
@@ -217,6 +220,7 @@ export class OutboxIngest {
       await client.query('ROLLBACK').catch(() => undefined);
       throw err;
     } finally {
+      client.off('error', onError);
       // A client whose query failed may be in any state: the pool replaces it.
       client.release(broken);
     }
@@ -234,7 +238,8 @@ export class OutboxIngest {
   private async publishAll(rows: Row[]) {
     const byChannel = new Map<string, Row[]>();
     for (const row of rows) {
-      const target = row.channel ?? `#${row.user_id ?? ''}`;
+      // A send goes to the user's personal channel: rows published there directly queue behind it too.
+      const target = row.channel ?? personalChannel(row.user_id ?? '');
       let list = byChannel.get(target);
       if (!list) byChannel.set(target, (list = []));
       list.push(row);
