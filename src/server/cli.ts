@@ -79,10 +79,13 @@ async function cluster(argv: readonly string[]): Promise<void> {
 async function outboxSchemaCommand(argv: readonly string[]): Promise<void> {
   const { parseIngest } = await import('./ingest/source.js');
   const { outboxSchema } = await import('./ingest/outbox-sql.js');
-  const [arg, ...extra] = argv;
-  if (arg === undefined || extra.length > 0 || wantsHelp(argv)) {
-    fail('usage: switchboard outbox-schema <table | postgres://…/<db>?table=<table>[&dead=<table>]>', arg === undefined || extra.length > 0 ? EXIT_USAGE : 0);
+  const usage = 'usage: switchboard outbox-schema <table | postgres://…/<db>?table=<table>[&dead=<table>]>';
+  if (wantsHelp(argv)) {
+    process.stdout.write(`${usage}\nPrints the SQL that creates a PostgreSQL outbox for --ingest (docs/ingest.md).\n`);
+    return;
   }
+  const [arg, ...extra] = argv;
+  if (arg === undefined || extra.length > 0) fail(usage, EXIT_USAGE);
   const parsed = parseIngest(arg.includes('://') ? arg : `postgres://localhost/db?table=${encodeURIComponent(arg)}`);
   if (!parsed.ok) fail(`outbox-schema: ${parsed.problem}`, EXIT_USAGE);
   process.stdout.write(outboxSchema(parsed.value.table, parsed.value.dead));

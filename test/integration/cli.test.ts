@@ -133,6 +133,16 @@ describe('switchboard --version and --help', () => {
   });
 });
 
+describe('switchboard outbox-schema', () => {
+  it('prints the SQL of the outbox an --ingest URL names, dead-letter table included', async () => {
+    const result = await run(['outbox-schema', 'postgres://app:secret@db/shop?table=app.outbox&dead=app.outbox_dead']);
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout).toMatch(/^CREATE TABLE IF NOT EXISTS "app"\."outbox" \(/);
+    expect(result.stdout).toContain('CREATE TABLE IF NOT EXISTS "app"."outbox_dead" (');
+    expect(result.stdout).not.toContain('secret');
+  });
+});
+
 describe('usage and configuration errors: exit 2, one line on stderr', () => {
   it('no command, or an unknown one', async () => {
     expect(await usageError([])).toBe('switchboard: missing command: run switchboard start [flags] (see switchboard --help)');
@@ -172,6 +182,14 @@ describe('usage and configuration errors: exit 2, one line on stderr', () => {
     expect(await usageError(['start', '--insecure'], { SWITCHBOARD_PORT: 'eighty' })).toBe(
       'switchboard: SWITCHBOARD_PORT must be a whole number from 0 to 65535, got "eighty"',
     );
+  });
+
+  it('a bad --ingest URL, its password hidden', async () => {
+    expect(await usageError(['start', '--insecure', '--ingest', 'postgres://app:hunter2@db/shop'])).toBe(
+      'switchboard: --ingest: "postgres://app:***@db/shop" needs ?table=<outbox table>: postgres://user:pass@host:5432/db?table=outbox (see docs/ingest.md)',
+    );
+    expect(await usageError(['outbox-schema'])).toMatch(/^switchboard: usage: switchboard outbox-schema </);
+    expect(await usageError(['outbox-schema', 'drop table'])).toMatch(/^switchboard: outbox-schema: table "drop table" must be name or schema\.name/);
   });
 
   it('cluster over the memory broker suggests start --workers N', async () => {

@@ -46,6 +46,7 @@ export function helpText(): string {
     '  switchboard start [flags]                run one Switchboard node',
     '  switchboard cluster --nodes N [flags]    run N local nodes on consecutive ports over one',
     '                                           shared broker (development; needs --broker)',
+    '  switchboard outbox-schema <table|url>    print the SQL of a PostgreSQL outbox (docs/ingest.md)',
     '  switchboard --help                       show this text',
     '  switchboard --version                    print the version',
     '',
