@@ -88,6 +88,7 @@ async function outboxSchemaCommand(argv: readonly string[]): Promise<void> {
   if (arg === undefined || extra.length > 0) fail(usage, EXIT_USAGE);
   const parsed = parseIngest(arg.includes('://') ? arg : `postgres://localhost/db?table=${encodeURIComponent(arg)}`);
   if (!parsed.ok) fail(`outbox-schema: ${parsed.problem}`, EXIT_USAGE);
+  if (parsed.value.kind !== 'postgres') fail('outbox-schema: give a table or a postgres:// URL', EXIT_USAGE);
   process.stdout.write(outboxSchema(parsed.value.table, parsed.value.dead));
 }
 

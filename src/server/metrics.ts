@@ -127,6 +127,8 @@ export class Metrics {
   readonly ingestFailures: Counter<'source'>;
   /** Age of the oldest record not yet published, as last looked (0: none). */
   readonly ingestOldest: Gauge<'source'>;
+  /** Kafka: records behind the end of each partition this node reads. */
+  readonly ingestLag: Gauge<'source' | 'partition'>;
   /** 1 while an ingest fails or its oldest record is older than its `stuck` bound. */
   readonly ingestStuck: Gauge<'source'>;
   /** Backend hook requests, by hook and outcome (`ok`, a refusal's error code, `busy` past `--hook-max-in-flight`). */
@@ -288,6 +290,12 @@ export class Metrics {
       name: 'switchboard_ingest_oldest_seconds',
       help: 'Age of the oldest record an ingest has not published yet (0: none)',
       labelNames: ['source'],
+      registers,
+    });
+    this.ingestLag = new Gauge({
+      name: 'switchboard_ingest_lag_records',
+      help: 'Kafka ingest: records behind the end of each partition this node reads',
+      labelNames: ['source', 'partition'],
       registers,
     });
     this.ingestStuck = new Gauge({

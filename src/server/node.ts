@@ -218,7 +218,7 @@ export async function startNode(partial: NodeOptionsInput = {}, deps: NodeDeps =
     },
   );
   const commands = new Commands(gateway, inProcessData(options.limits.maxBodyBytes));
-  const ingests = createIngests(options.ingest, commands, metrics, log);
+  const ingests = createIngests(options.ingest, commands, metrics, log, options.nodeId);
   const api = new ServerApi({
     gateway,
     commands: new Commands(gateway, dataFromJson),

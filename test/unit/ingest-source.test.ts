@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { notifyChannel, outboxSchema, quoteTable } from '../../src/server/ingest/outbox-sql.js';
 import { checkIngest, parseIngest, redactIngest } from '../../src/server/ingest/source.js';
 
-describe('--ingest postgres://', () => {
+describe('--ingest URLs', () => {
   it('takes its parameters off the connection string, with defaults', () => {
     const parsed = parseIngest('postgres://app:secret@db.internal:5433/shop?table=app.outbox&sslmode=require');
     expect(parsed).toEqual({
@@ -36,11 +36,37 @@ describe('--ingest postgres://', () => {
     ['postgres://h/db?table=outbox&batch=1001', /batch must be/],
     ['postgres://h/db?table=outbox&lanes=0', /lanes must be/],
     ['postgres://h/db?table=outbox&stuck=1.5', /stuck must be/],
-    ['kafka://broker:9092/orders?group=sb', /not in this version/],
+    ['kafka://broker:9092', /needs a topic/],
+    ['kafka://broker/orders', /brokers must be host:port/],
+    ['kafka://b1:9092,b2/orders', /brokers must be host:port/],
+    ['kafka://b:9092/or ders', /topic "or ders" must be/],
+    ['kafka://b:9092/orders?group=a%20b', /group must be/],
+    ['kafka://b:9092/orders?dead=orders', /dead must be another topic/],
+    ['kafka://b:9092/orders?from=middle', /from must be earliest or latest/],
+    ['kafka://b:9092/orders?stuck=0', /stuck must be/],
+    ['kafka://b:9092/orders?table=x', /unknown parameter table/],
     ['mysql://h/db?table=outbox', /unknown scheme mysql:/],
     ['not a url', /not a URL/],
   ])('refuses %s', (value, problem) => {
     expect(checkIngest(value)).toMatch(problem);
+  });
+
+  it('kafka:// takes several seed brokers, a topic and a group', () => {
+    expect(parseIngest('kafka://k1:9092,k2:9093,[::1]:9094/orders.v1?group=sb-prod&dead=orders.dead&from=latest&stuck=30')).toEqual({
+      ok: true,
+      value: {
+        kind: 'kafka',
+        brokers: ['k1:9092', 'k2:9093', '[::1]:9094'],
+        topic: 'orders.v1',
+        group: 'sb-prod',
+        dead: 'orders.dead',
+        from: 'latest',
+        stuckSeconds: 30,
+        label: 'kafka://k1:9092,k2:9093,[::1]:9094/orders.v1',
+      },
+    });
+    const plain = parseIngest('kafka://k:9092/orders');
+    expect(plain.ok && plain.value).toMatchObject({ group: 'switchboard', dead: undefined, from: 'earliest', stuckSeconds: 60 });
   });
 
   it('hides the password in messages', () => {

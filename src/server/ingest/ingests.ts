@@ -4,9 +4,10 @@
  * and reported in /readyz.
  */
 import type { Logger } from 'pino';
-import type { ServerCommands } from '../core/commands.js';
 import type { Metrics } from '../metrics.js';
-import { OutboxIngest, type IngestStatus } from './outbox.js';
+import type { IngestCommands, IngestStatus } from './ingest.js';
+import { KafkaIngest } from './kafka.js';
+import { OutboxIngest } from './outbox.js';
 import { parseIngest } from './source.js';
 
 export interface Ingests {
@@ -18,12 +19,13 @@ export interface Ingests {
 }
 
 /** Parses every URL now, so that a bad one fails the node before it listens. */
-export function createIngests(urls: readonly string[], commands: Pick<ServerCommands, 'publish' | 'send'>, metrics: Metrics, log: Logger): Ingests {
+export function createIngests(urls: readonly string[], commands: IngestCommands, metrics: Metrics, log: Logger, nodeId: string): Ingests {
   const sources = urls.map((url) => {
     const parsed = parseIngest(url);
     // The settings check refused these already; a program passing options directly gets the same words.
     if (!parsed.ok) throw new Error(`--ingest: ${parsed.problem}`);
-    return new OutboxIngest(parsed.value, commands, metrics, log);
+    const source = parsed.value;
+    return source.kind === 'postgres' ? new OutboxIngest(source, commands, metrics, log) : new KafkaIngest(source, commands, metrics, log, nodeId);
   });
   return {
     start: async () => {

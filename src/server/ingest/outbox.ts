@@ -28,9 +28,9 @@
 import type { Pool, PoolClient } from 'pg';
 import type { Logger } from 'pino';
 import { ErrorCode, personalChannel, SwitchboardError } from '../../protocol/index.js';
+import { errorText, isPoison, statusOf, type Ingest, type IngestCommands, type IngestStatus } from './ingest.js';
 import { backoffDelay } from '../../shared/backoff.js';
 import type { PublishReceipt } from '../../brokers/broker.js';
-import type { ServerCommands } from '../core/commands.js';
 import type { Metrics } from '../metrics.js';
 import { notifyChannel, outboxStatements } from './outbox-sql.js';
 import type { OutboxSource } from './source.js';
@@ -41,16 +41,6 @@ interface Row {
   channel: string | null;
   user_id: string | null;
   data: unknown;
-}
-
-/** What an ingest reports in /readyz. */
-export interface IngestStatus {
-  source: string;
-  /** `running`; `stuck`: a row has waited longer than the source's `stuck` seconds; `failing`: the last round failed. */
-  state: 'running' | 'stuck' | 'failing';
-  /** Age of the oldest unpublished row, in seconds, when last looked (null: none, or not known yet). */
-  oldestSeconds: number | null;
-  error?: string;
 }
 
 /** What a round did: rows it finished (published, repeated or dead), and whether some of them must wait for another round. */
@@ -64,16 +54,7 @@ const RETRY_MAX_MS = 5_000;
 /** Idempotency keys are at most 128 characters: the table's part is cut to leave room for any id. */
 const KEY_TABLE_CHARS = 80;
 
-/** Errors of the row itself: publishing it again cannot succeed. */
-function isPoison(err: unknown): boolean {
-  return err instanceof SwitchboardError && (err.code === ErrorCode.BadRequest || err.code === ErrorCode.TooLarge);
-}
-
-function message(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
-
-export class OutboxIngest {
+export class OutboxIngest implements Ingest {
   private readonly sql;
   private pool: Pool | undefined;
   private listener: { end(): Promise<void> } | undefined;
@@ -90,7 +71,7 @@ export class OutboxIngest {
 
   constructor(
     private readonly source: OutboxSource,
-    private readonly commands: Pick<ServerCommands, 'publish' | 'send'>,
+    private readonly commands: IngestCommands,
     private readonly metrics: Metrics,
     private readonly log: Logger,
   ) {
@@ -109,8 +90,7 @@ export class OutboxIngest {
   }
 
   status(): IngestStatus {
-    const state = this.error !== undefined ? 'failing' : this.oldest !== null && this.oldest > this.source.stuckSeconds ? 'stuck' : 'running';
-    return { source: this.source.label, state, oldestSeconds: this.oldest, ...(this.error !== undefined ? { error: this.error } : {}) };
+    return statusOf(this.source.label, this.error, this.oldest, this.source.stuckSeconds);
   }
 
   async close(): Promise<void> {
@@ -162,7 +142,7 @@ export class OutboxIngest {
         await this.pause(this.source.pollMs);
       } catch (err) {
         failures++;
-        this.error = message(err);
+        this.error = errorText(err);
         this.metrics.ingestFailures.inc({ source: this.source.label });
         this.report();
         if (failures === 1 || failures % 20 === 0) this.log.warn({ err, source: this.source.label, failures }, 'outbox ingest failed; retrying');
@@ -264,12 +244,12 @@ export class OutboxIngest {
             if (!isPoison(err)) {
               // The rest of this channel waits for the next round, behind this row.
               held = true;
-              this.error = message(err);
+              this.error = errorText(err);
               return;
             }
-            this.log.warn({ source: this.source.label, id: row.id, error: message(err) }, 'outbox row is not a valid command: dead-lettered');
+            this.log.warn({ source: this.source.label, id: row.id, error: errorText(err) }, 'outbox row is not a valid command: dead-lettered');
             outcomes.set('dead', outcomes.get('dead')! + 1);
-            dead.push({ id: row.id, error: message(err) });
+            dead.push({ id: row.id, error: errorText(err) });
             done.push(row.id);
           }
         }

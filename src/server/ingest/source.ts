@@ -13,6 +13,13 @@
  * valid commands; without it they are logged, counted and dropped) and
  * `stuck` (seconds, 1–86400, default 60: an unpublished row older than this
  * marks the ingest stuck in /readyz and the metrics).
+ *
+ * `kafka://host:9092[,host2:9092…]/<topic>?group=<id>` — a Kafka topic read
+ * by a consumer group of the cluster's nodes (see kafka.ts). Parameters:
+ * `group` (the consumer group, default `switchboard`), `dead` (a topic that
+ * receives records that are not valid commands; without it they are logged,
+ * counted and skipped), `from` (`earliest`, the default, or `latest`: where
+ * a group without committed offsets starts) and `stuck` (as above).
  */
 
 export interface OutboxSource {
@@ -31,7 +38,24 @@ export interface OutboxSource {
   label: string;
 }
 
-export type IngestSource = OutboxSource;
+export interface KafkaSource {
+  kind: 'kafka';
+  /** host:port of each seed broker. */
+  brokers: string[];
+  topic: string;
+  group: string;
+  /** Records that are not valid commands go to this topic; none: logged and skipped. */
+  dead: string | undefined;
+  from: 'earliest' | 'latest';
+  stuckSeconds: number;
+  label: string;
+}
+
+export type IngestSource = OutboxSource | KafkaSource;
+
+/** A Kafka topic or group name: what Kafka itself accepts. */
+const KAFKA_NAME = /^[A-Za-z0-9._-]{1,249}$/;
+const HOST_PORT = /^[A-Za-z0-9.-]+:\d{1,5}$|^\[[0-9A-Fa-f:]+\]:\d{1,5}$/;
 
 /** `name` or `schema.name`, each a plain SQL identifier (no quoting needed, none allowed). */
 const TABLE = /^[A-Za-z_][A-Za-z0-9_]{0,62}(\.[A-Za-z_][A-Za-z0-9_]{0,62})?$/;
@@ -45,17 +69,17 @@ const NUMBERS = {
 
 export type Parsed<T> = { ok: true; value: T } | { ok: false; problem: string };
 
-export const INGEST_FORMS = 'postgres://user:pass@host:5432/db?table=outbox (see docs/ingest.md)';
+export const INGEST_FORMS = 'postgres://user:pass@host:5432/db?table=outbox or kafka://host:9092/<topic>?group=<id> (see docs/ingest.md)';
 
 /** Parse one `--ingest` value. */
 export function parseIngest(value: string): Parsed<IngestSource> {
+  if (value.startsWith('kafka://')) return parseKafka(value);
   let url: URL;
   try {
     url = new URL(value);
   } catch {
     return { ok: false, problem: 'not a URL' };
   }
-  if (url.protocol === 'kafka:') return { ok: false, problem: 'kafka:// ingest is not in this version; use a PostgreSQL outbox' };
   if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') return { ok: false, problem: `unknown scheme ${url.protocol}` };
   const table = url.searchParams.get('table');
   if (table === null) return { ok: false, problem: 'needs ?table=<outbox table>' };
@@ -87,6 +111,30 @@ export function parseIngest(value: string): Parsed<IngestSource> {
   };
 }
 
+/** `kafka://h1:9092,h2:9092/<topic>?…`: several hosts, which `URL` cannot read, so by hand. */
+function parseKafka(value: string): Parsed<KafkaSource> {
+  const rest = value.slice('kafka://'.length);
+  const slash = rest.indexOf('/');
+  const query = rest.indexOf('?');
+  if (slash < 0 || (query >= 0 && query < slash)) return { ok: false, problem: 'needs a topic: kafka://host:9092/<topic>' };
+  const brokers = rest.slice(0, slash).split(',');
+  if (brokers.some((b) => !HOST_PORT.test(b))) return { ok: false, problem: 'brokers must be host:port, comma-separated' };
+  const topic = decodeURIComponent(rest.slice(slash + 1, query < 0 ? undefined : query));
+  if (!KAFKA_NAME.test(topic)) return { ok: false, problem: `topic "${topic.slice(0, 80)}" must be 1-249 characters of A-Za-z0-9._-` };
+  const params = new URLSearchParams(query < 0 ? '' : rest.slice(query + 1));
+  const group = params.get('group') ?? 'switchboard';
+  if (!KAFKA_NAME.test(group)) return { ok: false, problem: 'group must be 1-249 characters of A-Za-z0-9._-' };
+  const dead = params.get('dead') ?? undefined;
+  if (dead !== undefined && (!KAFKA_NAME.test(dead) || dead === topic)) return { ok: false, problem: 'dead must be another topic' };
+  const from = params.get('from') ?? 'earliest';
+  if (from !== 'earliest' && from !== 'latest') return { ok: false, problem: 'from must be earliest or latest' };
+  const stuck = params.get('stuck') === null ? NUMBERS.stuck.fallback : Number(params.get('stuck'));
+  if (!Number.isInteger(stuck) || stuck < NUMBERS.stuck.min || stuck > NUMBERS.stuck.max) return { ok: false, problem: `stuck must be a whole number from ${NUMBERS.stuck.min} to ${NUMBERS.stuck.max}` };
+  const unknown = [...params.keys()].filter((k) => !['group', 'dead', 'from', 'stuck'].includes(k));
+  if (unknown.length > 0) return { ok: false, problem: `unknown parameter ${unknown[0]}` };
+  return { ok: true, value: { kind: 'kafka', brokers, topic, group, dead, from, stuckSeconds: stuck, label: `kafka://${brokers.join(',')}/${topic}` } };
+}
+
 /** The settings check: what is wrong with `value`, or undefined. */
 export function checkIngest(value: string): string | undefined {
   const parsed = parseIngest(value);
@@ -95,6 +143,8 @@ export function checkIngest(value: string): string | undefined {
 
 /** `value` with its password hidden, for messages. */
 export function redactIngest(value: string): string {
+  // kafka:// URLs carry no credentials (and several hosts, which URL cannot read).
+  if (value.startsWith('kafka://')) return value;
   try {
     const url = new URL(value);
     if (url.password !== '') url.password = '***';
