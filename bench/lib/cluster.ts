@@ -40,7 +40,7 @@ export interface ClusterOptions {
 }
 
 /** The redis-server listening on `port` (found by its command line, `redis-server 127.0.0.1:<port>`). */
-function redisPidOf(port: number): number | undefined {
+export function redisPidOf(port: number): number | undefined {
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;
     try {
