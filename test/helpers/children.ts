@@ -7,6 +7,7 @@ import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { sleep } from './wait.js';
 
 const children = new Set<ChildProcess>();
 const dirs = new Set<string>();
@@ -68,4 +69,36 @@ export function waitExit(child: ChildProcess, timeoutMs: number): Promise<boolea
       resolve(true);
     });
   });
+}
+
+/**
+ * A server that could not bind its port: another process took it between
+ * picking and binding, or its own last life still holds it. Worth another try.
+ */
+export class BindError extends Error {}
+
+/** Tries at binding before a server start gives up. */
+const BIND_ATTEMPTS = 5;
+
+/**
+ * Run `attempt` (given its number, from 1) again while it fails with
+ * `BindError`, at most `BIND_ATTEMPTS` times, `pauseMs` apart; any other
+ * error, or the last `BindError`, is thrown. `attempt` cleans up after itself.
+ */
+export async function retryBind<T>(attempt: (n: number) => Promise<T>, pauseMs = 0): Promise<T> {
+  for (let n = 1; ; n++) {
+    try {
+      return await attempt(n);
+    } catch (err) {
+      if (!(err instanceof BindError) || n >= BIND_ATTEMPTS) throw err;
+      if (pauseMs > 0) await sleep(pauseMs);
+    }
+  }
+}
+
+/** A clean stop: `signal`, then `kill()` when `child` has not exited within `timeoutMs`. */
+export async function stopChild(child: ChildProcess | undefined, signal: NodeJS.Signals, timeoutMs: number, kill: () => Promise<void>): Promise<void> {
+  if (!child || !running(child)) return;
+  child.kill(signal);
+  if (!(await waitExit(child, timeoutMs))) await kill();
 }

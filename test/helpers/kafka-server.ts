@@ -14,8 +14,8 @@ import { closeSync, existsSync, mkdirSync, openSync, readFileSync, statSync, wri
 import { connect } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { running, tempDir, track, waitExit } from './children.js';
-import { freePort } from './ports.js';
+import { BindError, retryBind, running, stopChild, tempDir, track, waitExit } from './children.js';
+import { freePortNotIn } from './ports.js';
 import { sleep } from './wait.js';
 
 /** The version scripts/fetch-kafka.sh fetches unless told otherwise; both read `$KAFKA_VERSION`. */
@@ -41,8 +41,6 @@ const READY_TIMEOUT_MS = 60_000;
 /** A clean shutdown moves partition leadership away first; past this it is SIGKILLed. */
 const EXIT_TIMEOUT_MS = 15_000;
 const FORMAT_TIMEOUT_MS = 60_000;
-/** Attempts with fresh ports when another process took one between picking and binding it. */
-const BIND_ATTEMPTS = 5;
 
 export interface KafkaProcess {
   /** The PLAINTEXT (client) port, on 127.0.0.1. */
@@ -176,8 +174,6 @@ function log4jProperties(file: string): string {
 
 // ---- one broker process ----------------------------------------------------
 
-class BindError extends Error {}
-
 /** Resolves once something accepts a TCP connection on 127.0.0.1:`port`, rejects if nothing does. */
 function accepts(port: number, timeoutMs = 500): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -299,38 +295,19 @@ class KafkaServer implements KafkaProcess {
   }
 
   async stop(): Promise<void> {
-    const child = this.child;
-    if (!child || !running(child)) return;
-    child.kill('SIGTERM');
-    if (!(await waitExit(child, EXIT_TIMEOUT_MS))) await this.kill();
+    await stopChild(this.child, 'SIGTERM', EXIT_TIMEOUT_MS, () => this.kill());
   }
 
   async restart(): Promise<void> {
     await this.stop();
     // The ports were ours a moment ago; they can take a beat before they bind again.
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await this.launch();
-      } catch (err) {
-        if (!(err instanceof BindError) || attempt >= BIND_ATTEMPTS) throw err;
-        await sleep(200);
-      }
-    }
+    await retryBind(() => this.launch(), 200);
   }
 }
 
 /** Ports not yet taken by this cluster's other nodes. */
 async function pickPorts(taken: Set<number>): Promise<Ports> {
-  const pick = async (): Promise<number> => {
-    for (let i = 0; i < 50; i++) {
-      const p = await freePort();
-      if (!taken.has(p)) {
-        taken.add(p);
-        return p;
-      }
-    }
-    throw new Error('no free port');
-  };
+  const pick = (): Promise<number> => freePortNotIn(taken);
   return { client: await pick(), controller: await pick() };
 }
 
@@ -341,7 +318,7 @@ async function pickPorts(taken: Set<number>): Promise<Ports> {
  */
 async function launchNodes(root: string, size: number): Promise<KafkaServer[]> {
   assertAvailable();
-  for (let attempt = 1; ; attempt++) {
+  return retryBind(async (attempt) => {
     const taken = new Set<number>();
     const voters: Array<{ id: number; ports: Ports }> = [];
     for (let id = 1; id <= size; id++) voters.push({ id, ports: await pickPorts(taken) });
@@ -354,9 +331,9 @@ async function launchNodes(root: string, size: number): Promise<KafkaServer[]> {
       return nodes;
     } catch (err) {
       await Promise.all(nodes.map((n) => n.kill()));
-      if (!(err instanceof BindError) || attempt >= BIND_ATTEMPTS) throw err;
+      throw err;
     }
-  }
+  });
 }
 
 /** Start one combined broker+controller on free loopback ports; resolves once it serves. */

@@ -10,15 +10,13 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { get } from 'node:http';
 import { join } from 'node:path';
-import { running, tempDir, track, waitExit } from './children.js';
-import { freePort } from './ports.js';
+import { BindError, retryBind, running, stopChild, tempDir, track, waitExit } from './children.js';
+import { freePortNotIn } from './ports.js';
 import { sleep } from './wait.js';
 
 const READY_TIMEOUT_MS = 10_000;
 const EXIT_TIMEOUT_MS = 5_000;
 const CLUSTER_TIMEOUT_MS = 30_000;
-/** Attempts with fresh ports when another process took one between picking and binding it. */
-const BIND_ATTEMPTS = 5;
 /** `$NATS_SERVER`, else Debian's /usr/sbin/nats-server (not always on a non-root PATH), else whatever PATH finds. */
 const BINARY = process.env.NATS_SERVER ?? (existsSync('/usr/sbin/nats-server') ? '/usr/sbin/nats-server' : 'nats-server');
 
@@ -101,8 +99,6 @@ export async function streamSeen(server: NatsProcess, name: string): Promise<Str
 }
 
 // ---- one server process ----------------------------------------------------
-
-class BindError extends Error {}
 
 interface Ports {
   client: number;
@@ -259,53 +255,30 @@ class NatsServer implements NatsProcess {
   }
 
   async stop(): Promise<void> {
-    const child = this.child;
-    if (!child || !running(child)) return;
-    this.stopping = true;
-    child.kill('SIGTERM');
-    if (!(await waitExit(child, EXIT_TIMEOUT_MS))) await this.kill();
+    if (this.child && running(this.child)) this.stopping = true;
+    await stopChild(this.child, 'SIGTERM', EXIT_TIMEOUT_MS, () => this.kill());
   }
 
   async restart(): Promise<void> {
     await this.stop();
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await this.launch();
-      } catch (err) {
-        if (!(err instanceof BindError) || attempt >= BIND_ATTEMPTS) throw err;
-        await sleep(200);
-      }
-    }
+    await retryBind(() => this.launch(), 200);
   }
 }
 
 /** Ports not yet taken by this process's other servers. */
 async function pickPorts(taken: Set<number>, cluster: boolean): Promise<Ports> {
-  const pick = async (): Promise<number> => {
-    for (let i = 0; i < 50; i++) {
-      const p = await freePort();
-      if (!taken.has(p)) {
-        taken.add(p);
-        return p;
-      }
-    }
-    throw new Error('no free port');
-  };
+  const pick = (): Promise<number> => freePortNotIn(taken);
   return cluster ? { client: await pick(), http: await pick(), cluster: await pick() } : { client: await pick(), http: await pick() };
 }
 
 /** Start one `nats-server -js` on free loopback ports, its configuration ending with `extra` lines; resolves once `/healthz` says ok. */
 export async function startNats(extra: readonly string[] = []): Promise<NatsProcess> {
   const dir = tempDir('switchboard-nats-');
-  for (let attempt = 1; ; attempt++) {
+  return retryBind(async (attempt) => {
     const server = new NatsServer(`n${attempt}`, await pickPorts(new Set(), false), dir, [], extra);
-    try {
-      await server.launch();
-      return server;
-    } catch (err) {
-      if (!(err instanceof BindError) || attempt >= BIND_ATTEMPTS) throw err;
-    }
-  }
+    await server.launch();
+    return server;
+  });
 }
 
 interface JszMeta {
@@ -318,7 +291,7 @@ interface JszMeta {
  */
 export async function startNatsCluster(size = 3): Promise<NatsCluster> {
   const dir = tempDir('switchboard-nats-cluster-');
-  for (let attempt = 1; ; attempt++) {
+  return retryBind(async (attempt) => {
     const taken = new Set<number>();
     const ports: Ports[] = [];
     for (let i = 0; i < size; i++) ports.push(await pickPorts(taken, true));
@@ -352,7 +325,7 @@ export async function startNatsCluster(size = 3): Promise<NatsCluster> {
       return { url: `nats://${nodes.map((n) => `127.0.0.1:${n.port}`).join(',')}`, nodes, settled, stop };
     } catch (err) {
       await stop();
-      if (!(err instanceof BindError) || attempt >= BIND_ATTEMPTS) throw err;
+      throw err;
     }
-  }
+  });
 }

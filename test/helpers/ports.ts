@@ -19,6 +19,18 @@ export function freePort(): Promise<number> {
   });
 }
 
+/** A free port that is not in `taken` (the ports already picked for the same servers), added to it. */
+export async function freePortNotIn(taken: Set<number>): Promise<number> {
+  for (let i = 0; i < 50; i++) {
+    const port = await freePort();
+    if (!taken.has(port)) {
+      taken.add(port);
+      return port;
+    }
+  }
+  throw new Error('no free port');
+}
+
 /** Whether `port` can be bound on 127.0.0.1 right now. */
 export function isPortFree(port: number): Promise<boolean> {
   return new Promise((resolve) => {

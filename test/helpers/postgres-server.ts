@@ -12,7 +12,7 @@
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { chownSync, closeSync, existsSync, fstatSync, openSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { running, tempDir, track, waitExit } from './children.js';
+import { BindError, retryBind, running, stopChild, tempDir, track, waitExit } from './children.js';
 import { freePort } from './ports.js';
 import { sleep } from './wait.js';
 
@@ -20,8 +20,6 @@ const READY_TIMEOUT_MS = 15_000;
 const EXIT_TIMEOUT_MS = 10_000;
 const INITDB_TIMEOUT_MS = 60_000;
 const SQL_TIMEOUT_MS = 15_000;
-/** Attempts with a fresh port when another process took ours between picking and binding it. */
-const BIND_ATTEMPTS = 5;
 /** The superuser initdb creates; trust authentication, so no password. */
 const USER = 'postgres';
 const DATABASE = 'switchboard_test';
@@ -137,8 +135,6 @@ function alive(pid: number): boolean {
 
 // ---- one server ----------------------------------------------------------------
 
-class BindError extends Error {}
-
 class PostgresServer implements PostgresProcess {
   private child: ChildProcess | undefined;
 
@@ -249,24 +245,14 @@ class PostgresServer implements PostgresProcess {
   }
 
   async stop(): Promise<void> {
-    const child = this.child;
-    if (!child || !running(child)) return;
     // A fast shutdown ends every session and waits for all children before the postmaster exits.
-    child.kill('SIGINT');
-    if (!(await waitExit(child, EXIT_TIMEOUT_MS))) await this.kill();
+    await stopChild(this.child, 'SIGINT', EXIT_TIMEOUT_MS, () => this.kill());
   }
 
   async restart(): Promise<void> {
     await this.stop();
     // The port was ours a moment ago; someone else may have taken it since.
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await this.launch();
-      } catch (err) {
-        if (!(err instanceof BindError) || attempt >= BIND_ATTEMPTS) throw err;
-        await sleep(200);
-      }
-    }
+    await retryBind(() => this.launch(), 200);
   }
 
   sql(text: string, database = DATABASE): Promise<string> {
@@ -324,20 +310,16 @@ export async function startPostgres(): Promise<PostgresProcess> {
   const owner = serverOwner();
   const dir = tempDir('switchboard-postgres-');
   await initdb(dir, bin, owner);
-  for (let attempt = 1; ; attempt++) {
-    const server = new PostgresServer(await freePort(), dir, bin, owner);
-    try {
-      await server.launch();
-    } catch (err) {
-      if (!(err instanceof BindError) || attempt >= BIND_ATTEMPTS) throw err;
-      continue;
-    }
-    try {
-      await server.sql(`CREATE DATABASE ${DATABASE}`, 'postgres');
-    } catch (err) {
-      await server.kill();
-      throw err;
-    }
-    return server;
+  const server = await retryBind(async () => {
+    const candidate = new PostgresServer(await freePort(), dir, bin, owner);
+    await candidate.launch();
+    return candidate;
+  });
+  try {
+    await server.sql(`CREATE DATABASE ${DATABASE}`, 'postgres');
+  } catch (err) {
+    await server.kill();
+    throw err;
   }
+  return server;
 }

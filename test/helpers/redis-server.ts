@@ -8,15 +8,13 @@ import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
-import { running, tempDir, track, waitExit } from './children.js';
+import { BindError, retryBind, running, stopChild, tempDir, track, waitExit } from './children.js';
 import { freePort, freePortPair } from './ports.js';
 import { sleep } from './wait.js';
 
 const READY_TIMEOUT_MS = 5_000;
 const EXIT_TIMEOUT_MS = 5_000;
 const CLUSTER_TIMEOUT_MS = 20_000;
-/** Attempts with a fresh port when another process took ours between picking and binding it. */
-const BIND_ATTEMPTS = 5;
 
 export interface RedisProcess {
   port: number;
@@ -109,8 +107,6 @@ function logTail(file: string): string {
   }
 }
 
-class BindError extends Error {}
-
 class RedisServer implements RedisProcess {
   private child: ChildProcess | undefined;
 
@@ -173,23 +169,13 @@ class RedisServer implements RedisProcess {
   }
 
   async stop(): Promise<void> {
-    const child = this.child;
-    if (!child || !running(child)) return;
-    child.kill('SIGTERM');
-    if (!(await waitExit(child, EXIT_TIMEOUT_MS))) await this.kill();
+    await stopChild(this.child, 'SIGTERM', EXIT_TIMEOUT_MS, () => this.kill());
   }
 
   async restart(): Promise<void> {
     await this.stop();
     // The port was ours a moment ago; it can take a beat before it binds again.
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await this.launch();
-      } catch (err) {
-        if (!(err instanceof BindError) || attempt >= BIND_ATTEMPTS) throw err;
-        await sleep(200);
-      }
-    }
+    await retryBind(() => this.launch(), 200);
   }
 }
 
@@ -199,16 +185,12 @@ async function launchOnFreePort(
   makeDir: () => string,
   extraArgs: (port: number) => string[],
 ): Promise<RedisServer> {
-  for (let attempt = 1; ; attempt++) {
+  return retryBind(async () => {
     const port = await pickPort();
     const server = new RedisServer(port, makeDir(), extraArgs(port));
-    try {
-      await server.launch();
-      return server;
-    } catch (err) {
-      if (!(err instanceof BindError) || attempt >= BIND_ATTEMPTS) throw err;
-    }
-  }
+    await server.launch();
+    return server;
+  });
 }
 
 /** Start a standalone `redis-server` on a free port; resolves once it answers PING. */
