@@ -2,7 +2,8 @@
  * The chaos suite's verdicts on hand-made records: the accounting must see
  * a lost message, a message published twice (one seq, two offsets), a
  * delivery out of order, the SDK handing one offset twice, and must allow a
- * loss only where a reset told the app.
+ * loss only where a reset told the app; acknowledgements without a position
+ * (committed outbox rows) are matched by seq.
  */
 import { describe, expect, it } from 'vitest';
 import { account, type AckedMessage, type Delivery, type ResetNotice } from '../helpers/chaos/accounting.js';
@@ -51,6 +52,19 @@ describe('chaos accounting', () => {
     );
     expect(a).toMatchObject({ lostTold: 2, lost: 1, resets: 1 });
     expect(a.problems[0]).toContain('seq 5');
+  });
+
+  it('matches acknowledgements without a position (committed outbox rows) by seq, and lets no reset excuse their loss', () => {
+    const committed = (seq: number, at = seq): AckedMessage => ({ user: 'u', seq, at });
+    const clean = account([committed(1), committed(2)], [got(1, 7), got(2, 8)], []);
+    expect(clean).toMatchObject({ published: 2, delivered: 2, lost: 0, duplicates: 0, outOfOrder: 0, problems: [] });
+    // Published twice by the ingest: one seq under two offsets.
+    expect(account([committed(1)], [got(1, 7), got(1, 8)], []).duplicates).toBe(1);
+    // Nothing says on which side of the reset's position it was stored: lost, untold.
+    const reset: ResetNotice = { user: 'u', client: 1, offset: 9, epoch: 'epoch-2', at: 10 };
+    const lost = account([committed(1), committed(2)], [got(1, 7)], [reset]);
+    expect(lost).toMatchObject({ lost: 1, lostTold: 0 });
+    expect(lost.problems[0]).toContain('seq 2 (no offset) lost');
   });
 });
 

@@ -6,13 +6,20 @@
  * can be tested on hand-made records (test/chaos/accounting.test.ts).
  */
 
-/** A logical message the publisher got a 2xx for, with the `{offset, epoch}` the server answered. */
+/**
+ * A logical message the publisher got an acknowledgement for: a 2xx with the
+ * `{offset, epoch}` the server answered, or the commit of an outbox row,
+ * which has no position yet (the ingest publishes it later). Matched to the
+ * deliveries by `{user, seq}` either way; the position only decides whether a
+ * reset told the app about it.
+ */
 export interface AckedMessage {
   user: string;
   seq: number;
-  offset: number;
-  epoch: string;
-  /** When the 2xx arrived (ms since the epoch). */
+  /** Where the server stored it; absent when the way in answers no position (an outbox row). */
+  offset?: number;
+  epoch?: string;
+  /** When the 2xx arrived, or the row's transaction committed (ms since the epoch). */
   at: number;
 }
 
@@ -57,14 +64,19 @@ export interface Accounting {
   problems: string[];
 }
 
-/** Whether `reset` tells the app that `msg` may be missing: an older epoch, or at or below its restart position. */
+/**
+ * Whether `reset` tells the app that `msg` may be missing: an older epoch, or
+ * at or below its restart position. A message without a position is never
+ * covered: nothing says on which side of the restart it was stored.
+ */
 export function covers(reset: ResetNotice, msg: AckedMessage): boolean {
-  if (reset.user !== msg.user) return false;
+  if (reset.user !== msg.user || msg.offset === undefined || msg.epoch === undefined) return false;
   if (reset.epoch !== undefined && reset.epoch !== msg.epoch) return msg.at <= reset.at;
   return reset.offset !== undefined && msg.offset <= reset.offset;
 }
 
 const key = (epoch: string, offset: number): string => `${epoch}/${offset}`;
+const where = (a: AckedMessage): string => (a.offset !== undefined && a.epoch !== undefined ? `offset ${key(a.epoch, a.offset)}` : 'no offset');
 
 /** Account for every user of `acked`, `deliveries` and `resets`. */
 export function account(acked: readonly AckedMessage[], deliveries: readonly Delivery[], resets: readonly ResetNotice[]): Accounting {
@@ -129,7 +141,7 @@ export function account(acked: readonly AckedMessage[], deliveries: readonly Del
       if (told.some((r) => covers(r, a))) total.lostTold++;
       else {
         total.lost++;
-        problems.push(`seq ${a.seq} (offset ${key(a.epoch, a.offset)}) lost`);
+        problems.push(`seq ${a.seq} (${where(a)}) lost`);
       }
     }
     if (problems.length > 0) total.problems.push(`${user}: ${problems.slice(0, 5).join('; ')}${problems.length > 5 ? ` (+${problems.length - 5})` : ''}`);

@@ -5,18 +5,16 @@
  * retried on network errors, timeouts and 5xx, with backoff, always with
  * the same `idempotencyKey`; only a 2xx counts as published. A server that
  * ignores the key may publish a retried message twice: the accounting sees
- * that as a duplicate.
+ * that as a duplicate. The pacing and the counts are `PacedPublisher`'s.
  */
 import { API_KEY } from './auth.js';
 import type { Ledger } from './ledger.js';
+import { PacedPublisher, type PaceOptions } from './paced-publisher.js';
 import { sleep } from '../wait.js';
 
-export interface PublisherOptions {
+export interface PublisherOptions extends PaceOptions {
   /** The server API base (the load balancer). */
   url: string;
-  users: readonly string[];
-  /** Pause between one user's messages, ms. */
-  intervalMs: number;
   /** One attempt's timeout, ms. Default 2000. */
   timeoutMs?: number;
   /** A message not acknowledged within this long is given up, ms. Default 15000. */
@@ -27,68 +25,24 @@ export interface PublisherOptions {
   runId: string;
 }
 
-export interface PublisherStats {
-  /** Messages acknowledged with a 2xx. */
-  acked: number;
-  /** HTTP attempts made, first tries included. */
-  attempts: number;
-  /** Attempts after a network error, timeout or 5xx. */
-  retries: number;
-  /** Messages given up after `giveUpMs` (not counted as published). */
-  gaveUp: number;
-  /** Messages refused with a 4xx (a bug in the test or the server). */
-  refused: number;
-}
-
 const BACKOFF_MIN_MS = 50;
 const BACKOFF_MAX_MS = 1000;
 
-export class Publisher {
-  readonly stats: PublisherStats = { acked: 0, attempts: 0, retries: 0, gaveUp: 0, refused: 0 };
-  /** When the last 2xx arrived (0 before the first). */
-  lastAckAt = 0;
-  private stopping = false;
-  /** Ends attempts under way and every retry loop at once (tear-down after a failure). */
-  private readonly abortion = new AbortController();
-  private chains: Promise<void>[] = [];
+export class Publisher extends PacedPublisher {
   private readonly timeoutMs: number;
   private readonly giveUpMs: number;
 
   constructor(
-    private readonly ledger: Ledger,
+    ledger: Ledger,
     private readonly opts: PublisherOptions,
   ) {
+    super(ledger, opts);
     this.timeoutMs = opts.timeoutMs ?? 2000;
     this.giveUpMs = opts.giveUpMs ?? 15_000;
   }
 
-  /** Start one chain per user, spread over the first interval. */
-  start(): this {
-    this.chains = this.opts.users.map((user, i) => this.chain(user, (i * this.opts.intervalMs) / this.opts.users.length));
-    return this;
-  }
-
-  /** Stop starting new messages; resolves when the ones under way are acknowledged or given up. */
-  async stop(): Promise<PublisherStats> {
-    this.stopping = true;
-    await Promise.all(this.chains);
-    return this.stats;
-  }
-
-  /** Stop at once: attempts under way are abandoned, nothing more is sent. */
-  async abort(): Promise<void> {
-    this.stopping = true;
-    this.abortion.abort();
-    await Promise.all(this.chains);
-  }
-
-  private async chain(user: string, delayMs: number): Promise<void> {
-    await sleep(delayMs);
-    while (!this.stopping) {
-      const started = Date.now();
-      await this.publish(user, this.ledger.nextSeq(user));
-      await sleep(Math.max(0, this.opts.intervalMs - (Date.now() - started)));
-    }
+  protected override step(user: string): Promise<void> {
+    return this.publish(user, this.ledger.nextSeq(user));
   }
 
   /** Send one logical message until a 2xx, a 4xx, or `giveUpMs`. */
@@ -120,9 +74,7 @@ export class Publisher {
       }
       if (status >= 200 && status < 300) {
         const { offset, epoch } = answer as { offset: number; epoch: string };
-        this.stats.acked++;
-        this.lastAckAt = Date.now();
-        this.ledger.ack({ user, seq, offset, epoch, at: this.lastAckAt });
+        this.acknowledge(user, seq, { offset, epoch });
         return;
       }
       if (status >= 400 && status < 500) {

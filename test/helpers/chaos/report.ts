@@ -8,7 +8,7 @@ import { closeSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statS
 import { fileURLToPath } from 'node:url';
 import type { Accounting } from './accounting.js';
 import type { FaultRecovery } from './recovery.js';
-import type { PublisherStats } from './publisher.js';
+import type { PublisherStats } from './paced-publisher.js';
 
 const DIR = fileURLToPath(new URL('../../../.test-results/', import.meta.url));
 export const RESULTS_FILE = `${DIR}chaos.json`;

@@ -10,6 +10,7 @@ import { vi } from 'vitest';
 import { ChaosClient, allConnected, type ChaosClientOptions } from './clients.js';
 import { ChaosCluster, type ChaosClusterOptions } from './cluster.js';
 import { Ledger } from './ledger.js';
+import type { PacedPublisher } from './paced-publisher.js';
 import { Publisher } from './publisher.js';
 import { RecoveryClock } from './recovery.js';
 import { figureOf, report, type ScenarioFigure } from './report.js';
@@ -26,6 +27,12 @@ export interface ScenarioOptions extends ChaosClusterOptions {
   publishTimeoutMs?: number;
   /** Padding bytes per message to a user. */
   padding?: (user: string) => number;
+  /**
+   * How messages enter the system: a publisher for `users` (the online and
+   * offline ones) writing to `ledger`, not yet started. Default: the HTTP
+   * publisher through the load balancer, with the three options above.
+   */
+  publisher?: (ledger: Ledger, users: readonly string[]) => PacedPublisher;
   /** Options of each online user's client. */
   clientOptions?: (user: string) => ChaosClientOptions;
 }
@@ -45,7 +52,7 @@ export class ChaosRun {
   readonly users: string[];
   readonly clock: RecoveryClock;
   readonly startedAt = Date.now();
-  publisher: Publisher | undefined;
+  publisher: PacedPublisher | undefined;
   private publishing = false;
   /** Clients the recovery clock ignores (added after the faults, e.g. users coming back). */
   private readonly unwatched = new Set<ChaosClient>();
@@ -66,14 +73,18 @@ export class ChaosRun {
     try {
       for (const user of run.users) run.addClient(user, opts.clientOptions?.(user) ?? {});
       await allConnected(run.clients);
-      run.publisher = new Publisher(run.ledger, {
-        url: cluster.apiUrl,
-        users: [...run.users, ...(opts.offline ?? [])],
-        intervalMs: opts.intervalMs ?? 150,
-        timeoutMs: opts.publishTimeoutMs ?? 2000,
-        runId: randomUUID(),
-        ...(opts.padding ? { padding: opts.padding } : {}),
-      }).start();
+      const users = [...run.users, ...(opts.offline ?? [])];
+      const publisher =
+        opts.publisher?.(run.ledger, users) ??
+        new Publisher(run.ledger, {
+          url: cluster.apiUrl,
+          users,
+          intervalMs: opts.intervalMs ?? 150,
+          timeoutMs: opts.publishTimeoutMs ?? 2000,
+          runId: randomUUID(),
+          ...(opts.padding ? { padding: opts.padding } : {}),
+        });
+      run.publisher = publisher.start();
       run.publishing = true;
     } catch (err) {
       await run.close();
