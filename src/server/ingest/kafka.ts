@@ -26,6 +26,7 @@ import type { Consumer, Message, MessagesStream, Producer } from '@platformatic/
 import type { Logger } from 'pino';
 import { ErrorCode, SwitchboardError } from '../../protocol/index.js';
 import { backoffDelay } from '../../shared/backoff.js';
+import { settleWithin } from '../../shared/time.js';
 import type { PublishReceipt } from '../../brokers/broker.js';
 import type { Metrics } from '../metrics.js';
 import { errorText, isPoison, statusOf, type Ingest, type IngestCommands, type IngestStatus } from './ingest.js';
@@ -52,6 +53,8 @@ const TICK_MS = 200;
 const LAG_EVERY_MS = 5_000;
 const SESSION_TIMEOUT_MS = 10_000;
 const HEARTBEAT_MS = 1_000;
+/** How long closing a stream or a client may take before it is left behind (a broker that is gone answers nothing). */
+const CLOSE_MS = 5_000;
 
 /** A record's value as a command: `{channel, data}` or `{user, data}`. */
 function commandOf(value: Buffer | undefined): { channel: string; data: unknown } | { user: string; data: unknown } {
@@ -123,10 +126,10 @@ export class KafkaIngest implements Ingest {
     this.streamDone?.();
     await this.running;
     for (const lane of this.lanes.values()) lane.dropped = true;
-    await this.commitFinished();
-    await this.stream?.close().catch(() => undefined);
-    await this.consumer?.close().catch(() => undefined);
-    await this.producer?.close().catch(() => undefined);
+    await settleWithin(this.commitFinished(), CLOSE_MS);
+    if (this.stream) await settleWithin(this.stream.close(), CLOSE_MS);
+    if (this.consumer) await settleWithin(this.consumer.close(), CLOSE_MS);
+    if (this.producer) await settleWithin(this.producer.close(), CLOSE_MS);
   }
 
   /**
@@ -154,7 +157,10 @@ export class KafkaIngest implements Ingest {
         this.streamError = undefined;
         await new Promise<void>((resolve) => {
           this.streamDone = resolve;
-          stream.on('data', (record: Record) => this.take(record));
+          // Only the current stream's records: one still buffered in a stream given up would land behind the new stream's.
+          stream.on('data', (record: Record) => {
+            if (this.stream === stream) this.take(record);
+          });
           stream.once('error', (err: Error) => {
             this.streamError = errorText(err);
             resolve();
@@ -169,12 +175,14 @@ export class KafkaIngest implements Ingest {
         failures++;
         this.streamError = errorText(err);
         // What was finished is committed; the next client starts from the committed offsets, so what the lanes still hold comes again.
-        await this.commitFinished();
+        await settleWithin(this.commitFinished(), CLOSE_MS);
         this.dropAll();
-        await this.stream?.close().catch(() => undefined);
-        // Forced: it leaves at once, even with a fetch under way to the broker that is gone.
-        await new Promise<void>((resolve) => this.consumer!.close(true, () => resolve()));
+        const stream = this.stream;
         this.stream = undefined;
+        if (stream) await settleWithin(stream.close(), CLOSE_MS);
+        // Forced: it leaves at once, even with a fetch under way to the broker that is gone.
+        const consumer = this.consumer;
+        await settleWithin(new Promise<void>((resolve) => consumer.close(true, () => resolve())), CLOSE_MS);
         this.metrics.ingestFailures.inc({ source: this.source.label });
         if (failures === 1 || failures % 20 === 0) this.log.warn({ err, source: this.source.label, failures }, 'kafka ingest failed; retrying');
         await new Promise((resolve) => setTimeout(resolve, backoffDelay(failures, RETRY_MIN_MS, RETRY_MAX_MS)));
@@ -219,6 +227,8 @@ export class KafkaIngest implements Ingest {
       const outcome = await this.finish(record, lane);
       if (outcome === undefined) break;
       this.metrics.ingestRecords.inc({ source: this.source.label, outcome });
+      // Dropped while it was published: its records, and their count, went with it; nothing is committed from here.
+      if (lane.dropped) break;
       lane.records.shift();
       lane.commit = record.commit as () => void | Promise<void>;
       if (--this.pending <= MAX_PENDING / 2) this.stream?.resume();

@@ -88,7 +88,7 @@ export function outboxStatements(table: string, dead: string | undefined) {
       dead === undefined
         ? undefined
         : `INSERT INTO ${quoteTable(dead)} (id, channel, user_id, data, created_at, error) SELECT o.id, o.channel, o.user_id, o.data, o.created_at, e.error FROM ${t} o JOIN unnest($1::bigint[], $2::text[]) AS e(id, error) ON o.id = e.id ON CONFLICT (id) DO NOTHING`,
-    /** Seconds since the oldest row was written (null: none). */
-    oldest: `SELECT extract(epoch FROM now() - min(created_at))::float8 AS age FROM ${t}`,
+    /** Seconds since the first row (lowest id) was written; no row when the table is empty. Read through the key's index, not a scan. */
+    oldest: `SELECT extract(epoch FROM now() - created_at)::float8 AS age FROM ${t} ORDER BY id LIMIT 1`,
   };
 }

@@ -63,7 +63,7 @@ export class OutboxIngest implements Ingest {
   /** A notification (or a close) arrived: do not sleep. */
   private woken = false;
   private wakeUp: (() => void) | undefined;
-  private lockKey = 0;
+  private lockKey: number | undefined;
   private oldest: number | null = null;
   private error: string | undefined;
   /** Where this node starts its pass over the lanes: spread over the nodes. */
@@ -124,21 +124,22 @@ export class OutboxIngest implements Ingest {
     while (!this.closed) {
       this.woken = false;
       try {
-        if (this.lockKey === 0) this.lockKey = await this.tableKey();
+        this.lockKey ??= await this.tableKey();
+        // One query to find the table empty, rather than a transaction per lane.
+        await this.look();
         let finished = 0;
         let held = false;
-        for (let i = 0; i < this.source.lanes && !this.closed; i++) {
-          const round = await this.round((this.firstLane + i) % this.source.lanes);
+        for (let i = 0; i < this.source.lanes && !this.closed && this.oldest !== null; i++) {
+          const round = await this.round(this.lockKey, (this.firstLane + i) % this.source.lanes);
           finished += round.finished;
           held ||= round.held;
         }
         if (held) throw new Error(this.error ?? 'a publish failed');
         failures = 0;
         this.error = undefined;
+        this.report();
         // Rows finished: more may be waiting behind them.
         if (finished > 0) continue;
-        await this.look();
-        this.report();
         await this.pause(this.source.pollMs);
       } catch (err) {
         failures++;
@@ -169,7 +170,7 @@ export class OutboxIngest implements Ingest {
   }
 
   /** One transaction on one lane: claim, publish, delete. */
-  private async round(lane: number): Promise<RoundResult> {
+  private async round(lockKey: number, lane: number): Promise<RoundResult> {
     const client = await this.pool!.connect();
     let broken: Error | undefined;
     // The server may go away while the client waits for a publish: without a listener that error would end the process.
@@ -179,7 +180,7 @@ export class OutboxIngest implements Ingest {
     client.on('error', onError);
     try {
       await client.query('BEGIN');
-      const lock = await client.query<{ locked: boolean }>(this.sql.lock, [this.lockKey, lane]);
+      const lock = await client.query<{ locked: boolean }>(this.sql.lock, [lockKey, lane]);
       if (lock.rows[0]?.locked !== true) {
         await client.query('ROLLBACK');
         return { finished: 0, held: false };
