@@ -12,7 +12,7 @@ import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { running, tempDir, track, waitExit } from './children.js';
 import { freePort } from './ports.js';
@@ -20,7 +20,17 @@ import { sleep } from './wait.js';
 
 /** The version scripts/fetch-kafka.sh fetches unless told otherwise; both read `$KAFKA_VERSION`. */
 const VERSION = process.env.KAFKA_VERSION ?? '4.1.1';
-const CACHE = fileURLToPath(new URL(`../../.cache/kafka/${VERSION}`, import.meta.url));
+/**
+ * The repository root: the nearest folder above this file with a
+ * package.json. This file runs from test/helpers/ under vitest, and bundled
+ * into .bench-out/ (one level below the root) when a benchmark imports it.
+ */
+function repositoryRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let up = 0; up < 4 && !existsSync(join(dir, 'package.json')); up++) dir = dirname(dir);
+  return dir;
+}
+const CACHE = join(repositoryRoot(), '.cache', 'kafka', VERSION);
 const LIBS = join(CACHE, 'libs');
 /** `$JAVA`, else `$JAVA_HOME/bin/java`, else whatever PATH finds. */
 const JAVA = process.env.JAVA ?? (process.env.JAVA_HOME ? join(process.env.JAVA_HOME, 'bin', 'java') : 'java');
