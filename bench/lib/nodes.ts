@@ -41,12 +41,13 @@ export async function waitMembership(nodes: BenchNode[], ids: string[]): Promise
   }
 }
 
-/** Sum of a Prometheus metric's samples whose labels contain `labels`. */
-export function metric(text: string, name: string, labels = ''): number {
+/** Sum of a Prometheus metric's samples whose labels contain `labels` (each of them, when several). */
+export function metric(text: string, name: string, labels: string | string[] = ''): number {
+  const parts = typeof labels === 'string' ? [labels] : labels;
   let sum = 0;
   for (const line of text.split('\n')) {
     if (!line.startsWith(name) || (line[name.length] !== '{' && line[name.length] !== ' ')) continue;
-    if (labels && !line.includes(labels)) continue;
+    if (!parts.every((p) => line.includes(p))) continue;
     sum += Number(line.slice(line.lastIndexOf(' ') + 1));
   }
   return sum;

@@ -136,3 +136,16 @@ export function processTree(pid: number): number[] {
   walk(pid);
   return out;
 }
+
+/** CPU ms of `pid` and each of its descendants, by pid, from /proc (one that exits while read is left out): a server made of many processes, as PostgreSQL's. */
+export function treeCpuMs(pid: number): Map<number, number> {
+  const out = new Map<number, number>();
+  for (const p of processTree(pid)) {
+    try {
+      out.set(p, cpuMs(p));
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return out;
+}

@@ -1,7 +1,7 @@
 // What every harness prints and writes: markdown tables, number formats,
 // ratios, the machine description, and result files.
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, isAbsolute, join } from 'node:path';
 import { ROOT } from './paths.js';
@@ -32,8 +32,14 @@ export function commandVersion(cmd: string, args: string[], timeoutMs = 15_000):
   }
 }
 
-/** An installed package's version, or 'unknown'. */
-export const packageVersion = (name: string): string => commandVersion(process.execPath, ['-p', `require('${name}/package.json').version`]);
+/** An installed package's version, or 'unknown'. Read from its folder: a package with `exports` (@platformatic/kafka) does not let `require` reach its package.json. */
+export function packageVersion(name: string): string {
+  try {
+    return (JSON.parse(readFileSync(join(ROOT, 'node_modules', name, 'package.json'), 'utf8')) as { version?: string }).version ?? 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}
 
 /** The machine a run measured on, with `extra` (versions of what it ran). */
 export function machine(extra: Record<string, unknown> = {}): Record<string, unknown> & { loadStart: number[] } {

@@ -19,6 +19,8 @@ export interface ConnSpec {
   port: number;
   user: string;
   join: Join;
+  /** With join `room`: the room (a Switchboard channel) to join instead of `ROOM`. */
+  room?: string;
   localAddress: string;
   onData: (conn: Conn, p: Payload) => void;
 }
@@ -100,7 +102,7 @@ class SwitchboardConn implements Conn {
   }
 
   private channel(): string | undefined {
-    return this.spec.join === 'room' ? ROOM : this.spec.join === 'replay' ? REPLAY_CHANNEL : undefined;
+    return this.spec.join === 'room' ? (this.spec.room ?? ROOM) : this.spec.join === 'replay' ? REPLAY_CHANNEL : undefined;
   }
 
   private connect(since: { offset: number; epoch: string } | undefined): Promise<{ latency: number; recovered: boolean }> {
@@ -157,7 +159,7 @@ class SocketIoConn implements Conn {
   open(): Promise<number> {
     const { port, user, join, localAddress } = this.spec;
     const url = `http://127.0.0.1:${port}`;
-    const room = join === 'room' ? ROOM : join === 'replay' ? REPLAY_CHANNEL : undefined;
+    const room = join === 'room' ? (this.spec.room ?? ROOM) : join === 'replay' ? REPLAY_CHANNEL : undefined;
     const options: Partial<ManagerOptions & SocketOptions> & { localAddress: string } = {
       transports: ['websocket'],
       reconnection: false,
@@ -211,7 +213,7 @@ class WsConn implements Conn {
 
   open(): Promise<number> {
     const { port, user, join, localAddress } = this.spec;
-    const room = join === 'room' ? `&room=${ROOM}` : join === 'replay' ? `&room=${REPLAY_CHANNEL}` : '';
+    const room = join === 'room' ? `&room=${this.spec.room ?? ROOM}` : join === 'replay' ? `&room=${REPLAY_CHANNEL}` : '';
     const url = `ws://127.0.0.1:${port}/ws?user=${encodeURIComponent(user)}${room}`;
     return bounded(url, (ok, fail) => {
       const t0 = nowMs();
