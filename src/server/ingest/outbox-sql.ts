@@ -68,19 +68,21 @@ export function outboxSchema(table: string, dead?: string): string {
  * The lane of a row, by the channel it goes to (a send: the user's personal
  * channel), so that every row bound for one channel falls in the same lane.
  */
-const LANE = `(hashtext(coalesce(o.channel, '${personalChannel('')}' || o.user_id, '')) & 2147483647) % $1 = $2`;
+const LANE = `(hashtext(coalesce(o.channel, '${personalChannel('')}' || o.user_id, '')) & 2147483647) % $1`;
 
 /** The statements of one table. */
 export function outboxStatements(table: string, dead: string | undefined) {
   const t = quoteTable(table);
   return {
-    /** $1: the table's lock key, $2: the lane. Held until the transaction ends. */
-    lock: 'SELECT pg_try_advisory_xact_lock($1, $2) AS locked',
+    /** $1: lanes, $2: rows looked at. The lanes of the oldest rows, outside any transaction. */
+    lanes: `SELECT DISTINCT ${LANE} AS lane FROM (SELECT channel, user_id FROM ${t} ORDER BY id LIMIT $2) o`,
+    /** $1: the table's lock key, $2: lanes. Those this transaction got; each held until it ends. */
+    lock: 'SELECT lane FROM unnest($2::int[]) AS lane WHERE pg_try_advisory_xact_lock($1, lane)',
     /** The table's lock key, from its name. */
     lockKey: `SELECT hashtext($1) AS key`,
-    /** $1: lanes, $2: lane, $3: rows at most. Oldest first. */
+    /** $1: lanes, $2: the lanes held, $3: rows at most. Oldest first. */
     // Ordered by the column, not the text the ids are read as (which would put 10 before 9).
-    claim: `SELECT o.id::text AS id, o.channel, o.user_id, o.data FROM ${t} o WHERE ${LANE} ORDER BY o.id LIMIT $3 FOR UPDATE OF o SKIP LOCKED`,
+    claim: `SELECT o.id::text AS id, o.channel, o.user_id, o.data FROM ${t} o WHERE ${LANE} = ANY($2::int[]) ORDER BY o.id LIMIT $3 FOR UPDATE OF o SKIP LOCKED`,
     /** $1: ids. */
     remove: `DELETE FROM ${t} WHERE id = ANY($1::bigint[])`,
     /** $1: ids, $2: errors (same order). */

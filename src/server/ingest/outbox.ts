@@ -4,12 +4,13 @@
  * channel, by whichever node of the cluster is free.
  *
  * - **Claiming.** Rows fall into `lanes` by a hash of their channel (or
- *   user), so every row of one channel is in one lane. A node takes a lane
- *   for one transaction with an advisory lock (another node skips it and
- *   takes the next), claims the lane's oldest rows `FOR UPDATE SKIP
- *   LOCKED`, publishes them, and deletes what it published in the same
- *   transaction. So one lane is worked by one node at a time (the order per
- *   channel), and as many nodes as there are lanes work at once.
+ *   user), so every row of one channel is in one lane. In one transaction a
+ *   node takes free lanes among those of the oldest rows with advisory locks
+ *   (at most half of them, so that another node finds work too; a lane
+ *   another node holds is skipped), claims their oldest rows `FOR UPDATE
+ *   SKIP LOCKED`, publishes them, and deletes what it published. So one lane
+ *   is worked by one node at a time (the order per channel), and as many
+ *   nodes as there are lanes can work at once.
  * - **Exactly once.** Each row is published with the idempotency key
  *   `pg:<table>:<id>`, and deleted only once the publish is stored. A node
  *   that dies between the two leaves the rows locked only until PostgreSQL
@@ -125,15 +126,9 @@ export class OutboxIngest implements Ingest {
       this.woken = false;
       try {
         this.lockKey ??= await this.tableKey();
-        // One query to find the table empty, rather than a transaction per lane.
+        // One query to find the table empty, rather than a transaction for nothing.
         await this.look();
-        let finished = 0;
-        let held = false;
-        for (let i = 0; i < this.source.lanes && !this.closed && this.oldest !== null; i++) {
-          const round = await this.round(this.lockKey, (this.firstLane + i) % this.source.lanes);
-          finished += round.finished;
-          held ||= round.held;
-        }
+        const { finished, held } = this.oldest === null ? { finished: 0, held: false } : await this.round(this.lockKey);
         if (held) throw new Error(this.error ?? 'a publish failed');
         failures = 0;
         this.error = undefined;
@@ -169,8 +164,18 @@ export class OutboxIngest implements Ingest {
     this.metrics.ingestStuck.set({ source }, this.status().state === 'running' ? 0 : 1);
   }
 
-  /** One transaction on one lane: claim, publish, delete. */
-  private async round(lockKey: number, lane: number): Promise<RoundResult> {
+  /**
+   * One transaction: take the free lanes among those of the oldest rows (at
+   * most half of them, so that other nodes find work too), claim their oldest
+   * rows, publish, delete.
+   */
+  private async round(lockKey: number): Promise<RoundResult> {
+    const { lanes, batch } = this.source;
+    const seen = (await this.pool!.query<{ lane: number }>(this.sql.lanes, [lanes, batch * lanes])).rows.map((r) => r.lane).sort((x, y) => x - y);
+    if (seen.length === 0) return { finished: 0, held: false };
+    // From a lane of this node's own, so that nodes asking at once start apart.
+    const start = seen.findIndex((lane) => lane >= this.firstLane);
+    const wanted = [...seen.slice(Math.max(0, start)), ...seen.slice(0, Math.max(0, start))].slice(0, Math.max(1, Math.ceil(seen.length / 2)));
     const client = await this.pool!.connect();
     let broken: Error | undefined;
     // The server may go away while the client waits for a publish: without a listener that error would end the process.
@@ -180,22 +185,22 @@ export class OutboxIngest implements Ingest {
     client.on('error', onError);
     try {
       await client.query('BEGIN');
-      const lock = await client.query<{ locked: boolean }>(this.sql.lock, [lockKey, lane]);
-      if (lock.rows[0]?.locked !== true) {
+      const taken = (await client.query<{ lane: number }>(this.sql.lock, [lockKey, wanted])).rows.map((r) => r.lane);
+      if (taken.length === 0) {
         await client.query('ROLLBACK');
         return { finished: 0, held: false };
       }
-      const { rows } = await client.query<Row>(this.sql.claim, [this.source.lanes, lane, this.source.batch]);
+      const { rows } = await client.query<Row>(this.sql.claim, [lanes, taken, batch]);
       if (rows.length === 0) {
         await client.query('ROLLBACK');
         return { finished: 0, held: false };
       }
       this.metrics.ingestRead.inc({ source: this.source.label }, rows.length);
-      const { done, dead, outcomes, held } = await this.publishAll(rows);
-      await this.finish(client, done, dead);
+      const published = await this.publishAll(rows);
+      await this.finish(client, published.done, published.dead);
       await client.query('COMMIT');
-      for (const [outcome, n] of outcomes) if (n > 0) this.metrics.ingestRecords.inc({ source: this.source.label, outcome }, n);
-      return { finished: done.length, held };
+      for (const [outcome, n] of published.outcomes) if (n > 0) this.metrics.ingestRecords.inc({ source: this.source.label, outcome }, n);
+      return { finished: published.done.length, held: published.held };
     } catch (err) {
       broken = err instanceof Error ? err : new Error(String(err));
       await client.query('ROLLBACK').catch(() => undefined);
