@@ -119,7 +119,7 @@ export class Metrics {
   readonly eventsPending: Gauge;
   /** Age of the oldest waiting event, as this node last read the log. */
   readonly eventsOldestAge: Gauge;
-  /** Outbox rows (records) an ingest claimed, by source (`--ingest`, password hidden). */
+  /** Records an ingest read (outbox rows claimed, Kafka records fetched), by source (`--ingest`, password hidden). */
   readonly ingestRead: Counter<'source'>;
   /** Ingested records finished, by source and outcome: `published`, `duplicate` (published before: skipped), `dead` (not a valid command). */
   readonly ingestRecords: Counter<'source' | 'outcome'>;
@@ -278,7 +278,7 @@ export class Metrics {
       help: 'Age of the oldest event waiting for the webhook (0: none waits)',
       registers,
     });
-    this.ingestRead = new Counter({ name: 'switchboard_ingest_read_total', help: 'Records (outbox rows) an ingest claimed', labelNames: ['source'], registers });
+    this.ingestRead = new Counter({ name: 'switchboard_ingest_read_total', help: 'Records an ingest read: outbox rows claimed, Kafka records fetched', labelNames: ['source'], registers });
     this.ingestRecords = new Counter({
       name: 'switchboard_ingest_records_total',
       help: 'Ingested records finished, by outcome: published, duplicate (published before, skipped), dead (not a valid command)',

@@ -186,7 +186,7 @@ describe('usage and configuration errors: exit 2, one line on stderr', () => {
 
   it('a bad --ingest URL, its password hidden', async () => {
     expect(await usageError(['start', '--insecure', '--ingest', 'postgres://app:hunter2@db/shop'])).toBe(
-      'switchboard: --ingest: "postgres://app:***@db/shop" needs ?table=<outbox table>: postgres://user:pass@host:5432/db?table=outbox (see docs/ingest.md)',
+      'switchboard: --ingest: "postgres://app:***@db/shop" needs ?table=<outbox table>: postgres://user:pass@host:5432/db?table=outbox or kafka://host:9092/<topic>?group=<id> (see docs/ingest.md)',
     );
     expect(await usageError(['outbox-schema'])).toMatch(/^switchboard: usage: switchboard outbox-schema </);
     expect(await usageError(['outbox-schema', 'drop table'])).toMatch(/^switchboard: outbox-schema: table "drop table" must be name or schema\.name/);

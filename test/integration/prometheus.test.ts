@@ -6,7 +6,8 @@
  * code cannot drift), and the traffic the test makes must show up in it:
  * frames in, messages out, publish and history broker round trips,
  * delivery latency, a recovery, an error reply, and a 4129 rate-limit
- * disconnect. Every query of deploy/grafana-dashboard.json must also be
+ * disconnect. The nodes read a PostgreSQL outbox and a Kafka topic
+ * (`--ingest`), so that the ingest metrics are there too. Every query of deploy/grafana-dashboard.json must also be
  * valid PromQL to that Prometheus.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -17,7 +18,11 @@ import type { ServerFrame } from '../../src/protocol/index.js';
 import { CLIENT_FRAME_TYPES } from '../../src/server/metrics.js';
 import { api } from '../helpers/api.js';
 import { running, tempDir, track, waitExit } from '../helpers/children.js';
+import { Admin } from '@platformatic/kafka';
+import { outboxSchema } from '../../src/server/ingest/outbox-sql.js';
+import { startKafka, type KafkaProcess } from '../helpers/kafka-server.js';
 import { startNodeProcess, writeConfig, type NodeProcess } from '../helpers/node-process.js';
+import { startPostgres, type PostgresProcess } from '../helpers/postgres-server.js';
 import { freePort } from '../helpers/ports.js';
 import { RawClient } from '../helpers/raw-client.js';
 import { startRedis, type RedisProcess } from '../helpers/redis-server.js';
@@ -115,13 +120,21 @@ async function total(prom: Prometheus, expr: string): Promise<number> {
 }
 
 let redis: RedisProcess | undefined;
+let postgres: PostgresProcess | undefined;
+let kafka: KafkaProcess | undefined;
 const nodes: NodeProcess[] = [];
 const clients: RawClient[] = [];
 let prom: Prometheus | undefined;
 
 beforeAll(async () => {
-  redis = await startRedis();
+  [redis, postgres, kafka] = await Promise.all([startRedis(), startPostgres(), startKafka()]);
+  await postgres.sql(outboxSchema('outbox'));
+  const admin = new Admin({ clientId: 'prometheus-test', bootstrapBrokers: [kafka.bootstrap] });
+  // A partition for each node of the group: each reports the lag of the one it reads.
+  await admin.createTopics({ topics: ['events'], partitions: 2, replicas: 1 });
+  await admin.close();
   const config = writeConfig({
+    ingest: [`${postgres.url}?table=outbox`, `kafka://${kafka.bootstrap}/events?group=prometheus`],
     insecure: true,
     apiKeys: [KEY],
     limits: { maxConnectionsPerIpPerSecond: 0, maxMessagesPerSecond: RATE },
@@ -133,7 +146,7 @@ beforeAll(async () => {
   await vi.waitUntil(async () => (await query(prom!, 'up{job="switchboard"} == 1')).length >= nodes.length, { timeout: 15_000, interval: 200 }).catch((err: unknown) => {
     throw new Error(`prometheus did not scrape both nodes within 15 s:\n${prom!.log()}`, { cause: err });
   });
-}, 60_000);
+}, 90_000);
 
 afterAll(async () => {
   await Promise.all(clients.map((c) => c.close()));
@@ -142,7 +155,7 @@ afterAll(async () => {
     await waitExit(prom.proc, 5000);
   }
   await Promise.all(nodes.map((n) => n.kill()));
-  await redis?.kill();
+  await Promise.all([redis?.kill(), postgres?.stop(), kafka?.kill()]);
 });
 
 describe('metrics in a real Prometheus', () => {

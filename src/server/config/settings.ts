@@ -209,7 +209,7 @@ export const SETTINGS = {
     arg: '<url>',
     check: checkIngest,
     show: redactIngest,
-    help: 'publish what a source holds: postgres://…/<db>?table=<outbox> (repeat for several; docs/ingest.md)',
+    help: 'publish what a source holds: postgres://…/<db>?table=<outbox> or kafka://host:9092/<topic>?group=<id> (repeat for several; docs/ingest.md)',
   },
   webhook: { flag: 'webhook', kind: 'string', arg: '<url>', check: checkWebhook, help: 'POST online/offline events to this URL (needs --webhook-secret)' },
   webhookSecret: { flag: 'webhook-secret', kind: 'string', arg: '<key>', sensitive: true, help: 'HMAC key that signs webhook bodies' },

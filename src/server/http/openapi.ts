@@ -262,7 +262,7 @@ const SCHEMAS: Record<string, JsonSchema> = {
         description: 'One per `--ingest` source (absent without any). A failing or stuck ingest does not make the node unready: it still serves its clients.',
         items: answer(
           {
-            source: text('The source, without its password: `postgres://host:port/db/table`.'),
+            source: text('The source, without its password: `postgres://host:port/db/table` or `kafka://host:port,…/topic`.'),
             state: { type: 'string', enum: ['running', 'stuck', 'failing'], description: '`stuck`: its oldest record waits longer than its `stuck` bound; `failing`: its last round failed (source or broker unreachable).' },
             oldestSeconds: { type: ['number', 'null'], description: 'Age of the oldest record not yet published, when last looked (null: none, or not looked yet).' },
             error: text('Why the last round failed.'),

@@ -5,6 +5,7 @@
  */
 import { ErrorCode, SwitchboardError } from '../../protocol/index.js';
 import type { ServerCommands } from '../core/commands.js';
+import type { Metrics } from '../metrics.js';
 
 /** The commands an ingest publishes through: the in-process server API, with its checks. */
 export type IngestCommands = Pick<ServerCommands, 'publish' | 'send'>;
@@ -40,4 +41,13 @@ export function errorText(err: unknown): string {
 export function statusOf(source: string, error: string | undefined, oldestSeconds: number | null, stuckSeconds: number): IngestStatus {
   const state = error !== undefined ? 'failing' : oldestSeconds !== null && oldestSeconds > stuckSeconds ? 'stuck' : 'running';
   return { source, state, oldestSeconds, ...(error !== undefined ? { error } : {}) };
+}
+
+/** A source's series at zero from its start, so that dashboards and alerts see it before its first record or failure. */
+export function zeroMetrics(metrics: Metrics, source: string): void {
+  metrics.ingestRead.inc({ source }, 0);
+  for (const outcome of ['published', 'duplicate', 'dead']) metrics.ingestRecords.inc({ source, outcome }, 0);
+  metrics.ingestFailures.inc({ source }, 0);
+  metrics.ingestOldest.set({ source }, 0);
+  metrics.ingestStuck.set({ source }, 0);
 }

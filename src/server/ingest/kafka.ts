@@ -29,7 +29,7 @@ import { backoffDelay } from '../../shared/backoff.js';
 import { settleWithin } from '../../shared/time.js';
 import type { PublishReceipt } from '../../brokers/broker.js';
 import type { Metrics } from '../metrics.js';
-import { errorText, isPoison, statusOf, type Ingest, type IngestCommands, type IngestStatus } from './ingest.js';
+import { errorText, isPoison, statusOf, zeroMetrics, type Ingest, type IngestCommands, type IngestStatus } from './ingest.js';
 import type { KafkaSource } from './source.js';
 
 type Record = Message<Buffer, Buffer, Buffer, Buffer>;
@@ -55,6 +55,8 @@ const SESSION_TIMEOUT_MS = 10_000;
 const HEARTBEAT_MS = 1_000;
 /** How long closing a stream or a client may take before it is left behind (a broker that is gone answers nothing). */
 const CLOSE_MS = 5_000;
+/** A stream that lived this long before it failed was healthy: the backoff starts over. */
+const STABLE_MS = 30_000;
 
 /** A record's value as a command: `{channel, data}` or `{user, data}`. */
 function commandOf(value: Buffer | undefined): { channel: string; data: unknown } | { user: string; data: unknown } {
@@ -104,6 +106,7 @@ export class KafkaIngest implements Ingest {
   ) {}
 
   async start(): Promise<void> {
+    zeroMetrics(this.metrics, this.source.label);
     const kafka = await import('@platformatic/kafka');
     const base = { clientId: `switchboard-${this.nodeId}`, bootstrapBrokers: this.source.brokers, retries: 3, retryDelay: 250 };
     if (this.source.dead !== undefined) this.producer = new kafka.Producer({ ...base, retries: 5 });
@@ -142,6 +145,7 @@ export class KafkaIngest implements Ingest {
     let failures = 0;
     while (!this.closed) {
       this.consumer = newConsumer();
+      let openedAt: number | undefined;
       try {
         const stream = await this.consumer.consume({
           topics: [this.source.topic],
@@ -153,7 +157,7 @@ export class KafkaIngest implements Ingest {
           heartbeatInterval: HEARTBEAT_MS,
         });
         this.stream = stream;
-        failures = 0;
+        openedAt = Date.now();
         this.streamError = undefined;
         await new Promise<void>((resolve) => {
           this.streamDone = resolve;
@@ -172,7 +176,8 @@ export class KafkaIngest implements Ingest {
         throw new Error(this.streamError ?? 'the kafka stream closed');
       } catch (err) {
         if (this.closed) return;
-        failures++;
+        // Not back to the shortest backoff for a stream that opened and failed at once: each new client makes the group rebalance.
+        failures = openedAt !== undefined && Date.now() - openedAt >= STABLE_MS ? 1 : failures + 1;
         this.streamError = errorText(err);
         // What was finished is committed; the next client starts from the committed offsets, so what the lanes still hold comes again.
         await settleWithin(this.commitFinished(), CLOSE_MS);

@@ -29,7 +29,7 @@
 import type { Pool, PoolClient } from 'pg';
 import type { Logger } from 'pino';
 import { ErrorCode, personalChannel, SwitchboardError } from '../../protocol/index.js';
-import { errorText, isPoison, statusOf, type Ingest, type IngestCommands, type IngestStatus } from './ingest.js';
+import { errorText, isPoison, statusOf, zeroMetrics, type Ingest, type IngestCommands, type IngestStatus } from './ingest.js';
 import { backoffDelay } from '../../shared/backoff.js';
 import type { PublishReceipt } from '../../brokers/broker.js';
 import type { Metrics } from '../metrics.js';
@@ -82,6 +82,7 @@ export class OutboxIngest implements Ingest {
 
   /** Connect and start working; the loop rides out PostgreSQL being away. */
   async start(): Promise<void> {
+    zeroMetrics(this.metrics, this.source.label);
     const { default: pg } = await import('pg');
     this.pool = new pg.Pool({ connectionString: this.source.connection, max: 2, idleTimeoutMillis: 30_000 });
     // An idle client whose server went away: the pool drops it; the next round connects anew.
