@@ -51,6 +51,8 @@ interface RoundResult {
 }
 
 const RETRY_MIN_MS = 100;
+/** Rows wait but every lane of theirs was held by another transaction (another node's, or a dead one's not yet ended): look again this soon, not after the poll. */
+const BUSY_MS = 200;
 const RETRY_MAX_MS = 5_000;
 /** Idempotency keys are at most 128 characters: the table's part is cut to leave room for any id. */
 const KEY_TABLE_CHARS = 80;
@@ -136,7 +138,7 @@ export class OutboxIngest implements Ingest {
         this.report();
         // Rows finished: more may be waiting behind them.
         if (finished > 0) continue;
-        await this.pause(this.source.pollMs);
+        await this.pause(this.oldest === null ? this.source.pollMs : Math.min(this.source.pollMs, BUSY_MS));
       } catch (err) {
         failures++;
         this.error = errorText(err);
@@ -176,7 +178,8 @@ export class OutboxIngest implements Ingest {
     if (seen.length === 0) return { finished: 0, held: false };
     // From a lane of this node's own, so that nodes asking at once start apart.
     const start = seen.findIndex((lane) => lane >= this.firstLane);
-    const wanted = [...seen.slice(Math.max(0, start)), ...seen.slice(0, Math.max(0, start))].slice(0, Math.max(1, Math.ceil(seen.length / 2)));
+    const order = [...seen.slice(Math.max(0, start)), ...seen.slice(0, Math.max(0, start))];
+    const half = Math.max(1, Math.ceil(order.length / 2));
     const client = await this.pool!.connect();
     let broken: Error | undefined;
     // The server may go away while the client waits for a publish: without a listener that error would end the process.
@@ -186,7 +189,11 @@ export class OutboxIngest implements Ingest {
     client.on('error', onError);
     try {
       await client.query('BEGIN');
-      const taken = (await client.query<{ lane: number }>(this.sql.lock, [lockKey, wanted])).rows.map((r) => r.lane);
+      const lock = async (lanesWanted: number[]): Promise<number[]> =>
+        lanesWanted.length === 0 ? [] : (await client.query<{ lane: number }>(this.sql.lock, [lockKey, lanesWanted])).rows.map((r) => r.lane);
+      // The first half; when another node holds all of those, the other half.
+      let taken = await lock(order.slice(0, half));
+      if (taken.length === 0) taken = await lock(order.slice(half));
       if (taken.length === 0) {
         await client.query('ROLLBACK');
         return { finished: 0, held: false };
