@@ -99,21 +99,9 @@ describe('chaos: messages ingested from a PostgreSQL outbox', () => {
 
   it('rolling restart (SIGTERM, start again, next): nothing lost, doubled or reordered', async () => {
     run = await startIngestRun('ingest-rolling');
-    const { cluster } = run;
     // Pause, not a wait: rows flow for a while before the restarts.
     await sleep(1500);
-    const exitCodes: Array<number | null> = [];
-    for (let i = 0; i < cluster.nodes.length; i++) {
-      const node = cluster.nodes[i]!;
-      const onIt = run.clients.filter((c) => c.node === node.id);
-      run.fault(`SIGTERM ${node.id}`);
-      await node.stop(15_000);
-      exitCodes.push(node.proc.exitCode);
-      await vi.waitUntil(() => onIt.every((c) => c.connected && c.drops.some((d) => d.code === 4100)), { timeout: 15_000, interval: 25 });
-      await cluster.restart(i);
-      // Pause, not a wait: rows flow for a while between restarts.
-      await sleep(1000);
-    }
+    const { exitCodes } = await run.rollingRestart();
     // Pause, not a wait: rows flow for a while after the restarts.
     await sleep(2000);
     await run.stopPublishing();

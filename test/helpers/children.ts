@@ -102,3 +102,20 @@ export async function stopChild(child: ChildProcess | undefined, signal: NodeJS.
   child.kill(signal);
   if (!(await waitExit(child, timeoutMs))) await kill();
 }
+
+/**
+ * What every test server offers (redis-server, nats-server, PostgreSQL,
+ * Kafka): its folder and the three ways to end or renew it, each of which
+ * waits until it is done. What a crash keeps is each server's own (see its
+ * interface).
+ */
+export interface ServerProcess {
+  /** The server's folder: its configuration, log and data. */
+  dir: string;
+  /** SIGKILL, as a crash. Waits until it (and any process of its own) has exited. */
+  kill(): Promise<void>;
+  /** A clean shutdown, SIGKILL if it takes too long. Waits for the exit. */
+  stop(): Promise<void>;
+  /** Start again on the same port(s) and data (stopping first if running); waits until it serves. */
+  restart(): Promise<void>;
+}

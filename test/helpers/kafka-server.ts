@@ -14,7 +14,7 @@ import { closeSync, existsSync, mkdirSync, openSync, readFileSync, statSync, wri
 import { connect } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { BindError, retryBind, running, stopChild, tempDir, track, waitExit } from './children.js';
+import { BindError, retryBind, running, stopChild, tempDir, track, waitExit, type ServerProcess } from './children.js';
 import { freePortNotIn } from './ports.js';
 import { sleep } from './wait.js';
 
@@ -42,25 +42,19 @@ const READY_TIMEOUT_MS = 60_000;
 const EXIT_TIMEOUT_MS = 15_000;
 const FORMAT_TIMEOUT_MS = 60_000;
 
-export interface KafkaProcess {
+/**
+ * A Kafka node (broker and controller in one JVM). Its folder holds
+ * server.properties, log4j2.properties, kafka.log and the log dir `data/`.
+ * A stop is SIGTERM (SIGKILL after 15 s); in a cluster a restart needs a
+ * majority of the controllers running.
+ */
+export interface KafkaProcess extends ServerProcess {
   /** The PLAINTEXT (client) port, on 127.0.0.1. */
   port: number;
   /** `127.0.0.1:<port>` */
   bootstrap: string;
-  /** The node's directory: server.properties, log4j2.properties, kafka.log and the log dir `data/`. */
-  dir: string;
   /** The running JVM's process id; `undefined` while stopped. */
   readonly pid: number | undefined;
-  /** SIGKILL, as a crash. Waits for the exit. */
-  kill(): Promise<void>;
-  /** A clean shutdown (SIGTERM), SIGKILL if it lasts over 15 s. Waits for the exit. */
-  stop(): Promise<void>;
-  /**
-   * Start again on the same ports and log dir (stopping first if running);
-   * waits until it serves. In a cluster that needs a majority of the
-   * controllers running.
-   */
-  restart(): Promise<void>;
 }
 
 export interface KafkaCluster {

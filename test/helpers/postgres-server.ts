@@ -12,7 +12,7 @@
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { chownSync, closeSync, existsSync, fstatSync, openSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { BindError, retryBind, running, stopChild, tempDir, track, waitExit } from './children.js';
+import { BindError, retryBind, running, stopChild, tempDir, track, waitExit, type ServerProcess } from './children.js';
 import { freePort } from './ports.js';
 import { sleep } from './wait.js';
 
@@ -24,24 +24,19 @@ const SQL_TIMEOUT_MS = 15_000;
 const USER = 'postgres';
 const DATABASE = 'switchboard_test';
 
-export interface PostgresProcess {
+/**
+ * A PostgreSQL server. Its folder holds the data directory (`data/`), the
+ * log and the Unix socket. A kill is SIGKILL to the postmaster: its backends
+ * exit on their own when they see it gone, and the next start runs crash
+ * recovery. A stop is SIGINT, PostgreSQL's "fast" shutdown (open sessions
+ * are ended); a restart waits until it accepts connections.
+ */
+export interface PostgresProcess extends ServerProcess {
   port: number;
   /** postgres://<user>@127.0.0.1:<port>/<db> — a database created for the test, the user a superuser that needs no password (trust on loopback) */
   url: string;
-  /** The server's directory: its data directory (`data/`), log and Unix socket. */
-  dir: string;
   /** The postmaster's process id; `undefined` while stopped. */
   readonly pid: number | undefined;
-  /**
-   * SIGKILL to the postmaster, as a crash: its backends exit on their own
-   * when they see it gone, and the next start runs crash recovery. Waits
-   * until the postmaster and all its processes have exited.
-   */
-  kill(): Promise<void>;
-  /** A clean shutdown (SIGINT, PostgreSQL's "fast" shutdown: open sessions are ended). Waits for the exit. */
-  stop(): Promise<void>;
-  /** Start again on the same port and data directory (stopping first if running); waits until it accepts connections. */
-  restart(): Promise<void>;
   /**
    * Run SQL (one or more statements, `;`-separated) with psql against `url`
    * and return what they print: one line per row, fields separated by `|`,

@@ -8,7 +8,7 @@ import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
-import { BindError, retryBind, running, stopChild, tempDir, track, waitExit } from './children.js';
+import { BindError, retryBind, running, stopChild, tempDir, track, waitExit, type ServerProcess } from './children.js';
 import { freePort, freePortPair } from './ports.js';
 import { sleep } from './wait.js';
 
@@ -16,18 +16,15 @@ const READY_TIMEOUT_MS = 5_000;
 const EXIT_TIMEOUT_MS = 5_000;
 const CLUSTER_TIMEOUT_MS = 20_000;
 
-export interface RedisProcess {
+/**
+ * A redis-server. Its folder holds the AOF with `persistence`; a kill keeps
+ * nothing beyond what the AOF holds, a stop (SIGTERM) saves nothing (`--save
+ * ''`), and a restart waits until it answers PING.
+ */
+export interface RedisProcess extends ServerProcess {
   port: number;
   /** `redis://127.0.0.1:<port>` */
   url: string;
-  /** The server's working directory (its AOF lives here with `persistence`). */
-  dir: string;
-  /** SIGKILL, as a crash: nothing is saved beyond what the AOF already holds. Waits for the exit. */
-  kill(): Promise<void>;
-  /** A clean shutdown (SIGTERM, which saves nothing with `--save ''`). Waits for the exit. */
-  stop(): Promise<void>;
-  /** Start again on the same port and directory (stopping first if running); waits until it answers PING. */
-  restart(): Promise<void>;
 }
 
 export interface RedisCluster {

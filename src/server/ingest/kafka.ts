@@ -27,9 +27,22 @@ import type { Logger } from 'pino';
 import { ErrorCode, SwitchboardError } from '../../protocol/index.js';
 import { backoffDelay } from '../../shared/backoff.js';
 import { settleWithin } from '../../shared/time.js';
-import type { PublishReceipt } from '../../brokers/broker.js';
 import type { Metrics } from '../metrics.js';
-import { errorText, isPoison, statusOf, zeroMetrics, type Ingest, type IngestCommands, type IngestStatus } from './ingest.js';
+import {
+  errorText,
+  isPoison,
+  KEY_NAME_CHARS,
+  publishRecord,
+  RETRY_MAX_MS,
+  RETRY_MIN_MS,
+  statusOf,
+  zeroMetrics,
+  type Ingest,
+  type IngestCommands,
+  type IngestStatus,
+  type Outcome,
+  type Target,
+} from './ingest.js';
 import type { KafkaSource } from './source.js';
 
 type Record = Message<Buffer, Buffer, Buffer, Buffer>;
@@ -44,8 +57,6 @@ interface Lane {
   commit: (() => void | Promise<void>) | undefined;
 }
 
-const RETRY_MIN_MS = 100;
-const RETRY_MAX_MS = 5_000;
 /** Records taken and not finished at most; past it the stream pauses until half are done. */
 const MAX_PENDING = 2_000;
 /** How often finished offsets are committed and the lag and status reported. */
@@ -59,7 +70,7 @@ const CLOSE_MS = 5_000;
 const STABLE_MS = 30_000;
 
 /** A record's value as a command: `{channel, data}` or `{user, data}`. */
-function commandOf(value: Buffer | undefined): { channel: string; data: unknown } | { user: string; data: unknown } {
+function commandOf(value: Buffer | undefined): { target: Target; data: unknown } {
   let parsed: unknown;
   try {
     parsed = JSON.parse(value === undefined ? '' : value.toString('utf8'));
@@ -74,7 +85,7 @@ function commandOf(value: Buffer | undefined): { channel: string; data: unknown 
     throw new SwitchboardError(ErrorCode.BadRequest, 'the record value needs exactly one of "channel" and "user"');
   }
   // Names are checked by the commands themselves, as for any publish.
-  return fields.channel !== undefined ? { channel: fields.channel as string, data: fields.data } : { user: fields.user as string, data: fields.data };
+  return { target: fields.channel !== undefined ? { channel: fields.channel as string } : { user: fields.user as string }, data: fields.data };
 }
 
 export class KafkaIngest implements Ingest {
@@ -242,13 +253,13 @@ export class KafkaIngest implements Ingest {
   }
 
   /** One record to its end: published, found published before, or dead-lettered; undefined when the lane was dropped or the ingest closed meanwhile. */
-  private async finish(record: Record, lane: Lane): Promise<'published' | 'duplicate' | 'dead' | undefined> {
+  private async finish(record: Record, lane: Lane): Promise<Outcome | undefined> {
     for (let attempt = 1; ; attempt++) {
       if (lane.dropped || this.closed) return undefined;
       try {
-        const receipt = await this.publish(record);
+        const outcome = await this.publish(record);
         this.publishError = undefined;
-        return receipt.duplicate === true ? 'duplicate' : 'published';
+        return outcome;
       } catch (err) {
         if (isPoison(err)) {
           const buried = await this.bury(record, errorText(err));
@@ -262,10 +273,9 @@ export class KafkaIngest implements Ingest {
     }
   }
 
-  private publish(record: Record): Promise<PublishReceipt> {
-    const command = commandOf(record.value);
-    const options = { idempotencyKey: `kafka:${this.source.topic.slice(0, 80)}:${record.partition}:${record.offset}` };
-    return 'channel' in command ? this.commands.publish(command.channel, command.data, options) : this.commands.send(command.user, command.data, options);
+  private async publish(record: Record): Promise<Exclude<Outcome, 'dead'>> {
+    const { target, data } = commandOf(record.value);
+    return publishRecord(this.commands, target, data, `kafka:${this.source.topic.slice(0, KEY_NAME_CHARS)}:${record.partition}:${record.offset}`);
   }
 
   /** To the dead-letter topic (true once it is there), or to the log. */

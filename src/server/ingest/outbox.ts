@@ -29,9 +29,21 @@
 import type { Pool, PoolClient } from 'pg';
 import type { Logger } from 'pino';
 import { ErrorCode, personalChannel, SwitchboardError } from '../../protocol/index.js';
-import { errorText, isPoison, statusOf, zeroMetrics, type Ingest, type IngestCommands, type IngestStatus } from './ingest.js';
 import { backoffDelay } from '../../shared/backoff.js';
-import type { PublishReceipt } from '../../brokers/broker.js';
+import {
+  errorText,
+  isPoison,
+  KEY_NAME_CHARS,
+  publishRecord,
+  RETRY_MAX_MS,
+  RETRY_MIN_MS,
+  statusOf,
+  zeroMetrics,
+  type Ingest,
+  type IngestCommands,
+  type IngestStatus,
+  type Outcome,
+} from './ingest.js';
 import type { Metrics } from '../metrics.js';
 import { notifyChannel, outboxStatements } from './outbox-sql.js';
 import type { OutboxSource } from './source.js';
@@ -50,12 +62,8 @@ interface RoundResult {
   held: boolean;
 }
 
-const RETRY_MIN_MS = 100;
 /** Rows wait but every lane of theirs was held by another transaction (another node's, or a dead one's not yet ended): look again this soon, not after the poll. */
 const BUSY_MS = 200;
-const RETRY_MAX_MS = 5_000;
-/** Idempotency keys are at most 128 characters: the table's part is cut to leave room for any id. */
-const KEY_TABLE_CHARS = 80;
 
 export class OutboxIngest implements Ingest {
   private readonly sql;
@@ -207,7 +215,7 @@ export class OutboxIngest implements Ingest {
       const published = await this.publishAll(rows);
       await this.finish(client, published.done, published.dead);
       await client.query('COMMIT');
-      for (const [outcome, n] of published.outcomes) if (n > 0) this.metrics.ingestRecords.inc({ source: this.source.label, outcome }, n);
+      for (const [outcome, n] of Object.entries(published.outcomes)) if (n > 0) this.metrics.ingestRecords.inc({ source: this.source.label, outcome }, n);
       return { finished: published.done.length, held: published.held };
     } catch (err) {
       broken = err instanceof Error ? err : new Error(String(err));
@@ -240,19 +248,13 @@ export class OutboxIngest implements Ingest {
     }
     const done: string[] = [];
     const dead: Array<{ id: string; error: string }> = [];
-    const outcomes = new Map<'published' | 'duplicate' | 'dead', number>([
-      ['published', 0],
-      ['duplicate', 0],
-      ['dead', 0],
-    ]);
+    const outcomes: Record<Outcome, number> = { published: 0, duplicate: 0, dead: 0 };
     let held = false;
     await Promise.all(
       [...byChannel.values()].map(async (list) => {
         for (const row of list) {
           try {
-            const receipt = await this.publish(row);
-            const outcome = receipt.duplicate === true ? 'duplicate' : 'published';
-            outcomes.set(outcome, outcomes.get(outcome)! + 1);
+            outcomes[await this.publish(row)]++;
             done.push(row.id);
           } catch (err) {
             if (!isPoison(err)) {
@@ -262,7 +264,7 @@ export class OutboxIngest implements Ingest {
               return;
             }
             this.log.warn({ source: this.source.label, id: row.id, error: errorText(err) }, 'outbox row is not a valid command: dead-lettered');
-            outcomes.set('dead', outcomes.get('dead')! + 1);
+            outcomes.dead++;
             dead.push({ id: row.id, error: errorText(err) });
             done.push(row.id);
           }
@@ -272,12 +274,12 @@ export class OutboxIngest implements Ingest {
     return { done, dead, outcomes, held };
   }
 
-  private publish(row: Row): Promise<PublishReceipt> {
-    const options = { idempotencyKey: `pg:${this.source.table.slice(0, KEY_TABLE_CHARS)}:${row.id}` };
+  private async publish(row: Row): Promise<Exclude<Outcome, 'dead'>> {
     if ((row.channel === null) === (row.user_id === null)) {
-      return Promise.reject(new SwitchboardError(ErrorCode.BadRequest, 'exactly one of channel and user_id must be set'));
+      throw new SwitchboardError(ErrorCode.BadRequest, 'exactly one of channel and user_id must be set');
     }
-    return row.channel !== null ? this.commands.publish(row.channel, row.data, options) : this.commands.send(row.user_id ?? '', row.data, options);
+    const target = row.channel !== null ? { channel: row.channel } : { user: row.user_id ?? '' };
+    return publishRecord(this.commands, target, row.data, `pg:${this.source.table.slice(0, KEY_NAME_CHARS)}:${row.id}`);
   }
 
   /** LISTEN on a connection of its own, reconnected with backoff; every (re)connect wakes the loop once, for rows written meanwhile. */

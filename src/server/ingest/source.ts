@@ -21,6 +21,7 @@
  * counted and skipped), `from` (`earliest`, the default, or `latest`: where
  * a group without committed offsets starts) and `stuck` (as above).
  */
+import { redactBroker } from '../config/broker.js';
 
 export interface OutboxSource {
   kind: 'postgres';
@@ -141,15 +142,7 @@ export function checkIngest(value: string): string | undefined {
   return parsed.ok ? undefined : `${parsed.problem}: ${INGEST_FORMS}`;
 }
 
-/** `value` with its password hidden, for messages. */
+/** `value` with its password hidden, for messages: the broker URLs' rule (kafka:// URLs carry none). */
 export function redactIngest(value: string): string {
-  // kafka:// URLs carry no credentials (and several hosts, which URL cannot read).
-  if (value.startsWith('kafka://')) return value;
-  try {
-    const url = new URL(value);
-    if (url.password !== '') url.password = '***';
-    return url.toString();
-  } catch {
-    return '<not a URL>';
-  }
+  return redactBroker(value);
 }

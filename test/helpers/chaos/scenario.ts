@@ -131,6 +131,30 @@ export class ChaosRun {
     return this.publishing && quiet > ACK_GAP_MS ? `no publish acknowledged for ${quiet} ms` : undefined;
   }
 
+  /**
+   * A rolling restart under the traffic: each node in turn gets SIGTERM,
+   * drains (its clients are closed with 4100 and reconnect elsewhere), is
+   * started again on its port, and the traffic flows a second before the
+   * next. Answers each node's exit code and how many clients it drained.
+   */
+  async rollingRestart(): Promise<{ exitCodes: Array<number | null>; drained: number[] }> {
+    const exitCodes: Array<number | null> = [];
+    const drained: number[] = [];
+    for (let i = 0; i < this.cluster.nodes.length; i++) {
+      const node = this.cluster.nodes[i]!;
+      const onIt = this.clients.filter((c) => c.node === node.id);
+      this.fault(`SIGTERM ${node.id}`);
+      await node.stop(15_000);
+      exitCodes.push(node.proc.exitCode);
+      await vi.waitUntil(() => onIt.every((c) => c.connected && c.drops.some((d) => d.code === 4100)), { timeout: 15_000, interval: 25 });
+      drained.push(onIt.length);
+      await this.cluster.restart(i);
+      // Pause, not a wait: traffic flows for a while between restarts.
+      await sleep(1000);
+    }
+    return { exitCodes, drained };
+  }
+
   /** Mark a fault: the recovery clock measures from now. */
   fault(label: string): void {
     this.clock.fault(label);
