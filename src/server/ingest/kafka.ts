@@ -226,7 +226,9 @@ export class KafkaIngest implements Ingest {
   }
 
   private take(record: Record): void {
-    if (this.closed) return;
+    // A fetch sent before a rebalance may answer after it, with records of a partition that has gone to
+    // another node: publishing (and committing) them here could overtake, and then skip, what that node has not done yet.
+    if (this.closed || !this.assignment.has(record.partition)) return;
     this.metrics.ingestRead.inc({ source: this.source.label });
     let lane = this.lanes.get(record.partition);
     if (!lane) this.lanes.set(record.partition, (lane = { records: [], working: false, dropped: false, commit: undefined }));
