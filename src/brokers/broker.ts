@@ -11,7 +11,7 @@
  */
 import type { Publication, PublishResult, StreamPosition } from '../protocol/index.js';
 import type { EventLog } from './events.js';
-import type { HistoryPage, HistoryPolicy, HistoryQuery } from './history.js';
+import type { HistoryPage, HistoryPolicy, HistoryQuery, Resumption } from './history.js';
 
 /** A publication as it travels between nodes: the wire publication plus when it was accepted. */
 export interface BrokerPublication extends Publication {
@@ -117,6 +117,17 @@ export interface Transport {
   unsubscribe(channel: string): Promise<void>;
 
   /**
+   * Optional: run `read` (a store read of `channel`'s history) in the round
+   * trip of this node's subscription of `channel` (`subscribe`, called
+   * already, settling as `subscribed`) instead of after it. The answer must
+   * be as good as reading after `subscribed`: every publication the read
+   * did not see reaches `onPublication`. A broker that cannot prove that
+   * for its first read reads again once `subscribed` settled. Without this
+   * method the core waits for `subscribed`, then reads: two round trips.
+   */
+  readSubscribing?<T>(channel: string, subscribed: Promise<void>, read: () => Promise<T>): Promise<T>;
+
+  /**
    * Publish along `route` (default: to the channel's subscribers), assigning
    * the offset and epoch atomically with storing it in history when
    * `history` is given. Resolves once the broker has accepted it; rejects
@@ -156,6 +167,14 @@ export interface Store {
   saveAck(channel: string, reader: string, position: StreamPosition, ttlMs: number): Promise<void>;
   /** The position `reader` acknowledged on `channel`, or null when none is kept. */
   loadAck(channel: string, reader: string): Promise<StreamPosition | null>;
+  /**
+   * Where `reader` resumes `channel` (offline delivery) and what it missed:
+   * its acknowledged position (`loadAck`) and the history after it (after
+   * the start when none is kept; at most `policy.size`), read in one step
+   * where the store can (Redis: one script), so that a connect does not
+   * wait for the position before it reads.
+   */
+  resume(channel: string, reader: string, policy: HistoryPolicy): Promise<Resumption>;
 
   /**
    * Record presence entries. An entry lives until it is removed or its
@@ -217,7 +236,7 @@ export interface Broker extends Transport {
 }
 
 /** Every `Store` method, for carrying store calls generically (IPC). The type check keeps the list complete. */
-export const STORE_METHODS = ['history', 'saveAck', 'loadAck', 'presenceAdd', 'presenceRemove', 'presence', 'dropNode', 'nodesWithEntries'] as const satisfies ReadonlyArray<keyof Store>;
+export const STORE_METHODS = ['history', 'saveAck', 'loadAck', 'resume', 'presenceAdd', 'presenceRemove', 'presence', 'dropNode', 'nodesWithEntries'] as const satisfies ReadonlyArray<keyof Store>;
 
 /** Every `Registry` method, as `STORE_METHODS`. */
 export const REGISTRY_METHODS = ['register', 'unregister', 'registered'] as const satisfies ReadonlyArray<keyof Registry>;

@@ -27,6 +27,31 @@ export interface HistoryPage {
   messages: Publication[];
 }
 
+/** What `Store.resume` answers: the acknowledged position (null: none kept) and the page of history after it. */
+export interface Resumption {
+  ack: StreamPosition | null;
+  page: HistoryPage;
+}
+
+/** The history query of a reader resuming after `ack` (from the start of what is kept when none). */
+export function resumeQuery(ack: StreamPosition | null, policy: HistoryPolicy): HistoryQuery {
+  return { since: ack?.offset ?? 0, limit: policy.size };
+}
+
+/** `Store.resume` as two reads, one after the other: for a store that cannot read both in one step. */
+export async function resumeInTwoReads(
+  store: {
+    loadAck(channel: string, reader: string): Promise<StreamPosition | null>;
+    history(channel: string, query: HistoryQuery, policy: HistoryPolicy): Promise<HistoryPage>;
+  },
+  channel: string,
+  reader: string,
+  policy: HistoryPolicy,
+): Promise<Resumption> {
+  const ack = await store.loadAck(channel, reader);
+  return { ack, page: await store.history(channel, resumeQuery(ack, policy), policy) };
+}
+
 /**
  * Whether `page`, read after `position`, holds everything published since:
  * the same epoch (the stream was not lost and restarted), a position the

@@ -27,4 +27,4 @@ brokerSuite('redis-cluster', async () => {
       if (faults.length > 0) throw new Error(`the brokers reported faults:\n${faults.join('\n')}`);
     },
   };
-});
+}, { readsSubscribing: true });

@@ -73,6 +73,8 @@ export interface SuiteOptions {
    * the others are not run for it. A test checks the declaration. Default: all.
    */
   routes?: ReadonlyArray<Route['to']>;
+  /** Whether the broker has `readSubscribing`; its tests run only then. A test checks the declaration. Default: no. */
+  readsSubscribing?: boolean;
 }
 
 export function brokerSuite(name: string, factory: () => Promise<BrokerBackend>, options: SuiteOptions = {}): void {
@@ -81,6 +83,7 @@ export function brokerSuite(name: string, factory: () => Promise<BrokerBackend>,
   const withAll = routes.includes('all') ? it : undefined;
   const withNodes = routes.includes('nodes') ? it : undefined;
   const withBoth = routes.includes('all') && routes.includes('nodes') ? it : undefined;
+  const withReadSubscribing = options.readsSubscribing ? it : undefined;
   describe(`broker conformance: ${name}`, () => {
     let backend: BrokerBackend;
     let made: Broker[] = [];
@@ -137,6 +140,10 @@ export function brokerSuite(name: string, factory: () => Promise<BrokerBackend>,
     describe('lifecycle', () => {
       it('declares the routes it carries', () => {
         expect([...make('routes').broker.routes].sort()).toEqual([...routes].sort());
+      });
+
+      it(`${options.readsSubscribing ? 'has' : 'has no'} readSubscribing`, () => {
+        expect(typeof make('reads').broker.readSubscribing).toBe(options.readsSubscribing ? 'function' : 'undefined');
       });
 
       it('is ready once started, and close() is idempotent', async () => {
@@ -630,6 +637,25 @@ export function brokerSuite(name: string, factory: () => Promise<BrokerBackend>,
         expect(await b!.broker.store.loadAck(inbox, '')).toEqual({ offset: 2, epoch: 'e2' });
       });
 
+      it('are read with the history after them by resume, from the start when none is kept', async () => {
+        const [a, b] = await nodes(2);
+        const inbox = ch('resume', 'user');
+        const never = await b!.broker.store.resume(ch('resume-never', 'user'), 'phone', LONG);
+        expect(never).toMatchObject({ ack: null, page: { offset: 0, epoch: '', messages: [] } });
+        for (const data of ['one', 'two', 'three']) await publish(a!, inbox, data, LONG);
+        const fresh = await b!.broker.store.resume(inbox, 'phone', LONG);
+        expect(fresh.ack).toBeNull();
+        expect(fresh.page.messages.map((m) => m.data)).toEqual(['one', 'two', 'three']);
+        expect(fresh.page).toMatchObject({ offset: 3, earliest: 1 });
+        const epoch = fresh.page.epoch;
+        await a!.broker.store.saveAck(inbox, 'phone', { offset: 1, epoch }, 60_000);
+        const after = await b!.broker.store.resume(inbox, 'phone', LONG);
+        expect(after.ack).toEqual({ offset: 1, epoch });
+        expect(after.page.messages.map((m) => [m.offset, m.data])).toEqual([[2, 'two'], [3, 'three']]);
+        // another reader's position is its own
+        expect((await b!.broker.store.resume(inbox, 'laptop', LONG)).ack).toBeNull();
+      });
+
       it('expire after their TTL unless saved again', async () => {
         const [a] = await nodes(1);
         const inbox = ch('acks-ttl', 'user');
@@ -643,6 +669,57 @@ export function brokerSuite(name: string, factory: () => Promise<BrokerBackend>,
         await sleep(250);
         expect(await a!.broker.store.loadAck(inbox, 'gone')).toBeNull();
         expect(await a!.broker.store.loadAck(inbox, 'kept')).toEqual({ offset: 1, epoch: 'e' });
+      });
+    });
+
+    if (withReadSubscribing) describe('a history read in the round trip of a subscription', () => {
+      const reader = (n: Node, channel: string): { read: () => Promise<HistoryPage>; count: () => number } => {
+        let reads = 0;
+        return {
+          read: () => {
+            reads++;
+            return n.broker.store.history(channel, { since: 0, limit: 100 }, LONG);
+          },
+          count: () => reads,
+        };
+      };
+
+      withReadSubscribing('stands once the subscription proves it was in place before the read, and leaves the other nodes nothing', async () => {
+        const [a, b] = await nodes(2);
+        const room = ch('proven');
+        await b!.broker.subscribe(room);
+        await publish(b!, room, 'before', LONG);
+        const { read, count } = reader(a!, room);
+        const page = await a!.broker.readSubscribing!(room, a!.broker.subscribe(room), read);
+        expect(count()).toBe(1);
+        expect(page.messages.map((m) => m.data)).toEqual(['before']);
+        // the subscription is live, and the marker reached no node as a publication
+        await publish(b!, room, 'after', LONG);
+        for (const n of [a!, b!]) await vi.waitFor(() => expect(n.got(room)).toContain('after'), { timeout: WAIT_MS, interval: 20 });
+        expect(a!.got(room)).toEqual(['after']);
+        expect(b!.got(room)).toEqual(['before', 'after']);
+      });
+
+      withReadSubscribing('reads again when the subscription came after the read, so that what was published between is not lost', async () => {
+        const [a, b] = await nodes(2);
+        const room = ch('late');
+        const { read, count } = reader(a!, room);
+        // Not subscribed when the first read runs: a publication, then the subscription.
+        const subscribed = (async () => {
+          await sleep(50);
+          await publish(b!, room, 'between', LONG);
+          await a!.broker.subscribe(room);
+        })();
+        const page = await a!.broker.readSubscribing!(room, subscribed, read);
+        expect(count()).toBe(2);
+        expect(page.messages.map((m) => m.data)).toEqual(['between']);
+      });
+
+      withReadSubscribing('fails as the subscription fails', async () => {
+        const [a] = await nodes(1);
+        const room = ch('failing');
+        const { read } = reader(a!, room);
+        await expect(a!.broker.readSubscribing!(room, Promise.reject(new Error('no subscription')), read)).rejects.toThrow('no subscription');
       });
     });
 

@@ -3,6 +3,8 @@
  * other tests share: `cut()` drops every connection through it and refuses
  * new ones (accepted, then closed at once), `restore()` lets them through
  * again. The server behind it never notices anything but closed clients.
+ * With `delayMs`, every chunk waits that long in each direction (in order):
+ * a round trip through it takes twice that, which makes round trips count.
  */
 import { createServer, connect, type Server, type Socket } from 'node:net';
 
@@ -17,7 +19,7 @@ export interface TcpProxy {
   close(): Promise<void>;
 }
 
-export async function startTcpProxy(targetPort: number, targetHost = '127.0.0.1'): Promise<TcpProxy> {
+export async function startTcpProxy(targetPort: number, targetHost = '127.0.0.1', delayMs = 0): Promise<TcpProxy> {
   const sockets = new Set<Socket>();
   let refusing = false;
   const track = (s: Socket): void => {
@@ -33,8 +35,16 @@ export async function startTcpProxy(targetPort: number, targetHost = '127.0.0.1'
     }
     const upstream = connect({ host: targetHost, port: targetPort });
     track(upstream);
-    client.pipe(upstream);
-    upstream.pipe(client);
+    if (delayMs > 0) {
+      const relay = (from: Socket, to: Socket): void => {
+        from.on('data', (chunk: Buffer) => setTimeout(() => to.destroyed || to.write(chunk), delayMs));
+      };
+      relay(client, upstream);
+      relay(upstream, client);
+    } else {
+      client.pipe(upstream);
+      upstream.pipe(client);
+    }
     client.once('close', () => upstream.destroy());
     upstream.once('close', () => client.destroy());
   });

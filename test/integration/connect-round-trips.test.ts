@@ -3,17 +3,21 @@
  * sessions that open in one turn of the event loop share their round trips
  * (their commands go out in one pipelined write, read by Redis in one
  * go), so a burst of connects costs a few reads, not a few per session; and
- * an idle node sends Redis nothing however many sessions it holds.
+ * an idle node sends Redis nothing however many sessions it holds. And how
+ * long a connect waits for Redis, through a proxy that delays every chunk:
+ * one round trip, its offline messages recovered.
  */
 import { pino } from 'pino';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { RedisBroker } from '../../src/brokers/redis/redis-broker.js';
 import { Gateway } from '../../src/server/core/gateway.js';
 import type { Session, Transport } from '../../src/server/core/session.js';
+import type { WelcomeFrame } from '../../src/protocol/index.js';
 import { Metrics } from '../../src/server/metrics.js';
 import { withDefaults } from '../../src/server/options.js';
 import { InterestRouting } from '../../src/server/routing/strategies.js';
 import { redisCommand, startRedis, type RedisProcess } from '../helpers/redis-server.js';
+import { startTcpProxy } from '../helpers/tcp-proxy.js';
 import { sleep } from '../helpers/wait.js';
 
 const SESSIONS = 50;
@@ -69,4 +73,46 @@ it('sends Redis nothing while the sessions sit idle', async () => {
   const after = await counters();
   // The INFO that read `before` is the only command.
   expect(after.commands - before.commands).toBe(1);
+});
+
+it('opens a session in one Redis round trip: subscription, presence, acknowledged position and offline messages together', async () => {
+  const DELAY_MS = 60;
+  const proxy = await startTcpProxy(redis.port, '127.0.0.1', DELAY_MS);
+  const far = new RedisBroker(`redis://127.0.0.1:${proxy.port}`, { healthCheckMs: 0 });
+  const slow = new Gateway('n2', withDefaults({ nodeId: 'n2', logLevel: 'silent' }), far, new InterestRouting(), new Metrics({ node: 'n2' }), pino({ level: 'silent' }));
+  try {
+    await slow.start();
+    // Warm: the scripts loaded, so that no NOSCRIPT costs a round trip below.
+    const warm = slow.open({ user: 'warm', grants: [], transport });
+    await warm.settled;
+    // Offline messages for device d1 of user r1: three published, the first acknowledged.
+    for (const data of ['one', 'two', 'three']) await gateway.publish('user:r1', data);
+    await redisCommand(redis.port, ['SET', 'sb:{user:r1}:a:d1', `1:${(await gateway.history('user:r1', { limit: 0 })).epoch}`, 'PX', '60000']);
+
+    const round = 2 * DELAY_MS;
+    const welcomes: Array<{ frame: WelcomeFrame; ms: number }> = [];
+    for (let i = 0; i < 3; i++) {
+      const started = performance.now();
+      const welcomed = new Promise<WelcomeFrame>((resolve) => {
+        const t: Transport = { send: (data) => typeof data === 'string' && data.includes('"welcome"') && resolve(JSON.parse(data) as WelcomeFrame), close: () => undefined, bufferedAmount: 0 };
+        slow.open({ user: 'r1', device: 'd1', grants: [], transport: t });
+      });
+      const frame = await welcomed;
+      welcomes.push({ frame, ms: performance.now() - started });
+      // The next connect opens a channel this node no longer holds.
+      for (const s of slow.sessionsOf('r1')) s.disconnect(1000, 'bye', true);
+      await sleep(3 * round);
+    }
+    console.log(`connect through a ${round} ms round trip: welcome after ${welcomes.map((w) => w.ms.toFixed(0)).join(', ')} ms`);
+    for (const { frame, ms } of welcomes) {
+      expect(frame.recovered).toBe(true);
+      expect(frame.messages.map((m) => m.data)).toEqual(['two', 'three']);
+      // One round trip and the proxy's scheduling; two would be 2 × 120 ms.
+      expect(ms).toBeGreaterThanOrEqual(round);
+      expect(ms).toBeLessThan(1.6 * round);
+    }
+  } finally {
+    await slow.close();
+    await proxy.close();
+  }
 });

@@ -16,9 +16,10 @@ import { REGISTRY_METHODS, STORE_METHODS } from '../broker.js';
 /**
  * What a worker calls through the hub: the `Transport` methods (`start`
  * and `close` included), and `store` for any `Store` or `Registry` method
- * (its arguments are a `StoreCall`).
+ * (its arguments are a `StoreCall`). Not `readSubscribing`, whose read is a
+ * function: a worker reads once its subscription is confirmed.
  */
-export type Op = Exclude<keyof Transport, 'kind' | 'routes' | 'ready'> | 'store';
+export type Op = Exclude<keyof Transport, 'kind' | 'routes' | 'ready' | 'readSubscribing'> | 'store';
 
 export const OPS: ReadonlySet<string> = new Set<Op>(['start', 'close', 'subscribe', 'unsubscribe', 'publish', 'sendControl', 'store']);
 

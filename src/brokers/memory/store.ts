@@ -9,7 +9,7 @@
 import { personalChannelUser, type Publication, type StreamPosition } from '../../protocol/index.js';
 import type { PresenceEntry, PresenceItem, Store } from '../broker.js';
 import type { NodeRegistry } from '../store.js';
-import type { HistoryPage, HistoryPolicy, HistoryQuery } from '../history.js';
+import { resumeInTwoReads, type HistoryPage, type HistoryPolicy, type HistoryQuery, type Resumption } from '../history.js';
 import { MemoryEvents } from './events.js';
 import { ExpiringIndex } from './expiring.js';
 import { MemoryStream } from './stream.js';
@@ -59,6 +59,10 @@ export class MemoryStore implements Store, NodeRegistry {
   async loadAck(channel: string, reader: string): Promise<StreamPosition | null> {
     const kept = this.acks.get(channel, reader, this.now());
     return kept ? { ...kept } : null;
+  }
+
+  resume(channel: string, reader: string, policy: HistoryPolicy): Promise<Resumption> {
+    return resumeInTwoReads(this, channel, reader, policy);
   }
 
   async presenceAdd(items: PresenceItem[]): Promise<void> {

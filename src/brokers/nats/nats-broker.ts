@@ -29,7 +29,7 @@
 import type { Msg, Subscription } from '@nats-io/transport-node';
 import type { PublishResult } from '../../protocol/index.js';
 import type { Broker, Idempotency, PublishReceipt, Route, Store } from '../broker.js';
-import type { HistoryPolicy } from '../history.js';
+import { resumeInTwoReads, type HistoryPolicy } from '../history.js';
 import { TO_SUBSCRIBERS } from '../broker.js';
 import { composeStore } from '../store.js';
 import { closedError, notStartedError } from '../errors.js';
@@ -117,7 +117,9 @@ export class NatsBroker extends NetworkedBroker implements Broker {
     const policyStreams = new NatsStreams(link, this.names, replicas);
     this.histories = new NatsHistory(link, this.names, policyStreams, (err, where) => this.fault(err, where));
     this.ledger = new NatsLedger(link, this.names, policyStreams, replicas);
-    this.store = composeStore([this.histories, this.ledger, new NatsPresence(link, this.names, policyStreams, replicas)]);
+    // The acknowledged position lives in a key-value bucket, the history in a stream: two reads.
+    const resume = { resume: (channel: string, reader: string, policy: HistoryPolicy) => resumeInTwoReads(this.store, channel, reader, policy) };
+    this.store = composeStore([this.histories, this.ledger, resume, new NatsPresence(link, this.names, policyStreams, replicas)]);
   }
 
   get ready(): boolean {

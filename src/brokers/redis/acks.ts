@@ -22,11 +22,15 @@ export class RedisAcks implements Pick<Store, 'saveAck' | 'loadAck'> {
   }
 
   async loadAck(channel: string, reader: string): Promise<StreamPosition | null> {
-    const kept = await this.client().get(this.keys.ack(channel, reader));
-    if (kept === null) return null;
-    const sep = kept.indexOf(':');
-    const offset = Number(kept.slice(0, sep));
-    if (sep < 1 || !Number.isSafeInteger(offset)) throw new Error(`unreadable acknowledged position ${JSON.stringify(kept)} for ${channel}`);
-    return { offset, epoch: kept.slice(sep + 1) };
+    return decodeAck(await this.client().get(this.keys.ack(channel, reader)), channel);
   }
+}
+
+/** A kept position, `<offset>:<epoch>`, back into a position (null: none kept). */
+export function decodeAck(kept: string | null, channel: string): StreamPosition | null {
+  if (kept === null || kept === '') return null;
+  const sep = kept.indexOf(':');
+  const offset = Number(kept.slice(0, sep));
+  if (sep < 1 || !Number.isSafeInteger(offset)) throw new Error(`unreadable acknowledged position ${JSON.stringify(kept)} for ${channel}`);
+  return { offset, epoch: kept.slice(sep + 1) };
 }

@@ -22,9 +22,16 @@ export interface CommandClient {
   exists(...args: [key: string]): Promise<number>;
 }
 
-/** A script sent by SHA, and in full when the server does not have it yet (after a restart or failover). */
+/**
+ * A script sent by SHA, and in full when the server does not have it yet
+ * (after a restart or failover). The calls of one pipelined write that all
+ * hear NOSCRIPT send the source once: the first runs it in full, which
+ * loads it, and the others wait for that and go by SHA again.
+ */
 export class LuaScript {
   readonly sha: string;
+  /** The run in full under way after a NOSCRIPT, which the other calls wait for. */
+  private loading: Promise<unknown> | undefined;
 
   constructor(
     readonly name: string,
@@ -37,8 +44,27 @@ export class LuaScript {
     try {
       return await client.evalsha(this.sha, keys.length, ...keys, ...args);
     } catch (err) {
-      if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
-      return client.eval(this.source, keys.length, ...keys, ...args);
+      if (!noScript(err)) throw err;
     }
+    if (this.loading) {
+      await this.loading.catch(() => undefined);
+      try {
+        return await client.evalsha(this.sha, keys.length, ...keys, ...args);
+      } catch (err) {
+        // Another server of a cluster, or restarted again: send it in full after all.
+        if (!noScript(err)) throw err;
+      }
+    }
+    const full = client.eval(this.source, keys.length, ...keys, ...args);
+    this.loading = full;
+    const done = (): void => {
+      if (this.loading === full) this.loading = undefined;
+    };
+    full.then(done, done);
+    return full;
   }
+}
+
+function noScript(err: unknown): boolean {
+  return err instanceof Error && err.message.startsWith('NOSCRIPT');
 }

@@ -31,6 +31,7 @@ import {
   type ConnectionTuning,
 } from './connections.js';
 import { ClusterInbox } from './inbox.js';
+import { SubscriptionMarks } from './marks.js';
 import { DEFAULT_PREFIX, RedisKeys } from './keys.js';
 import { quit, type LinkHooks } from './link.js';
 import { ClassicPubSub, ShardedPubSub, type PubSub } from './pubsub.js';
@@ -53,6 +54,7 @@ export interface RedisBrokerOptions extends Partial<ConnectionTuning> {
 }
 
 const noop = (): void => undefined;
+const endOfTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 export class RedisBroker extends NetworkedBroker implements Broker {
   readonly kind: 'redis' | 'redis-cluster';
@@ -78,6 +80,10 @@ export class RedisBroker extends NetworkedBroker implements Broker {
   readonly events?: EventLog;
   private healthTimer: ReturnType<typeof setInterval> | undefined;
   private checking = false;
+  /** The end of this turn, while a read waits for it (see `subscribesSent`). */
+  private turnEnd: Promise<void> | undefined;
+  /** Markers proving a subscription (see `readSubscribing`). */
+  private readonly marks = new SubscriptionMarks((name, payload) => this.publishOn(name, payload));
 
   constructor(
     target: RedisTarget | string,
@@ -153,9 +159,51 @@ export class RedisBroker extends NetworkedBroker implements Broker {
   }
 
   async sendControl(to: string | null, payload: string): Promise<void> {
-    const channel = to === null ? this.keys.controlAll : this.keys.controlOf(to);
+    await this.publishOn(to === null ? this.keys.controlAll : this.keys.controlOf(to), payload);
+  }
+
+  /**
+   * See `Transport.readSubscribing`: a marker (`marks.ts`) goes out on the
+   * command connection after the SUBSCRIBE, and `read` right after it; when
+   * the marker comes back through the subscription the read stands, else it
+   * runs again once the subscription is confirmed.
+   */
+  async readSubscribing<T>(channel: string, subscribed: Promise<void>, read: () => Promise<T>): Promise<T> {
+    // Its failure is this call's, once awaited below.
+    subscribed.catch(noop);
+    // The subscriber writes its SUBSCRIBE at the end of the turn that asked for it (subscriptions.ts).
+    await this.subscribesSent();
+    const mark = this.marks.send(this.keys.pubsub(channel));
+    try {
+      const first = read();
+      first.catch(noop);
+      await subscribed;
+      const answer = await first;
+      // A marker read from the socket in the same poll as the answer, but after it, is taken by then.
+      if (!mark.came) await endOfTurn();
+      if (mark.came) return answer;
+    } finally {
+      mark.end();
+    }
+    return read();
+  }
+
+  /**
+   * Settles at the end of this turn, once the subscriber has written the
+   * SUBSCRIBEs asked for in it: one wait for every read of the turn, so
+   * that their markers and reads go out together in one pipelined write.
+   */
+  private subscribesSent(): Promise<void> {
+    this.turnEnd ??= endOfTurn().then(() => {
+      this.turnEnd = undefined;
+    });
+    return this.turnEnd;
+  }
+
+  /** PUBLISH (SPUBLISH in a cluster) on pub/sub channel `name` from the command connection. */
+  private async publishOn(name: string, payload: string): Promise<void> {
     const client = this.commands();
-    await (this.target.mode === 'cluster' ? client.spublish(channel, payload) : client.publish(channel, payload));
+    await (this.target.mode === 'cluster' ? client.spublish(name, payload) : client.publish(name, payload));
   }
 
   // ---- connections ---------------------------------------------------------
@@ -240,6 +288,7 @@ export class RedisBroker extends NetworkedBroker implements Broker {
       this.calls.control(message, 'message handler');
       return;
     }
+    if (this.marks.take(message)) return;
     const pub: BrokerPublication | undefined = decodeEnvelope(message);
     // Routed publications name their channel only inside the envelope.
     const routed = name === this.keys.broadcast || name === this.inboxSelf;

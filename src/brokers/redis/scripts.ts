@@ -282,12 +282,14 @@ return out
 );
 
 /**
- * KEYS: meta, stream. ARGV: unused (kept for the layout), since ('' for the
- * newest), limit, history ttl ms, meta ttl ms, history size. Returns {top,
- * epoch, earliest, offset1, json1, …}; {0, '', 1} for a channel without
- * numbering, for which it writes nothing: a read never creates a key (a
- * client subscribing to many new names must not fill Redis). Only the
- * first publish numbers a channel (see EPOCH).
+ * KEYS: meta, stream, and a reader's ack key to resume after (optional).
+ * ARGV: unused (kept for the layout), since ('' for the newest; with an ack
+ * key, replaced by the acknowledged offset, 0 when none is kept), limit,
+ * history ttl ms, meta ttl ms, history size. Returns {top, epoch, earliest,
+ * ack ('' without), offset1, json1, …}; {0, '', 1, ack} for a channel
+ * without numbering, for which it writes nothing: a read never creates a
+ * key (a client subscribing to many new names must not fill Redis). Only
+ * the first publish numbers a channel (see EPOCH).
  *
  * Entries older than the TTL are trimmed first: the stream is in accept
  * order, so they form its head and the scan stops at the first fresh one.
@@ -295,8 +297,14 @@ return out
 export const HISTORY = new LuaScript(
   'history',
   `local meta, stream = KEYS[1], KEYS[2]
+local since, ack = ARGV[2], ''
+if KEYS[3] then
+  ack = redis.call('GET', KEYS[3]) or ''
+  local sep = string.find(ack, ':', 1, true)
+  since = sep and string.sub(ack, 1, sep - 1) or '0'
+end
 local state = redis.call('HMGET', meta, 'e', 'o')
-if not state[1] then return {0, '', 1} end
+if not state[1] then return {0, '', 1, ack} end
 local epoch, top = state[1], tonumber(state[2]) or 0
 ${NOW}
 -- As long as a publish sets it (see STORE), so that a read never shortens it.
@@ -337,12 +345,12 @@ end
 -- What approximate trimming left beyond the history size is not history.
 earliest = math.max(earliest, top - tonumber(ARGV[6]) + 1)
 
-local out = {top, epoch, earliest}
+local out = {top, epoch, earliest, ack}
 local limit = tonumber(ARGV[3])
 if limit > 0 and earliest <= top then
   local entries
-  if ARGV[2] ~= '' then
-    local first = math.max(earliest, tonumber(ARGV[2]) + 1)
+  if since ~= '' then
+    local first = math.max(earliest, tonumber(since) + 1)
     if first > top then return out end
     entries = redis.call('XRANGE', KEYS[2], string.format('%d', first), '+', 'COUNT', limit)
   else

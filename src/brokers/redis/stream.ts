@@ -17,7 +17,8 @@ import {
   type Route,
   type Store,
 } from '../broker.js';
-import type { HistoryPage, HistoryPolicy, HistoryQuery } from '../history.js';
+import type { HistoryPage, HistoryPolicy, HistoryQuery, Resumption } from '../history.js';
+import { decodeAck } from './acks.js';
 import { decodeStored, encodeEnvelope, encodeStored, type PublishInput } from './codec.js';
 import type { RedisKeys } from './keys.js';
 import {
@@ -87,7 +88,7 @@ interface Queued {
 /** What one publication of a batch came to: its receipt, or why its part of the batch failed. */
 type Outcome = { receipt: PublishReceipt } | { error: unknown };
 
-export class RedisStreams implements Pick<Store, 'history'> {
+export class RedisStreams implements Pick<Store, 'history' | 'resume'> {
   /**
    * Publications with history routed to subscribers, gathered over a turn
    * and sent as one script call (per slot, in a cluster): Redis numbers,
@@ -283,21 +284,30 @@ export class RedisStreams implements Pick<Store, 'history'> {
   /** See `Store.history`. */
   async history(channel: string, query: HistoryQuery, policy: HistoryPolicy): Promise<HistoryPage> {
     const since = query.since === undefined || !Number.isFinite(query.since) ? '' : String(Math.floor(query.since));
-    const reply = await HISTORY.run(
-      this.client(),
-      [this.keys.meta(channel), this.keys.history(channel)],
-      ['', since, Math.max(0, Math.floor(query.limit)), ttl(policy.ttlMs), metaTtl(policy), Math.max(1, Math.floor(policy.size))],
-    );
-    if (!Array.isArray(reply) || reply.length < 3 || reply.length % 2 === 0) {
+    return (await this.read(channel, since, query.limit, policy)).page;
+  }
+
+  /** See `Store.resume`: the acknowledged position and the history after it, in one script. */
+  async resume(channel: string, reader: string, policy: HistoryPolicy): Promise<Resumption> {
+    const { page, ack } = await this.read(channel, '', policy.size, policy, this.keys.ack(channel, reader));
+    return { ack: decodeAck(ack, channel), page };
+  }
+
+  /** The history script: after `since`, or after what `ackKey` keeps when given. */
+  private async read(channel: string, since: string, limit: number, policy: HistoryPolicy, ackKey?: string): Promise<{ page: HistoryPage; ack: string }> {
+    const keys = [this.keys.meta(channel), this.keys.history(channel)];
+    if (ackKey !== undefined) keys.push(ackKey);
+    const reply = await HISTORY.run(this.client(), keys, ['', since, Math.max(0, Math.floor(limit)), ttl(policy.ttlMs), metaTtl(policy), Math.max(1, Math.floor(policy.size))]);
+    if (!Array.isArray(reply) || reply.length < 4 || reply.length % 2 !== 0) {
       throw new Error(`unexpected reply from the history script: ${JSON.stringify(reply)}`);
     }
-    const [offset, epoch, earliest] = reply as [number, string, number];
+    const [offset, epoch, earliest, ack] = reply as [number, string, number, string];
     const page: HistoryPage = { offset, epoch, earliest, messages: [] };
-    for (let i = 3; i < reply.length; i += 2) {
+    for (let i = 4; i < reply.length; i += 2) {
       const pub = decodeStored(String(reply[i + 1]), Number(reply[i]), epoch);
       if (pub) page.messages.push(pub);
     }
-    return page;
+    return { page, ack: String(ack) };
   }
 }
 

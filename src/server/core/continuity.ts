@@ -26,6 +26,20 @@ import type { Session } from './session.js';
 /** Where a reader resumes: after a position, from the start of retained history ('start': a reader that never acknowledged anything), or live only. */
 export type Since = StreamPosition | 'start' | undefined;
 
+/**
+ * Where a subscriber starts: where it says (`Since`), or, for a personal
+ * channel opened without `?since`, after the position its device
+ * acknowledged (from the start of retained history when none is kept):
+ * offline delivery.
+ */
+export type From = Since | { readonly resume: string };
+
+/** What a subscriber's history read found: where it resumed, and the page (none: the channel keeps no history). */
+export interface Read {
+  since: Since;
+  page: HistoryPage | undefined;
+}
+
 /** A subscription's reply, and the recovered messages past what one reply may carry (sent after it, paced by the socket). */
 export interface Recovery {
   result: SubscribeResult;
@@ -91,16 +105,6 @@ export class Continuity {
   }
 
   /**
-   * Where a connection without `?since` starts its personal channel
-   * (offline delivery): after the position its device (or user)
-   * acknowledged, else at the start of what history retains.
-   */
-  async resumePoint(channel: string, device: string): Promise<Since> {
-    if (!this.namespaces.of(channel).history) return undefined;
-    return (await this.broker.store.loadAck(channel, device)) ?? 'start';
-  }
-
-  /**
    * An `ack` frame: keep the position of the personal channel for the
    * session's device. Acks of other channels keep nothing (their clients
    * resubscribe with `since`), nor do acks past what this session was sent
@@ -133,12 +137,28 @@ export class Continuity {
     }
   }
 
-  /** Read the history a subscriber resuming from `since` needs; undefined when `channel` keeps none. */
-  read(channel: string, since: Since): Promise<HistoryPage> | undefined {
+  /** Whether subscribers of `channel` read history (its namespace keeps some). */
+  reads(channel: string): boolean {
+    return this.namespaces.of(channel).history !== undefined;
+  }
+
+  /**
+   * Read the history a subscriber starting `from` there needs: after its
+   * position, or (`resume`) after what its device acknowledged, read with
+   * that position in one store call.
+   */
+  async read(channel: string, from: From): Promise<Read> {
     const history = this.namespaces.of(channel).history;
-    if (!history) return undefined;
+    const resume = typeof from === 'object' && 'resume' in from ? from.resume : undefined;
+    const since = resume === undefined ? (from as Since) : undefined;
+    if (!history) return { since, page: undefined };
+    const store = this.broker.store;
+    if (resume !== undefined) {
+      const { ack, page } = await this.metrics.brokerCall('history', () => store.resume(channel, resume, history));
+      return { since: ack ?? 'start', page };
+    }
     const query = since === 'start' ? { since: 0, limit: history.size } : since ? { since: since.offset, limit: history.size } : { limit: 0 };
-    return this.metrics.brokerCall('history', () => this.broker.store.history(channel, query, history));
+    return { since, page: await this.metrics.brokerCall('history', () => store.history(channel, query, history)) };
   }
 
   /** The reply to a subscriber resuming from `since`, given the `page` read for it (undefined: no history). */

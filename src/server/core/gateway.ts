@@ -24,7 +24,7 @@ import type { Metrics } from '../metrics.js';
 import { detectionMs, type NodeOptions } from '../options.js';
 import type { RoutingStrategy } from '../routing/strategies.js';
 import { ALONE, type ClusterView } from './cluster-view.js';
-import { Continuity, type Since } from './continuity.js';
+import { Continuity, type From, type Read } from './continuity.js';
 import { Heartbeat, type Refresher } from './heartbeat.js';
 import { Interest } from './interest.js';
 import { Members } from './members.js';
@@ -118,8 +118,8 @@ export class Gateway {
     if (this.redirects.apply(session)) return session;
     session.enqueue(async () => {
       try {
-        const since = init.since ?? this.continuity.resumePoint(channel, session.device);
-        await this.subscribe(session, channel, since, (result) => session.welcome(this.nodeId, channel, result, this.options.ping));
+        const from = init.since ?? { resume: session.device };
+        await this.subscribe(session, channel, from, (result) => session.welcome(this.nodeId, channel, result, this.options.ping));
       } catch (err) {
         this.log.warn({ err, user: init.user }, 'could not open session');
         session.disconnect(CloseCode.GoingAway, 'broker unavailable', true);
@@ -134,30 +134,38 @@ export class Gateway {
   }
 
   /**
-   * Subscribe `session` to `channel`, recovering what it missed since
-   * `since` ('start': everything retained). `respond` is called with the
-   * result at the moment it must be sent: before any live message that
-   * follows it. Resolves with the bytes of history it replayed.
+   * Subscribe `session` to `channel`, recovering what it missed `from`
+   * there ('start': everything retained; `resume`: after what its device
+   * acknowledged). `respond` is called with the result at the moment it
+   * must be sent: before any live message that follows it. Resolves with
+   * the bytes of history it replayed.
    */
-  async subscribe(
-    session: Session,
-    channel: string,
-    from: Since | Promise<Since>,
-    respond: (result: SubscribeResult) => void,
-  ): Promise<number> {
+  async subscribe(session: Session, channel: string, from: From, respond: (result: SubscribeResult) => void): Promise<number> {
     session.begin(channel);
     this.metrics.subscriptions.inc();
     if (channel !== personalChannel(session.user)) this.subscribed++;
     this.interest.join(session, channel);
     try {
-      // The presence entry goes in the write of the subscription (or of the history read); awaited below.
-      const presence = this.presenceEntries.add(session, channel);
-      presence?.catch(() => undefined);
-      // History must be read after the node receives the channel, or a
-      // publication in between is lost: every subscriber waits for that, and
-      // only one whose channel is held already goes on in the same turn.
-      const since = this.interest.ensured(channel) && !(from instanceof Promise) ? from : (await Promise.all([this.interest.ensure(channel), from]))[1];
-      const [, page] = await Promise.all([presence, this.continuity.read(channel, since)]);
+      // The presence entry goes in the write of the history read (of the subscription, when the
+      // channel keeps no history): one write, not two writes of which the second would wait for
+      // the first one's answer (the command connection has one pipelined write in flight at a time).
+      let presence: Promise<void> | undefined;
+      const addPresence = (): void => {
+        if (presence) return;
+        presence = this.presenceEntries.add(session, channel) ?? Promise.resolve();
+        presence.catch(() => undefined);
+      };
+      const reads = this.continuity.reads(channel);
+      if (!reads) addPresence();
+      // History must be read once the node receives the channel, or a publication in between is
+      // lost: a subscriber whose channel is held reads in this turn, the others in the round trip
+      // of the channel's subscription where the broker can tell (`Interest.readEnsured`).
+      const read = (): Promise<Read> => {
+        addPresence();
+        return this.continuity.read(channel, from);
+      };
+      const { since, page } = await (this.interest.ensured(channel) ? read() : this.interest.readEnsured(channel, read, reads));
+      await presence;
       // Closed meanwhile: `forget` may have run before the presence entry existed, so remove it here.
       if (!session.channels.has(channel) && this.presenceEntries.tracks(channel)) {
         await this.presenceEntries.removeNow(session, channel);

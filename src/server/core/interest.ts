@@ -111,6 +111,19 @@ export class Interest {
   }
 
   /**
+   * `ensure`, then `read` (a read of `channel`'s history when `reads`): in
+   * the round trip of the channel's broker subscription where the broker
+   * can prove the read missed nothing (`Broker.readSubscribing`), else once
+   * `ensure` settled.
+   */
+  readEnsured<T>(channel: string, read: () => Promise<T>, reads: boolean): Promise<T> {
+    const ensuring = this.ensure(channel);
+    // Without history there is nothing to read; a registry entry is not a subscription.
+    if (!reads || !this.broker.readSubscribing || this.routing.registers(channel) || !this.routing.subscribes(channel)) return ensuring.then(read);
+    return this.broker.readSubscribing(channel, ensuring, read);
+  }
+
+  /**
    * `session` leaves `channel`. When it was the last local subscriber the
    * channel's broker subscription and registry entry go too, and the
    * answer is true.

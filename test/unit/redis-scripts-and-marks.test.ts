@@ -1,0 +1,94 @@
+/**
+ * Two pieces of the Redis broker that need no server: a script that Redis
+ * does not have yet is sent in full once for every call of one write, not
+ * once per call; and the markers that prove a subscription are told apart
+ * from publications, and from another node's markers.
+ */
+import { describe, expect, it } from 'vitest';
+import { LuaScript, type CommandClient } from '../../src/brokers/redis/lua.js';
+import { SubscriptionMarks } from '../../src/brokers/redis/marks.js';
+
+/** A client whose server knows no script until one is run in full. */
+function forgetfulClient(): { client: CommandClient; calls: string[] } {
+  const calls: string[] = [];
+  let loaded = false;
+  const answer = (): Promise<unknown> => new Promise((resolve) => setImmediate(() => resolve('ok')));
+  const client = {
+    evalsha: (sha: string) => {
+      calls.push('evalsha');
+      if (!loaded) return new Promise((_, reject) => setImmediate(() => reject(new Error(`NOSCRIPT No matching script (${sha})`))));
+      return answer();
+    },
+    eval: () => {
+      calls.push('eval');
+      loaded = true;
+      return answer();
+    },
+  } as unknown as CommandClient;
+  return { client, calls };
+}
+
+describe('LuaScript', () => {
+  it('sends the source once when every call of a write hears NOSCRIPT, and the others again by SHA', async () => {
+    const { client, calls } = forgetfulClient();
+    const script = new LuaScript('test', 'return 1');
+    const answers = await Promise.all(Array.from({ length: 20 }, () => script.run(client, ['k'], [])));
+    expect(answers).toEqual(Array(20).fill('ok'));
+    expect(calls.filter((c) => c === 'eval')).toHaveLength(1);
+    expect(calls.filter((c) => c === 'evalsha')).toHaveLength(20 + 19);
+    // loaded now: by SHA alone
+    calls.length = 0;
+    await script.run(client, ['k'], []);
+    expect(calls).toEqual(['evalsha']);
+  });
+
+  it('passes on any other error', async () => {
+    const client = { evalsha: () => Promise.reject(new Error('WRONGTYPE')), eval: () => Promise.resolve('no') } as unknown as CommandClient;
+    await expect(new LuaScript('test', 'return 2').run(client, [], [])).rejects.toThrow('WRONGTYPE');
+  });
+});
+
+describe('SubscriptionMarks', () => {
+  it('sends a marker on the channel and knows it when it comes back; ignores the markers of others', () => {
+    const sent: Array<[string, string]> = [];
+    const marks = new SubscriptionMarks(async (name, payload) => void sent.push([name, payload]));
+    const other = new SubscriptionMarks(async () => undefined);
+    const mark = marks.send('sb:{room}:p');
+    expect(sent).toHaveLength(1);
+    const [name, payload] = sent[0]!;
+    expect(name).toBe('sb:{room}:p');
+    expect(mark.came).toBe(false);
+    // another node receives it: a marker (not a publication), not its own
+    expect(other.take(payload)).toBe(true);
+    expect(mark.came).toBe(false);
+    // a publication is not a marker
+    expect(marks.take('{"o":1,"e":"x","t":1,"p":{"channel":"room","data":1}}')).toBe(false);
+    expect(marks.take(payload)).toBe(true);
+    expect(mark.came).toBe(true);
+    mark.end();
+    // once ended, nothing is kept for it
+    expect(marks.take(payload)).toBe(true);
+    expect(mark.came).toBe(false);
+  });
+
+  it('never takes a marker of another broker for its own', () => {
+    const sent: string[] = [];
+    const a = new SubscriptionMarks(async (_n, p) => void sent.push(p));
+    const b = new SubscriptionMarks(async (_n, p) => void sent.push(p));
+    const ma = a.send('c');
+    const mb = b.send('c');
+    // both are the first of their broker; the tokens still differ
+    expect(sent[0]).not.toBe(sent[1]);
+    a.take(sent[1]!);
+    b.take(sent[0]!);
+    expect(ma.came).toBe(false);
+    expect(mb.came).toBe(false);
+  });
+
+  it('survives a marker that fails to go out: it just never comes back', async () => {
+    const marks = new SubscriptionMarks(() => Promise.reject(new Error('down')));
+    const mark = marks.send('c');
+    await new Promise((r) => setImmediate(r));
+    expect(mark.came).toBe(false);
+  });
+});
