@@ -228,6 +228,14 @@ export interface Broker extends Transport {
   readonly store: Store;
   readonly registry?: Registry;
   /**
+   * Whether a store read issued after `registry.register` was called
+   * (before it settled) runs after the registration: registry and store
+   * share one connection that keeps the order of calls (Redis; RabbitMQ's
+   * Redis store). The core then sends a subscriber's history read with its
+   * registration, in one round trip, instead of after it.
+   */
+  readonly registryOrdered?: boolean;
+  /**
    * The event log (`events.ts`), where the store can log presence
    * transitions atomically with them; a node refuses `--webhook` at start
    * on a broker without one.

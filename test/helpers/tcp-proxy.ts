@@ -36,6 +36,9 @@ export async function startTcpProxy(targetPort: number, targetHost = '127.0.0.1'
     const upstream = connect({ host: targetHost, port: targetPort });
     track(upstream);
     if (delayMs > 0) {
+      // A relayed chunk goes out at once, as the ends' own sockets send (no Nagle wait for an ACK on top of the delay).
+      client.setNoDelay(true);
+      upstream.setNoDelay(true);
       const relay = (from: Socket, to: Socket): void => {
         from.on('data', (chunk: Buffer) => setTimeout(() => to.destroyed || to.write(chunk), delayMs));
       };

@@ -15,7 +15,7 @@ import type { Session, Transport } from '../../src/server/core/session.js';
 import type { WelcomeFrame } from '../../src/protocol/index.js';
 import { Metrics } from '../../src/server/metrics.js';
 import { withDefaults } from '../../src/server/options.js';
-import { InterestRouting } from '../../src/server/routing/strategies.js';
+import { InterestRouting, RegistryRouting } from '../../src/server/routing/strategies.js';
 import { redisCommand, startRedis, type RedisProcess } from '../helpers/redis-server.js';
 import { startTcpProxy } from '../helpers/tcp-proxy.js';
 import { sleep } from '../helpers/wait.js';
@@ -75,23 +75,27 @@ it('sends Redis nothing while the sessions sit idle', async () => {
   expect(after.commands - before.commands).toBe(1);
 });
 
-it('opens a session in one Redis round trip: subscription, presence, acknowledged position and offline messages together', async () => {
+it.each([
+  ['interest', 'subscription', () => new InterestRouting()],
+  ['registry', 'registry entry', () => new RegistryRouting()],
+])('opens a session in one Redis round trip under %s routing: %s, presence, acknowledged position and offline messages together', async (_routing, _what, routing) => {
   const DELAY_MS = 60;
   const proxy = await startTcpProxy(redis.port, '127.0.0.1', DELAY_MS);
   const far = new RedisBroker(`redis://127.0.0.1:${proxy.port}`, { healthCheckMs: 0 });
-  const slow = new Gateway('n2', withDefaults({ nodeId: 'n2', logLevel: 'silent' }), far, new InterestRouting(), new Metrics({ node: 'n2' }), pino({ level: 'silent' }));
+  const slow = new Gateway('n2', withDefaults({ nodeId: 'n2', logLevel: 'silent' }), far, routing(), new Metrics({ node: 'n2' }), pino({ level: 'silent' }));
   try {
     await slow.start();
     // Warm: the scripts loaded, so that no NOSCRIPT costs a round trip below.
     const warm = slow.open({ user: 'warm', grants: [], transport });
     await warm.settled;
     // Offline messages for device d1 of user r1: three published, the first acknowledged.
+    await redisCommand(redis.port, ['DEL', 'sb:{user:r1}:m', 'sb:{user:r1}:h']);
     for (const data of ['one', 'two', 'three']) await gateway.publish('user:r1', data);
     await redisCommand(redis.port, ['SET', 'sb:{user:r1}:a:d1', `1:${(await gateway.history('user:r1', { limit: 0 })).epoch}`, 'PX', '60000']);
 
     const round = 2 * DELAY_MS;
     const welcomes: Array<{ frame: WelcomeFrame; ms: number }> = [];
-    for (let i = 0; i < 3; i++) {
+    for (let i = 0; i < 5; i++) {
       const started = performance.now();
       const welcomed = new Promise<WelcomeFrame>((resolve) => {
         const t: Transport = { send: (data) => typeof data === 'string' && data.includes('"welcome"') && resolve(JSON.parse(data) as WelcomeFrame), close: () => undefined, bufferedAmount: 0 };
@@ -107,10 +111,12 @@ it('opens a session in one Redis round trip: subscription, presence, acknowledge
     for (const { frame, ms } of welcomes) {
       expect(frame.recovered).toBe(true);
       expect(frame.messages.map((m) => m.data)).toEqual(['two', 'three']);
-      // One round trip and the proxy's scheduling; two would be 2 × 120 ms.
       expect(ms).toBeGreaterThanOrEqual(round);
-      expect(ms).toBeLessThan(1.6 * round);
+      // Never more than two round trips: when Redis runs the read before the SUBSCRIBE it is made again.
+      expect(ms).toBeLessThan(2.6 * round);
     }
+    // One round trip and the proxy's scheduling (two would be 2 × 120 ms); the second read is the rare case.
+    expect(welcomes.filter((w) => w.ms < 1.6 * round).length).toBeGreaterThanOrEqual(4);
   } finally {
     await slow.close();
     await proxy.close();

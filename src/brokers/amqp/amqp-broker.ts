@@ -69,6 +69,8 @@ export class AmqpBroker extends NetworkedBroker implements Broker {
   readonly store: Store;
   /** The registry in the Redis store, as this node's. */
   readonly registry: Registry;
+  /** Registry and store on the Redis store's one connection, which keeps the order of calls. */
+  readonly registryOrdered = true;
   /** The event log in the Redis store (a standalone Redis only). */
   readonly events?: EventLog;
   private nodeId = '';

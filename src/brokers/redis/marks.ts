@@ -23,16 +23,23 @@ const PREFIX = '{"m":"';
 export interface Mark {
   /** Whether it came back through the subscription. */
   readonly came: boolean;
+  /** Settles when it comes back (never, if it does not). */
+  readonly arrived: Promise<void>;
   /** Stop waiting for it. */
   end(): void;
+}
+
+interface Waiting {
+  came: boolean;
+  arrive(): void;
 }
 
 export class SubscriptionMarks {
   /** Unique to this broker, so that a node never takes another's marker for its own. */
   private readonly origin = randomUUID();
   private next = 0;
-  /** Tokens sent and not ended, with whether each came back. */
-  private readonly waiting = new Map<string, boolean>();
+  /** Tokens sent and not ended. */
+  private readonly waiting = new Map<string, Waiting>();
 
   /** @param publish sends `payload` on pub/sub channel `name` from the command connection */
   constructor(private readonly publish: (name: string, payload: string) => Promise<unknown>) {}
@@ -40,23 +47,29 @@ export class SubscriptionMarks {
   /** Publish a marker on pub/sub channel `name` now, ahead of the commands sent after it on the command connection. */
   send(name: string): Mark {
     const token = `${this.origin}.${++this.next}`;
-    this.waiting.set(token, false);
+    let arrive = (): void => undefined;
+    const arrived = new Promise<void>((resolve) => (arrive = resolve));
+    const waiting: Waiting = { came: false, arrive };
+    this.waiting.set(token, waiting);
     // A marker that fails to go out never comes back: the caller reads again.
     this.publish(name, `${PREFIX}${token}"}`).catch(() => undefined);
-    const waiting = this.waiting;
     return {
       get came() {
-        return waiting.get(token) === true;
+        return waiting.came;
       },
-      end: () => void waiting.delete(token),
+      arrived,
+      end: () => void this.waiting.delete(token),
     };
   }
 
   /** Whether `message` is a marker (this node's or another's); when it is one of ours, it came back. */
   take(message: string): boolean {
     if (!message.startsWith(PREFIX)) return false;
-    const token = message.slice(PREFIX.length, -2);
-    if (this.waiting.has(token)) this.waiting.set(token, true);
+    const waiting = this.waiting.get(message.slice(PREFIX.length, -2));
+    if (waiting) {
+      waiting.came = true;
+      waiting.arrive();
+    }
     return true;
   }
 }

@@ -76,6 +76,8 @@ export class RedisBroker extends NetworkedBroker implements Broker {
   readonly store: Store;
   /** The registry, as this node's. */
   readonly registry: Registry;
+  /** Registry and store on the command connection, which keeps the order of calls. */
+  readonly registryOrdered = true;
   /** The event log (standalone Redis only). */
   readonly events?: EventLog;
   private healthTimer: ReturnType<typeof setInterval> | undefined;
@@ -165,8 +167,10 @@ export class RedisBroker extends NetworkedBroker implements Broker {
   /**
    * See `Transport.readSubscribing`: a marker (`marks.ts`) goes out on the
    * command connection after the SUBSCRIBE, and `read` right after it; when
-   * the marker comes back through the subscription the read stands, else it
-   * runs again once the subscription is confirmed.
+   * the marker comes back through the subscription the read stands. When it
+   * has not come by the time the read and the subscription are answered,
+   * the read runs again, and whichever comes first wins: the marker (it was
+   * on its way, behind the subscription's confirmation), or the new answer.
    */
   async readSubscribing<T>(channel: string, subscribed: Promise<void>, read: () => Promise<T>): Promise<T> {
     // Its failure is this call's, once awaited below.
@@ -179,13 +183,11 @@ export class RedisBroker extends NetworkedBroker implements Broker {
       first.catch(noop);
       await subscribed;
       const answer = await first;
-      // A marker read from the socket in the same poll as the answer, but after it, is taken by then.
-      if (!mark.came) await endOfTurn();
       if (mark.came) return answer;
+      return await Promise.race([mark.arrived.then(() => answer), read()]);
     } finally {
       mark.end();
     }
-    return read();
   }
 
   /**

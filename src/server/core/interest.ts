@@ -111,16 +111,26 @@ export class Interest {
   }
 
   /**
-   * `ensure`, then `read` (a read of `channel`'s history when `reads`): in
-   * the round trip of the channel's broker subscription where the broker
-   * can prove the read missed nothing (`Broker.readSubscribing`), else once
-   * `ensure` settled.
+   * `ensure`, then `read` (a read of `channel`'s history when `reads`), in
+   * the round trip of what `ensure` waits for where the broker keeps the
+   * read behind it: a registry entry on the connection of the read
+   * (`Broker.registryOrdered`), or a subscription the broker can prove
+   * (`Broker.readSubscribing`). Else once `ensure` settled.
    */
   readEnsured<T>(channel: string, read: () => Promise<T>, reads: boolean): Promise<T> {
     const ensuring = this.ensure(channel);
-    // Without history there is nothing to read; a registry entry is not a subscription.
-    if (!reads || !this.broker.readSubscribing || this.routing.registers(channel) || !this.routing.subscribes(channel)) return ensuring.then(read);
-    return this.broker.readSubscribing(channel, ensuring, read);
+    // Without history there is nothing to read.
+    if (!reads) return ensuring.then(read);
+    const subscribes = this.routing.subscribes(channel);
+    const registers = this.routing.registers(channel);
+    if (registers && !subscribes && this.broker.registryOrdered) {
+      // `ensure` has sent the registration (or a registration in flight holds it): the read follows it.
+      const answer = read();
+      answer.catch(() => undefined);
+      return ensuring.then(() => answer);
+    }
+    if (subscribes && !registers && this.broker.readSubscribing) return this.broker.readSubscribing(channel, ensuring, read);
+    return ensuring.then(read);
   }
 
   /**
