@@ -147,8 +147,8 @@ export class Gateway {
     this.interest.join(session, channel);
     try {
       // The presence entry goes in the write of the history read (of the subscription, when the
-      // channel keeps no history): one write, not two writes of which the second would wait for
-      // the first one's answer (the command connection has one pipelined write in flight at a time).
+      // channel keeps no history): one write, not two, of which a broker client may hold the second
+      // until the first is answered (ioredis's auto-pipelining keeps one write in flight).
       let presence: Promise<void> | undefined;
       const addPresence = (): void => {
         if (presence) return;
