@@ -19,6 +19,7 @@ import type { Broker, BrokerPublication, Idempotency, PublishReceipt, Registry, 
 import type { EventLog } from '../events.js';
 import type { HistoryPolicy } from '../history.js';
 import { ALL_ROUTES, TO_SUBSCRIBERS } from '../broker.js';
+import { sleep } from '../../shared/time.js';
 import { bindRegistry } from '../store.js';
 import { closedError, notStartedError } from '../errors.js';
 import { NetworkedBroker } from '../networked.js';
@@ -55,6 +56,12 @@ export interface RedisBrokerOptions extends Partial<ConnectionTuning> {
 
 const noop = (): void => undefined;
 const endOfTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+/**
+ * How long a read's answer waits for its marker before it is read again:
+ * the marker, sent before the answer but on the subscriber connection, is
+ * often a fraction of a millisecond behind it.
+ */
+const MARK_GRACE_MS = 2;
 
 export class RedisBroker extends NetworkedBroker implements Broker {
   readonly kind: 'redis' | 'redis-cluster';
@@ -168,9 +175,9 @@ export class RedisBroker extends NetworkedBroker implements Broker {
    * See `Transport.readSubscribing`: a marker (`marks.ts`) goes out on the
    * command connection after the SUBSCRIBE, and `read` right after it; when
    * the marker comes back through the subscription the read stands. When it
-   * has not come by the time the read and the subscription are answered,
-   * the read runs again, and whichever comes first wins: the marker (it was
-   * on its way, behind the subscription's confirmation), or the new answer.
+   * has not come within `MARK_GRACE_MS` of the answers to the read and the
+   * subscription, the read runs again, and whichever comes first wins: the
+   * marker (it was still on its way), or the new answer.
    */
   async readSubscribing<T>(channel: string, subscribed: Promise<void>, read: () => Promise<T>): Promise<T> {
     // Its failure is this call's, once awaited below.
@@ -183,6 +190,9 @@ export class RedisBroker extends NetworkedBroker implements Broker {
       first.catch(noop);
       await subscribed;
       const answer = await first;
+      if (mark.came) return answer;
+      // Redis sent the marker, if at all, before the read's answer; it may reach us a moment after it.
+      await Promise.race([mark.arrived, sleep(MARK_GRACE_MS)]);
       if (mark.came) return answer;
       return await Promise.race([mark.arrived.then(() => answer), read()]);
     } finally {
