@@ -45,7 +45,7 @@ import { freePort } from '../test/helpers/ports.js';
 import { int, parseFlags, valued } from './lib/flags.js';
 import { nodeArgs } from './lib/nodes.js';
 import { bundle } from './lib/paths.js';
-import { cpuMs, killAll, type Server, stopProcess } from './lib/procs.js';
+import { cpuMs, runMain, type Server, stopProcess } from './lib/procs.js';
 import { commit, fmt, machine, ratio, resultPath, table, today, writeResult } from './lib/report.js';
 import { buildServers, PEER, spawnProbed } from './lib/servers.js';
 import { type Quantiles, quantiles } from './lib/stats.js';
@@ -342,11 +342,4 @@ function report(runs: Run[]): void {
   console.log(`\nresults: ${file}`);
 }
 
-main().then(
-  () => process.exit(0),
-  (err: unknown) => {
-    killAll();
-    console.error(err);
-    process.exit(1);
-  },
-);
+runMain(main);

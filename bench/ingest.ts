@@ -53,7 +53,7 @@ import { choices, int, ints, parseFlags, valued } from './lib/flags.js';
 import { getJson, http } from './lib/http.js';
 import { metric } from './lib/nodes.js';
 import { bundle } from './lib/paths.js';
-import { cpuMs, killAll, ownCpuMs, type Server, spawnServer, stopProcess, treeCpuMs } from './lib/procs.js';
+import { cpuMs, ownCpuMs, runMain, type Server, spawnServer, stopProcess, treeCpuMs } from './lib/procs.js';
 import { commit, fmt, machine, packageVersion, ratio, resultPath, table, today, writeResult } from './lib/report.js';
 import { buildServers, type Kind } from './lib/servers.js';
 import { type Quantiles, quantiles } from './lib/stats.js';
@@ -459,11 +459,4 @@ function report(runs: Run[], ingestCounts: Record<string, number>, versions: Rec
   console.log(`\nresults: ${file}`);
 }
 
-main().then(
-  () => process.exit(0),
-  (err: unknown) => {
-    killAll();
-    console.error(err);
-    process.exit(1);
-  },
-);
+runMain(main);

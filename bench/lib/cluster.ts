@@ -9,7 +9,7 @@ import { freePort } from '../../test/helpers/ports.js';
 import { type RedisProcess, startRedis } from '../../test/helpers/redis-server.js';
 import { postJson } from './http.js';
 import { API_KEY } from './paths.js';
-import { cpuMs, processTree, type Server, stopProcess } from './procs.js';
+import { cpuMs, cpuOfPids, processTree, type Server, stopProcess } from './procs.js';
 import { type Kind, knowsFlag, type Memory, memoryOf, pausesOf, PEER, spawnProbed, switchboardArgs } from './servers.js';
 import { sleep } from './wait.js';
 
@@ -141,15 +141,7 @@ export function pids(c: Cluster, servers: Server[] = c.servers): number[] {
 
 /** CPU ms of every server process of the cluster, by pid (a process that exited is left out). */
 export function cpuByPid(c: Cluster): Map<number, number> {
-  const out = new Map<number, number>();
-  for (const p of pids(c)) {
-    try {
-      out.set(p, cpuMs(p));
-    } catch {
-      // exited
-    }
-  }
-  return out;
+  return cpuOfPids(pids(c));
 }
 
 /** CPU ms used between two `cpuByPid` readings, summed over processes present in both. */

@@ -137,10 +137,10 @@ export function processTree(pid: number): number[] {
   return out;
 }
 
-/** CPU ms of `pid` and each of its descendants, by pid, from /proc (one that exits while read is left out): a server made of many processes, as PostgreSQL's. */
-export function treeCpuMs(pid: number): Map<number, number> {
+/** CPU ms of each of `pids`, by pid, from /proc (one that exits while read is left out). */
+export function cpuOfPids(pids: Iterable<number>): Map<number, number> {
   const out = new Map<number, number>();
-  for (const p of processTree(pid)) {
+  for (const p of pids) {
     try {
       out.set(p, cpuMs(p));
     } catch {
@@ -148,4 +148,21 @@ export function treeCpuMs(pid: number): Map<number, number> {
     }
   }
   return out;
+}
+
+/** CPU ms of `pid` and each of its descendants, by pid: a server made of many processes, as PostgreSQL's. */
+export function treeCpuMs(pid: number): Map<number, number> {
+  return cpuOfPids(processTree(pid));
+}
+
+/** Run a benchmark's `main`, then exit; on failure, kill every process it started first. */
+export function runMain(main: () => Promise<void>): void {
+  main().then(
+    () => process.exit(0),
+    (err: unknown) => {
+      killAll();
+      console.error(err);
+      process.exit(1);
+    },
+  );
 }

@@ -34,7 +34,7 @@ export interface Resumption {
 }
 
 /** The history query of a reader resuming after `ack` (from the start of what is kept when none). */
-export function resumeQuery(ack: StreamPosition | null, policy: HistoryPolicy): HistoryQuery {
+function resumeQuery(ack: StreamPosition | null, policy: HistoryPolicy): HistoryQuery {
   return { since: ack?.offset ?? 0, limit: policy.size };
 }
 
