@@ -19,7 +19,6 @@ import type { Broker, BrokerPublication, Idempotency, PublishReceipt, Registry, 
 import type { EventLog } from '../events.js';
 import type { HistoryPolicy } from '../history.js';
 import { ALL_ROUTES, TO_SUBSCRIBERS } from '../broker.js';
-import { sleep } from '../../shared/time.js';
 import { bindRegistry } from '../store.js';
 import { closedError, notStartedError } from '../errors.js';
 import { NetworkedBroker } from '../networked.js';
@@ -57,11 +56,10 @@ export interface RedisBrokerOptions extends Partial<ConnectionTuning> {
 const noop = (): void => undefined;
 const endOfTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 /**
- * How long a read's answer waits for its marker before it is read again:
- * the marker, sent before the answer but on the subscriber connection, is
- * often a fraction of a millisecond behind it.
+ * Ends of turns a read's answer waits for its marker before it is read
+ * again: the one of the poll that read the answer and the next one.
  */
-const MARK_GRACE_MS = 2;
+const MARK_TURNS = 2;
 
 export class RedisBroker extends NetworkedBroker implements Broker {
   readonly kind: 'redis' | 'redis-cluster';
@@ -175,9 +173,9 @@ export class RedisBroker extends NetworkedBroker implements Broker {
    * See `Transport.readSubscribing`: a marker (`marks.ts`) goes out on the
    * command connection after the SUBSCRIBE, and `read` right after it; when
    * the marker comes back through the subscription the read stands. When it
-   * has not come within `MARK_GRACE_MS` of the answers to the read and the
-   * subscription, the read runs again, and whichever comes first wins: the
-   * marker (it was still on its way), or the new answer.
+   * has not come by the end of the next poll after the answers to the read
+   * and the subscription, the read runs again, and whichever comes first
+   * wins: the marker (it was still on its way), or the new answer.
    */
   async readSubscribing<T>(channel: string, subscribed: Promise<void>, read: () => Promise<T>): Promise<T> {
     // Its failure is this call's, once awaited below.
@@ -190,9 +188,9 @@ export class RedisBroker extends NetworkedBroker implements Broker {
       first.catch(noop);
       await subscribed;
       const answer = await first;
-      if (mark.came) return answer;
-      // Redis sent the marker, if at all, before the read's answer; it may reach us a moment after it.
-      await Promise.race([mark.arrived, sleep(MARK_GRACE_MS)]);
+      // Redis sent the marker, if at all, before the read's answer, on the other socket: it is read in the
+      // poll that read the answer or in the next one. Turns, not a timer: a busy loop does not read again for nothing.
+      for (let turn = 0; turn < MARK_TURNS && !mark.came; turn++) await endOfTurn();
       if (mark.came) return answer;
       return await Promise.race([mark.arrived.then(() => answer), read()]);
     } finally {
