@@ -42,6 +42,49 @@ describe('LuaScript', () => {
     expect(calls).toEqual(['evalsha']);
   });
 
+  it('keeps the order of the calls: the retries go right behind the source, before anything sent later', async () => {
+    // One connection: commands run in the order sent, a turn later; the script exists once a run in full has run.
+    let loaded = false;
+    const ran: string[] = [];
+    const queue: Array<() => void> = [];
+    const send = (run: () => unknown): Promise<unknown> =>
+      new Promise((resolve, reject) => {
+        queue.push(() => {
+          try {
+            resolve(run());
+          } catch (err) {
+            reject(err);
+          }
+        });
+        if (queue.length === 1) setImmediate(drain);
+      });
+    const drain = (): void => {
+      for (const job of queue.splice(0)) job();
+    };
+    const tag = (args: Array<string | number>): string => String(args.at(-1));
+    const client = {
+      evalsha: (_sha: string, _n: number, ...rest: Array<string | number>) =>
+        send(() => {
+          if (!loaded) throw new Error('NOSCRIPT No matching script');
+          ran.push(tag(rest));
+          return 'ok';
+        }),
+      eval: (_src: string, _n: number, ...rest: Array<string | number>) =>
+        send(() => {
+          loaded = true;
+          ran.push(tag(rest));
+          return 'ok';
+        }),
+    } as unknown as CommandClient;
+    const script = new LuaScript('ordered', 'return 3');
+    const first = Array.from({ length: 10 }, (_, i) => script.run(client, [], [`c${i}`]));
+    // A call made once the first answers (NOSCRIPT) are in, while the source is on its way: it runs after those ten.
+    await new Promise((r) => setImmediate(r));
+    const later = script.run(client, [], ['late']);
+    await Promise.all([...first, later]);
+    expect(ran).toEqual([...Array.from({ length: 10 }, (_, i) => `c${i}`), 'late']);
+  });
+
   it('passes on any other error', async () => {
     const client = { evalsha: () => Promise.reject(new Error('WRONGTYPE')), eval: () => Promise.resolve('no') } as unknown as CommandClient;
     await expect(new LuaScript('test', 'return 2').run(client, [], [])).rejects.toThrow('WRONGTYPE');

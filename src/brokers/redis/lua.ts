@@ -25,12 +25,14 @@ export interface CommandClient {
 /**
  * A script sent by SHA, and in full when the server does not have it yet
  * (after a restart or failover). The calls of one pipelined write that all
- * hear NOSCRIPT send the source once: the first runs it in full, which
- * loads it, and the others wait for that and go by SHA again.
+ * hear NOSCRIPT send the source once: the first sends it in full, which
+ * loads it, and the others go by SHA again right behind it on the same
+ * connection, in the order they were made (a caller's publications keep
+ * their order; nothing sent later overtakes them).
  */
 export class LuaScript {
   readonly sha: string;
-  /** The run in full under way after a NOSCRIPT, which the other calls wait for. */
+  /** The run in full that loads the script, while it is under way. */
   private loading: Promise<unknown> | undefined;
 
   constructor(
@@ -47,11 +49,10 @@ export class LuaScript {
       if (!noScript(err)) throw err;
     }
     if (this.loading) {
-      await this.loading.catch(() => undefined);
+      // Sent after the source: the script is there when this runs (unless it goes to another server of a cluster).
       try {
         return await client.evalsha(this.sha, keys.length, ...keys, ...args);
       } catch (err) {
-        // Another server of a cluster, or restarted again: send it in full after all.
         if (!noScript(err)) throw err;
       }
     }
